@@ -1,0 +1,125 @@
+//! The one place where Codex CLI flags are spelled.
+//!
+//! Checked against `codex exec --help` of `@openai/codex` 0.169.0: `exec` has no `-a`,
+//! so the approval policy goes through `-c approval_policy="…"`; the prompt is `-`,
+//! which makes Codex read it from stdin (and wait for EOF).
+
+use std::ffi::OsString;
+
+use crate::job::RunSpec;
+
+/// Build the arguments (after the program name) for one run of `codex exec --json`.
+pub fn exec_argv(spec: &RunSpec) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["exec".into(), "--json".into()];
+    argv.push("-s".into());
+    argv.push(spec.sandbox.as_str().into());
+    argv.push("-C".into());
+    argv.push(spec.cwd.clone().into_os_string());
+    for dir in &spec.add_dirs {
+        argv.push("--add-dir".into());
+        argv.push(dir.clone().into_os_string());
+    }
+    if let Some(model) = &spec.model {
+        argv.push("-m".into());
+        argv.push(model.into());
+    }
+    if let Some(profile) = &spec.profile {
+        argv.push("-p".into());
+        argv.push(profile.into());
+    }
+    if spec.skip_git_repo_check {
+        argv.push("--skip-git-repo-check".into());
+    }
+    if spec.ephemeral {
+        argv.push("--ephemeral".into());
+    }
+    if let Some(policy) = spec.approval_policy {
+        argv.push("-c".into());
+        // The value is parsed as TOML by Codex, hence the quotes.
+        argv.push(format!("approval_policy=\"{}\"", policy.as_str()).into());
+    }
+    // `-` (and nothing after it): the prompt comes from stdin.
+    argv.push("-".into());
+    argv
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::job::{ApprovalPolicy, SandboxMode};
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            prompt: "secret prompt".into(),
+            cwd: PathBuf::from("/srv/app"),
+            add_dirs: vec![],
+            model: None,
+            profile: None,
+            sandbox: SandboxMode::ReadOnly,
+            approval_policy: None,
+            skip_git_repo_check: false,
+            ephemeral: false,
+            include_event_log: false,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn strings(argv: Vec<OsString>) -> Vec<String> {
+        argv.into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn minimal_spec_reads_the_prompt_from_stdin() {
+        assert_eq!(
+            strings(exec_argv(&spec())),
+            ["exec", "--json", "-s", "read-only", "-C", "/srv/app", "-"]
+        );
+    }
+
+    #[test]
+    fn every_option_maps_to_its_flag_in_a_fixed_order() {
+        let mut s = spec();
+        s.add_dirs = vec!["/srv/a".into(), "/srv/b".into()];
+        s.model = Some("gpt-5".into());
+        s.profile = Some("fast".into());
+        s.sandbox = SandboxMode::WorkspaceWrite;
+        s.skip_git_repo_check = true;
+        s.ephemeral = true;
+        s.approval_policy = Some(ApprovalPolicy::OnRequest);
+        assert_eq!(
+            strings(exec_argv(&s)),
+            [
+                "exec",
+                "--json",
+                "-s",
+                "workspace-write",
+                "-C",
+                "/srv/app",
+                "--add-dir",
+                "/srv/a",
+                "--add-dir",
+                "/srv/b",
+                "-m",
+                "gpt-5",
+                "-p",
+                "fast",
+                "--skip-git-repo-check",
+                "--ephemeral",
+                "-c",
+                "approval_policy=\"on-request\"",
+                "-"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_prompt_never_appears_in_argv() {
+        let argv = strings(exec_argv(&spec()));
+        assert!(!argv.iter().any(|a| a.contains("secret prompt")));
+    }
+}

@@ -1,0 +1,453 @@
+//! Configuration: the seed's environment variables and flags, the operator's policy
+//! file, and their merge into one validated [`Config`].
+//!
+//! Precedence: a flag, then its environment variable, then the policy file, then the
+//! default. Any invalid value stops start-up with exit code 2 and one line naming the
+//! variable, the value and what is accepted ([`ConfigError`], [`Cli::parse_or_exit`]).
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+
+use crate::job::SandboxMode;
+use crate::policy::{Policy, PolicyFile};
+use crate::runner::RunnerConfig;
+use crate::tool::RunLimits;
+
+/// Which transport to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// MCP over stdin/stdout, for local clients.
+    Stdio,
+    /// MCP Streamable HTTP, for ChatGPT and remote clients (behind HTTPS).
+    Http,
+}
+
+/// `2bot-mcp`: an MCP server that runs the local OpenAI Codex CLI through one controlled tool.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "2bot-mcp",
+    version,
+    about = "2Bot: an MCP server that lets ChatGPT or any MCP client run the local Codex CLI through one controlled tool, run_codex_prompt.",
+    long_about = None,
+    after_help = "Every option can also be set through the environment variable shown next to it; a flag wins over its variable, and a variable wins over the policy file."
+)]
+pub struct Cli {
+    /// Transport: stdio for local MCP clients, http for MCP Streamable HTTP.
+    #[arg(
+        long,
+        env = "TWOBOT_TRANSPORT",
+        value_enum,
+        default_value = "stdio",
+        ignore_case = true
+    )]
+    pub transport: Transport,
+
+    /// HTTP bind address (an IP address).
+    #[arg(long, env = "TWOBOT_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// HTTP bind port.
+    #[arg(long, env = "TWOBOT_PORT", default_value_t = 9000)]
+    pub port: u16,
+
+    /// Public HTTPS URL of this server (for docs, OAuth metadata and Origin checks).
+    #[arg(long, env = "TWOBOT_BASE_URL", value_parser = parse_base_url)]
+    pub base_url: Option<String>,
+
+    /// Log level: DEBUG, INFO, WARNING, ERROR, CRITICAL, or a tracing filter (e.g. `twobot=debug,info`).
+    #[arg(long, env = "TWOBOT_LOG_LEVEL", default_value = "INFO", value_parser = parse_log_level)]
+    pub log_level: String,
+
+    /// No-auth mode, for first connection tests; set false to require bearer tokens or JWTs.
+    #[arg(long, env = "TWOBOT_ENABLE_NO_AUTH", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub enable_no_auth: bool,
+
+    /// Directories Codex may work in, `:`-separated; cwd and add_dirs must resolve inside one. Unset: any directory.
+    #[arg(long, env = "CODEX_ALLOWED_ROOTS", value_delimiter = ':')]
+    pub allowed_roots: Option<Vec<PathBuf>>,
+
+    /// The Codex executable (a path, or a name looked up on PATH).
+    #[arg(long, env = "CODEX_BIN", default_value = "codex")]
+    pub codex_bin: PathBuf,
+
+    /// TOML policy file (see policies/): roots, sandbox ceiling, models, caps, Codex's environment.
+    #[arg(long, env = "TWOBOT_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// Codex processes running at once [default: 4].
+    #[arg(long, env = "TWOBOT_MAX_CONCURRENT_RUNS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent_runs: Option<u32>,
+
+    /// Calls waiting for a free run slot before new ones are refused as busy [default: 16].
+    #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_queued_runs: Option<u32>,
+
+    /// Largest timeout_sec a call may ask for, in seconds [default: 7200].
+    #[arg(long, env = "TWOBOT_MAX_TIMEOUT_SEC", value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub max_timeout_sec: Option<u64>,
+
+    /// Largest prompt, in bytes [default: 1048576].
+    #[arg(long, env = "TWOBOT_MAX_PROMPT_BYTES", value_parser = clap::value_parser!(u64).range(1..=67_108_864))]
+    pub max_prompt_bytes: Option<u64>,
+
+    /// Allow sandbox=danger-full-access (still requires allow_edits=true) [default: false].
+    #[arg(long, env = "TWOBOT_ALLOW_DANGER_FULL_ACCESS", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub allow_danger_full_access: Option<bool>,
+}
+
+/// A configuration that cannot be used; printed as one line, exit code 2.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value that parsed but cannot work.
+    #[error("{var}: {value:?} {reason}")]
+    Invalid {
+        /// The variable (and flag).
+        var: &'static str,
+        /// The value given.
+        value: String,
+        /// What is wrong and what is accepted.
+        reason: String,
+    },
+    /// The policy file is unreadable or invalid.
+    #[error("TWOBOT_POLICY_FILE: {0}")]
+    PolicyFile(#[from] crate::policy::file::PolicyFileError),
+}
+
+/// Everything the server needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The transport to serve.
+    pub transport: Transport,
+    /// HTTP bind address.
+    pub host: IpAddr,
+    /// HTTP bind port.
+    pub port: u16,
+    /// Public base URL.
+    pub base_url: Option<String>,
+    /// The tracing filter.
+    pub log_filter: String,
+    /// No-auth mode.
+    pub enable_no_auth: bool,
+    /// The effective policy.
+    pub policy: Arc<Policy>,
+    /// Limits on Codex processes.
+    pub limits: RunLimits,
+    /// How Codex is started.
+    pub runner: RunnerConfig,
+}
+
+impl Cli {
+    /// Parse argv and the environment; on bad input print one line naming the variable and exit 2.
+    pub fn parse_or_exit() -> Self {
+        Self::try_parse_from_env(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parse, rewriting value errors so they name the environment variable as well as the flag.
+    pub fn try_parse_from_env<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::try_parse_from(args).map_err(name_the_variable)
+    }
+}
+
+/// Turn clap's multi-line value errors into one line that names the variable.
+fn name_the_variable(err: clap::Error) -> clap::Error {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return err;
+    }
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => return err,
+    };
+    let value = match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let flag = arg.split_whitespace().next().unwrap_or(&arg).to_owned();
+    let cmd = Cli::command();
+    let var = cmd
+        .get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned());
+    let accepted = match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(v)) => format!("accepted: {}", v.join(", ")),
+        _ => {
+            // clap's own text ends with the reason after the last ": ".
+            let rendered = err.to_string();
+            let first = rendered.lines().next().unwrap_or_default().to_owned();
+            first
+                .rsplit_once(": ")
+                .map(|(_, r)| r.to_owned())
+                .unwrap_or(first)
+        }
+    };
+    let name = match var {
+        Some(var) => format!("{var} ({flag})"),
+        None => flag,
+    };
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!("{name}: invalid value {value:?}: {accepted}\n"),
+    )
+    .with_cmd(&cmd)
+}
+
+/// `true/false`, `1/0`, `yes/no`, `on/off`, any case.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// Python's level names (the seed's), case-insensitive, or a tracing filter directive.
+pub fn parse_log_level(s: &str) -> Result<String, String> {
+    let level = match s.trim().to_ascii_uppercase().as_str() {
+        "TRACE" => "trace",
+        "DEBUG" => "debug",
+        "INFO" => "info",
+        "WARN" | "WARNING" => "warn",
+        "ERROR" | "CRITICAL" | "FATAL" => "error",
+        "OFF" => "off",
+        _ => {
+            return tracing_subscriber::EnvFilter::builder()
+                .parse(s)
+                .map(|_| s.to_owned())
+                .map_err(|e| {
+                    format!("expected DEBUG, INFO, WARNING, ERROR, CRITICAL or a tracing filter such as `twobot=debug,info` ({e})")
+                });
+        }
+    };
+    Ok(level.to_owned())
+}
+
+/// An absolute http(s) URL without query or fragment.
+fn parse_base_url(s: &str) -> Result<String, String> {
+    let uri: http::Uri = s
+        .parse()
+        .map_err(|e| format!("expected an absolute URL such as https://mcp.example.com ({e})"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("https" | "http"), Some(_)) if uri.query().is_none() => {
+            Ok(s.trim_end_matches('/').to_owned())
+        }
+        _ => Err("expected an absolute http(s) URL such as https://mcp.example.com".to_owned()),
+    }
+}
+
+impl Config {
+    /// Merge `cli` (flags and environment) with the policy file and validate the result.
+    pub fn load(cli: Cli) -> Result<Self, ConfigError> {
+        let file = match &cli.policy_file {
+            Some(path) => PolicyFile::load(path)?,
+            None => PolicyFile::default(),
+        };
+        let server_cwd = std::env::current_dir().map_err(|e| ConfigError::Invalid {
+            var: "cwd",
+            value: String::new(),
+            reason: format!("the server's working directory is unreadable: {e}"),
+        })?;
+
+        let (roots_var, raw_roots) = match (&cli.allowed_roots, &file.allowed_roots) {
+            (Some(roots), _) => ("CODEX_ALLOWED_ROOTS", roots.clone()),
+            (None, Some(roots)) => ("TWOBOT_POLICY_FILE allowed_roots", roots.clone()),
+            (None, None) => ("CODEX_ALLOWED_ROOTS", Vec::new()),
+        };
+        let mut allowed_roots = Vec::new();
+        for root in raw_roots.iter().filter(|r| !r.as_os_str().is_empty()) {
+            let invalid = |reason: String| ConfigError::Invalid {
+                var: roots_var,
+                value: root.display().to_string(),
+                reason,
+            };
+            let canonical = std::fs::canonicalize(root)
+                .map_err(|e| invalid(format!("is not a usable directory: {e}")))?;
+            if !canonical.is_dir() {
+                return Err(invalid("is not a directory".to_owned()));
+            }
+            allowed_roots.push(canonical);
+        }
+
+        let allow_danger = cli
+            .allow_danger_full_access
+            .or(file.allow_danger_full_access)
+            .unwrap_or(false);
+        let default_ceiling = if allow_danger {
+            SandboxMode::DangerFullAccess
+        } else {
+            SandboxMode::WorkspaceWrite
+        };
+        let sandbox_ceiling = file.sandbox_ceiling.unwrap_or(default_ceiling);
+        if sandbox_ceiling == SandboxMode::DangerFullAccess && !allow_danger {
+            return Err(ConfigError::Invalid {
+                var: "TWOBOT_POLICY_FILE sandbox_ceiling",
+                value: sandbox_ceiling.to_string(),
+                reason: "needs TWOBOT_ALLOW_DANGER_FULL_ACCESS=true (or allow_danger_full_access = true)".into(),
+            });
+        }
+        let positive = |var: &'static str, v: u64| {
+            if v == 0 {
+                Err(ConfigError::Invalid {
+                    var,
+                    value: "0".into(),
+                    reason: "must be at least 1".into(),
+                })
+            } else {
+                Ok(v)
+            }
+        };
+        let max_timeout_sec = positive(
+            "TWOBOT_MAX_TIMEOUT_SEC",
+            cli.max_timeout_sec.or(file.max_timeout_sec).unwrap_or(7200),
+        )?;
+        let max_prompt_bytes = positive(
+            "TWOBOT_MAX_PROMPT_BYTES",
+            cli.max_prompt_bytes
+                .or(file.max_prompt_bytes.map(|b| b as u64))
+                .unwrap_or(1024 * 1024),
+        )?;
+        let max_concurrent_runs = positive(
+            "TWOBOT_MAX_CONCURRENT_RUNS",
+            cli.max_concurrent_runs
+                .map(u64::from)
+                .or(file.max_concurrent_runs.map(|n| n as u64))
+                .unwrap_or(4),
+        )?;
+        let max_queued_runs = cli
+            .max_queued_runs
+            .map(u64::from)
+            .or(file.max_queued_runs.map(|n| n as u64))
+            .unwrap_or(16);
+
+        let default_cwd = allowed_roots.first().cloned().unwrap_or(server_cwd);
+        let policy = Policy {
+            allowed_roots,
+            default_cwd,
+            sandbox_ceiling,
+            allow_danger_full_access: allow_danger,
+            allowed_models: file.allowed_models.clone(),
+            allowed_profiles: file.allowed_profiles.clone(),
+            max_timeout_sec,
+            max_prompt_bytes: usize::try_from(max_prompt_bytes).unwrap_or(usize::MAX),
+            scope_sandbox: file.scopes.clone(),
+        };
+        let mut runner = RunnerConfig::new(cli.codex_bin.clone());
+        runner.env = file.codex_env;
+
+        Ok(Self {
+            transport: cli.transport,
+            host: cli.host,
+            port: cli.port,
+            base_url: cli.base_url,
+            log_filter: cli.log_level,
+            enable_no_auth: cli.enable_no_auth,
+            policy: Arc::new(policy),
+            limits: RunLimits {
+                max_concurrent_runs: usize::try_from(max_concurrent_runs).unwrap_or(usize::MAX),
+                max_queued_runs: usize::try_from(max_queued_runs).unwrap_or(usize::MAX),
+            },
+            runner,
+        })
+    }
+
+    /// Log the effective policy once at start-up, so operators see what is enforced.
+    pub fn log_effective(&self) {
+        let p = &self.policy;
+        tracing::info!(
+            transport = ?self.transport,
+            codex_bin = %self.runner.program.display(),
+            allowed_roots = ?p.allowed_roots,
+            default_cwd = %p.default_cwd.display(),
+            sandbox_ceiling = %p.sandbox_ceiling,
+            allow_danger_full_access = p.allow_danger_full_access,
+            allowed_models = ?p.allowed_models,
+            allowed_profiles = ?p.allowed_profiles,
+            max_timeout_sec = p.max_timeout_sec,
+            max_prompt_bytes = p.max_prompt_bytes,
+            max_concurrent_runs = self.limits.max_concurrent_runs,
+            max_queued_runs = self.limits.max_queued_runs,
+            scope_sandbox = ?p.scope_sandbox,
+            codex_env_inherit = self.runner.env.inherit,
+            "effective policy"
+        );
+        if p.allowed_roots.is_empty() {
+            tracing::warn!(
+                "CODEX_ALLOWED_ROOTS is not set: Codex may be pointed at any directory this user can read"
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn python_level_names_and_filters_are_accepted() {
+        for (given, expected) in [
+            ("INFO", "info"),
+            ("warning", "warn"),
+            ("Critical", "error"),
+            ("DEBUG", "debug"),
+            ("twobot=debug,info", "twobot=debug,info"),
+        ] {
+            assert_eq!(parse_log_level(given).unwrap(), expected);
+        }
+        assert!(parse_log_level("LOUD=").is_err() || parse_log_level("[[[").is_err());
+    }
+
+    #[test]
+    fn booleans_accept_the_usual_spellings_and_refuse_others() {
+        assert_eq!(parse_bool("TRUE"), Ok(true));
+        assert_eq!(parse_bool("0"), Ok(false));
+        assert_eq!(parse_bool("off"), Ok(false));
+        assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn base_urls_must_be_absolute_http() {
+        assert_eq!(
+            parse_base_url("https://mcp.example.com/").unwrap(),
+            "https://mcp.example.com"
+        );
+        assert!(parse_base_url("mcp.example.com").is_err());
+        assert!(parse_base_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn the_seed_defaults_apply_with_no_flags() {
+        let cli = Cli::try_parse_from_env(["2bot-mcp"]).unwrap();
+        assert_eq!(cli.transport, Transport::Stdio);
+        assert_eq!(cli.host.to_string(), "127.0.0.1");
+        assert_eq!(cli.port, 9000);
+        assert!(cli.enable_no_auth);
+        assert_eq!(cli.log_level, "info");
+    }
+
+    #[test]
+    fn flags_parse_and_a_bad_value_names_the_variable_in_one_line() {
+        let cli =
+            Cli::try_parse_from_env(["2bot-mcp", "--transport", "http", "--port", "1234"]).unwrap();
+        assert_eq!(cli.transport, Transport::Http);
+        assert_eq!(cli.port, 1234);
+        let err = Cli::try_parse_from_env(["2bot-mcp", "--port", "http"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("TWOBOT_PORT (--port)"), "{text}");
+        assert!(text.contains("\"http\""), "{text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}

@@ -1,0 +1,327 @@
+//! Plain data that flows through the job stack: the tool's wire input
+//! ([`RunRequest`]), the validated [`RunSpec`] that policy hands to the runner,
+//! who asked ([`Principal`]) and what came back ([`RunOutput`]).
+//!
+//! Nothing here does I/O; every transport and every layer speaks these types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::codex::Summary;
+
+/// Codex's sandbox for model-generated commands, ordered from least to most powerful.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Default,
+    Serialize,
+    Deserialize,
+    JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SandboxMode {
+    /// Commands may read anything but write nothing.
+    #[default]
+    ReadOnly,
+    /// Commands may write inside the working directory and the extra directories.
+    WorkspaceWrite,
+    /// No sandbox at all.
+    DangerFullAccess,
+}
+
+impl SandboxMode {
+    /// The spelling Codex and the tool schema use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadOnly => "read-only",
+            Self::WorkspaceWrite => "workspace-write",
+            Self::DangerFullAccess => "danger-full-access",
+        }
+    }
+}
+
+impl std::fmt::Display for SandboxMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SandboxMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read-only" => Ok(Self::ReadOnly),
+            "workspace-write" => Ok(Self::WorkspaceWrite),
+            "danger-full-access" => Ok(Self::DangerFullAccess),
+            other => Err(format!(
+                "`{other}` is not a sandbox mode (read-only, workspace-write, danger-full-access)"
+            )),
+        }
+    }
+}
+
+/// When Codex asks before running a command. Passed as `-c approval_policy="…"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalPolicy {
+    /// Ask for anything not known to be safe (rejected by Codex 0.169, which explains why).
+    Untrusted,
+    /// The model decides when to ask.
+    OnRequest,
+    /// Never ask; failures go back to the model.
+    Never,
+}
+
+impl ApprovalPolicy {
+    /// The spelling Codex's config uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Untrusted => "untrusted",
+            Self::OnRequest => "on-request",
+            Self::Never => "never",
+        }
+    }
+}
+
+fn default_timeout_sec() -> i64 {
+    1800
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Input of the `run_codex_prompt` tool: the seed's twelve parameters, with its defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "run_codex_prompt arguments")]
+pub struct RunRequest {
+    /// The task for Codex, in natural language. Sent to Codex on stdin, never on a command line.
+    pub prompt: String,
+    /// Working directory for Codex. Must be an existing directory inside one of the server's
+    /// allowed roots (symlinks resolved); relative paths resolve against the first allowed root.
+    /// Defaults to the first allowed root.
+    #[serde(default)]
+    pub cwd: Option<String>,
+    /// Model name for Codex (`-m`). Defaults to Codex's configured model.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Codex configuration profile (`-p`). Defaults to none.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Sandbox for the commands Codex runs. Anything but `read-only` needs `allow_edits=true`;
+    /// `danger-full-access` is refused unless the operator enabled it.
+    #[serde(default)]
+    pub sandbox: SandboxMode,
+    /// Codex approval policy (`-c approval_policy=…`). Defaults to Codex's own setting.
+    #[serde(default)]
+    pub approval_policy: Option<ApprovalPolicy>,
+    /// Must be true for any sandbox that lets Codex write files.
+    #[serde(default)]
+    pub allow_edits: bool,
+    /// Let Codex run outside a Git repository (`--skip-git-repo-check`).
+    #[serde(default)]
+    pub skip_git_repo_check: bool,
+    /// Extra directories Codex may use (`--add-dir`), each inside an allowed root.
+    #[serde(default)]
+    pub add_dirs: Option<Vec<String>>,
+    /// Seconds before Codex and everything it started are killed; partial output is still returned.
+    #[serde(default = "default_timeout_sec")]
+    pub timeout_sec: i64,
+    /// Run without persisting the Codex session (`--ephemeral`).
+    #[serde(default = "default_true")]
+    pub ephemeral: bool,
+    /// Include every Codex JSONL event in the result (`events`), size-capped.
+    #[serde(default)]
+    pub include_event_log: bool,
+}
+
+impl RunRequest {
+    /// A request with the seed's defaults and the given prompt.
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self {
+            prompt: prompt.into(),
+            cwd: None,
+            model: None,
+            profile: None,
+            sandbox: SandboxMode::ReadOnly,
+            approval_policy: None,
+            allow_edits: false,
+            skip_git_repo_check: false,
+            add_dirs: None,
+            timeout_sec: default_timeout_sec(),
+            ephemeral: true,
+            include_event_log: false,
+        }
+    }
+}
+
+/// Who is asking. Policy may narrow what a principal can do; the runner never sees credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The local user on the other end of stdio.
+    Local,
+    /// An HTTP caller in no-auth mode.
+    Anonymous,
+    /// An authenticated HTTP caller (JWT `sub` or the static token's name) and its scopes.
+    Authenticated {
+        subject: String,
+        scopes: Vec<String>,
+    },
+}
+
+impl Principal {
+    /// A short label for logs.
+    pub fn label(&self) -> &str {
+        match self {
+            Self::Local => "local",
+            Self::Anonymous => "anonymous",
+            Self::Authenticated { subject, .. } => subject,
+        }
+    }
+}
+
+/// A request that passed policy: every path canonical and inside a root, every value checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The prompt, written to Codex's stdin.
+    pub prompt: String,
+    /// Canonical working directory.
+    pub cwd: PathBuf,
+    /// Canonical extra directories.
+    pub add_dirs: Vec<PathBuf>,
+    /// Checked model name.
+    pub model: Option<String>,
+    /// Checked profile name.
+    pub profile: Option<String>,
+    /// Effective sandbox (never above the principal's ceiling).
+    pub sandbox: SandboxMode,
+    /// Approval policy passed through `-c`.
+    pub approval_policy: Option<ApprovalPolicy>,
+    /// Pass `--skip-git-repo-check`.
+    pub skip_git_repo_check: bool,
+    /// Pass `--ephemeral`.
+    pub ephemeral: bool,
+    /// Keep the raw event log in the output.
+    pub include_event_log: bool,
+    /// Deadline for the whole process tree.
+    pub timeout: Duration,
+}
+
+/// One command Codex ran, as the client sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandRun {
+    /// The command line Codex executed.
+    pub command: String,
+    /// Its exit code, when it finished.
+    pub exit_code: Option<i64>,
+    /// `in_progress`, `completed`, `failed` or `declined`.
+    pub status: String,
+    /// The tail of its combined output (capped).
+    pub output: String,
+    /// True when `output` was cut to the cap.
+    pub output_truncated: bool,
+}
+
+/// One file Codex changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct FileChange {
+    /// Path as Codex reported it.
+    pub path: String,
+    /// `add`, `delete` or `update`.
+    pub kind: String,
+}
+
+/// Token usage reported by Codex's `turn.completed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Usage {
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Of which served from cache.
+    pub cached_input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Of which spent reasoning.
+    pub reasoning_output_tokens: u64,
+}
+
+/// The structured result of one `run_codex_prompt` call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct RunOutput {
+    /// True only when Codex exited 0 after `turn.completed`, without timeout or cancellation.
+    pub ok: bool,
+    /// Codex's exit code; null when it was killed by a signal or never started.
+    pub exit_code: Option<i32>,
+    /// The run hit `timeout_sec` and its process tree was killed.
+    pub timed_out: bool,
+    /// The client cancelled the call (or the server shut down) and the process tree was killed.
+    pub cancelled: bool,
+    /// Why the run is not ok, in one sentence; null when ok.
+    pub error: Option<String>,
+    /// How long Codex ran, in milliseconds.
+    pub duration_ms: u64,
+    /// The argv Codex was started with (the prompt is never on it).
+    pub argv: Vec<String>,
+    /// The last lines Codex wrote to stderr (capped, Rust backtraces removed).
+    pub stderr_tail: String,
+    /// What Codex's event stream said.
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Every JSONL event, only when `include_event_log` was set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<serde_json::Value>>,
+    /// True when `events` was cut to the cap.
+    pub event_log_truncated: bool,
+}
+
+/// Where a call came from and how to talk back to it; travels with the request through every layer.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    /// Who asked.
+    pub principal: Principal,
+    /// The HTTP request id, passed to Codex as `TWOBOT_REQUEST_ID`.
+    pub request_id: Option<String>,
+    /// Fires when the client cancels the call or the server shuts down.
+    pub cancel: tokio_util::sync::CancellationToken,
+    /// One-line progress messages for the client; lossy, so a slow client never stalls Codex.
+    pub progress: Option<tokio::sync::mpsc::Sender<String>>,
+}
+
+impl CallContext {
+    /// A context for `principal` with nothing attached.
+    pub fn new(principal: Principal) -> Self {
+        Self {
+            principal,
+            request_id: None,
+            cancel: tokio_util::sync::CancellationToken::new(),
+            progress: None,
+        }
+    }
+}
+
+/// A tool call as it enters the job stack: the raw request and its context.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    /// The tool's arguments.
+    pub request: RunRequest,
+    /// Who and how.
+    pub ctx: CallContext,
+}
+
+/// A tool call after policy: what the runner executes.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// The validated run.
+    pub spec: RunSpec,
+    /// Who and how.
+    pub ctx: CallContext,
+}

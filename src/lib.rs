@@ -1,0 +1,40 @@
+//! 2Bot: an MCP server that lets ChatGPT, or any MCP client, run the local OpenAI Codex
+//! CLI through one controlled tool, `run_codex_prompt`.
+//!
+//! # Layout
+//!
+//! - [`config`]: flags, environment variables and the policy file, merged and validated.
+//! - [`job`]: plain data flowing through the job stack (request, spec, principal, output).
+//! - [`policy`]: the pure decision that turns a request into a validated run, and its layer.
+//! - [`admission`]: concurrency limit with a bounded queue ("busy" beyond it).
+//! - [`runner`]: the Codex subprocess: spawn, stream, time out, kill the process group.
+//! - [`codex`]: Codex's argv and its JSONL events, folded into the result.
+//! - [`tool`]: the job stack assembled once (policy → admission → runner).
+//! - [`mcp`]: the rmcp `ServerHandler`; the only place errors become MCP results.
+//! - [`stdio`]: the stdio transport.
+//! - [`telemetry`], [`shutdown`]: logging and signals.
+//!
+//! # Request path
+//!
+//! ```text
+//! stdio ──────────────────────────────┐
+//!                                     ▼
+//!                     mcp::TwoBot (tools/call → ToolCall)
+//!                                     ▼
+//!          tool::ToolService = PolicyLayer → AdmissionLayer → CodexRunner
+//!                                     ▼
+//!                        codex exec --json -  (own process group)
+//! ```
+
+pub mod admission;
+pub mod codex;
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod mcp;
+pub mod policy;
+pub mod runner;
+pub mod shutdown;
+pub mod stdio;
+pub mod telemetry;
+pub mod tool;

@@ -1,0 +1,353 @@
+//! The sandbox policy: every `run_codex_prompt` request is checked here and turned
+//! into a [`RunSpec`] before anything is spawned.
+//!
+//! [`check`] is a pure decision apart from resolving paths (canonicalisation follows
+//! symlinks, so a link inside a root that points outside is caught). A refusal names the
+//! parameter, the value and the rule, so the client (often a model) can correct itself.
+//! [`layer`] puts the decision in front of the runner as a tower layer; [`file`] reads the
+//! operator's TOML policy.
+
+pub mod file;
+pub mod layer;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use file::{EnvPolicy, PolicyFile};
+pub use layer::{EnforcePolicy, PolicyLayer};
+
+use crate::job::{Principal, RunRequest, RunSpec, SandboxMode};
+
+/// The effective policy, after the policy file and the environment were merged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Canonical allowed roots; empty means any directory (the seed's behaviour).
+    pub allowed_roots: Vec<PathBuf>,
+    /// Where Codex runs when the request names no `cwd`, and what relative paths resolve against.
+    pub default_cwd: PathBuf,
+    /// The most powerful sandbox anyone may ask for.
+    pub sandbox_ceiling: SandboxMode,
+    /// Whether `danger-full-access` may be granted at all.
+    pub allow_danger_full_access: bool,
+    /// When set, the only models a request may name.
+    pub allowed_models: Option<Vec<String>>,
+    /// When set, the only profiles a request may name.
+    pub allowed_profiles: Option<Vec<String>>,
+    /// Upper bound of `timeout_sec`.
+    pub max_timeout_sec: u64,
+    /// Upper bound of the prompt's size in bytes.
+    pub max_prompt_bytes: usize,
+    /// For authenticated callers: the sandbox each scope grants (the highest match wins).
+    /// Empty means scopes do not narrow the ceiling.
+    pub scope_sandbox: BTreeMap<String, SandboxMode>,
+}
+
+/// Why a request was refused: which parameter, what value, which rule.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{param} = {value}: {rule}")]
+pub struct Refusal {
+    /// The tool parameter at fault (`cwd`, `add_dirs[1]`, `sandbox`, …).
+    pub param: String,
+    /// The offending value, quoted (or a size, for the prompt).
+    pub value: String,
+    /// The rule it broke.
+    pub rule: Rule,
+}
+
+/// The rules of [`check`]; the message is written for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rule {
+    /// The prompt is empty or blank.
+    #[error("the prompt must not be empty")]
+    EmptyPrompt,
+    /// The prompt is over the byte cap.
+    #[error("the prompt may be at most {max} bytes (TWOBOT_MAX_PROMPT_BYTES)")]
+    PromptTooLarge {
+        /// The cap.
+        max: usize,
+    },
+    /// A path parameter was empty.
+    #[error("the path must not be empty")]
+    EmptyPath,
+    /// A path parameter looked like a command-line flag.
+    #[error("a path must not start with '-'")]
+    FlagLike,
+    /// A path parameter held a NUL byte.
+    #[error("a path must not contain NUL bytes")]
+    NulByte,
+    /// The path does not exist.
+    #[error("no such directory")]
+    Missing,
+    /// The path exists but is not a directory.
+    #[error("not a directory")]
+    NotADirectory,
+    /// The path could not be resolved.
+    #[error("cannot resolve the path: {0}")]
+    Unresolvable(String),
+    /// The resolved path lies outside every allowed root.
+    #[error(
+        "resolves to {resolved}, which is outside the allowed roots ({roots}) (CODEX_ALLOWED_ROOTS)"
+    )]
+    OutsideRoots {
+        /// Where it really points.
+        resolved: String,
+        /// The allowed roots.
+        roots: String,
+    },
+    /// A model or profile name that could be mistaken for a flag or a path trick.
+    #[error("must match ^[A-Za-z0-9][A-Za-z0-9._:/-]{{0,127}}$")]
+    BadName,
+    /// A model or profile the policy file does not list.
+    #[error("not allowed by the server's policy (allowed: {0})")]
+    NotListed(String),
+    /// A writable sandbox without `allow_edits`.
+    #[error("this sandbox lets Codex write files; set allow_edits=true to ask for it")]
+    NeedsAllowEdits,
+    /// `danger-full-access` while the operator has not enabled it.
+    #[error("danger-full-access is disabled on this server (TWOBOT_ALLOW_DANGER_FULL_ACCESS)")]
+    DangerDisabled,
+    /// Above the sandbox this caller may use.
+    #[error("above the sandbox this caller may use ({ceiling})")]
+    AboveCeiling {
+        /// The caller's ceiling.
+        ceiling: SandboxMode,
+    },
+    /// A timeout outside 1..=max.
+    #[error("must be between 1 and {max} seconds (TWOBOT_MAX_TIMEOUT_SEC)")]
+    TimeoutRange {
+        /// The cap.
+        max: u64,
+    },
+}
+
+fn refuse(param: impl Into<String>, value: impl std::fmt::Display, rule: Rule) -> Refusal {
+    Refusal {
+        param: param.into(),
+        value: value.to_string(),
+        rule,
+    }
+}
+
+impl Policy {
+    /// A permissive-but-safe policy: no roots, read-only default, workspace-write ceiling.
+    pub fn new(default_cwd: PathBuf) -> Self {
+        Self {
+            allowed_roots: Vec::new(),
+            default_cwd,
+            sandbox_ceiling: SandboxMode::WorkspaceWrite,
+            allow_danger_full_access: false,
+            allowed_models: None,
+            allowed_profiles: None,
+            max_timeout_sec: 7200,
+            max_prompt_bytes: 1024 * 1024,
+            scope_sandbox: BTreeMap::new(),
+        }
+    }
+
+    /// The most powerful sandbox `principal` may ask for.
+    pub fn ceiling_for(&self, principal: &Principal) -> SandboxMode {
+        let mut ceiling = self.sandbox_ceiling;
+        if !self.allow_danger_full_access {
+            ceiling = ceiling.min(SandboxMode::WorkspaceWrite);
+        }
+        match principal {
+            Principal::Authenticated { scopes, .. } if !self.scope_sandbox.is_empty() => {
+                let granted = scopes
+                    .iter()
+                    .filter_map(|s| self.scope_sandbox.get(s))
+                    .max()
+                    .copied()
+                    .unwrap_or(SandboxMode::ReadOnly);
+                ceiling.min(granted)
+            }
+            _ => ceiling,
+        }
+    }
+}
+
+/// Check `req` for `principal` against `policy`; on success, the exact run to start.
+pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result<RunSpec, Refusal> {
+    if req.prompt.trim().is_empty() {
+        return Err(refuse("prompt", "\"\"", Rule::EmptyPrompt));
+    }
+    if req.prompt.len() > policy.max_prompt_bytes {
+        return Err(refuse(
+            "prompt",
+            format!("<{} bytes>", req.prompt.len()),
+            Rule::PromptTooLarge {
+                max: policy.max_prompt_bytes,
+            },
+        ));
+    }
+    let timeout = u64::try_from(req.timeout_sec)
+        .ok()
+        .filter(|t| (1..=policy.max_timeout_sec).contains(t))
+        .ok_or_else(|| {
+            refuse(
+                "timeout_sec",
+                req.timeout_sec,
+                Rule::TimeoutRange {
+                    max: policy.max_timeout_sec,
+                },
+            )
+        })?;
+    let model = checked_name(
+        "model",
+        req.model.as_deref(),
+        policy.allowed_models.as_deref(),
+    )?;
+    let profile = checked_name(
+        "profile",
+        req.profile.as_deref(),
+        policy.allowed_profiles.as_deref(),
+    )?;
+    check_sandbox(policy, principal, req)?;
+
+    let cwd = match &req.cwd {
+        None => policy.default_cwd.clone(),
+        Some(cwd) => resolve_dir(policy, "cwd", cwd)?,
+    };
+    let add_dirs = req
+        .add_dirs
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, dir)| resolve_dir(policy, &format!("add_dirs[{i}]"), dir))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    Ok(RunSpec {
+        prompt: req.prompt.clone(),
+        cwd,
+        add_dirs,
+        model,
+        profile,
+        sandbox: req.sandbox,
+        approval_policy: req.approval_policy,
+        skip_git_repo_check: req.skip_git_repo_check,
+        ephemeral: req.ephemeral,
+        include_event_log: req.include_event_log,
+        timeout: Duration::from_secs(timeout),
+    })
+}
+
+fn check_sandbox(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result<(), Refusal> {
+    let sandbox = req.sandbox;
+    if sandbox == SandboxMode::DangerFullAccess && !policy.allow_danger_full_access {
+        return Err(refuse(
+            "sandbox",
+            quoted(sandbox.as_str()),
+            Rule::DangerDisabled,
+        ));
+    }
+    if sandbox != SandboxMode::ReadOnly && !req.allow_edits {
+        return Err(refuse(
+            "sandbox",
+            quoted(sandbox.as_str()),
+            Rule::NeedsAllowEdits,
+        ));
+    }
+    let ceiling = policy.ceiling_for(principal);
+    if sandbox > ceiling {
+        return Err(refuse(
+            "sandbox",
+            quoted(sandbox.as_str()),
+            Rule::AboveCeiling { ceiling },
+        ));
+    }
+    Ok(())
+}
+
+/// A model or profile name: safe charset, and listed when the policy lists names.
+fn checked_name(
+    param: &str,
+    value: Option<&str>,
+    allowed: Option<&[String]>,
+) -> Result<Option<String>, Refusal> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if !is_safe_name(value) {
+        return Err(refuse(param, quoted(value), Rule::BadName));
+    }
+    if let Some(allowed) = allowed
+        && !allowed.iter().any(|a| a == value)
+    {
+        return Err(refuse(
+            param,
+            quoted(value),
+            Rule::NotListed(allowed.join(", ")),
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`
+pub fn is_safe_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    s.len() <= 128
+        && first.is_ascii_alphanumeric()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))
+}
+
+/// Resolve a directory parameter: absolute or relative to the default cwd, symlinks
+/// followed, and inside an allowed root by whole path components.
+fn resolve_dir(policy: &Policy, param: &str, raw: &str) -> Result<PathBuf, Refusal> {
+    let value = quoted(raw);
+    if raw.is_empty() {
+        return Err(refuse(param, value, Rule::EmptyPath));
+    }
+    if raw.contains('\0') {
+        return Err(refuse(param, value, Rule::NulByte));
+    }
+    if raw.starts_with('-') {
+        return Err(refuse(param, value, Rule::FlagLike));
+    }
+    let joined = policy.default_cwd.join(raw);
+    let resolved = match std::fs::canonicalize(&joined) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(refuse(param, value, Rule::Missing));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
+            return Err(refuse(param, value, Rule::NotADirectory));
+        }
+        Err(e) => return Err(refuse(param, value, Rule::Unresolvable(e.to_string()))),
+    };
+    if !resolved.is_dir() {
+        return Err(refuse(param, value, Rule::NotADirectory));
+    }
+    if !within_roots(&policy.allowed_roots, &resolved) {
+        return Err(refuse(
+            param,
+            value,
+            Rule::OutsideRoots {
+                resolved: resolved.display().to_string(),
+                roots: policy
+                    .allowed_roots
+                    .iter()
+                    .map(|r| r.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
+            },
+        ));
+    }
+    Ok(resolved)
+}
+
+/// True when `path` is one of `roots` or below one, compared by components
+/// (`/srv/app` admits `/srv/app/x` but not `/srv/application`). No roots admit everything.
+pub fn within_roots(roots: &[PathBuf], path: &Path) -> bool {
+    roots.is_empty() || roots.iter().any(|root| path.starts_with(root))
+}
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,478 @@
+//! [`CodexRunner`]: the innermost service of the job stack. It runs one
+//! `codex exec --json -` per [`Job`] and always returns what it saw.
+//!
+//! - No shell: the program and argv (from `codex::exec_argv`) go straight to `execve`.
+//! - The prompt is written to stdin, then stdin is closed (Codex waits for EOF).
+//! - Codex gets its own process group, so a timeout, a cancellation or a shutdown can
+//!   signal the whole tree: SIGTERM, a short grace, then SIGKILL. The group is killed
+//!   again once Codex is reaped (and if the run's future is dropped), so no grandchild
+//!   outlives its run.
+//! - stdout is read line by line as it arrives and folded into the summary; stderr is
+//!   kept as a bounded tail. Memory is capped whatever Codex prints.
+
+pub mod env;
+pub mod io;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio_util::task::TaskTracker;
+use tower::Service;
+use tracing::Instrument;
+
+use self::io::{Line, LineReader, TailBuffer, strip_backtraces};
+use crate::codex::{SummaryBuilder, ThreadEvent, exec_argv};
+use crate::error::ToolError;
+use crate::job::{Job, RunOutput};
+use crate::policy::EnvPolicy;
+
+/// How the runner starts Codex and how much it keeps.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The Codex executable (`CODEX_BIN`).
+    pub program: PathBuf,
+    /// The child's environment rules.
+    pub env: EnvPolicy,
+    /// Time between SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
+    /// Bytes kept of one stdout line.
+    pub max_line_bytes: usize,
+    /// Bytes of raw events kept for `include_event_log`.
+    pub max_event_log_bytes: usize,
+    /// Bytes of stderr kept.
+    pub stderr_tail_bytes: usize,
+}
+
+impl RunnerConfig {
+    /// Defaults for `program`.
+    pub fn new(program: impl Into<PathBuf>) -> Self {
+        Self {
+            program: program.into(),
+            env: EnvPolicy::default(),
+            kill_grace: Duration::from_secs(3),
+            max_line_bytes: 1024 * 1024,
+            max_event_log_bytes: 8 * 1024 * 1024,
+            stderr_tail_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Runs Codex for each [`Job`]. Cheap to clone; clones share the run tracker.
+#[derive(Clone, Debug)]
+pub struct CodexRunner {
+    config: Arc<RunnerConfig>,
+    tracker: TaskTracker,
+}
+
+impl CodexRunner {
+    /// A runner with `config`.
+    pub fn new(config: RunnerConfig) -> Self {
+        Self {
+            config: Arc::new(config),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// Tracks every run in flight, so shutdown can wait until each child is reaped.
+    pub fn tracker(&self) -> TaskTracker {
+        self.tracker.clone()
+    }
+}
+
+impl Service<Job> for CodexRunner {
+    type Response = RunOutput;
+    type Error = ToolError;
+    type Future = Pin<Box<dyn Future<Output = Result<RunOutput, ToolError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, job: Job) -> Self::Future {
+        let config = self.config.clone();
+        let span = tracing::info_span!(
+            "codex_run",
+            principal = %job.ctx.principal.label(),
+            request_id = job.ctx.request_id.as_deref().unwrap_or(""),
+            sandbox = %job.spec.sandbox,
+            cwd = %job.spec.cwd.display(),
+            exit_code = tracing::field::Empty,
+            timed_out = tracing::field::Empty,
+            cancelled = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+            input_tokens = tracing::field::Empty,
+            output_tokens = tracing::field::Empty,
+        );
+        Box::pin(
+            self.tracker.track_future(
+                async move {
+                    let out = run(&config, job).await;
+                    if let Ok(out) = &out {
+                        let span = tracing::Span::current();
+                        span.record("exit_code", out.exit_code.unwrap_or(-1));
+                        span.record("timed_out", out.timed_out);
+                        span.record("cancelled", out.cancelled);
+                        span.record("duration_ms", out.duration_ms);
+                        span.record("input_tokens", out.summary.usage.input_tokens);
+                        span.record("output_tokens", out.summary.usage.output_tokens);
+                        tracing::info!(ok = out.ok, "codex run finished");
+                    }
+                    out
+                }
+                .instrument(span),
+            ),
+        )
+    }
+}
+
+/// Why the read loop stopped before Codex finished on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    TimedOut,
+    Cancelled,
+}
+
+/// After Codex exits, how long its stdout may stay open (held by a grandchild) before we stop reading.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+
+/// Run one job to the end. Only a failure to start Codex is an `Err`.
+pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError> {
+    let Job { spec, ctx } = job;
+    let argv = exec_argv(&spec);
+    let mut command = Command::new(&config.program);
+    command
+        .args(&argv)
+        .current_dir(&spec.cwd)
+        .env_clear()
+        .envs(env::child_env(
+            std::env::vars_os(),
+            &config.env,
+            ctx.request_id.as_deref(),
+        ))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: one signal reaches Codex and every command it started.
+        .process_group(0)
+        .kill_on_drop(true);
+
+    let started = Instant::now();
+    let mut child = command.spawn().map_err(|source| ToolError::Spawn {
+        program: config.program.display().to_string(),
+        source,
+    })?;
+    let group = ProcessGroup::of(&child);
+    tracing::debug!(pid = child.id(), "codex started");
+
+    let stdin_task = child.stdin.take().map(|mut stdin| {
+        let prompt = spec.prompt.clone();
+        tokio::spawn(async move {
+            // A Codex that exits without reading gives EPIPE here; its exit status tells the story.
+            let _ = stdin.write_all(prompt.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        })
+    });
+    let stderr_task = child.stderr.take().map(|mut stderr| {
+        let max = config.stderr_tail_bytes;
+        tokio::spawn(async move {
+            let mut tail = TailBuffer::new(max);
+            let mut chunk = vec![0u8; 8192];
+            while let Ok(n) = stderr.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                tail.push(&chunk[..n]);
+            }
+            tail.into_string()
+        })
+    });
+
+    let mut fold = Fold::new(config, spec.include_event_log, ctx.progress.clone());
+    let mut stdout = child
+        .stdout
+        .take()
+        .map(|out| LineReader::new(BufReader::new(out), config.max_line_bytes));
+
+    let deadline = tokio::time::sleep(spec.timeout);
+    tokio::pin!(deadline);
+    let mut drain: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    let mut status: Option<ExitStatus> = None;
+
+    let stop = loop {
+        if stdout.is_none() && status.is_some() {
+            break None;
+        }
+        tokio::select! {
+            () = ctx.cancel.cancelled() => break Some(Stop::Cancelled),
+            () = &mut deadline => break Some(Stop::TimedOut),
+            line = next_line(&mut stdout), if stdout.is_some() => match line {
+                Some(line) => fold.line(line),
+                None => stdout = None,
+            },
+            exited = child.wait(), if status.is_none() => {
+                status = exited.ok();
+                if status.is_none() {
+                    break None;
+                }
+                drain = Some(Box::pin(tokio::time::sleep(DRAIN_AFTER_EXIT)));
+            },
+            () = async { if let Some(d) = drain.as_mut() { d.await } }, if drain.is_some() => break None,
+        }
+    };
+
+    if stop.is_some() {
+        status = terminate(&mut child, &group, config.kill_grace).await;
+        // Keep what Codex flushed while dying; the group is dead, so EOF comes quickly.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while let Some(line) = next_line(&mut stdout).await {
+                fold.line(line);
+            }
+        })
+        .await;
+    } else if status.is_none() {
+        status = child.wait().await.ok();
+    }
+    // Codex is reaped; whatever it left behind in its group goes too.
+    group.signal(Signal::SIGKILL);
+    if let Some(task) = stdin_task {
+        task.abort();
+    }
+    let stderr = match stderr_task {
+        Some(task) => tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+
+    Ok(fold.finish(Finish {
+        status,
+        stop,
+        stderr: strip_backtraces(&stderr),
+        argv: std::iter::once(config.program.as_os_str())
+            .chain(argv.iter().map(|a| a.as_os_str()))
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        duration: started.elapsed(),
+        timeout: spec.timeout,
+    }))
+}
+
+async fn next_line<R>(reader: &mut Option<LineReader<R>>) -> Option<Line>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    match reader {
+        Some(r) => r.next_line().await.ok().flatten(),
+        None => std::future::pending().await,
+    }
+}
+
+/// SIGTERM the group, wait up to `grace`, then SIGKILL; returns Codex's status once reaped.
+async fn terminate(child: &mut Child, group: &ProcessGroup, grace: Duration) -> Option<ExitStatus> {
+    group.signal(Signal::SIGTERM);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => status.ok(),
+        Err(_) => {
+            group.signal(Signal::SIGKILL);
+            child.wait().await.ok()
+        }
+    }
+}
+
+/// Codex's process group; SIGKILLed when dropped, so an abandoned run leaves nothing behind.
+#[derive(Debug)]
+struct ProcessGroup(Option<Pid>);
+
+impl ProcessGroup {
+    fn of(child: &Child) -> Self {
+        Self(
+            child
+                .id()
+                .and_then(|id| i32::try_from(id).ok())
+                .map(Pid::from_raw),
+        )
+    }
+
+    fn signal(&self, signal: Signal) {
+        if let Some(pgid) = self.0 {
+            // ESRCH (the group is already gone) is the normal case after a clean exit.
+            let _ = killpg(pgid, signal);
+        }
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        self.signal(Signal::SIGKILL);
+    }
+}
+
+/// Accumulates the stdout side of a run.
+struct Fold {
+    summary: SummaryBuilder,
+    events: Option<Vec<serde_json::Value>>,
+    event_bytes: usize,
+    max_event_bytes: usize,
+    event_log_truncated: bool,
+    progress: Option<tokio::sync::mpsc::Sender<String>>,
+}
+
+struct Finish {
+    status: Option<ExitStatus>,
+    stop: Option<Stop>,
+    stderr: String,
+    argv: Vec<String>,
+    duration: Duration,
+    timeout: Duration,
+}
+
+impl Fold {
+    fn new(
+        config: &RunnerConfig,
+        keep_events: bool,
+        progress: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Self {
+        Self {
+            summary: SummaryBuilder::new(),
+            events: keep_events.then(Vec::new),
+            event_bytes: 0,
+            max_event_bytes: config.max_event_log_bytes,
+            event_log_truncated: false,
+            progress,
+        }
+    }
+
+    fn line(&mut self, line: Line) {
+        if line.truncated() {
+            self.summary.unrecognized();
+            self.keep(
+                serde_json::json!({"type": "2bot.oversized_line", "bytes": line.len}),
+                64,
+            );
+            return;
+        }
+        match ThreadEvent::parse(&line.bytes) {
+            Some(event) => {
+                if let Some(message) = self.summary.apply(&event)
+                    && let Some(progress) = &self.progress
+                {
+                    // Lossy by design: a slow client must never stall Codex's stdout.
+                    let _ = progress.try_send(message);
+                }
+                if self.events.is_some()
+                    && let Ok(value) = serde_json::from_slice(&line.bytes)
+                {
+                    self.keep(value, line.len);
+                }
+            }
+            None if line.bytes.iter().all(u8::is_ascii_whitespace) => {}
+            None => {
+                self.summary.unrecognized();
+                let text = String::from_utf8_lossy(&line.bytes).into_owned();
+                self.keep(
+                    serde_json::json!({"type": "2bot.unparsed_line", "line": text}),
+                    line.len,
+                );
+            }
+        }
+    }
+
+    fn keep(&mut self, value: serde_json::Value, size: usize) {
+        let Some(events) = self.events.as_mut() else {
+            return;
+        };
+        if self.event_bytes + size > self.max_event_bytes {
+            self.event_log_truncated = true;
+            return;
+        }
+        self.event_bytes += size;
+        events.push(value);
+    }
+
+    fn finish(self, f: Finish) -> RunOutput {
+        let exit_code = f.status.and_then(|s| s.code());
+        let turn_failed = self.summary.turn_failed().map(str::to_owned);
+        let turn_completed = self.summary.turn_completed();
+        let summary = self.summary.finish();
+        let error = match f.stop {
+            Some(Stop::Cancelled) => Some(
+                "cancelled: the call was cancelled, so Codex and its commands were stopped; partial output is kept"
+                    .to_owned(),
+            ),
+            Some(Stop::TimedOut) => Some(format!(
+                "timed out after {} s (timeout_sec): Codex and its commands were killed; partial output is kept",
+                f.timeout.as_secs()
+            )),
+            None => match (f.status, turn_failed) {
+                (_, Some(message)) => Some(format!("Codex turn failed: {message}")),
+                (Some(status), None) if !status.success() => Some(match status.code() {
+                    Some(code) => format!("Codex exited with status {code}: {}", stderr_reason(&f.stderr, &summary.errors)),
+                    None => format!("Codex was killed by a signal ({status})"),
+                }),
+                (Some(_), None) if !turn_completed => Some(format!(
+                    "Codex exited without completing its turn: {}",
+                    stderr_reason(&f.stderr, &summary.errors)
+                )),
+                (None, None) => Some("Codex's exit status could not be read".to_owned()),
+                _ => None,
+            },
+        };
+        RunOutput {
+            ok: error.is_none(),
+            exit_code,
+            timed_out: f.stop == Some(Stop::TimedOut),
+            cancelled: f.stop == Some(Stop::Cancelled),
+            error,
+            duration_ms: u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX),
+            argv: f.argv,
+            stderr_tail: f.stderr,
+            summary,
+            events: self.events,
+            event_log_truncated: self.event_log_truncated,
+        }
+    }
+}
+
+/// The most telling line of a failed run: Codex's `Error:` line, else the last stream error,
+/// else the last stderr line.
+fn stderr_reason(stderr: &str, errors: &[String]) -> String {
+    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .rfind(|l| l.starts_with("Error:") || l.starts_with("error:"))
+        .map(|l| {
+            l.trim_start_matches("Error:")
+                .trim_start_matches("error:")
+                .trim()
+                .to_owned()
+        })
+        .or_else(|| errors.last().cloned())
+        .or_else(|| lines().next_back().map(str::to_owned))
+        .unwrap_or_else(|| "no error message (see stderr_tail and events)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_line_wins_over_warnings_in_stderr() {
+        let stderr = "WARNING: proceeding\nError: approval_policy = \"untrusted\" is no longer supported; remove this setting";
+        assert_eq!(
+            stderr_reason(stderr, &[]),
+            "approval_policy = \"untrusted\" is no longer supported; remove this setting"
+        );
+        assert_eq!(stderr_reason("", &["stream broke".into()]), "stream broke");
+        assert_eq!(stderr_reason("just this\n", &[]), "just this");
+    }
+}

@@ -1,0 +1,54 @@
+//! The job stack: the one `tower` service every transport calls for `run_codex_prompt`.
+//!
+//! ```text
+//! ToolCall ─▶ PolicyLayer ─▶ AdmissionLayer ─▶ CodexRunner ─▶ RunOutput
+//!             (check → RunSpec)  (slots + bounded queue)  (codex exec --json -)
+//! ```
+//!
+//! stdio and Streamable HTTP both hold a [`ToolService`] built here, so policy,
+//! limits and the runner are the same whatever the transport.
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+
+use crate::admission::AdmissionLayer;
+use crate::error::ToolError;
+use crate::job::{RunOutput, ToolCall};
+use crate::policy::{Policy, PolicyLayer};
+use crate::runner::{CodexRunner, RunnerConfig};
+
+/// The job stack, type-erased: `ToolCall` in, `RunOutput` out.
+pub type ToolService = BoxCloneSyncService<ToolCall, RunOutput, ToolError>;
+
+/// Limits on Codex processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// Codex processes at once.
+    pub max_concurrent_runs: usize,
+    /// Calls that may wait for a slot.
+    pub max_queued_runs: usize,
+}
+
+/// Build the job stack. The returned tracker sees every run in flight (for shutdown).
+pub fn tool_service(
+    policy: Arc<Policy>,
+    limits: RunLimits,
+    runner: RunnerConfig,
+) -> (ToolService, TaskTracker) {
+    let runner = CodexRunner::new(runner);
+    let tracker = runner.tracker();
+    let service = ServiceBuilder::new()
+        // Refuse bad requests before they take a queue place, and never spawn for them.
+        .layer(PolicyLayer::new(policy))
+        // Bound live Codex processes and waiting calls; beyond both, "busy" at once.
+        .layer(AdmissionLayer::new(
+            limits.max_concurrent_runs,
+            limits.max_queued_runs,
+        ))
+        // Innermost: the Codex subprocess.
+        .service(runner);
+    (BoxCloneSyncService::new(service), tracker)
+}
