@@ -92,9 +92,8 @@ impl ApprovalPolicy {
     }
 }
 
-fn default_timeout_sec() -> i64 {
-    1800
-}
+/// The seed's default `timeout_sec`.
+pub const DEFAULT_TIMEOUT_SEC: u64 = 1800;
 
 fn default_true() -> bool {
     true
@@ -135,8 +134,10 @@ pub struct RunRequest {
     #[serde(default)]
     pub add_dirs: Option<Vec<String>>,
     /// Seconds before Codex and everything it started are killed; partial output is still returned.
-    #[serde(default = "default_timeout_sec")]
-    pub timeout_sec: i64,
+    /// Defaults to 1800 (or the server's maximum, when that is lower).
+    #[serde(default)]
+    #[schemars(with = "i64", extend("default" = DEFAULT_TIMEOUT_SEC))]
+    pub timeout_sec: Option<i64>,
     /// Run without persisting the Codex session (`--ephemeral`).
     #[serde(default = "default_true")]
     pub ephemeral: bool,
@@ -158,7 +159,7 @@ impl RunRequest {
             allow_edits: false,
             skip_git_repo_check: false,
             add_dirs: None,
-            timeout_sec: default_timeout_sec(),
+            timeout_sec: None,
             ephemeral: true,
             include_event_log: false,
         }

@@ -43,7 +43,13 @@ async fn run(config: Config) -> ExitCode {
     match config.transport {
         Transport::Stdio => {
             let io = (tokio::io::stdin(), tokio::io::stdout());
-            match twobot::stdio::serve(tokio::io::join(io.0, io.1), tools, runs, shutdown).await {
+            match twobot::stdio::serve(
+                tokio::io::join(io.0, io.1),
+                tools,
+                config.policy.default_timeout_sec(),
+                runs,
+                shutdown,
+            ).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "stdio session failed to initialise");

@@ -45,17 +45,18 @@ pub struct TwoBot {
 }
 
 impl TwoBot {
-    /// A handler over `tools`.
+    /// A handler over `tools`; `default_timeout_sec` is what the schema advertises for `timeout_sec`.
     pub fn new(
         tools: ToolService,
         default_principal: Principal,
+        default_timeout_sec: u64,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             tools,
             default_principal,
             shutdown,
-            tool: Arc::new(tool_definition()),
+            tool: Arc::new(tool_definition(default_timeout_sec)),
         }
     }
 
@@ -190,9 +191,18 @@ fn error_text(text: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text)])
 }
 
-/// The `run_codex_prompt` tool as listed by `tools/list`.
-pub fn tool_definition() -> Tool {
-    let input = rmcp::handler::server::common::schema_for_type::<RunRequest>();
+/// The `run_codex_prompt` tool as listed by `tools/list`, advertising the server's
+/// effective `timeout_sec` default (the seed's 1800 unless the operator's maximum is lower).
+pub fn tool_definition(default_timeout_sec: u64) -> Tool {
+    let mut input = (*rmcp::handler::server::common::schema_for_type::<RunRequest>()).clone();
+    if let Some(timeout) = input
+        .get_mut("properties")
+        .and_then(|p| p.get_mut("timeout_sec"))
+        .and_then(|t| t.as_object_mut())
+    {
+        timeout.insert("default".into(), default_timeout_sec.into());
+    }
+    let input = Arc::new(input);
     let output = rmcp::handler::server::common::schema_for_output::<RunOutput>();
     Tool::new_with_raw(TOOL_NAME, Some(DESCRIPTION.into()), input)
         .with_raw_output_schema(output)
@@ -262,7 +272,7 @@ mod tests {
     /// Executable documentation: the exact input schema clients see.
     #[test]
     fn the_input_schema_lists_the_seed_parameters_with_types_enums_and_defaults() {
-        let tool = tool_definition();
+        let tool = tool_definition(1800);
         let schema = serde_json::Value::Object((*tool.input_schema).clone());
         let props = schema["properties"].as_object().unwrap();
         let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
@@ -307,7 +317,7 @@ mod tests {
 
     #[test]
     fn the_output_schema_declares_the_result_fields() {
-        let tool = tool_definition();
+        let tool = tool_definition(1800);
         let schema = serde_json::Value::Object((*tool.output_schema.unwrap()).clone());
         let props = schema["properties"].as_object().unwrap();
         for field in [
@@ -333,7 +343,7 @@ mod tests {
 
     #[test]
     fn annotations_are_honest_about_a_tool_that_runs_code() {
-        let a = tool_definition().annotations.unwrap();
+        let a = tool_definition(1800).annotations.unwrap();
         assert_eq!(a.read_only_hint, Some(false));
         assert_eq!(a.destructive_hint, Some(true));
         assert_eq!(a.idempotent_hint, Some(false));

@@ -22,13 +22,14 @@ const REAP_WAIT: Duration = Duration::from_secs(10);
 pub async fn serve<IO>(
     io: IO,
     tools: ToolService,
+    default_timeout_sec: u64,
     runs: TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<(), rmcp::service::ServerInitializeError>
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let handler = TwoBot::new(tools, Principal::Local, shutdown.clone());
+    let handler = TwoBot::new(tools, Principal::Local, default_timeout_sec, shutdown.clone());
     let service = handler.serve_with_ct(io, shutdown.child_token()).await?;
     tokio::select! {
         reason = service.waiting() => tracing::info!(?reason, "stdio client disconnected"),

@@ -200,7 +200,12 @@ impl SummaryBuilder {
                 }
                 Some(short(&format!("warning: {message}")))
             }
-            ItemDetails::Unknown => None,
+            ItemDetails::Unknown => {
+                if completed {
+                    s.unrecognized_lines += 1;
+                }
+                None
+            }
         }
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 pub use file::{EnvPolicy, PolicyFile};
 pub use layer::{EnforcePolicy, PolicyLayer};
 
-use crate::job::{Principal, RunRequest, RunSpec, SandboxMode};
+use crate::job::{DEFAULT_TIMEOUT_SEC, Principal, RunRequest, RunSpec, SandboxMode};
 
 /// The effective policy, after the policy file and the environment were merged.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +145,11 @@ impl Policy {
         }
     }
 
+    /// `timeout_sec` when the call names none: the seed's 1800 s, or the maximum when lower.
+    pub fn default_timeout_sec(&self) -> u64 {
+        DEFAULT_TIMEOUT_SEC.min(self.max_timeout_sec)
+    }
+
     /// The most powerful sandbox `principal` may ask for.
     pub fn ceiling_for(&self, principal: &Principal) -> SandboxMode {
         let mut ceiling = self.sandbox_ceiling;
@@ -180,18 +185,21 @@ pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result
             },
         ));
     }
-    let timeout = u64::try_from(req.timeout_sec)
-        .ok()
-        .filter(|t| (1..=policy.max_timeout_sec).contains(t))
-        .ok_or_else(|| {
-            refuse(
-                "timeout_sec",
-                req.timeout_sec,
-                Rule::TimeoutRange {
-                    max: policy.max_timeout_sec,
-                },
-            )
-        })?;
+    let timeout = match req.timeout_sec {
+        None => policy.default_timeout_sec(),
+        Some(t) => u64::try_from(t)
+            .ok()
+            .filter(|t| (1..=policy.max_timeout_sec).contains(t))
+            .ok_or_else(|| {
+                refuse(
+                    "timeout_sec",
+                    t,
+                    Rule::TimeoutRange {
+                        max: policy.max_timeout_sec,
+                    },
+                )
+            })?,
+    };
     let model = checked_name(
         "model",
         req.model.as_deref(),

@@ -180,7 +180,7 @@ fn timeout_must_be_between_one_and_the_maximum() {
     let fx = fixture();
     for bad in [0, -1, 7201, i64::MAX] {
         assert_eq!(
-            rule(&fx.policy, &req(|r| r.timeout_sec = bad)),
+            rule(&fx.policy, &req(|r| r.timeout_sec = Some(bad))),
             Rule::TimeoutRange { max: 7200 },
             "{bad}"
         );
@@ -190,11 +190,21 @@ fn timeout_must_be_between_one_and_the_maximum() {
             check(
                 &fx.policy,
                 &Principal::Local,
-                &req(|r| r.timeout_sec = good)
+                &req(|r| r.timeout_sec = Some(good))
             )
             .is_ok()
         );
     }
+}
+
+#[test]
+fn an_absent_timeout_defaults_to_1800_or_the_lower_maximum() {
+    let mut fx = fixture();
+    let spec = check(&fx.policy, &Principal::Local, &RunRequest::new("p")).unwrap();
+    assert_eq!(spec.timeout, Duration::from_secs(1800));
+    fx.policy.max_timeout_sec = 600;
+    let spec = check(&fx.policy, &Principal::Local, &RunRequest::new("p")).unwrap();
+    assert_eq!(spec.timeout, Duration::from_secs(600));
 }
 
 #[test]

@@ -1,0 +1,120 @@
+//! A mock OpenAI Responses API on 127.0.0.1, so the real Codex CLI runs fully offline.
+//!
+//! Each `POST /v1/responses` is answered from a script (one list of output items per
+//! request, in order; a plain "mock done" message once the script is exhausted) as the
+//! SSE stream Codex expects. Every request body is kept for assertions.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Result;
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use serde_json::{Value, json};
+
+#[derive(Clone, Default)]
+struct Shared {
+    script: Arc<Mutex<VecDeque<Vec<Value>>>>,
+    requests: Arc<Mutex<Vec<Value>>>,
+}
+
+/// The running mock.
+pub struct MockResponses {
+    pub addr: SocketAddr,
+    shared: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for MockResponses {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An assistant message output item.
+pub fn message(text: &str) -> Value {
+    json!({"type": "message", "role": "assistant", "id": "msg_mock",
+           "content": [{"type": "output_text", "text": text}]})
+}
+
+/// A request from the model to run a shell command (Codex 0.169's `exec_command` tool).
+pub fn exec_command(cmd: &str) -> Value {
+    json!({"type": "function_call", "name": "exec_command", "call_id": "call_mock",
+           "arguments": json!({"cmd": cmd}).to_string()})
+}
+
+impl MockResponses {
+    /// Start on an ephemeral loopback port with `script`.
+    pub async fn start(script: Vec<Vec<Value>>) -> Result<Self> {
+        let shared = Shared {
+            script: Arc::new(Mutex::new(script.into())),
+            requests: Arc::default(),
+        };
+        let app = Router::new()
+            .route("/v1/responses", post(respond))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared, task })
+    }
+
+    /// Write a `CODEX_HOME/config.toml` that points Codex at this mock.
+    pub fn write_codex_home(&self, home: &Path) -> Result<()> {
+        std::fs::create_dir_all(home)?;
+        std::fs::write(
+            home.join("config.toml"),
+            format!(
+                r#"model = "mock-model"
+model_provider = "mock"
+
+[model_providers.mock]
+name = "mock"
+base_url = "http://{}/v1"
+wire_api = "responses"
+request_max_retries = 0
+stream_max_retries = 0
+"#,
+                self.addr
+            ),
+        )?;
+        Ok(())
+    }
+
+    /// Every request body received so far.
+    pub fn requests(&self) -> Vec<Value> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+}
+
+async fn respond(State(shared): State<Shared>, body: axum::body::Bytes) -> impl IntoResponse {
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    shared.requests.lock().unwrap().push(request);
+    let n = shared.requests.lock().unwrap().len();
+    let items = shared
+        .script
+        .lock()
+        .unwrap()
+        .pop_front()
+        .unwrap_or_else(|| vec![message("mock done")]);
+    let id = format!("resp_{n}");
+    let mut events = vec![json!({"type": "response.created", "response": {"id": id}})];
+    for item in items {
+        events.push(json!({"type": "response.output_item.done", "item": item}));
+    }
+    events.push(json!({"type": "response.completed", "response": {"id": id, "usage": {
+        "input_tokens": 11, "input_tokens_details": {"cached_tokens": 3},
+        "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 18}}}));
+    let body: String = events
+        .iter()
+        .map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap_or(""), e))
+        .collect();
+    ([(header::CONTENT_TYPE, "text/event-stream")], body)
+}

@@ -1,0 +1,255 @@
+//! Test harness: spawn `2bot-mcp` with the fake (or real) Codex, connect `rmcp`'s
+//! client over its stdio, and read what the fake Codex recorded.
+
+pub mod mock_responses;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientRequest, ProgressNotificationParam, Request,
+};
+use rmcp::service::{NotificationContext, PeerRequestOptions, RequestHandle, RunningService};
+use rmcp::transport::TokioChildProcess;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+/// The fake `codex` shell script.
+pub fn fake_codex() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex")
+}
+
+/// The real Codex CLI installed by `.ci/run` (`npm ci`), if present.
+pub fn real_codex() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/codex")
+}
+
+/// An MCP client that keeps every progress message it receives.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub progress: Arc<Mutex<Vec<String>>>,
+}
+
+impl ClientHandler for Recorder {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        self.progress
+            .lock()
+            .unwrap()
+            .push(params.message.unwrap_or_default());
+    }
+}
+
+/// A running `2bot-mcp` on stdio, its client, and its temp dirs.
+pub struct StdioServer {
+    pub client: RunningService<RoleClient, Recorder>,
+    pub recorder: Recorder,
+    pub pid: u32,
+    /// The allowed root (CODEX_ALLOWED_ROOTS).
+    pub root: PathBuf,
+    /// Where the fake Codex records each run.
+    pub record: PathBuf,
+    /// The server's stderr log.
+    pub log: PathBuf,
+    pub _tmp: tempfile::TempDir,
+}
+
+/// Options for [`spawn_stdio`].
+pub struct Options {
+    pub codex: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            codex: fake_codex(),
+            env: Vec::new(),
+        }
+    }
+}
+
+/// Start `2bot-mcp` (stdio) with a temp allowed root and connect a client.
+pub async fn spawn_stdio(opts: Options) -> Result<StdioServer> {
+    let tmp = tempfile::tempdir()?;
+    let base = tmp.path().canonicalize()?;
+    let root = base.join("root");
+    let record = base.join("record");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&record)?;
+    let log = base.join("server.log");
+
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))
+        .env("CODEX_BIN", &opts.codex)
+        .env("CODEX_ALLOWED_ROOTS", &root)
+        .env("FAKE_CODEX_RECORD", &record)
+        .env("TWOBOT_LOG_LEVEL", "debug")
+        .current_dir(&base);
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    let (transport, _stderr) = TokioChildProcess::builder(cmd)
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("spawn 2bot-mcp")?;
+    let pid = transport.id().context("server pid")?;
+    let recorder = Recorder::default();
+    let client = recorder
+        .clone()
+        .serve(transport)
+        .await
+        .context("initialize over stdio")?;
+    Ok(StdioServer {
+        client,
+        recorder,
+        pid,
+        root,
+        record,
+        log,
+        _tmp: tmp,
+    })
+}
+
+/// `tools/call run_codex_prompt` with `args`.
+pub async fn call(client: &RunningService<RoleClient, Recorder>, args: Value) -> Result<CallToolResult> {
+    let Value::Object(map) = args else {
+        anyhow::bail!("arguments must be an object");
+    };
+    Ok(client
+        .call_tool(CallToolRequestParams::new("run_codex_prompt").with_arguments(map))
+        .await?)
+}
+
+/// Start a call without waiting, so the test can cancel it.
+pub async fn start_call(client: &RunningService<RoleClient, Recorder>, args: Value) -> Result<RequestHandle<RoleClient>> {
+    let Value::Object(map) = args else {
+        anyhow::bail!("arguments must be an object");
+    };
+    let request = ClientRequest::CallToolRequest(Request::new(
+        CallToolRequestParams::new("run_codex_prompt").with_arguments(map),
+    ));
+    Ok(client
+        .peer()
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await?)
+}
+
+/// The text of the first content block.
+pub fn text(result: &CallToolResult) -> String {
+    result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default()
+}
+
+/// The structured content.
+pub fn structured(result: &CallToolResult) -> Value {
+    result.structured_content.clone().unwrap_or(json!(null))
+}
+
+/// What the fake Codex recorded for each run, keyed by its pid.
+#[derive(Debug)]
+pub struct Recorded {
+    pub argv: Vec<String>,
+    pub stdin: String,
+    pub env: BTreeMap<String, String>,
+    pub cwd: String,
+    pub dir: PathBuf,
+}
+
+/// Every run the fake Codex recorded under `record`.
+pub fn recorded(record: &Path) -> Result<Vec<Recorded>> {
+    let mut runs = Vec::new();
+    for entry in std::fs::read_dir(record)? {
+        let dir = entry?.path();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_default();
+        runs.push(Recorded {
+            argv: read("argv").lines().map(str::to_owned).collect(),
+            stdin: read("stdin"),
+            env: read("env")
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            cwd: read("cwd").trim().to_owned(),
+            dir: dir.clone(),
+        });
+    }
+    Ok(runs)
+}
+
+/// The one run recorded, failing if there is not exactly one.
+pub fn only_run(record: &Path) -> Result<Recorded> {
+    let mut runs = recorded(record)?;
+    anyhow::ensure!(runs.len() == 1, "expected one recorded run, found {}", runs.len());
+    Ok(runs.remove(0))
+}
+
+/// Whether `pid` is a live process (zombies count as gone).
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            !matches!(state, Some('Z' | 'X'))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Wait (bounded) until `pid` is gone; returns whether it is.
+pub async fn gone_within(pid: i32, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if !alive(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    !alive(pid)
+}
+
+/// Wait (bounded) until a file exists and return its trimmed content.
+pub async fn wait_for_file(path: &Path, limit: Duration) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && !s.trim().is_empty()
+        {
+            return Ok(s.trim().to_owned());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{} never appeared", path.display());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait (bounded) for the single run directory the fake Codex creates.
+pub async fn wait_for_run_dir(record: &Path, limit: Duration) -> Result<PathBuf> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(entry) = std::fs::read_dir(record)?.next() {
+            return Ok(entry?.path());
+        }
+        anyhow::ensure!(tokio::time::Instant::now() < deadline, "no run started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Peak resident memory of `pid`, in KiB (VmHWM).
+pub fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}

@@ -1,0 +1,4 @@
+mod policy;
+mod real_codex;
+mod runner;
+mod stdio;
