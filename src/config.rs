@@ -97,6 +97,123 @@ pub struct Cli {
     /// Allow sandbox=danger-full-access (still requires allow_edits=true) [default: false].
     #[arg(long, env = "TWOBOT_ALLOW_DANGER_FULL_ACCESS", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub allow_danger_full_access: Option<bool>,
+
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "TWOBOT_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        ignore_case = true
+    )]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Settings of the Streamable HTTP transport (ignored in stdio mode).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "HTTP transport")]
+pub struct HttpArgs {
+    /// Path of the MCP endpoint.
+    #[arg(long, env = "TWOBOT_HTTP_PATH", default_value = "/mcp", value_parser = parse_http_path)]
+    pub http_path: String,
+
+    /// Seconds an idle MCP session lives.
+    #[arg(long, env = "TWOBOT_SESSION_IDLE_SEC", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub session_idle_sec: u64,
+
+    /// Largest request body, in bytes (413 beyond).
+    #[arg(long, env = "TWOBOT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_body_bytes: u64,
+
+    /// Extra allowed `Origin` values, comma-separated (the base URL's origin and loopback are always allowed).
+    #[arg(long, env = "TWOBOT_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Extra allowed `Host` values, comma-separated (loopback and the base URL's host are always allowed).
+    #[arg(long, env = "TWOBOT_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
+
+    /// Static bearer tokens, comma-separated, each `name:token` (or a bare token).
+    #[arg(long, env = "TWOBOT_AUTH_TOKENS", hide_env_values = true)]
+    pub auth_tokens: Option<String>,
+
+    /// File of static bearer tokens, one `name:token` per line.
+    #[arg(long, env = "TWOBOT_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+
+    /// HMAC secret for HS256/HS384/HS512 JWTs.
+    #[arg(long, env = "TWOBOT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// PEM public key for RS*/PS*/ES*/EdDSA JWTs.
+    #[arg(long, env = "TWOBOT_JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<PathBuf>,
+
+    /// Required JWT issuer (`iss`).
+    #[arg(long, env = "TWOBOT_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// Required JWT audience (`aud`) [default: TWOBOT_BASE_URL + TWOBOT_HTTP_PATH].
+    #[arg(long, env = "TWOBOT_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Clock leeway for `exp`/`nbf`, in seconds.
+    #[arg(long, env = "TWOBOT_JWT_LEEWAY_SEC", default_value_t = 30)]
+    pub jwt_leeway_sec: u64,
+
+    /// Scopes every JWT must carry, comma- or space-separated (403 insufficient_scope otherwise).
+    #[arg(long, env = "TWOBOT_REQUIRED_SCOPES")]
+    pub required_scopes: Option<String>,
+
+    /// OAuth authorization servers advertised in the protected-resource metadata, comma-separated.
+    #[arg(long, env = "TWOBOT_AUTH_SERVERS", value_delimiter = ',')]
+    pub auth_servers: Vec<String>,
+
+    /// Serve no-auth on a non-loopback address anyway (warned at every start).
+    #[arg(long, env = "TWOBOT_ALLOW_PUBLIC_NO_AUTH", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub allow_public_no_auth: bool,
+
+    /// Trust X-Forwarded-For / Forwarded for the client address (only behind your own proxy).
+    #[arg(long, env = "TWOBOT_TRUST_PROXY_HEADERS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub trust_proxy_headers: bool,
+
+    /// Requests per minute per principal (or client address).
+    #[arg(long, env = "TWOBOT_RATE_LIMIT_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_per_minute: u32,
+
+    /// Requests allowed in a burst.
+    #[arg(long, env = "TWOBOT_RATE_LIMIT_BURST", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+
+    /// Seconds running calls may finish after SIGTERM before they are killed.
+    #[arg(long, env = "TWOBOT_SHUTDOWN_GRACE_SEC", default_value_t = 30)]
+    pub shutdown_grace_sec: u64,
+}
+
+/// `/` followed by a path without query, fragment or trailing slash.
+fn parse_http_path(s: &str) -> Result<String, String> {
+    let ok = s.starts_with('/')
+        && s.len() > 1
+        && !s.ends_with('/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("expected a path such as /mcp".to_owned())
+    }
 }
 
 /// A configuration that cannot be used; printed as one line, exit code 2.
@@ -138,6 +255,10 @@ pub struct Config {
     pub limits: RunLimits,
     /// How Codex is started.
     pub runner: RunnerConfig,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// HTTP settings, validated by `http::HttpConfig` when the transport is http.
+    pub http: HttpArgs,
 }
 
 impl Cli {
@@ -359,6 +480,8 @@ impl Config {
                 max_queued_runs: usize::try_from(max_queued_runs).unwrap_or(usize::MAX),
             },
             runner,
+            log_format: cli.log_format,
+            http: cli.http,
         })
     }
 

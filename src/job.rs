@@ -173,9 +173,16 @@ pub enum Principal {
     Local,
     /// An HTTP caller in no-auth mode.
     Anonymous,
-    /// An authenticated HTTP caller (JWT `sub` or the static token's name) and its scopes.
+    /// An HTTP caller holding one of the operator's static tokens (not scope-limited).
+    Token {
+        /// The token's name.
+        name: String,
+    },
+    /// An HTTP caller with a valid JWT: its `sub` and scopes.
     Authenticated {
+        /// The JWT subject.
         subject: String,
+        /// The JWT's scopes (`scope` or `scp`).
         scopes: Vec<String>,
     },
 }
@@ -186,6 +193,7 @@ impl Principal {
         match self {
             Self::Local => "local",
             Self::Anonymous => "anonymous",
+            Self::Token { name } => name,
             Self::Authenticated { subject, .. } => subject,
         }
     }

@@ -30,6 +30,7 @@ pub mod admission;
 pub mod codex;
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod job;
 pub mod mcp;
 pub mod policy;

@@ -14,7 +14,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    twobot::telemetry::init(&config.log_filter, false);
+    twobot::telemetry::init(
+        &config.log_filter,
+        config.log_format == twobot::config::LogFormat::Json,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,7 +52,9 @@ async fn run(config: Config) -> ExitCode {
                 config.policy.default_timeout_sec(),
                 runs,
                 shutdown,
-            ).await {
+            )
+            .await
+            {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "stdio session failed to initialise");
@@ -57,9 +62,55 @@ async fn run(config: Config) -> ExitCode {
                 }
             }
         }
-        Transport::Http => {
-            tracing::error!("the http transport is not available in this build yet");
-            ExitCode::from(2)
+        Transport::Http => serve_http(&config, tools, runs, shutdown).await,
+    }
+}
+
+async fn serve_http(
+    config: &Config,
+    tools: twobot::tool::ToolService,
+    runs: tokio_util::task::TaskTracker,
+    signal: CancellationToken,
+) -> ExitCode {
+    use twobot::http::{HttpSettings, Shutdown, router, serve};
+    let bind = std::net::SocketAddr::new(config.host, config.port);
+    let listener = match tokio::net::TcpListener::bind(bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: TWOBOT_HOST/TWOBOT_PORT: cannot listen on {bind}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let local = listener.local_addr().unwrap_or(bind);
+    let settings = match HttpSettings::new(config, local) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if settings.auth.is_none() && !config.host.is_loopback() {
+        tracing::warn!(host = %config.host, "serving WITHOUT AUTH on a non-loopback address (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");
+    }
+    let shutdown = Shutdown {
+        signal,
+        ..Shutdown::default()
+    };
+    let app = router(&settings, tools, &shutdown);
+    // The one line on stdout in http mode: where to connect.
+    println!(
+        "2Bot MCP endpoint listening on http://{local}{}",
+        settings.path
+    );
+    tracing::info!(url = %format!("http://{local}{}", settings.path), public = %settings.resource(), auth = settings.auth.is_some(), "listening");
+    match serve(listener, app, runs, shutdown, settings.shutdown_grace).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "server failed");
+            ExitCode::FAILURE
         }
     }
 }

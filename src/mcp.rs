@@ -2,8 +2,8 @@
 //! [`ToolCall`]s for the job stack, and turns results and errors back into MCP.
 //!
 //! This is the only place where [`ToolError`] and [`RunOutput`] become MCP results,
-//! and it knows nothing about HTTP: a transport may put a [`Principal`] and a
-//! [`RequestId`] into the request's extensions, and that is all it sees of it.
+//! and it knows little of HTTP: a transport may put a [`Principal`] into the request's
+//! extensions and an `x-request-id` header on it, and that is all it reads.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,10 +28,6 @@ pub const SERVER_NAME: &str = "2Bot";
 pub const TOOL_NAME: &str = "run_codex_prompt";
 /// Longest silence on the progress channel before a keep-alive is sent.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
-
-/// The request id a transport assigned to the HTTP request carrying this call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
 
 /// The MCP server handler; one per session, all sharing the same job stack.
 #[derive(Clone)]
@@ -76,9 +72,11 @@ impl TwoBot {
             .and_then(|p| p.extensions.get::<Principal>())
             .cloned()
             .unwrap_or_else(|| self.default_principal.clone());
+        // Set (or kept from the caller) by the HTTP stack's request-id layer.
         let request_id = parts
-            .and_then(|p| p.extensions.get::<RequestId>())
-            .map(|r| r.0.clone());
+            .and_then(|p| p.headers.get("x-request-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
 
         // One token for "stop this run": the client's cancellation or the server's shutdown.
         let cancel = self.shutdown.child_token();

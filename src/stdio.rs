@@ -29,7 +29,12 @@ pub async fn serve<IO>(
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
-    let handler = TwoBot::new(tools, Principal::Local, default_timeout_sec, shutdown.clone());
+    let handler = TwoBot::new(
+        tools,
+        Principal::Local,
+        default_timeout_sec,
+        shutdown.clone(),
+    );
     let service = handler.serve_with_ct(io, shutdown.child_token()).await?;
     tokio::select! {
         reason = service.waiting() => tracing::info!(?reason, "stdio client disconnected"),

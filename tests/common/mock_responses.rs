@@ -114,7 +114,13 @@ async fn respond(State(shared): State<Shared>, body: axum::body::Bytes) -> impl 
         "output_tokens": 7, "output_tokens_details": {"reasoning_tokens": 2}, "total_tokens": 18}}}));
     let body: String = events
         .iter()
-        .map(|e| format!("event: {}\ndata: {}\n\n", e["type"].as_str().unwrap_or(""), e))
+        .map(|e| {
+            format!(
+                "event: {}\ndata: {}\n\n",
+                e["type"].as_str().unwrap_or(""),
+                e
+            )
+        })
         .collect();
     ([(header::CONTENT_TYPE, "text/event-stream")], body)
 }

@@ -88,7 +88,10 @@ pub async fn spawn_stdio(opts: Options) -> Result<StdioServer> {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()))
+        .env(
+            "HOME",
+            std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
+        )
         .env("CODEX_BIN", &opts.codex)
         .env("CODEX_ALLOWED_ROOTS", &root)
         .env("FAKE_CODEX_RECORD", &record)
@@ -120,7 +123,10 @@ pub async fn spawn_stdio(opts: Options) -> Result<StdioServer> {
 }
 
 /// `tools/call run_codex_prompt` with `args`.
-pub async fn call(client: &RunningService<RoleClient, Recorder>, args: Value) -> Result<CallToolResult> {
+pub async fn call(
+    client: &RunningService<RoleClient, Recorder>,
+    args: Value,
+) -> Result<CallToolResult> {
     let Value::Object(map) = args else {
         anyhow::bail!("arguments must be an object");
     };
@@ -130,7 +136,10 @@ pub async fn call(client: &RunningService<RoleClient, Recorder>, args: Value) ->
 }
 
 /// Start a call without waiting, so the test can cancel it.
-pub async fn start_call(client: &RunningService<RoleClient, Recorder>, args: Value) -> Result<RequestHandle<RoleClient>> {
+pub async fn start_call(
+    client: &RunningService<RoleClient, Recorder>,
+    args: Value,
+) -> Result<RequestHandle<RoleClient>> {
     let Value::Object(map) = args else {
         anyhow::bail!("arguments must be an object");
     };
@@ -192,7 +201,11 @@ pub fn recorded(record: &Path) -> Result<Vec<Recorded>> {
 /// The one run recorded, failing if there is not exactly one.
 pub fn only_run(record: &Path) -> Result<Recorded> {
     let mut runs = recorded(record)?;
-    anyhow::ensure!(runs.len() == 1, "expected one recorded run, found {}", runs.len());
+    anyhow::ensure!(
+        runs.len() == 1,
+        "expected one recorded run, found {}",
+        runs.len()
+    );
     Ok(runs.remove(0))
 }
 
@@ -200,7 +213,9 @@ pub fn only_run(record: &Path) -> Result<Recorded> {
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+            let state = stat
+                .rsplit_once(") ")
+                .and_then(|(_, rest)| rest.chars().next());
             !matches!(state, Some('Z' | 'X'))
         }
         Err(_) => false,
@@ -228,7 +243,11 @@ pub async fn wait_for_file(path: &Path, limit: Duration) -> Result<String> {
         {
             return Ok(s.trim().to_owned());
         }
-        anyhow::ensure!(tokio::time::Instant::now() < deadline, "{} never appeared", path.display());
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -16,7 +16,10 @@ async fn refused(server: &StdioServer, args: Value, expect: &[&str]) -> Result<(
     for part in expect {
         assert!(t.contains(part), "{args}: {t:?} lacks {part:?}");
     }
-    assert!(recorded(&server.record)?.is_empty(), "{args}: Codex was spawned");
+    assert!(
+        recorded(&server.record)?.is_empty(),
+        "{args}: Codex was spawned"
+    );
     Ok(())
 }
 
@@ -24,7 +27,10 @@ async fn refused(server: &StdioServer, args: Value, expect: &[&str]) -> Result<(
 #[tokio::test]
 async fn each_policy_violation_is_refused_without_spawning_codex() -> Result<()> {
     let server = spawn_stdio(Options {
-        env: vec![("TWOBOT_MAX_PROMPT_BYTES".into(), "1000".into()), ("TWOBOT_MAX_TIMEOUT_SEC".into(), "600".into())],
+        env: vec![
+            ("TWOBOT_MAX_PROMPT_BYTES".into(), "1000".into()),
+            ("TWOBOT_MAX_TIMEOUT_SEC".into(), "600".into()),
+        ],
         ..Options::default()
     })
     .await?;
@@ -38,24 +44,78 @@ async fn each_policy_violation_is_refused_without_spawning_codex() -> Result<()>
     let sibling = base.join("rootling").display().to_string();
 
     let cases: Vec<(Value, Vec<&str>)> = vec![
-        (json!({"prompt": "p", "cwd": "../secret"}), vec!["cwd = \"../secret\"", "outside the allowed roots"]),
-        (json!({"prompt": "p", "cwd": "app/../../secret"}), vec!["cwd", "outside the allowed roots"]),
-        (json!({"prompt": "p", "cwd": "escape"}), vec!["cwd = \"escape\"", "secret", "outside the allowed roots"]),
-        (json!({"prompt": "p", "cwd": sibling}), vec!["rootling", "outside the allowed roots"]),
-        (json!({"prompt": "p", "cwd": "notes.txt"}), vec!["cwd = \"notes.txt\"", "not a directory"]),
-        (json!({"prompt": "p", "cwd": "missing"}), vec!["cwd = \"missing\"", "no such directory"]),
-        (json!({"prompt": "p", "add_dirs": ["app", "escape"]}), vec!["add_dirs[1] = \"escape\"", "outside"]),
-        (json!({"prompt": "p", "add_dirs": ["--dangerously-bypass-approvals-and-sandbox"]}), vec!["add_dirs[0]", "must not start with '-'"]),
-        (json!({"prompt": "p", "model": "-c"}), vec!["model = \"-c\"", "must match"]),
-        (json!({"prompt": "p", "model": "gpt 5; rm -rf /"}), vec!["model", "must match"]),
-        (json!({"prompt": "p", "profile": "--sandbox=danger-full-access"}), vec!["profile", "must match"]),
-        (json!({"prompt": "p", "sandbox": "workspace-write"}), vec!["sandbox = \"workspace-write\"", "allow_edits=true"]),
-        (json!({"prompt": "p", "sandbox": "danger-full-access", "allow_edits": true}), vec!["sandbox = \"danger-full-access\"", "TWOBOT_ALLOW_DANGER_FULL_ACCESS"]),
-        (json!({"prompt": "p", "timeout_sec": 0}), vec!["timeout_sec = 0", "between 1 and 600"]),
-        (json!({"prompt": "p", "timeout_sec": 601}), vec!["timeout_sec = 601"]),
-        (json!({"prompt": "p", "timeout_sec": -5}), vec!["timeout_sec = -5"]),
+        (
+            json!({"prompt": "p", "cwd": "../secret"}),
+            vec!["cwd = \"../secret\"", "outside the allowed roots"],
+        ),
+        (
+            json!({"prompt": "p", "cwd": "app/../../secret"}),
+            vec!["cwd", "outside the allowed roots"],
+        ),
+        (
+            json!({"prompt": "p", "cwd": "escape"}),
+            vec!["cwd = \"escape\"", "secret", "outside the allowed roots"],
+        ),
+        (
+            json!({"prompt": "p", "cwd": sibling}),
+            vec!["rootling", "outside the allowed roots"],
+        ),
+        (
+            json!({"prompt": "p", "cwd": "notes.txt"}),
+            vec!["cwd = \"notes.txt\"", "not a directory"],
+        ),
+        (
+            json!({"prompt": "p", "cwd": "missing"}),
+            vec!["cwd = \"missing\"", "no such directory"],
+        ),
+        (
+            json!({"prompt": "p", "add_dirs": ["app", "escape"]}),
+            vec!["add_dirs[1] = \"escape\"", "outside"],
+        ),
+        (
+            json!({"prompt": "p", "add_dirs": ["--dangerously-bypass-approvals-and-sandbox"]}),
+            vec!["add_dirs[0]", "must not start with '-'"],
+        ),
+        (
+            json!({"prompt": "p", "model": "-c"}),
+            vec!["model = \"-c\"", "must match"],
+        ),
+        (
+            json!({"prompt": "p", "model": "gpt 5; rm -rf /"}),
+            vec!["model", "must match"],
+        ),
+        (
+            json!({"prompt": "p", "profile": "--sandbox=danger-full-access"}),
+            vec!["profile", "must match"],
+        ),
+        (
+            json!({"prompt": "p", "sandbox": "workspace-write"}),
+            vec!["sandbox = \"workspace-write\"", "allow_edits=true"],
+        ),
+        (
+            json!({"prompt": "p", "sandbox": "danger-full-access", "allow_edits": true}),
+            vec![
+                "sandbox = \"danger-full-access\"",
+                "TWOBOT_ALLOW_DANGER_FULL_ACCESS",
+            ],
+        ),
+        (
+            json!({"prompt": "p", "timeout_sec": 0}),
+            vec!["timeout_sec = 0", "between 1 and 600"],
+        ),
+        (
+            json!({"prompt": "p", "timeout_sec": 601}),
+            vec!["timeout_sec = 601"],
+        ),
+        (
+            json!({"prompt": "p", "timeout_sec": -5}),
+            vec!["timeout_sec = -5"],
+        ),
         (json!({"prompt": ""}), vec!["prompt", "must not be empty"]),
-        (json!({"prompt": "x".repeat(1001)}), vec!["prompt = <1001 bytes>", "at most 1000 bytes"]),
+        (
+            json!({"prompt": "x".repeat(1001)}),
+            vec!["prompt = <1001 bytes>", "at most 1000 bytes"],
+        ),
     ];
     for (args, expect) in cases {
         refused(&server, args, &expect).await?;
@@ -72,10 +132,23 @@ async fn danger_full_access_needs_the_operator_and_allow_edits() -> Result<()> {
         ..Options::default()
     })
     .await?;
-    refused(&server, json!({"prompt": "p", "sandbox": "danger-full-access"}), &["allow_edits=true"]).await?;
-    let r = call(&server.client, json!({"prompt": "scenario:ok", "sandbox": "danger-full-access", "allow_edits": true})).await?;
+    refused(
+        &server,
+        json!({"prompt": "p", "sandbox": "danger-full-access"}),
+        &["allow_edits=true"],
+    )
+    .await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "scenario:ok", "sandbox": "danger-full-access", "allow_edits": true}),
+    )
+    .await?;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
-    assert!(only_run(&server.record)?.argv.contains(&"danger-full-access".to_owned()));
+    assert!(
+        only_run(&server.record)?
+            .argv
+            .contains(&"danger-full-access".to_owned())
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -97,13 +170,35 @@ async fn the_policy_file_narrows_what_calls_may_do() -> Result<()> {
         ..Options::default()
     })
     .await?;
-    refused(&server, json!({"prompt": "p", "sandbox": "workspace-write", "allow_edits": true}), &["above the sandbox this caller may use (read-only)"]).await?;
-    refused(&server, json!({"prompt": "p", "model": "o3"}), &["model = \"o3\"", "allowed: gpt-5"]).await?;
-    refused(&server, json!({"prompt": "p", "timeout_sec": 60}), &["between 1 and 50"]).await?;
-    let r = call(&server.client, json!({"prompt": "scenario:ok", "model": "gpt-5", "timeout_sec": 50})).await?;
+    refused(
+        &server,
+        json!({"prompt": "p", "sandbox": "workspace-write", "allow_edits": true}),
+        &["above the sandbox this caller may use (read-only)"],
+    )
+    .await?;
+    refused(
+        &server,
+        json!({"prompt": "p", "model": "o3"}),
+        &["model = \"o3\"", "allowed: gpt-5"],
+    )
+    .await?;
+    refused(
+        &server,
+        json!({"prompt": "p", "timeout_sec": 60}),
+        &["between 1 and 50"],
+    )
+    .await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "scenario:ok", "model": "gpt-5", "timeout_sec": 50}),
+    )
+    .await?;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let log = std::fs::read_to_string(&server.log)?;
-    assert!(log.contains("effective policy"), "the effective policy is logged at start-up");
+    assert!(
+        log.contains("effective policy"),
+        "the effective policy is logged at start-up"
+    );
     server.client.cancel().await?;
     Ok(())
 }

@@ -30,18 +30,28 @@ async fn real_server(mock: &MockResponses) -> Result<(StdioServer, tempfile::Tem
 async fn real_codex_returns_the_final_message_thread_id_and_usage() -> Result<()> {
     let mock = MockResponses::start(vec![vec![message("hello from the mock model")]]).await?;
     let (server, _home) = real_server(&mock).await?;
-    let r = call(&server.client, json!({"prompt": "say hello", "skip_git_repo_check": true, "timeout_sec": 120})).await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "say hello", "skip_git_repo_check": true, "timeout_sec": 120}),
+    )
+    .await?;
     let s = structured(&r);
     assert_eq!(r.is_error, Some(false), "{}\n{s:#}", text(&r));
     assert_eq!(text(&r), "hello from the mock model");
     assert_eq!(s["exit_code"], 0);
-    assert!(s["thread_id"].as_str().is_some_and(|t| t.len() >= 32), "{s}");
+    assert!(
+        s["thread_id"].as_str().is_some_and(|t| t.len() >= 32),
+        "{s}"
+    );
     assert_eq!(s["usage"]["input_tokens"], 11);
     assert_eq!(s["usage"]["cached_input_tokens"], 3);
     assert_eq!(s["usage"]["output_tokens"], 7);
     assert_eq!(s["usage"]["reasoning_output_tokens"], 2);
     let requests = mock.requests();
-    assert!(requests.iter().any(|r| r.to_string().contains("say hello")), "the prompt reached the model via stdin");
+    assert!(
+        requests.iter().any(|r| r.to_string().contains("say hello")),
+        "the prompt reached the model via stdin"
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -49,15 +59,33 @@ async fn real_codex_returns_the_final_message_thread_id_and_usage() -> Result<()
 /// A command the model asks for shows up in `commands`, with its output and exit code.
 #[tokio::test]
 async fn real_codex_reports_the_commands_it_ran() -> Result<()> {
-    let mock = MockResponses::start(vec![vec![exec_command("echo twobot-was-here")], vec![message("ran it")]]).await?;
+    let mock = MockResponses::start(vec![
+        vec![exec_command("echo twobot-was-here")],
+        vec![message("ran it")],
+    ])
+    .await?;
     let (server, _home) = real_server(&mock).await?;
-    let r = call(&server.client, json!({"prompt": "run echo", "skip_git_repo_check": true, "timeout_sec": 120})).await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "run echo", "skip_git_repo_check": true, "timeout_sec": 120}),
+    )
+    .await?;
     let s = structured(&r);
     assert_eq!(r.is_error, Some(false), "{}\n{s:#}", text(&r));
     let commands = s["commands"].as_array().unwrap();
     assert_eq!(commands.len(), 1, "{s:#}");
-    assert!(commands[0]["command"].as_str().unwrap().contains("echo twobot-was-here"));
-    assert!(commands[0]["output"].as_str().unwrap().contains("twobot-was-here"));
+    assert!(
+        commands[0]["command"]
+            .as_str()
+            .unwrap()
+            .contains("echo twobot-was-here")
+    );
+    assert!(
+        commands[0]["output"]
+            .as_str()
+            .unwrap()
+            .contains("twobot-was-here")
+    );
     assert_eq!(commands[0]["exit_code"], 0);
     assert_eq!(text(&r), "ran it");
     server.client.cancel().await?;
@@ -75,10 +103,17 @@ async fn real_codex_sandbox_blocks_writes_unless_edits_are_allowed() -> Result<(
     ])
     .await?;
     let (server, _home) = real_server(&mock).await?;
-    let r = call(&server.client, json!({"prompt": "write", "skip_git_repo_check": true, "timeout_sec": 120})).await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "write", "skip_git_repo_check": true, "timeout_sec": 120}),
+    )
+    .await?;
     let s = structured(&r);
     assert_ne!(s["commands"][0]["exit_code"], 0, "{s:#}");
-    assert!(!server.root.join("written-ro.txt").exists(), "read-only let a write through");
+    assert!(
+        !server.root.join("written-ro.txt").exists(),
+        "read-only let a write through"
+    );
 
     let r = call(
         &server.client,
@@ -87,7 +122,10 @@ async fn real_codex_sandbox_blocks_writes_unless_edits_are_allowed() -> Result<(
     .await?;
     let s = structured(&r);
     assert_eq!(s["commands"][0]["exit_code"], 0, "{s:#}");
-    assert!(server.root.join("written-ww.txt").exists(), "workspace-write did not write in cwd");
+    assert!(
+        server.root.join("written-ww.txt").exists(),
+        "workspace-write did not write in cwd"
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -109,7 +147,10 @@ async fn real_codex_explains_why_untrusted_approval_is_rejected() -> Result<()> 
     );
     let stderr = structured(&r)["stderr_tail"].as_str().unwrap().to_owned();
     assert!(!stderr.contains("Stack backtrace"), "{stderr}");
-    assert!(mock.requests().is_empty(), "Codex stopped before calling the model");
+    assert!(
+        mock.requests().is_empty(),
+        "Codex stopped before calling the model"
+    );
     server.client.cancel().await?;
     Ok(())
 }

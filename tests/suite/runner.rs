@@ -21,8 +21,14 @@ async fn a_successful_run_returns_answer_thread_usage_commands_and_changes() -> 
     assert_eq!(s["cancelled"], false);
     assert!(s["thread_id"].as_str().unwrap().starts_with("fake-thread-"));
     assert_eq!(s["final_message"], "fake answer");
-    assert_eq!(s["usage"], json!({"input_tokens":120,"cached_input_tokens":20,"output_tokens":30,"reasoning_output_tokens":5}));
-    assert_eq!(s["commands"], json!([{"command":"ls -a","exit_code":0,"status":"completed","output":"a.txt\n","output_truncated":false}]));
+    assert_eq!(
+        s["usage"],
+        json!({"input_tokens":120,"cached_input_tokens":20,"output_tokens":30,"reasoning_output_tokens":5})
+    );
+    assert_eq!(
+        s["commands"],
+        json!([{"command":"ls -a","exit_code":0,"status":"completed","output":"a.txt\n","output_truncated":false}])
+    );
     assert_eq!(s["file_changes"], json!([{"path":"a.txt","kind":"update"}]));
     assert_eq!(s["warnings"], json!(["a warning, not fatal"]));
     assert_eq!(s["errors"], json!([]));
@@ -55,8 +61,22 @@ async fn every_parameter_reaches_codex_as_its_flag_and_the_prompt_only_on_stdin(
     assert_eq!(
         run.argv,
         [
-            "exec", "--json", "-s", "workspace-write", "-C", &proj, "--add-dir", &extra, "-m", "gpt-5.1-codex",
-            "-p", "fast", "--skip-git-repo-check", "-c", "approval_policy=\"on-request\"", "-"
+            "exec",
+            "--json",
+            "-s",
+            "workspace-write",
+            "-C",
+            &proj,
+            "--add-dir",
+            &extra,
+            "-m",
+            "gpt-5.1-codex",
+            "-p",
+            "fast",
+            "--skip-git-repo-check",
+            "-c",
+            "approval_policy=\"on-request\"",
+            "-"
         ]
     );
     assert_eq!(run.stdin, prompt);
@@ -64,7 +84,11 @@ async fn every_parameter_reaches_codex_as_its_flag_and_the_prompt_only_on_stdin(
     assert!(!run.argv.iter().any(|a| a.contains("SECRET-PROMPT-TEXT")));
     let s = structured(&result);
     assert!(!s["argv"].to_string().contains("SECRET-PROMPT-TEXT"));
-    assert_eq!(s["events"].as_array().unwrap().len(), 8, "event log kept on request");
+    assert_eq!(
+        s["events"].as_array().unwrap().len(),
+        8,
+        "event log kept on request"
+    );
     assert_eq!(s["event_log_truncated"], false);
 
     // The seed defaults: read-only, ephemeral, no optional flags.
@@ -72,7 +96,19 @@ async fn every_parameter_reaches_codex_as_its_flag_and_the_prompt_only_on_stdin(
     call(&server.client, json!({"prompt": "scenario:ok"})).await?;
     let run = only_run(&server.record)?;
     let root = server.root.display().to_string();
-    assert_eq!(run.argv, ["exec", "--json", "-s", "read-only", "-C", &root, "--ephemeral", "-"]);
+    assert_eq!(
+        run.argv,
+        [
+            "exec",
+            "--json",
+            "-s",
+            "read-only",
+            "-C",
+            &root,
+            "--ephemeral",
+            "-"
+        ]
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -91,7 +127,11 @@ async fn the_child_environment_holds_no_twobot_secret() -> Result<()> {
     .await?;
     call(&server.client, json!({"prompt": "scenario:ok"})).await?;
     let run = only_run(&server.record)?;
-    assert!(!run.env.keys().any(|k| k.starts_with("TWOBOT_")), "{:?}", run.env.keys());
+    assert!(
+        !run.env.keys().any(|k| k.starts_with("TWOBOT_")),
+        "{:?}",
+        run.env.keys()
+    );
     let all = std::fs::read_to_string(run.dir.join("env"))?;
     assert!(!all.contains("tok-secret-1") && !all.contains("jwt-secret-2"));
     assert_eq!(run.env["OPENAI_API_KEY"], "sk-for-codex");
@@ -108,17 +148,34 @@ async fn codex_failures_are_tool_errors_that_say_why() -> Result<()> {
     assert_eq!(r.is_error, Some(true));
     assert_eq!(text(&r), "Codex turn failed: model quota exceeded");
     assert_eq!(structured(&r)["exit_code"], 1);
-    assert!(structured(&r)["thread_id"].is_string(), "partial output kept");
+    assert!(
+        structured(&r)["thread_id"].is_string(),
+        "partial output kept"
+    );
 
     let r = call(&server.client, json!({"prompt": "scenario:exit_nonzero"})).await?;
     assert_eq!(r.is_error, Some(true));
-    assert_eq!(text(&r), "Codex exited with status 3: config profile `nope` not found");
+    assert_eq!(
+        text(&r),
+        "Codex exited with status 3: config profile `nope` not found"
+    );
     let stderr = structured(&r)["stderr_tail"].as_str().unwrap().to_owned();
-    assert!(!stderr.contains("backtrace") && !stderr.contains("<unknown>"), "{stderr}");
+    assert!(
+        !stderr.contains("backtrace") && !stderr.contains("<unknown>"),
+        "{stderr}"
+    );
 
     let r = call(&server.client, json!({"prompt": "scenario:no_turn"})).await?;
-    assert_eq!(r.is_error, Some(true), "exit 0 without turn.completed is not success");
-    assert!(text(&r).starts_with("Codex exited without completing its turn"), "{}", text(&r));
+    assert_eq!(
+        r.is_error,
+        Some(true),
+        "exit 0 without turn.completed is not success"
+    );
+    assert!(
+        text(&r).starts_with("Codex exited without completing its turn"),
+        "{}",
+        text(&r)
+    );
     assert_eq!(structured(&r)["final_message"], "half done");
 
     let r = call(&server.client, json!({"prompt": "scenario:stderr_flood"})).await?;
@@ -132,13 +189,20 @@ async fn codex_failures_are_tool_errors_that_say_why() -> Result<()> {
 #[tokio::test]
 async fn garbage_and_non_utf8_output_is_survived() -> Result<()> {
     let server = spawn_stdio(Options::default()).await?;
-    let r = call(&server.client, json!({"prompt": "scenario:garbage", "include_event_log": true})).await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "scenario:garbage", "include_event_log": true}),
+    )
+    .await?;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let s = structured(&r);
     assert_eq!(s["final_message"], "survived garbage");
     assert_eq!(s["unrecognized_lines"], 4);
     let events = s["events"].as_array().unwrap();
-    assert!(events.iter().any(|e| e["type"] == "2bot.unparsed_line" && e["line"].as_str().unwrap().contains('\u{FFFD}')));
+    assert!(
+        events.iter().any(|e| e["type"] == "2bot.unparsed_line"
+            && e["line"].as_str().unwrap().contains('\u{FFFD}'))
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -147,7 +211,11 @@ async fn garbage_and_non_utf8_output_is_survived() -> Result<()> {
 #[tokio::test]
 async fn a_timeout_kills_the_whole_tree_and_keeps_partial_output() -> Result<()> {
     let server = spawn_stdio(Options::default()).await?;
-    let r = call(&server.client, json!({"prompt": "scenario:hang", "timeout_sec": 2})).await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "scenario:hang", "timeout_sec": 2}),
+    )
+    .await?;
     assert_eq!(r.is_error, Some(true));
     let s = structured(&r);
     assert_eq!(s["timed_out"], true);
@@ -156,10 +224,20 @@ async fn a_timeout_kills_the_whole_tree_and_keeps_partial_output() -> Result<()>
     assert!(s["thread_id"].is_string(), "partial output kept: {s}");
     assert_eq!(s["commands"][0]["command"], "sleep 300");
     let run = only_run(&server.record)?;
-    let grandchild: i32 = std::fs::read_to_string(run.dir.join("grandchild.pid"))?.trim().parse()?;
-    let codex: i32 = std::fs::read_to_string(run.dir.join("codex.pid"))?.trim().parse()?;
-    assert!(gone_within(codex, Duration::from_secs(2)).await, "codex survived");
-    assert!(gone_within(grandchild, Duration::from_secs(2)).await, "grandchild {grandchild} survived");
+    let grandchild: i32 = std::fs::read_to_string(run.dir.join("grandchild.pid"))?
+        .trim()
+        .parse()?;
+    let codex: i32 = std::fs::read_to_string(run.dir.join("codex.pid"))?
+        .trim()
+        .parse()?;
+    assert!(
+        gone_within(codex, Duration::from_secs(2)).await,
+        "codex survived"
+    );
+    assert!(
+        gone_within(grandchild, Duration::from_secs(2)).await,
+        "grandchild {grandchild} survived"
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -168,12 +246,18 @@ async fn a_timeout_kills_the_whole_tree_and_keeps_partial_output() -> Result<()>
 #[tokio::test]
 async fn a_codex_ignoring_sigterm_is_killed_after_the_grace_period() -> Result<()> {
     let server = spawn_stdio(Options::default()).await?;
-    let r = call(&server.client, json!({"prompt": "scenario:ignore_term", "timeout_sec": 1})).await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "scenario:ignore_term", "timeout_sec": 1}),
+    )
+    .await?;
     let s = structured(&r);
     assert_eq!(s["timed_out"], true);
     assert!(s["exit_code"].is_null(), "killed by a signal: {s}");
     let run = only_run(&server.record)?;
-    let codex: i32 = std::fs::read_to_string(run.dir.join("codex.pid"))?.trim().parse()?;
+    let codex: i32 = std::fs::read_to_string(run.dir.join("codex.pid"))?
+        .trim()
+        .parse()?;
     assert!(gone_within(codex, Duration::from_secs(2)).await);
     server.client.cancel().await?;
     Ok(())
@@ -183,22 +267,42 @@ async fn a_codex_ignoring_sigterm_is_killed_after_the_grace_period() -> Result<(
 #[tokio::test]
 async fn cancelling_a_call_kills_codex_and_its_children() -> Result<()> {
     let server = spawn_stdio(Options::default()).await?;
-    let handle = start_call(&server.client, json!({"prompt": "scenario:hang", "timeout_sec": 600})).await?;
+    let handle = start_call(
+        &server.client,
+        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+    )
+    .await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20)).await?.parse()?;
-    let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20)).await?.parse()?;
+    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
+        .await?
+        .parse()?;
+    let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20))
+        .await?
+        .parse()?;
     server
         .client
         .peer()
-        .notify_cancelled(rmcp::model::CancelledNotificationParam::new(Some(handle.id.clone()), Some("user pressed stop".into())))
+        .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+            Some(handle.id.clone()),
+            Some("user pressed stop".into()),
+        ))
         .await?;
-    assert!(gone_within(codex, Duration::from_secs(10)).await, "codex survived cancellation");
-    assert!(gone_within(grandchild, Duration::from_secs(10)).await, "grandchild survived cancellation");
+    assert!(
+        gone_within(codex, Duration::from_secs(10)).await,
+        "codex survived cancellation"
+    );
+    assert!(
+        gone_within(grandchild, Duration::from_secs(10)).await,
+        "grandchild survived cancellation"
+    );
     // The server is still healthy afterwards.
     let r = call(&server.client, json!({"prompt": "scenario:ok"})).await?;
     assert_eq!(r.is_error, Some(false));
     let log = std::fs::read_to_string(&server.log)?;
-    assert!(log.contains("cancelled=true"), "the run's span records the cancellation");
+    assert!(
+        log.contains("cancelled=true"),
+        "the run's span records the cancellation"
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -210,8 +314,16 @@ async fn progress_notifications_report_each_codex_item() -> Result<()> {
     let r = call(&server.client, json!({"prompt": "scenario:slow"})).await?;
     assert_eq!(text(&r), "slow answer");
     let progress = server.recorder.progress.lock().unwrap().clone();
-    for expected in ["turn started", "command: cargo test (running)", "command: cargo test (exit 0)", "message: slow answer"] {
-        assert!(progress.iter().any(|p| p == expected), "{expected:?} not in {progress:?}");
+    for expected in [
+        "turn started",
+        "command: cargo test (running)",
+        "command: cargo test (exit 0)",
+        "message: slow answer",
+    ] {
+        assert!(
+            progress.iter().any(|p| p == expected),
+            "{expected:?} not in {progress:?}"
+        );
     }
     server.client.cancel().await?;
     Ok(())
@@ -228,7 +340,12 @@ async fn a_quiet_codex_still_produces_keepalive_progress() -> Result<()> {
     let r = call(&server.client, json!({"prompt": "scenario:quiet"})).await?;
     assert_eq!(text(&r), "after silence");
     let progress = server.recorder.progress.lock().unwrap().clone();
-    assert!(progress.iter().any(|p| p.starts_with("codex still running")), "{progress:?}");
+    assert!(
+        progress
+            .iter()
+            .any(|p| p.starts_with("codex still running")),
+        "{progress:?}"
+    );
     server.client.cancel().await?;
     Ok(())
 }
@@ -237,13 +354,20 @@ async fn a_quiet_codex_still_produces_keepalive_progress() -> Result<()> {
 #[tokio::test]
 async fn a_flood_of_output_keeps_server_memory_bounded() -> Result<()> {
     let server = spawn_stdio(Options::default()).await?;
-    let r = call(&server.client, json!({"prompt": "scenario:flood", "include_event_log": true, "timeout_sec": 300})).await?;
+    let r = call(
+        &server.client,
+        json!({"prompt": "scenario:flood", "include_event_log": true, "timeout_sec": 300}),
+    )
+    .await?;
     let s = structured(&r);
     assert_eq!(s["final_message"], "flood done", "{}", text(&r));
     assert_eq!(s["event_log_truncated"], true);
     assert!(s["unrecognized_lines"].as_u64().unwrap() >= 50_000);
     let peak = peak_rss_kib(server.pid).unwrap();
-    eprintln!("server peak RSS after 58 MB of Codex output: {} MiB", peak / 1024);
+    eprintln!(
+        "server peak RSS after 58 MB of Codex output: {} MiB",
+        peak / 1024
+    );
     assert!(peak < 120 * 1024, "peak RSS {peak} KiB");
     server.client.cancel().await?;
     Ok(())
@@ -260,7 +384,11 @@ async fn beyond_the_run_and_queue_limits_calls_are_refused_as_busy() -> Result<(
         ..Options::default()
     })
     .await?;
-    let first = start_call(&server.client, json!({"prompt": "scenario:hang", "timeout_sec": 600})).await?;
+    let first = start_call(
+        &server.client,
+        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+    )
+    .await?;
     wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
     let r = call(&server.client, json!({"prompt": "scenario:ok"})).await?;
     assert_eq!(r.is_error, Some(true));
@@ -269,7 +397,10 @@ async fn beyond_the_run_and_queue_limits_calls_are_refused_as_busy() -> Result<(
     server
         .client
         .peer()
-        .notify_cancelled(rmcp::model::CancelledNotificationParam::new(Some(first.id.clone()), None))
+        .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+            Some(first.id.clone()),
+            None,
+        ))
         .await?;
     server.client.cancel().await?;
     Ok(())
@@ -285,7 +416,11 @@ async fn a_missing_codex_binary_is_a_clear_error() -> Result<()> {
     .await?;
     let r = call(&server.client, json!({"prompt": "hi"})).await?;
     assert_eq!(r.is_error, Some(true));
-    assert!(text(&r).contains("cannot start Codex (/nonexistent/codex)"), "{}", text(&r));
+    assert!(
+        text(&r).contains("cannot start Codex (/nonexistent/codex)"),
+        "{}",
+        text(&r)
+    );
     assert!(text(&r).contains("CODEX_BIN"));
     server.client.cancel().await?;
     Ok(())

@@ -32,8 +32,17 @@ async fn initialize_names_the_server_2bot_and_lists_exactly_one_tool() -> Result
     assert_eq!(schema["required"], json!(["prompt"]));
     assert_eq!(schema["additionalProperties"], json!(false));
     let text = schema.to_string();
-    assert!(text.contains(r#""default":"read-only""#), "sandbox default: {text}");
-    for value in ["workspace-write", "danger-full-access", "untrusted", "on-request", "never"] {
+    assert!(
+        text.contains(r#""default":"read-only""#),
+        "sandbox default: {text}"
+    );
+    for value in [
+        "workspace-write",
+        "danger-full-access",
+        "untrusted",
+        "on-request",
+        "never",
+    ] {
         assert!(text.contains(value), "{value}");
     }
     assert!(tool.output_schema.is_some(), "outputSchema declared");
@@ -48,7 +57,11 @@ async fn initialize_names_the_server_2bot_and_lists_exactly_one_tool() -> Result
 #[tokio::test]
 async fn unknown_arguments_are_refused_by_name() -> Result<()> {
     let server = spawn_stdio(Options::default()).await?;
-    let result = call(&server.client, json!({"prompt": "hi", "sandbox_mode": "read-only"})).await?;
+    let result = call(
+        &server.client,
+        json!({"prompt": "hi", "sandbox_mode": "read-only"}),
+    )
+    .await?;
     assert_eq!(result.is_error, Some(true));
     assert!(text(&result).contains("sandbox_mode"), "{}", text(&result));
     let result = call(&server.client, json!({"prompt": "hi", "sandbox": "root"})).await?;
@@ -101,13 +114,23 @@ async fn stdin_eof_kills_running_codex_and_exits_zero() -> Result<()> {
     }
     stdin.flush().await?;
     let run = wait_for_run_dir(&record, Duration::from_secs(20)).await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20)).await?.parse()?;
-    let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20)).await?.parse()?;
+    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
+        .await?
+        .parse()?;
+    let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20))
+        .await?
+        .parse()?;
     drop(stdin);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
     assert!(status.success(), "exit status {status}");
-    assert!(gone_within(codex, Duration::from_secs(5)).await, "codex {codex} survived");
-    assert!(gone_within(grandchild, Duration::from_secs(5)).await, "grandchild {grandchild} survived");
+    assert!(
+        gone_within(codex, Duration::from_secs(5)).await,
+        "codex {codex} survived"
+    );
+    assert!(
+        gone_within(grandchild, Duration::from_secs(5)).await,
+        "grandchild {grandchild} survived"
+    );
     Ok(())
 }
 
@@ -119,9 +142,21 @@ async fn an_invalid_variable_stops_startup_with_one_line_naming_it() -> Result<(
         ("TWOBOT_TRANSPORT", "carrier-pigeon", "TWOBOT_TRANSPORT"),
         ("TWOBOT_LOG_LEVEL", "LOUD=[", "TWOBOT_LOG_LEVEL"),
         ("TWOBOT_ENABLE_NO_AUTH", "maybe", "TWOBOT_ENABLE_NO_AUTH"),
-        ("TWOBOT_MAX_CONCURRENT_RUNS", "0", "TWOBOT_MAX_CONCURRENT_RUNS"),
-        ("CODEX_ALLOWED_ROOTS", "/definitely/not/here", "CODEX_ALLOWED_ROOTS"),
-        ("TWOBOT_POLICY_FILE", "/definitely/not/here.toml", "TWOBOT_POLICY_FILE"),
+        (
+            "TWOBOT_MAX_CONCURRENT_RUNS",
+            "0",
+            "TWOBOT_MAX_CONCURRENT_RUNS",
+        ),
+        (
+            "CODEX_ALLOWED_ROOTS",
+            "/definitely/not/here",
+            "CODEX_ALLOWED_ROOTS",
+        ),
+        (
+            "TWOBOT_POLICY_FILE",
+            "/definitely/not/here.toml",
+            "TWOBOT_POLICY_FILE",
+        ),
     ];
     for (var, value, named) in cases {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
@@ -131,8 +166,15 @@ async fn an_invalid_variable_stops_startup_with_one_line_naming_it() -> Result<(
             .await?;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{var}={value}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{var}={value}: {stderr}");
-        assert!(stderr.contains(named) && stderr.contains(value.trim_end_matches('[')), "{var}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{var}={value}: {stderr}"
+        );
+        assert!(
+            stderr.contains(named) && stderr.contains(value.trim_end_matches('[')),
+            "{var}: {stderr}"
+        );
         assert!(out.stdout.is_empty(), "nothing on stdout");
     }
     Ok(())
@@ -147,10 +189,20 @@ async fn help_documents_every_variable() -> Result<()> {
         .await?;
     let help = String::from_utf8_lossy(&out.stdout);
     for var in [
-        "TWOBOT_TRANSPORT", "TWOBOT_HOST", "TWOBOT_PORT", "TWOBOT_BASE_URL", "TWOBOT_LOG_LEVEL",
-        "TWOBOT_ENABLE_NO_AUTH", "CODEX_ALLOWED_ROOTS", "CODEX_BIN", "TWOBOT_POLICY_FILE",
-        "TWOBOT_MAX_CONCURRENT_RUNS", "TWOBOT_MAX_QUEUED_RUNS", "TWOBOT_MAX_TIMEOUT_SEC",
-        "TWOBOT_MAX_PROMPT_BYTES", "TWOBOT_ALLOW_DANGER_FULL_ACCESS",
+        "TWOBOT_TRANSPORT",
+        "TWOBOT_HOST",
+        "TWOBOT_PORT",
+        "TWOBOT_BASE_URL",
+        "TWOBOT_LOG_LEVEL",
+        "TWOBOT_ENABLE_NO_AUTH",
+        "CODEX_ALLOWED_ROOTS",
+        "CODEX_BIN",
+        "TWOBOT_POLICY_FILE",
+        "TWOBOT_MAX_CONCURRENT_RUNS",
+        "TWOBOT_MAX_QUEUED_RUNS",
+        "TWOBOT_MAX_TIMEOUT_SEC",
+        "TWOBOT_MAX_PROMPT_BYTES",
+        "TWOBOT_ALLOW_DANGER_FULL_ACCESS",
     ] {
         assert!(help.contains(var), "{var} missing from --help");
     }

@@ -1,0 +1,223 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{EncodingKey, Header, encode};
+use serde_json::json;
+
+use super::*;
+
+const AUD: &str = "https://mcp.example.com/mcp";
+
+fn key(name: &str) -> Vec<u8> {
+    std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/keys")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn config() -> AuthConfig {
+    AuthConfig {
+        tokens: parse_tokens("alice:tok-alice, tok-bare"),
+        jwt_keys: vec![
+            JwtKey::secret(b"hs-secret"),
+            JwtKey::public_pem(&key("rsa-public.pem")).unwrap(),
+        ],
+        issuer: Some("https://issuer.example.com".into()),
+        audience: AUD.into(),
+        leeway_sec: 0,
+        required_scopes: vec![],
+        resource_metadata_url: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+            .into(),
+    }
+}
+
+fn claims() -> serde_json::Value {
+    json!({"sub": "bob", "aud": AUD, "iss": "https://issuer.example.com", "exp": now() + 600, "scope": "codex:read codex:write"})
+}
+
+fn hs(alg: Algorithm, claims: &serde_json::Value) -> String {
+    encode(
+        &Header::new(alg),
+        claims,
+        &EncodingKey::from_secret(b"hs-secret"),
+    )
+    .unwrap()
+}
+
+fn rs(claims: &serde_json::Value) -> String {
+    encode(
+        &Header::new(Algorithm::RS256),
+        claims,
+        &EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap(),
+    )
+    .unwrap()
+}
+
+fn verify(config: &AuthConfig, token: &str) -> Result<Principal, AuthError> {
+    let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+    Authenticator::verify(config, Some(&header))
+}
+
+#[test]
+fn static_tokens_name_their_principal() {
+    assert_eq!(
+        verify(&config(), "tok-alice"),
+        Ok(Principal::Token {
+            name: "alice".into()
+        })
+    );
+    assert_eq!(
+        verify(&config(), "tok-bare"),
+        Ok(Principal::Token {
+            name: "token-2".into()
+        })
+    );
+    assert!(matches!(
+        verify(&config(), "tok-alicf"),
+        Err(AuthError::Invalid(_))
+    ));
+}
+
+#[test]
+fn a_missing_or_non_bearer_header_is_missing() {
+    assert_eq!(
+        Authenticator::verify(&config(), None),
+        Err(AuthError::Missing)
+    );
+    let basic = HeaderValue::from_static("Basic dXNlcjpwYXNz");
+    assert_eq!(
+        Authenticator::verify(&config(), Some(&basic)),
+        Err(AuthError::Missing)
+    );
+    let empty = HeaderValue::from_static("Bearer ");
+    assert_eq!(
+        Authenticator::verify(&config(), Some(&empty)),
+        Err(AuthError::Missing)
+    );
+}
+
+#[test]
+fn valid_hs_and_rs_jwts_yield_subject_and_scopes() {
+    for token in [
+        hs(Algorithm::HS256, &claims()),
+        hs(Algorithm::HS512, &claims()),
+        rs(&claims()),
+    ] {
+        assert_eq!(
+            verify(&config(), &token),
+            Ok(Principal::Authenticated {
+                subject: "bob".into(),
+                scopes: vec!["codex:read".into(), "codex:write".into()]
+            })
+        );
+    }
+}
+
+#[test]
+fn each_broken_jwt_is_refused() {
+    let mut expired = claims();
+    expired["exp"] = json!(now() - 60);
+    let mut early = claims();
+    early["nbf"] = json!(now() + 600);
+    let mut wrong_aud = claims();
+    wrong_aud["aud"] = json!("https://other.example.com/mcp");
+    let mut wrong_iss = claims();
+    wrong_iss["iss"] = json!("https://evil.example.com");
+    let mut no_exp = claims();
+    no_exp.as_object_mut().unwrap().remove("exp");
+
+    let b64 = |v: serde_json::Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let alg_none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "typ": "JWT"})),
+        b64(claims())
+    );
+    // The classic confusion: HS256 "signed" with the RSA public key as the HMAC secret.
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &claims(),
+        &EncodingKey::from_secret(&key("rsa-public.pem")),
+    )
+    .unwrap();
+    let mut rsa_only = config();
+    rsa_only.jwt_keys = vec![JwtKey::public_pem(&key("rsa-public.pem")).unwrap()];
+
+    let wrong_secret = encode(
+        &Header::new(Algorithm::HS256),
+        &claims(),
+        &EncodingKey::from_secret(b"other"),
+    )
+    .unwrap();
+    let mut tampered = hs(Algorithm::HS256, &claims());
+    tampered.push('x');
+
+    for (name, config, token) in [
+        ("expired", config(), hs(Algorithm::HS256, &expired)),
+        ("not yet valid", config(), hs(Algorithm::HS256, &early)),
+        ("wrong audience", config(), hs(Algorithm::HS256, &wrong_aud)),
+        ("wrong issuer", config(), rs(&wrong_iss)),
+        ("no exp", config(), hs(Algorithm::HS256, &no_exp)),
+        ("alg none", config(), alg_none),
+        ("hs256 with the rsa public key", rsa_only, confused),
+        ("wrong secret", config(), wrong_secret),
+        ("tampered", config(), tampered),
+        ("garbage", config(), "not.a.jwt".into()),
+    ] {
+        assert!(
+            matches!(verify(&config, &token), Err(AuthError::Invalid(_))),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_required_scope_is_insufficient_scope() {
+    let mut config = config();
+    config.required_scopes = vec!["codex:admin".into()];
+    assert_eq!(
+        verify(&config, &hs(Algorithm::HS256, &claims())),
+        Err(AuthError::InsufficientScope("codex:admin".into()))
+    );
+    let mut scp = claims();
+    scp.as_object_mut().unwrap().remove("scope");
+    scp["scp"] = json!(["codex:admin"]);
+    assert!(verify(&config, &hs(Algorithm::HS256, &scp)).is_ok());
+}
+
+#[test]
+fn ec_keys_admit_only_es_algorithms() {
+    let ec = JwtKey::public_pem(&key("ec-public.pem")).unwrap();
+    assert_eq!(ec.algorithms, [Algorithm::ES256, Algorithm::ES384]);
+    assert!(JwtKey::public_pem(b"not a key").is_err());
+}
+
+#[test]
+fn token_lists_parse_names_comments_and_blank_entries() {
+    let tokens = parse_tokens("# team\nalice:a1\n\nbob:b:2,  bare  ");
+    let pairs: Vec<(&str, &str)> = tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.token.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [("alice", "a1"), ("bob", "b:2"), ("token-3", "bare")]
+    );
+    assert!(
+        !format!("{:?}", tokens[0]).contains("a1"),
+        "Debug never prints a token"
+    );
+}

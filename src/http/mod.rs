@@ -1,0 +1,415 @@
+//! The Streamable HTTP gateway: rmcp's `StreamableHttpService` inside one tower stack.
+//!
+//! [`router`] assembles the whole stack in one place, outermost first:
+//!
+//! ```text
+//! SetRequestId → Trace → PropagateRequestId → body limit          (every route)
+//!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
+//!   /mcp: Host/Origin check → auth → rate limit → StreamableHttpService(TwoBot)
+//!                                                      └─ job stack: policy → admission → runner
+//! ```
+//!
+//! [`serve`] runs it until shutdown: stop accepting, let running calls finish for the
+//! grace period, kill what is left, close the sessions, return.
+
+pub mod auth;
+pub mod origin;
+pub mod rate_limit;
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Json};
+use axum::routing::get;
+use http::{Request, StatusCode};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceBuilder;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tower_http::validate_request::ValidateRequestHeaderLayer;
+
+use self::auth::{AuthConfig, Authenticator, JwtKey, parse_tokens};
+use self::origin::HostOriginPolicy;
+use self::rate_limit::RateLimit;
+use crate::config::{Config, ConfigError};
+use crate::job::Principal;
+use crate::mcp::TwoBot;
+use crate::tool::ToolService;
+
+/// Everything the HTTP stack needs, validated.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// MCP endpoint path.
+    pub path: String,
+    /// Public base URL (the configured one, else `http://<bound address>`).
+    pub public_base: String,
+    /// Bearer auth, or `None` in no-auth mode.
+    pub auth: Option<AuthConfig>,
+    /// Host/Origin rules.
+    pub host_origin: HostOriginPolicy,
+    /// Requests per minute per caller.
+    pub rate_per_minute: NonZeroU32,
+    /// Burst per caller.
+    pub rate_burst: NonZeroU32,
+    /// Trust proxy headers for the client address.
+    pub trust_proxy_headers: bool,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Idle session lifetime.
+    pub session_idle: Duration,
+    /// Grace for running calls at shutdown.
+    pub shutdown_grace: Duration,
+    /// Authorization servers for the metadata document.
+    pub auth_servers: Vec<String>,
+    /// Scopes advertised and required.
+    pub scopes: Vec<String>,
+    /// The Codex binary, for `/readyz`.
+    pub codex_bin: std::path::PathBuf,
+    /// `timeout_sec` default advertised in the schema.
+    pub default_timeout_sec: u64,
+}
+
+fn invalid(var: &'static str, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+impl HttpSettings {
+    /// Validate the HTTP part of `config` for a server bound to `local`; refuses unsafe set-ups.
+    pub fn new(config: &Config, local: SocketAddr) -> Result<Self, ConfigError> {
+        let args = &config.http;
+        let public_base = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local}"));
+        let resource = format!("{public_base}{}", args.http_path);
+        let scopes: Vec<String> = args
+            .required_scopes
+            .iter()
+            .flat_map(|s| s.split([',', ' ']))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+
+        let auth = if config.enable_no_auth {
+            if !config.host.is_loopback() && !args.allow_public_no_auth {
+                return Err(invalid(
+                    "TWOBOT_ENABLE_NO_AUTH",
+                    "true",
+                    format!(
+                        "refuses to serve without auth on the non-loopback address {}; set TWOBOT_ENABLE_NO_AUTH=false with credentials, or TWOBOT_ALLOW_PUBLIC_NO_AUTH=true",
+                        config.host
+                    ),
+                ));
+            }
+            None
+        } else {
+            let mut tokens = args
+                .auth_tokens
+                .as_deref()
+                .map(parse_tokens)
+                .unwrap_or_default();
+            if let Some(file) = &args.auth_tokens_file {
+                let text = read_secret_file(file, "TWOBOT_AUTH_TOKENS_FILE")?;
+                tokens.extend(parse_tokens(&text));
+            }
+            let mut jwt_keys = Vec::new();
+            if let Some(secret) = args.jwt_secret.as_deref().filter(|s| !s.is_empty()) {
+                if secret.len() < 32 {
+                    return Err(invalid(
+                        "TWOBOT_JWT_SECRET",
+                        "<redacted>",
+                        "must be at least 32 bytes",
+                    ));
+                }
+                jwt_keys.push(JwtKey::secret(secret.as_bytes()));
+            }
+            if let Some(file) = &args.jwt_public_key_file {
+                let pem = read_secret_file(file, "TWOBOT_JWT_PUBLIC_KEY_FILE")?;
+                jwt_keys.push(JwtKey::public_pem(pem.as_bytes()).map_err(|e| {
+                    invalid("TWOBOT_JWT_PUBLIC_KEY_FILE", file.display().to_string(), e)
+                })?);
+            }
+            if tokens.is_empty() && jwt_keys.is_empty() {
+                return Err(invalid(
+                    "TWOBOT_ENABLE_NO_AUTH",
+                    "false",
+                    "but no credential is configured; set TWOBOT_AUTH_TOKENS, TWOBOT_AUTH_TOKENS_FILE, TWOBOT_JWT_SECRET or TWOBOT_JWT_PUBLIC_KEY_FILE",
+                ));
+            }
+            Some(AuthConfig {
+                tokens,
+                jwt_keys,
+                issuer: args.jwt_issuer.clone(),
+                audience: args
+                    .jwt_audience
+                    .clone()
+                    .unwrap_or_else(|| resource.clone()),
+                leeway_sec: args.jwt_leeway_sec,
+                required_scopes: scopes.clone(),
+                resource_metadata_url: format!(
+                    "{public_base}/.well-known/oauth-protected-resource{}",
+                    args.http_path
+                ),
+            })
+        };
+        let nz = |var: &'static str, v: u32| {
+            NonZeroU32::new(v).ok_or_else(|| invalid(var, "0", "must be at least 1"))
+        };
+        Ok(Self {
+            path: args.http_path.clone(),
+            public_base,
+            auth,
+            host_origin: HostOriginPolicy::new(
+                config.base_url.as_deref(),
+                &args.allowed_hosts,
+                &args.allowed_origins,
+            ),
+            rate_per_minute: nz("TWOBOT_RATE_LIMIT_PER_MINUTE", args.rate_limit_per_minute)?,
+            rate_burst: nz("TWOBOT_RATE_LIMIT_BURST", args.rate_limit_burst)?,
+            trust_proxy_headers: args.trust_proxy_headers,
+            max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
+            session_idle: Duration::from_secs(args.session_idle_sec),
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_sec),
+            auth_servers: args.auth_servers.clone(),
+            scopes,
+            codex_bin: config.runner.program.clone(),
+            default_timeout_sec: config.policy.default_timeout_sec(),
+        })
+    }
+
+    /// The resource identifier (and default JWT audience): base URL + MCP path.
+    pub fn resource(&self) -> String {
+        format!("{}{}", self.public_base, self.path)
+    }
+}
+
+fn read_secret_file(path: &Path, var: &'static str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| {
+        invalid(
+            var,
+            path.display().to_string(),
+            format!("cannot be read: {e}"),
+        )
+    })
+}
+
+/// Tokens that stop the server in stages.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Cancelled on SIGTERM/SIGINT: stop accepting.
+    pub signal: CancellationToken,
+    /// Cancelled after the grace period: kill running Codex processes.
+    pub kill_runs: CancellationToken,
+    /// Cancelled last: close MCP sessions and their streams.
+    pub sessions: CancellationToken,
+}
+
+/// Build the whole HTTP stack.
+pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) -> Router {
+    let mcp = {
+        let tools = tools.clone();
+        let default_timeout = settings.default_timeout_sec;
+        let kill_runs = shutdown.kill_runs.clone();
+        let mut sessions = LocalSessionManager::default();
+        sessions.session_config.keep_alive = Some(settings.session_idle);
+        let config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(shutdown.sessions.clone())
+            .with_max_request_body_bytes(settings.max_body_bytes)
+            // Host and Origin are checked by our own layer, with the operator's lists.
+            .disable_allowed_hosts()
+            .disable_allowed_origins();
+        StreamableHttpService::new(
+            move || {
+                Ok(TwoBot::new(
+                    tools.clone(),
+                    Principal::Anonymous,
+                    default_timeout,
+                    kill_runs.clone(),
+                ))
+            },
+            Arc::new(sessions),
+            config,
+        )
+    };
+    let rate_limit = RateLimit::new(
+        settings.rate_per_minute,
+        settings.rate_burst,
+        settings.trust_proxy_headers,
+    );
+    rate_limit.spawn_pruner(Duration::from_secs(60), shutdown.sessions.clone());
+    let authenticator = match &settings.auth {
+        Some(config) => Authenticator::new(config.clone()),
+        None => Authenticator::disabled(),
+    };
+
+    let mcp_stack = ServiceBuilder::new()
+        // DNS-rebinding protection first: a hostile page gets 403 before anything else.
+        .layer(ValidateRequestHeaderLayer::custom(
+            settings.host_origin.clone(),
+        ))
+        // Who is calling; puts the Principal into extensions and strips Authorization.
+        .layer(ValidateRequestHeaderLayer::custom(authenticator))
+        // Keyed by that principal (or address), so it must come after auth.
+        .layer(ValidateRequestHeaderLayer::custom(rate_limit))
+        // rmcp answers with its own body type; axum routes want `Body`.
+        .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
+        .service(mcp);
+
+    let metadata = Arc::new(json!({
+        "resource": settings.resource(),
+        "authorization_servers": settings.auth_servers,
+        "scopes_supported": settings.scopes,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "2Bot",
+    }));
+    let ready = Arc::new(Readiness::new(settings.codex_bin.clone()));
+
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz).with_state(ready))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(protected_resource).with_state(metadata.clone()),
+        )
+        .route(
+            &format!("/.well-known/oauth-protected-resource{}", settings.path),
+            get(protected_resource).with_state(metadata),
+        )
+        .route_service(&settings.path, mcp_stack)
+        .layer(
+            ServiceBuilder::new()
+                // Honour the caller's x-request-id or make one; before Trace so spans carry it.
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                // One span per request: method, path, request id; the principal is recorded by auth.
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                        let id = req
+                            .headers()
+                            .get("x-request-id")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("");
+                        tracing::info_span!(
+                            "http",
+                            method = %req.method(),
+                            path = %req.uri().path(),
+                            request_id = %id,
+                            principal = tracing::field::Empty,
+                        )
+                    }),
+                )
+                // Echo the id on every response, 401/403/413/429 included.
+                .layer(PropagateRequestIdLayer::x_request_id())
+                // Cheap reject of oversized bodies (413) before any parsing.
+                .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
+        )
+}
+
+async fn protected_resource(State(doc): State<Arc<serde_json::Value>>) -> impl IntoResponse {
+    Json((*doc).clone())
+}
+
+/// `/readyz`: the Codex binary answers `--version`; cached so probes cannot fork-bomb us.
+struct Readiness {
+    codex: std::path::PathBuf,
+    cache: tokio::sync::Mutex<Option<(Instant, Result<String, String>)>>,
+}
+
+impl Readiness {
+    fn new(codex: std::path::PathBuf) -> Self {
+        Self {
+            codex,
+            cache: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let mut cache = self.cache.lock().await;
+        if let Some((at, result)) = cache.as_ref()
+            && at.elapsed() < Duration::from_secs(30)
+        {
+            return result.clone();
+        }
+        let run = tokio::process::Command::new(&self.codex)
+            .arg("--version")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let result = match tokio::time::timeout(Duration::from_secs(10), run).await {
+            Ok(Ok(out)) if out.status.success() => {
+                Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            }
+            Ok(Ok(out)) => Err(format!("codex --version exited with {}", out.status)),
+            Ok(Err(e)) => Err(format!("codex not found: {e}")),
+            Err(_) => Err("codex --version timed out".to_owned()),
+        };
+        *cache = Some((Instant::now(), result.clone()));
+        result
+    }
+}
+
+async fn readyz(State(ready): State<Arc<Readiness>>) -> impl IntoResponse {
+    match ready.check().await {
+        Ok(version) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "codex": version})),
+        ),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": reason})),
+        ),
+    }
+}
+
+/// Serve `app` on `listener` until `shutdown.signal`, then drain in stages (see module docs).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    runs: TaskTracker,
+    shutdown: Shutdown,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let signal = shutdown.signal.clone();
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { signal.cancelled().await });
+    let server = tokio::spawn(server.into_future());
+
+    shutdown.signal.cancelled().await;
+    tracing::info!(
+        grace_sec = grace.as_secs(),
+        "no longer accepting connections; letting running calls finish"
+    );
+    runs.close();
+    if tokio::time::timeout(grace, runs.wait()).await.is_err() {
+        tracing::warn!("grace period over: killing the Codex runs still going");
+        shutdown.kill_runs.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(15), runs.wait()).await;
+    }
+    // Let the last results reach their streams, then end the sessions.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    shutdown.sessions.cancel();
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(join)) => Err(std::io::Error::other(join)),
+        Err(_) => {
+            tracing::warn!("connections did not close in time");
+            Ok(())
+        }
+    }
+}
