@@ -32,7 +32,6 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
-    config.log_effective();
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();
@@ -45,6 +44,7 @@ async fn run(config: Config) -> ExitCode {
         twobot::tool::tool_service(config.policy.clone(), config.limits, config.runner.clone());
     match config.transport {
         Transport::Stdio => {
+            config.log_effective();
             let io = (tokio::io::stdin(), tokio::io::stdout());
             match twobot::stdio::serve(
                 tokio::io::join(io.0, io.1),
@@ -89,6 +89,7 @@ async fn serve_http(
             return ExitCode::from(2);
         }
     };
+    config.log_effective();
     if settings.auth.is_none() && !config.host.is_loopback() {
         tracing::warn!(host = %config.host, "serving WITHOUT AUTH on a non-loopback address (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");
     }

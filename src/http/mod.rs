@@ -221,7 +221,6 @@ pub struct Shutdown {
 /// Build the whole HTTP stack.
 pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) -> Router {
     let mcp = {
-        let tools = tools.clone();
         let default_timeout = settings.default_timeout_sec;
         let kill_runs = shutdown.kill_runs.clone();
         let mut sessions = LocalSessionManager::default();

@@ -63,7 +63,7 @@ impl HostOriginPolicy {
             (Some(_), Some(_)) => return Err(Rejection::Host("<several>".into())),
         };
         let host_name = strip_port(&host.to_ascii_lowercase()).to_owned();
-        if !is_loopback(&host_name) && !self.hosts.iter().any(|h| *h == host_name) {
+        if !is_loopback(&host_name) && !self.hosts.contains(&host_name) {
             return Err(Rejection::Host(host.to_owned()));
         }
 

@@ -108,7 +108,7 @@ pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .last();
+        .next_back();
     if let Some(ip) = last_xff.and_then(parse_ip) {
         return Some(ip);
     }
@@ -122,7 +122,7 @@ pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
             k.eq_ignore_ascii_case("for").then(|| v.trim_matches('"'))
         })
         .filter_map(parse_ip)
-        .last()
+        .next_back()
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {

@@ -1,3 +1,4 @@
+mod http;
 mod policy;
 mod real_codex;
 mod runner;

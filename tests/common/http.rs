@@ -1,0 +1,135 @@
+//! Harness for the HTTP transport: spawn `2bot-mcp --transport http` on an ephemeral
+//! loopback port, and talk to it with rmcp's Streamable HTTP client or raw reqwest.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+use super::{Recorder, fake_codex};
+
+/// A running HTTP server.
+pub struct HttpServer {
+    pub child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// `http://127.0.0.1:PORT/mcp`
+    pub url: String,
+    pub record: PathBuf,
+    pub log: PathBuf,
+    pub _tmp: tempfile::TempDir,
+}
+
+/// Start the binary in http mode with `env` on top of the test defaults.
+pub async fn spawn_http(env: &[(&str, &str)]) -> Result<HttpServer> {
+    let tmp = tempfile::tempdir()?;
+    let base_dir = tmp.path().canonicalize()?;
+    let root = base_dir.join("root");
+    let record = base_dir.join("record");
+    std::fs::create_dir_all(&root)?;
+    std::fs::create_dir_all(&record)?;
+    let log = base_dir.join("server.log");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TWOBOT_TRANSPORT", "http")
+        .env("TWOBOT_PORT", "0")
+        .env("TWOBOT_LOG_LEVEL", "debug")
+        .env("CODEX_BIN", fake_codex())
+        .env("CODEX_ALLOWED_ROOTS", &root)
+        .env("FAKE_CODEX_RECORD", &record)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .context("no listening line")??
+        .with_context(|| {
+            format!(
+                "server exited: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        })?;
+    let url = line
+        .rsplit(' ')
+        .next()
+        .context("listening line has a URL")?
+        .to_owned();
+    let base = url.trim_end_matches("/mcp").to_owned();
+    Ok(HttpServer {
+        child,
+        base,
+        url,
+        record,
+        log,
+        _tmp: tmp,
+    })
+}
+
+/// Connect rmcp's Streamable HTTP client, with a bearer token when given.
+pub async fn http_client(
+    url: &str,
+    token: Option<&str>,
+) -> Result<RunningService<RoleClient, Recorder>> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(token) = token {
+        config = config.auth_header(token.to_owned());
+    }
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    Ok(Recorder::default().serve(transport).await?)
+}
+
+/// The JSON-RPC `initialize` request body.
+pub fn initialize_body() -> Value {
+    json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}})
+}
+
+/// A raw POST to the MCP endpoint with the headers MCP requires.
+pub fn post(url: &str, body: &Value) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(body.to_string())
+}
+
+/// Initialize a raw session and return its id.
+pub async fn raw_session(url: &str, token: Option<&str>) -> Result<String> {
+    let mut req = post(url, &initialize_body());
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await?;
+    anyhow::ensure!(resp.status() == 200, "initialize: {}", resp.status());
+    let id = resp
+        .headers()
+        .get("mcp-session-id")
+        .context("session id")?
+        .to_str()?
+        .to_owned();
+    let _ = resp.text().await;
+    let mut note = post(
+        url,
+        &json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    )
+    .header("mcp-session-id", &id);
+    if let Some(t) = token {
+        note = note.bearer_auth(t);
+    }
+    note.send().await?;
+    Ok(id)
+}
