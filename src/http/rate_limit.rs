@@ -107,8 +107,7 @@ pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .next_back();
+        .rfind(|v| !v.is_empty());
     if let Some(ip) = last_xff.and_then(parse_ip) {
         return Some(ip);
     }
