@@ -447,3 +447,69 @@ async fn unsafe_setups_refuse_to_start_with_one_line() -> Result<()> {
     assert!(log.contains("WITHOUT AUTH"), "{log}");
     Ok(())
 }
+
+/// A JWT's scopes lower the sandbox ceiling through the policy file, and the token never reaches Codex.
+#[tokio::test]
+async fn jwt_scopes_narrow_the_sandbox_and_the_token_never_reaches_codex() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[scopes]\n\"codex:read\" = \"read-only\"\n\"codex:write\" = \"workspace-write\"\n",
+    )?;
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_JWT_SECRET", SECRET),
+        ("TWOBOT_POLICY_FILE", &policy.display().to_string()),
+    ])
+    .await?;
+    let token = |scope: &str| {
+        let mut claims = jwt_claims(&server.url);
+        claims["scope"] = json!(scope);
+        encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let write = json!({"prompt": "scenario:ok", "sandbox": "workspace-write", "allow_edits": true});
+
+    let reader = token("codex:read");
+    let client = http_client(&server.url, Some(&reader)).await?;
+    let r = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("run_codex_prompt")
+                .with_arguments(write.as_object().unwrap().clone()),
+        )
+        .await?;
+    assert_eq!(r.is_error, Some(true));
+    assert!(
+        text(&r).contains("above the sandbox this caller may use (read-only)"),
+        "{}",
+        text(&r)
+    );
+    assert!(
+        recorded(&server.record)?.is_empty(),
+        "nothing spawned for a refused call"
+    );
+    client.cancel().await?;
+
+    let writer = token("codex:write");
+    let client = http_client(&server.url, Some(&writer)).await?;
+    let r = client
+        .call_tool(
+            rmcp::model::CallToolRequestParams::new("run_codex_prompt")
+                .with_arguments(write.as_object().unwrap().clone()),
+        )
+        .await?;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    client.cancel().await?;
+    let run = only_run(&server.record)?;
+    let env = std::fs::read_to_string(run.dir.join("env"))?;
+    assert!(
+        !env.contains(&writer) && !env.contains(SECRET),
+        "no credential reaches Codex"
+    );
+    Ok(())
+}
