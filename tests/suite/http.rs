@@ -44,16 +44,7 @@ async fn a_full_mcp_session_over_streamable_http() -> Result<()> {
     );
     let tools = client.list_all_tools().await?;
     assert_eq!(tools.len(), 1);
-    let result = client
-        .call_tool(
-            rmcp::model::CallToolRequestParams::new("run_codex_prompt").with_arguments(
-                json!({"prompt": "scenario:slow"})
-                    .as_object()
-                    .unwrap()
-                    .clone(),
-            ),
-        )
-        .await?;
+    let result = call(&client, json!({"prompt": "scenario:slow"})).await?;
     assert_eq!(text(&result), "slow answer");
     let progress = client.service().progress.lock().unwrap().clone();
     assert!(
@@ -340,16 +331,7 @@ async fn sigterm_lets_the_running_call_finish_then_exits_zero() -> Result<()> {
     let mut server = spawn_http(&[]).await?;
     let client = http_client(&server.url, None).await?;
     let call = tokio::spawn(async move {
-        let r = client
-            .call_tool(
-                rmcp::model::CallToolRequestParams::new("run_codex_prompt").with_arguments(
-                    json!({"prompt": "scenario:slow"})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                ),
-            )
-            .await;
+        let r = call(&client, json!({"prompt": "scenario:slow"})).await;
         (r, client)
     });
     wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
@@ -368,16 +350,11 @@ async fn after_the_grace_period_running_codex_is_killed() -> Result<()> {
     let mut server = spawn_http(&[("TWOBOT_SHUTDOWN_GRACE_SEC", "1")]).await?;
     let client = http_client(&server.url, None).await?;
     let call = tokio::spawn(async move {
-        let _ = client
-            .call_tool(
-                rmcp::model::CallToolRequestParams::new("run_codex_prompt").with_arguments(
-                    json!({"prompt": "scenario:hang", "timeout_sec": 600})
-                        .as_object()
-                        .unwrap()
-                        .clone(),
-                ),
-            )
-            .await;
+        let _ = call(
+            &client,
+            json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+        )
+        .await;
     });
     let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
     let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20))
@@ -477,12 +454,7 @@ async fn jwt_scopes_narrow_the_sandbox_and_the_token_never_reaches_codex() -> Re
 
     let reader = token("codex:read");
     let client = http_client(&server.url, Some(&reader)).await?;
-    let r = client
-        .call_tool(
-            rmcp::model::CallToolRequestParams::new("run_codex_prompt")
-                .with_arguments(write.as_object().unwrap().clone()),
-        )
-        .await?;
+    let r = call(&client, write.clone()).await?;
     assert_eq!(r.is_error, Some(true));
     assert!(
         text(&r).contains("above the sandbox this caller may use (read-only)"),
@@ -497,12 +469,7 @@ async fn jwt_scopes_narrow_the_sandbox_and_the_token_never_reaches_codex() -> Re
 
     let writer = token("codex:write");
     let client = http_client(&server.url, Some(&writer)).await?;
-    let r = client
-        .call_tool(
-            rmcp::model::CallToolRequestParams::new("run_codex_prompt")
-                .with_arguments(write.as_object().unwrap().clone()),
-        )
-        .await?;
+    let r = call(&client, write.clone()).await?;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     client.cancel().await?;
     let run = only_run(&server.record)?;
