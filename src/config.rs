@@ -145,6 +145,18 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 
+    /// Most live MCP sessions at once (503 for a new session beyond).
+    #[arg(long, env = "TWOBOT_MAX_SESSIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions: u32,
+
+    /// Most open TCP connections at once (503 and close beyond).
+    #[arg(long, env = "TWOBOT_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+
+    /// Seconds a connection may take to send a request's headers, idle keep-alive included (slowloris).
+    #[arg(long, env = "TWOBOT_HEADER_READ_TIMEOUT_SEC", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_read_timeout_sec: u64,
+
     /// Static bearer tokens, comma-separated, each `name:token` (or a bare token).
     #[arg(long, env = "TWOBOT_AUTH_TOKENS", hide_env_values = true)]
     pub auth_tokens: Option<String>,
@@ -160,6 +172,10 @@ pub struct HttpArgs {
     /// PEM public key for RS*/PS*/ES*/EdDSA JWTs.
     #[arg(long, env = "TWOBOT_JWT_PUBLIC_KEY_FILE")]
     pub jwt_public_key_file: Option<PathBuf>,
+
+    /// JWKS URL of the authorization server (https, or http on loopback): fetched at start, cached, refreshed on an unknown `kid`.
+    #[arg(long, env = "TWOBOT_JWT_JWKS_URL")]
+    pub jwt_jwks_url: Option<String>,
 
     /// Required JWT issuer (`iss`).
     #[arg(long, env = "TWOBOT_JWT_ISSUER")]

@@ -197,6 +197,17 @@ impl Principal {
             Self::Authenticated { subject, .. } => subject,
         }
     }
+
+    /// A stable identity for ownership checks; kinds never collide (the static token
+    /// named `bob` is not the JWT subject `bob`).
+    pub fn owner_key(&self) -> String {
+        match self {
+            Self::Local => "local".to_owned(),
+            Self::Anonymous => "anonymous".to_owned(),
+            Self::Token { name } => format!("token:{name}"),
+            Self::Authenticated { subject, .. } => format!("jwt:{subject}"),
+        }
+    }
 }
 
 /// A request that passed policy: every path canonical and inside a root, every value checked.

@@ -104,7 +104,7 @@ async fn serve_http(
         settings.path
     );
     tracing::info!(url = %format!("http://{local}{}", settings.path), public = %settings.resource(), auth = settings.auth.is_some(), "listening");
-    match serve(listener, app, runs, shutdown, settings.shutdown_grace).await {
+    match serve(listener, app, runs, shutdown, settings.serve_limits()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

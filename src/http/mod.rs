@@ -5,7 +5,7 @@
 //! ```text
 //! SetRequestId → Trace → PropagateRequestId → body limit          (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
-//!   /mcp: Host/Origin check → auth → rate limit → StreamableHttpService(TwoBot)
+//!   /mcp: Host/Origin check → auth → rate limit → session guard → StreamableHttpService(TwoBot)
 //!                                                      └─ job stack: policy → admission → runner
 //! ```
 //!
@@ -15,6 +15,10 @@
 pub mod auth;
 pub mod origin;
 pub mod rate_limit;
+pub mod server;
+pub mod session;
+
+pub use self::server::{ServeLimits, serve};
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -31,7 +35,6 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -41,6 +44,7 @@ use tower_http::validate_request::ValidateRequestHeaderLayer;
 use self::auth::{AuthConfig, Authenticator, JwtKey, parse_tokens};
 use self::origin::HostOriginPolicy;
 use self::rate_limit::RateLimit;
+use self::session::SessionGuardLayer;
 use crate::config::{Config, ConfigError};
 use crate::job::Principal;
 use crate::mcp::TwoBot;
@@ -69,6 +73,12 @@ pub struct HttpSettings {
     pub session_idle: Duration,
     /// Grace for running calls at shutdown.
     pub shutdown_grace: Duration,
+    /// Live MCP sessions at most.
+    pub max_sessions: usize,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Deadline for a request's headers.
+    pub header_read_timeout: Duration,
     /// Authorization servers for the metadata document.
     pub auth_servers: Vec<String>,
     /// Scopes advertised and required.
@@ -184,11 +194,23 @@ impl HttpSettings {
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
             session_idle: Duration::from_secs(args.session_idle_sec),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_sec),
+            max_sessions: args.max_sessions as usize,
+            max_connections: args.max_connections as usize,
+            header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
             auth_servers: args.auth_servers.clone(),
             scopes,
             codex_bin: config.runner.program.clone(),
             default_timeout_sec: config.policy.default_timeout_sec(),
         })
+    }
+
+    /// The socket-level limits for [`serve`].
+    pub fn serve_limits(&self) -> ServeLimits {
+        ServeLimits {
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_read_timeout,
+            grace: self.shutdown_grace,
+        }
     }
 
     /// The resource identifier (and default JWT audience): base URL + MCP path.
@@ -220,11 +242,15 @@ pub struct Shutdown {
 
 /// Build the whole HTTP stack.
 pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) -> Router {
+    let sessions = {
+        let mut manager = LocalSessionManager::default();
+        manager.session_config.keep_alive = Some(settings.session_idle);
+        Arc::new(manager)
+    };
+    let session_guard = SessionGuardLayer::new(sessions.clone(), settings.max_sessions);
     let mcp = {
         let default_timeout = settings.default_timeout_sec;
         let kill_runs = shutdown.kill_runs.clone();
-        let mut sessions = LocalSessionManager::default();
-        sessions.session_config.keep_alive = Some(settings.session_idle);
         let config = StreamableHttpServerConfig::default()
             .with_cancellation_token(shutdown.sessions.clone())
             .with_max_request_body_bytes(settings.max_body_bytes)
@@ -240,7 +266,7 @@ pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) 
                     kill_runs.clone(),
                 ))
             },
-            Arc::new(sessions),
+            sessions,
             config,
         )
     };
@@ -264,6 +290,8 @@ pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) 
         .layer(ValidateRequestHeaderLayer::custom(authenticator))
         // Keyed by that principal (or address), so it must come after auth.
         .layer(ValidateRequestHeaderLayer::custom(rate_limit))
+        // Bounded sessions, each usable only by the principal that created it.
+        .layer(session_guard)
         // rmcp answers with its own body type; axum routes want `Body`.
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
         .service(mcp);
@@ -370,45 +398,5 @@ async fn readyz(State(ready): State<Arc<Readiness>>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "not ready", "reason": reason})),
         ),
-    }
-}
-
-/// Serve `app` on `listener` until `shutdown.signal`, then drain in stages (see module docs).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    runs: TaskTracker,
-    shutdown: Shutdown,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let signal = shutdown.signal.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { signal.cancelled().await });
-    let server = tokio::spawn(server.into_future());
-
-    shutdown.signal.cancelled().await;
-    tracing::info!(
-        grace_sec = grace.as_secs(),
-        "no longer accepting connections; letting running calls finish"
-    );
-    runs.close();
-    if tokio::time::timeout(grace, runs.wait()).await.is_err() {
-        tracing::warn!("grace period over: killing the Codex runs still going");
-        shutdown.kill_runs.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(15), runs.wait()).await;
-    }
-    // Let the last results reach their streams, then end the sessions.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    shutdown.sessions.cancel();
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(result)) => result,
-        Ok(Err(join)) => Err(std::io::Error::other(join)),
-        Err(_) => {
-            tracing::warn!("connections did not close in time");
-            Ok(())
-        }
     }
 }

@@ -1,4 +1,5 @@
 mod http;
+mod http_limits;
 mod policy;
 mod real_codex;
 mod runner;
