@@ -14,10 +14,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    twobot::telemetry::init(
+    let telemetry = match twobot::telemetry::init(
         &config.log_filter,
         config.log_format == twobot::config::LogFormat::Json,
-    );
+    ) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if telemetry.exporting() {
+        tracing::info!("exporting spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -28,7 +37,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(config))
+    let code = runtime.block_on(run(config));
+    // Running calls are over; do not wait for stray blocking tasks.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    telemetry.shutdown();
+    code
 }
 
 async fn run(config: Config) -> ExitCode {

@@ -17,6 +17,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
+use tracing::Instrument;
 
 use crate::error::ToolError;
 use crate::job::{CallContext, Principal, RunOutput, RunRequest, ToolCall};
@@ -104,7 +105,18 @@ impl TwoBot {
                 progress: progress.as_ref().map(|(tx, _)| tx.clone()),
             },
         };
-        let result = self.tools.clone().oneshot(call).await;
+        // rmcp serves the call on a session task, outside the HTTP request's span: this
+        // span (parent of `codex_run`) picks the caller's trace up again.
+        let span = tracing::info_span!(
+            "tools/call",
+            tool = TOOL_NAME,
+            request_id = call.ctx.request_id.as_deref().unwrap_or(""),
+            principal = %call.ctx.principal.label(),
+        );
+        if let Some(parts) = parts {
+            crate::telemetry::continue_trace(&span, &parts.headers);
+        }
+        let result = self.tools.clone().oneshot(call).instrument(span).await;
         if let Some((tx, forwarder)) = progress {
             drop(tx);
             let _ = forwarder.await;

@@ -329,13 +329,16 @@ pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) 
                             .get("x-request-id")
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or("");
-                        tracing::info_span!(
+                        let span = tracing::info_span!(
                             "http",
                             method = %req.method(),
                             path = %req.uri().path(),
                             request_id = %id,
                             principal = tracing::field::Empty,
-                        )
+                        );
+                        // A caller's W3C traceparent continues its trace.
+                        crate::telemetry::continue_trace(&span, req.headers());
+                        span
                     }),
                 )
                 // Echo the id on every response, 401/403/413/429 included.

@@ -398,6 +398,14 @@ async fn unsafe_setups_refuse_to_start_with_one_line() -> Result<()> {
             ],
             "not a PEM",
         ),
+        (
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", "::not-a-url".into())],
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+        ),
+        (
+            vec![("TWOBOT_MAX_SESSIONS", "0".into())],
+            "TWOBOT_MAX_SESSIONS",
+        ),
     ];
     for (env, expect) in cases {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
