@@ -177,6 +177,10 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_JWT_JWKS_URL")]
     pub jwt_jwks_url: Option<String>,
 
+    /// Least seconds between two JWKS fetches triggered by tokens with an unknown `kid`.
+    #[arg(long, env = "TWOBOT_JWT_JWKS_MIN_REFRESH_SEC", default_value_t = 30)]
+    pub jwt_jwks_min_refresh_sec: u64,
+
     /// Required JWT issuer (`iss`).
     #[arg(long, env = "TWOBOT_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,

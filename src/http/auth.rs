@@ -2,24 +2,30 @@
 //!
 //! Off in the default no-auth mode; turned on by environment alone
 //! (`TWOBOT_ENABLE_NO_AUTH=false` plus a credential). [`Authenticator::verify`] is
-//! the pure decision; [`Authenticator`] is also a `ValidateRequest`, so the layer
-//! puts the [`Principal`] into the request's extensions and strips `Authorization`
-//! before anything inner sees it. A token is never logged and never reaches Codex.
+//! the pure decision; [`AuthLayer`] puts the [`Principal`] into the request's
+//! extensions and strips `Authorization` before anything inner sees it, refreshing
+//! the JWKS (throttled) when a token names a key it does not know yet. A token is never logged and never reaches Codex.
 //!
 //! JWT algorithms are pinned to the key type: an HMAC secret admits HS256/384/512 only,
 //! an RSA key RS*/PS* only, an EC key ES256/384, an Ed25519 key EdDSA. `alg: none` and
 //! HS-signed-with-the-public-key tokens therefore never verify.
 
 use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
 
 use axum::body::Body;
 use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tower_http::validate_request::ValidateRequest;
+use tower::{Layer, Service};
 
+use super::jwks::Jwks;
 use crate::job::Principal;
 
 /// A static bearer token and its name (the principal).
@@ -42,11 +48,17 @@ impl fmt::Debug for StaticToken {
 pub struct JwtKey {
     key: DecodingKey,
     algorithms: Vec<Algorithm>,
+    /// The JWKS `kid`; `None` for keys configured directly.
+    kid: Option<String>,
 }
 
 impl fmt::Debug for JwtKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JwtKey({:?}, <redacted>)", self.algorithms)
+        write!(
+            f,
+            "JwtKey({:?}, {:?}, <redacted>)",
+            self.kid, self.algorithms
+        )
     }
 }
 
@@ -56,6 +68,7 @@ impl JwtKey {
         Self {
             key: DecodingKey::from_secret(secret),
             algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
+            kid: None,
         }
     }
 
@@ -64,31 +77,75 @@ impl JwtKey {
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             return Ok(Self {
                 key,
-                algorithms: vec![
-                    Algorithm::RS256,
-                    Algorithm::RS384,
-                    Algorithm::RS512,
-                    Algorithm::PS256,
-                    Algorithm::PS384,
-                    Algorithm::PS512,
-                ],
+                algorithms: RSA_ALGORITHMS.to_vec(),
+                kid: None,
             });
         }
         if let Ok(key) = DecodingKey::from_ec_pem(pem) {
             return Ok(Self {
                 key,
                 algorithms: vec![Algorithm::ES256, Algorithm::ES384],
+                kid: None,
             });
         }
         if let Ok(key) = DecodingKey::from_ed_pem(pem) {
             return Ok(Self {
                 key,
                 algorithms: vec![Algorithm::EdDSA],
+                kid: None,
             });
         }
         Err("not a PEM RSA, EC or Ed25519 public key".to_owned())
     }
+
+    /// A signing key from a JWKS. Only asymmetric signature keys are taken: a JWKS is
+    /// public, so an `oct` (HMAC) key from it would let anyone mint tokens.
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
+        if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+            return Err("an encryption key (use=enc)".to_owned());
+        }
+        let family: Vec<Algorithm> = match &jwk.algorithm {
+            AlgorithmParameters::RSA(_) => RSA_ALGORITHMS.to_vec(),
+            AlgorithmParameters::EllipticCurve(ec) => match &ec.curve {
+                EllipticCurve::P256 => vec![Algorithm::ES256],
+                EllipticCurve::P384 => vec![Algorithm::ES384],
+                other => return Err(format!("unsupported curve {other:?}")),
+            },
+            AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+                vec![Algorithm::EdDSA]
+            }
+            AlgorithmParameters::OctetKey(_) => {
+                return Err(
+                    "a symmetric (oct) key; HMAC keys are never taken from a JWKS".to_owned(),
+                );
+            }
+            _ => return Err("an unsupported key type".to_owned()),
+        };
+        // A key that names its algorithm admits that one only, and it must fit the key type.
+        let algorithms = match jwk.common.key_algorithm {
+            None => family,
+            Some(named) => match Algorithm::try_from(named) {
+                Ok(alg) if family.contains(&alg) => vec![alg],
+                _ => return Err(format!("algorithm {named:?} does not fit the key type")),
+            },
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+        Ok(Self {
+            key,
+            algorithms,
+            kid: jwk.common.key_id.clone(),
+        })
+    }
 }
+
+const RSA_ALGORITHMS: [Algorithm; 6] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
 
 /// How bearer tokens are checked.
 #[derive(Clone, Debug)]
@@ -103,6 +160,10 @@ pub struct AuthConfig {
     pub audience: String,
     /// Clock leeway, seconds.
     pub leeway_sec: u64,
+    /// The JWKS URL, validated (its keys are passed to `verify`).
+    pub jwks_url: Option<String>,
+    /// Least time between two JWKS fetches triggered by unknown kids.
+    pub jwks_min_refresh: std::time::Duration,
     /// Scopes every JWT must carry.
     pub required_scopes: Vec<String>,
     /// The protected-resource metadata URL, for `WWW-Authenticate`.
@@ -118,10 +179,16 @@ pub enum AuthError {
     /// A token that does not verify.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// A JWT whose `kid` matches no key we hold (a JWKS refresh may find it).
+    #[error("no key with kid {0:?}")]
+    UnknownKid(String),
     /// A valid token without a required scope.
     #[error("missing scope {0}")]
     InsufficientScope(String),
 }
+
+/// Longest `kid` considered; longer ones are refused before any lookup or refresh.
+const MAX_KID_LEN: usize = 256;
 
 #[derive(Debug, Deserialize)]
 struct Claims {
@@ -132,28 +199,16 @@ struct Claims {
     scp: Option<serde_json::Value>,
 }
 
-/// The `ValidateRequest` for the MCP endpoint (`None` inside means no-auth mode).
-#[derive(Clone, Debug)]
-pub struct Authenticator {
-    config: Option<std::sync::Arc<AuthConfig>>,
-}
+/// The auth decisions (pure) and the rejection responses.
+#[derive(Clone, Copy, Debug)]
+pub struct Authenticator;
 
 impl Authenticator {
-    /// No-auth mode: every caller is [`Principal::Anonymous`].
-    pub fn disabled() -> Self {
-        Self { config: None }
-    }
-
-    /// Require a valid bearer token.
-    pub fn new(config: AuthConfig) -> Self {
-        Self {
-            config: Some(std::sync::Arc::new(config)),
-        }
-    }
-
-    /// The decision: who presents `authorization`, or why nobody.
+    /// The decision: who presents `authorization`, or why nobody. `fetched` are the
+    /// keys of the JWKS (if one is configured), tried alongside the configured keys.
     pub fn verify(
         config: &AuthConfig,
+        fetched: &[JwtKey],
         authorization: Option<&HeaderValue>,
     ) -> Result<Principal, AuthError> {
         let token = bearer(authorization).ok_or(AuthError::Missing)?;
@@ -164,20 +219,33 @@ impl Authenticator {
                 });
             }
         }
-        if config.jwt_keys.is_empty() {
+        if config.jwt_keys.is_empty() && config.jwks_url.is_none() {
             return Err(AuthError::Invalid("unknown static token".into()));
         }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let key = config
+        if header.kid.as_ref().is_some_and(|k| k.len() > MAX_KID_LEN) {
+            return Err(AuthError::Invalid("kid is too long".into()));
+        }
+        // A key is a candidate when it admits the algorithm and, if both name a kid, the
+        // kids match. The algorithm is never taken from the token alone.
+        let candidates: Vec<&JwtKey> = config
             .jwt_keys
             .iter()
-            .find(|k| k.algorithms.contains(&header.alg))
-            .ok_or_else(|| {
-                AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg))
-            })?;
+            .chain(fetched)
+            .filter(|k| k.algorithms.contains(&header.alg))
+            .filter(|k| match (&k.kid, &header.kid) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(match header.kid {
+                Some(kid) if config.jwks_url.is_some() => AuthError::UnknownKid(kid),
+                _ => AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)),
+            });
+        }
         let mut validation = Validation::new(header.alg);
-        validation.algorithms = key.algorithms.clone();
         validation.leeway = config.leeway_sec;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "aud"]);
@@ -185,16 +253,26 @@ impl Authenticator {
         if let Some(iss) = &config.issuer {
             validation.set_issuer(&[iss]);
         }
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let scopes = scopes_of(&data.claims);
-        if let Some(missing) = config.required_scopes.iter().find(|s| !scopes.contains(s)) {
-            return Err(AuthError::InsufficientScope(missing.clone()));
+        let mut last = AuthError::Invalid("no key verified the token".into());
+        for key in candidates {
+            validation.algorithms = key.algorithms.clone();
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => {
+                    let scopes = scopes_of(&data.claims);
+                    if let Some(missing) =
+                        config.required_scopes.iter().find(|s| !scopes.contains(s))
+                    {
+                        return Err(AuthError::InsufficientScope(missing.clone()));
+                    }
+                    return Ok(Principal::Authenticated {
+                        subject: data.claims.sub.unwrap_or_else(|| "jwt".to_owned()),
+                        scopes,
+                    });
+                }
+                Err(e) => last = AuthError::Invalid(e.to_string()),
+            }
         }
-        Ok(Principal::Authenticated {
-            subject: data.claims.sub.unwrap_or_else(|| "jwt".to_owned()),
-            scopes,
-        })
+        Err(last)
     }
 
     fn reject(config: &AuthConfig, error: &AuthError, sent_token: bool) -> Response<Body> {
@@ -234,30 +312,97 @@ impl Authenticator {
     }
 }
 
-impl<B> ValidateRequest<B> for Authenticator {
-    type ResponseBody = Body;
+/// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    config: Option<Arc<AuthConfig>>,
+    jwks: Option<Arc<Jwks>>,
+}
 
-    fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<Body>> {
-        let Some(config) = &self.config else {
-            request.extensions_mut().insert(Principal::Anonymous);
-            return Ok(());
-        };
-        let header = request.headers().get(AUTHORIZATION);
-        let sent = header.is_some();
-        match Self::verify(config, header) {
-            Ok(principal) => {
-                tracing::Span::current().record("principal", principal.label());
-                tracing::debug!(principal = %principal.label(), "authenticated");
-                request.extensions_mut().insert(principal);
-                // Inner services never see the credential.
-                request.headers_mut().remove(AUTHORIZATION);
-                Ok(())
-            }
-            Err(error) => {
-                tracing::info!(reason = %error, "request not authenticated");
-                Err(Self::reject(config, &error, sent))
-            }
+impl AuthLayer {
+    /// No-auth mode: every caller is [`Principal::Anonymous`].
+    pub fn disabled() -> Self {
+        Self {
+            config: None,
+            jwks: None,
         }
+    }
+
+    /// Require a valid bearer token; `jwks` supplies fetched keys when configured.
+    pub fn new(config: AuthConfig, jwks: Option<Arc<Jwks>>) -> Self {
+        Self {
+            config: Some(Arc::new(config)),
+            jwks,
+        }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Clone, Debug)]
+pub struct Authenticate<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B> Service<Request<B>> for Authenticate<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The clone is not ready; the one that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(config) = self.layer.config.clone() else {
+            request.extensions_mut().insert(Principal::Anonymous);
+            return Box::pin(inner.call(request));
+        };
+        let jwks = self.layer.jwks.clone();
+        Box::pin(async move {
+            let header = request.headers().get(AUTHORIZATION).cloned();
+            let fetched = jwks.as_ref().map(|j| j.keys()).unwrap_or_default();
+            let mut result = Authenticator::verify(&config, &fetched, header.as_ref());
+            if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
+                tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
+                if jwks.refresh_throttled().await {
+                    result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
+                }
+            }
+            match result {
+                Ok(principal) => {
+                    tracing::Span::current().record("principal", principal.label());
+                    tracing::debug!(principal = %principal.label(), "authenticated");
+                    request.extensions_mut().insert(principal);
+                    // Inner services never see the credential.
+                    request.headers_mut().remove(AUTHORIZATION);
+                    inner.call(request).await
+                }
+                Err(error) => {
+                    tracing::info!(reason = %error, "request not authenticated");
+                    Ok(Authenticator::reject(&config, &error, header.is_some()))
+                }
+            }
+        })
     }
 }
 

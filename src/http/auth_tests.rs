@@ -36,6 +36,8 @@ fn config() -> AuthConfig {
         issuer: Some("https://issuer.example.com".into()),
         audience: AUD.into(),
         leeway_sec: 0,
+        jwks_url: None,
+        jwks_min_refresh: std::time::Duration::from_secs(30),
         required_scopes: vec![],
         resource_metadata_url: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
             .into(),
@@ -66,7 +68,7 @@ fn rs(claims: &serde_json::Value) -> String {
 
 fn verify(config: &AuthConfig, token: &str) -> Result<Principal, AuthError> {
     let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
-    Authenticator::verify(config, Some(&header))
+    Authenticator::verify(config, &[], Some(&header))
 }
 
 #[test]
@@ -92,17 +94,17 @@ fn static_tokens_name_their_principal() {
 #[test]
 fn a_missing_or_non_bearer_header_is_missing() {
     assert_eq!(
-        Authenticator::verify(&config(), None),
+        Authenticator::verify(&config(), &[], None),
         Err(AuthError::Missing)
     );
     let basic = HeaderValue::from_static("Basic dXNlcjpwYXNz");
     assert_eq!(
-        Authenticator::verify(&config(), Some(&basic)),
+        Authenticator::verify(&config(), &[], Some(&basic)),
         Err(AuthError::Missing)
     );
     let empty = HeaderValue::from_static("Bearer ");
     assert_eq!(
-        Authenticator::verify(&config(), Some(&empty)),
+        Authenticator::verify(&config(), &[], Some(&empty)),
         Err(AuthError::Missing)
     );
 }
@@ -220,4 +222,66 @@ fn token_lists_parse_names_comments_and_blank_entries() {
         !format!("{:?}", tokens[0]).contains("a1"),
         "Debug never prints a token"
     );
+}
+
+fn jwks_key(kid: &str) -> JwtKey {
+    let private = EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap();
+    let mut jwk = Jwk::from_encoding_key(&private, Algorithm::RS256).unwrap();
+    jwk.common.key_id = Some(kid.to_owned());
+    JwtKey::from_jwk(&jwk).unwrap()
+}
+
+fn rs_with_kid(kid: &str) -> String {
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    encode(
+        &header,
+        &claims(),
+        &EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn fetched_keys_are_matched_by_kid_and_an_unknown_kid_asks_for_a_refresh() {
+    let mut config = config();
+    config.jwt_keys.clear();
+    config.jwks_url = Some("https://idp.example.com/jwks".into());
+    let fetched = [jwks_key("k1")];
+    let check = |token: &str, keys: &[JwtKey]| {
+        let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        Authenticator::verify(&config, keys, Some(&header))
+    };
+    assert!(check(&rs_with_kid("k1"), &fetched).is_ok());
+    assert_eq!(
+        check(&rs_with_kid("k2"), &fetched),
+        Err(AuthError::UnknownKid("k2".into()))
+    );
+    assert!(matches!(
+        check(&rs_with_kid(&"x".repeat(300)), &fetched),
+        Err(AuthError::Invalid(_))
+    ));
+    // Without a kid, every key admitting the algorithm is tried.
+    assert!(check(&rs(&claims()), &fetched).is_ok());
+    // An HS token with kid k1 never meets the RSA key's material.
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.kid = Some("k1".into());
+    let forged = encode(&hs_header, &claims(), &EncodingKey::from_secret(b"x")).unwrap();
+    assert!(check(&forged, &fetched).is_err());
+}
+
+#[test]
+fn a_jwk_naming_its_algorithm_admits_only_that_one() {
+    let private = EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap();
+    let jwk = Jwk::from_encoding_key(&private, Algorithm::PS384).unwrap();
+    assert_eq!(
+        JwtKey::from_jwk(&jwk).unwrap().algorithms,
+        [Algorithm::PS384]
+    );
+    let mut wrong = jwk.clone();
+    wrong.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::ES256);
+    assert!(JwtKey::from_jwk(&wrong).is_err());
+    let mut hmac = jwk;
+    hmac.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::HS256);
+    assert!(JwtKey::from_jwk(&hmac).is_err());
 }

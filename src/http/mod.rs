@@ -13,6 +13,7 @@
 //! grace period, kill what is left, close the sessions, return.
 
 pub mod auth;
+pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
 pub mod server;
@@ -41,7 +42,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-use self::auth::{AuthConfig, Authenticator, JwtKey, parse_tokens};
+use self::auth::{AuthConfig, AuthLayer, JwtKey, parse_tokens};
+use self::jwks::Jwks;
 use self::origin::HostOriginPolicy;
 use self::rate_limit::RateLimit;
 use self::session::SessionGuardLayer;
@@ -153,11 +155,19 @@ impl HttpSettings {
                     invalid("TWOBOT_JWT_PUBLIC_KEY_FILE", file.display().to_string(), e)
                 })?);
             }
-            if tokens.is_empty() && jwt_keys.is_empty() {
+            let jwks_url = match args.jwt_jwks_url.as_deref().filter(|u| !u.is_empty()) {
+                Some(url) => Some(
+                    jwks::validate_url(url)
+                        .map_err(|e| invalid("TWOBOT_JWT_JWKS_URL", url, e))?
+                        .to_string(),
+                ),
+                None => None,
+            };
+            if tokens.is_empty() && jwt_keys.is_empty() && jwks_url.is_none() {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
                     "false",
-                    "but no credential is configured; set TWOBOT_AUTH_TOKENS, TWOBOT_AUTH_TOKENS_FILE, TWOBOT_JWT_SECRET or TWOBOT_JWT_PUBLIC_KEY_FILE",
+                    "but no credential is configured; set TWOBOT_AUTH_TOKENS, TWOBOT_AUTH_TOKENS_FILE, TWOBOT_JWT_SECRET, TWOBOT_JWT_PUBLIC_KEY_FILE or TWOBOT_JWT_JWKS_URL",
                 ));
             }
             Some(AuthConfig {
@@ -169,6 +179,8 @@ impl HttpSettings {
                     .clone()
                     .unwrap_or_else(|| resource.clone()),
                 leeway_sec: args.jwt_leeway_sec,
+                jwks_url,
+                jwks_min_refresh: Duration::from_secs(args.jwt_jwks_min_refresh_sec),
                 required_scopes: scopes.clone(),
                 resource_metadata_url: format!(
                     "{public_base}/.well-known/oauth-protected-resource{}",
@@ -277,8 +289,24 @@ pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) 
     );
     rate_limit.spawn_pruner(Duration::from_secs(60), shutdown.sessions.clone());
     let authenticator = match &settings.auth {
-        Some(config) => Authenticator::new(config.clone()),
-        None => Authenticator::disabled(),
+        Some(config) => {
+            let jwks = match &config.jwks_url {
+                Some(url) => match Jwks::new(url, config.jwks_min_refresh) {
+                    Ok(jwks) => {
+                        let jwks = Arc::new(jwks);
+                        jwks.spawn_refresher(shutdown.sessions.clone());
+                        Some(jwks)
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot build the JWKS client; JWKS keys unavailable");
+                        None
+                    }
+                },
+                None => None,
+            };
+            AuthLayer::new(config.clone(), jwks)
+        }
+        None => AuthLayer::disabled(),
     };
 
     let mcp_stack = ServiceBuilder::new()
@@ -287,7 +315,7 @@ pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) 
             settings.host_origin.clone(),
         ))
         // Who is calling; puts the Principal into extensions and strips Authorization.
-        .layer(ValidateRequestHeaderLayer::custom(authenticator))
+        .layer(authenticator)
         // Keyed by that principal (or address), so it must come after auth.
         .layer(ValidateRequestHeaderLayer::custom(rate_limit))
         // Bounded sessions, each usable only by the principal that created it.

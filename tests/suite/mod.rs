@@ -1,5 +1,6 @@
 mod http;
 mod http_limits;
+mod jwks;
 mod otel;
 mod policy;
 mod real_codex;
