@@ -125,6 +125,7 @@ mod tests {
                 ephemeral: true,
                 include_event_log: false,
                 timeout: Duration::from_secs(1),
+                resume: None,
             },
             ctx: CallContext::new(Principal::Local),
         }

@@ -108,6 +108,22 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// Where 2Bot keeps its small state (who started which thread) [default: $XDG_DATA_HOME/2bot or ~/.local/share/2bot].
+    #[arg(long, env = "TWOBOT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Offer background runs to clients without MCP tasks: `background` on run_codex_prompt, plus get_codex_run and cancel_codex_run.
+    #[arg(long, env = "TWOBOT_ENABLE_BACKGROUND_RUNS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub enable_background_runs: bool,
+
+    /// Seconds a finished background run (or task) stays fetchable.
+    #[arg(long, env = "TWOBOT_TASK_TTL_SEC", default_value_t = 21_600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub task_ttl_sec: u64,
+
+    /// Background runs and tasks kept at once, running or finished (a clear error beyond).
+    #[arg(long, env = "TWOBOT_MAX_RUNS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_runs: u32,
+
     #[command(flatten)]
     pub http: HttpArgs,
 }
@@ -279,6 +295,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HTTP settings, validated by `http::HttpConfig` when the transport is http.
     pub http: HttpArgs,
+    /// State directory (`None`: nothing persists).
+    pub state_dir: Option<PathBuf>,
+    /// Background runs and their registry bounds.
+    pub runs: crate::registry::RegistryConfig,
 }
 
 impl Cli {
@@ -343,6 +363,18 @@ fn name_the_variable(err: clap::Error) -> clap::Error {
         format!("{name}: invalid value {value:?}: {accepted}\n"),
     )
     .with_cmd(&cmd)
+}
+
+/// `$XDG_DATA_HOME/2bot`, else `$HOME/.local/share/2bot`.
+fn default_state_dir() -> Option<PathBuf> {
+    let nonempty = |var: &str| {
+        std::env::var_os(var)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    nonempty("XDG_DATA_HOME")
+        .or_else(|| nonempty("HOME").map(|h| h.join(".local/share")))
+        .map(|d| d.join("2bot"))
 }
 
 /// `true/false`, `1/0`, `yes/no`, `on/off`, any case.
@@ -502,6 +534,12 @@ impl Config {
             runner,
             log_format: cli.log_format,
             http: cli.http,
+            state_dir: cli.state_dir.or_else(default_state_dir),
+            runs: crate::registry::RegistryConfig {
+                background: cli.enable_background_runs,
+                ttl: std::time::Duration::from_secs(cli.task_ttl_sec),
+                max_runs: cli.max_runs as usize,
+            },
         })
     }
 

@@ -144,6 +144,13 @@ pub struct RunRequest {
     /// Include every Codex JSONL event in the result (`events`), size-capped.
     #[serde(default)]
     pub include_event_log: bool,
+    /// Continue an earlier Codex thread (the `thread_id` of a previous result) with
+    /// `codex exec resume`. Absent: a new thread. Only threads started with
+    /// `ephemeral=false` are saved and can be resumed (the default `ephemeral=true`
+    /// cannot); pass `ephemeral=false` again to keep this turn for a later resume.
+    /// Over authenticated HTTP only threads 2Bot started for the same caller resume.
+    #[serde(default)]
+    pub thread_id: Option<String>,
 }
 
 impl RunRequest {
@@ -162,6 +169,7 @@ impl RunRequest {
             timeout_sec: None,
             ephemeral: true,
             include_event_log: false,
+            thread_id: None,
         }
     }
 }
@@ -235,6 +243,8 @@ pub struct RunSpec {
     pub include_event_log: bool,
     /// Deadline for the whole process tree.
     pub timeout: Duration,
+    /// The thread to continue (`codex exec resume`), validated.
+    pub resume: Option<String>,
 }
 
 /// One command Codex ran, as the client sees it.

@@ -9,7 +9,9 @@
 //! - [`admission`]: concurrency limit with a bounded queue ("busy" beyond it).
 //! - [`runner`]: the Codex subprocess: spawn, stream, time out, kill the process group.
 //! - [`codex`]: Codex's argv and its JSONL events, folded into the result.
-//! - [`tool`]: the job stack assembled once (policy → admission → runner).
+//! - [`threads`]: who started which Codex thread; only they may resume it.
+//! - [`registry`]: background runs that outlive the request that started them.
+//! - [`tool`]: the job stack assembled once (policy → threads → admission → runner).
 //! - [`mcp`]: the rmcp `ServerHandler`; the only place errors become MCP results.
 //! - [`stdio`]: the stdio transport.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
@@ -17,11 +19,12 @@
 //! # Request path
 //!
 //! ```text
-//! stdio ──────────────────────────────┐
+//! stdio ─────────────┐   http (tower stack: request id → trace → limits → origin → auth → rate limit → sessions)
+//!                    └────────────────┐
 //!                                     ▼
 //!                     mcp::TwoBot (tools/call → ToolCall)
 //!                                     ▼
-//!          tool::ToolService = PolicyLayer → AdmissionLayer → CodexRunner
+//!   tool::ToolService = PolicyLayer → ThreadLayer → AdmissionLayer → CodexRunner
 //!                                     ▼
 //!                        codex exec --json -  (own process group)
 //! ```
@@ -34,8 +37,10 @@ pub mod http;
 pub mod job;
 pub mod mcp;
 pub mod policy;
+pub mod registry;
 pub mod runner;
 pub mod shutdown;
 pub mod stdio;
 pub mod telemetry;
+pub mod threads;
 pub mod tool;

@@ -53,8 +53,31 @@ async fn run(config: Config) -> ExitCode {
             shutdown.cancel();
         });
     }
-    let (tools, runs) =
-        twobot::tool::tool_service(config.policy.clone(), config.limits, config.runner.clone());
+    let threads = match &config.state_dir {
+        Some(dir) => match twobot::threads::ThreadStore::open(dir) {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!(
+                    "error: TWOBOT_STATE_DIR: {:?} cannot hold the thread record: {e}",
+                    dir.display().to_string()
+                );
+                return ExitCode::from(2);
+            }
+        },
+        None => {
+            tracing::warn!(
+                "no TWOBOT_STATE_DIR and no HOME: thread ownership is kept in memory only"
+            );
+            twobot::threads::ThreadStore::in_memory()
+        }
+    };
+    let (tools, runs) = twobot::tool::tool_service(
+        config.policy.clone(),
+        config.limits,
+        config.runner.clone(),
+        std::sync::Arc::new(threads),
+    );
+    let registry = std::sync::Arc::new(twobot::registry::RunRegistry::new(config.runs));
     match config.transport {
         Transport::Stdio => {
             config.log_effective();
@@ -62,6 +85,7 @@ async fn run(config: Config) -> ExitCode {
             match twobot::stdio::serve(
                 tokio::io::join(io.0, io.1),
                 tools,
+                registry,
                 config.policy.default_timeout_sec(),
                 runs,
                 shutdown,
@@ -75,13 +99,14 @@ async fn run(config: Config) -> ExitCode {
                 }
             }
         }
-        Transport::Http => serve_http(&config, tools, runs, shutdown).await,
+        Transport::Http => serve_http(&config, tools, registry, runs, shutdown).await,
     }
 }
 
 async fn serve_http(
     config: &Config,
     tools: twobot::tool::ToolService,
+    registry: std::sync::Arc<twobot::registry::RunRegistry>,
     runs: tokio_util::task::TaskTracker,
     signal: CancellationToken,
 ) -> ExitCode {
@@ -110,7 +135,7 @@ async fn serve_http(
         signal,
         ..Shutdown::default()
     };
-    let app = router(&settings, tools, &shutdown);
+    let app = router(&settings, tools, registry, &shutdown);
     // The one line on stdout in http mode: where to connect.
     println!(
         "2Bot MCP endpoint listening on http://{local}{}",

@@ -21,12 +21,21 @@ use tracing::Instrument;
 
 use crate::error::ToolError;
 use crate::job::{CallContext, Principal, RunOutput, RunRequest, ToolCall};
+use crate::registry::{RegistryConfig, RunRegistry, RunSnapshot, RunStatus};
 use crate::tool::ToolService;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 /// The server's name, fixed by the product.
 pub const SERVER_NAME: &str = "2Bot";
 /// The one tool.
 pub const TOOL_NAME: &str = "run_codex_prompt";
+/// Follows a background run (only with `TWOBOT_ENABLE_BACKGROUND_RUNS=true`).
+pub const GET_RUN: &str = "get_codex_run";
+/// Cancels a background run (only with `TWOBOT_ENABLE_BACKGROUND_RUNS=true`).
+pub const CANCEL_RUN: &str = "cancel_codex_run";
+/// Longest `wait_sec` of `get_codex_run`: under the ~60 s after which clients give up.
+pub const MAX_WAIT_SEC: i64 = 55;
 /// Longest silence on the progress channel before a keep-alive is sent.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
 
@@ -38,7 +47,8 @@ pub struct TwoBot {
     default_principal: Principal,
     /// Cancelled at shutdown: every run in flight stops.
     shutdown: CancellationToken,
-    tool: Arc<Tool>,
+    tools_listed: Arc<Vec<Tool>>,
+    registry: Arc<RunRegistry>,
 }
 
 impl TwoBot {
@@ -53,7 +63,72 @@ impl TwoBot {
             tools,
             default_principal,
             shutdown,
-            tool: Arc::new(tool_definition(default_timeout_sec)),
+            tools_listed: Arc::new(vec![tool_definition(default_timeout_sec)]),
+            registry: Arc::new(RunRegistry::new(RegistryConfig::default())),
+        }
+    }
+
+    /// Serve background runs from `registry` (listing their tools when it allows them).
+    pub fn with_registry(mut self, registry: Arc<RunRegistry>, default_timeout_sec: u64) -> Self {
+        if registry.config().background {
+            self.tools_listed = Arc::new(vec![
+                background_tool_definition(default_timeout_sec),
+                get_run_definition(),
+                cancel_run_definition(),
+            ]);
+        }
+        self.registry = registry;
+        self
+    }
+
+    fn who(&self, ctx: &RequestContext<RoleServer>) -> (Principal, Option<String>) {
+        let parts = ctx.extensions.get::<http::request::Parts>();
+        let principal = parts
+            .and_then(|p| p.extensions.get::<Principal>())
+            .cloned()
+            .unwrap_or_else(|| self.default_principal.clone());
+        let request_id = parts
+            .and_then(|p| p.headers.get("x-request-id"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        (principal, request_id)
+    }
+
+    async fn follow(
+        &self,
+        name: &str,
+        params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let args = serde_json::Value::Object(params.arguments.unwrap_or_default());
+        let (principal, _) = self.who(&ctx);
+        let result = if name == GET_RUN {
+            let args: GetRunArgs = match serde_json::from_value(args) {
+                Ok(a) => a,
+                Err(e) => return error_text(format!("invalid arguments for {GET_RUN}: {e}")),
+            };
+            let Some(wait) = u64::try_from(args.wait_sec)
+                .ok()
+                .filter(|w| *w <= MAX_WAIT_SEC as u64)
+            else {
+                return error_text(format!(
+                    "refused: wait_sec = {} must be between 0 and {MAX_WAIT_SEC}",
+                    args.wait_sec
+                ));
+            };
+            self.registry
+                .wait(&args.run_id, &principal, Duration::from_secs(wait), &ctx.ct)
+                .await
+        } else {
+            let args: CancelRunArgs = match serde_json::from_value(args) {
+                Ok(a) => a,
+                Err(e) => return error_text(format!("invalid arguments for {CANCEL_RUN}: {e}")),
+            };
+            self.registry.cancel(&args.run_id, &principal).await
+        };
+        match result {
+            Ok(snapshot) => snapshot_result(&snapshot),
+            Err(e) => error_text(e.to_string()),
         }
     }
 
@@ -62,22 +137,41 @@ impl TwoBot {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = serde_json::Value::Object(params.arguments.unwrap_or_default());
-        let request: RunRequest = match serde_json::from_value(args) {
+        let mut args = params.arguments.unwrap_or_default();
+        let background = match args.remove("background") {
+            None | Some(serde_json::Value::Bool(false)) => false,
+            Some(serde_json::Value::Bool(true)) => true,
+            Some(other) => {
+                return error_text(format!(
+                    "invalid arguments for {TOOL_NAME}: background must be a boolean, not {other}"
+                ));
+            }
+        };
+        let request: RunRequest = match serde_json::from_value(serde_json::Value::Object(args)) {
             Ok(r) => r,
             Err(e) => return error_text(format!("invalid arguments for {TOOL_NAME}: {e}")),
         };
-
         let parts = ctx.extensions.get::<http::request::Parts>();
-        let principal = parts
-            .and_then(|p| p.extensions.get::<Principal>())
-            .cloned()
-            .unwrap_or_else(|| self.default_principal.clone());
-        // Set (or kept from the caller) by the HTTP stack's request-id layer.
-        let request_id = parts
-            .and_then(|p| p.headers.get("x-request-id"))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        // The request id is set (or kept from the caller) by the HTTP stack.
+        let (principal, request_id) = self.who(&ctx);
+
+        if background {
+            return match self
+                .registry
+                .start(
+                    self.tools.clone(),
+                    request,
+                    principal,
+                    request_id,
+                    &self.shutdown,
+                )
+                .await
+            {
+                Ok(Ok(snapshot)) => snapshot_result(&snapshot),
+                Ok(Err(reason)) => error_text(reason),
+                Err(e) => error_text(e.to_string()),
+            };
+        }
 
         // One token for "stop this run": the client's cancellation or the server's shutdown.
         let cancel = self.shutdown.child_token();
@@ -197,6 +291,139 @@ fn tool_error_result(error: &ToolError) -> CallToolResult {
     error_text(error.to_string())
 }
 
+fn snapshot_result(snapshot: &RunSnapshot) -> CallToolResult {
+    let text = match (&snapshot.status, &snapshot.result, &snapshot.error) {
+        (RunStatus::Working, _, _) => format!(
+            "Run {} is working ({} s so far{}). Call {GET_RUN} with this run_id to follow it.",
+            snapshot.run_id,
+            snapshot.elapsed_ms / 1000,
+            snapshot
+                .progress
+                .last()
+                .map(|p| format!("; latest: {p}"))
+                .unwrap_or_default()
+        ),
+        (_, Some(out), _) => match (&out.error, &out.summary.final_message) {
+            (None, Some(message)) => message.clone(),
+            (None, None) => "Codex finished without a message.".to_owned(),
+            (Some(error), _) => error.clone(),
+        },
+        (_, None, Some(error)) => error.clone(),
+        (_, None, None) => "The run ended without a result.".to_owned(),
+    };
+    let failed = matches!(snapshot.status, RunStatus::Failed | RunStatus::Cancelled);
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    match serde_json::to_value(snapshot) {
+        Ok(value) => result.structured_content = Some(value),
+        Err(e) => tracing::warn!(error = %e, "run snapshot did not serialize"),
+    }
+    result.is_error = Some(failed);
+    result
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct GetRunArgs {
+    /// The `run_id` returned by `run_codex_prompt` with `background=true`.
+    run_id: String,
+    /// Seconds to wait for the run to finish before answering with its progress (0 to 55).
+    #[serde(default = "default_wait")]
+    #[schemars(extend("default" = 45, "minimum" = 0, "maximum" = MAX_WAIT_SEC))]
+    wait_sec: i64,
+}
+
+fn default_wait() -> i64 {
+    45
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CancelRunArgs {
+    /// The `run_id` to cancel.
+    run_id: String,
+}
+
+/// `run_codex_prompt` when background runs are on: a `background` flag, and a result
+/// that is either the run's output or, for a background start, its snapshot.
+pub fn background_tool_definition(default_timeout_sec: u64) -> Tool {
+    let mut tool = tool_definition(default_timeout_sec);
+    let mut input = (*tool.input_schema).clone();
+    if let Some(props) = input.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        props.insert(
+            "background".into(),
+            serde_json::json!({
+                "type": "boolean",
+                "default": false,
+                "description": "Return at once with a run_id instead of waiting; follow the run with get_codex_run                                 and stop it with cancel_codex_run. Use it for work that may take more than a minute."
+            }),
+        );
+    }
+    tool.input_schema = Arc::new(input);
+    let direct = rmcp::handler::server::common::schema_for_output::<RunOutput>();
+    let started = rmcp::handler::server::common::schema_for_output::<RunSnapshot>();
+    tool.output_schema = Some(Arc::new(any_of(&[&direct, &started])));
+    tool
+}
+
+/// `{"type": "object", "anyOf": [...]}` with every branch's `$defs` hoisted to the root,
+/// where their `#/$defs/...` references point.
+fn any_of(schemas: &[&rmcp::model::JsonObject]) -> rmcp::model::JsonObject {
+    let mut defs = serde_json::Map::new();
+    let mut branches = Vec::new();
+    for schema in schemas {
+        let mut branch = (*schema).clone();
+        branch.remove("$schema");
+        if let Some(serde_json::Value::Object(d)) = branch.remove("$defs") {
+            defs.extend(d);
+        }
+        branches.push(serde_json::Value::Object(branch));
+    }
+    let mut root = serde_json::Map::new();
+    root.insert("type".into(), "object".into());
+    root.insert("anyOf".into(), branches.into());
+    if !defs.is_empty() {
+        root.insert("$defs".into(), defs.into());
+    }
+    root
+}
+
+fn get_run_definition() -> Tool {
+    Tool::new_with_raw(
+        GET_RUN,
+        Some(
+            "Follow a background Codex run: waits up to wait_sec (default 45, at most 55) for it to finish, then              returns its status, the latest progress and, once finished, the full result of run_codex_prompt."
+                .into(),
+        ),
+        rmcp::handler::server::common::schema_for_type::<GetRunArgs>(),
+    )
+    .with_raw_output_schema(rmcp::handler::server::common::schema_for_output::<RunSnapshot>())
+    .with_title("Follow a Codex run")
+    .with_annotations(
+        ToolAnnotations::with_title("Follow a Codex run")
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false),
+    )
+}
+
+fn cancel_run_definition() -> Tool {
+    Tool::new_with_raw(
+        CANCEL_RUN,
+        Some("Cancel a background Codex run: Codex and everything it started are killed; the partial result is kept.".into()),
+        rmcp::handler::server::common::schema_for_type::<CancelRunArgs>(),
+    )
+    .with_raw_output_schema(rmcp::handler::server::common::schema_for_output::<RunSnapshot>())
+    .with_title("Cancel a Codex run")
+    .with_annotations(
+        ToolAnnotations::with_title("Cancel a Codex run")
+            .read_only(false)
+            .destructive(true)
+            .idempotent(true)
+            .open_world(false),
+    )
+}
+
 fn error_text(text: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(text)])
 }
@@ -252,11 +479,13 @@ impl ServerHandler for TwoBot {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![(*self.tool).clone()]))
+        Ok(ListToolsResult::with_all_items(
+            (*self.tools_listed).clone(),
+        ))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {
-        (name == TOOL_NAME).then(|| (*self.tool).clone())
+        self.tools_listed.iter().find(|t| t.name == name).cloned()
     }
 
     async fn call_tool(
@@ -264,13 +493,18 @@ impl ServerHandler for TwoBot {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        if request.name != TOOL_NAME {
+        let name = request.name.to_string();
+        if self.get_tool(&name).is_none() {
             return Err(ErrorData::invalid_params(
-                format!("unknown tool: {}", request.name),
+                format!("unknown tool: {name}"),
                 None,
             ));
         }
-        Ok(self.run(request, context).await.into())
+        if name == TOOL_NAME {
+            Ok(self.run(request, context).await.into())
+        } else {
+            Ok(self.follow(&name, request, context).await.into())
+        }
     }
 }
 
@@ -301,8 +535,15 @@ mod tests {
                 "prompt",
                 "sandbox",
                 "skip_git_repo_check",
+                "thread_id",
                 "timeout_sec"
             ]
+        );
+        // The one addition to the seed's parameters is optional.
+        assert!(
+            props["thread_id"]
+                .get("default")
+                .is_none_or(|d| d.is_null())
         );
         assert_eq!(schema["required"], serde_json::json!(["prompt"]));
         assert_eq!(schema["additionalProperties"], serde_json::json!(false));
@@ -349,6 +590,34 @@ mod tests {
         ] {
             assert!(props.contains_key(field), "{field} missing");
         }
+    }
+
+    #[test]
+    fn background_runs_add_a_flag_two_honest_tools_and_a_two_branch_output_schema() {
+        let tool = background_tool_definition(1800);
+        let input = serde_json::Value::Object((*tool.input_schema).clone());
+        assert_eq!(input["properties"]["background"]["default"], false);
+        let output = serde_json::Value::Object((*tool.output_schema.unwrap()).clone());
+        assert_eq!(output["type"], "object");
+        let branches = output["anyOf"].as_array().unwrap();
+        assert_eq!(branches.len(), 2);
+        assert!(branches[0]["properties"].get("final_message").is_some());
+        assert!(branches[1]["properties"].get("run_id").is_some());
+        // Every reference resolves at the root.
+        let text = output.to_string();
+        for name in text.split("#/$defs/").skip(1) {
+            let name = name.split('"').next().unwrap();
+            assert!(output["$defs"].get(name).is_some(), "$defs/{name} missing");
+        }
+        let get = get_run_definition();
+        let a = get.annotations.unwrap();
+        assert_eq!(a.read_only_hint, Some(true));
+        assert_eq!(a.destructive_hint, Some(false));
+        let schema = serde_json::Value::Object((*get.input_schema).clone());
+        assert_eq!(schema["properties"]["wait_sec"]["default"], 45);
+        assert_eq!(schema["properties"]["wait_sec"]["maximum"], 55);
+        let cancel = cancel_run_definition().annotations.unwrap();
+        assert_eq!(cancel.read_only_hint, Some(false));
     }
 
     #[test]

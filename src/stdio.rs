@@ -4,6 +4,7 @@
 //! When stdin reaches EOF (the client went away) or a signal arrives, every running
 //! Codex is killed, each child is reaped, and the server exits 0.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
@@ -13,6 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::job::Principal;
 use crate::mcp::TwoBot;
+use crate::registry::RunRegistry;
 use crate::tool::ToolService;
 
 /// Longest wait for killed runs to be reaped before exiting anyway.
@@ -22,6 +24,7 @@ const REAP_WAIT: Duration = Duration::from_secs(10);
 pub async fn serve<IO>(
     io: IO,
     tools: ToolService,
+    registry: Arc<RunRegistry>,
     default_timeout_sec: u64,
     runs: TaskTracker,
     shutdown: CancellationToken,
@@ -34,7 +37,8 @@ where
         Principal::Local,
         default_timeout_sec,
         shutdown.clone(),
-    );
+    )
+    .with_registry(registry, default_timeout_sec);
     let service = handler.serve_with_ct(io, shutdown.child_token()).await?;
     tokio::select! {
         reason = service.waiting() => tracing::info!(?reason, "stdio client disconnected"),

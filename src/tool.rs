@@ -1,8 +1,8 @@
 //! The job stack: the one `tower` service every transport calls for `run_codex_prompt`.
 //!
 //! ```text
-//! ToolCall ─▶ PolicyLayer ─▶ AdmissionLayer ─▶ CodexRunner ─▶ RunOutput
-//!             (check → RunSpec)  (slots + bounded queue)  (codex exec --json -)
+//! ToolCall ─▶ PolicyLayer ─▶ ThreadLayer ─▶ AdmissionLayer ─▶ CodexRunner ─▶ RunOutput
+//!             (check → RunSpec)  (resume: owner?)  (slots + queue)  (codex exec --json -)
 //! ```
 //!
 //! stdio and Streamable HTTP both hold a [`ToolService`] built here, so policy,
@@ -19,6 +19,7 @@ use crate::error::ToolError;
 use crate::job::{RunOutput, ToolCall};
 use crate::policy::{Policy, PolicyLayer};
 use crate::runner::{CodexRunner, RunnerConfig};
+use crate::threads::{ThreadLayer, ThreadStore};
 
 /// The job stack, type-erased: `ToolCall` in, `RunOutput` out.
 pub type ToolService = BoxCloneSyncService<ToolCall, RunOutput, ToolError>;
@@ -37,12 +38,15 @@ pub fn tool_service(
     policy: Arc<Policy>,
     limits: RunLimits,
     runner: RunnerConfig,
+    threads: Arc<ThreadStore>,
 ) -> (ToolService, TaskTracker) {
     let runner = CodexRunner::new(runner);
     let tracker = runner.tracker();
     let service = ServiceBuilder::new()
         // Refuse bad requests before they take a queue place, and never spawn for them.
         .layer(PolicyLayer::new(policy))
+        // A resume must name a thread this caller started; new threads are recorded.
+        .layer(ThreadLayer::new(threads))
         // Bound live Codex processes and waiting calls; beyond both, "busy" at once.
         .layer(AdmissionLayer::new(
             limits.max_concurrent_runs,

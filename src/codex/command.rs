@@ -10,6 +10,75 @@ use crate::job::RunSpec;
 
 /// Build the arguments (after the program name) for one run of `codex exec --json`.
 pub fn exec_argv(spec: &RunSpec) -> Vec<OsString> {
+    match &spec.resume {
+        None => new_thread_argv(spec),
+        Some(thread) => resume_argv(spec, thread),
+    }
+}
+
+/// `codex exec resume` has no `-s`, `-C`, `--add-dir` or `-p`: the validated sandbox,
+/// extra writable dirs and profile go through `-c` (values are TOML), and the runner
+/// starts Codex in the validated cwd. `--` keeps the thread id a positional.
+fn resume_argv(spec: &RunSpec, thread: &str) -> Vec<OsString> {
+    let mut argv: Vec<OsString> = vec!["exec".into(), "resume".into(), "--json".into()];
+    argv.push("-c".into());
+    argv.push(format!("sandbox_mode={}", toml_string(spec.sandbox.as_str())).into());
+    if !spec.add_dirs.is_empty() {
+        let roots: Vec<String> = spec
+            .add_dirs
+            .iter()
+            .map(|d| toml_string(&d.to_string_lossy()))
+            .collect();
+        argv.push("-c".into());
+        argv.push(
+            format!(
+                "sandbox_workspace_write.writable_roots=[{}]",
+                roots.join(",")
+            )
+            .into(),
+        );
+    }
+    if let Some(model) = &spec.model {
+        argv.push("-m".into());
+        argv.push(model.into());
+    }
+    if let Some(profile) = &spec.profile {
+        argv.push("-c".into());
+        argv.push(format!("profile={}", toml_string(profile)).into());
+    }
+    if spec.skip_git_repo_check {
+        argv.push("--skip-git-repo-check".into());
+    }
+    if spec.ephemeral {
+        argv.push("--ephemeral".into());
+    }
+    if let Some(policy) = spec.approval_policy {
+        argv.push("-c".into());
+        argv.push(format!("approval_policy={}", toml_string(policy.as_str())).into());
+    }
+    argv.push("--".into());
+    argv.push(thread.into());
+    argv.push("-".into());
+    argv
+}
+
+/// A TOML basic string (what `-c key=value` parses the value as).
+fn toml_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn new_thread_argv(spec: &RunSpec) -> Vec<OsString> {
     let mut argv: Vec<OsString> = vec!["exec".into(), "--json".into()];
     argv.push("-s".into());
     argv.push(spec.sandbox.as_str().into());
@@ -64,6 +133,7 @@ mod tests {
             ephemeral: false,
             include_event_log: false,
             timeout: Duration::from_secs(5),
+            resume: None,
         }
     }
 
@@ -121,5 +191,34 @@ mod tests {
     fn the_prompt_never_appears_in_argv() {
         let argv = strings(exec_argv(&spec()));
         assert!(!argv.iter().any(|a| a.contains("secret prompt")));
+    }
+
+    #[test]
+    fn a_resume_passes_the_sandbox_as_config_and_the_thread_after_a_separator() {
+        let mut spec = spec();
+        spec.resume = Some("0199a213-81c0-7800-8aa1-bbab2a035a53".into());
+        spec.sandbox = SandboxMode::WorkspaceWrite;
+        spec.add_dirs = vec![PathBuf::from("/srv/a \"b\"")];
+        spec.profile = Some("fast".into());
+        spec.approval_policy = Some(ApprovalPolicy::Never);
+        assert_eq!(
+            strings(exec_argv(&spec)),
+            [
+                "exec",
+                "resume",
+                "--json",
+                "-c",
+                "sandbox_mode=\"workspace-write\"",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[\"/srv/a \\\"b\\\"\"]",
+                "-c",
+                "profile=\"fast\"",
+                "-c",
+                "approval_policy=\"never\"",
+                "--",
+                "0199a213-81c0-7800-8aa1-bbab2a035a53",
+                "-"
+            ]
+        );
     }
 }

@@ -50,6 +50,7 @@ use self::session::SessionGuardLayer;
 use crate::config::{Config, ConfigError};
 use crate::job::Principal;
 use crate::mcp::TwoBot;
+use crate::registry::RunRegistry;
 use crate::tool::ToolService;
 
 /// Everything the HTTP stack needs, validated.
@@ -253,7 +254,12 @@ pub struct Shutdown {
 }
 
 /// Build the whole HTTP stack.
-pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) -> Router {
+pub fn router(
+    settings: &HttpSettings,
+    tools: ToolService,
+    registry: Arc<RunRegistry>,
+    shutdown: &Shutdown,
+) -> Router {
     let sessions = {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
@@ -276,7 +282,8 @@ pub fn router(settings: &HttpSettings, tools: ToolService, shutdown: &Shutdown) 
                     Principal::Anonymous,
                     default_timeout,
                     kill_runs.clone(),
-                ))
+                )
+                .with_registry(registry.clone(), default_timeout))
             },
             sessions,
             config,

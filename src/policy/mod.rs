@@ -113,6 +113,19 @@ pub enum Rule {
         /// The caller's ceiling.
         ceiling: SandboxMode,
     },
+    /// A thread id that is neither a UUID nor a safe thread name.
+    #[error("must be a UUID or a thread name matching ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$")]
+    BadThreadId,
+    /// A thread created with `ephemeral=true`: Codex did not save it.
+    #[error(
+        "this thread was started with ephemeral=true, so Codex did not save it and it cannot be resumed; start the first call with ephemeral=false"
+    )]
+    EphemeralThread,
+    /// A thread this caller did not start through 2Bot.
+    #[error(
+        "2Bot has no record of this thread being started by this caller; only your own threads can be resumed"
+    )]
+    NotYourThread,
     /// A timeout outside 1..=max.
     #[error("must be between 1 and {max} seconds (TWOBOT_MAX_TIMEOUT_SEC)")]
     TimeoutRange {
@@ -212,6 +225,12 @@ pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result
     )?;
     check_sandbox(policy, principal, req)?;
 
+    let resume = match &req.thread_id {
+        None => None,
+        Some(id) if is_thread_id(id) => Some(id.clone()),
+        Some(id) => return Err(refuse("thread_id", quoted(id), Rule::BadThreadId)),
+    };
+
     let cwd = match &req.cwd {
         None => policy.default_cwd.clone(),
         Some(cwd) => resolve_dir(policy, "cwd", cwd)?,
@@ -236,6 +255,7 @@ pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result
         ephemeral: req.ephemeral,
         include_event_log: req.include_event_log,
         timeout: Duration::from_secs(timeout),
+        resume,
     })
 }
 
@@ -299,6 +319,19 @@ pub fn is_safe_name(s: &str) -> bool {
     s.len() <= 128
         && first.is_ascii_alphanumeric()
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))
+}
+
+/// A Codex thread id: a UUID, or a thread name from a charset that can be neither a
+/// flag (`--last`) nor a path (`../x`).
+pub fn is_thread_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    s.len() <= 128
+        && first.is_ascii_alphanumeric()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && !s.contains("..")
 }
 
 /// Resolve a directory parameter: absolute or relative to the default cwd, symlinks

@@ -354,3 +354,29 @@ fn approval_policy_passes_through_unchanged() {
     .unwrap();
     assert_eq!(spec.approval_policy, Some(ApprovalPolicy::Never));
 }
+
+#[test]
+fn thread_ids_are_uuids_or_names_that_cannot_be_flags_or_paths() {
+    for ok in [
+        "0199a213-81c0-7800-8aa1-bbab2a035a53",
+        "my-thread",
+        "fix_bug.2",
+    ] {
+        assert!(is_thread_id(ok), "{ok}");
+    }
+    for bad in [
+        "--last",
+        "-c",
+        "../../x",
+        "a..b",
+        "a/b",
+        "",
+        " x",
+        "x y",
+        "x\0",
+        ".hidden",
+        &"a".repeat(129),
+    ] {
+        assert!(!is_thread_id(bad), "{bad:?}");
+    }
+}

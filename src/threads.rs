@@ -1,0 +1,374 @@
+//! Who started which Codex thread, so that only they can resume it.
+//!
+//! A thread id is all `codex exec resume` needs, and thread ids travel in results,
+//! logs and screenshots. Over authenticated HTTP that must not be enough: 2Bot keeps a
+//! small record (`threads.jsonl` in `TWOBOT_STATE_DIR`) of each thread it started and
+//! for whom, and [`ThreadLayer`] checks it before a resume reaches the queue. The record
+//! is append-only, loaded at start, compacted when it grows past twice its live size,
+//! and capped at [`MAX_THREADS`] (oldest forgotten first).
+
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tower::{Layer, Service};
+
+use crate::error::ToolError;
+use crate::job::{Job, Principal, RunOutput};
+use crate::policy::{Refusal, Rule};
+
+/// Threads remembered at most.
+pub const MAX_THREADS: usize = 100_000;
+
+/// One thread 2Bot started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadRecord {
+    /// Codex's thread id.
+    pub thread_id: String,
+    /// [`Principal::owner_key`] of who started it.
+    pub owner: String,
+    /// Started with `--ephemeral` (not saved by Codex).
+    pub ephemeral: bool,
+}
+
+/// The decision, pure: may `caller` resume the thread whose record is `record`?
+pub fn may_resume(record: Option<&ThreadRecord>, caller: &Principal) -> Result<(), Rule> {
+    match (record, caller) {
+        (Some(r), _) if r.ephemeral => Err(Rule::EphemeralThread),
+        (Some(r), _) if r.owner == caller.owner_key() => Ok(()),
+        // The local user owns this machine's Codex home and every thread in it.
+        (_, Principal::Local) => Ok(()),
+        (Some(_), _) => Err(Rule::NotYourThread),
+        // Without auth there is nobody to tell apart; threads from elsewhere may resume.
+        (None, Principal::Anonymous) => Ok(()),
+        (None, _) => Err(Rule::NotYourThread),
+    }
+}
+
+/// The record, in memory and (when a state dir is set) on disk.
+#[derive(Debug, Default)]
+pub struct ThreadStore {
+    inner: Mutex<Inner>,
+    file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    threads: HashMap<String, ThreadRecord>,
+    order: VecDeque<String>,
+    lines_on_disk: usize,
+}
+
+impl Inner {
+    fn insert(&mut self, record: ThreadRecord) {
+        if self
+            .threads
+            .insert(record.thread_id.clone(), record.clone())
+            .is_none()
+        {
+            self.order.push_back(record.thread_id);
+        }
+        while self.order.len() > MAX_THREADS {
+            if let Some(old) = self.order.pop_front() {
+                self.threads.remove(&old);
+            }
+        }
+    }
+}
+
+impl ThreadStore {
+    /// A store that forgets everything at exit.
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+
+    /// Load (or create) the record in `dir`.
+    pub fn open(dir: &Path) -> std::io::Result<Self> {
+        create_private_dir(dir)?;
+        let file = dir.join("threads.jsonl");
+        let mut inner = Inner::default();
+        match std::fs::read_to_string(&file) {
+            Ok(text) => {
+                if !text.is_empty() && !text.ends_with('\n') {
+                    // End a torn last line so the next append starts a fresh one.
+                    open_private(&file, true)?.write_all(b"\n")?;
+                }
+                for line in text.lines() {
+                    inner.lines_on_disk += 1;
+                    // A torn last line (crash mid-write) is skipped, not fatal.
+                    if let Ok(record) = serde_json::from_str::<ThreadRecord>(line) {
+                        inner.insert(record);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(Self {
+            inner: Mutex::new(inner),
+            file: Some(file),
+        })
+    }
+
+    /// Number of threads remembered.
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.threads.len()).unwrap_or(0)
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Check a resume of `thread_id` by `caller`.
+    pub fn check(&self, thread_id: &str, caller: &Principal) -> Result<(), Rule> {
+        let inner = self
+            .inner
+            .lock()
+            .map_err(|_| Rule::Unresolvable("thread record unavailable".into()))?;
+        may_resume(inner.threads.get(thread_id), caller)
+    }
+
+    /// Remember a thread (first owner wins: a resume never changes the owner).
+    pub fn record(&self, record: ThreadRecord) {
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        if inner.threads.contains_key(&record.thread_id) {
+            return;
+        }
+        inner.insert(record.clone());
+        let Some(file) = &self.file else {
+            return;
+        };
+        let result = if inner.lines_on_disk >= 2 * inner.threads.len().max(1024) {
+            let lines: Vec<String> = inner
+                .order
+                .iter()
+                .filter_map(|id| inner.threads.get(id))
+                .filter_map(|r| serde_json::to_string(r).ok())
+                .collect();
+            inner.lines_on_disk = lines.len();
+            rewrite(file, &lines)
+        } else {
+            inner.lines_on_disk += 1;
+            append(file, &record)
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, file = %file.display(), "cannot save the thread record");
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .mode(0o600)
+        .open(path)
+}
+
+fn append(file: &Path, record: &ThreadRecord) -> std::io::Result<()> {
+    let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
+    let mut f = open_private(file, true)?;
+    writeln!(f, "{line}")
+}
+
+fn rewrite(file: &Path, lines: &[String]) -> std::io::Result<()> {
+    let tmp = file.with_extension("jsonl.tmp");
+    {
+        let mut f = open_private(&tmp, false)?;
+        for line in lines {
+            writeln!(f, "{line}")?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(tmp, file)
+}
+
+/// Checks resumes against the record and records the threads runs start.
+#[derive(Clone, Debug)]
+pub struct ThreadLayer {
+    store: Arc<ThreadStore>,
+}
+
+impl ThreadLayer {
+    /// A layer over `store`.
+    pub fn new(store: Arc<ThreadStore>) -> Self {
+        Self { store }
+    }
+}
+
+impl<S> Layer<S> for ThreadLayer {
+    type Service = ThreadGuard<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        ThreadGuard {
+            inner,
+            store: self.store.clone(),
+        }
+    }
+}
+
+/// The service of [`ThreadLayer`].
+#[derive(Clone, Debug)]
+pub struct ThreadGuard<S> {
+    inner: S,
+    store: Arc<ThreadStore>,
+}
+
+impl<S> Service<Job> for ThreadGuard<S>
+where
+    S: Service<Job, Response = RunOutput, Error = ToolError>,
+    S::Future: Send + 'static,
+{
+    type Response = RunOutput;
+    type Error = ToolError;
+    type Future = BoxFuture<'static, Result<RunOutput, ToolError>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, job: Job) -> Self::Future {
+        if let Some(thread) = &job.spec.resume
+            && let Err(rule) = self.store.check(thread, &job.ctx.principal)
+        {
+            tracing::info!(principal = %job.ctx.principal.label(), thread = %thread, rule = %rule, "resume refused");
+            let refusal = Refusal {
+                param: "thread_id".into(),
+                value: format!("{thread:?}"),
+                rule,
+            };
+            return Box::pin(futures::future::ready(Err(ToolError::Refused(refusal))));
+        }
+        let owner = job.ctx.principal.owner_key();
+        let ephemeral = job.spec.ephemeral;
+        let resumed = job.spec.resume.is_some();
+        let store = self.store.clone();
+        let run = self.inner.call(job);
+        Box::pin(async move {
+            let out = run.await?;
+            if !resumed && let Some(thread_id) = &out.summary.thread_id {
+                store.record(ThreadRecord {
+                    thread_id: thread_id.clone(),
+                    owner,
+                    ephemeral,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(owner: &str, ephemeral: bool) -> ThreadRecord {
+        ThreadRecord {
+            thread_id: "t".into(),
+            owner: owner.into(),
+            ephemeral,
+        }
+    }
+
+    #[test]
+    fn only_the_owner_resumes_and_ephemeral_threads_never_do() {
+        let alice = Principal::Token {
+            name: "alice".into(),
+        };
+        let jwt_alice = Principal::Authenticated {
+            subject: "alice".into(),
+            scopes: vec![],
+        };
+        let cases = [
+            (Some(rec("token:alice", false)), alice.clone(), Ok(())),
+            (
+                Some(rec("token:alice", false)),
+                jwt_alice.clone(),
+                Err(Rule::NotYourThread),
+            ),
+            (
+                Some(rec("token:alice", true)),
+                alice.clone(),
+                Err(Rule::EphemeralThread),
+            ),
+            (None, alice, Err(Rule::NotYourThread)),
+            (None, jwt_alice, Err(Rule::NotYourThread)),
+            (None, Principal::Anonymous, Ok(())),
+            (
+                Some(rec("token:alice", false)),
+                Principal::Anonymous,
+                Err(Rule::NotYourThread),
+            ),
+            (Some(rec("anonymous", false)), Principal::Anonymous, Ok(())),
+            (None, Principal::Local, Ok(())),
+            (Some(rec("token:alice", false)), Principal::Local, Ok(())),
+            (
+                Some(rec("local", true)),
+                Principal::Local,
+                Err(Rule::EphemeralThread),
+            ),
+        ];
+        for (record, caller, want) in cases {
+            assert_eq!(
+                may_resume(record.as_ref(), &caller),
+                want,
+                "{record:?} {caller:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_record_survives_a_restart_and_skips_a_torn_line() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = ThreadStore::open(dir.path())?;
+        store.record(ThreadRecord {
+            thread_id: "t1".into(),
+            owner: "token:alice".into(),
+            ephemeral: false,
+        });
+        // A second record for the same thread does not change its owner.
+        store.record(ThreadRecord {
+            thread_id: "t1".into(),
+            owner: "token:mallory".into(),
+            ephemeral: false,
+        });
+        drop(store);
+        let path = dir.path().join("threads.jsonl");
+        let mut text = std::fs::read_to_string(&path)?;
+        text.push_str("{\"thread_id\":\"t2\",\"own");
+        std::fs::write(&path, text)?;
+        let store = ThreadStore::open(dir.path())?;
+        assert_eq!(store.len(), 1);
+        let alice = Principal::Token {
+            name: "alice".into(),
+        };
+        assert_eq!(store.check("t1", &alice), Ok(()));
+        let mallory = Principal::Token {
+            name: "mallory".into(),
+        };
+        assert_eq!(store.check("t1", &mallory), Err(Rule::NotYourThread));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path)?.permissions().mode() & 0o777,
+            0o600
+        );
+        Ok(())
+    }
+}
