@@ -1,8 +1,10 @@
+mod background;
 mod http;
 mod http_limits;
 mod jwks;
 mod otel;
 mod policy;
 mod real_codex;
+mod resume;
 mod runner;
 mod stdio;
