@@ -154,3 +154,98 @@ async fn real_codex_explains_why_untrusted_approval_is_rejected() -> Result<()> 
     server.client.cancel().await?;
     Ok(())
 }
+
+/// A resumed thread carries the earlier conversation to the model.
+#[tokio::test]
+async fn real_codex_resumes_a_thread_with_the_earlier_conversation() -> Result<()> {
+    let mock = MockResponses::start(vec![
+        vec![message("noted: pineapple")],
+        vec![message("the word was pineapple")],
+    ])
+    .await?;
+    let (server, _home) = real_server(&mock).await?;
+    let first = call(
+        &server.client,
+        json!({"prompt": "remember the word pineapple", "ephemeral": false,
+               "skip_git_repo_check": true, "timeout_sec": 120}),
+    )
+    .await?;
+    assert_eq!(first.is_error, Some(false), "{}", text(&first));
+    let thread = structured(&first)["thread_id"].as_str().unwrap().to_owned();
+
+    let second = call(
+        &server.client,
+        json!({"prompt": "which word?", "thread_id": thread, "ephemeral": false,
+               "skip_git_repo_check": true, "timeout_sec": 120}),
+    )
+    .await?;
+    let s = structured(&second);
+    assert_eq!(second.is_error, Some(false), "{}\n{s:#}", text(&second));
+    assert_eq!(text(&second), "the word was pineapple");
+    assert_eq!(s["thread_id"], thread.as_str());
+    let requests = mock.requests();
+    let last = requests.last().unwrap()["input"].to_string();
+    assert!(
+        last.contains("remember the word pineapple")
+            && last.contains("noted: pineapple")
+            && last.contains("which word?"),
+        "the resumed turn sends the earlier conversation: {last}"
+    );
+    server.client.cancel().await?;
+    Ok(())
+}
+
+/// Resuming a thread started with workspace-write does not inherit it: the policy's
+/// sandbox for this call (read-only by default) is what the real Codex enforces.
+#[tokio::test]
+async fn a_resumed_real_codex_thread_cannot_escalate_beyond_the_policy() -> Result<()> {
+    let mock = MockResponses::start(vec![
+        vec![exec_command("touch first.txt")],
+        vec![message("wrote first")],
+        vec![exec_command("touch second.txt")],
+        vec![message("tried second")],
+    ])
+    .await?;
+    let (server, _home) = real_server(&mock).await?;
+    let first = call(
+        &server.client,
+        json!({"prompt": "write first", "ephemeral": false, "sandbox": "workspace-write",
+               "allow_edits": true, "skip_git_repo_check": true, "timeout_sec": 120}),
+    )
+    .await?;
+    assert_eq!(first.is_error, Some(false), "{}", text(&first));
+    assert!(
+        server.root.join("first.txt").exists(),
+        "workspace-write allowed the first write"
+    );
+    let thread = structured(&first)["thread_id"].as_str().unwrap().to_owned();
+
+    let second = call(
+        &server.client,
+        json!({"prompt": "write second", "thread_id": thread, "skip_git_repo_check": true,
+               "timeout_sec": 120}),
+    )
+    .await?;
+    assert_eq!(second.is_error, Some(false), "{}", text(&second));
+    let commands = structured(&second)["commands"].to_string();
+    assert!(commands.contains("touch second.txt"), "Codex tried the write: {commands}");
+    assert!(
+        !server.root.join("second.txt").exists(),
+        "the resumed read-only run must not write"
+    );
+
+    let danger = call(
+        &server.client,
+        json!({"prompt": "x", "thread_id": thread, "sandbox": "danger-full-access",
+               "allow_edits": true}),
+    )
+    .await?;
+    assert_eq!(danger.is_error, Some(true));
+    assert!(
+        text(&danger).contains("danger-full-access"),
+        "{}",
+        text(&danger)
+    );
+    server.client.cancel().await?;
+    Ok(())
+}
