@@ -44,7 +44,10 @@ pub fn message(text: &str) -> Value {
 
 /// A request from the model to run a shell command (Codex 0.169's `exec_command` tool).
 pub fn exec_command(cmd: &str) -> Value {
-    json!({"type": "function_call", "name": "exec_command", "call_id": "call_mock",
+    // Call ids are unique per call, as a real model's are (a resumed thread replays old ones).
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    json!({"type": "function_call", "name": "exec_command", "call_id": format!("call_mock_{n}"),
            "arguments": json!({"cmd": cmd}).to_string()})
 }
 

@@ -228,7 +228,11 @@ async fn a_resumed_real_codex_thread_cannot_escalate_beyond_the_policy() -> Resu
     .await?;
     assert_eq!(second.is_error, Some(false), "{}", text(&second));
     let commands = structured(&second)["commands"].to_string();
-    assert!(commands.contains("touch second.txt"), "Codex tried the write: {commands}");
+    assert!(
+        commands.contains("touch second.txt"),
+        "Codex tried the write: {commands} {:#}",
+        structured(&second)
+    );
     assert!(
         !server.root.join("second.txt").exists(),
         "the resumed read-only run must not write"
