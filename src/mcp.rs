@@ -391,7 +391,7 @@ fn get_run_definition() -> Tool {
     Tool::new_with_raw(
         GET_RUN,
         Some(
-            "Follow a background Codex run: waits up to wait_sec (default 45, at most 55) for it to finish, then              returns its status, the latest progress and, once finished, the full result of run_codex_prompt."
+            "Follow a background Codex run: waits up to wait_sec (default 45, at most 55) for it to finish, then returns its status, the latest progress and, once finished, the full result of run_codex_prompt."
                 .into(),
         ),
         rmcp::handler::server::common::schema_for_type::<GetRunArgs>(),

@@ -325,6 +325,31 @@ async fn the_request_id_is_echoed_and_reaches_codex() -> Result<()> {
     Ok(())
 }
 
+/// MCP: a dropped connection is not a cancellation. The client goes away mid-call and
+/// Codex still runs to its end (the fake marks a finished run).
+#[tokio::test]
+async fn a_dropped_http_connection_does_not_cancel_the_running_call() -> Result<()> {
+    let server = spawn_http(&[("FAKE_CODEX_QUIET_SEC", "3")]).await?;
+    let session = raw_session(&server.url, None).await?;
+    let call = json!({"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"run_codex_prompt","arguments":{"prompt":"scenario:quiet"}}});
+    let resp = post(&server.url, &call)
+        .header("mcp-session-id", &session)
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
+    drop(resp);
+    let finished = wait_for_file(&run.join("finished"), Duration::from_secs(20)).await;
+    assert!(
+        finished.is_ok(),
+        "Codex was stopped when the client went away: {}",
+        std::fs::read_to_string(&server.log)?
+    );
+    let health = reqwest::get(format!("{}/healthz", server.base)).await?;
+    assert_eq!(health.status(), 200);
+    Ok(())
+}
+
 /// SIGTERM mid-call: the call completes, the process exits 0, no child survives.
 #[tokio::test]
 async fn sigterm_lets_the_running_call_finish_then_exits_zero() -> Result<()> {
