@@ -116,6 +116,10 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_ENABLE_BACKGROUND_RUNS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub enable_background_runs: bool,
 
+    /// Run a task-capable client's calls as MCP tasks (SEP-2663: tasks/get, tasks/cancel).
+    #[arg(long, env = "TWOBOT_ENABLE_TASKS", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub enable_tasks: bool,
+
     /// Seconds a finished background run (or task) stays fetchable.
     #[arg(long, env = "TWOBOT_TASK_TTL_SEC", default_value_t = 21_600, value_parser = clap::value_parser!(u64).range(1..))]
     pub task_ttl_sec: u64,
@@ -537,6 +541,7 @@ impl Config {
             state_dir: cli.state_dir.or_else(default_state_dir),
             runs: crate::registry::RegistryConfig {
                 background: cli.enable_background_runs,
+                tasks: cli.enable_tasks,
                 ttl: std::time::Duration::from_secs(cli.task_ttl_sec),
                 max_runs: cli.max_runs as usize,
             },

@@ -99,7 +99,8 @@ fn default_true() -> bool {
     true
 }
 
-/// Input of the `run_codex_prompt` tool: the seed's twelve parameters, with its defaults.
+/// Input of the `run_codex_prompt` tool: the seed's twelve parameters with its defaults,
+/// plus the optional `thread_id` (absent by default, so seed clients are unaffected).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "run_codex_prompt arguments")]

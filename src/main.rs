@@ -53,34 +53,12 @@ async fn run(config: Config) -> ExitCode {
             shutdown.cancel();
         });
     }
-    let threads = match &config.state_dir {
-        Some(dir) => match twobot::threads::ThreadStore::open(dir) {
-            Ok(store) => store,
-            Err(e) => {
-                eprintln!(
-                    "error: TWOBOT_STATE_DIR: {:?} cannot hold the thread record: {e}",
-                    dir.display().to_string()
-                );
-                return ExitCode::from(2);
-            }
-        },
-        None => {
-            tracing::warn!(
-                "no TWOBOT_STATE_DIR and no HOME: thread ownership is kept in memory only"
-            );
-            twobot::threads::ThreadStore::in_memory()
-        }
-    };
-    let (tools, runs) = twobot::tool::tool_service(
-        config.policy.clone(),
-        config.limits,
-        config.runner.clone(),
-        std::sync::Arc::new(threads),
-    );
-    let registry = std::sync::Arc::new(twobot::registry::RunRegistry::new(config.runs));
     match config.transport {
         Transport::Stdio => {
             config.log_effective();
+            let Some((tools, registry, runs)) = job_stack(&config) else {
+                return ExitCode::from(2);
+            };
             let io = (tokio::io::stdin(), tokio::io::stdout());
             match twobot::stdio::serve(
                 tokio::io::join(io.0, io.1),
@@ -99,17 +77,48 @@ async fn run(config: Config) -> ExitCode {
                 }
             }
         }
-        Transport::Http => serve_http(&config, tools, registry, runs, shutdown).await,
+        Transport::Http => serve_http(&config, shutdown).await,
     }
 }
 
-async fn serve_http(
+/// The job stack both transports share, over the thread record in the state directory.
+/// `None` (after one line on stderr) when the state directory is unusable.
+fn job_stack(
     config: &Config,
-    tools: twobot::tool::ToolService,
-    registry: std::sync::Arc<twobot::registry::RunRegistry>,
-    runs: tokio_util::task::TaskTracker,
-    signal: CancellationToken,
-) -> ExitCode {
+) -> Option<(
+    twobot::tool::ToolService,
+    std::sync::Arc<twobot::registry::RunRegistry>,
+    tokio_util::task::TaskTracker,
+)> {
+    let threads = match &config.state_dir {
+        Some(dir) => match twobot::threads::ThreadStore::open(dir) {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!(
+                    "error: TWOBOT_STATE_DIR: {:?} cannot hold the thread record: {e}",
+                    dir.display().to_string()
+                );
+                return None;
+            }
+        },
+        None => {
+            tracing::warn!(
+                "no TWOBOT_STATE_DIR and no HOME: thread ownership is kept in memory only"
+            );
+            twobot::threads::ThreadStore::in_memory()
+        }
+    };
+    let (tools, runs) = twobot::tool::tool_service(
+        config.policy.clone(),
+        config.limits,
+        config.runner.clone(),
+        std::sync::Arc::new(threads),
+    );
+    let registry = std::sync::Arc::new(twobot::registry::RunRegistry::new(config.runs));
+    Some((tools, registry, runs))
+}
+
+async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
     use twobot::http::{HttpSettings, Shutdown, router, serve};
     let bind = std::net::SocketAddr::new(config.host, config.port);
     let listener = match tokio::net::TcpListener::bind(bind).await {
@@ -128,6 +137,9 @@ async fn serve_http(
         }
     };
     config.log_effective();
+    let Some((tools, registry, runs)) = job_stack(config) else {
+        return ExitCode::from(2);
+    };
     if settings.auth.is_none() && !config.host.is_loopback() {
         tracing::warn!(host = %config.host, "serving WITHOUT AUTH on a non-loopback address (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");
     }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
+    CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Implementation, JsonObject,
     ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ServerCapabilities, ServerConfig, Tool, ToolAnnotations,
+    ServerCapabilities, ServerConfig, Task, TaskPayload, TaskStatus, Tool, ToolAnnotations,
+    UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -21,7 +23,9 @@ use tracing::Instrument;
 
 use crate::error::ToolError;
 use crate::job::{CallContext, Principal, RunOutput, RunRequest, ToolCall};
-use crate::registry::{RegistryConfig, RunRegistry, RunSnapshot, RunStatus};
+use crate::registry::{
+    RegistryConfig, RegistryError, RunRegistry, RunSnapshot, RunStatus, RunView,
+};
 use crate::tool::ToolService;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -38,6 +42,8 @@ pub const CANCEL_RUN: &str = "cancel_codex_run";
 pub const MAX_WAIT_SEC: i64 = 55;
 /// Longest silence on the progress channel before a keep-alive is sent.
 pub const KEEPALIVE: Duration = Duration::from_secs(15);
+/// How often a task-capable client is asked to poll `tasks/get`.
+pub const TASK_POLL_INTERVAL_MS: u64 = 2_000;
 
 /// The MCP server handler; one per session, all sharing the same job stack.
 #[derive(Clone)]
@@ -94,6 +100,101 @@ impl TwoBot {
         (principal, request_id)
     }
 
+    /// Who owns a task this request starts or asks about. A task is the caller's; in
+    /// no-auth mode every HTTP caller is the same anonymous principal, so there a task
+    /// also belongs to the MCP session that started it.
+    fn task_owner(&self, ctx: &RequestContext<RoleServer>) -> String {
+        let (principal, _) = self.who(ctx);
+        let session = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok());
+        match (&principal, session) {
+            (Principal::Anonymous, Some(session)) => format!("anonymous@{session}"),
+            _ => principal.owner_key(),
+        }
+    }
+
+    /// A task as `tasks/get` shows it.
+    fn task_of(&self, view: &RunView) -> DetailedTask {
+        let snapshot = &view.snapshot;
+        let mut task = Task::new(
+            snapshot.run_id.clone(),
+            TaskStatus::Working,
+            view.created_at.clone(),
+            view.updated_at.clone(),
+        )
+        .with_ttl_ms(u64::try_from(self.registry.config().ttl.as_millis()).unwrap_or(u64::MAX))
+        .with_poll_interval_ms(TASK_POLL_INTERVAL_MS);
+        let payload = match (&snapshot.status, &snapshot.result, &snapshot.error) {
+            (RunStatus::Working, _, _) => {
+                task = task.with_status_message(
+                    snapshot
+                        .progress
+                        .last()
+                        .cloned()
+                        .unwrap_or_else(|| "Codex is starting".to_owned()),
+                );
+                TaskPayload::Working
+            }
+            (RunStatus::Cancelled, _, _) => {
+                task = task.with_status_message("cancelled: Codex and its children were killed");
+                TaskPayload::Cancelled
+            }
+            // A finished call, failed or not, is a completed task whose result says so
+            // (`isError`), exactly as the direct call would have answered.
+            (_, Some(output), _) => {
+                task = task.with_status_message(if output.ok {
+                    "completed"
+                } else {
+                    "finished with an error"
+                });
+                TaskPayload::Completed {
+                    result: as_object(&output_result(output.clone())),
+                }
+            }
+            (_, None, error) => TaskPayload::Completed {
+                result: as_object(&error_text(
+                    error
+                        .clone()
+                        .unwrap_or_else(|| "The run ended without a result.".to_owned()),
+                )),
+            },
+        };
+        DetailedTask::new(task, payload)
+    }
+
+    /// Start `request` as an MCP task: answered at once with the task, or with the
+    /// refusal a direct call would have got.
+    async fn start_task(
+        &self,
+        request: RunRequest,
+        ctx: &RequestContext<RoleServer>,
+    ) -> CallToolResponse {
+        let (principal, request_id) = self.who(ctx);
+        let owner = self.task_owner(ctx);
+        let started = self
+            .registry
+            .start(
+                self.tools.clone(),
+                request,
+                principal,
+                owner.clone(),
+                request_id,
+                &self.shutdown,
+            )
+            .await;
+        match started {
+            Ok(Ok(snapshot)) => match self.registry.view(&snapshot.run_id, &owner) {
+                Ok(view) => CallToolResponse::Task(CreateTaskResult::new(self.task_of(&view).task)),
+                Err(e) => error_text(e.to_string()).into(),
+            },
+            Ok(Err(reason)) => error_text(reason).into(),
+            Err(e) => error_text(e.to_string()).into(),
+        }
+    }
+
     async fn follow(
         &self,
         name: &str,
@@ -102,6 +203,7 @@ impl TwoBot {
     ) -> CallToolResult {
         let args = serde_json::Value::Object(params.arguments.unwrap_or_default());
         let (principal, _) = self.who(&ctx);
+        let owner = principal.owner_key();
         let result = if name == GET_RUN {
             let args: GetRunArgs = match serde_json::from_value(args) {
                 Ok(a) => a,
@@ -117,14 +219,14 @@ impl TwoBot {
                 ));
             };
             self.registry
-                .wait(&args.run_id, &principal, Duration::from_secs(wait), &ctx.ct)
+                .wait(&args.run_id, &owner, Duration::from_secs(wait), &ctx.ct)
                 .await
         } else {
             let args: CancelRunArgs = match serde_json::from_value(args) {
                 Ok(a) => a,
                 Err(e) => return error_text(format!("invalid arguments for {CANCEL_RUN}: {e}")),
             };
-            self.registry.cancel(&args.run_id, &principal).await
+            self.registry.cancel(&args.run_id, &owner).await
         };
         match result {
             Ok(snapshot) => snapshot_result(&snapshot),
@@ -136,7 +238,7 @@ impl TwoBot {
         &self,
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
+    ) -> CallToolResponse {
         let mut args = params.arguments.unwrap_or_default();
         let background = match args.remove("background") {
             None | Some(serde_json::Value::Bool(false)) => false,
@@ -144,24 +246,40 @@ impl TwoBot {
             Some(other) => {
                 return error_text(format!(
                     "invalid arguments for {TOOL_NAME}: background must be a boolean, not {other}"
-                ));
+                ))
+                .into();
             }
         };
         let request: RunRequest = match serde_json::from_value(serde_json::Value::Object(args)) {
             Ok(r) => r,
-            Err(e) => return error_text(format!("invalid arguments for {TOOL_NAME}: {e}")),
+            Err(e) => return error_text(format!("invalid arguments for {TOOL_NAME}: {e}")).into(),
         };
+        // SEP-2663: a client that declared the tasks extension gets its run as a task,
+        // so it neither holds a request open for minutes nor loses the run with it.
+        if !background
+            && self.registry.config().tasks
+            && ctx
+                .client_capabilities()
+                .is_some_and(|caps| caps.supports_tasks())
+        {
+            return self.start_task(request, &ctx).await;
+        }
         let parts = ctx.extensions.get::<http::request::Parts>();
         // The request id is set (or kept from the caller) by the HTTP stack.
         let (principal, request_id) = self.who(&ctx);
 
         if background {
+            if !self.registry.config().background {
+                return error_text(RegistryError::Disabled.to_string()).into();
+            }
+            let owner = principal.owner_key();
             return match self
                 .registry
                 .start(
                     self.tools.clone(),
                     request,
                     principal,
+                    owner,
                     request_id,
                     &self.shutdown,
                 )
@@ -170,7 +288,8 @@ impl TwoBot {
                 Ok(Ok(snapshot)) => snapshot_result(&snapshot),
                 Ok(Err(reason)) => error_text(reason),
                 Err(e) => error_text(e.to_string()),
-            };
+            }
+            .into();
         }
 
         // One token for "stop this run": the client's cancellation or the server's shutdown.
@@ -220,6 +339,14 @@ impl TwoBot {
             Ok(output) => output_result(output),
             Err(e) => tool_error_result(&e),
         }
+        .into()
+    }
+}
+
+fn as_object(result: &CallToolResult) -> JsonObject {
+    match serde_json::to_value(result) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => JsonObject::new(),
     }
 }
 
@@ -462,7 +589,15 @@ only when Codex completed its turn; otherwise `error` says why.";
 
 impl ServerHandler for TwoBot {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.registry.config().tasks {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
                     .with_title("2Bot")
@@ -501,10 +636,48 @@ impl ServerHandler for TwoBot {
             ));
         }
         if name == TOOL_NAME {
-            Ok(self.run(request, context).await.into())
+            Ok(self.run(request, context).await)
         } else {
             Ok(self.follow(&name, request, context).await.into())
         }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let owner = self.task_owner(&context);
+        let view = self
+            .registry
+            .view(&request.task_id, &owner)
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        Ok(GetTaskResult::new(self.task_of(&view)))
+    }
+
+    /// 2Bot never asks for input mid-task; responses are acknowledged and ignored, as
+    /// SEP-2663 says of keys the server did not ask for.
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let owner = self.task_owner(&context);
+        self.registry
+            .view(&request.task_id, &owner)
+            .map(drop)
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let owner = self.task_owner(&context);
+        self.registry
+            .request_cancel(&request.task_id, &owner)
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))
     }
 }
 

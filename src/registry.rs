@@ -1,14 +1,16 @@
 //! Runs that outlive the request that started them.
 //!
 //! Many MCP clients (ChatGPT among them) give up on a tool call after about a minute;
-//! Codex runs take longer. With `TWOBOT_ENABLE_BACKGROUND_RUNS=true`, a call with
-//! `background=true` is registered here and answered at once with a `run_id`; the
-//! caller follows it with `get_codex_run` (a long poll) and may `cancel_codex_run`.
+//! Codex runs take longer. Two front doors lead here, and this one registry serves both:
+//! MCP tasks (a task-capable client's `tools/call` answered with a task, followed with
+//! `tasks/get`, stopped with `tasks/cancel`) and, for clients without tasks, background
+//! runs (`background=true`, then `get_codex_run` and `cancel_codex_run`).
 //!
-//! Each run belongs to the principal that started it (anyone else is told it does not
-//! exist), the registry holds at most `TWOBOT_MAX_RUNS` runs, and a finished run is
-//! forgotten `TWOBOT_TASK_TTL_SEC` after it ended. A run is a normal job-stack call
-//! (policy, admission, runner), so it is tracked for shutdown like any other.
+//! Each run belongs to an owner (the principal that started it, as the MCP layer names
+//! it; anyone else is told it does not exist), the registry holds at most
+//! `TWOBOT_MAX_RUNS` runs, and a finished run is forgotten `TWOBOT_TASK_TTL_SEC` after it
+//! ended. A run is a normal job-stack call (policy, admission, runner), so it is tracked
+//! for shutdown like any other.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -33,6 +35,8 @@ const IMMEDIATE: Duration = Duration::from_millis(250);
 pub struct RegistryConfig {
     /// Whether clients may start background runs.
     pub background: bool,
+    /// Whether task-capable clients get their calls run as MCP tasks.
+    pub tasks: bool,
     /// How long a finished run stays fetchable.
     pub ttl: Duration,
     /// Runs kept at once.
@@ -43,6 +47,7 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             background: false,
+            tasks: true,
             ttl: Duration::from_secs(6 * 3600),
             max_runs: 256,
         }
@@ -97,6 +102,9 @@ pub enum RegistryError {
         "too many runs: this server keeps at most {0} (TWOBOT_MAX_RUNS); fetch or cancel finished runs, or wait for them to expire"
     )]
     Full(usize),
+    /// Task-capable clients' calls run directly on this server.
+    #[error("MCP tasks are disabled on this server (TWOBOT_ENABLE_TASKS=false)")]
+    TasksDisabled,
     /// No such run for this caller (or it expired).
     #[error(
         "no run {0:?} for this caller; it may have expired (TWOBOT_TASK_TTL_SEC) or belong to someone else"
@@ -116,6 +124,9 @@ struct Entry {
     owner: String,
     started: Instant,
     started_at: u64,
+    /// RFC 3339 creation and last-change times (MCP tasks report them).
+    created_at: String,
+    updated_at: Mutex<String>,
     cancel: CancellationToken,
     outcome: watch::Sender<Outcome>,
     progress: Mutex<VecDeque<String>>,
@@ -157,6 +168,27 @@ impl Entry {
             result,
         }
     }
+
+    fn touch(&self) {
+        if let Ok(mut at) = self.updated_at.lock() {
+            *at = now_rfc3339();
+        }
+    }
+}
+
+/// A run as an MCP task sees it: the snapshot plus its RFC 3339 times.
+#[derive(Debug, Clone)]
+pub struct RunView {
+    /// Status, progress and result.
+    pub snapshot: RunSnapshot,
+    /// When the run was created.
+    pub created_at: String,
+    /// When its status or progress last changed.
+    pub updated_at: String,
+}
+
+fn now_rfc3339() -> String {
+    rmcp::task_manager::current_timestamp()
 }
 
 /// The registry of background runs.
@@ -204,9 +236,8 @@ impl RunRegistry {
         }
     }
 
-    fn get(&self, id: &str, caller: &Principal) -> Result<Arc<Entry>, RegistryError> {
+    fn get(&self, id: &str, owner: &str) -> Result<Arc<Entry>, RegistryError> {
         self.prune();
-        let owner = caller.owner_key();
         self.runs
             .lock()
             .ok()
@@ -215,25 +246,26 @@ impl RunRegistry {
             .ok_or_else(|| RegistryError::NotFound(id.to_owned()))
     }
 
-    /// Start `request` through `tools` in the background. An immediate refusal (policy,
-    /// busy) comes back as `Err(reason)` inside `Ok`, and registers nothing.
+    /// Start `request` through `tools` in the background, owned by `owner`. An immediate
+    /// refusal (policy, busy) comes back as `Err(reason)` inside `Ok`, and registers nothing.
     pub async fn start(
         self: &Arc<Self>,
         tools: ToolService,
         request: RunRequest,
         principal: Principal,
+        owner: String,
         request_id: Option<String>,
         shutdown: &CancellationToken,
     ) -> Result<Result<RunSnapshot, String>, RegistryError> {
-        if !self.config.background {
-            return Err(RegistryError::Disabled);
-        }
         self.prune();
         let id = uuid::Uuid::new_v4().to_string();
         let (outcome, mut watch_rx) = watch::channel(Outcome::Working);
+        let created_at = now_rfc3339();
         let entry = Arc::new(Entry {
-            owner: principal.owner_key(),
+            owner,
             started: Instant::now(),
+            updated_at: Mutex::new(created_at.clone()),
+            created_at,
             started_at: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -277,6 +309,7 @@ impl RunRegistry {
                             }
                             p.push_back(message);
                         }
+                        entry.touch();
                     }
                 }
             };
@@ -288,6 +321,7 @@ impl RunRegistry {
             if let Ok(mut f) = runner_entry.finished.lock() {
                 *f = Some(Instant::now());
             }
+            runner_entry.touch();
             runner_entry.outcome.send_replace(outcome);
         });
 
@@ -312,11 +346,11 @@ impl RunRegistry {
     pub async fn wait(
         &self,
         id: &str,
-        caller: &Principal,
+        owner: &str,
         wait: Duration,
         cancel: &CancellationToken,
     ) -> Result<RunSnapshot, RegistryError> {
-        let entry = self.get(id, caller)?;
+        let entry = self.get(id, owner)?;
         let mut rx = entry.outcome.subscribe();
         tokio::select! {
             _ = tokio::time::timeout(wait, rx.wait_for(|o| !matches!(o, Outcome::Working))) => {}
@@ -325,13 +359,35 @@ impl RunRegistry {
         Ok(entry.snapshot(id))
     }
 
-    /// Cancel the run (its whole process group is killed) and wait briefly for it to end.
-    pub async fn cancel(&self, id: &str, caller: &Principal) -> Result<RunSnapshot, RegistryError> {
-        let entry = self.get(id, caller)?;
+    /// The run's state now, with its times.
+    pub fn view(&self, id: &str, owner: &str) -> Result<RunView, RegistryError> {
+        let entry = self.get(id, owner)?;
+        Ok(RunView {
+            snapshot: entry.snapshot(id),
+            created_at: entry.created_at.clone(),
+            updated_at: entry
+                .updated_at
+                .lock()
+                .map(|at| at.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Ask the run to stop (its whole process group is killed) without waiting for it.
+    pub fn request_cancel(&self, id: &str, owner: &str) -> Result<(), RegistryError> {
+        let entry = self.get(id, owner)?;
         entry
             .cancel_requested
             .store(true, std::sync::atomic::Ordering::Relaxed);
         entry.cancel.cancel();
+        entry.touch();
+        Ok(())
+    }
+
+    /// Cancel the run (its whole process group is killed) and wait briefly for it to end.
+    pub async fn cancel(&self, id: &str, owner: &str) -> Result<RunSnapshot, RegistryError> {
+        self.request_cancel(id, owner)?;
+        let entry = self.get(id, owner)?;
         let mut rx = entry.outcome.subscribe();
         let _ = tokio::time::timeout(
             Duration::from_secs(10),

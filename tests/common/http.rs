@@ -93,6 +93,23 @@ pub async fn http_client(
     Ok(Recorder::default().serve(transport).await?)
 }
 
+/// Connect a client that declares the MCP tasks extension.
+pub async fn http_task_client(
+    url: &str,
+    token: Option<&str>,
+) -> Result<RunningService<RoleClient, Recorder>> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(token) = token {
+        config = config.auth_header(token.to_owned());
+    }
+    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
+    let recorder = Recorder {
+        tasks: true,
+        ..Recorder::default()
+    };
+    Ok(recorder.serve(transport).await?)
+}
+
 /// The JSON-RPC `initialize` request body.
 pub fn initialize_body() -> Value {
     json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}})

@@ -28,13 +28,25 @@ pub fn real_codex() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/codex")
 }
 
-/// An MCP client that keeps every progress message it receives.
+/// An MCP client that keeps every progress message it receives; with `tasks`, it
+/// declares the MCP tasks extension (SEP-2663).
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub progress: Arc<Mutex<Vec<String>>>,
+    pub tasks: bool,
 }
 
 impl ClientHandler for Recorder {
+    fn get_info(&self) -> rmcp::model::ClientConfig {
+        let mut info = rmcp::model::ClientConfig::default();
+        if self.tasks {
+            info.capabilities = rmcp::model::ClientCapabilities::builder()
+                .enable_tasks()
+                .build();
+        }
+        info
+    }
+
     async fn on_progress(
         &self,
         params: ProgressNotificationParam,

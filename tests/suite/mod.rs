@@ -8,3 +8,4 @@ mod real_codex;
 mod resume;
 mod runner;
 mod stdio;
+mod tasks;

@@ -23,7 +23,9 @@ async fn initialize_names_the_server_2bot_and_lists_exactly_one_tool() -> Result
     assert_eq!(tool.name, "run_codex_prompt");
     let schema = serde_json::Value::Object((*tool.input_schema).clone());
     let props = schema["properties"].as_object().unwrap();
-    assert_eq!(props.len(), 12, "{schema}");
+    // The seed's twelve parameters, plus the optional `thread_id` (absent by default).
+    assert_eq!(props.len(), 13, "{schema}");
+    assert_eq!(props["thread_id"]["default"], json!(null));
     assert_eq!(props["timeout_sec"]["default"], 1800);
     assert_eq!(props["ephemeral"]["default"], true);
     assert_eq!(props["allow_edits"]["default"], false);
