@@ -130,6 +130,21 @@ pub struct Cli {
 
     #[command(flatten)]
     pub http: HttpArgs,
+
+    /// Print the effective configuration (with where each value came from, secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands; without one, `2bot-mcp` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Check the set-up (Codex binary and version, credentials, roots, policy file, auth, port), one line per check; exit 1 if any fails.
+    Doctor,
 }
 
 /// Log line format.
@@ -308,7 +323,17 @@ pub struct Config {
 impl Cli {
     /// Parse argv and the environment; on bad input print one line naming the variable and exit 2.
     pub fn parse_or_exit() -> Self {
-        Self::try_parse_from_env(std::env::args_os()).unwrap_or_else(|e| e.exit())
+        Self::parse_with_matches_or_exit().0
+    }
+
+    /// [`Self::parse_or_exit`], also returning clap's matches (which say where each value came from).
+    pub fn parse_with_matches_or_exit() -> (Self, clap::ArgMatches) {
+        use clap::{CommandFactory, FromArgMatches};
+        let parsed = Self::command()
+            .try_get_matches_from(std::env::args_os())
+            .and_then(|matches| Self::from_arg_matches(&matches).map(|cli| (cli, matches)))
+            .map_err(name_the_variable);
+        parsed.unwrap_or_else(|e| e.exit())
     }
 
     /// Parse, rewriting value errors so they name the environment variable as well as the flag.

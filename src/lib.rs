@@ -32,6 +32,8 @@
 pub mod admission;
 pub mod codex;
 pub mod config;
+pub mod doctor;
+pub mod effective;
 pub mod error;
 pub mod http;
 pub mod job;

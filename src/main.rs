@@ -3,10 +3,14 @@
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
-use twobot::config::{Cli, Config, Transport};
+use twobot::config::{Cli, Command, Config, Transport};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_or_exit();
+    let (cli, matches) = Cli::parse_with_matches_or_exit();
+    if cli.command == Some(Command::Doctor) {
+        return doctor(cli);
+    }
+    let print_config = cli.print_config;
     let config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -14,6 +18,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if print_config {
+        print!("{}", twobot::effective::render(&matches, &config));
+        return ExitCode::SUCCESS;
+    }
     let telemetry = match twobot::telemetry::init(
         &config.log_filter,
         config.log_format == twobot::config::LogFormat::Json,
@@ -42,6 +50,35 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     telemetry.shutdown();
     code
+}
+
+/// `2bot-mcp doctor`: every check on stdout, exit 1 if any failed.
+fn doctor(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(twobot::doctor::run(cli));
+    for check in &report {
+        println!("{check}");
+    }
+    let failed = report
+        .iter()
+        .filter(|c| c.level == twobot::doctor::Level::Fail)
+        .count();
+    if failed == 0 {
+        println!("doctor: no problem found");
+        ExitCode::SUCCESS
+    } else {
+        println!("doctor: {failed} problem(s) found");
+        ExitCode::FAILURE
+    }
 }
 
 async fn run(config: Config) -> ExitCode {

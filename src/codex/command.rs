@@ -8,6 +8,23 @@ use std::ffi::OsString;
 
 use crate::job::RunSpec;
 
+/// Every flag [`exec_argv`] may pass to `codex exec`, as Codex's help spells it
+/// (`2bot-mcp doctor` checks that the installed Codex has each one).
+pub const EXEC_FLAGS: &[&str] = &[
+    "--json",
+    "-s",
+    "-C",
+    "--add-dir",
+    "-m",
+    "-p",
+    "--skip-git-repo-check",
+    "--ephemeral",
+    "-c",
+];
+
+/// Every flag [`exec_argv`] may pass to `codex exec resume`.
+pub const RESUME_FLAGS: &[&str] = &["--json", "-c", "-m", "--skip-git-repo-check", "--ephemeral"];
+
 /// Build the arguments (after the program name) for one run of `codex exec --json`.
 pub fn exec_argv(spec: &RunSpec) -> Vec<OsString> {
     match &spec.resume {
@@ -134,6 +151,32 @@ mod tests {
             include_event_log: false,
             timeout: Duration::from_secs(5),
             resume: None,
+        }
+    }
+
+    /// The doctor's flag lists cover every flag the argv builders can emit.
+    #[test]
+    fn every_flag_2bot_passes_is_in_the_list_the_doctor_checks() {
+        let mut full = spec();
+        full.add_dirs = vec![PathBuf::from("/srv/b")];
+        full.model = Some("m".into());
+        full.profile = Some("p".into());
+        full.skip_git_repo_check = true;
+        full.ephemeral = true;
+        full.approval_policy = Some(ApprovalPolicy::Never);
+        let flags = |argv: Vec<OsString>| -> Vec<String> {
+            strings(argv)
+                .into_iter()
+                .filter(|a| a.starts_with('-') && a != "-" && a != "--")
+                .collect()
+        };
+        for flag in flags(exec_argv(&full)) {
+            assert!(EXEC_FLAGS.contains(&flag.as_str()), "{flag}");
+        }
+        full.resume = Some("0199a213-81c0-7800-8aa1-bbab2a035a53".into());
+        full.sandbox = SandboxMode::WorkspaceWrite;
+        for flag in flags(exec_argv(&full)) {
+            assert!(RESUME_FLAGS.contains(&flag.as_str()), "{flag}");
         }
     }
 

@@ -1,4 +1,5 @@
 mod background;
+mod doctor;
 mod http;
 mod http_limits;
 mod jwks;

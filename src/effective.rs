@@ -1,0 +1,185 @@
+//! `2bot-mcp --print-config`: the configuration the server would run with, one
+//! `VARIABLE=value` line per setting with where the value came from, secrets redacted.
+//!
+//! Operators reach for it when a setting "does not take": it answers which of flag,
+//! environment, policy file or default won. It walks clap's own argument list, so a new
+//! setting appears here without anyone remembering to add it; the few settings the
+//! policy file can also supply are shown with their merged, effective value.
+
+use std::fmt::Write as _;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory};
+
+use crate::config::{Cli, Config};
+
+/// Shown instead of a secret's value.
+pub const REDACTED: &str = "<redacted>";
+
+/// Arguments that are actions, not settings.
+const NOT_SETTINGS: &[&str] = &["help", "version", "print_config"];
+
+/// Render the effective configuration. `matches` are the parsed flags and environment;
+/// `config` is what [`Config::load`] made of them and the policy file.
+pub fn render(matches: &ArgMatches, config: &Config) -> String {
+    let mut out = String::from(
+        "# 2Bot effective configuration: flag > environment > policy file > default; secrets redacted\n",
+    );
+    let command = Cli::command();
+    for arg in command.get_arguments() {
+        let id = arg.get_id().as_str();
+        if NOT_SETTINGS.contains(&id) {
+            continue;
+        }
+        let name = arg
+            .get_env()
+            .map(|e| e.to_string_lossy().into_owned())
+            .or_else(|| arg.get_long().map(|l| format!("--{l}")))
+            .unwrap_or_else(|| id.to_owned());
+        let raw: Option<Vec<String>> = matches.get_raw(id).map(|values| {
+            values
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        });
+        let source = match matches.value_source(id) {
+            Some(ValueSource::CommandLine) => "flag",
+            Some(ValueSource::EnvVariable) => "environment",
+            Some(ValueSource::DefaultValue) => "default",
+            _ => "unset",
+        };
+        let (value, source) = match merged(&name, config, source) {
+            Some(effective) => effective,
+            None => {
+                let delimiter = arg.get_value_delimiter().unwrap_or(',').to_string();
+                let value = raw.map(|v| v.join(&delimiter)).unwrap_or_default();
+                (value, source.to_owned())
+            }
+        };
+        let value = if arg.is_hide_env_values_set() && !value.is_empty() {
+            REDACTED.to_owned()
+        } else {
+            value
+        };
+        let _ = writeln!(out, "{name}={value}  # {source}");
+    }
+
+    let p = &config.policy;
+    let _ = writeln!(out, "# policy (TWOBOT_POLICY_FILE and the settings above)");
+    let _ = writeln!(out, "sandbox_ceiling={}", p.sandbox_ceiling);
+    let _ = writeln!(out, "default_cwd={}", p.default_cwd.display());
+    let list = |v: &Option<Vec<String>>| v.as_ref().map_or("any".to_owned(), |v| v.join(","));
+    let _ = writeln!(out, "allowed_models={}", list(&p.allowed_models));
+    let _ = writeln!(out, "allowed_profiles={}", list(&p.allowed_profiles));
+    for (scope, ceiling) in &p.scope_sandbox {
+        let _ = writeln!(out, "scopes.{scope}={ceiling}");
+    }
+    let env = &config.runner.env;
+    let _ = writeln!(out, "codex_env.inherit={}", env.inherit);
+    let _ = writeln!(out, "codex_env.pass={}", env.pass.join(","));
+    let _ = writeln!(out, "codex_env.remove={}", env.remove.join(","));
+    // Values set for Codex are often its API keys: names only.
+    for name in env.set.keys() {
+        let _ = writeln!(out, "codex_env.set.{name}={REDACTED}");
+    }
+    out
+}
+
+/// The effective value of a setting the policy file can also supply, and its source.
+fn merged(name: &str, config: &Config, source: &str) -> Option<(String, String)> {
+    let p = &config.policy;
+    let from = |set_here: bool| {
+        if set_here {
+            source.to_owned()
+        } else {
+            "policy file or default".to_owned()
+        }
+    };
+    let given = source == "flag" || source == "environment";
+    Some(match name {
+        "CODEX_ALLOWED_ROOTS" => (
+            p.allowed_roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":"),
+            if p.allowed_roots.is_empty() {
+                "unset: any directory".to_owned()
+            } else {
+                from(given)
+            },
+        ),
+        "TWOBOT_MAX_CONCURRENT_RUNS" => {
+            (config.limits.max_concurrent_runs.to_string(), from(given))
+        }
+        "TWOBOT_MAX_QUEUED_RUNS" => (config.limits.max_queued_runs.to_string(), from(given)),
+        "TWOBOT_MAX_TIMEOUT_SEC" => (p.max_timeout_sec.to_string(), from(given)),
+        "TWOBOT_MAX_PROMPT_BYTES" => (p.max_prompt_bytes.to_string(), from(given)),
+        "TWOBOT_ALLOW_DANGER_FULL_ACCESS" => (p.allow_danger_full_access.to_string(), from(given)),
+        "TWOBOT_STATE_DIR" => (
+            config
+                .state_dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            if given {
+                source.to_owned()
+            } else if config.state_dir.is_some() {
+                "default".to_owned()
+            } else {
+                "unset: in memory".to_owned()
+            },
+        ),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn rendered(args: &[&str]) -> String {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        let config = Config::load(cli).unwrap();
+        render(&matches, &config)
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_every_setting_names_its_source() {
+        let out = rendered(&[
+            "2bot-mcp",
+            "--transport",
+            "http",
+            "--jwt-secret",
+            "a-very-secret-value-of-32-bytes-or-more",
+            "--auth-tokens",
+            "alice:tok-alice-secret",
+        ]);
+        assert!(!out.contains("a-very-secret"), "{out}");
+        assert!(!out.contains("tok-alice-secret"), "{out}");
+        assert!(
+            out.contains("TWOBOT_JWT_SECRET=<redacted>  # flag"),
+            "{out}"
+        );
+        assert!(
+            out.contains("TWOBOT_AUTH_TOKENS=<redacted>  # flag"),
+            "{out}"
+        );
+        assert!(out.contains("TWOBOT_TRANSPORT=http  # flag"), "{out}");
+        assert!(out.contains("TWOBOT_PORT=9000  # default"), "{out}");
+        assert!(
+            out.contains("TWOBOT_MAX_CONCURRENT_RUNS=4  # policy file or default"),
+            "{out}"
+        );
+        assert!(out.contains("TWOBOT_HTTP_PATH=/mcp  # default"), "{out}");
+        assert!(out.contains("sandbox_ceiling=workspace-write"), "{out}");
+        assert!(!out.contains("print_config"), "{out}");
+    }
+
+    #[test]
+    fn an_unset_secret_is_shown_empty_not_redacted() {
+        let out = rendered(&["2bot-mcp"]);
+        assert!(out.contains("TWOBOT_JWT_SECRET=  # unset"), "{out}");
+    }
+}

@@ -1,0 +1,207 @@
+//! `2bot-mcp doctor` and `2bot-mcp --print-config`, run as an operator would: the real
+//! binary, a real Codex 0.169 (from `npm ci`) for the healthy case, one broken thing at
+//! a time for the failures.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::common::real_codex;
+
+/// A healthy set-up in a temp dir: an allowed root, a Codex home with a (mock) model
+/// provider as its credentials, a free port, HTTP with no-auth on loopback.
+struct Setup {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Setup {
+    fn healthy() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let base = dir.path().canonicalize()?;
+        let root = base.join("root");
+        let codex_home = base.join("codex-home");
+        std::fs::create_dir_all(&root)?;
+        std::fs::create_dir_all(&codex_home)?;
+        std::fs::write(
+            codex_home.join("config.toml"),
+            "model_provider = \"mock\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:9/v1\"\nwire_api = \"responses\"\n",
+        )?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.toml");
+        let env = vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".into(), base.display().to_string()),
+            ("CODEX_HOME".into(), codex_home.display().to_string()),
+            ("CODEX_BIN".into(), real_codex().display().to_string()),
+            ("CODEX_ALLOWED_ROOTS".into(), root.display().to_string()),
+            ("TWOBOT_POLICY_FILE".into(), policy.display().to_string()),
+            (
+                "TWOBOT_STATE_DIR".into(),
+                base.join("state").display().to_string(),
+            ),
+            ("TWOBOT_TRANSPORT".into(), "http".into()),
+            ("TWOBOT_PORT".into(), port.to_string()),
+        ];
+        Ok(Self { dir, env })
+    }
+
+    fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    async fn run(&self, args: &[&str]) -> Result<(Option<i32>, String, String)> {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+}
+
+#[tokio::test]
+async fn doctor_passes_on_a_healthy_setup() -> Result<()> {
+    let setup = Setup::healthy()?;
+    let (code, out, err) = setup.run(&["doctor"]).await?;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(!out.contains("[FAIL]"), "{out}");
+    for line in [
+        "[ok  ] policy file:",
+        "[ok  ] allowed roots:",
+        "[ok  ] codex: ",
+        "(codex-cli 0.169.0)",
+        "[ok  ] codex credentials: model provider \"mock\"",
+        "[ok  ] auth: no-auth mode on loopback",
+        "[ok  ] port:",
+        "doctor: no problem found",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+    Ok(())
+}
+
+/// Each broken set-up fails with exactly one clear line and exit code 1.
+#[tokio::test]
+async fn doctor_names_each_broken_setup_in_one_line() -> Result<()> {
+    let held = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let busy_port = held.local_addr()?.port();
+
+    let old = Setup::healthy()?;
+    let old_codex = old.path("old-codex");
+    std::fs::write(
+        &old_codex,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'codex-cli 0.50.0'; exit 0; fi\nprintf 'Options:\\n  -m, --model <MODEL>\\n  -c, --config <key=value>\\n'\n",
+    )?;
+    std::fs::set_permissions(&old_codex, std::fs::Permissions::from_mode(0o755))?;
+    let bad_policy = old.path("bad-policy.toml");
+    std::fs::write(&bad_policy, "sandbox_ceiling = \"everything\"\n")?;
+
+    let cases: Vec<(Setup, &str, &str)> = vec![
+        (
+            Setup::healthy()?.with("CODEX_BIN", "/nonexistent/codex"),
+            "[FAIL] codex: /nonexistent/codex not found",
+            "CODEX_BIN",
+        ),
+        (
+            Setup::healthy()?.with("CODEX_BIN", old_codex.display().to_string()),
+            "[FAIL] codex: ",
+            "is not a Codex 2Bot knows: missing exec --json",
+        ),
+        (
+            Setup::healthy()?.with("CODEX_ALLOWED_ROOTS", "/nonexistent/root"),
+            "[FAIL] allowed roots: /nonexistent/root does not exist",
+            "CODEX_ALLOWED_ROOTS",
+        ),
+        (
+            Setup::healthy()?.with("TWOBOT_POLICY_FILE", bad_policy.display().to_string()),
+            "[FAIL] policy file: TWOBOT_POLICY_FILE:",
+            "sandbox_ceiling",
+        ),
+        (
+            Setup::healthy()?.with("TWOBOT_ENABLE_NO_AUTH", "false"),
+            "[FAIL] auth: TWOBOT_ENABLE_NO_AUTH:",
+            "no credential is configured",
+        ),
+        (
+            Setup::healthy()?.with("CODEX_HOME", old.path("empty-home").display().to_string()),
+            "[FAIL] codex credentials: none found",
+            "codex login",
+        ),
+        (
+            Setup::healthy()?.with("TWOBOT_PORT", busy_port.to_string()),
+            "[FAIL] port: cannot listen on",
+            "TWOBOT_PORT",
+        ),
+    ];
+    for (setup, line, hint) in cases {
+        let (code, out, err) = setup.run(&["doctor"]).await?;
+        assert_eq!(code, Some(1), "{line}: {out}{err}");
+        let failures: Vec<&str> = out.lines().filter(|l| l.starts_with("[FAIL]")).collect();
+        assert_eq!(failures.len(), 1, "exactly one failure for {line}:\n{out}");
+        assert!(failures[0].starts_with(line), "{line}:\n{out}");
+        assert!(failures[0].contains(hint), "{hint} in:\n{out}");
+        assert!(out.ends_with("doctor: 1 problem(s) found\n"), "{out}");
+    }
+    drop(held);
+    Ok(())
+}
+
+/// `--print-config` shows every setting with its source and never a secret.
+#[tokio::test]
+async fn print_config_shows_sources_and_redacts_secrets() -> Result<()> {
+    let setup = Setup::healthy()?;
+    let policy = setup.path("policy.toml");
+    std::fs::write(
+        &policy,
+        "max_concurrent_runs = 2\n[codex_env.set]\nOPENAI_API_KEY = \"sk-policy-secret\"\n",
+    )?;
+    let setup = setup
+        .with("TWOBOT_POLICY_FILE", policy.display().to_string())
+        .with("TWOBOT_AUTH_TOKENS", "alice:tok-very-secret-alice")
+        .with(
+            "TWOBOT_JWT_SECRET",
+            "jwt-secret-of-at-least-thirty-two-bytes!!",
+        );
+    let (code, out, err) = setup.run(&["--print-config", "--port", "9123"]).await?;
+    assert_eq!(code, Some(0), "{out}{err}");
+    for secret in ["tok-very-secret-alice", "jwt-secret-of", "sk-policy-secret"] {
+        assert!(!out.contains(secret), "{secret} leaked:\n{out}");
+        assert!(!err.contains(secret), "{secret} leaked:\n{err}");
+    }
+    for line in [
+        "TWOBOT_AUTH_TOKENS=<redacted>  # environment",
+        "TWOBOT_JWT_SECRET=<redacted>  # environment",
+        "TWOBOT_PORT=9123  # flag",
+        "TWOBOT_TRANSPORT=http  # environment",
+        "TWOBOT_RATE_LIMIT_BURST=30  # default",
+        "TWOBOT_MAX_CONCURRENT_RUNS=2  # policy file or default",
+        "codex_env.set.OPENAI_API_KEY=<redacted>",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in:\n{out}");
+    }
+
+    // A configuration that cannot load is refused as at start-up: one line, exit 2.
+    let (code, _, err) = setup
+        .with("TWOBOT_MAX_SESSIONS", "0")
+        .run(&["--print-config"])
+        .await?;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("TWOBOT_MAX_SESSIONS"), "{err}");
+    Ok(())
+}
