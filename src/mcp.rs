@@ -69,7 +69,7 @@ impl TwoBot {
             tools,
             default_principal,
             shutdown,
-            tools_listed: Arc::new(vec![tool_definition(default_timeout_sec)]),
+            tools_listed: Arc::new(vec![portable(tool_definition(default_timeout_sec))]),
             registry: Arc::new(RunRegistry::new(RegistryConfig::default())),
         }
     }
@@ -77,11 +77,15 @@ impl TwoBot {
     /// Serve background runs from `registry` (listing their tools when it allows them).
     pub fn with_registry(mut self, registry: Arc<RunRegistry>, default_timeout_sec: u64) -> Self {
         if registry.config().background {
-            self.tools_listed = Arc::new(vec![
-                background_tool_definition(default_timeout_sec),
-                get_run_definition(),
-                cancel_run_definition(),
-            ]);
+            self.tools_listed = Arc::new(
+                [
+                    background_tool_definition(default_timeout_sec),
+                    get_run_definition(),
+                    cancel_run_definition(),
+                ]
+                .map(portable)
+                .to_vec(),
+            );
         }
         self.registry = registry;
         self
@@ -254,11 +258,14 @@ impl TwoBot {
             Ok(r) => r,
             Err(e) => return error_text(format!("invalid arguments for {TOOL_NAME}: {e}")).into(),
         };
-        // SEP-2663: a client that declared the tasks extension gets its run as a task,
-        // so it neither holds a request open for minutes nor loses the run with it.
+        // SEP-2663: a call whose request declares the tasks extension (per-request client
+        // capabilities in `_meta`) runs as a task, so the client neither holds a request
+        // open for minutes nor loses the run with it. Declaring tasks at `initialize` is
+        // not enough: clients do that (MCP Inspector 2.x) and still call plainly.
         if !background
             && self.registry.config().tasks
             && ctx
+                .meta
                 .client_capabilities()
                 .is_some_and(|caps| caps.supports_tasks())
         {
@@ -341,6 +348,52 @@ impl TwoBot {
         }
         .into()
     }
+}
+
+/// Drop the numeric `format`s schemars writes (`uint64`, `int64`, `double`…): JSON
+/// Schema defines none of them, and validating clients (the MCP Inspector's ajv)
+/// warn about each one. The range they imply stays as `minimum`.
+fn portable(mut tool: Tool) -> Tool {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                let numeric = map.get("format").and_then(|f| f.as_str()).is_some_and(|f| {
+                    matches!(
+                        f,
+                        "int"
+                            | "int8"
+                            | "int16"
+                            | "int32"
+                            | "int64"
+                            | "uint"
+                            | "uint8"
+                            | "uint16"
+                            | "uint32"
+                            | "uint64"
+                            | "float"
+                            | "double"
+                    )
+                });
+                if numeric {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    fn clean(schema: &Arc<JsonObject>) -> Arc<JsonObject> {
+        let mut value = serde_json::Value::Object((**schema).clone());
+        strip(&mut value);
+        match value {
+            serde_json::Value::Object(map) => Arc::new(map),
+            _ => schema.clone(),
+        }
+    }
+    tool.input_schema = clean(&tool.input_schema);
+    tool.output_schema = tool.output_schema.as_ref().map(clean);
+    tool
 }
 
 fn as_object(result: &CallToolResult) -> JsonObject {
@@ -685,6 +738,22 @@ impl ServerHandler for TwoBot {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    /// Listed schemas carry no numeric `format` (JSON Schema has none; ajv warns).
+    #[test]
+    fn listed_schemas_have_no_non_standard_numeric_formats() {
+        let raw = tool_definition(1800);
+        assert!(
+            serde_json::to_string(&raw.output_schema)
+                .unwrap()
+                .contains("uint64"),
+            "schemars writes them, so the cleanup below is tested"
+        );
+        let tool = portable(raw);
+        let text = serde_json::to_string(&(tool.input_schema, tool.output_schema)).unwrap();
+        assert!(!text.contains("\"format\""), "{text}");
+        assert!(text.contains("\"minimum\":0"), "{text}");
+    }
 
     /// Executable documentation: the exact input schema clients see.
     #[test]

@@ -380,11 +380,11 @@ where
         let jwks = self.layer.jwks.clone();
         Box::pin(async move {
             let header = request.headers().get(AUTHORIZATION).cloned();
-            let fetched = jwks.as_ref().map(|j| j.keys()).unwrap_or_default();
+            let (seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
             let mut result = Authenticator::verify(&config, &fetched, header.as_ref());
             if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
                 tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
-                if jwks.refresh_throttled().await {
+                if jwks.refresh_throttled(seen).await {
                     result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
                 }
             }

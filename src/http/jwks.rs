@@ -115,10 +115,18 @@ impl Jwks {
         self.keys.read().map(|k| Arc::clone(&k)).unwrap_or_default()
     }
 
+    /// The keys held now, with their generation: pass it to [`Self::refresh_throttled`]
+    /// when they did not verify a token. (The generation is read first, so it is never
+    /// newer than the keys.)
+    pub fn snapshot(&self) -> (u64, Arc<Vec<JwtKey>>) {
+        let generation = self.generation.load(Ordering::Acquire);
+        (generation, self.keys())
+    }
+
     /// Fetch now unless a fetch happened within the minimum interval; `true` when the
-    /// key set was replaced.
-    pub async fn refresh_throttled(&self) -> bool {
-        let seen = self.generation.load(Ordering::Acquire);
+    /// key set was replaced since generation `seen` (by this call or by another fetch
+    /// that finished meanwhile, such as the start-up one).
+    pub async fn refresh_throttled(&self, seen: u64) -> bool {
         let mut last = self.last_fetch.lock().await;
         // A fetch finished while we waited (the start-up one, say): use its keys.
         if self.generation.load(Ordering::Acquire) != seen {

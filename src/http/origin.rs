@@ -95,8 +95,21 @@ impl<B> ValidateRequest<B> for HostOriginPolicy {
     fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<Body>> {
         self.check(request.headers()).map_err(|rejection| {
             tracing::warn!(%rejection, "request refused (DNS rebinding protection)");
-            let mut response = Response::new(Body::from(r#"{"error":"forbidden"}"#));
+            // The reason names the refused value and the setting that would allow it.
+            let hint = match rejection {
+                Rejection::Origin(_) => "TWOBOT_BASE_URL or TWOBOT_ALLOWED_ORIGINS",
+                Rejection::Host(_) => "TWOBOT_BASE_URL or TWOBOT_ALLOWED_HOSTS",
+            };
+            let body = serde_json::json!({
+                "error": "forbidden",
+                "reason": format!("{rejection} (allowed through {hint})"),
+            });
+            let mut response = Response::new(Body::from(body.to_string()));
             *response.status_mut() = StatusCode::FORBIDDEN;
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
             response
         })
     }

@@ -33,6 +33,8 @@ pub fn real_codex() -> PathBuf {
 #[derive(Clone, Default)]
 pub struct Recorder {
     pub progress: Arc<Mutex<Vec<String>>>,
+    /// When each progress message arrived.
+    pub arrived: Arc<Mutex<Vec<std::time::Instant>>>,
     pub tasks: bool,
 }
 
@@ -52,6 +54,7 @@ impl ClientHandler for Recorder {
         params: ProgressNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        self.arrived.lock().unwrap().push(std::time::Instant::now());
         self.progress
             .lock()
             .unwrap()

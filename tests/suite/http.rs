@@ -242,6 +242,12 @@ async fn hostile_origins_hosts_and_oversized_bodies_are_refused() -> Result<()> 
             .send()
             .await?;
         assert_eq!(resp.status(), 403, "{header}: {value}");
+        let body: Value = serde_json::from_str(&resp.text().await?)?;
+        let reason = body["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with(&format!("{header} not allowed")) && reason.contains("TWOBOT_"),
+            "the 403 says what was refused and how to allow it: {body}"
+        );
     }
     let ok = post(&server.url, &initialize_body())
         .header("origin", "http://localhost:6274")

@@ -1,4 +1,6 @@
 mod background;
+mod clients;
+pub mod deploy;
 mod doctor;
 mod http;
 mod http_limits;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, DetailedTask, GetTaskParams,
-    TaskPayload, TaskStatus,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, DetailedTask,
+    GetTaskParams, MetaObject, RequestMetaObject, TaskPayload, TaskStatus,
 };
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
@@ -19,17 +19,30 @@ use crate::common::*;
 
 const TOKENS: &str = "alice:tok-alice,bob:tok-bob";
 
-/// `tools/call run_codex_prompt`, answered either directly or with a task.
-async fn call_once(
+/// `tools/call run_codex_prompt`, answered either directly or with a task; with
+/// `as_task`, the request declares the tasks extension in its `_meta` (SEP-2663).
+async fn call_with(
     client: &RunningService<RoleClient, Recorder>,
     args: Value,
+    as_task: bool,
 ) -> Result<CallToolResponse> {
     let Value::Object(map) = args else {
         anyhow::bail!("arguments must be an object")
     };
-    Ok(client
-        .call_tool_once(CallToolRequestParams::new("run_codex_prompt").with_arguments(map))
-        .await?)
+    let mut params = CallToolRequestParams::new("run_codex_prompt").with_arguments(map);
+    if as_task {
+        let mut meta = RequestMetaObject(MetaObject::default());
+        meta.set_client_capabilities(ClientCapabilities::builder().enable_tasks().build());
+        params.meta = Some(meta);
+    }
+    Ok(client.call_tool_once(params).await?)
+}
+
+async fn call_once(
+    client: &RunningService<RoleClient, Recorder>,
+    args: Value,
+) -> Result<CallToolResponse> {
+    call_with(client, args, true).await
 }
 
 async fn start_task(client: &RunningService<RoleClient, Recorder>, args: Value) -> Result<String> {
@@ -209,10 +222,16 @@ async fn tasks_are_bounded_session_bound_and_optional() -> Result<()> {
         other => anyhow::bail!("a full registry must refuse: {other:?}"),
     }
 
-    // A client that did not declare tasks is answered directly, as always.
+    // A client that did not declare tasks is answered directly, as always; so is a
+    // task-capable client whose call does not ask for a task (MCP Inspector 2.x declares
+    // tasks at initialize and calls plainly).
     let plain = http_client(&server.url, None).await?;
     let r = call(&plain, json!({"prompt": "scenario:ok"})).await?;
     assert_eq!(text(&r), "fake answer");
+    match call_with(&second, json!({"prompt": "scenario:ok"}), false).await {
+        Ok(CallToolResponse::Complete(r)) => assert_eq!(text(&r), "fake answer"),
+        other => anyhow::bail!("a plain call is answered directly: {other:?}"),
+    }
 
     first.cancel_task(CancelTaskParams::new(&id)).await?;
     first.cancel().await?;

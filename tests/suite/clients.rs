@@ -1,0 +1,184 @@
+//! MCP clients that are not ours, against the real binary: the MCP Inspector CLI
+//! (`@modelcontextprotocol/inspector --cli`, pinned in package.json) over stdio and
+//! Streamable HTTP, and the official Python SDK (`mcp`, pinned in
+//! tests/clients/requirements.txt, installed into .venv by `.ci/run`) over Streamable
+//! HTTP with a bearer token.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+use crate::common::http::*;
+use crate::common::*;
+use crate::suite::deploy::installed;
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+fn inspector() -> Option<PathBuf> {
+    let bin = repo("node_modules/.bin/mcp-inspector");
+    installed(&[&bin.display().to_string()], "the MCP Inspector (npm ci)")
+}
+
+/// Run the Inspector CLI; its stdout parsed as JSON, or the failure.
+async fn inspect(args: &[String]) -> Result<std::result::Result<Value, String>> {
+    let bin = inspector().context("inspector")?;
+    let out = tokio::process::Command::new(bin)
+        .arg("--cli")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Ok(Err(format!("{}: {stdout}{stderr}", out.status)));
+    }
+    Ok(serde_json::from_str(&stdout).map_err(|e| format!("{e}: {stdout}{stderr}")))
+}
+
+#[tokio::test]
+async fn the_mcp_inspector_lists_and_calls_the_tool_over_stdio() -> Result<()> {
+    if inspector().is_none() {
+        return Ok(());
+    }
+    let root = tempfile::tempdir()?;
+    let base = vec![
+        "-e".to_owned(),
+        format!("CODEX_BIN={}", fake_codex().display()),
+        "-e".to_owned(),
+        format!(
+            "CODEX_ALLOWED_ROOTS={}",
+            root.path().canonicalize()?.display()
+        ),
+        "-e".to_owned(),
+        "TWOBOT_LOG_LEVEL=error".to_owned(),
+        env!("CARGO_BIN_EXE_2bot-mcp").to_owned(),
+    ];
+    let mut list = base.clone();
+    list.extend(["--method".to_owned(), "tools/list".to_owned()]);
+    let tools = inspect(&list).await?.map_err(anyhow::Error::msg)?;
+    let names: Vec<&str> = tools["tools"]
+        .as_array()
+        .context("tools")?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["run_codex_prompt"]);
+
+    let mut call = base;
+    call.extend(
+        [
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "run_codex_prompt",
+            "--tool-arg",
+            "prompt=scenario:ok",
+        ]
+        .map(str::to_owned),
+    );
+    let result = inspect(&call).await?.map_err(anyhow::Error::msg)?;
+    assert_eq!(result["content"][0]["text"], "fake answer", "{result:#}");
+    assert_eq!(result["structuredContent"]["ok"], true, "{result:#}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_mcp_inspector_calls_the_tool_over_http_with_a_bearer_token() -> Result<()> {
+    if inspector().is_none() {
+        return Ok(());
+    }
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "inspector:tok-inspector"),
+    ])
+    .await?;
+    let call = |token: &str| {
+        let mut args: Vec<String> = [
+            server.url.as_str(),
+            "--transport",
+            "http",
+            "--method",
+            "tools/call",
+            "--tool-name",
+            "run_codex_prompt",
+            "--tool-arg",
+            "prompt=scenario:ok",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.extend([
+            "--header".to_owned(),
+            format!("Authorization: Bearer {token}"),
+        ]);
+        args
+    };
+    let result = inspect(&call("tok-inspector"))
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    assert_eq!(result["content"][0]["text"], "fake answer", "{result:#}");
+    let refused = inspect(&call("wrong-token")).await?;
+    assert!(refused.is_err(), "a wrong token must fail: {refused:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() -> Result<()> {
+    let python = repo(".venv/bin/python");
+    let Some(python) = installed(
+        &[&python.display().to_string()],
+        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
+    ) else {
+        return Ok(());
+    };
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
+    ])
+    .await?;
+    let script = repo("tests/clients/python_mcp_client.py");
+    let run = |token: &'static str| {
+        tokio::process::Command::new(&python)
+            .arg(&script)
+            .arg(&server.url)
+            .arg(token)
+            .arg("scenario:slow")
+            .stdin(std::process::Stdio::null())
+            .output()
+    };
+    let out = run("tok-python").await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(report["server"], "2Bot");
+    assert_eq!(report["tools"], serde_json::json!(["run_codex_prompt"]));
+    assert_eq!(report["text"], serde_json::json!(["slow answer"]));
+    assert_eq!(report["isError"], false);
+    assert_eq!(report["structuredContent"]["ok"], true);
+    let progress: Vec<&str> = report["progress"]
+        .as_array()
+        .context("progress")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        progress.contains(&"command: cargo test (exit 0)"),
+        "progress reached the Python client: {progress:?}"
+    );
+    let recorded = only_run(&server.record)?;
+    assert!(
+        !recorded.env.values().any(|v| v.contains("tok-python")),
+        "the bearer token never reaches Codex"
+    );
+
+    let refused = run("wrong-token").await?;
+    assert!(!refused.status.success(), "a wrong token must fail");
+    Ok(())
+}
