@@ -25,6 +25,19 @@ pub enum ToolError {
     /// The call was cancelled while it waited for a run slot; nothing was spawned.
     #[error("cancelled while waiting for a free run slot; Codex was not started")]
     CancelledInQueue,
+    /// A checked directory changed between the policy check and the spawn (swapped for
+    /// a symlink, removed): the run would not happen where the policy allowed it.
+    #[error(
+        "refused: {param} = {path:?} changed after it was checked ({reason}); Codex was not started"
+    )]
+    PathChanged {
+        /// `cwd` or `add_dirs[i]`.
+        param: String,
+        /// The canonical path the policy allowed.
+        path: String,
+        /// What it is now.
+        reason: String,
+    },
     /// The Codex executable could not be started.
     #[error("cannot start Codex ({program}): {source}; check CODEX_BIN")]
     Spawn {

@@ -185,6 +185,9 @@ pub enum AuthError {
     /// A valid token without a required scope.
     #[error("missing scope {0}")]
     InsufficientScope(String),
+    /// More than one `Authorization` header: ambiguous, so refused (RFC 6750 §3.1).
+    #[error("more than one Authorization header")]
+    Repeated,
 }
 
 /// Longest `kid` considered; longer ones are refused before any lookup or refresh.
@@ -285,6 +288,12 @@ impl Authenticator {
                     config.required_scopes.join(" ")
                 ),
             ),
+            AuthError::Repeated => (
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Bearer error=\"invalid_request\", error_description=\"more than one Authorization header\", resource_metadata=\"{metadata}\""
+                ),
+            ),
             _ if sent_token => (
                 StatusCode::UNAUTHORIZED,
                 format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\""),
@@ -294,10 +303,12 @@ impl Authenticator {
                 format!("Bearer resource_metadata=\"{metadata}\""),
             ),
         };
-        let body = if status == StatusCode::FORBIDDEN {
-            r#"{"error":"insufficient_scope"}"#
-        } else {
-            r#"{"error":"unauthorized"}"#
+        let body = match status {
+            StatusCode::FORBIDDEN => r#"{"error":"insufficient_scope"}"#,
+            StatusCode::BAD_REQUEST => {
+                r#"{"error":"invalid_request","reason":"more than one Authorization header"}"#
+            }
+            _ => r#"{"error":"unauthorized"}"#,
         };
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
@@ -381,7 +392,18 @@ where
         Box::pin(async move {
             let header = request.headers().get(AUTHORIZATION).cloned();
             let (seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
-            let mut result = Authenticator::verify(&config, &fetched, header.as_ref());
+            let mut result = if request
+                .headers()
+                .get_all(AUTHORIZATION)
+                .iter()
+                .nth(1)
+                .is_some()
+            {
+                // Which one would count is anybody's guess (proxies differ): neither.
+                Err(AuthError::Repeated)
+            } else {
+                Authenticator::verify(&config, &fetched, header.as_ref())
+            };
             if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
                 tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
                 if jwks.refresh_throttled(seen).await {

@@ -5,14 +5,16 @@
 //! ```text
 //! SetRequestId → Trace → PropagateRequestId → body limit          (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
-//!   /mcp: Host/Origin check → auth → rate limit → session guard → StreamableHttpService(TwoBot)
-//!                                                      └─ job stack: policy → admission → runner
+//!   /mcp: Host/Origin check → auth → rate limit → session guard → JSON body check
+//!         → StreamableHttpService(TwoBot)
+//!              └─ job stack: policy → threads → admission → runner
 //! ```
 //!
 //! [`serve`] runs it until shutdown: stop accepting, let running calls finish for the
 //! grace period, kill what is left, close the sessions, return.
 
 pub mod auth;
+pub mod json_body;
 pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
@@ -327,6 +329,8 @@ pub fn router(
         .layer(ValidateRequestHeaderLayer::custom(rate_limit))
         // Bounded sessions, each usable only by the principal that created it.
         .layer(session_guard)
+        // A body that is not one JSON-RPC object gets a JSON-RPC error (400), not rmcp's 415.
+        .layer(json_body::JsonBodyLayer::new(settings.max_body_bytes))
         // rmcp answers with its own body type; axum routes want `Body`.
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
         .service(mcp);

@@ -141,12 +141,37 @@ enum Stop {
     Cancelled,
 }
 
+/// `path` (canonical when the policy checked it) is still a directory that resolves to
+/// itself: no component was swapped for a symlink since.
+fn unchanged(param: &str, path: &std::path::Path) -> Result<(), ToolError> {
+    let changed = |reason: String| ToolError::PathChanged {
+        param: param.to_owned(),
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::canonicalize(path) {
+        Ok(now) if now != path => Err(changed(format!(
+            "it now resolves to {:?}",
+            now.display().to_string()
+        ))),
+        Ok(now) if !now.is_dir() => Err(changed("it is no longer a directory".to_owned())),
+        Ok(_) => Ok(()),
+        Err(e) => Err(changed(e.to_string())),
+    }
+}
+
 /// After Codex exits, how long its stdout may stay open (held by a grandchild) before we stop reading.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Run one job to the end. Only a failure to start Codex is an `Err`.
 pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError> {
     let Job { spec, ctx } = job;
+    // The policy resolved these paths, maybe long ago (the call may have queued): check
+    // again, right before the spawn, that each still resolves to itself.
+    unchanged("cwd", &spec.cwd)?;
+    for (i, dir) in spec.add_dirs.iter().enumerate() {
+        unchanged(&format!("add_dirs[{i}]"), dir)?;
+    }
     let argv = exec_argv(&spec);
     let mut command = Command::new(&config.program);
     command
