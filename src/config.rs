@@ -168,6 +168,10 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_SESSION_IDLE_SEC", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub session_idle_sec: u64,
 
+    /// Seconds a finished response stream stays resumable (`Last-Event-ID`); its events are held in memory that long.
+    #[arg(long, env = "TWOBOT_SSE_RESUME_SEC", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub sse_resume_sec: u64,
+
     /// Largest request body, in bytes (413 beyond).
     #[arg(long, env = "TWOBOT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_body_bytes: u64,

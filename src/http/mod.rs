@@ -76,6 +76,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Idle session lifetime.
     pub session_idle: Duration,
+    /// How long a finished response stream stays resumable (and its events held).
+    pub sse_resume: Duration,
     /// Grace for running calls at shutdown.
     pub shutdown_grace: Duration,
     /// Live MCP sessions at most.
@@ -208,6 +210,7 @@ impl HttpSettings {
             trust_proxy_headers: args.trust_proxy_headers,
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
             session_idle: Duration::from_secs(args.session_idle_sec),
+            sse_resume: Duration::from_secs(args.sse_resume_sec),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_sec),
             max_sessions: args.max_sessions as usize,
             max_connections: args.max_connections as usize,
@@ -265,6 +268,9 @@ pub fn router(
     let sessions = {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
+        // A client that lost a stream may resume it (Last-Event-ID) this long; until
+        // then the stream's events stay in memory, so this also bounds that memory.
+        manager.session_config.completed_cache_ttl = settings.sse_resume;
         Arc::new(manager)
     };
     let session_guard = SessionGuardLayer::new(sessions.clone(), settings.max_sessions);
