@@ -1,0 +1,291 @@
+//! `cargo bench --bench gateway`: what 2Bot costs over running Codex directly, printed
+//! as a table (no timing assertions: figures, not tests). See BENCHMARKS.md.
+//!
+//! 1. Per-call latency (p50, p99) of the same fake Codex of fixed cost, spawned
+//!    directly, then called through 2Bot over stdio and over HTTP.
+//! 2. Cold start to a served `initialize`, stdio and HTTP.
+//! 3. Server RSS idle, and peak with 32 concurrent calls each streaming 50 MB.
+//! 4. HTTP `tools/list` throughput with every layer on (auth, rate limit, tracing).
+//!
+//! `BENCH_CALLS` (default 200) sets the calls per latency row.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/mod.rs"]
+#[allow(dead_code)]
+mod common;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use common::http::*;
+use common::*;
+
+const COST_MS: &str = "50";
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+struct Row {
+    what: String,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn row(what: &str, mut samples: Vec<Duration>) -> Row {
+    samples.sort();
+    Row {
+        what: what.to_owned(),
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+    }
+}
+
+/// The baseline: spawn the fake Codex as 2Bot would, prompt on stdin, read to EOF.
+async fn direct(calls: usize, root: &std::path::Path) -> Result<Vec<Duration>> {
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        let mut child = tokio::process::Command::new(fake_codex())
+            .args(["exec", "--json", "-s", "read-only", "-C"])
+            .arg(root)
+            .args(["--ephemeral", "-"])
+            .current_dir(root)
+            .env("FAKE_CODEX_COST_MS", COST_MS)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()?;
+        let mut stdin = child.stdin.take().context("stdin")?;
+        stdin.write_all(b"scenario:fixed").await?;
+        drop(stdin);
+        let mut out = Vec::new();
+        child.stdout.take().context("stdout")?.read_to_end(&mut out).await?;
+        child.wait().await?;
+        anyhow::ensure!(out.windows(12).any(|w| w == b"fixed answer"));
+        samples.push(t.elapsed());
+    }
+    Ok(samples)
+}
+
+fn bench_env() -> Vec<(String, String)> {
+    vec![
+        ("FAKE_CODEX_COST_MS".into(), COST_MS.into()),
+        // No per-run recording in the fake: the baseline does none either.
+        ("FAKE_CODEX_RECORD".into(), String::new()),
+        ("TWOBOT_LOG_LEVEL".into(), "info".into()),
+    ]
+}
+
+async fn stdio_calls(calls: usize) -> Result<Vec<Duration>> {
+    let server = spawn_stdio(Options {
+        env: bench_env(),
+        ..Options::default()
+    })
+    .await?;
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        let r = call(&server.client, json!({"prompt": "scenario:fixed"})).await?;
+        anyhow::ensure!(text(&r) == "fixed answer", "{}", text(&r));
+        samples.push(t.elapsed());
+    }
+    server.client.cancel().await?;
+    Ok(samples)
+}
+
+const TOKEN: &str = "bench:tok-bench-0123456789";
+
+fn http_env() -> Vec<(String, String)> {
+    let mut env = bench_env();
+    env.extend([
+        ("TWOBOT_ENABLE_NO_AUTH".into(), "false".into()),
+        ("TWOBOT_AUTH_TOKENS".into(), TOKEN.into()),
+        ("TWOBOT_RATE_LIMIT_PER_MINUTE".into(), "10000000".into()),
+        ("TWOBOT_RATE_LIMIT_BURST".into(), "1000000".into()),
+    ]);
+    env
+}
+
+async fn spawn_bench_http(extra: &[(&str, &str)]) -> Result<HttpServer> {
+    let env = http_env();
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    all.extend_from_slice(extra);
+    spawn_http(&all).await
+}
+
+async fn http_calls(calls: usize) -> Result<Vec<Duration>> {
+    let server = spawn_bench_http(&[]).await?;
+    let client = http_client(&server.url, Some("tok-bench-0123456789")).await?;
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        let r = call(&client, json!({"prompt": "scenario:fixed"})).await?;
+        anyhow::ensure!(text(&r) == "fixed answer", "{}", text(&r));
+        samples.push(t.elapsed());
+    }
+    client.cancel().await?;
+    Ok(samples)
+}
+
+async fn cold_stdio(runs: usize) -> Result<Vec<Duration>> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let server = spawn_stdio(Options {
+            env: bench_env(),
+            ..Options::default()
+        })
+        .await?;
+        samples.push(t.elapsed());
+        server.client.cancel().await?;
+    }
+    Ok(samples)
+}
+
+async fn cold_http(runs: usize) -> Result<Vec<Duration>> {
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        let server = spawn_bench_http(&[]).await?;
+        let response = post(&server.url, &initialize_body())
+            .bearer_auth("tok-bench-0123456789")
+            .send()
+            .await?;
+        anyhow::ensure!(response.status() == 200);
+        let _ = response.text().await?;
+        samples.push(t.elapsed());
+    }
+    Ok(samples)
+}
+
+/// Idle RSS, then peak RSS while 32 calls each stream 50 MB of Codex output.
+async fn memory() -> Result<(u64, u64, Duration)> {
+    let server = spawn_bench_http(&[
+        ("TWOBOT_MAX_CONCURRENT_RUNS", "32"),
+        ("TWOBOT_MAX_QUEUED_RUNS", "32"),
+    ])
+    .await?;
+    let pid = server.child.id().context("pid")?;
+    let client = Arc::new(http_client(&server.url, Some("tok-bench-0123456789")).await?);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let idle = current_rss_kib(pid).context("rss")?;
+    let t = Instant::now();
+    let mut calls = Vec::new();
+    for _ in 0..32 {
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            call(&client, json!({"prompt": "scenario:flood", "timeout_sec": 600})).await
+        }));
+    }
+    for c in calls {
+        let r = c.await??;
+        anyhow::ensure!(text(&r) == "flood done", "{}", text(&r));
+    }
+    let took = t.elapsed();
+    let peak = peak_rss_kib(pid).context("peak rss")?;
+    Ok((idle, peak, took))
+}
+
+/// `tools/list` requests per second through every layer, from `clients` connections.
+async fn throughput(clients: usize, for_how_long: Duration) -> Result<f64> {
+    let server = spawn_bench_http(&[("TWOBOT_LOG_LEVEL", "info")]).await?;
+    let session = raw_session(&server.url, Some("tok-bench-0123456789")).await?;
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + for_how_long;
+    let mut workers = Vec::new();
+    for _ in 0..clients {
+        let (url, session, done) = (server.url.clone(), session.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string();
+            while Instant::now() < deadline {
+                let response = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-session-id", &session)
+                    .bearer_auth("tok-bench-0123456789")
+                    .body(body.clone())
+                    .send()
+                    .await?;
+                anyhow::ensure!(response.status() == 200, "{}", response.status());
+                let _ = response.bytes().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    for w in workers {
+        w.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    // `cargo bench` passes `--bench`; a filter argument is ignored: everything runs.
+    let calls: usize = std::env::var("BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let root = tempfile::tempdir()?;
+    let root = root.path().canonicalize()?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("2Bot gateway benchmark: {calls} calls per row, fake Codex of fixed cost {COST_MS} ms, {cores} cores\n");
+
+    // Warm the page cache and the shell before measuring.
+    let _ = direct(5, &root).await?;
+    let base = row("codex spawned directly", direct(calls, &root).await?);
+    let stdio = row("through 2Bot, stdio", stdio_calls(calls).await?);
+    let http = row("through 2Bot, HTTP (auth, rate limit, tracing)", http_calls(calls).await?);
+    println!("| per call | p50 | p99 | p50 vs direct | p50 overhead |");
+    println!("|---|---|---|---|---|");
+    for r in [&base, &stdio, &http] {
+        println!(
+            "| {} | {} | {} | {:.3}x | {} |",
+            r.what,
+            ms(r.p50),
+            ms(r.p99),
+            r.p50.as_secs_f64() / base.p50.as_secs_f64(),
+            ms(r.p50.saturating_sub(base.p50)),
+        );
+    }
+
+    let cold_s = row("stdio", cold_stdio(20).await?);
+    let cold_h = row("HTTP", cold_http(20).await?);
+    println!("\n| cold start to a served initialize | p50 | p99 |");
+    println!("|---|---|---|");
+    for r in [&cold_s, &cold_h] {
+        println!("| {} | {} | {} |", r.what, ms(r.p50), ms(r.p99));
+    }
+
+    let (idle, peak, took) = memory().await?;
+    println!("\n| server memory | RSS |");
+    println!("|---|---|");
+    println!("| idle (HTTP, after initialize) | {:.1} MiB |", idle as f64 / 1024.0);
+    println!(
+        "| peak, 32 concurrent calls each streaming 50 MB ({:.1} s) | {:.1} MiB |",
+        took.as_secs_f64(),
+        peak as f64 / 1024.0
+    );
+
+    let rps = throughput(16, Duration::from_secs(10)).await?;
+    println!("\n| HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s | requests/s |");
+    println!("|---|---|");
+    println!("| one session | {rps:.0} |");
+    Ok(())
+}
