@@ -72,7 +72,12 @@ async fn direct(calls: usize, root: &std::path::Path) -> Result<Vec<Duration>> {
         stdin.write_all(b"scenario:fixed").await?;
         drop(stdin);
         let mut out = Vec::new();
-        child.stdout.take().context("stdout")?.read_to_end(&mut out).await?;
+        child
+            .stdout
+            .take()
+            .context("stdout")?
+            .read_to_end(&mut out)
+            .await?;
         child.wait().await?;
         anyhow::ensure!(out.windows(12).any(|w| w == b"fixed answer"));
         samples.push(t.elapsed());
@@ -187,7 +192,11 @@ async fn memory() -> Result<(u64, u64, Duration)> {
     for _ in 0..32 {
         let client = client.clone();
         calls.push(tokio::spawn(async move {
-            call(&client, json!({"prompt": "scenario:flood", "timeout_sec": 600})).await
+            call(
+                &client,
+                json!({"prompt": "scenario:flood", "timeout_sec": 600}),
+            )
+            .await
         }));
     }
     for c in calls {
@@ -245,13 +254,18 @@ async fn main() -> Result<()> {
     let root = tempfile::tempdir()?;
     let root = root.path().canonicalize()?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("2Bot gateway benchmark: {calls} calls per row, fake Codex of fixed cost {COST_MS} ms, {cores} cores\n");
+    println!(
+        "2Bot gateway benchmark: {calls} calls per row, fake Codex of fixed cost {COST_MS} ms, {cores} cores\n"
+    );
 
     // Warm the page cache and the shell before measuring.
     let _ = direct(5, &root).await?;
     let base = row("codex spawned directly", direct(calls, &root).await?);
     let stdio = row("through 2Bot, stdio", stdio_calls(calls).await?);
-    let http = row("through 2Bot, HTTP (auth, rate limit, tracing)", http_calls(calls).await?);
+    let http = row(
+        "through 2Bot, HTTP (auth, rate limit, tracing)",
+        http_calls(calls).await?,
+    );
     println!("| per call | p50 | p99 | p50 vs direct | p50 overhead |");
     println!("|---|---|---|---|---|");
     for r in [&base, &stdio, &http] {
@@ -276,7 +290,10 @@ async fn main() -> Result<()> {
     let (idle, peak, took) = memory().await?;
     println!("\n| server memory | RSS |");
     println!("|---|---|");
-    println!("| idle (HTTP, after initialize) | {:.1} MiB |", idle as f64 / 1024.0);
+    println!(
+        "| idle (HTTP, after initialize) | {:.1} MiB |",
+        idle as f64 / 1024.0
+    );
     println!(
         "| peak, 32 concurrent calls each streaming 50 MB ({:.1} s) | {:.1} MiB |",
         took.as_secs_f64(),
@@ -284,7 +301,9 @@ async fn main() -> Result<()> {
     );
 
     let rps = throughput(16, Duration::from_secs(10)).await?;
-    println!("\n| HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s | requests/s |");
+    println!(
+        "\n| HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s | requests/s |"
+    );
     println!("|---|---|");
     println!("| one session | {rps:.0} |");
     Ok(())

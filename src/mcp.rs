@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, ContentBlock,
-    CreateTaskResult, DetailedTask, GetTaskParams, GetTaskResult, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ProgressNotificationParam, ProgressToken,
-    ServerCapabilities, ServerConfig, Task, TaskPayload, TaskStatus, Tool, ToolAnnotations,
-    UpdateTaskParams,
+    CreateTaskResult, CustomRequest, CustomResult, DetailedTask, ErrorCode, GetTaskParams,
+    GetTaskResult, Implementation, JsonObject, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProgressToken, ServerCapabilities, ServerConfig, Task, TaskPayload,
+    TaskStatus, Tool, ToolAnnotations, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler};
@@ -706,6 +706,63 @@ impl ServerHandler for TwoBot {
             .view(&request.task_id, &owner)
             .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
         Ok(GetTaskResult::new(self.task_of(&view)))
+    }
+
+    /// `tasks/result` of MCP 2025-11-25, for clients of that generation: waits until the
+    /// task ends, then returns the direct call's result. (SEP-2663, which rmcp 3.11
+    /// speaks, folds the result into `tasks/get`.)
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method != "tasks/result" || !self.registry.config().tasks {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {}", request.method),
+                None,
+            ));
+        }
+        let Some(task_id) = request
+            .params
+            .as_ref()
+            .and_then(|p| p.get("taskId"))
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+        else {
+            return Err(ErrorData::invalid_params(
+                "tasks/result needs params.taskId (a string)",
+                None,
+            ));
+        };
+        let owner = self.task_owner(&context);
+        // A run ends by TWOBOT_MAX_TIMEOUT_SEC (at most 7 days); the client may cancel sooner.
+        self.registry
+            .wait(
+                &task_id,
+                &owner,
+                Duration::from_secs(7 * 24 * 3600 + 60),
+                &context.ct,
+            )
+            .await
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        let view = self
+            .registry
+            .view(&task_id, &owner)
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
+        match self.task_of(&view).payload {
+            TaskPayload::Completed { result } => {
+                Ok(CustomResult::new(serde_json::Value::Object(result)))
+            }
+            TaskPayload::Cancelled => Err(ErrorData::invalid_request(
+                format!("task {task_id} was cancelled; Codex and its children were killed"),
+                None,
+            )),
+            _ => Err(ErrorData::invalid_request(
+                format!("task {task_id} has not finished"),
+                None,
+            )),
+        }
     }
 
     /// 2Bot never asks for input mid-task; responses are acknowledged and ignored, as

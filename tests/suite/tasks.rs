@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, DetailedTask,
-    GetTaskParams, MetaObject, RequestMetaObject, TaskPayload, TaskStatus,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, ClientRequest,
+    CustomRequest, DetailedTask, GetTaskParams, MetaObject, RequestMetaObject, ServerResult,
+    TaskPayload, TaskStatus,
 };
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
@@ -103,6 +104,19 @@ async fn a_task_capable_client_follows_a_long_call_as_a_task_to_its_result() -> 
         assert!(error.to_string().contains("no run"), "{error}");
     }
 
+    // tasks/result (MCP 2025-11-25) waits for the end and returns the same result.
+    let waiting = {
+        let peer = alice.peer().clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            peer.send_request(ClientRequest::CustomRequest(CustomRequest::new(
+                "tasks/result",
+                Some(json!({"taskId": id})),
+            )))
+            .await
+        })
+    };
+
     let mut messages = Vec::new();
     let done = loop {
         let task = get(&alice, &id).await?;
@@ -130,6 +144,15 @@ async fn a_task_capable_client_follows_a_long_call_as_a_task_to_its_result() -> 
     assert_eq!(structured["final_message"], "long answer");
     assert_eq!(structured["commands"].as_array().map(Vec::len), Some(30));
     assert_eq!(structured["usage"]["output_tokens"], 30);
+    // The client reads it as what it is: the tool call's result.
+    match waiting.await?? {
+        ServerResult::CallToolResult(r) => {
+            assert_eq!(text(&r), "long answer");
+            assert_eq!(r.is_error, Some(false));
+            assert_eq!(r.structured_content.as_ref(), Some(structured));
+        }
+        other => anyhow::bail!("tasks/result: {other:?}"),
+    }
 
     alice.cancel().await?;
     bob.cancel().await?;
@@ -173,6 +196,15 @@ async fn cancelling_a_task_leaves_no_process_behind() -> Result<()> {
         assert!(Instant::now() < deadline, "still {:?}", task.status());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let error = client
+        .send_request(ClientRequest::CustomRequest(CustomRequest::new(
+            "tasks/result",
+            Some(json!({"taskId": id})),
+        )))
+        .await
+        .err()
+        .context("tasks/result of a cancelled task is an error")?;
+    assert!(error.to_string().contains("was cancelled"), "{error}");
     let health = reqwest::get(format!("{}/healthz", server.base)).await?;
     assert_eq!(health.status(), 200);
     client.cancel().await?;
