@@ -215,19 +215,24 @@ async fn throughput(clients: usize, for_how_long: Duration) -> Result<f64> {
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + for_how_long;
     let mut workers = Vec::new();
-    for _ in 0..clients {
+    for worker in 0..clients {
         let (url, session, done) = (server.url.clone(), session.clone(), done.clone());
         workers.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
-            let body = json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}).to_string();
+            let mut n = 0u64;
             while Instant::now() < deadline {
+                // JSON-RPC ids must be unique among a session's requests in flight.
+                n += 1;
+                let body =
+                    json!({"jsonrpc":"2.0","id": format!("{worker}-{n}"),"method":"tools/list"})
+                        .to_string();
                 let response = http
                     .post(&url)
                     .header("content-type", "application/json")
                     .header("accept", "application/json, text/event-stream")
                     .header("mcp-session-id", &session)
                     .bearer_auth("tok-bench-0123456789")
-                    .body(body.clone())
+                    .body(body)
                     .send()
                     .await?;
                 anyhow::ensure!(response.status() == 200, "{}", response.status());

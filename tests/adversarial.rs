@@ -376,6 +376,10 @@ async fn a_misbehaving_codex_is_contained() -> Result<()> {
     Ok(())
 }
 
+fn tool_call_body(id: u64, prompt: &str) -> String {
+    json!({"jsonrpc":"2.0","id": id,"method":"tools/call","params":{"name":"run_codex_prompt","arguments":{"prompt": prompt}}}).to_string()
+}
+
 fn raw(url: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .post(url)
@@ -509,6 +513,39 @@ async fn hostile_http_input_is_refused_exactly() -> Result<()> {
         .await?;
     let body = response.text().await?;
     assert!(body.contains("fake answer"), "{body}");
+
+    // A request id still in flight in the session is refused (rmcp routes responses by
+    // id: reusing one would leave a stream waiting forever); once answered, it is free.
+    let slow = raw(&url)
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .body(tool_call_body(77, "scenario:slow"))
+        .send();
+    let slow = tokio::spawn(async move { slow.await?.text().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reuse = raw(&url)
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .body(json!({"jsonrpc":"2.0","id":77,"method":"tools/list"}).to_string())
+        .send()
+        .await?;
+    assert_eq!(reuse.status(), 400);
+    let body = reuse.text().await?;
+    assert!(
+        body.contains("request id 77 is already in flight"),
+        "{body}"
+    );
+    assert!(
+        slow.await??.contains("slow answer"),
+        "the first request is unharmed"
+    );
+    let again = raw(&url)
+        .header("content-type", "application/json")
+        .header("mcp-session-id", &session)
+        .body(json!({"jsonrpc":"2.0","id":77,"method":"tools/list"}).to_string())
+        .send()
+        .await?;
+    assert_eq!(again.status(), 200, "the id is free once answered");
 
     // Still healthy: a fresh session lists and calls.
     let client = http_client(&server.url, None).await?;

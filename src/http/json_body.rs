@@ -7,7 +7,15 @@
 //! Parse error` or `-32600 Invalid Request` response, and HTTP says 400. This layer
 //! checks the (already size-limited) body of each JSON POST once, with the pure
 //! [`check`], and passes the same bytes on when they are a JSON object.
+//!
+//! It also keeps request ids unique among a session's requests in flight: rmcp routes
+//! a response by its id, so a second request reusing an id still in flight would leave
+//! one of the two streams waiting forever. The second one is refused instead, and the
+//! id is free again once the first response has been sent (or its client left).
 
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -25,19 +33,25 @@ pub enum BodyError {
     /// JSON, but not one JSON-RPC message object (a batch array, a bare value).
     #[error("Invalid Request: {0}")]
     Invalid(&'static str),
+    /// A request whose id another request of the same session still uses.
+    #[error(
+        "Invalid Request: request id {0} is already in flight in this session; ids must be unique among requests in flight"
+    )]
+    IdInFlight(String),
 }
 
 impl BodyError {
     fn code(&self) -> i64 {
         match self {
             Self::Parse(_) => -32700,
-            Self::Invalid(_) => -32600,
+            Self::Invalid(_) | Self::IdInFlight(_) => -32600,
         }
     }
 }
 
-/// The decision: is `body` a single JSON object?
-pub fn check(body: &[u8]) -> Result<(), BodyError> {
+/// The decision: is `body` a single JSON object? If so, the id of the request it
+/// carries (`None` for notifications and responses), as its JSON text.
+pub fn check(body: &[u8]) -> Result<Option<String>, BodyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         // Checked before parsing, so even a huge or deep batch costs nothing.
@@ -49,23 +63,33 @@ pub fn check(body: &[u8]) -> Result<(), BodyError> {
     // surrogate passes `IgnoredAny` and then fails in rmcp).
     match serde_json::from_slice::<serde_json::Value>(body) {
         Err(e) => Err(BodyError::Parse(e.to_string())),
-        Ok(value) if value.is_object() => Ok(()),
+        Ok(value) if value.is_object() => Ok(value
+            .get("method")
+            .and(value.get("id"))
+            .map(serde_json::Value::to_string)),
         Ok(_) => Err(BodyError::Invalid(
             "the body must be one JSON-RPC message object",
         )),
     }
 }
 
+/// (session id, request id) of the requests whose response is still being sent.
+type InFlight = Arc<Mutex<HashSet<(String, String)>>>;
+
 /// See the module docs.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct JsonBodyLayer {
     limit: usize,
+    in_flight: InFlight,
 }
 
 impl JsonBodyLayer {
     /// Check bodies of at most `limit` bytes (`TWOBOT_MAX_BODY_BYTES`; larger is 413).
     pub fn new(limit: usize) -> Self {
-        Self { limit }
+        Self {
+            limit,
+            in_flight: InFlight::default(),
+        }
     }
 }
 
@@ -76,6 +100,7 @@ impl<S> Layer<S> for JsonBodyLayer {
         JsonBody {
             inner,
             limit: self.limit,
+            in_flight: self.in_flight.clone(),
         }
     }
 }
@@ -85,6 +110,47 @@ impl<S> Layer<S> for JsonBodyLayer {
 pub struct JsonBody<S> {
     inner: S,
     limit: usize,
+    in_flight: InFlight,
+}
+
+/// Frees a request id when its response body is done with (sent, or the client left).
+struct Release {
+    in_flight: InFlight,
+    key: (String, String),
+}
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.in_flight.lock() {
+            set.remove(&self.key);
+        }
+    }
+}
+
+/// A response body that holds its request id until it is dropped.
+struct Held {
+    inner: Body,
+    _release: Release,
+}
+
+impl http_body::Body for Held {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn is_json(request: &Request<Body>) -> bool {
@@ -132,6 +198,7 @@ where
             return Box::pin(inner.call(request));
         }
         let limit = self.limit;
+        let in_flight = self.in_flight.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let bytes = match Limited::new(body, limit).collect().await {
@@ -148,13 +215,46 @@ where
                     return Ok(rejection(status, &BodyError::Parse(e.to_string())));
                 }
             };
-            if let Err(error) = check(&bytes) {
-                tracing::debug!(%error, "malformed JSON-RPC body refused");
-                return Ok(rejection(StatusCode::BAD_REQUEST, &error));
-            }
-            inner
+            let request_id = match check(&bytes) {
+                Ok(id) => id,
+                Err(error) => {
+                    tracing::debug!(%error, "malformed JSON-RPC body refused");
+                    return Ok(rejection(StatusCode::BAD_REQUEST, &error));
+                }
+            };
+            let session = parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let release = match (session, request_id) {
+                (Some(session), Some(id)) => {
+                    let key = (session, id);
+                    let fresh = in_flight
+                        .lock()
+                        .map(|mut set| set.insert(key.clone()))
+                        .unwrap_or(true);
+                    if !fresh {
+                        let error = BodyError::IdInFlight(key.1);
+                        tracing::debug!(%error, "duplicate request id refused");
+                        return Ok(rejection(StatusCode::BAD_REQUEST, &error));
+                    }
+                    Some(Release { in_flight, key })
+                }
+                _ => None,
+            };
+            let response = inner
                 .call(Request::from_parts(parts, Body::from(bytes)))
-                .await
+                .await?;
+            Ok(match release {
+                Some(release) => response.map(|inner| {
+                    Body::new(Held {
+                        inner,
+                        _release: release,
+                    })
+                }),
+                None => response,
+            })
         })
     }
 }
@@ -162,6 +262,24 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_request_s_id_is_returned_and_notifications_have_none() {
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#),
+            Ok(Some("7".to_owned()))
+        );
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":"7","method":"tools/list"}"#),
+            Ok(Some("\"7\"".to_owned())),
+            "a string id and a number id are different ids"
+        );
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
+            Ok(None)
+        );
+        assert_eq!(check(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#), Ok(None));
+    }
 
     #[test]
     fn only_a_single_json_object_passes() {
