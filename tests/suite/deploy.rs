@@ -277,7 +277,13 @@ async fn the_systemd_unit_verifies_cleanly() -> Result<()> {
     ] {
         assert!(unit.contains(key), "the unit lacks {key:?}");
     }
-    let Some(analyze) = installed(&["systemd-analyze"], "systemd-analyze") else {
+    // Issue 6 asks for `systemd-analyze verify` where the image has it, and a parse
+    // check (the assertions above) where it does not: so no failure when it is missing.
+    let Some(analyze) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("systemd-analyze"))
+        .find(|p| p.exists())
+    else {
+        eprintln!("systemd-analyze is not installed: the unit was parse-checked only");
         return Ok(());
     };
     // Only the binary's path changes: verify checks that ExecStart exists.
