@@ -35,15 +35,8 @@ fn main() -> ExitCode {
     if telemetry.exporting() {
         tracing::info!("exporting spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
+        return ExitCode::FAILURE;
     };
     let code = runtime.block_on(run(config));
     // Running calls are over; do not wait for stray blocking tasks.
@@ -52,17 +45,21 @@ fn main() -> ExitCode {
     code
 }
 
-/// `2bot-mcp doctor`: every check on stdout, exit 1 if any failed.
-fn doctor(cli: Cli) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
+/// Build the async runtime, or say on stderr why it cannot start.
+fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runtime> {
+    match builder.enable_all().build() {
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// `2bot-mcp doctor`: every check on stdout, exit 1 if any failed.
+fn doctor(cli: Cli) -> ExitCode {
+    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
+        return ExitCode::FAILURE;
     };
     let report = runtime.block_on(twobot::doctor::run(cli));
     for check in &report {

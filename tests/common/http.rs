@@ -85,12 +85,7 @@ pub async fn http_client(
     url: &str,
     token: Option<&str>,
 ) -> Result<RunningService<RoleClient, Recorder>> {
-    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
-    if let Some(token) = token {
-        config = config.auth_header(token.to_owned());
-    }
-    let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-    Ok(Recorder::default().serve(transport).await?)
+    connect(url, token, Recorder::default()).await
 }
 
 /// Connect a client that declares the MCP tasks extension.
@@ -98,15 +93,23 @@ pub async fn http_task_client(
     url: &str,
     token: Option<&str>,
 ) -> Result<RunningService<RoleClient, Recorder>> {
+    let recorder = Recorder {
+        tasks: true,
+        ..Recorder::default()
+    };
+    connect(url, token, recorder).await
+}
+
+async fn connect(
+    url: &str,
+    token: Option<&str>,
+    recorder: Recorder,
+) -> Result<RunningService<RoleClient, Recorder>> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
     if let Some(token) = token {
         config = config.auth_header(token.to_owned());
     }
     let transport = StreamableHttpClientTransport::with_client(reqwest::Client::new(), config);
-    let recorder = Recorder {
-        tasks: true,
-        ..Recorder::default()
-    };
     Ok(recorder.serve(transport).await?)
 }
 
