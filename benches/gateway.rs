@@ -96,21 +96,32 @@ fn bench_env(cost: &str) -> Vec<(String, String)> {
     ]
 }
 
-async fn stdio_calls(calls: usize, cost: &str) -> Result<Vec<Duration>> {
+/// Latencies seen by the client, and 2Bot's own share of each: the latency minus the
+/// Codex run's `duration_ms` (spawn to exit, as 2Bot measured it).
+type Timings = (Vec<Duration>, Vec<Duration>);
+
+fn own_share(latency: Duration, result: &rmcp::model::CallToolResult) -> Duration {
+    let run = structured(result)["duration_ms"].as_u64().unwrap_or(0);
+    latency.saturating_sub(Duration::from_millis(run))
+}
+
+async fn stdio_calls(calls: usize, cost: &str) -> Result<Timings> {
     let server = spawn_stdio(Options {
         env: bench_env(cost),
         ..Options::default()
     })
     .await?;
-    let mut samples = Vec::with_capacity(calls);
+    let (mut samples, mut own) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
     for _ in 0..calls {
         let t = Instant::now();
         let r = call(&server.client, json!({"prompt": "scenario:fixed"})).await?;
+        let latency = t.elapsed();
         anyhow::ensure!(text(&r) == "fixed answer", "{}", text(&r));
-        samples.push(t.elapsed());
+        samples.push(latency);
+        own.push(own_share(latency, &r));
     }
     server.client.cancel().await?;
-    Ok(samples)
+    Ok((samples, own))
 }
 
 const TOKEN: &str = "bench:tok-bench-0123456789";
@@ -137,18 +148,20 @@ async fn spawn_bench_http_costing(cost: &str, extra: &[(&str, &str)]) -> Result<
     spawn_http(&all).await
 }
 
-async fn http_calls(calls: usize, cost: &str) -> Result<Vec<Duration>> {
+async fn http_calls(calls: usize, cost: &str) -> Result<Timings> {
     let server = spawn_bench_http_costing(cost, &[]).await?;
     let client = http_client(&server.url, Some("tok-bench-0123456789")).await?;
-    let mut samples = Vec::with_capacity(calls);
+    let (mut samples, mut own) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
     for _ in 0..calls {
         let t = Instant::now();
         let r = call(&client, json!({"prompt": "scenario:fixed"})).await?;
+        let latency = t.elapsed();
         anyhow::ensure!(text(&r) == "fixed answer", "{}", text(&r));
-        samples.push(t.elapsed());
+        samples.push(latency);
+        own.push(own_share(latency, &r));
     }
     client.cancel().await?;
-    Ok(samples)
+    Ok((samples, own))
 }
 
 async fn cold_stdio(runs: usize) -> Result<Vec<Duration>> {
@@ -271,6 +284,7 @@ async fn main() -> Result<()> {
         "| per call (fake Codex of fixed cost) | p50 | p99 | p50 vs direct | p50 difference |"
     );
     println!("|---|---|---|---|---|");
+    let mut own_rows = Vec::new();
     for cost in COSTS_MS {
         // Warm the page cache and the shell before measuring.
         let _ = direct(5, &root, cost).await?;
@@ -278,14 +292,18 @@ async fn main() -> Result<()> {
             &format!("{cost} ms: codex spawned directly"),
             direct(calls, &root, cost).await?,
         );
-        let stdio = row(
-            &format!("{cost} ms: through 2Bot, stdio"),
-            stdio_calls(calls, cost).await?,
-        );
+        let (stdio, stdio_own) = stdio_calls(calls, cost).await?;
+        let (http, http_own) = http_calls(calls, cost).await?;
+        let stdio = row(&format!("{cost} ms: through 2Bot, stdio"), stdio);
         let http = row(
             &format!("{cost} ms: through 2Bot, HTTP (auth, rate limit, tracing)"),
-            http_calls(calls, cost).await?,
+            http,
         );
+        own_rows.push(row(&format!("{cost} ms: stdio"), stdio_own));
+        own_rows.push(row(
+            &format!("{cost} ms: HTTP (auth, rate limit, tracing)"),
+            http_own,
+        ));
         for r in [&base, &stdio, &http] {
             let diff = r.p50.as_secs_f64() - base.p50.as_secs_f64();
             println!(
@@ -297,6 +315,13 @@ async fn main() -> Result<()> {
                 diff * 1000.0,
             );
         }
+    }
+    println!(
+        "\n| 2Bot's own time per call: client latency minus the Codex run's duration_ms | p50 | p99 |"
+    );
+    println!("|---|---|---|");
+    for r in &own_rows {
+        println!("| {} | {} | {} |", r.what, ms(r.p50), ms(r.p99));
     }
 
     let cold_s = row("stdio", cold_stdio(20).await?);

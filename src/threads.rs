@@ -5,7 +5,9 @@
 //! small record (`threads.jsonl` in `TWOBOT_STATE_DIR`) of each thread it started and
 //! for whom, and [`ThreadLayer`] checks it before a resume reaches the queue. The record
 //! is append-only, loaded at start, compacted when it grows past twice its live size,
-//! and capped at [`MAX_THREADS`] (oldest forgotten first).
+//! and capped at [`MAX_THREADS`] (oldest forgotten first). Ephemeral threads, which
+//! Codex does not save and so can never be resumed, are remembered in memory only (for
+//! a clear refusal): the default `ephemeral=true` call writes nothing to disk.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -145,11 +147,15 @@ impl ThreadStore {
         let Some(file) = &self.file else {
             return;
         };
+        if record.ephemeral {
+            return;
+        }
         let result = if inner.lines_on_disk >= 2 * inner.threads.len().max(1024) {
             let lines: Vec<String> = inner
                 .order
                 .iter()
                 .filter_map(|id| inner.threads.get(id))
+                .filter(|r| !r.ephemeral)
                 .filter_map(|r| serde_json::to_string(r).ok())
                 .collect();
             inner.lines_on_disk = lines.len();
@@ -368,6 +374,31 @@ mod tests {
         assert_eq!(
             std::fs::metadata(&path)?.permissions().mode() & 0o777,
             0o600
+        );
+        Ok(())
+    }
+
+    /// The default call (ephemeral) writes nothing; it is still refused clearly on resume.
+    #[test]
+    fn ephemeral_threads_are_remembered_in_memory_only() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let store = ThreadStore::open(dir.path())?;
+        for i in 0..100 {
+            store.record(ThreadRecord {
+                thread_id: format!("e{i}"),
+                owner: "local".into(),
+                ephemeral: true,
+            });
+        }
+        assert_eq!(
+            store.check("e7", &Principal::Local),
+            Err(Rule::EphemeralThread)
+        );
+        let path = dir.path().join("threads.jsonl");
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .is_empty()
         );
         Ok(())
     }

@@ -112,6 +112,8 @@ pub async fn spawn_stdio(opts: Options) -> Result<StdioServer> {
         .env("CODEX_ALLOWED_ROOTS", &root)
         .env("FAKE_CODEX_RECORD", &record)
         .env("TWOBOT_LOG_LEVEL", "debug")
+        // Never the user's own state directory.
+        .env("TWOBOT_STATE_DIR", base.join("state"))
         .current_dir(&base);
     for (k, v) in &opts.env {
         cmd.env(k, v);

@@ -55,6 +55,8 @@ async fn the_mcp_inspector_lists_and_calls_the_tool_over_stdio() -> Result<()> {
         ),
         "-e".to_owned(),
         "TWOBOT_LOG_LEVEL=error".to_owned(),
+        "-e".to_owned(),
+        format!("TWOBOT_STATE_DIR={}", root.path().join("state").display()),
         env!("CARGO_BIN_EXE_2bot-mcp").to_owned(),
     ];
     let mut list = base.clone();
