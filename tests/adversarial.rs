@@ -99,7 +99,7 @@ async fn refused_exactly(server: &StdioServer, args: &Value, expect: &str) -> Re
     Ok(())
 }
 
-/// Argument injection and filesystem escapes: 30 cases, each refused with its reason
+/// Argument injection, filesystem escapes and a 10 MB prompt: 31 cases, each refused with its reason
 /// and without starting Codex.
 #[tokio::test]
 async fn injected_arguments_and_path_escapes_are_refused_exactly() -> Result<()> {
@@ -242,6 +242,10 @@ async fn injected_arguments_and_path_escapes_are_refused_exactly() -> Result<()>
         (
             json!({"prompt": "x".repeat(100_001)}),
             "refused by policy: prompt = <100001 bytes>".into(),
+        ),
+        (
+            json!({"prompt": "x".repeat(10 * 1024 * 1024)}),
+            "refused by policy: prompt = <10485760 bytes>".into(),
         ),
     ];
     assert!(cases.len() >= 30);
