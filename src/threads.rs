@@ -23,8 +23,11 @@ use crate::error::ToolError;
 use crate::job::{Job, Principal, RunOutput};
 use crate::policy::{Refusal, Rule};
 
-/// Threads remembered at most.
+/// Resumable threads remembered at most.
 pub const MAX_THREADS: usize = 100_000;
+/// Ephemeral threads remembered at most (the most recent ones), only so that a resume
+/// of one is refused with the reason; older ones are simply unknown.
+pub const MAX_EPHEMERAL: usize = 4_096;
 
 /// One thread 2Bot started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,20 +65,26 @@ pub struct ThreadStore {
 struct Inner {
     threads: HashMap<String, ThreadRecord>,
     order: VecDeque<String>,
+    ephemeral_order: VecDeque<String>,
     lines_on_disk: usize,
 }
 
 impl Inner {
     fn insert(&mut self, record: ThreadRecord) {
+        let (order, cap) = if record.ephemeral {
+            (&mut self.ephemeral_order, MAX_EPHEMERAL)
+        } else {
+            (&mut self.order, MAX_THREADS)
+        };
         if self
             .threads
             .insert(record.thread_id.clone(), record.clone())
             .is_none()
         {
-            self.order.push_back(record.thread_id);
+            order.push_back(record.thread_id);
         }
-        while self.order.len() > MAX_THREADS {
-            if let Some(old) = self.order.pop_front() {
+        while order.len() > cap {
+            if let Some(old) = order.pop_front() {
                 self.threads.remove(&old);
             }
         }
@@ -150,7 +159,7 @@ impl ThreadStore {
         if record.ephemeral {
             return;
         }
-        let result = if inner.lines_on_disk >= 2 * inner.threads.len().max(1024) {
+        let result = if inner.lines_on_disk >= 2 * inner.order.len().max(1024) {
             let lines: Vec<String> = inner
                 .order
                 .iter()
@@ -401,5 +410,36 @@ mod tests {
                 .is_empty()
         );
         Ok(())
+    }
+
+    /// Ephemeral records are capped on their own, so they never push out resumable ones
+    /// and memory stays small however many default calls run.
+    #[test]
+    fn ephemeral_records_are_capped_apart_from_resumable_ones() {
+        let store = ThreadStore::in_memory();
+        store.record(ThreadRecord {
+            thread_id: "keep".into(),
+            owner: "token:alice".into(),
+            ephemeral: false,
+        });
+        for i in 0..MAX_EPHEMERAL + 500 {
+            store.record(ThreadRecord {
+                thread_id: format!("e{i}"),
+                owner: "local".into(),
+                ephemeral: true,
+            });
+        }
+        assert_eq!(store.len(), MAX_EPHEMERAL + 1);
+        let alice = Principal::Token {
+            name: "alice".into(),
+        };
+        assert_eq!(store.check("keep", &alice), Ok(()));
+        assert_eq!(
+            store.check("e0", &alice),
+            Err(Rule::NotYourThread),
+            "forgotten"
+        );
+        let last = format!("e{}", MAX_EPHEMERAL + 499);
+        assert_eq!(store.check(&last, &alice), Err(Rule::EphemeralThread));
     }
 }
