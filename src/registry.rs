@@ -169,6 +169,13 @@ impl Entry {
         }
     }
 
+    fn request_cancel(&self) {
+        self.cancel_requested
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.cancel.cancel();
+        self.touch();
+    }
+
     fn touch(&self) {
         if let Ok(mut at) = self.updated_at.lock() {
             *at = now_rfc3339();
@@ -375,19 +382,14 @@ impl RunRegistry {
 
     /// Ask the run to stop (its whole process group is killed) without waiting for it.
     pub fn request_cancel(&self, id: &str, owner: &str) -> Result<(), RegistryError> {
-        let entry = self.get(id, owner)?;
-        entry
-            .cancel_requested
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        entry.cancel.cancel();
-        entry.touch();
+        self.get(id, owner)?.request_cancel();
         Ok(())
     }
 
     /// Cancel the run (its whole process group is killed) and wait briefly for it to end.
     pub async fn cancel(&self, id: &str, owner: &str) -> Result<RunSnapshot, RegistryError> {
-        self.request_cancel(id, owner)?;
         let entry = self.get(id, owner)?;
+        entry.request_cancel();
         let mut rx = entry.outcome.subscribe();
         let _ = tokio::time::timeout(
             Duration::from_secs(10),

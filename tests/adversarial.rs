@@ -17,42 +17,11 @@ use serde_json::{Value, json};
 use common::http::*;
 use common::*;
 
-/// Processes (Codex, or anything it started) that still carry this test's record dir.
-fn leftovers(record: &Path) -> Vec<u32> {
-    let marker = format!("FAKE_CODEX_RECORD={}", record.display());
-    let mut found = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return found;
-    };
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
-            continue;
-        };
-        // The server itself carries the marker (it passes it on); only its children count.
-        let is_child_side = environ
-            .split(|b| *b == 0)
-            .any(|var| var == marker.as_bytes())
-            && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| !c.contains("2bot-mcp"));
-        if is_child_side {
-            found.push(pid);
-        }
-    }
-    found
-}
-
 /// The end of every group: no process left behind, memory near its baseline.
 async fn assert_nothing_lost(pid: u32, record: &Path, baseline_kib: u64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let left = leftovers(record);
+        let left = codex_leftovers(record);
         if left.is_empty() {
             break;
         }

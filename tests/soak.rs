@@ -358,17 +358,8 @@ async fn ten_thousand_mixed_requests_leave_no_trace() -> Result<()> {
     );
 
     // No Codex (or anything it started) left; no panic in the log; still serving.
-    let marker = format!("FAKE_CODEX_RECORD={}", server.record.display());
-    let leftover = std::fs::read_dir("/proc")?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()))
-        .filter(|p| *p != pid)
-        .filter(|p| {
-            std::fs::read(format!("/proc/{p}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
-        })
-        .count();
-    assert_eq!(leftover, 0, "processes left behind");
+    let leftover = codex_leftovers(&server.record);
+    assert!(leftover.is_empty(), "processes left behind: {leftover:?}");
     let log = std::fs::read_to_string(&server.log)?;
     assert!(!log.contains("panicked"), "a panic in the server log");
     let health = reqwest::get(format!("{}/healthz", server.base)).await?;

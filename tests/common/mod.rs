@@ -299,3 +299,23 @@ pub fn current_rss_kib(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// Processes (Codex, or anything it started) still carrying `record` as their
+/// `FAKE_CODEX_RECORD`; the server itself, which passes the variable on, does not count.
+/// (Used by `tests/adversarial.rs` and `tests/soak.rs`, not by every test binary.)
+#[allow(dead_code)]
+pub fn codex_leftovers(record: &Path) -> Vec<u32> {
+    let marker = format!("FAKE_CODEX_RECORD={}", record.display());
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+                && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| !c.contains("2bot-mcp"))
+        })
+        .collect()
+}

@@ -24,16 +24,7 @@ fn repo(path: &str) -> PathBuf {
 /// A program the test needs: found, or (outside CI) a skip note. `.ci/run` installs
 /// every one of them, so under CI a missing program fails the test.
 pub fn installed(candidates: &[&str], what: &str) -> Option<PathBuf> {
-    let found = candidates.iter().find_map(|c| {
-        let p = Path::new(c);
-        if p.is_absolute() {
-            p.exists().then(|| p.to_owned())
-        } else {
-            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-                .map(|d| d.join(c))
-                .find(|p| p.exists())
-        }
-    });
+    let found = candidates.iter().find_map(|c| find(c));
     if found.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -42,6 +33,17 @@ pub fn installed(candidates: &[&str], what: &str) -> Option<PathBuf> {
         eprintln!("skipped: {what} is not installed here (.ci/run installs it)");
     }
     found
+}
+
+/// `name` as is when absolute, else the first match on `PATH`.
+fn find(name: &str) -> Option<PathBuf> {
+    let p = Path::new(name);
+    if p.is_absolute() {
+        return p.exists().then(|| p.to_owned());
+    }
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join(name))
+        .find(|p| p.exists())
 }
 
 fn free_port() -> Result<u16> {
@@ -279,10 +281,7 @@ async fn the_systemd_unit_verifies_cleanly() -> Result<()> {
     }
     // Issue 6 asks for `systemd-analyze verify` where the image has it, and a parse
     // check (the assertions above) where it does not: so no failure when it is missing.
-    let Some(analyze) = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join("systemd-analyze"))
-        .find(|p| p.exists())
-    else {
+    let Some(analyze) = find("systemd-analyze") else {
         eprintln!("systemd-analyze is not installed: the unit was parse-checked only");
         return Ok(());
     };
