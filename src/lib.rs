@@ -30,6 +30,7 @@
 //! ```
 
 pub mod admission;
+pub mod audit;
 pub mod codex;
 pub mod config;
 pub mod doctor;
@@ -38,6 +39,7 @@ pub mod error;
 pub mod http;
 pub mod job;
 pub mod mcp;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod runner;

@@ -1,0 +1,404 @@
+//! Prometheus metrics: what an operator graphs and alerts on.
+//!
+//! Why `prometheus-client`: it is the Prometheus project's own Rust client, label sets
+//! are typed structs (so a label can only take the values its enum has: cardinality is
+//! bounded by construction, and no principal, path or prompt can become a label), it has
+//! no global registry or exporter server of its own, and the text encoding is the
+//! exposition format `promtool check metrics` validates. OpenTelemetry metrics would
+//! add a pipeline (reader, exporter) for what is a counter bump here.
+//!
+//! The metrics are process-wide (one set, [`metrics()`]), recorded whether or not they
+//! are served: a bump is an atomic add. [`serve`] exposes them on their own listener
+//! (`TWOBOT_METRICS_ADDR`), never on the MCP listener, so scraping needs no MCP
+//! credential and the MCP endpoint exposes nothing about the server's load.
+
+use std::sync::OnceLock;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+
+use crate::audit::{Outcome, RunPath, Transport};
+
+/// Labels of `twobot_runs_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// How the run ended.
+    pub outcome: OutcomeLabel,
+    /// stdio or http.
+    pub transport: TransportLabel,
+    /// direct, task or background.
+    pub path: PathLabel,
+}
+
+macro_rules! label_enum {
+    ($name:ident { $($variant:ident),+ $(,)? }) => {
+        /// A label value mirroring the audit log's field of the same meaning.
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+        #[allow(non_camel_case_types)]
+        pub enum $name { $($variant),+ }
+    };
+}
+
+label_enum!(OutcomeLabel {
+    ok,
+    failed,
+    timed_out,
+    cancelled,
+    refused,
+    busy
+});
+label_enum!(TransportLabel { stdio, http });
+label_enum!(PathLabel {
+    direct,
+    task,
+    background
+});
+
+impl From<Outcome> for OutcomeLabel {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Ok => Self::ok,
+            Outcome::Failed => Self::failed,
+            Outcome::TimedOut => Self::timed_out,
+            Outcome::Cancelled => Self::cancelled,
+            Outcome::Refused => Self::refused,
+            Outcome::Busy => Self::busy,
+        }
+    }
+}
+
+impl From<Transport> for TransportLabel {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Stdio => Self::stdio,
+            Transport::Http => Self::http,
+        }
+    }
+}
+
+impl From<RunPath> for PathLabel {
+    fn from(p: RunPath) -> Self {
+        match p {
+            RunPath::Direct => Self::direct,
+            RunPath::Task => Self::task,
+            RunPath::Background => Self::background,
+        }
+    }
+}
+
+/// Why a call was refused before anything ran (`twobot_refusals_total{reason}`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RefusalReason {
+    /// The policy said no (paths, sandbox, limits…).
+    policy,
+    /// A resume of a thread the caller does not own.
+    thread_owner,
+    /// Every run slot and queue place taken.
+    busy,
+    /// The caller's own share (queue places, kept runs) is used up.
+    quota,
+    /// Too many kept runs on the server.
+    too_many_runs,
+    /// A spawn-time re-check (the directory changed) or Codex could not be started.
+    spawn,
+    /// The arguments did not parse.
+    invalid_arguments,
+    /// The feature asked for is off on this server.
+    disabled,
+}
+
+/// `twobot_refusals_total{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// Why an HTTP request failed authentication (`twobot_auth_failures_total{reason}`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum AuthFailure {
+    /// No credential at all.
+    missing,
+    /// A credential that did not verify (bad signature, unknown token, wrong claims).
+    invalid,
+    /// A verified token lacking the scope the request needs.
+    insufficient_scope,
+    /// A malformed Authorization header (two of them, not Bearer…).
+    malformed,
+}
+
+/// `twobot_auth_failures_total{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// Why.
+    pub reason: AuthFailure,
+}
+
+/// `twobot_http_requests_total{status}`: the status code, a closed set of at most 600 values.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// The HTTP status code.
+    pub status: u16,
+}
+
+/// Token kinds of `twobot_codex_tokens_total{kind}`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum TokenKind {
+    /// Input tokens (cached ones included).
+    input,
+    /// Input tokens served from the cache.
+    cached_input,
+    /// Output tokens.
+    output,
+}
+
+/// `twobot_codex_tokens_total{kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Which tokens.
+    pub kind: TokenKind,
+}
+
+/// Every metric 2Bot keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Runs that ended, by outcome, transport and path.
+    pub runs: Family<RunLabels, Counter>,
+    /// Run wall time, admission to end.
+    pub run_duration: Histogram,
+    /// Codex processes running now.
+    pub runs_active: Gauge,
+    /// Calls waiting for a run slot now.
+    pub runs_queued: Gauge,
+    /// Calls refused before anything ran.
+    pub refusals: Family<ReasonLabels, Counter>,
+    /// HTTP responses, by status.
+    pub http_requests: Family<StatusLabels, Counter>,
+    /// Failed authentications.
+    pub auth_failures: Family<AuthLabels, Counter>,
+    /// Requests answered 429 by the rate limiter.
+    pub rate_limited: Counter,
+    /// Live MCP sessions (Streamable HTTP).
+    pub sessions_active: Gauge,
+    /// Tokens Codex reported, by kind.
+    pub codex_tokens: Family<TokenLabels, Counter>,
+    /// Audit records that could not be written.
+    pub audit_write_failures: Counter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("twobot");
+        let runs = Family::<RunLabels, Counter>::default();
+        registry.register("runs", "Codex runs that ended, by outcome", runs.clone());
+        // 0.1 s to ~30 min: Codex runs span seconds to the default 1 800 s timeout.
+        let run_duration = Histogram::new([
+            0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
+        ]);
+        registry.register_with_unit(
+            "run_duration",
+            "Wall time of a Codex run, from admission to its end",
+            Unit::Seconds,
+            run_duration.clone(),
+        );
+        let runs_active = Gauge::default();
+        registry.register(
+            "runs_active",
+            "Codex processes running now",
+            runs_active.clone(),
+        );
+        let runs_queued = Gauge::default();
+        registry.register(
+            "runs_queued",
+            "Calls waiting for a run slot now",
+            runs_queued.clone(),
+        );
+        let refusals = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "refusals",
+            "Calls refused before Codex ran, by reason",
+            refusals.clone(),
+        );
+        let http_requests = Family::<StatusLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP responses on the MCP listener, by status",
+            http_requests.clone(),
+        );
+        let auth_failures = Family::<AuthLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Failed authentications, by reason",
+            auth_failures.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by the rate limiter (429)",
+            rate_limited.clone(),
+        );
+        let sessions_active = Gauge::default();
+        registry.register(
+            "sessions_active",
+            "Live MCP sessions",
+            sessions_active.clone(),
+        );
+        let codex_tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "codex_tokens",
+            "Tokens Codex reported, by kind",
+            codex_tokens.clone(),
+        );
+        let audit_write_failures = Counter::default();
+        registry.register(
+            "audit_write_failures",
+            "Audit records that could not be written",
+            audit_write_failures.clone(),
+        );
+        Self {
+            registry,
+            runs,
+            run_duration,
+            runs_active,
+            runs_queued,
+            refusals,
+            http_requests,
+            auth_failures,
+            rate_limited,
+            sessions_active,
+            codex_tokens,
+            audit_write_failures,
+        }
+    }
+
+    /// The exposition, in the Prometheus text format (with `# EOF`, as OpenMetrics ends it).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Count a refusal.
+    pub fn refused(&self, reason: RefusalReason) {
+        self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Count an authentication failure.
+    pub fn auth_failed(&self, reason: AuthFailure) {
+        self.auth_failures
+            .get_or_create(&AuthLabels { reason })
+            .inc();
+    }
+}
+
+/// The process's metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// Keeps a gauge raised while alive (a run slot held, a call queued, a session open).
+#[derive(Debug)]
+pub struct GaugeGuard(&'static Gauge);
+
+impl GaugeGuard {
+    /// Raise `gauge` until the guard drops.
+    pub fn raise(gauge: &'static Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// The content type of the text exposition.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serve `/metrics` on `listener` until `shutdown` fires. Any other path is 404.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(|| async {
+            (
+                [(http::header::CONTENT_TYPE, CONTENT_TYPE)],
+                metrics().encode(),
+            )
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_every_metric_the_operator_graphs() {
+        let m = metrics();
+        m.runs
+            .get_or_create(&RunLabels {
+                outcome: Outcome::TimedOut.into(),
+                transport: Transport::Stdio.into(),
+                path: RunPath::Background.into(),
+            })
+            .inc();
+        m.refused(RefusalReason::quota);
+        m.auth_failed(AuthFailure::insufficient_scope);
+        m.http_requests
+            .get_or_create(&StatusLabels { status: 429 })
+            .inc();
+        m.codex_tokens
+            .get_or_create(&TokenLabels {
+                kind: TokenKind::cached_input,
+            })
+            .inc_by(7);
+        m.run_duration.observe(0.3);
+        let text = m.encode();
+        for needle in [
+            r#"twobot_runs_total{outcome="timed_out",transport="stdio",path="background"}"#,
+            "twobot_run_duration_seconds_bucket",
+            "twobot_runs_active ",
+            "twobot_runs_queued ",
+            r#"twobot_refusals_total{reason="quota"}"#,
+            r#"twobot_http_requests_total{status="429"}"#,
+            r#"twobot_auth_failures_total{reason="insufficient_scope"}"#,
+            "twobot_rate_limited_total",
+            "twobot_sessions_active ",
+            r#"twobot_codex_tokens_total{kind="cached_input"}"#,
+            "# EOF",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_gauge_guard_lowers_the_gauge_when_dropped() {
+        let m = metrics();
+        let before = m.sessions_active.get();
+        {
+            let _g = GaugeGuard::raise(&m.sessions_active);
+            assert_eq!(m.sessions_active.get(), before + 1);
+        }
+        assert_eq!(m.sessions_active.get(), before);
+    }
+}
