@@ -14,8 +14,8 @@ use clap::{Parser, ValueEnum};
 
 use crate::job::SandboxMode;
 use crate::policy::{Policy, PolicyFile};
+use crate::run_queue::RunLimits;
 use crate::runner::RunnerConfig;
-use crate::tool::RunLimits;
 
 /// Which transport to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -127,6 +127,18 @@ pub struct Cli {
     /// Background runs and tasks kept at once, running or finished (a clear error beyond).
     #[arg(long, env = "TWOBOT_MAX_RUNS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_runs: u32,
+
+    /// Audit log: one JSON line per run and per refusal, appended to this file (created 0600; reopened on SIGHUP) [default: off].
+    #[arg(long, env = "TWOBOT_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Keep prompts in the audit log in full (otherwise only their SHA-256 and length).
+    #[arg(long, env = "TWOBOT_AUDIT_PROMPTS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub audit_prompts: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics on a listener of their own, e.g. 127.0.0.1:9464 [default: off].
+    #[arg(long, env = "TWOBOT_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 
     #[command(flatten)]
     pub http: HttpArgs,
@@ -321,7 +333,13 @@ pub struct Config {
     /// State directory (`None`: nothing persists).
     pub state_dir: Option<PathBuf>,
     /// Background runs and their registry bounds.
-    pub runs: crate::registry::RegistryConfig,
+    pub runs: crate::runs::KeptConfig,
+    /// The audit log's file, if any.
+    pub audit_log: Option<PathBuf>,
+    /// Whether audit records keep prompts in full.
+    pub audit_prompts: bool,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Cli {
@@ -568,12 +586,15 @@ impl Config {
             log_format: cli.log_format,
             http: cli.http,
             state_dir: cli.state_dir.or_else(default_state_dir),
-            runs: crate::registry::RegistryConfig {
+            runs: crate::runs::KeptConfig {
                 background: cli.enable_background_runs,
                 tasks: cli.enable_tasks,
                 ttl: std::time::Duration::from_secs(cli.task_ttl_sec),
                 max_runs: cli.max_runs as usize,
             },
+            audit_log: cli.audit_log,
+            audit_prompts: cli.audit_prompts,
+            metrics_addr: cli.metrics_addr,
         })
     }
 

@@ -1,27 +1,11 @@
-//! The job stack's error type. Everything that stops a call before Codex produced a
-//! result is a [`ToolError`]; `mcp` turns it into a tool error the caller can read,
+//! Why an admitted run produced no Codex output ([`ToolError`]). Refusals at admission
+//! are [`crate::runs::RunRefusal`]; `mcp::results` turns both into what the caller reads,
 //! in one place. (A Codex run that fails is not an error here: it is a `RunOutput`
 //! with `ok: false`, because its partial output matters.)
-
-use crate::policy::Refusal;
 
 /// Why a tool call produced no Codex run.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolError {
-    /// The policy refused the request; nothing was spawned.
-    #[error("refused by policy: {0}")]
-    Refused(#[from] Refusal),
-    /// Every run slot and every queue place is taken.
-    #[error(
-        "busy: {running} Codex runs are in progress and {queued} more are queued, the most this server allows \
-         (TWOBOT_MAX_CONCURRENT_RUNS, TWOBOT_MAX_QUEUED_RUNS); try again later"
-    )]
-    Busy {
-        /// Runs allowed at once.
-        running: usize,
-        /// Calls allowed to wait.
-        queued: usize,
-    },
     /// The call was cancelled while it waited for a run slot; nothing was spawned.
     #[error("cancelled while waiting for a free run slot; Codex was not started")]
     CancelledInQueue,

@@ -29,7 +29,6 @@
 //!                        codex exec --json -  (own process group)
 //! ```
 
-pub mod admission;
 pub mod audit;
 pub mod codex;
 pub mod config;
@@ -41,10 +40,10 @@ pub mod job;
 pub mod mcp;
 pub mod metrics;
 pub mod policy;
-pub mod registry;
+pub mod run_queue;
 pub mod runner;
+pub mod runs;
 pub mod shutdown;
 pub mod stdio;
 pub mod telemetry;
-pub mod threads;
-pub mod tool;
+pub mod thread_owners;

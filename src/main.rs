@@ -90,16 +90,14 @@ async fn run(config: Config) -> ExitCode {
     match config.transport {
         Transport::Stdio => {
             config.log_effective();
-            let Some((tools, registry, runs)) = job_stack(&config) else {
+            let Some(runs) = job_stack(&config, &shutdown).await else {
                 return ExitCode::from(2);
             };
             let io = (tokio::io::stdin(), tokio::io::stdout());
             match twobot::stdio::serve(
                 tokio::io::join(io.0, io.1),
-                tools,
-                registry,
-                config.policy.default_timeout_sec(),
                 runs,
+                config.policy.default_timeout_sec(),
                 shutdown,
             )
             .await
@@ -115,17 +113,12 @@ async fn run(config: Config) -> ExitCode {
     }
 }
 
-/// The job stack both transports share, over the thread record in the state directory.
-/// `None` (after one line on stderr) when the state directory is unusable.
-fn job_stack(
-    config: &Config,
-) -> Option<(
-    twobot::tool::ToolService,
-    std::sync::Arc<twobot::registry::RunRegistry>,
-    tokio_util::task::TaskTracker,
-)> {
+/// The run lifecycle both transports share: the thread record in the state directory,
+/// the audit log and the metrics listener. `None` (after one line on stderr) when one of
+/// them cannot be set up.
+async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twobot::runs::Runs> {
     let threads = match &config.state_dir {
-        Some(dir) => match twobot::threads::ThreadStore::open(dir) {
+        Some(dir) => match twobot::thread_owners::ThreadOwners::open(dir) {
             Ok(store) => store,
             Err(e) => {
                 eprintln!(
@@ -139,17 +132,64 @@ fn job_stack(
             tracing::warn!(
                 "no TWOBOT_STATE_DIR and no HOME: thread ownership is kept in memory only"
             );
-            twobot::threads::ThreadStore::in_memory()
+            twobot::thread_owners::ThreadOwners::in_memory()
         }
     };
-    let (tools, runs) = twobot::tool::tool_service(
+    let audit = match &config.audit_log {
+        Some(path) => match twobot::audit::AuditLog::open(path, config.audit_prompts) {
+            Ok(log) => {
+                let log = std::sync::Arc::new(log);
+                reopen_on_sighup(log.clone());
+                Some(log)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return None;
+            }
+        },
+        None => None,
+    };
+    if let Some(addr) = config.metrics_addr {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let local = listener.local_addr().unwrap_or(addr);
+                tracing::info!(url = %format!("http://{local}/metrics"), "serving metrics");
+                tokio::spawn(twobot::metrics::serve(listener, shutdown.clone()));
+            }
+            Err(e) => {
+                eprintln!("error: TWOBOT_METRICS_ADDR: cannot listen on {addr}: {e}");
+                return None;
+            }
+        }
+    }
+    Some(twobot::runs::Runs::new(
         config.policy.clone(),
-        config.limits,
-        config.runner.clone(),
         std::sync::Arc::new(threads),
-    );
-    let registry = std::sync::Arc::new(twobot::registry::RunRegistry::new(config.runs));
-    Some((tools, registry, runs))
+        twobot::run_queue::RunQueue::new(
+            config.limits.max_concurrent_runs,
+            config.limits.max_queued_runs,
+        ),
+        config.runs,
+        config.runner.clone(),
+        twobot::runs::Observer::new(audit),
+    ))
+}
+
+/// logrotate moves the audit log away and sends SIGHUP: reopen it by name.
+fn reopen_on_sighup(log: std::sync::Arc<twobot::audit::AuditLog>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    log.reopen();
+                }
+            });
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGHUP handler: the audit log will not be reopened")
+        }
+    }
 }
 
 async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
@@ -171,7 +211,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     config.log_effective();
-    let Some((tools, registry, runs)) = job_stack(config) else {
+    let Some(runs) = job_stack(config, &signal).await else {
         return ExitCode::from(2);
     };
     if settings.auth.is_none() && !config.host.is_loopback() {
@@ -181,14 +221,15 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         signal,
         ..Shutdown::default()
     };
-    let app = router(&settings, tools, registry, &shutdown);
+    let tracker = runs.tracker();
+    let app = router(&settings, runs, &shutdown);
     // The one line on stdout in http mode: where to connect.
     println!(
         "2Bot MCP endpoint listening on http://{local}{}",
         settings.path
     );
     tracing::info!(url = %format!("http://{local}{}", settings.path), public = %settings.resource(), auth = settings.auth.is_some(), "listening");
-    match serve(listener, app, runs, shutdown, settings.serve_limits()).await {
+    match serve(listener, app, tracker, shutdown, settings.serve_limits()).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -263,6 +263,49 @@ impl Metrics {
             "Audit records that could not be written",
             audit_write_failures.clone(),
         );
+        // Every series with a closed label set starts at zero, so dashboards and `rate()`
+        // see it before its first event rather than a missing series.
+        for outcome in [
+            OutcomeLabel::ok,
+            OutcomeLabel::failed,
+            OutcomeLabel::timed_out,
+            OutcomeLabel::cancelled,
+            OutcomeLabel::refused,
+            OutcomeLabel::busy,
+        ] {
+            for transport in [TransportLabel::stdio, TransportLabel::http] {
+                for path in [PathLabel::direct, PathLabel::task, PathLabel::background] {
+                    let _ = runs.get_or_create(&RunLabels {
+                        outcome,
+                        transport,
+                        path,
+                    });
+                }
+            }
+        }
+        for reason in [
+            RefusalReason::policy,
+            RefusalReason::thread_owner,
+            RefusalReason::busy,
+            RefusalReason::quota,
+            RefusalReason::too_many_runs,
+            RefusalReason::spawn,
+            RefusalReason::invalid_arguments,
+            RefusalReason::disabled,
+        ] {
+            let _ = refusals.get_or_create(&ReasonLabels { reason });
+        }
+        for reason in [
+            AuthFailure::missing,
+            AuthFailure::invalid,
+            AuthFailure::insufficient_scope,
+            AuthFailure::malformed,
+        ] {
+            let _ = auth_failures.get_or_create(&AuthLabels { reason });
+        }
+        for kind in [TokenKind::input, TokenKind::cached_input, TokenKind::output] {
+            let _ = codex_tokens.get_or_create(&TokenLabels { kind });
+        }
         Self {
             registry,
             runs,
@@ -279,12 +322,13 @@ impl Metrics {
         }
     }
 
-    /// The exposition, in the Prometheus text format (with `# EOF`, as OpenMetrics ends it).
+    /// The exposition, in the Prometheus text format (0.0.4), which every scraper and
+    /// `promtool check metrics` read.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
-        out
+        prometheus_text(&out)
     }
 
     /// Count a refusal.
@@ -325,7 +369,37 @@ impl Drop for GaugeGuard {
 }
 
 /// The content type of the text exposition.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// prometheus-client writes OpenMetrics, where a counter's family is named without its
+/// `_total` suffix (`# TYPE twobot_runs counter`, samples `twobot_runs_total`). The
+/// Prometheus text format names the family as its samples, so rename counter families,
+/// drop OpenMetrics-only lines (`# UNIT`, `# EOF`), and keep everything else as is.
+fn prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + counters.len() * 12);
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
 
 /// Serve `/metrics` on `listener` until `shutdown` fires. Any other path is 404.
 pub async fn serve(
@@ -385,10 +459,19 @@ mod tests {
             "twobot_rate_limited_total",
             "twobot_sessions_active ",
             r#"twobot_codex_tokens_total{kind="cached_input"}"#,
-            "# EOF",
+            "# TYPE twobot_runs_total counter",
+            "# HELP twobot_runs_total ",
         ] {
             assert!(text.contains(needle), "missing {needle} in\n{text}");
         }
+        assert!(
+            !text.contains("# EOF") && !text.contains("# UNIT"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE twobot_run_duration_seconds histogram"),
+            "{text}"
+        );
     }
 
     #[test]

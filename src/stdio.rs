@@ -4,18 +4,16 @@
 //! When stdin reaches EOF (the client went away) or a signal arrives, every running
 //! Codex is killed, each child is reaped, and the server exits 0.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
+use crate::audit::Transport;
 use crate::job::Principal;
 use crate::mcp::TwoBot;
-use crate::registry::RunRegistry;
-use crate::tool::ToolService;
+use crate::runs::Runs;
 
 /// Longest wait for killed runs to be reaped before exiting anyway.
 const REAP_WAIT: Duration = Duration::from_secs(10);
@@ -23,22 +21,21 @@ const REAP_WAIT: Duration = Duration::from_secs(10);
 /// Serve MCP on `io` (stdin/stdout in production, a duplex pipe in tests) until EOF or `shutdown`.
 pub async fn serve<IO>(
     io: IO,
-    tools: ToolService,
-    registry: Arc<RunRegistry>,
+    runs: Runs,
     default_timeout_sec: u64,
-    runs: TaskTracker,
     shutdown: CancellationToken,
 ) -> Result<(), rmcp::service::ServerInitializeError>
 where
     IO: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    let tracker = runs.tracker();
     let handler = TwoBot::new(
-        tools,
+        runs,
+        Transport::Stdio,
         Principal::Local,
         default_timeout_sec,
         shutdown.clone(),
-    )
-    .with_registry(registry, default_timeout_sec);
+    );
     let service = handler.serve_with_ct(io, shutdown.child_token()).await?;
     tokio::select! {
         reason = service.waiting() => tracing::info!(?reason, "stdio client disconnected"),
@@ -46,8 +43,11 @@ where
     }
     // Stop every run still in flight, then wait until each child is reaped.
     shutdown.cancel();
-    runs.close();
-    if tokio::time::timeout(REAP_WAIT, runs.wait()).await.is_err() {
+    tracker.close();
+    if tokio::time::timeout(REAP_WAIT, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("some Codex runs did not stop in time");
     }
     Ok(())

@@ -49,11 +49,11 @@ use self::jwks::Jwks;
 use self::origin::HostOriginPolicy;
 use self::rate_limit::RateLimit;
 use self::session::SessionGuardLayer;
+use crate::audit::Transport;
 use crate::config::{Config, ConfigError};
 use crate::job::Principal;
 use crate::mcp::TwoBot;
-use crate::registry::RunRegistry;
-use crate::tool::ToolService;
+use crate::runs::Runs;
 
 /// Everything the HTTP stack needs, validated.
 #[derive(Debug, Clone)]
@@ -259,12 +259,7 @@ pub struct Shutdown {
 }
 
 /// Build the whole HTTP stack.
-pub fn router(
-    settings: &HttpSettings,
-    tools: ToolService,
-    registry: Arc<RunRegistry>,
-    shutdown: &Shutdown,
-) -> Router {
+pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Router {
     let sessions = {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
@@ -286,12 +281,12 @@ pub fn router(
         StreamableHttpService::new(
             move || {
                 Ok(TwoBot::new(
-                    tools.clone(),
+                    runs.clone(),
+                    Transport::Http,
                     Principal::Anonymous,
                     default_timeout,
                     kill_runs.clone(),
-                )
-                .with_registry(registry.clone(), default_timeout))
+                ))
             },
             sessions,
             config,

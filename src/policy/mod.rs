@@ -4,18 +4,16 @@
 //! [`check`] is a pure decision apart from resolving paths (canonicalisation follows
 //! symlinks, so a link inside a root that points outside is caught). A refusal names the
 //! parameter, the value and the rule, so the client (often a model) can correct itself.
-//! [`layer`] puts the decision in front of the runner as a tower layer; [`file`] reads the
-//! operator's TOML policy.
+//! Admission ([`crate::runs`]) asks it first, before thread ownership and the run queue;
+//! [`file`] reads the operator's TOML policy.
 
 pub mod file;
-pub mod layer;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use file::{EnvPolicy, PolicyFile};
-pub use layer::{EnforcePolicy, PolicyLayer};
 
 use crate::job::{DEFAULT_TIMEOUT_SEC, Principal, RunRequest, RunSpec, SandboxMode};
 

@@ -3,7 +3,7 @@
 //! A thread id is all `codex exec resume` needs, and thread ids travel in results,
 //! logs and screenshots. Over authenticated HTTP that must not be enough: 2Bot keeps a
 //! small record (`threads.jsonl` in `TWOBOT_STATE_DIR`) of each thread it started and
-//! for whom, and [`ThreadLayer`] checks it before a resume reaches the queue. The record
+//! for whom, and admission ([`crate::runs`]) checks it before a resume takes a queue place. The record
 //! is append-only, loaded at start, compacted when it grows past twice its live size,
 //! and capped at [`MAX_THREADS`] (oldest forgotten first). Ephemeral threads, which
 //! Codex does not save and so can never be resumed, are remembered in memory only (for
@@ -12,16 +12,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Mutex;
 
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use tower::{Layer, Service};
 
-use crate::error::ToolError;
-use crate::job::{Job, Principal, RunOutput};
-use crate::policy::{Refusal, Rule};
+use crate::job::Principal;
+use crate::policy::Rule;
 
 /// Resumable threads remembered at most.
 pub const MAX_THREADS: usize = 100_000;
@@ -56,7 +52,7 @@ pub fn may_resume(record: Option<&ThreadRecord>, caller: &Principal) -> Result<(
 
 /// The record, in memory and (when a state dir is set) on disk.
 #[derive(Debug, Default)]
-pub struct ThreadStore {
+pub struct ThreadOwners {
     inner: Mutex<Inner>,
     file: Option<PathBuf>,
 }
@@ -91,7 +87,7 @@ impl Inner {
     }
 }
 
-impl ThreadStore {
+impl ThreadOwners {
     /// A store that forgets everything at exit.
     pub fn in_memory() -> Self {
         Self::default()
@@ -216,80 +212,6 @@ fn rewrite(file: &Path, lines: &[String]) -> std::io::Result<()> {
     std::fs::rename(tmp, file)
 }
 
-/// Checks resumes against the record and records the threads runs start.
-#[derive(Clone, Debug)]
-pub struct ThreadLayer {
-    store: Arc<ThreadStore>,
-}
-
-impl ThreadLayer {
-    /// A layer over `store`.
-    pub fn new(store: Arc<ThreadStore>) -> Self {
-        Self { store }
-    }
-}
-
-impl<S> Layer<S> for ThreadLayer {
-    type Service = ThreadGuard<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ThreadGuard {
-            inner,
-            store: self.store.clone(),
-        }
-    }
-}
-
-/// The service of [`ThreadLayer`].
-#[derive(Clone, Debug)]
-pub struct ThreadGuard<S> {
-    inner: S,
-    store: Arc<ThreadStore>,
-}
-
-impl<S> Service<Job> for ThreadGuard<S>
-where
-    S: Service<Job, Response = RunOutput, Error = ToolError>,
-    S::Future: Send + 'static,
-{
-    type Response = RunOutput;
-    type Error = ToolError;
-    type Future = BoxFuture<'static, Result<RunOutput, ToolError>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, job: Job) -> Self::Future {
-        if let Some(thread) = &job.spec.resume
-            && let Err(rule) = self.store.check(thread, &job.ctx.principal)
-        {
-            tracing::info!(principal = %job.ctx.principal.label(), thread = %thread, rule = %rule, "resume refused");
-            let refusal = Refusal {
-                param: "thread_id".into(),
-                value: format!("{thread:?}"),
-                rule,
-            };
-            return Box::pin(futures::future::ready(Err(ToolError::Refused(refusal))));
-        }
-        let owner = job.ctx.principal.owner_key();
-        let ephemeral = job.spec.ephemeral;
-        let resumed = job.spec.resume.is_some();
-        let store = self.store.clone();
-        let run = self.inner.call(job);
-        Box::pin(async move {
-            let out = run.await?;
-            if !resumed && let Some(thread_id) = &out.summary.thread_id {
-                store.record(ThreadRecord {
-                    thread_id: thread_id.clone(),
-                    owner,
-                    ephemeral,
-                });
-            }
-            Ok(out)
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,7 +274,7 @@ mod tests {
     #[test]
     fn the_record_survives_a_restart_and_skips_a_torn_line() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let store = ThreadStore::open(dir.path())?;
+        let store = ThreadOwners::open(dir.path())?;
         store.record(ThreadRecord {
             thread_id: "t1".into(),
             owner: "token:alice".into(),
@@ -369,7 +291,7 @@ mod tests {
         let mut text = std::fs::read_to_string(&path)?;
         text.push_str("{\"thread_id\":\"t2\",\"own");
         std::fs::write(&path, text)?;
-        let store = ThreadStore::open(dir.path())?;
+        let store = ThreadOwners::open(dir.path())?;
         assert_eq!(store.len(), 1);
         let alice = Principal::Token {
             name: "alice".into(),
@@ -391,7 +313,7 @@ mod tests {
     #[test]
     fn ephemeral_threads_are_remembered_in_memory_only() -> std::io::Result<()> {
         let dir = tempfile::tempdir()?;
-        let store = ThreadStore::open(dir.path())?;
+        let store = ThreadOwners::open(dir.path())?;
         for i in 0..100 {
             store.record(ThreadRecord {
                 thread_id: format!("e{i}"),
@@ -416,7 +338,7 @@ mod tests {
     /// and memory stays small however many default calls run.
     #[test]
     fn ephemeral_records_are_capped_apart_from_resumable_ones() {
-        let store = ThreadStore::in_memory();
+        let store = ThreadOwners::in_memory();
         store.record(ThreadRecord {
             thread_id: "keep".into(),
             owner: "token:alice".into(),

@@ -1,0 +1,51 @@
+//! Who is calling, from what the transport attached to the request: the HTTP stack puts
+//! the [`Principal`] into the request's extensions and an `x-request-id` header on it;
+//! stdio attaches nothing, so the handler's default principal (the local user) applies.
+
+use rmcp::RoleServer;
+use rmcp::service::RequestContext;
+
+use crate::audit::{RunPath, Transport};
+use crate::job::Principal;
+use crate::runs::Caller;
+
+/// The caller of `ctx`, coming in by `path`.
+pub fn of(
+    ctx: &RequestContext<RoleServer>,
+    default_principal: &Principal,
+    transport: Transport,
+    path: RunPath,
+) -> Caller {
+    let parts = ctx.extensions.get::<http::request::Parts>();
+    let principal = parts
+        .and_then(|p| p.extensions.get::<Principal>())
+        .cloned()
+        .unwrap_or_else(|| default_principal.clone());
+    let request_id = parts
+        .and_then(|p| p.headers.get("x-request-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let owner = owner(ctx, &principal, path);
+    Caller {
+        principal,
+        owner,
+        request_id,
+        transport,
+        path,
+    }
+}
+
+/// Who owns a kept run this request starts or asks about. A run is the principal's;
+/// in no-auth mode every HTTP caller is the same anonymous principal, so there a task
+/// also belongs to the MCP session that started it.
+pub fn owner(ctx: &RequestContext<RoleServer>, principal: &Principal, path: RunPath) -> String {
+    let session = ctx
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok());
+    match (principal, session, path) {
+        (Principal::Anonymous, Some(session), RunPath::Task) => format!("anonymous@{session}"),
+        _ => principal.owner_key(),
+    }
+}

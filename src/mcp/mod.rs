@@ -1,0 +1,356 @@
+//! `TwoBot`: the MCP server handler. Protocol mapping only: it turns MCP requests into
+//! calls on the run lifecycle ([`crate::runs`]) and answers through [`results`]; it
+//! knows nothing of HTTP beyond what a transport attaches to a request ([`caller`]).
+//!
+//! - [`tools`]: what `tools/list` shows (definitions and schemas).
+//! - [`results`]: the one mapping from a refusal, an ended run or a snapshot to a result.
+//! - [`tasks`]: MCP tasks. [`progress`]: progress notifications for direct calls.
+//! - [`caller`]: who is calling.
+
+pub mod caller;
+pub mod progress;
+pub mod results;
+pub mod tasks;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CustomRequest,
+    CustomResult, ErrorCode, GetTaskParams, GetTaskResult, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub use self::progress::KEEPALIVE;
+pub use self::tasks::TASK_POLL_INTERVAL_MS;
+pub use self::tools::{CANCEL_RUN, GET_RUN, MAX_WAIT_SEC, TOOL_NAME};
+use self::tools::{CancelRunArgs, GetRunArgs};
+use crate::audit::{RunPath, Transport};
+use crate::job::{Principal, RunRequest};
+use crate::runs::{RunHandle, Runs};
+
+/// The server's name, fixed by the product.
+pub const SERVER_NAME: &str = "2Bot";
+
+/// The MCP server handler; one per session, all sharing the same [`Runs`].
+#[derive(Clone)]
+pub struct TwoBot {
+    runs: Runs,
+    /// Who calls when the transport says nothing (stdio: the local user).
+    default_principal: Principal,
+    transport: Transport,
+    /// Cancelled at shutdown: every run in flight stops.
+    shutdown: CancellationToken,
+    tools_listed: Arc<Vec<Tool>>,
+}
+
+impl TwoBot {
+    /// A handler over `runs` for callers on `transport`; `default_timeout_sec` is what
+    /// the schema advertises for `timeout_sec`.
+    pub fn new(
+        runs: Runs,
+        transport: Transport,
+        default_principal: Principal,
+        default_timeout_sec: u64,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let background = runs.kept().config().background;
+        Self {
+            tools_listed: Arc::new(tools::listed(default_timeout_sec, background)),
+            runs,
+            default_principal,
+            transport,
+            shutdown,
+        }
+    }
+
+    fn caller(&self, ctx: &RequestContext<RoleServer>, path: RunPath) -> crate::runs::Caller {
+        caller::of(ctx, &self.default_principal, self.transport, path)
+    }
+
+    fn kept(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        id: &str,
+        path: RunPath,
+    ) -> Result<RunHandle, String> {
+        let caller = self.caller(ctx, path);
+        self.runs
+            .kept()
+            .get(id, &caller.owner)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `run_codex_prompt`: parse, pick the path (direct, task, background), admit, run.
+    async fn run(
+        &self,
+        params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResponse {
+        let mut args = params.arguments.unwrap_or_default();
+        let background = match args.remove("background") {
+            None | Some(serde_json::Value::Bool(false)) => false,
+            Some(serde_json::Value::Bool(true)) => true,
+            Some(other) => {
+                return results::error_text(format!(
+                    "invalid arguments for {TOOL_NAME}: background must be a boolean, not {other}"
+                ))
+                .into();
+            }
+        };
+        let request: RunRequest = match serde_json::from_value(serde_json::Value::Object(args)) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::metrics::metrics().refused(crate::metrics::RefusalReason::invalid_arguments);
+                return results::error_text(format!("invalid arguments for {TOOL_NAME}: {e}"))
+                    .into();
+            }
+        };
+        // SEP-2663: a call whose request declares the tasks extension (per-request client
+        // capabilities in `_meta`) runs as a task, so the client neither holds a request
+        // open for minutes nor loses the run with it. Declaring tasks at `initialize` is
+        // not enough: clients do that (MCP Inspector 2.x) and still call plainly.
+        let path = if background {
+            RunPath::Background
+        } else if self.runs.kept().config().tasks
+            && ctx
+                .meta
+                .client_capabilities()
+                .is_some_and(|caps| caps.supports_tasks())
+        {
+            RunPath::Task
+        } else {
+            RunPath::Direct
+        };
+        let caller = self.caller(&ctx, path);
+        // rmcp serves the call on a session task, outside the HTTP request's span: this
+        // span (parent of the run's) picks the caller's trace up again.
+        let span = tracing::info_span!(
+            "tools/call",
+            tool = TOOL_NAME,
+            path = path.as_str(),
+            request_id = caller.request_id.as_deref().unwrap_or(""),
+            principal = %caller.principal.label(),
+        );
+        if let Some(parts) = ctx.extensions.get::<http::request::Parts>() {
+            crate::telemetry::continue_trace(&span, &parts.headers);
+        }
+        async {
+            let handle = match self.runs.admit(&request, caller) {
+                Ok(admitted) => admitted.start(&self.shutdown),
+                // A refusal never becomes a task or a background run.
+                Err(refusal) => return results::refusal(&refusal).into(),
+            };
+            match path {
+                RunPath::Task => tasks::created(self.runs.kept(), &handle),
+                RunPath::Background => results::snapshot(&handle.snapshot()).into(),
+                RunPath::Direct => self.direct(handle, &ctx).await.into(),
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// A direct call waits for its run, relaying progress; the client's cancellation
+    /// stops the run (a dropped connection does not: the run finishes on its own).
+    async fn direct(&self, handle: RunHandle, ctx: &RequestContext<RoleServer>) -> CallToolResult {
+        let relay = ctx
+            .meta
+            .get_progress_token()
+            .map(|token| tokio::spawn(progress::relay(handle.clone(), ctx.peer.clone(), token)));
+        let ended = tokio::select! {
+            ended = handle.outcome() => ended,
+            () = ctx.ct.cancelled() => {
+                handle.cancel();
+                handle.outcome().await
+            }
+        };
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
+        results::ended(&ended)
+    }
+
+    /// `get_codex_run` and `cancel_codex_run`.
+    async fn follow(
+        &self,
+        name: &str,
+        params: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> CallToolResult {
+        let args = serde_json::Value::Object(params.arguments.unwrap_or_default());
+        if name == GET_RUN {
+            let args: GetRunArgs = match serde_json::from_value(args) {
+                Ok(a) => a,
+                Err(e) => {
+                    return results::error_text(format!("invalid arguments for {GET_RUN}: {e}"));
+                }
+            };
+            let Some(wait) = u64::try_from(args.wait_sec)
+                .ok()
+                .filter(|w| *w <= MAX_WAIT_SEC.unsigned_abs())
+            else {
+                return results::error_text(format!(
+                    "refused: wait_sec = {} must be between 0 and {MAX_WAIT_SEC}",
+                    args.wait_sec
+                ));
+            };
+            match self.kept(&ctx, &args.run_id, RunPath::Background) {
+                Ok(handle) => {
+                    handle
+                        .outcome_within(Duration::from_secs(wait), &ctx.ct)
+                        .await;
+                    results::snapshot(&handle.snapshot())
+                }
+                Err(e) => results::error_text(e),
+            }
+        } else {
+            let args: CancelRunArgs = match serde_json::from_value(args) {
+                Ok(a) => a,
+                Err(e) => {
+                    return results::error_text(format!("invalid arguments for {CANCEL_RUN}: {e}"));
+                }
+            };
+            match self.kept(&ctx, &args.run_id, RunPath::Background) {
+                Ok(handle) => {
+                    handle.cancel();
+                    handle
+                        .outcome_within(Duration::from_secs(10), &CancellationToken::new())
+                        .await;
+                    results::snapshot(&handle.snapshot())
+                }
+                Err(e) => results::error_text(e),
+            }
+        }
+    }
+}
+
+impl ServerHandler for TwoBot {
+    fn get_info(&self) -> ServerConfig {
+        let capabilities = if self.runs.kept().config().tasks {
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tasks()
+                .build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
+            .with_server_info(
+                Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
+                    .with_title("2Bot")
+                    .with_description("Runs the local OpenAI Codex CLI through one controlled tool"),
+            )
+            .with_instructions(
+                "2Bot runs the local Codex CLI. Call run_codex_prompt with a prompt; keep the default read-only \
+                 sandbox unless the task must change files (then set sandbox=workspace-write and allow_edits=true).",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        Ok(ListToolsResult::with_all_items(
+            (*self.tools_listed).clone(),
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        self.tools_listed.iter().find(|t| t.name == name).cloned()
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        if self.get_tool(&name).is_none() {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool: {name}"),
+                None,
+            ));
+        }
+        if name == TOOL_NAME {
+            Ok(self.run(request, context).await)
+        } else {
+            Ok(self.follow(&name, request, context).await.into())
+        }
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        let handle = self
+            .kept(&context, &request.task_id, RunPath::Task)
+            .map_err(|e| ErrorData::invalid_params(e, None))?;
+        Ok(GetTaskResult::new(tasks::task_of(
+            self.runs.kept(),
+            &handle,
+        )))
+    }
+
+    /// `tasks/result` of MCP 2025-11-25, for clients of that generation: waits until the
+    /// task ends, then returns the direct call's result. (SEP-2663, which rmcp 3.11
+    /// speaks, folds the result into `tasks/get`.)
+    async fn on_custom_request(
+        &self,
+        request: CustomRequest,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CustomResult, ErrorData> {
+        if request.method != "tasks/result" || !self.runs.kept().config().tasks {
+            return Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {}", request.method),
+                None,
+            ));
+        }
+        let Some(task_id) = request
+            .params
+            .as_ref()
+            .and_then(|p| p.get("taskId"))
+            .and_then(|t| t.as_str())
+        else {
+            return Err(ErrorData::invalid_params(
+                "tasks/result needs params.taskId (a string)",
+                None,
+            ));
+        };
+        let handle = self
+            .kept(&context, task_id, RunPath::Task)
+            .map_err(|e| ErrorData::invalid_params(e, None))?;
+        handle.outcome_within(tasks::RESULT_WAIT, &context.ct).await;
+        tasks::result_of(self.runs.kept(), &handle).map(CustomResult::new)
+    }
+
+    /// 2Bot never asks for input mid-task; responses are acknowledged and ignored, as
+    /// SEP-2663 says of keys the server did not ask for.
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.kept(&context, &request.task_id, RunPath::Task)
+            .map(drop)
+            .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.kept(&context, &request.task_id, RunPath::Task)
+            .map(|handle| handle.cancel())
+            .map_err(|e| ErrorData::invalid_params(e, None))
+    }
+}

@@ -1,0 +1,92 @@
+//! The one mapping from what happened to a run — refused, ended, or still going — to
+//! the `CallToolResult` a client reads. Direct calls, tasks and background runs all
+//! answer through here, so the same run reads the same on every path.
+
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
+
+use super::tools::GET_RUN;
+use crate::error::ToolError;
+use crate::job::RunOutput;
+use crate::runs::{Ended, RunRefusal, RunSnapshot, RunStatus};
+
+/// A tool error with `text` as its only content.
+pub fn error_text(text: String) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text)])
+}
+
+/// A call refused at admission: nothing ran.
+pub fn refusal(refusal: &RunRefusal) -> CallToolResult {
+    error_text(refusal.to_string())
+}
+
+/// An admitted run that ended: its output, or why Codex never ran.
+pub fn ended(ended: &Ended) -> CallToolResult {
+    match ended {
+        Ended::Ran(output) => output_result(output),
+        Ended::NotRun(error) => not_run(error),
+    }
+}
+
+fn not_run(error: &ToolError) -> CallToolResult {
+    match error {
+        ToolError::Spawn { .. } => tracing::error!(%error, "codex could not be started"),
+        _ => tracing::debug!(%error, "run ended before Codex started"),
+    }
+    error_text(error.to_string())
+}
+
+/// What the caller reads first: Codex's answer, or why there is none.
+fn headline(output: &RunOutput) -> String {
+    match (&output.error, &output.summary.final_message) {
+        (None, Some(message)) => message.clone(),
+        (None, None) => "Codex finished without a message.".to_owned(),
+        (Some(error), _) => error.clone(),
+    }
+}
+
+/// The result a client sees for a finished run: the answer (or the error) as text,
+/// everything as `structuredContent`, and `isError` unless Codex fully succeeded.
+fn output_result(output: &RunOutput) -> CallToolResult {
+    let mut result = CallToolResult::success(vec![ContentBlock::text(headline(output))]);
+    match serde_json::to_value(output) {
+        Ok(value) => result.structured_content = Some(value),
+        Err(e) => tracing::warn!(error = %e, "run output did not serialize"),
+    }
+    result.is_error = Some(!output.ok);
+    result
+}
+
+/// A kept run as `get_codex_run`, `cancel_codex_run` and a background start answer it.
+pub fn snapshot(snapshot: &RunSnapshot) -> CallToolResult {
+    let text = match (&snapshot.status, &snapshot.result, &snapshot.error) {
+        (RunStatus::Working, _, _) => format!(
+            "Run {} is working ({} s so far{}). Call {GET_RUN} with this run_id to follow it.",
+            snapshot.run_id,
+            snapshot.elapsed_ms / 1000,
+            snapshot
+                .progress
+                .last()
+                .map(|p| format!("; latest: {p}"))
+                .unwrap_or_default()
+        ),
+        (_, Some(out), _) => headline(out),
+        (_, None, Some(error)) => error.clone(),
+        (_, None, None) => "The run ended without a result.".to_owned(),
+    };
+    let failed = matches!(snapshot.status, RunStatus::Failed | RunStatus::Cancelled);
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    match serde_json::to_value(snapshot) {
+        Ok(value) => result.structured_content = Some(value),
+        Err(e) => tracing::warn!(error = %e, "run snapshot did not serialize"),
+    }
+    result.is_error = Some(failed);
+    result
+}
+
+/// A result as a JSON object (a task's payload carries it so).
+pub fn as_object(result: &CallToolResult) -> JsonObject {
+    match serde_json::to_value(result) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => JsonObject::new(),
+    }
+}

@@ -1,0 +1,378 @@
+//! [`RunHandle`]: one admitted run, however the caller came in.
+//!
+//! A direct call awaits it, an MCP task and a background run keep it in
+//! [`KeptRuns`](super::KeptRuns) and answer with snapshots of it. So progress,
+//! cancellation and the outcome live here once, and every path reads them the same way.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::ToolError;
+use crate::job::RunOutput;
+
+/// Progress messages kept per run (the latest ones).
+pub const PROGRESS_KEPT: usize = 50;
+
+/// How an admitted run ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Codex ran; its output says how it went (`ok`, `timed_out`, `cancelled`, `error`).
+    Ran(Box<RunOutput>),
+    /// Codex never ran: cancelled while queued, the directory changed, or it could not start.
+    NotRun(ToolError),
+}
+
+/// Where a run is in its life.
+#[derive(Debug, Clone)]
+pub enum Phase {
+    /// Waiting for a run slot.
+    Queued,
+    /// Codex is running.
+    Running,
+    /// Over.
+    Ended(Arc<Ended>),
+}
+
+/// What the handle publishes on every change: the phase and how many progress messages so far.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// Where the run is.
+    pub phase: Phase,
+    /// Progress messages published so far (a sequence number, not a count kept).
+    pub progress_seq: u64,
+}
+
+/// Where a run stands, as callers read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Codex is working (or the run waits for a slot).
+    Working,
+    /// Codex finished its turn (`result.ok` is true).
+    Completed,
+    /// The run ended without a completed turn (see `result.error` or `error`).
+    Failed,
+    /// Cancelled by the caller or the server.
+    Cancelled,
+}
+
+/// What `get_codex_run` and `cancel_codex_run` return.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunSnapshot {
+    /// The run's id.
+    pub run_id: String,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Milliseconds since the run started.
+    pub elapsed_ms: u64,
+    /// Start time, seconds since the Unix epoch.
+    pub started_at: u64,
+    /// The latest progress messages, oldest first.
+    pub progress: Vec<String>,
+    /// Why the run could not run at all (cancelled while queued, Codex not startable).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The full result, once finished: the same as a direct `run_codex_prompt` call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<RunOutput>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    id: String,
+    cancel: CancellationToken,
+    cancel_requested: AtomicBool,
+    status: watch::Sender<Status>,
+    progress: Mutex<VecDeque<String>>,
+    started: Instant,
+    started_at: u64,
+    created_at: String,
+    updated_at: Mutex<String>,
+    ended_at: Mutex<Option<Instant>>,
+}
+
+/// One admitted run. Cheap to clone; clones see the same run.
+#[derive(Debug, Clone)]
+pub struct RunHandle {
+    shared: Arc<Shared>,
+}
+
+/// The run's side of a handle: what the run's driver publishes.
+#[derive(Debug)]
+pub(crate) struct Publisher {
+    shared: Arc<Shared>,
+}
+
+/// A new handle (phase `Queued`) and its publisher; `cancel` stops the run.
+pub(crate) fn channel(cancel: CancellationToken) -> (RunHandle, Publisher) {
+    let created_at = rmcp::task_manager::current_timestamp();
+    let (status, _) = watch::channel(Status {
+        phase: Phase::Queued,
+        progress_seq: 0,
+    });
+    let shared = Arc::new(Shared {
+        id: uuid::Uuid::new_v4().to_string(),
+        cancel,
+        cancel_requested: AtomicBool::new(false),
+        status,
+        progress: Mutex::default(),
+        started: Instant::now(),
+        started_at: SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        updated_at: Mutex::new(created_at.clone()),
+        created_at,
+        ended_at: Mutex::new(None),
+    });
+    (
+        RunHandle {
+            shared: shared.clone(),
+        },
+        Publisher { shared },
+    )
+}
+
+impl Publisher {
+    fn touch(&self) {
+        if let Ok(mut at) = self.shared.updated_at.lock() {
+            *at = rmcp::task_manager::current_timestamp();
+        }
+    }
+
+    /// Codex got a slot and starts.
+    pub(crate) fn running(&self) {
+        self.shared.status.send_modify(|s| s.phase = Phase::Running);
+        self.touch();
+    }
+
+    /// One progress line.
+    pub(crate) fn progress(&self, message: String) {
+        if let Ok(mut p) = self.shared.progress.lock() {
+            if p.len() == PROGRESS_KEPT {
+                p.pop_front();
+            }
+            p.push_back(message);
+        }
+        self.shared.status.send_modify(|s| s.progress_seq += 1);
+        self.touch();
+    }
+
+    /// The run is over.
+    pub(crate) fn ended(self, ended: Ended) -> Arc<Ended> {
+        let ended = Arc::new(ended);
+        if let Ok(mut at) = self.shared.ended_at.lock() {
+            *at = Some(Instant::now());
+        }
+        self.touch();
+        let e = ended.clone();
+        self.shared
+            .status
+            .send_modify(|s| s.phase = Phase::Ended(e));
+        ended
+    }
+
+    /// The run's id, for logs.
+    pub(crate) fn id(&self) -> &str {
+        &self.shared.id
+    }
+}
+
+impl RunHandle {
+    /// The run's id (`run_id` of background runs, `taskId` of tasks).
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// Stop the run: its whole process tree is killed; partial output is kept.
+    pub fn cancel(&self) {
+        self.shared.cancel_requested.store(true, Ordering::Relaxed);
+        self.shared.cancel.cancel();
+    }
+
+    /// Whether someone asked this run to stop.
+    pub fn cancel_requested(&self) -> bool {
+        self.shared.cancel_requested.load(Ordering::Relaxed)
+    }
+
+    /// Watch the run's phase and progress.
+    pub fn subscribe(&self) -> watch::Receiver<Status> {
+        self.shared.status.subscribe()
+    }
+
+    /// The outcome, if the run has ended.
+    pub fn ended(&self) -> Option<Arc<Ended>> {
+        match &self.shared.status.borrow().phase {
+            Phase::Ended(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// When it ended.
+    pub fn ended_at(&self) -> Option<Instant> {
+        self.shared.ended_at.lock().ok().and_then(|at| *at)
+    }
+
+    /// Wait for the end.
+    pub async fn outcome(&self) -> Arc<Ended> {
+        let mut rx = self.subscribe();
+        loop {
+            if let Phase::Ended(e) = &rx.borrow_and_update().phase {
+                return e.clone();
+            }
+            if rx.changed().await.is_err() {
+                // The driver is gone without a word: only possible if its task was aborted.
+                return Arc::new(Ended::NotRun(ToolError::CancelledInQueue));
+            }
+        }
+    }
+
+    /// Wait up to `wait` for the end, or until `stop` fires; `None` while still going.
+    pub async fn outcome_within(
+        &self,
+        wait: Duration,
+        stop: &CancellationToken,
+    ) -> Option<Arc<Ended>> {
+        tokio::select! {
+            ended = tokio::time::timeout(wait, self.outcome()) => ended.ok(),
+            () = stop.cancelled() => self.ended(),
+        }
+    }
+
+    /// Progress messages after the `seen`th one (at most the kept ones), and the new count.
+    pub fn progress_since(&self, seen: u64) -> (Vec<String>, u64) {
+        let seq = self.shared.status.borrow().progress_seq;
+        let kept = self
+            .shared
+            .progress
+            .lock()
+            .map(|p| p.iter().cloned().collect::<Vec<_>>())
+            .unwrap_or_default();
+        let new = usize::try_from(seq.saturating_sub(seen)).unwrap_or(usize::MAX);
+        let skip = kept.len().saturating_sub(new);
+        (kept.into_iter().skip(skip).collect(), seq)
+    }
+
+    /// RFC 3339 time the run was admitted.
+    pub fn created_at(&self) -> &str {
+        &self.shared.created_at
+    }
+
+    /// RFC 3339 time of its last change.
+    pub fn updated_at(&self) -> String {
+        self.shared
+            .updated_at
+            .lock()
+            .map(|at| at.clone())
+            .unwrap_or_default()
+    }
+
+    /// What `get_codex_run` shows.
+    pub fn snapshot(&self) -> RunSnapshot {
+        let (status, error, result) = match self.ended().as_deref() {
+            None => (RunStatus::Working, None, None),
+            Some(Ended::NotRun(ToolError::CancelledInQueue)) => (
+                RunStatus::Cancelled,
+                Some(ToolError::CancelledInQueue.to_string()),
+                None,
+            ),
+            Some(Ended::NotRun(e)) => (RunStatus::Failed, Some(e.to_string()), None),
+            Some(Ended::Ran(out)) => {
+                let status = if out.ok {
+                    RunStatus::Completed
+                } else if out.cancelled || self.cancel_requested() {
+                    RunStatus::Cancelled
+                } else {
+                    RunStatus::Failed
+                };
+                (status, None, Some((**out).clone()))
+            }
+        };
+        RunSnapshot {
+            run_id: self.id().to_owned(),
+            status,
+            elapsed_ms: u64::try_from(self.shared.started.elapsed().as_millis())
+                .unwrap_or(u64::MAX),
+            started_at: self.shared.started_at,
+            progress: self
+                .shared
+                .progress
+                .lock()
+                .map(|p| p.iter().cloned().collect())
+                .unwrap_or_default(),
+            error,
+            result,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[tokio::test]
+    async fn progress_since_returns_only_what_the_reader_has_not_seen() {
+        let (handle, publisher) = channel(CancellationToken::new());
+        publisher.progress("a".into());
+        publisher.progress("b".into());
+        let (first, seen) = handle.progress_since(0);
+        assert_eq!(first, ["a", "b"]);
+        publisher.progress("c".into());
+        let (next, seen) = handle.progress_since(seen);
+        assert_eq!(next, ["c"]);
+        assert_eq!(seen, 3);
+        assert!(handle.progress_since(seen).0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_reader_far_behind_gets_the_kept_messages_only() {
+        let (handle, publisher) = channel(CancellationToken::new());
+        for i in 0..(PROGRESS_KEPT + 10) {
+            publisher.progress(format!("m{i}"));
+        }
+        let (got, _) = handle.progress_since(0);
+        assert_eq!(got.len(), PROGRESS_KEPT);
+        assert_eq!(got[0], "m10");
+    }
+
+    #[tokio::test]
+    async fn the_outcome_reaches_every_waiter_and_the_snapshot() {
+        let (handle, publisher) = channel(CancellationToken::new());
+        let waiter = {
+            let h = handle.clone();
+            tokio::spawn(async move { h.outcome().await })
+        };
+        assert!(
+            handle
+                .outcome_within(Duration::from_millis(10), &CancellationToken::new())
+                .await
+                .is_none()
+        );
+        assert_eq!(handle.snapshot().status, RunStatus::Working);
+        publisher.ended(Ended::NotRun(ToolError::CancelledInQueue));
+        assert!(matches!(
+            *waiter.await.unwrap(),
+            Ended::NotRun(ToolError::CancelledInQueue)
+        ));
+        assert_eq!(handle.snapshot().status, RunStatus::Cancelled);
+        assert!(handle.ended_at().is_some());
+    }
+
+    #[tokio::test]
+    async fn cancel_fires_the_runs_token_and_is_remembered() {
+        let token = CancellationToken::new();
+        let (handle, _publisher) = channel(token.clone());
+        assert!(!handle.cancel_requested());
+        handle.cancel();
+        assert!(token.is_cancelled());
+        assert!(handle.cancel_requested());
+    }
+}

@@ -1,0 +1,254 @@
+//! The one run lifecycle: every way into a Codex run goes through [`Runs`].
+//!
+//! ```text
+//!                 admit (nothing spawned yet)                      start
+//! RunRequest ─▶ policy ─▶ thread owners ─▶ kept place ─▶ queue ticket ─▶ Admitted ─▶ RunHandle
+//!                  └──────────── RunRefusal (typed, at once) ◀───────┘               │
+//!                                                     slot ─▶ CodexRunner ─▶ Ended ◀┘
+//! ```
+//!
+//! A direct `tools/call` awaits the [`RunHandle`], an MCP task and a background run keep
+//! it in [`KeptRuns`] and answer with snapshots. Because admission is decided before
+//! anything is spawned, a refusal is known at once on every path (no timing guesses),
+//! and [`observe`] writes the audit record and the metrics at the same two points for
+//! all of them: a refusal at admission, and the end of an admitted run.
+
+pub mod handle;
+pub mod observe;
+mod refusal;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+pub use self::handle::{Ended, RunHandle, RunSnapshot, RunStatus};
+pub use self::observe::Observer;
+pub use self::refusal::RunRefusal;
+pub use self::store::{KeptConfig, KeptError, KeptRuns, Reservation};
+use crate::audit::{RunPath, Transport};
+use crate::error::ToolError;
+use crate::job::{CallContext, Job, Principal, RunRequest, RunSpec};
+use crate::policy::{Policy, Refusal, check};
+use crate::run_queue::{RunQueue, Ticket};
+use crate::runner::{CodexRunner, RunnerConfig};
+use crate::thread_owners::{ThreadOwners, ThreadRecord};
+
+/// Who is asking, and how they came in.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The principal (policy and thread ownership are decided for it).
+    pub principal: Principal,
+    /// Who owns the kept run (the principal's key, or narrower: an anonymous session).
+    pub owner: String,
+    /// The HTTP request id, passed to Codex as `TWOBOT_REQUEST_ID`.
+    pub request_id: Option<String>,
+    /// stdio or http.
+    pub transport: Transport,
+    /// direct, task or background.
+    pub path: RunPath,
+}
+
+/// Everything a run needs, shared by every transport.
+#[derive(Debug, Clone)]
+pub struct Runs {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    policy: Arc<Policy>,
+    owners: Arc<ThreadOwners>,
+    kept: Arc<KeptRuns>,
+    queue: RunQueue,
+    runner: CodexRunner,
+    observer: Observer,
+    tracker: TaskTracker,
+}
+
+/// A call that passed admission: it holds its queue place (and kept place) and has not
+/// started anything yet. Dropping it gives both back.
+#[derive(Debug)]
+pub struct Admitted {
+    spec: RunSpec,
+    caller: Caller,
+    ticket: Ticket,
+    reservation: Option<Reservation>,
+    runs: Runs,
+}
+
+impl Runs {
+    /// The lifecycle over its parts, assembled once (see the module docs for the order).
+    pub fn new(
+        policy: Arc<Policy>,
+        owners: Arc<ThreadOwners>,
+        queue: RunQueue,
+        kept: KeptConfig,
+        runner: RunnerConfig,
+        observer: Observer,
+    ) -> Self {
+        let runner = CodexRunner::new(runner);
+        let tracker = runner.tracker();
+        Self {
+            inner: Arc::new(Inner {
+                policy,
+                owners,
+                kept: Arc::new(KeptRuns::new(kept)),
+                queue,
+                runner,
+                observer,
+                tracker,
+            }),
+        }
+    }
+
+    /// Every run in flight, queued ones included (shutdown waits on it).
+    pub fn tracker(&self) -> TaskTracker {
+        self.inner.tracker.clone()
+    }
+
+    /// Tasks and background runs.
+    pub fn kept(&self) -> &Arc<KeptRuns> {
+        &self.inner.kept
+    }
+
+    /// The audit log and metrics.
+    pub fn observer(&self) -> &Observer {
+        &self.inner.observer
+    }
+
+    /// Decide whether `request` may run for `caller`: a permit to start it, or why not.
+    /// Nothing is spawned here; a refusal is recorded (audit, metrics) before it returns.
+    pub fn admit(&self, request: &RunRequest, caller: Caller) -> Result<Admitted, RunRefusal> {
+        match self.decide(request, &caller) {
+            Ok((spec, reservation, ticket)) => Ok(Admitted {
+                spec,
+                caller,
+                ticket,
+                reservation,
+                runs: self.clone(),
+            }),
+            Err(refusal) => {
+                if refusal.is_busy() {
+                    tracing::warn!(principal = %caller.principal.label(), %refusal, "run refused: no room");
+                } else {
+                    tracing::info!(principal = %caller.principal.label(), %refusal, "run refused");
+                }
+                self.inner.observer.refused(&caller, request, &refusal);
+                Err(refusal)
+            }
+        }
+    }
+
+    fn decide(
+        &self,
+        request: &RunRequest,
+        caller: &Caller,
+    ) -> Result<(RunSpec, Option<Reservation>, Ticket), RunRefusal> {
+        let inner = &self.inner;
+        if caller.path == RunPath::Background && !inner.kept.config().background {
+            return Err(RunRefusal::BackgroundDisabled);
+        }
+        // The request itself first: a bad one never takes a place anyone else could use.
+        let spec = check(&inner.policy, &caller.principal, request).map_err(RunRefusal::Policy)?;
+        // A resume must name a thread this caller started.
+        if let Some(thread) = &spec.resume
+            && let Err(rule) = inner.owners.check(thread, &caller.principal)
+        {
+            return Err(RunRefusal::ThreadOwner(Refusal {
+                param: "thread_id".into(),
+                value: format!("{thread:?}"),
+                rule,
+            }));
+        }
+        // Room to keep the run (tasks, background), then a place in the queue.
+        let reservation = match caller.path {
+            RunPath::Direct => None,
+            RunPath::Task | RunPath::Background => Some(inner.kept.reserve(&caller.owner)?),
+        };
+        let ticket = inner.queue.ticket(&caller.owner)?;
+        Ok((spec, reservation, ticket))
+    }
+}
+
+impl Admitted {
+    /// The checked run.
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    /// Start the run; it stops when `stop` fires (shutdown) or the handle is cancelled.
+    /// A task or background run is kept in [`KeptRuns`] from here on.
+    pub fn start(self, stop: &CancellationToken) -> RunHandle {
+        let Self {
+            spec,
+            caller,
+            ticket,
+            reservation,
+            runs,
+        } = self;
+        let cancel = stop.child_token();
+        let (handle, publisher) = handle::channel(cancel.clone());
+        if let Some(reservation) = reservation {
+            reservation.keep(handle.clone());
+        }
+        let inner = runs.inner.clone();
+        // The driver runs on its own task: keep the caller's span (`tools/call`, with the
+        // caller's trace) as the parent of the runner's `codex_run`.
+        let span = tracing::Span::current();
+        tracing::debug!(run_id = %publisher.id(), path = caller.path.as_str(), "run admitted");
+        let driver = async move {
+            let admitted = Instant::now();
+            let facts = inner.observer.facts(&spec);
+            let new_thread = spec.resume.is_none().then_some(spec.ephemeral);
+            let ended = match ticket.slot(&cancel).await {
+                None => Ended::NotRun(ToolError::CancelledInQueue),
+                Some(slot) => {
+                    publisher.running();
+                    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
+                    let job = Job {
+                        spec,
+                        ctx: CallContext {
+                            principal: caller.principal.clone(),
+                            request_id: caller.request_id.clone(),
+                            cancel,
+                            progress: Some(tx),
+                        },
+                    };
+                    let collect = async {
+                        while let Some(message) = rx.recv().await {
+                            publisher.progress(message);
+                        }
+                    };
+                    let (result, ()) = tokio::join!(inner.runner.clone().oneshot(job), collect);
+                    drop(slot);
+                    match result {
+                        Ok(out) => {
+                            if let (Some(ephemeral), Some(thread_id)) =
+                                (new_thread, &out.summary.thread_id)
+                            {
+                                inner.owners.record(ThreadRecord {
+                                    thread_id: thread_id.clone(),
+                                    owner: caller.principal.owner_key(),
+                                    ephemeral,
+                                });
+                            }
+                            Ended::Ran(Box::new(out))
+                        }
+                        Err(e) => Ended::NotRun(e),
+                    }
+                }
+            };
+            inner
+                .observer
+                .ended(&caller, facts, &ended, admitted.elapsed());
+            publisher.ended(ended);
+        };
+        runs.inner.tracker.spawn(driver.instrument(span));
+        handle
+    }
+}

@@ -1,0 +1,175 @@
+//! What operators see of every run and every refusal: the audit record and the metrics.
+//!
+//! Both are written from here only, at the two points every path passes — a refusal at
+//! admission and the end of an admitted run — so a direct call, a task and a background
+//! run report the same way on both transports.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Caller;
+use super::handle::Ended;
+use super::refusal::RunRefusal;
+use crate::audit::{AuditLog, AuditRecord, Outcome, PromptDigest, now_rfc3339};
+use crate::error::ToolError;
+use crate::job::{RunRequest, RunSpec};
+use crate::metrics::{RefusalReason, RunLabels, TokenKind, TokenLabels, metrics};
+
+/// What the end-of-run record says of the run itself.
+#[derive(Debug)]
+pub struct RunFacts {
+    cwd: String,
+    sandbox: &'static str,
+    model: Option<String>,
+    resume: Option<String>,
+    prompt: Option<PromptDigest>,
+}
+
+/// Where records go (the audit log is optional; metrics are always kept).
+#[derive(Debug, Clone, Default)]
+pub struct Observer {
+    audit: Option<Arc<AuditLog>>,
+}
+
+impl Observer {
+    /// Record to `audit` as well as to the metrics.
+    pub fn new(audit: Option<Arc<AuditLog>>) -> Self {
+        Self { audit }
+    }
+
+    /// The audit log, if any (for SIGHUP).
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    fn write(&self, record: impl FnOnce(bool) -> AuditRecord) {
+        if let Some(log) = &self.audit
+            && !log.write(&record(log.keeps_prompts()))
+        {
+            metrics().audit_write_failures.inc();
+        }
+    }
+
+    /// A call refused at admission: nothing ran.
+    pub fn refused(&self, caller: &Caller, request: &RunRequest, refusal: &RunRefusal) {
+        let (outcome, reason) = match refusal {
+            RunRefusal::Policy(_) => (Outcome::Refused, RefusalReason::policy),
+            RunRefusal::ThreadOwner(_) => (Outcome::Refused, RefusalReason::thread_owner),
+            RunRefusal::BackgroundDisabled => (Outcome::Refused, RefusalReason::disabled),
+            RunRefusal::Queue(_) => (Outcome::Busy, RefusalReason::busy),
+            RunRefusal::Kept(_) => (Outcome::Busy, RefusalReason::too_many_runs),
+        };
+        self.count(caller, outcome);
+        metrics().refused(reason);
+        self.write(|keep_prompts| AuditRecord {
+            time: now_rfc3339(),
+            request_id: caller.request_id.clone(),
+            principal: caller.principal.owner_key(),
+            transport: caller.transport,
+            path: caller.path,
+            cwd: request.cwd.clone(),
+            sandbox: Some(request.sandbox.as_str().to_owned()),
+            model: request.model.clone(),
+            thread_id: request.thread_id.clone(),
+            outcome,
+            reason: Some(refusal.to_string()),
+            exit_code: None,
+            duration_ms: 0,
+            input_tokens: 0,
+            cached_input_tokens: 0,
+            output_tokens: 0,
+            commands: 0,
+            files_changed: 0,
+            prompt: PromptDigest::of(&request.prompt, keep_prompts),
+        });
+    }
+
+    /// What the record of `spec`'s end will need, taken before the prompt goes to Codex
+    /// (so the prompt is hashed once, and only when there is an audit log).
+    pub fn facts(&self, spec: &RunSpec) -> RunFacts {
+        RunFacts {
+            cwd: spec.cwd.display().to_string(),
+            sandbox: spec.sandbox.as_str(),
+            model: spec.model.clone(),
+            resume: spec.resume.clone(),
+            prompt: self
+                .audit
+                .as_ref()
+                .map(|log| PromptDigest::of(&spec.prompt, log.keeps_prompts())),
+        }
+    }
+
+    /// An admitted run ended (or never got to run).
+    pub fn ended(&self, caller: &Caller, facts: RunFacts, ended: &Ended, took: Duration) {
+        let m = metrics();
+        let (outcome, reason) = match ended {
+            Ended::Ran(out) if out.ok => (Outcome::Ok, None),
+            Ended::Ran(out) if out.timed_out => (Outcome::TimedOut, out.error.clone()),
+            Ended::Ran(out) if out.cancelled => (Outcome::Cancelled, out.error.clone()),
+            Ended::Ran(out) => (Outcome::Failed, out.error.clone()),
+            Ended::NotRun(e @ ToolError::CancelledInQueue) => {
+                (Outcome::Cancelled, Some(e.to_string()))
+            }
+            Ended::NotRun(e) => {
+                m.refused(RefusalReason::spawn);
+                (Outcome::Failed, Some(e.to_string()))
+            }
+        };
+        self.count(caller, outcome);
+        m.run_duration.observe(took.as_secs_f64());
+        let out = match ended {
+            Ended::Ran(out) => Some(out),
+            Ended::NotRun(_) => None,
+        };
+        if let Some(out) = out {
+            let usage = &out.summary.usage;
+            for (kind, n) in [
+                (TokenKind::input, usage.input_tokens),
+                (TokenKind::cached_input, usage.cached_input_tokens),
+                (TokenKind::output, usage.output_tokens),
+            ] {
+                if n > 0 {
+                    m.codex_tokens
+                        .get_or_create(&TokenLabels { kind })
+                        .inc_by(n);
+                }
+            }
+        }
+        self.write(|keep_prompts| AuditRecord {
+            time: now_rfc3339(),
+            request_id: caller.request_id.clone(),
+            principal: caller.principal.owner_key(),
+            transport: caller.transport,
+            path: caller.path,
+            cwd: Some(facts.cwd),
+            sandbox: Some(facts.sandbox.to_owned()),
+            model: facts.model,
+            thread_id: out
+                .and_then(|o| o.summary.thread_id.clone())
+                .or(facts.resume),
+            outcome,
+            reason,
+            exit_code: out.and_then(|o| o.exit_code),
+            duration_ms: u64::try_from(took.as_millis()).unwrap_or(u64::MAX),
+            input_tokens: out.map_or(0, |o| o.summary.usage.input_tokens),
+            cached_input_tokens: out.map_or(0, |o| o.summary.usage.cached_input_tokens),
+            output_tokens: out.map_or(0, |o| o.summary.usage.output_tokens),
+            commands: out.map_or(0, |o| o.summary.commands.len()),
+            files_changed: out.map_or(0, |o| o.summary.file_changes.len()),
+            prompt: facts
+                .prompt
+                .unwrap_or_else(|| PromptDigest::of("", keep_prompts)),
+        });
+    }
+
+    fn count(&self, caller: &Caller, outcome: Outcome) {
+        metrics()
+            .runs
+            .get_or_create(&RunLabels {
+                outcome: outcome.into(),
+                transport: caller.transport.into(),
+                path: caller.path.into(),
+            })
+            .inc();
+    }
+}
