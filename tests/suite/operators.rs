@@ -36,25 +36,16 @@ async fn records(path: &Path, n: usize) -> Result<Vec<Value>> {
     }
 }
 
-/// The metrics URL the server logged at start-up.
+/// The metrics URL the server logged at start-up (`url=http://ADDR/metrics`).
 async fn metrics_url(log: &Path) -> Result<String> {
     let text = wait_for_file_containing(log, "/metrics").await?;
-    let start = text
-        .find("http://")
-        .and_then(|i| text[i..].find("/metrics").map(|j| (i, i + j)))
-        .context("a metrics URL in the log")?;
-    // The URL is the last one logged with /metrics (the MCP URL has no /metrics).
-    let url = text[..]
-        .lines()
-        .filter_map(|l| {
-            let i = l.find("http://")?;
-            let rest = &l[i..];
-            let j = rest.find("/metrics")?;
-            Some(rest[..j + "/metrics".len()].to_owned())
+    text.lines()
+        .find_map(|l| {
+            let rest = &l[l.find("http://")?..];
+            let end = rest.find("/metrics")? + "/metrics".len();
+            Some(rest[..end].to_owned())
         })
-        .last()
-        .unwrap_or_else(|| text[start.0..start.1 + "/metrics".len()].to_owned());
-    Ok(url)
+        .context("a metrics URL in the log")
 }
 
 async fn wait_for_file_containing(path: &Path, needle: &str) -> Result<String> {
