@@ -447,11 +447,16 @@ fn forward_progress(
 /// The result a client sees for a finished run: the answer (or the error) as text,
 /// everything as `structuredContent`, and `isError` unless Codex fully succeeded.
 fn output_result(output: RunOutput) -> CallToolResult {
-    let text = match (&output.error, &output.summary.final_message) {
+    let mut text = match (&output.error, &output.summary.final_message) {
         (None, Some(message)) => message.clone(),
         (None, None) => "Codex finished without a message.".to_owned(),
         (Some(error), _) => error.clone(),
     };
+    // The model's answer alone can read as success when the sandbox stopped its commands.
+    if let Some(warning) = crate::runner::refusal_warning(output.sandbox_refused) {
+        text.push_str("\n\n[2Bot] ");
+        text.push_str(&warning);
+    }
     let ok = output.ok;
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     match serde_json::to_value(&output) {
@@ -882,6 +887,8 @@ mod tests {
             "file_changes",
             "errors",
             "stderr_tail",
+            "sandbox_refused",
+            "warnings",
             "duration_ms",
             "argv",
             "events",
