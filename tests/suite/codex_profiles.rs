@@ -258,3 +258,56 @@ async fn a_run_whose_sandbox_refused_every_command_says_so() -> Result<()> {
     server.client.cancel().await?;
     Ok(())
 }
+
+/// `2bot-mcp doctor` runs one command in Codex's sandbox, as a run would, and when the
+/// sandbox cannot start it fails with the reason and what to do.
+#[tokio::test]
+async fn doctor_says_when_codexs_sandbox_cannot_run_a_command() -> Result<()> {
+    let (_bwrap, broken_path) = failing_bwrap()?;
+    let dir = tempfile::tempdir()?;
+    let base = dir.path().canonicalize()?;
+    let root = base.join("root");
+    let home = base.join("codex-home");
+    std::fs::create_dir_all(&root)?;
+    let mock = MockResponses::start(vec![]).await?;
+    mock.write_codex_home(&home)?;
+    let doctor = |path: String| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+        cmd.arg("doctor")
+            .env_clear()
+            .env("PATH", path)
+            .env("HOME", &base)
+            .env("CODEX_HOME", &home)
+            .env("CODEX_BIN", real_codex())
+            .env("CODEX_ALLOWED_ROOTS", &root)
+            .env("TWOBOT_STATE_DIR", base.join("state"))
+            .stdin(std::process::Stdio::null());
+        cmd
+    };
+    let healthy = doctor(std::env::var("PATH").unwrap_or_default())
+        .output()
+        .await?;
+    let out = String::from_utf8_lossy(&healthy.stdout);
+    assert!(
+        out.contains("[ok  ] codex sandbox: runs a command"),
+        "{out}"
+    );
+
+    let broken = doctor(broken_path.display().to_string()).output().await?;
+    let out = String::from_utf8_lossy(&broken.stdout);
+    assert_eq!(broken.status.code(), Some(1), "{out}");
+    let line = out
+        .lines()
+        .find(|l| l.contains("codex sandbox:"))
+        .unwrap_or_default();
+    assert!(line.starts_with("[FAIL] codex sandbox:"), "{out}");
+    for needed in [
+        "cannot run a command here",
+        "bwrap: setting up uid map: Permission denied",
+        "user namespaces",
+        "off the PATH",
+    ] {
+        assert!(line.contains(needed), "{needed:?} missing from {line}");
+    }
+    Ok(())
+}
