@@ -235,7 +235,63 @@ async fn codex_checks(config: &Config) -> Vec<Check> {
     };
     report.push(check(level, "codex", detail));
     report.push(credentials_check(&env));
+    report.push(sandbox_check(&path, &config.policy.default_cwd, &env).await);
     report
+}
+
+/// Whether Codex's sandbox can run one command here, as a run would: same environment,
+/// started in the default cwd (Codex ignores a `bwrap` found under its cwd). When it cannot,
+/// Codex refuses every command of every run while the turn still "succeeds".
+async fn sandbox_check(
+    codex: &Path,
+    cwd: &Path,
+    env: &std::collections::BTreeMap<OsString, OsString>,
+) -> Check {
+    const NAME: &str = "codex sandbox";
+    let probe = tokio::process::Command::new(codex)
+        .args(["sandbox", "--", "true"])
+        .current_dir(cwd)
+        .env_clear()
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let why = match tokio::time::timeout(Duration::from_secs(20), probe).await {
+        Ok(Ok(out)) if out.status.success() => {
+            return check(Level::Ok, NAME, "runs a command (`codex sandbox -- true`)");
+        }
+        Ok(Ok(out)) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let line = stderr
+                .lines()
+                .map(str::trim)
+                .rfind(|l| !l.is_empty() && !l.starts_with("WARNING: proceeding"))
+                .unwrap_or("no message")
+                .to_owned();
+            // Codex's own `Error:` (a bad config, a missing CODEX_HOME) stops it before any
+            // sandbox starts: another check names that problem; this one cannot tell.
+            if line.starts_with("Error:") {
+                return check(
+                    Level::Warn,
+                    NAME,
+                    format!("not tested: Codex stopped before starting its sandbox ({line})"),
+                );
+            }
+            format!("exited with {}: {line}", out.status)
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "did not finish within 20 s".to_owned(),
+    };
+    check(
+        Level::Fail,
+        NAME,
+        format!(
+            "Codex's sandbox cannot run a command here (`codex sandbox -- true` in {}: {why}), so Codex will refuse every command while its turns still look successful. Codex prefers a `bwrap` found on PATH (e.g. Debian's bubblewrap package): let it create user namespaces (on Ubuntu/AppArmor, an AppArmor profile for bwrap or kernel.apparmor_restrict_unprivileged_userns=0; in a container, allow user namespaces), or take that bwrap off the PATH Codex gets so Codex uses the one it bundles; then run `2bot-mcp doctor` again",
+            cwd.display()
+        ),
+    )
 }
 
 /// Where Codex would find credentials, in the environment it will actually get.

@@ -304,6 +304,10 @@ pub struct RunOutput {
     pub argv: Vec<String>,
     /// The last lines Codex wrote to stderr (capped, Rust backtraces removed).
     pub stderr_tail: String,
+    /// How many operations Codex's sandbox refused in this run (its `recorded sandbox
+    /// violation` lines on stderr). Not 0 means a command did not do what it asked, even
+    /// when `commands` is empty and `ok` is true; a warning in `warnings` says so too.
+    pub sandbox_refused: u64,
     /// What Codex's event stream said.
     #[serde(flatten)]
     pub summary: Summary,

@@ -3,13 +3,21 @@
 //! Checked against `codex exec --help` of `@openai/codex` 0.169.0: `exec` has no `-a`,
 //! so the approval policy goes through `-c approval_policy="…"`; the prompt is `-`,
 //! which makes Codex read it from stdin (and wait for EOF).
+//!
+//! The policy's sandbox must win over anything in `$CODEX_HOME` (`config.toml`, the
+//! `-p NAME` profile `NAME.config.toml`): measured on 0.169, a config or profile that sets
+//! `sandbox_mode`, `default_permissions`, `[sandbox_workspace_write] writable_roots` or
+//! the approval keys is overridden by the command line (`-s`, `-c key=…`), and only by it.
+//! So every run pins them all, new and resumed alike. `codex exec resume` rejects `-s`
+//! and `-p` after `resume`, but takes them on `exec` before it (`exec -s … -p … resume`).
 
 use std::ffi::OsString;
 
-use crate::job::RunSpec;
+use crate::job::{ApprovalPolicy, RunSpec};
 
-/// Every flag [`exec_argv`] may pass to `codex exec`, as Codex's help spells it
-/// (`2bot-mcp doctor` checks that the installed Codex has each one).
+/// Every flag [`exec_argv`] may pass to `codex exec` (before `resume`, for a resumed
+/// thread), as Codex's help spells it (`2bot-mcp doctor` checks that the installed Codex
+/// has each one).
 pub const EXEC_FLAGS: &[&str] = &[
     "--json",
     "-s",
@@ -22,8 +30,12 @@ pub const EXEC_FLAGS: &[&str] = &[
     "-c",
 ];
 
-/// Every flag [`exec_argv`] may pass to `codex exec resume`.
+/// Every flag [`exec_argv`] may pass after `codex exec resume`.
 pub const RESUME_FLAGS: &[&str] = &["--json", "-c", "-m", "--skip-git-repo-check", "--ephemeral"];
+
+/// The approval policy a run gets when the caller names none: `codex exec` has nobody
+/// to ask, and pinning it keeps a config or profile from choosing one that asks.
+const DEFAULT_APPROVAL: ApprovalPolicy = ApprovalPolicy::Never;
 
 /// Build the arguments (after the program name) for one run of `codex exec --json`.
 pub fn exec_argv(spec: &RunSpec) -> Vec<OsString> {
@@ -33,35 +45,22 @@ pub fn exec_argv(spec: &RunSpec) -> Vec<OsString> {
     }
 }
 
-/// `codex exec resume` has no `-s`, `-C`, `--add-dir` or `-p`: the validated sandbox,
-/// extra writable dirs and profile go through `-c` (values are TOML), and the runner
-/// starts Codex in the validated cwd. `--` keeps the thread id a positional.
+/// `codex exec resume` has no `-C` or `--add-dir`: the extra writable dirs go through
+/// `-c`, and the runner starts Codex in the validated cwd. `--` keeps the thread id a
+/// positional.
 fn resume_argv(spec: &RunSpec, thread: &str) -> Vec<OsString> {
-    let mut argv: Vec<OsString> = vec!["exec".into(), "resume".into(), "--json".into()];
+    let mut argv: Vec<OsString> = vec!["exec".into(), "-s".into(), spec.sandbox.as_str().into()];
+    if let Some(profile) = &spec.profile {
+        argv.push("-p".into());
+        argv.push(profile.into());
+    }
+    argv.extend(["resume".into(), "--json".into()]);
+    // Also as config: the thread's own saved settings are config too.
     argv.push("-c".into());
     argv.push(format!("sandbox_mode={}", toml_string(spec.sandbox.as_str())).into());
-    if !spec.add_dirs.is_empty() {
-        let roots: Vec<String> = spec
-            .add_dirs
-            .iter()
-            .map(|d| toml_string(&d.to_string_lossy()))
-            .collect();
-        argv.push("-c".into());
-        argv.push(
-            format!(
-                "sandbox_workspace_write.writable_roots=[{}]",
-                roots.join(",")
-            )
-            .into(),
-        );
-    }
     if let Some(model) = &spec.model {
         argv.push("-m".into());
         argv.push(model.into());
-    }
-    if let Some(profile) = &spec.profile {
-        argv.push("-c".into());
-        argv.push(format!("profile={}", toml_string(profile)).into());
     }
     if spec.skip_git_repo_check {
         argv.push("--skip-git-repo-check".into());
@@ -69,14 +68,35 @@ fn resume_argv(spec: &RunSpec, thread: &str) -> Vec<OsString> {
     if spec.ephemeral {
         argv.push("--ephemeral".into());
     }
-    if let Some(policy) = spec.approval_policy {
-        argv.push("-c".into());
-        argv.push(format!("approval_policy={}", toml_string(policy.as_str())).into());
-    }
+    pins(spec, &mut argv);
     argv.push("--".into());
     argv.push(thread.into());
     argv.push("-".into());
     argv
+}
+
+/// The settings a profile or config could use to raise the sandbox, set from the policy's
+/// decision: the writable roots (exactly the checked `add_dirs`, which `--add-dir` adds to
+/// on a new thread), the approval policy and who reviews approvals.
+fn pins(spec: &RunSpec, argv: &mut Vec<OsString>) {
+    let roots: Vec<String> = spec
+        .add_dirs
+        .iter()
+        .map(|d| toml_string(&d.to_string_lossy()))
+        .collect();
+    argv.push("-c".into());
+    argv.push(
+        format!(
+            "sandbox_workspace_write.writable_roots=[{}]",
+            roots.join(",")
+        )
+        .into(),
+    );
+    let approval = spec.approval_policy.unwrap_or(DEFAULT_APPROVAL);
+    argv.push("-c".into());
+    argv.push(format!("approval_policy={}", toml_string(approval.as_str())).into());
+    argv.push("-c".into());
+    argv.push("approvals_reviewer=\"user\"".into());
 }
 
 /// A TOML basic string (what `-c key=value` parses the value as).
@@ -119,11 +139,7 @@ fn new_thread_argv(spec: &RunSpec) -> Vec<OsString> {
     if spec.ephemeral {
         argv.push("--ephemeral".into());
     }
-    if let Some(policy) = spec.approval_policy {
-        argv.push("-c".into());
-        // The value is parsed as TOML by Codex, hence the quotes.
-        argv.push(format!("approval_policy=\"{}\"", policy.as_str()).into());
-    }
+    pins(spec, &mut argv);
     // `-` (and nothing after it): the prompt comes from stdin.
     argv.push("-".into());
     argv
@@ -131,6 +147,7 @@ fn new_thread_argv(spec: &RunSpec) -> Vec<OsString> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::path::PathBuf;
     use std::time::Duration;
 
@@ -175,7 +192,13 @@ mod tests {
         }
         full.resume = Some("0199a213-81c0-7800-8aa1-bbab2a035a53".into());
         full.sandbox = SandboxMode::WorkspaceWrite;
-        for flag in flags(exec_argv(&full)) {
+        let argv = strings(exec_argv(&full));
+        let at = argv.iter().position(|a| a == "resume").unwrap();
+        let (before, after) = argv.split_at(at);
+        for flag in flags(before.iter().map(Into::into).collect()) {
+            assert!(EXEC_FLAGS.contains(&flag.as_str()), "{flag}");
+        }
+        for flag in flags(after.iter().map(Into::into).collect()) {
             assert!(RESUME_FLAGS.contains(&flag.as_str()), "{flag}");
         }
     }
@@ -190,7 +213,21 @@ mod tests {
     fn minimal_spec_reads_the_prompt_from_stdin() {
         assert_eq!(
             strings(exec_argv(&spec())),
-            ["exec", "--json", "-s", "read-only", "-C", "/srv/app", "-"]
+            [
+                "exec",
+                "--json",
+                "-s",
+                "read-only",
+                "-C",
+                "/srv/app",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[]",
+                "-c",
+                "approval_policy=\"never\"",
+                "-c",
+                "approvals_reviewer=\"user\"",
+                "-"
+            ]
         );
     }
 
@@ -224,7 +261,11 @@ mod tests {
                 "--skip-git-repo-check",
                 "--ephemeral",
                 "-c",
+                "sandbox_workspace_write.writable_roots=[\"/srv/a\",\"/srv/b\"]",
+                "-c",
                 "approval_policy=\"on-request\"",
+                "-c",
+                "approvals_reviewer=\"user\"",
                 "-"
             ]
         );
@@ -237,7 +278,7 @@ mod tests {
     }
 
     #[test]
-    fn a_resume_passes_the_sandbox_as_config_and_the_thread_after_a_separator() {
+    fn a_resume_pins_the_sandbox_and_profile_before_resume_and_the_thread_after_a_separator() {
         let mut spec = spec();
         spec.resume = Some("0199a213-81c0-7800-8aa1-bbab2a035a53".into());
         spec.sandbox = SandboxMode::WorkspaceWrite;
@@ -248,6 +289,10 @@ mod tests {
             strings(exec_argv(&spec)),
             [
                 "exec",
+                "-s",
+                "workspace-write",
+                "-p",
+                "fast",
                 "resume",
                 "--json",
                 "-c",
@@ -255,13 +300,26 @@ mod tests {
                 "-c",
                 "sandbox_workspace_write.writable_roots=[\"/srv/a \\\"b\\\"\"]",
                 "-c",
-                "profile=\"fast\"",
-                "-c",
                 "approval_policy=\"never\"",
+                "-c",
+                "approvals_reviewer=\"user\"",
                 "--",
                 "0199a213-81c0-7800-8aa1-bbab2a035a53",
                 "-"
             ]
         );
+    }
+
+    /// No `-c profile=…`: Codex 0.169 refuses it ("legacy `profile = …` config is no
+    /// longer supported; use --profile").
+    #[test]
+    fn no_run_passes_the_profile_as_config() {
+        let mut s = spec();
+        s.profile = Some("fast".into());
+        for resume in [None, Some("t".to_owned())] {
+            s.resume = resume;
+            let argv = strings(exec_argv(&s));
+            assert!(!argv.iter().any(|a| a.starts_with("profile=")), "{argv:?}");
+        }
     }
 }

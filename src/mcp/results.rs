@@ -37,11 +37,17 @@ fn not_run(error: &ToolError) -> CallToolResult {
 
 /// What the caller reads first: Codex's answer, or why there is none.
 fn headline(output: &RunOutput) -> String {
-    match (&output.error, &output.summary.final_message) {
+    let mut text = match (&output.error, &output.summary.final_message) {
         (None, Some(message)) => message.clone(),
         (None, None) => "Codex finished without a message.".to_owned(),
         (Some(error), _) => error.clone(),
+    };
+    // The model's answer alone can read as success when the sandbox stopped its commands.
+    if let Some(warning) = crate::runner::refusal_warning(output.sandbox_refused) {
+        text.push_str("\n\n[2Bot] ");
+        text.push_str(&warning);
     }
+    text
 }
 
 /// The result a client sees for a finished run: the answer (or the error) as text,

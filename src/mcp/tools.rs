@@ -308,6 +308,8 @@ mod tests {
             "file_changes",
             "errors",
             "stderr_tail",
+            "sandbox_refused",
+            "warnings",
             "duration_ms",
             "argv",
             "events",

@@ -30,6 +30,7 @@ use tower::Service;
 use tracing::Instrument;
 
 use self::io::{Line, LineReader, TailBuffer, strip_backtraces};
+use crate::codex::stderr::{RefusalCounter, rust_log};
 use crate::codex::{SummaryBuilder, ThreadEvent, exec_argv};
 use crate::error::ToolError;
 use crate::job::{Job, RunOutput};
@@ -160,6 +161,20 @@ fn unchanged(param: &str, path: &std::path::Path) -> Result<(), ToolError> {
     }
 }
 
+/// The child's environment, plus the `RUST_LOG` that makes Codex report sandbox refusals.
+fn child_env(
+    policy: &EnvPolicy,
+    request_id: Option<&str>,
+) -> std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString> {
+    let mut vars = env::child_env(std::env::vars_os(), policy, request_id);
+    let log = rust_log(
+        vars.get(std::ffi::OsStr::new("RUST_LOG"))
+            .and_then(|v| v.to_str()),
+    );
+    vars.insert("RUST_LOG".into(), log.into());
+    vars
+}
+
 /// After Codex exits, how long its stdout may stay open (held by a grandchild) before we stop reading.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
@@ -178,11 +193,7 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
         .args(&argv)
         .current_dir(&spec.cwd)
         .env_clear()
-        .envs(env::child_env(
-            std::env::vars_os(),
-            &config.env,
-            ctx.request_id.as_deref(),
-        ))
+        .envs(child_env(&config.env, ctx.request_id.as_deref()))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -210,14 +221,16 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
         let max = config.stderr_tail_bytes;
         tokio::spawn(async move {
             let mut tail = TailBuffer::new(max);
+            let mut refusals = RefusalCounter::default();
             let mut chunk = vec![0u8; 8192];
             while let Ok(n) = stderr.read(&mut chunk).await {
                 if n == 0 {
                     break;
                 }
                 tail.push(&chunk[..n]);
+                refusals.feed(&chunk[..n]);
             }
-            tail.into_string()
+            (tail.into_string(), refusals.finish())
         })
     });
 
@@ -271,19 +284,20 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
     if let Some(task) = stdin_task {
         task.abort();
     }
-    let stderr = match stderr_task {
+    let (stderr, sandbox_refused) = match stderr_task {
         Some(task) => tokio::time::timeout(Duration::from_secs(1), task)
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or_default(),
-        None => String::new(),
+        None => (String::new(), 0),
     };
 
     Ok(fold.finish(Finish {
         status,
         stop,
         stderr: strip_backtraces(&stderr),
+        sandbox_refused,
         argv: std::iter::once(config.program.as_os_str())
             .chain(argv.iter().map(|a| a.as_os_str()))
             .map(|a| a.to_string_lossy().into_owned())
@@ -357,6 +371,8 @@ struct Finish {
     status: Option<ExitStatus>,
     stop: Option<Stop>,
     stderr: String,
+    /// Codex's sandbox refusals counted on stderr.
+    sandbox_refused: u64,
     argv: Vec<String>,
     duration: Duration,
     timeout: Duration,
@@ -429,7 +445,10 @@ impl Fold {
         let exit_code = f.status.and_then(|s| s.code());
         let turn_failed = self.summary.turn_failed().map(str::to_owned);
         let turn_completed = self.summary.turn_completed();
-        let summary = self.summary.finish();
+        let mut summary = self.summary.finish();
+        if let Some(warning) = refusal_warning(f.sandbox_refused) {
+            summary.warnings.push(warning);
+        }
         let error = match f.stop {
             Some(Stop::Cancelled) => Some(
                 "cancelled: the call was cancelled, so Codex and its commands were stopped; partial output is kept"
@@ -462,11 +481,21 @@ impl Fold {
             duration_ms: u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX),
             argv: f.argv,
             stderr_tail: f.stderr,
+            sandbox_refused: f.sandbox_refused,
             summary,
             events: self.events,
             event_log_truncated: self.event_log_truncated,
         }
     }
+}
+
+/// The warning a run with sandbox refusals carries, for the caller and the model.
+pub fn refusal_warning(refused: u64) -> Option<String> {
+    (refused > 0).then(|| {
+        format!(
+            "Codex's sandbox refused {refused} operation(s) in this run: a command may have failed or not run at all, even if it is not listed in commands. If no command can run, `2bot-mcp doctor` checks the sandbox on this machine."
+        )
+    })
 }
 
 /// The most telling line of a failed run: Codex's `Error:` line, else the last stream error,

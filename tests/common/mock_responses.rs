@@ -71,11 +71,18 @@ impl MockResponses {
 
     /// Write a `CODEX_HOME/config.toml` that points Codex at this mock.
     pub fn write_codex_home(&self, home: &Path) -> Result<()> {
+        self.write_codex_home_with(home, "")
+    }
+
+    /// Like [`Self::write_codex_home`], with `top` (top-level TOML keys, e.g. a
+    /// `sandbox_mode` the operator's config might set) at the head of `config.toml`.
+    pub fn write_codex_home_with(&self, home: &Path, top: &str) -> Result<()> {
         std::fs::create_dir_all(home)?;
         std::fs::write(
             home.join("config.toml"),
             format!(
-                r#"model = "mock-model"
+                r#"{top}
+model = "mock-model"
 model_provider = "mock"
 
 [model_providers.mock]

