@@ -196,6 +196,10 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_HEADER_READ_TIMEOUT_SEC", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout_sec: u64,
 
+    /// Seconds a request may take to send its body once its headers are in (408 and close beyond).
+    #[arg(long, env = "TWOBOT_BODY_READ_TIMEOUT_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout_sec: u64,
+
     /// Static bearer tokens, comma-separated, each `name:token` (or a bare token).
     #[arg(long, env = "TWOBOT_AUTH_TOKENS", hide_env_values = true)]
     pub auth_tokens: Option<String>,

@@ -3,7 +3,7 @@
 //! [`router`] assembles the whole stack in one place, outermost first:
 //!
 //! ```text
-//! SetRequestId → Trace → PropagateRequestId → body limit          (every route)
+//! SetRequestId → Trace → PropagateRequestId → body deadline → body limit   (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
 //!   /mcp: Host/Origin check → auth → rate limit → session guard → JSON body check
 //!         → StreamableHttpService(TwoBot)
@@ -14,6 +14,7 @@
 //! grace period, kill what is left, close the sessions, return.
 
 pub mod auth;
+pub mod body_deadline;
 pub mod json_body;
 pub mod jwks;
 pub mod origin;
@@ -86,6 +87,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Deadline for a request's headers.
     pub header_read_timeout: Duration,
+    /// Deadline for a request's body, once its headers are in.
+    pub body_read_timeout: Duration,
     /// Authorization servers for the metadata document.
     pub auth_servers: Vec<String>,
     /// Scopes advertised and required.
@@ -215,6 +218,7 @@ impl HttpSettings {
             max_sessions: args.max_sessions as usize,
             max_connections: args.max_connections as usize,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout_sec),
             auth_servers: args.auth_servers.clone(),
             scopes,
             codex_bin: config.runner.program.clone(),
@@ -386,8 +390,12 @@ pub fn router(
                         span
                     }),
                 )
-                // Echo the id on every response, 401/403/413/429 included.
+                // Echo the id on every response, 401/403/408/413/429 included.
                 .layer(PropagateRequestIdLayer::x_request_id())
+                // A body that trickles in gets 408 and a closed connection (slow-body DoS).
+                .layer(body_deadline::BodyDeadlineLayer::new(
+                    settings.body_read_timeout,
+                ))
                 // Cheap reject of oversized bodies (413) before any parsing.
                 .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
         )

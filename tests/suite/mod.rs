@@ -1,5 +1,6 @@
 mod background;
 mod clients;
+mod containment_edge;
 pub mod deploy;
 mod doctor;
 mod http;

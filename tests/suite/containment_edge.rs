@@ -1,0 +1,128 @@
+//! Containment at the edges of the HTTP gateway (issue 11, points 4, 6, 7, 8): a body
+//! that trickles in, JWTs with missing claims or unknown critical headers, no-auth
+//! exposed through a proxy, and refusals that must not reveal the server's filesystem.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use crate::common::http::*;
+
+fn addr(server: &HttpServer) -> String {
+    server.base.trim_start_matches("http://").to_owned()
+}
+
+/// What a client that sends its headers and then one body byte every 300 ms saw: the
+/// server's whole answer, and whether the server closed the connection.
+struct Trickled {
+    answer: String,
+    closed: bool,
+}
+
+/// Send a POST whose 1 000-byte body trickles in, until the server closes the connection
+/// or `limit` passes. Blocking I/O on a thread of its own: the trickle is the point.
+fn trickle(addr: &str, limit: Duration) -> Result<Trickled> {
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_millis(300)))?;
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: 1000\r\n\r\n{{"
+    )?;
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        // The server may already have closed its side: a failed write is expected then.
+        let _ = stream.write_all(b" ");
+        match stream.read(&mut buf) {
+            Ok(0) => {
+                return Ok(Trickled {
+                    answer: String::from_utf8_lossy(&answer).into_owned(),
+                    closed: true,
+                });
+            }
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            // A reset after the answer is a close too (our trickle hit a closed socket).
+            Err(_) => {
+                return Ok(Trickled {
+                    answer: String::from_utf8_lossy(&answer).into_owned(),
+                    closed: true,
+                });
+            }
+        }
+    }
+    Ok(Trickled {
+        answer: String::from_utf8_lossy(&answer).into_owned(),
+        closed: false,
+    })
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_gets_408_and_a_closed_connection() -> Result<()> {
+    let server = spawn_http(&[("TWOBOT_BODY_READ_TIMEOUT_SEC", "2")]).await?;
+    let addr = addr(&server);
+    let started = Instant::now();
+    let seen =
+        tokio::task::spawn_blocking(move || trickle(&addr, Duration::from_secs(20))).await??;
+    let took = started.elapsed();
+    assert!(
+        seen.answer.starts_with("HTTP/1.1 408"),
+        "after {took:?}: {:?}",
+        seen.answer
+    );
+    let lower = seen.answer.to_ascii_lowercase();
+    assert!(lower.contains("connection: close"), "{}", seen.answer);
+    assert!(
+        lower.contains("content-type: application/json"),
+        "{}",
+        seen.answer
+    );
+    assert!(
+        seen.answer.contains("TWOBOT_BODY_READ_TIMEOUT_SEC"),
+        "{}",
+        seen.answer
+    );
+    assert!(seen.closed, "the connection stayed open: {}", seen.answer);
+    assert!(
+        took >= Duration::from_secs(2),
+        "408 before the deadline: {took:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn tricklers_beyond_the_connection_cap_do_not_keep_healthz_down() -> Result<()> {
+    const CAP: usize = 3;
+    let server = spawn_http(&[
+        ("TWOBOT_BODY_READ_TIMEOUT_SEC", "2"),
+        ("TWOBOT_MAX_CONNECTIONS", "3"),
+    ])
+    .await?;
+    let tricklers: Vec<_> = (0..CAP + 5)
+        .map(|_| {
+            let addr = addr(&server);
+            tokio::task::spawn_blocking(move || trickle(&addr, Duration::from_secs(20)))
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tricklers {
+        let seen = t.await??;
+        assert!(
+            seen.closed,
+            "a trickler is still connected: {:?}",
+            seen.answer
+        );
+        statuses.push(seen.answer.split(' ').nth(1).unwrap_or("none").to_owned());
+    }
+    assert!(
+        statuses.iter().all(|s| s == "408" || s == "503"),
+        "{statuses:?}"
+    );
+    assert!(statuses.iter().any(|s| s == "408"), "{statuses:?}");
+
+    let health = reqwest::get(format!("{}/healthz", server.base)).await?;
+    assert_eq!(health.status(), 200);
+    Ok(())
+}
