@@ -65,6 +65,9 @@ pub struct HttpSettings {
     pub public_base: String,
     /// Bearer auth, or `None` in no-auth mode.
     pub auth: Option<AuthConfig>,
+    /// In no-auth mode, where the server is reachable from beyond this machine (allowed
+    /// only with `TWOBOT_ALLOW_PUBLIC_NO_AUTH=true`).
+    pub public_no_auth: Option<String>,
     /// Host/Origin rules.
     pub host_origin: HostOriginPolicy,
     /// Requests per minute per caller.
@@ -124,14 +127,20 @@ impl HttpSettings {
             .map(str::to_owned)
             .collect();
 
+        let public_no_auth = if config.enable_no_auth {
+            crate::config::public_exposure(config.host, config.base_url.as_deref())
+        } else {
+            None
+        };
         let auth = if config.enable_no_auth {
-            if !config.host.is_loopback() && !args.allow_public_no_auth {
+            if let Some(exposure) = &public_no_auth
+                && !args.allow_public_no_auth
+            {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
                     "true",
                     format!(
-                        "refuses to serve without auth on the non-loopback address {}; set TWOBOT_ENABLE_NO_AUTH=false with credentials, or TWOBOT_ALLOW_PUBLIC_NO_AUTH=true",
-                        config.host
+                        "refuses to serve without auth on {exposure}: anyone who reaches it could run Codex; set TWOBOT_ENABLE_NO_AUTH=false with credentials, or TWOBOT_ALLOW_PUBLIC_NO_AUTH=true to serve the world without auth on purpose"
                     ),
                 ));
             }
@@ -203,6 +212,7 @@ impl HttpSettings {
             path: args.http_path.clone(),
             public_base,
             auth,
+            public_no_auth,
             host_origin: HostOriginPolicy::new(
                 config.base_url.as_deref(),
                 &args.allowed_hosts,

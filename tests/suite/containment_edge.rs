@@ -126,3 +126,75 @@ async fn tricklers_beyond_the_connection_cap_do_not_keep_healthz_down() -> Resul
     assert_eq!(health.status(), 200);
     Ok(())
 }
+
+/// The binary with `env` on top of a bare HTTP set-up on loopback, run to completion.
+async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String, String)> {
+    let root = tempfile::tempdir()?;
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TWOBOT_TRANSPORT", "http")
+        .env("TWOBOT_PORT", "0")
+        .env("CODEX_BIN", crate::common::fake_codex())
+        .env("CODEX_ALLOWED_ROOTS", root.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        cmd.stdin(std::process::Stdio::null()).output(),
+    )
+    .await??;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn no_auth_behind_a_public_base_url_refuses_to_start_unless_the_operator_opts_in()
+-> Result<()> {
+    let public = [("TWOBOT_BASE_URL", "https://mcp.example.com")];
+    let (code, _, stderr) = run_binary(&[], &public).await?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("TWOBOT_ALLOW_PUBLIC_NO_AUTH"), "{stderr}");
+    assert!(stderr.contains("https://mcp.example.com"), "{stderr}");
+
+    // doctor says the same, as a FAIL line.
+    let (code, stdout, _) = run_binary(&["doctor"], &public).await?;
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("[FAIL] auth") && l.contains("TWOBOT_ALLOW_PUBLIC_NO_AUTH")),
+        "{stdout}"
+    );
+
+    // A loopback base URL (a local test) is not public.
+    let (code, stdout, _) =
+        run_binary(&["doctor"], &[("TWOBOT_BASE_URL", "http://localhost:9000")]).await?;
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("[ok  ] auth: no-auth mode on loopback")),
+        "{code:?} {stdout}"
+    );
+
+    // With the explicit opt-in it starts, and says what it is doing.
+    let server = spawn_http(&[
+        ("TWOBOT_BASE_URL", "https://mcp.example.com"),
+        ("TWOBOT_ALLOW_PUBLIC_NO_AUTH", "true"),
+    ])
+    .await?;
+    let health = reqwest::get(format!("{}/healthz", server.base)).await?;
+    assert_eq!(health.status(), 200);
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(
+        log.contains("WITHOUT AUTH") && log.contains("https://mcp.example.com"),
+        "{log}"
+    );
+    Ok(())
+}
