@@ -198,3 +198,38 @@ async fn no_auth_behind_a_public_base_url_refuses_to_start_unless_the_operator_o
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_refused_path_reveals_neither_etc_nor_the_server_s_directory() -> Result<()> {
+    let server = spawn_http(&[]).await?;
+    // spawn_http leaves the server in the test's own working directory.
+    let server_cwd = std::env::current_dir()?.canonicalize()?;
+    let root = server
+        .record
+        .parent()
+        .map(|p| p.join("root"))
+        .ok_or_else(|| anyhow::anyhow!("no temp dir"))?;
+    std::os::unix::fs::symlink("/etc", root.join("etc-link"))?;
+    std::os::unix::fs::symlink(&server_cwd, root.join("home-link"))?;
+    let client = http_client(&server.url, None).await?;
+    for args in [
+        serde_json::json!({"prompt": "p", "cwd": "etc-link"}),
+        serde_json::json!({"prompt": "p", "cwd": "home-link"}),
+        serde_json::json!({"prompt": "p", "cwd": "../../../../../../../../../.."}),
+        serde_json::json!({"prompt": "p", "add_dirs": ["etc-link/ssl"]}),
+        serde_json::json!({"prompt": "p", "add_dirs": ["home-link/src"]}),
+    ] {
+        let result = crate::common::call(&client, args.clone()).await?;
+        let text = crate::common::text(&result);
+        assert_eq!(result.is_error, Some(true), "{args}: {text}");
+        assert!(text.starts_with("refused by policy: "), "{args}: {text}");
+        assert!(text.contains(&root.display().to_string()), "{args}: {text}");
+        assert!(!text.contains("/etc"), "{args}: {text}");
+        assert!(
+            !text.contains(&server_cwd.display().to_string()),
+            "{args}: {text}"
+        );
+    }
+    client.cancel().await?;
+    Ok(())
+}
