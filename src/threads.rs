@@ -308,6 +308,7 @@ mod tests {
             name: "alice".into(),
         };
         let jwt_alice = Principal::Authenticated {
+            issuer: Some("https://idp.example".into()),
             subject: "alice".into(),
             scopes: vec![],
         };

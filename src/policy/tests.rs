@@ -366,6 +366,7 @@ fn the_ceiling_caps_every_principal_and_scopes_narrow_it() {
         ("codex:write".into(), SandboxMode::WorkspaceWrite),
     ]);
     let who = |scopes: &[&str]| Principal::Authenticated {
+        issuer: None,
         subject: "alice".into(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
     };

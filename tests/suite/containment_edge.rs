@@ -233,3 +233,161 @@ async fn a_refused_path_reveals_neither_etc_nor_the_server_s_directory() -> Resu
     client.cancel().await?;
     Ok(())
 }
+
+const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
+const ISSUER: &str = "https://issuer.test";
+
+fn hs_token(header: jsonwebtoken::Header, claims: &serde_json::Value) -> Result<String> {
+    Ok(jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )?)
+}
+
+fn claims_for(aud: &str, iss: Option<&str>, sub: Option<&str>) -> serde_json::Value {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+        + 600;
+    let mut claims = serde_json::json!({"aud": aud, "exp": exp});
+    if let Some(iss) = iss {
+        claims["iss"] = iss.into();
+    }
+    if let Some(sub) = sub {
+        claims["sub"] = sub.into();
+    }
+    claims
+}
+
+#[tokio::test]
+async fn jwts_without_iss_or_sub_or_with_an_unknown_crit_are_401_with_a_reason() -> Result<()> {
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_JWT_SECRET", SECRET),
+        ("TWOBOT_JWT_ISSUER", ISSUER),
+    ])
+    .await?;
+    let aud = server.url.clone();
+    let plain = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    let mut crit = plain.clone();
+    crit.crit = Some(vec!["urn:example:must-understand".into()]);
+    let cases = [
+        (
+            "no iss",
+            hs_token(plain.clone(), &claims_for(&aud, None, Some("carol")))?,
+            "iss",
+        ),
+        (
+            "no sub",
+            hs_token(plain.clone(), &claims_for(&aud, Some(ISSUER), None))?,
+            "sub",
+        ),
+        (
+            "unknown crit",
+            hs_token(crit, &claims_for(&aud, Some(ISSUER), Some("carol")))?,
+            "crit",
+        ),
+    ];
+    for (name, token, reason) in cases {
+        let response = post(&server.url, &initialize_body())
+            .bearer_auth(&token)
+            .send()
+            .await?;
+        assert_eq!(response.status(), 401, "{name}");
+        let challenge = response.headers()["www-authenticate"].to_str()?.to_owned();
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\""),
+            "{name}: {challenge}"
+        );
+        assert!(challenge.contains(reason), "{name}: {challenge}");
+        let body: serde_json::Value = response.json().await?;
+        assert_eq!(body["error"], "invalid_token", "{name}: {body}");
+        assert!(
+            body["reason"].as_str().is_some_and(|r| r.contains(reason)),
+            "{name}: {body}"
+        );
+    }
+    // The same token with both claims and no crit is fine.
+    let good = hs_token(plain, &claims_for(&aud, Some(ISSUER), Some("carol")))?;
+    raw_session(&server.url, Some(&good)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn threads_are_owned_by_issuer_and_subject_and_old_subject_only_records_stay_closed()
+-> Result<()> {
+    let state = tempfile::tempdir()?;
+    // A record from before ownership included the issuer: carol's, keyed by subject only.
+    std::fs::write(
+        state.path().join("threads.jsonl"),
+        "{\"thread_id\":\"old-carol-thread\",\"owner\":\"jwt:carol\",\"ephemeral\":false}\n",
+    )?;
+    // No TWOBOT_JWT_ISSUER: tokens of any issuer holding the key are taken, so the issuer
+    // is what tells two "carol"s apart.
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_JWT_SECRET", SECRET),
+        ("TWOBOT_STATE_DIR", &state.path().display().to_string()),
+    ])
+    .await?;
+    let aud = server.url.clone();
+    let plain = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    let carol_a = hs_token(
+        plain.clone(),
+        &claims_for(&aud, Some("https://a.test"), Some("carol")),
+    )?;
+    let carol_b = hs_token(
+        plain,
+        &claims_for(&aud, Some("https://b.test"), Some("carol")),
+    )?;
+    let a = http_client(&server.url, Some(&carol_a)).await?;
+    let b = http_client(&server.url, Some(&carol_b)).await?;
+
+    let first = crate::common::call(
+        &a,
+        serde_json::json!({"prompt": "scenario:ok", "ephemeral": false}),
+    )
+    .await?;
+    let thread = crate::common::structured(&first)["thread_id"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no thread id: {first:?}"))?;
+
+    let stolen = crate::common::call(
+        &b,
+        serde_json::json!({"prompt": "scenario:ok", "thread_id": thread, "ephemeral": false}),
+    )
+    .await?;
+    assert_eq!(stolen.is_error, Some(true), "{stolen:?}");
+    assert!(
+        crate::common::text(&stolen).contains("only your own threads"),
+        "{}",
+        crate::common::text(&stolen)
+    );
+    let own = crate::common::call(
+        &a,
+        serde_json::json!({"prompt": "scenario:ok", "thread_id": thread, "ephemeral": false}),
+    )
+    .await?;
+    assert_ne!(own.is_error, Some(true), "{}", crate::common::text(&own));
+
+    // The subject-only record is nobody's now: not carol of a.test, not carol of b.test.
+    for client in [&a, &b] {
+        let old = crate::common::call(
+            client,
+            serde_json::json!({"prompt": "scenario:ok", "thread_id": "old-carol-thread"}),
+        )
+        .await?;
+        assert_eq!(old.is_error, Some(true), "{old:?}");
+        assert!(
+            crate::common::text(&old).contains("only your own threads"),
+            "{}",
+            crate::common::text(&old)
+        );
+    }
+    a.cancel().await?;
+    b.cancel().await?;
+    Ok(())
+}
