@@ -208,6 +208,10 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_HEADER_READ_TIMEOUT_SEC", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub header_read_timeout_sec: u64,
 
+    /// Seconds a request may take to send its body once its headers are in (408 and close beyond).
+    #[arg(long, env = "TWOBOT_BODY_READ_TIMEOUT_SEC", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_read_timeout_sec: u64,
+
     /// Static bearer tokens, comma-separated, each `name:token` (or a bare token).
     #[arg(long, env = "TWOBOT_AUTH_TOKENS", hide_env_values = true)]
     pub auth_tokens: Option<String>,
@@ -252,7 +256,7 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_AUTH_SERVERS", value_delimiter = ',')]
     pub auth_servers: Vec<String>,
 
-    /// Serve no-auth on a non-loopback address anyway (warned at every start).
+    /// Serve no-auth although the bind address or TWOBOT_BASE_URL's host is not loopback (warned at every start).
     #[arg(long, env = "TWOBOT_ALLOW_PUBLIC_NO_AUTH", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub allow_public_no_auth: bool,
 
@@ -471,6 +475,27 @@ fn parse_base_url(s: &str) -> Result<String, String> {
     }
 }
 
+/// Where a server without auth would be reachable from beyond this machine, if anywhere:
+/// a non-loopback bind address, or a base URL whose host is not loopback (the proxy or
+/// tunnel layout, where the server binds 127.0.0.1 and the world reaches it anyway).
+pub fn public_exposure(host: IpAddr, base_url: Option<&str>) -> Option<String> {
+    if !host.is_loopback() {
+        return Some(format!("the non-loopback address {host}"));
+    }
+    let base = base_url?;
+    let uri: http::Uri = base.parse().ok()?;
+    let name = uri.host()?;
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match name.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            name == "localhost" || name.ends_with(".localhost")
+        }
+    };
+    (!loopback).then(|| format!("the public base URL {base} (TWOBOT_BASE_URL)"))
+}
+
 impl Config {
     /// Merge `cli` (flags and environment) with the policy file and validate the result.
     pub fn load(cli: Cli) -> Result<Self, ConfigError> {
@@ -651,6 +676,41 @@ mod tests {
         assert_eq!(parse_bool("0"), Ok(false));
         assert_eq!(parse_bool("off"), Ok(false));
         assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn no_auth_is_public_when_the_bind_address_or_the_base_url_is_not_loopback() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let lo6: IpAddr = "::1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let lan: IpAddr = "192.168.1.5".parse().unwrap();
+        let cases: [(IpAddr, Option<&str>, Option<&str>); 11] = [
+            (lo, None, None),
+            (lo6, None, None),
+            (lo, Some("http://127.0.0.1:9000"), None),
+            (lo, Some("http://[::1]:9000"), None),
+            (lo, Some("http://localhost:9000"), None),
+            (lo, Some("http://LOCALHOST."), None),
+            (lo, Some("http://app.localhost"), None),
+            (
+                lo,
+                Some("https://mcp.example.com"),
+                Some("https://mcp.example.com"),
+            ),
+            (lo, Some("http://192.168.1.5:9000"), Some("192.168.1.5")),
+            (any, None, Some("0.0.0.0")),
+            (lan, Some("http://127.0.0.1"), Some("192.168.1.5")),
+        ];
+        for (host, base, expect) in cases {
+            let got = public_exposure(host, base);
+            match expect {
+                None => assert_eq!(got, None, "{host} {base:?}"),
+                Some(part) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(part)),
+                    "{host} {base:?}: {got:?}"
+                ),
+            }
+        }
     }
 
     #[test]

@@ -413,18 +413,19 @@ async fn http_checks(config: &Config) -> Vec<Check> {
 fn auth_coherence(config: &Config, settings: &crate::http::HttpSettings) -> Vec<Check> {
     let mut report = Vec::new();
     let Some(auth) = &settings.auth else {
-        report.push(if config.host.is_loopback() {
-            check(
+        report.push(match &settings.public_no_auth {
+            None => check(
                 Level::Ok,
                 "auth",
                 "no-auth mode on loopback (for first tests; set TWOBOT_ENABLE_NO_AUTH=false with credentials before exposing it)",
-            )
-        } else {
-            check(
+            ),
+            Some(exposure) => check(
                 Level::Warn,
                 "auth",
-                "no-auth mode on a PUBLIC address (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true): anyone who reaches it can run Codex",
-            )
+                format!(
+                    "no-auth mode on {exposure} (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true): anyone who reaches it can run Codex"
+                ),
+            ),
         });
         return report;
     };

@@ -187,9 +187,12 @@ pub enum Principal {
         /// The token's name.
         name: String,
     },
-    /// An HTTP caller with a valid JWT: its `sub` and scopes.
+    /// An HTTP caller with a valid JWT: its `iss`, `sub` and scopes. The same subject from
+    /// two issuers is two principals.
     Authenticated {
-        /// The JWT subject.
+        /// The JWT issuer (`None` only when `TWOBOT_JWT_ISSUER` is unset and the token has none).
+        issuer: Option<String>,
+        /// The JWT subject (never empty: a token without one is refused).
         subject: String,
         /// The JWT's scopes (`scope` or `scp`).
         scopes: Vec<String>,
@@ -208,13 +211,18 @@ impl Principal {
     }
 
     /// A stable identity for ownership checks; kinds never collide (the static token
-    /// named `bob` is not the JWT subject `bob`).
+    /// named `bob` is not the JWT subject `bob`). A JWT principal is its issuer and subject
+    /// as a JSON array, so no choice of either can forge the other's boundary; the prefix
+    /// `jwt-iss-sub:` differs from the subject-only `jwt:` of earlier versions, so a record
+    /// they wrote never matches a JWT caller (see SECURITY.md).
     pub fn owner_key(&self) -> String {
         match self {
             Self::Local => "local".to_owned(),
             Self::Anonymous => "anonymous".to_owned(),
             Self::Token { name } => format!("token:{name}"),
-            Self::Authenticated { subject, .. } => format!("jwt:{subject}"),
+            Self::Authenticated {
+                issuer, subject, ..
+            } => format!("jwt-iss-sub:{}", serde_json::json!([issuer, subject])),
         }
     }
 }

@@ -214,8 +214,8 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
     let Some(runs) = job_stack(config, &signal).await else {
         return ExitCode::from(2);
     };
-    if settings.auth.is_none() && !config.host.is_loopback() {
-        tracing::warn!(host = %config.host, "serving WITHOUT AUTH on a non-loopback address (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");
+    if let Some(exposure) = &settings.public_no_auth {
+        tracing::warn!(%exposure, "serving WITHOUT AUTH on {exposure} (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");
     }
     let shutdown = Shutdown {
         signal,

@@ -230,6 +230,7 @@ mod tests {
             name: "alice".into(),
         };
         let jwt_alice = Principal::Authenticated {
+            issuer: Some("https://idp.example".into()),
             subject: "alice".into(),
             scopes: vec![],
         };

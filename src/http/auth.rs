@@ -179,6 +179,11 @@ pub enum AuthError {
     /// A token that does not verify.
     #[error("invalid token: {0}")]
     Invalid(String),
+    /// A token whose signature verifies but whose claims or header 2Bot must not accept
+    /// (no `iss` while an issuer is required, no `sub`, an unknown `crit` extension). The
+    /// reason is sent to the caller: it names what the token lacks, nothing secret.
+    #[error("invalid token: {0}")]
+    Unacceptable(&'static str),
     /// A JWT whose `kid` matches no key we hold (a JWKS refresh may find it).
     #[error("no key with kid {0:?}")]
     UnknownKid(String),
@@ -195,6 +200,8 @@ const MAX_KID_LEN: usize = 256;
 
 #[derive(Debug, Deserialize)]
 struct Claims {
+    #[serde(default)]
+    iss: Option<String>,
     sub: Option<String>,
     #[serde(default)]
     scope: Option<String>,
@@ -230,6 +237,13 @@ impl Authenticator {
         if header.kid.as_ref().is_some_and(|k| k.len() > MAX_KID_LEN) {
             return Err(AuthError::Invalid("kid is too long".into()));
         }
+        // RFC 7515 §4.1.11: a recipient that does not understand a header parameter listed
+        // in `crit` must reject the token. 2Bot understands no extension at all.
+        if header.crit.is_some() {
+            return Err(AuthError::Unacceptable(
+                "the token's header lists critical extensions (crit) that 2Bot does not understand",
+            ));
+        }
         // A key is a candidate when it admits the algorithm and, if both name a kid, the
         // kids match. The algorithm is never taken from the token alone.
         let candidates: Vec<&JwtKey> = config
@@ -251,6 +265,7 @@ impl Authenticator {
         let mut validation = Validation::new(header.alg);
         validation.leeway = config.leeway_sec;
         validation.validate_nbf = true;
+        // `sub` and (with an issuer configured) `iss` are checked below, with reasons.
         validation.set_required_spec_claims(&["exp", "aud"]);
         validation.set_audience(&[&config.audience]);
         if let Some(iss) = &config.issuer {
@@ -261,6 +276,18 @@ impl Authenticator {
             validation.algorithms = key.algorithms.clone();
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
                 Ok(data) => {
+                    // jsonwebtoken checks `iss` only when the token has one.
+                    if config.issuer.is_some() && data.claims.iss.is_none() {
+                        return Err(AuthError::Unacceptable(
+                            "the token has no iss claim; this server requires its issuer (TWOBOT_JWT_ISSUER)",
+                        ));
+                    }
+                    // Without a subject every such token would be one shared principal.
+                    let Some(subject) = data.claims.sub.clone().filter(|s| !s.is_empty()) else {
+                        return Err(AuthError::Unacceptable(
+                            "the token has no sub claim; 2Bot keys threads and runs by issuer and subject",
+                        ));
+                    };
                     let scopes = scopes_of(&data.claims);
                     if let Some(missing) =
                         config.required_scopes.iter().find(|s| !scopes.contains(s))
@@ -268,7 +295,8 @@ impl Authenticator {
                         return Err(AuthError::InsufficientScope(missing.clone()));
                     }
                     return Ok(Principal::Authenticated {
-                        subject: data.claims.sub.unwrap_or_else(|| "jwt".to_owned()),
+                        issuer: data.claims.iss,
+                        subject,
                         scopes,
                     });
                 }
@@ -294,6 +322,12 @@ impl Authenticator {
                     "Bearer error=\"invalid_request\", error_description=\"more than one Authorization header\", resource_metadata=\"{metadata}\""
                 ),
             ),
+            AuthError::Unacceptable(reason) => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{reason}\", resource_metadata=\"{metadata}\""
+                ),
+            ),
             _ if sent_token => (
                 StatusCode::UNAUTHORIZED,
                 format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\""),
@@ -303,12 +337,16 @@ impl Authenticator {
                 format!("Bearer resource_metadata=\"{metadata}\""),
             ),
         };
-        let body = match status {
-            StatusCode::FORBIDDEN => r#"{"error":"insufficient_scope"}"#,
-            StatusCode::BAD_REQUEST => {
+        let body = match (status, error) {
+            (StatusCode::FORBIDDEN, _) => r#"{"error":"insufficient_scope"}"#.to_owned(),
+            (StatusCode::BAD_REQUEST, _) => {
                 r#"{"error":"invalid_request","reason":"more than one Authorization header"}"#
+                    .to_owned()
             }
-            _ => r#"{"error":"unauthorized"}"#,
+            (_, AuthError::Unacceptable(reason)) => {
+                serde_json::json!({"error": "invalid_token", "reason": reason}).to_string()
+            }
+            _ => r#"{"error":"unauthorized"}"#.to_owned(),
         };
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;

@@ -119,6 +119,7 @@ fn valid_hs_and_rs_jwts_yield_subject_and_scopes() {
         assert_eq!(
             verify(&config(), &token),
             Ok(Principal::Authenticated {
+                issuer: Some("https://issuer.example.com".into()),
                 subject: "bob".into(),
                 scopes: vec!["codex:read".into(), "codex:write".into()]
             })
@@ -184,6 +185,106 @@ fn each_broken_jwt_is_refused() {
             "{name}"
         );
     }
+}
+
+/// A token whose signature verifies is still refused, with a reason, when it cannot name
+/// one principal: no `iss` while an issuer is required, no (or an empty) `sub`, or a `crit`
+/// extension nobody here understands (RFC 7515 §4.1.11).
+#[test]
+fn a_signed_token_without_iss_or_sub_or_with_crit_is_refused_with_a_reason() {
+    let without = |claim: &str| {
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove(claim);
+        c
+    };
+    let mut empty_sub = claims();
+    empty_sub["sub"] = json!("");
+    let with_crit = |crit: Vec<&str>| {
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(crit.into_iter().map(str::to_owned).collect());
+        encode(&header, &claims(), &EncodingKey::from_secret(b"hs-secret")).unwrap()
+    };
+    let mut no_issuer_required = config();
+    no_issuer_required.issuer = None;
+    let cases: [(&str, AuthConfig, String, &str); 6] = [
+        (
+            "no iss",
+            config(),
+            hs(Algorithm::HS256, &without("iss")),
+            "no iss claim",
+        ),
+        (
+            "no iss (rsa)",
+            config(),
+            rs(&without("iss")),
+            "no iss claim",
+        ),
+        (
+            "no sub",
+            config(),
+            hs(Algorithm::HS256, &without("sub")),
+            "no sub claim",
+        ),
+        (
+            "empty sub",
+            config(),
+            hs(Algorithm::HS256, &empty_sub),
+            "no sub claim",
+        ),
+        ("unknown crit", config(), with_crit(vec!["exp-v2"]), "crit"),
+        (
+            "crit without an issuer configured",
+            no_issuer_required,
+            with_crit(vec!["b64"]),
+            "crit",
+        ),
+    ];
+    for (name, config, token, reason) in cases {
+        match verify(&config, &token) {
+            Err(AuthError::Unacceptable(r)) => assert!(r.contains(reason), "{name}: {r}"),
+            other => panic!("{name}: {other:?}"),
+        }
+        let response = Authenticator::reject(&config, &verify(&config, &token).unwrap_err(), true);
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
+        let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.starts_with("Bearer error=\"invalid_token\", error_description=\""),
+            "{name}: {challenge}"
+        );
+    }
+
+    // Without a required issuer, a token without `iss` is still one principal: issuer none.
+    let mut open = config();
+    open.issuer = None;
+    assert_eq!(
+        verify(&open, &hs(Algorithm::HS256, &without("iss"))),
+        Ok(Principal::Authenticated {
+            issuer: None,
+            subject: "bob".into(),
+            scopes: vec!["codex:read".into(), "codex:write".into()]
+        })
+    );
+}
+
+#[test]
+fn the_same_subject_from_two_issuers_is_two_owners() {
+    let from = |issuer: Option<&str>, subject: &str| Principal::Authenticated {
+        issuer: issuer.map(str::to_owned),
+        subject: subject.into(),
+        scopes: vec![],
+    };
+    let a = from(Some("https://a.example"), "bob");
+    let b = from(Some("https://b.example"), "bob");
+    assert_ne!(a.owner_key(), b.owner_key());
+    assert_ne!(a.owner_key(), from(None, "bob").owner_key());
+    // No issuer/subject split can forge another pair's key.
+    assert_ne!(
+        from(Some("x\",\"y"), "z").owner_key(),
+        from(Some("x"), "y\",\"z").owner_key()
+    );
+    // Records written by earlier versions (`jwt:<sub>`) never match a JWT caller.
+    assert_ne!(a.owner_key(), "jwt:bob");
+    assert_eq!(a.owner_key(), r#"jwt-iss-sub:["https://a.example","bob"]"#);
 }
 
 #[test]

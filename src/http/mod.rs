@@ -3,7 +3,7 @@
 //! [`router`] assembles the whole stack in one place, outermost first:
 //!
 //! ```text
-//! SetRequestId → Trace → PropagateRequestId → body limit          (every route)
+//! SetRequestId → Trace → PropagateRequestId → body deadline → body limit   (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
 //!   /mcp: Host/Origin check → auth → rate limit → session guard → JSON body check
 //!         → StreamableHttpService(TwoBot)
@@ -14,6 +14,7 @@
 //! grace period, kill what is left, close the sessions, return.
 
 pub mod auth;
+pub mod body_deadline;
 pub mod json_body;
 pub mod jwks;
 pub mod origin;
@@ -64,6 +65,9 @@ pub struct HttpSettings {
     pub public_base: String,
     /// Bearer auth, or `None` in no-auth mode.
     pub auth: Option<AuthConfig>,
+    /// In no-auth mode, where the server is reachable from beyond this machine (allowed
+    /// only with `TWOBOT_ALLOW_PUBLIC_NO_AUTH=true`).
+    pub public_no_auth: Option<String>,
     /// Host/Origin rules.
     pub host_origin: HostOriginPolicy,
     /// Requests per minute per caller.
@@ -86,6 +90,8 @@ pub struct HttpSettings {
     pub max_connections: usize,
     /// Deadline for a request's headers.
     pub header_read_timeout: Duration,
+    /// Deadline for a request's body, once its headers are in.
+    pub body_read_timeout: Duration,
     /// Authorization servers for the metadata document.
     pub auth_servers: Vec<String>,
     /// Scopes advertised and required.
@@ -121,14 +127,20 @@ impl HttpSettings {
             .map(str::to_owned)
             .collect();
 
+        let public_no_auth = if config.enable_no_auth {
+            crate::config::public_exposure(config.host, config.base_url.as_deref())
+        } else {
+            None
+        };
         let auth = if config.enable_no_auth {
-            if !config.host.is_loopback() && !args.allow_public_no_auth {
+            if let Some(exposure) = &public_no_auth
+                && !args.allow_public_no_auth
+            {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
                     "true",
                     format!(
-                        "refuses to serve without auth on the non-loopback address {}; set TWOBOT_ENABLE_NO_AUTH=false with credentials, or TWOBOT_ALLOW_PUBLIC_NO_AUTH=true",
-                        config.host
+                        "refuses to serve without auth on {exposure}: anyone who reaches it could run Codex; set TWOBOT_ENABLE_NO_AUTH=false with credentials, or TWOBOT_ALLOW_PUBLIC_NO_AUTH=true to serve the world without auth on purpose"
                     ),
                 ));
             }
@@ -200,6 +212,7 @@ impl HttpSettings {
             path: args.http_path.clone(),
             public_base,
             auth,
+            public_no_auth,
             host_origin: HostOriginPolicy::new(
                 config.base_url.as_deref(),
                 &args.allowed_hosts,
@@ -215,6 +228,7 @@ impl HttpSettings {
             max_sessions: args.max_sessions as usize,
             max_connections: args.max_connections as usize,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
+            body_read_timeout: Duration::from_secs(args.body_read_timeout_sec),
             auth_servers: args.auth_servers.clone(),
             scopes,
             codex_bin: config.runner.program.clone(),
@@ -381,8 +395,12 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
                         span
                     }),
                 )
-                // Echo the id on every response, 401/403/413/429 included.
+                // Echo the id on every response, 401/403/408/413/429 included.
                 .layer(PropagateRequestIdLayer::x_request_id())
+                // A body that trickles in gets 408 and a closed connection (slow-body DoS).
+                .layer(body_deadline::BodyDeadlineLayer::new(
+                    settings.body_read_timeout,
+                ))
                 // Cheap reject of oversized bodies (413) before any parsing.
                 .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
         )

@@ -86,8 +86,8 @@ pub fn key_for(
     trust_proxy: bool,
 ) -> String {
     match principal {
-        Some(Principal::Token { name }) => format!("token:{name}"),
-        Some(Principal::Authenticated { subject, .. }) => format!("sub:{subject}"),
+        // Issuer and subject, as ownership is keyed: `bob` of two issuers is two callers.
+        Some(p @ (Principal::Token { .. } | Principal::Authenticated { .. })) => p.owner_key(),
         _ => {
             let forwarded = trust_proxy.then(|| forwarded_client(headers)).flatten();
             match forwarded.or(peer) {
@@ -210,6 +210,7 @@ mod tests {
         assert_eq!(
             key_for(
                 Some(&Principal::Authenticated {
+                    issuer: Some("https://a.example".into()),
                     subject: "bob".into(),
                     scopes: vec![]
                 }),
@@ -217,7 +218,7 @@ mod tests {
                 &h,
                 false
             ),
-            "sub:bob"
+            r#"jwt-iss-sub:["https://a.example","bob"]"#
         );
         assert_eq!(
             key_for(Some(&Principal::Anonymous), peer, &h, false),

@@ -75,21 +75,26 @@ pub enum Rule {
     #[error("a path must not contain NUL bytes")]
     NulByte,
     /// The path does not exist.
-    #[error("no such directory")]
-    Missing,
+    #[error("no such directory (allowed roots: {roots})")]
+    Missing {
+        /// The allowed roots.
+        roots: String,
+    },
     /// The path exists but is not a directory.
-    #[error("not a directory")]
-    NotADirectory,
+    #[error("not a directory (allowed roots: {roots})")]
+    NotADirectory {
+        /// The allowed roots.
+        roots: String,
+    },
     /// The path could not be resolved.
     #[error("cannot resolve the path: {0}")]
     Unresolvable(String),
-    /// The resolved path lies outside every allowed root.
+    /// The path lies outside every allowed root once `..` and symlinks are resolved. Where
+    /// it really points is not said: that would map the server's filesystem for the caller.
     #[error(
-        "resolves to {resolved}, which is outside the allowed roots ({roots}) (CODEX_ALLOWED_ROOTS)"
+        "is outside the allowed roots ({roots}) once `..` and symlinks are resolved (CODEX_ALLOWED_ROOTS)"
     )]
     OutsideRoots {
-        /// Where it really points.
-        resolved: String,
         /// The allowed roots.
         roots: String,
     },
@@ -334,6 +339,12 @@ pub fn is_thread_id(s: &str) -> bool {
 
 /// Resolve a directory parameter: absolute or relative to the default cwd, symlinks
 /// followed, and inside an allowed root by whole path components.
+///
+/// A refusal names the caller's input and the allowed roots, never a resolved path: a
+/// symlink's target or `..` outside the roots (or the server's own directory) is none of the
+/// caller's business. For the same reason a path that is outside the roots by its very
+/// spelling is refused as outside whether or not it exists, so refusals are no oracle for
+/// what exists elsewhere on the machine.
 fn resolve_dir(policy: &Policy, param: &str, raw: &str) -> Result<PathBuf, Refusal> {
     let value = quoted(raw);
     if raw.is_empty() {
@@ -345,36 +356,65 @@ fn resolve_dir(policy: &Policy, param: &str, raw: &str) -> Result<PathBuf, Refus
     if raw.starts_with('-') {
         return Err(refuse(param, value, Rule::FlagLike));
     }
+    let roots = roots_text(&policy.allowed_roots);
     let joined = policy.default_cwd.join(raw);
     let resolved = match std::fs::canonicalize(&joined) {
         Ok(p) => p,
+        Err(_) if !within_roots(&policy.allowed_roots, &lexically_normal(&joined)) => {
+            return Err(refuse(param, value, Rule::OutsideRoots { roots }));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(refuse(param, value, Rule::Missing));
+            return Err(refuse(param, value, Rule::Missing { roots }));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            return Err(refuse(param, value, Rule::NotADirectory));
+            return Err(refuse(param, value, Rule::NotADirectory { roots }));
         }
-        Err(e) => return Err(refuse(param, value, Rule::Unresolvable(e.to_string()))),
+        // The kind only: an `io::Error`'s text could carry a path one day.
+        Err(e) => {
+            return Err(refuse(
+                param,
+                value,
+                Rule::Unresolvable(e.kind().to_string()),
+            ));
+        }
     };
-    if !resolved.is_dir() {
-        return Err(refuse(param, value, Rule::NotADirectory));
-    }
+    // Roots before the type: a file outside the roots is "outside", not "not a directory".
     if !within_roots(&policy.allowed_roots, &resolved) {
-        return Err(refuse(
-            param,
-            value,
-            Rule::OutsideRoots {
-                resolved: resolved.display().to_string(),
-                roots: policy
-                    .allowed_roots
-                    .iter()
-                    .map(|r| r.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":"),
-            },
-        ));
+        return Err(refuse(param, value, Rule::OutsideRoots { roots }));
+    }
+    if !resolved.is_dir() {
+        return Err(refuse(param, value, Rule::NotADirectory { roots }));
     }
     Ok(resolved)
+}
+
+/// The allowed roots as a refusal names them.
+fn roots_text(roots: &[PathBuf]) -> String {
+    if roots.is_empty() {
+        return "any directory; CODEX_ALLOWED_ROOTS is not set".to_owned();
+    }
+    roots
+        .iter()
+        .map(|r| r.display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// `path` with `.` and `..` resolved by spelling alone (no symlinks followed): where the
+/// caller asked to go, for deciding how to word a refusal, never for admitting a path.
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// True when `path` is one of `roots` or below one, compared by components

@@ -86,8 +86,11 @@ fn each_path_rule_refuses_with_its_own_reason() {
             Box::new(|r| matches!(r, Rule::OutsideRoots { .. })),
         ),
         ("/", Box::new(|r| matches!(r, Rule::OutsideRoots { .. }))),
-        ("file.txt", Box::new(|r| *r == Rule::NotADirectory)),
-        ("missing", Box::new(|r| *r == Rule::Missing)),
+        (
+            "file.txt",
+            Box::new(|r| matches!(r, Rule::NotADirectory { .. })),
+        ),
+        ("missing", Box::new(|r| matches!(r, Rule::Missing { .. }))),
         ("-rf", Box::new(|r| *r == Rule::FlagLike)),
         ("--add-dir=/", Box::new(|r| *r == Rule::FlagLike)),
         ("", Box::new(|r| *r == Rule::EmptyPath)),
@@ -139,11 +142,81 @@ fn refusal_text_names_parameter_value_and_rule() {
     )
     .unwrap_err();
     let text = refusal.to_string();
-    assert!(
-        text.starts_with("cwd = \"../outside\": resolves to "),
-        "{text}"
+    assert_eq!(
+        text,
+        format!(
+            "cwd = \"../outside\": is outside the allowed roots ({}) once `..` and symlinks are resolved (CODEX_ALLOWED_ROOTS)",
+            fx.root.display()
+        )
     );
-    assert!(text.contains("outside the allowed roots"), "{text}");
+}
+
+/// What a refusal may say: the caller's own input and the allowed roots, never where a
+/// path really leads outside them, nor the server's own directory; and a path outside the
+/// roots gets the same answer whether it exists, is a file or is missing (no oracle).
+#[test]
+fn refusals_name_the_input_and_the_roots_but_never_a_resolved_path_outside_them() {
+    let fx = fixture();
+    let base = fx.root.parent().unwrap().to_owned();
+    std::fs::write(fx.outside.join("secret.txt"), "x").unwrap();
+    symlink(fx.outside.join("secret.txt"), fx.root.join("link-file")).unwrap();
+    symlink("/etc", fx.root.join("etc-link")).unwrap();
+    std::fs::create_dir_all(fx.outside.join("deeper")).unwrap();
+    symlink(fx.outside.join("deeper"), fx.root.join("app/up")).unwrap();
+    let outside = fx.outside.display().to_string();
+    let server_cwd = std::env::current_dir().unwrap().display().to_string();
+    let roots = fx.root.display().to_string();
+    let abs = |p: &str| fx.outside.join(p).display().to_string();
+    let is_outside: fn(&Rule) -> bool = |r| matches!(r, Rule::OutsideRoots { .. });
+    let is_missing: fn(&Rule) -> bool = |r| matches!(r, Rule::Missing { .. });
+    let is_not_dir: fn(&Rule) -> bool = |r| matches!(r, Rule::NotADirectory { .. });
+    type Case = (String, fn(&Rule) -> bool);
+    let cases: Vec<Case> = vec![
+        ("../outside".into(), is_outside),
+        ("link-out".into(), is_outside),
+        ("etc-link".into(), is_outside),
+        ("app/up".into(), is_outside),
+        ("link-file".into(), is_outside),
+        ("../../../../../../../../etc".into(), is_outside),
+        ("/".into(), is_outside),
+        ("/etc".into(), is_outside),
+        (outside.clone(), is_outside),
+        (abs("secret.txt"), is_outside),
+        (abs("no-such-dir"), is_outside),
+        (abs("secret.txt/x"), is_outside),
+        (base.join("rootling").display().to_string(), is_outside),
+        ("file.txt".into(), is_not_dir),
+        ("file.txt/x".into(), is_not_dir),
+        ("missing".into(), is_missing),
+        ("app/missing/deeper".into(), is_missing),
+        ("link-out/../missing".into(), is_missing),
+    ];
+    for (input, expected) in &cases {
+        for as_add_dir in [false, true] {
+            let r = req(|r| {
+                if as_add_dir {
+                    r.add_dirs = Some(vec![input.clone()]);
+                } else {
+                    r.cwd = Some(input.clone());
+                }
+            });
+            let refusal = check(&fx.policy, &Principal::Local, &r).unwrap_err();
+            assert!(expected(&refusal.rule), "{input:?}: {refusal}");
+            let text = refusal.to_string();
+            let param = if as_add_dir { "add_dirs[0]" } else { "cwd" };
+            let said = text
+                .strip_prefix(&format!("{param} = {input:?}: "))
+                .unwrap_or_else(|| panic!("{input:?}: {text}"));
+            assert!(said.contains(&roots), "{input:?}: {text}");
+            let said = said.replace(&roots, "<roots>");
+            for secret in [outside.as_str(), "/etc", server_cwd.as_str()] {
+                assert!(
+                    !said.contains(secret),
+                    "{input:?} reveals {secret:?}: {text}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
@@ -293,6 +366,7 @@ fn the_ceiling_caps_every_principal_and_scopes_narrow_it() {
         ("codex:write".into(), SandboxMode::WorkspaceWrite),
     ]);
     let who = |scopes: &[&str]| Principal::Authenticated {
+        issuer: None,
         subject: "alice".into(),
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
     };

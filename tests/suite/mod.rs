@@ -1,6 +1,7 @@
 mod background;
 mod clients;
 mod codex_profiles;
+mod containment_edge;
 pub mod deploy;
 mod doctor;
 mod http;

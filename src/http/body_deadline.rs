@@ -1,0 +1,207 @@
+//! A deadline for reading a request's body: hyper's header deadline stops at the headers.
+//!
+//! Without it a client that sends its headers promptly and then trickles the body one
+//! byte at a time holds a connection (and a place under `TWOBOT_MAX_CONNECTIONS`) for as
+//! long as it likes; a handful of them turn even `/healthz` into 503. [`BodyDeadlineLayer`]
+//! wraps every request body that is not already complete in a [`TimedBody`]: once the
+//! deadline (`TWOBOT_BODY_READ_TIMEOUT_SEC`, counted from when the headers were in) has
+//! passed, the body yields an error to whoever reads it, and the response the inner
+//! service made of that error is replaced by a `408` with the project's JSON error body
+//! and `Connection: close`, so hyper closes the connection after sending it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::{Body as _, Frame, SizeHint};
+use tower::{Layer, Service};
+
+/// The error a [`TimedBody`] yields once its deadline has passed.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body was not received within {0:?} (TWOBOT_BODY_READ_TIMEOUT_SEC)")]
+pub struct BodyTimedOut(pub Duration);
+
+/// See the module docs.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadlineLayer {
+    deadline: Duration,
+}
+
+impl BodyDeadlineLayer {
+    /// Bodies must be complete `deadline` after their request's headers arrived.
+    pub fn new(deadline: Duration) -> Self {
+        Self { deadline }
+    }
+}
+
+impl<S> Layer<S> for BodyDeadlineLayer {
+    type Service = BodyDeadline<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BodyDeadline {
+            inner,
+            deadline: self.deadline,
+        }
+    }
+}
+
+/// The service of [`BodyDeadlineLayer`].
+#[derive(Debug, Clone)]
+pub struct BodyDeadline<S> {
+    inner: S,
+    deadline: Duration,
+}
+
+/// A request body that fails once its deadline has passed, and says so in `expired`.
+pub struct TimedBody {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: Duration,
+    expired: Arc<AtomicBool>,
+}
+
+impl http_body::Body for TimedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            self.expired.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.deadline)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The `408` sent instead of whatever the inner service made of a timed-out body.
+pub fn timed_out(deadline: Duration) -> Response<Body> {
+    let body = serde_json::json!({
+        "error": "request timeout",
+        "reason": BodyTimedOut(deadline).to_string(),
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    // The rest of the body may still be on its way: this connection is done.
+    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+impl<S, B> Service<Request<Body>> for BodyDeadline<S>
+where
+    S: Service<Request<Body>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The clone is not ready; the one that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        if request.body().is_end_stream() {
+            // GETs and empty bodies: nothing to wait for, no timer.
+            return Box::pin(async move { Ok(inner.call(request).await?.map(Body::new)) });
+        }
+        let deadline = self.deadline;
+        let expired = Arc::new(AtomicBool::new(false));
+        let request = request.map(|body| {
+            Body::new(TimedBody {
+                inner: body,
+                sleep: Box::pin(tokio::time::sleep(deadline)),
+                deadline,
+                expired: expired.clone(),
+            })
+        });
+        Box::pin(async move {
+            let response = inner.call(request).await?;
+            if expired.load(Ordering::Acquire) {
+                tracing::info!(
+                    deadline_sec = deadline.as_secs(),
+                    "request body not received in time; 408 and close"
+                );
+                return Ok(timed_out(deadline));
+            }
+            Ok(response.map(Body::new))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_fails_at_its_deadline_and_a_complete_one_does_not() {
+        let expired = Arc::new(AtomicBool::new(false));
+        let stalled = futures::stream::pending::<Result<Frame<Bytes>, axum::Error>>();
+        let body = TimedBody {
+            inner: Body::new(http_body_util::StreamBody::new(stalled)),
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(2))),
+            deadline: Duration::from_secs(2),
+            expired: expired.clone(),
+        };
+        let error = body.collect().await.err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some("the request body was not received within 2s (TWOBOT_BODY_READ_TIMEOUT_SEC)")
+        );
+        assert!(expired.load(Ordering::Acquire));
+
+        let expired = Arc::new(AtomicBool::new(false));
+        let body = TimedBody {
+            inner: Body::from("{}"),
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(2))),
+            deadline: Duration::from_secs(2),
+            expired: expired.clone(),
+        };
+        assert_eq!(
+            body.collect().await.ok().map(|c| c.to_bytes()),
+            Some(Bytes::from("{}"))
+        );
+        assert!(!expired.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn the_408_closes_the_connection_and_names_the_variable() {
+        let response = timed_out(Duration::from_secs(30));
+        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.headers()[http::header::CONNECTION], "close");
+        assert_eq!(
+            response.headers()[http::header::CONTENT_TYPE],
+            "application/json"
+        );
+    }
+}
