@@ -16,7 +16,7 @@ use twobot::codex::command::exec_argv;
 use twobot::codex::events::ThreadEvent;
 use twobot::codex::summary::{MAX_MESSAGE, SummaryBuilder};
 use twobot::job::{Principal, RunRequest};
-use twobot::policy::{Policy, check, is_safe_name, is_thread_id, within_roots};
+use twobot::policy::{Policy, check, is_profile_name, is_safe_name, is_thread_id, within_roots};
 
 /// Lines captured from the real `codex exec --json` 0.169.0, to mutate.
 const REAL: &[&str] = &[
@@ -157,7 +157,7 @@ proptest! {
         let (policy, _) = tree();
         let req: RunRequest = serde_json::from_value(json!({"prompt": "p", "model": model, "profile": profile})).unwrap();
         let accepted = check(&policy, &Principal::Local, &req);
-        prop_assert_eq!(accepted.is_ok(), is_safe_name(&model) && is_safe_name(&profile));
+        prop_assert_eq!(accepted.is_ok(), is_safe_name(&model) && is_profile_name(&profile));
         if let Ok(spec) = accepted {
             let argv: Vec<String> = exec_argv(&spec).iter().map(|a| a.to_string_lossy().into_owned()).collect();
             let m = argv.iter().position(|a| a == "-m").unwrap();

@@ -101,6 +101,11 @@ pub enum Rule {
     /// A model or profile name that could be mistaken for a flag or a path trick.
     #[error("must match ^[A-Za-z0-9][A-Za-z0-9._:/-]{{0,127}}$")]
     BadName,
+    /// A profile name that could reach outside Codex's home.
+    #[error(
+        "must match ^[A-Za-z0-9][A-Za-z0-9._-]{{0,127}}$ without \"..\" (it names $CODEX_HOME/<profile>.config.toml)"
+    )]
+    BadProfileName,
     /// A model or profile the policy file does not list.
     #[error("not allowed by the server's policy (allowed: {0})")]
     NotListed(String),
@@ -298,6 +303,11 @@ fn checked_name(
     let Some(value) = value else {
         return Ok(None);
     };
+    // A profile names a file, `$CODEX_HOME/<profile>.config.toml`: no `/`, no `..`, so
+    // it can only name a file in Codex's home.
+    if param == "profile" && !is_profile_name(value) {
+        return Err(refuse(param, quoted(value), Rule::BadProfileName));
+    }
     if !is_safe_name(value) {
         return Err(refuse(param, quoted(value), Rule::BadName));
     }
@@ -322,6 +332,11 @@ pub fn is_safe_name(s: &str) -> bool {
     s.len() <= 128
         && first.is_ascii_alphanumeric()
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))
+}
+
+/// A Codex profile name: a file name in `$CODEX_HOME`, never a path.
+pub fn is_profile_name(s: &str) -> bool {
+    is_thread_id(s)
 }
 
 /// A Codex thread id: a UUID, or a thread name from a charset that can be neither a

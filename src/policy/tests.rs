@@ -299,12 +299,21 @@ fn model_and_profile_names_cannot_become_flags() {
         );
         assert_eq!(
             rule(&fx.policy, &req(|r| r.profile = Some(bad.into()))),
-            Rule::BadName,
+            Rule::BadProfileName,
             "{bad:?}"
         );
     }
     for good in ["gpt-5", "o3", "openai/gpt-5.1:latest", "A_b-c"] {
         assert!(is_safe_name(good), "{good}");
+    }
+    // A profile names `$CODEX_HOME/<profile>.config.toml`: a path in it could load a
+    // config file from anywhere.
+    for bad in ["a/../../x", "sub/dir", "x..y", "ns:prof"] {
+        assert_eq!(
+            rule(&fx.policy, &req(|r| r.profile = Some(bad.into()))),
+            Rule::BadProfileName,
+            "{bad:?}"
+        );
     }
 }
 
