@@ -16,7 +16,6 @@
 pub mod auth;
 pub mod body_deadline;
 pub mod json_body;
-pub mod jwks;
 pub mod origin;
 pub mod rate_limit;
 pub mod server;
@@ -45,8 +44,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
-use self::auth::{AuthConfig, AuthLayer, JwtKey, parse_tokens};
-use self::jwks::Jwks;
+use self::auth::{AuthConfig, AuthLayer, Jwks, JwtKey, parse_tokens};
 use self::origin::HostOriginPolicy;
 use self::rate_limit::RateLimit;
 use self::session::SessionGuardLayer;
@@ -174,7 +172,7 @@ impl HttpSettings {
             }
             let jwks_url = match args.jwt_jwks_url.as_deref().filter(|u| !u.is_empty()) {
                 Some(url) => Some(
-                    jwks::validate_url(url)
+                    auth::validate_url(url)
                         .map_err(|e| invalid("TWOBOT_JWT_JWKS_URL", url, e))?
                         .to_string(),
                 ),
@@ -274,6 +272,7 @@ pub struct Shutdown {
 
 /// Build the whole HTTP stack.
 pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Router {
+    let observer = runs.observer().clone();
     let sessions = {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
@@ -328,7 +327,7 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
                 },
                 None => None,
             };
-            AuthLayer::new(config.clone(), jwks)
+            AuthLayer::new(config.clone(), jwks).with_observer(observer)
         }
         None => AuthLayer::disabled(),
     };
@@ -373,6 +372,16 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
         .route_service(&settings.path, mcp_stack)
         .layer(
             ServiceBuilder::new()
+                // Outermost: every answer the router gives is counted, 401/408/413/429 included.
+                .map_response(|response: http::Response<_>| {
+                    crate::metrics::metrics()
+                        .http_requests
+                        .get_or_create(&crate::metrics::StatusLabels {
+                            status: response.status().as_u16(),
+                        })
+                        .inc();
+                    response
+                })
                 // Honour the caller's x-request-id or make one; before Trace so spans carry it.
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 // One span per request: method, path, request id; the principal is recorded by auth.

@@ -149,6 +149,7 @@ impl<B> ValidateRequest<B> for RateLimit {
         self.check_key(&key).map_err(|wait| {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             tracing::warn!(key = %key, retry_after = secs, "rate limited");
+            crate::metrics::metrics().rate_limited.inc();
             let mut response = Response::new(Body::from(r#"{"error":"rate_limited"}"#));
             *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             response

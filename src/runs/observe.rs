@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Caller;
 use super::handle::Ended;
 use super::refusal::RunRefusal;
-use crate::audit::{AuditLog, AuditRecord, Outcome, PromptDigest, now_rfc3339};
+use crate::audit::{AuditLog, AuditRecord, Outcome, PromptDigest, RunPath, Transport, now_rfc3339};
 use crate::error::ToolError;
 use crate::job::{RunRequest, RunSpec};
 use crate::metrics::{RefusalReason, RunLabels, TokenKind, TokenLabels, metrics};
@@ -97,6 +97,51 @@ impl Observer {
                 .as_ref()
                 .map(|log| PromptDigest::of(&spec.prompt, log.keeps_prompts())),
         }
+    }
+
+    /// A `tools/call` the HTTP auth layer refused: no principal, so the record says who
+    /// was *not* let in, with what the arguments asked for.
+    pub fn auth_denied(
+        &self,
+        request_id: Option<String>,
+        reason: &str,
+        arguments: &serde_json::Value,
+    ) {
+        let text = |key: &str| {
+            arguments
+                .get(key)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        metrics()
+            .runs
+            .get_or_create(&RunLabels {
+                outcome: Outcome::Refused.into(),
+                transport: Transport::Http.into(),
+                path: RunPath::Direct.into(),
+            })
+            .inc();
+        self.write(|keep_prompts| AuditRecord {
+            time: now_rfc3339(),
+            request_id,
+            principal: "unauthenticated".to_owned(),
+            transport: Transport::Http,
+            path: RunPath::Direct,
+            cwd: text("cwd"),
+            sandbox: text("sandbox"),
+            model: text("model"),
+            thread_id: text("thread_id"),
+            outcome: Outcome::Refused,
+            reason: Some(format!("authentication: {reason}")),
+            exit_code: None,
+            duration_ms: 0,
+            input_tokens: 0,
+            cached_input_tokens: 0,
+            output_tokens: 0,
+            commands: 0,
+            files_changed: 0,
+            prompt: PromptDigest::of(&text("prompt").unwrap_or_default(), keep_prompts),
+        });
     }
 
     /// An admitted run ended (or never got to run).

@@ -369,3 +369,62 @@ async fn an_unopenable_audit_log_stops_start_up_naming_the_variable() -> Result<
     assert!(stderr.contains("TWOBOT_AUDIT_LOG"), "{stderr}");
     Ok(())
 }
+
+/// The HTTP edge reports too: a `tools/call` refused by authentication gets an audit
+/// record, and 401s, auth failures and 429s are counted.
+#[tokio::test]
+async fn refusals_at_the_http_edge_are_audited_and_counted() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let audit = dir.path().join("audit.jsonl");
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", TOKENS),
+        ("TWOBOT_AUDIT_LOG", audit.to_str().context("utf-8 path")?),
+        ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
+        ("TWOBOT_RATE_LIMIT_PER_MINUTE", "1"),
+        ("TWOBOT_RATE_LIMIT_BURST", "2"),
+    ])
+    .await?;
+    let metrics = metrics_url(&server.log).await?;
+    let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+        "params": {"name": "run_codex_prompt",
+                   "arguments": {"prompt": "scenario:ok let me in", "cwd": "/srv/x"}}});
+    let denied = post(&server.url, &call)
+        .bearer_auth("not-a-token")
+        .send()
+        .await?;
+    assert_eq!(denied.status(), reqwest::StatusCode::UNAUTHORIZED);
+    let all = records(&audit, 1).await?;
+    let record = find(&all, "direct", "refused").context("an audit record of the denied call")?;
+    assert_eq!(record["principal"], "unauthenticated");
+    assert_eq!(record["cwd"], "/srv/x");
+    assert!(
+        record["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("authentication"))
+    );
+    assert_eq!(record["prompt"]["len"], "scenario:ok let me in".len());
+
+    // The same caller, authenticated, beyond its burst: 429.
+    let mut limited = false;
+    for _ in 0..5 {
+        let r = post(&server.url, &initialize_body())
+            .bearer_auth("tok-alice")
+            .send()
+            .await?;
+        limited |= r.status() == reqwest::StatusCode::TOO_MANY_REQUESTS;
+    }
+    assert!(limited, "the burst of 2 was exceeded");
+
+    let exposition = reqwest::get(&metrics).await?.text().await?;
+    for series in [
+        r#"twobot_auth_failures_total{reason="invalid"}"#,
+        r#"twobot_http_requests_total{status="401"}"#,
+        r#"twobot_http_requests_total{status="429"}"#,
+        "twobot_rate_limited_total",
+        r#"twobot_runs_total{outcome="refused",transport="http",path="direct"}"#,
+    ] {
+        assert!(sample(&exposition, series) >= 1.0, "{series}\n{exposition}");
+    }
+    Ok(())
+}

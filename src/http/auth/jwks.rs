@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::JwkSet;
 use tokio_util::sync::CancellationToken;
 
-use super::auth::JwtKey;
+use super::keys::JwtKey;
 
 /// How often keys are refreshed without being asked.
 pub const PERIODIC_REFRESH: Duration = Duration::from_secs(600);

@@ -1,151 +1,16 @@
-//! Bearer authentication for the MCP endpoint: static tokens and JWTs.
-//!
-//! Off in the default no-auth mode; turned on by environment alone
-//! (`TWOBOT_ENABLE_NO_AUTH=false` plus a credential). [`Authenticator::verify`] is
-//! the pure decision; [`AuthLayer`] puts the [`Principal`] into the request's
-//! extensions and strips `Authorization` before anything inner sees it, refreshing
-//! the JWKS (throttled) when a token names a key it does not know yet. A token is never logged and never reaches Codex.
-//!
-//! JWT algorithms are pinned to the key type: an HMAC secret admits HS256/384/512 only,
-//! an RSA key RS*/PS* only, an EC key ES256/384, an Ed25519 key EdDSA. `alg: none` and
-//! HS-signed-with-the-public-key tokens therefore never verify.
-
-use std::fmt;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-
-use futures::future::BoxFuture;
+//! The authentication decision, pure: a request's `Authorization` header and the
+//! configured credentials in, a [`Principal`] or an [`AuthError`] out; and the 401/403
+//! answer a refusal gets (RFC 6750 `WWW-Authenticate`, RFC 9728 `resource_metadata`).
 
 use axum::body::Body;
-use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use http::{HeaderValue, Request, Response, StatusCode};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use http::header::WWW_AUTHENTICATE;
+use http::{HeaderValue, Response, StatusCode};
+use jsonwebtoken::Validation;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
-use tower::{Layer, Service};
 
-use super::jwks::Jwks;
+use super::keys::{JwtKey, StaticToken};
 use crate::job::Principal;
-
-/// A static bearer token and its name (the principal).
-#[derive(Clone)]
-pub struct StaticToken {
-    /// The principal's name.
-    pub name: String,
-    /// The secret.
-    pub token: String,
-}
-
-impl fmt::Debug for StaticToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StaticToken({}, <redacted>)", self.name)
-    }
-}
-
-/// A JWT key and the algorithms it admits.
-#[derive(Clone)]
-pub struct JwtKey {
-    key: DecodingKey,
-    algorithms: Vec<Algorithm>,
-    /// The JWKS `kid`; `None` for keys configured directly.
-    kid: Option<String>,
-}
-
-impl fmt::Debug for JwtKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "JwtKey({:?}, {:?}, <redacted>)",
-            self.kid, self.algorithms
-        )
-    }
-}
-
-impl JwtKey {
-    /// An HMAC secret: HS256, HS384, HS512.
-    pub fn secret(secret: &[u8]) -> Self {
-        Self {
-            key: DecodingKey::from_secret(secret),
-            algorithms: vec![Algorithm::HS256, Algorithm::HS384, Algorithm::HS512],
-            kid: None,
-        }
-    }
-
-    /// A PEM public key; its type decides the algorithms.
-    pub fn public_pem(pem: &[u8]) -> Result<Self, String> {
-        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
-            return Ok(Self {
-                key,
-                algorithms: RSA_ALGORITHMS.to_vec(),
-                kid: None,
-            });
-        }
-        if let Ok(key) = DecodingKey::from_ec_pem(pem) {
-            return Ok(Self {
-                key,
-                algorithms: vec![Algorithm::ES256, Algorithm::ES384],
-                kid: None,
-            });
-        }
-        if let Ok(key) = DecodingKey::from_ed_pem(pem) {
-            return Ok(Self {
-                key,
-                algorithms: vec![Algorithm::EdDSA],
-                kid: None,
-            });
-        }
-        Err("not a PEM RSA, EC or Ed25519 public key".to_owned())
-    }
-
-    /// A signing key from a JWKS. Only asymmetric signature keys are taken: a JWKS is
-    /// public, so an `oct` (HMAC) key from it would let anyone mint tokens.
-    pub fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
-        if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-            return Err("an encryption key (use=enc)".to_owned());
-        }
-        let family: Vec<Algorithm> = match &jwk.algorithm {
-            AlgorithmParameters::RSA(_) => RSA_ALGORITHMS.to_vec(),
-            AlgorithmParameters::EllipticCurve(ec) => match &ec.curve {
-                EllipticCurve::P256 => vec![Algorithm::ES256],
-                EllipticCurve::P384 => vec![Algorithm::ES384],
-                other => return Err(format!("unsupported curve {other:?}")),
-            },
-            AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
-                vec![Algorithm::EdDSA]
-            }
-            AlgorithmParameters::OctetKey(_) => {
-                return Err(
-                    "a symmetric (oct) key; HMAC keys are never taken from a JWKS".to_owned(),
-                );
-            }
-            _ => return Err("an unsupported key type".to_owned()),
-        };
-        // A key that names its algorithm admits that one only, and it must fit the key type.
-        let algorithms = match jwk.common.key_algorithm {
-            None => family,
-            Some(named) => match Algorithm::try_from(named) {
-                Ok(alg) if family.contains(&alg) => vec![alg],
-                _ => return Err(format!("algorithm {named:?} does not fit the key type")),
-            },
-        };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
-        Ok(Self {
-            key,
-            algorithms,
-            kid: jwk.common.key_id.clone(),
-        })
-    }
-}
-
-const RSA_ALGORITHMS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
 
 /// How bearer tokens are checked.
 #[derive(Clone, Debug)]
@@ -306,7 +171,11 @@ impl Authenticator {
         Err(last)
     }
 
-    fn reject(config: &AuthConfig, error: &AuthError, sent_token: bool) -> Response<Body> {
+    pub(super) fn reject(
+        config: &AuthConfig,
+        error: &AuthError,
+        sent_token: bool,
+    ) -> Response<Body> {
         let metadata = &config.resource_metadata_url;
         let (status, challenge) = match error {
             AuthError::InsufficientScope(_) => (
@@ -361,111 +230,6 @@ impl Authenticator {
     }
 }
 
-/// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
-#[derive(Clone, Debug)]
-pub struct AuthLayer {
-    config: Option<Arc<AuthConfig>>,
-    jwks: Option<Arc<Jwks>>,
-}
-
-impl AuthLayer {
-    /// No-auth mode: every caller is [`Principal::Anonymous`].
-    pub fn disabled() -> Self {
-        Self {
-            config: None,
-            jwks: None,
-        }
-    }
-
-    /// Require a valid bearer token; `jwks` supplies fetched keys when configured.
-    pub fn new(config: AuthConfig, jwks: Option<Arc<Jwks>>) -> Self {
-        Self {
-            config: Some(Arc::new(config)),
-            jwks,
-        }
-    }
-}
-
-impl<S> Layer<S> for AuthLayer {
-    type Service = Authenticate<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Authenticate {
-            inner,
-            layer: self.clone(),
-        }
-    }
-}
-
-/// The service of [`AuthLayer`].
-#[derive(Clone, Debug)]
-pub struct Authenticate<S> {
-    inner: S,
-    layer: AuthLayer,
-}
-
-impl<S, B> Service<Request<B>> for Authenticate<S>
-where
-    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-    B: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // The clone is not ready; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let Some(config) = self.layer.config.clone() else {
-            request.extensions_mut().insert(Principal::Anonymous);
-            return Box::pin(inner.call(request));
-        };
-        let jwks = self.layer.jwks.clone();
-        Box::pin(async move {
-            let header = request.headers().get(AUTHORIZATION).cloned();
-            let (seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
-            let mut result = if request
-                .headers()
-                .get_all(AUTHORIZATION)
-                .iter()
-                .nth(1)
-                .is_some()
-            {
-                // Which one would count is anybody's guess (proxies differ): neither.
-                Err(AuthError::Repeated)
-            } else {
-                Authenticator::verify(&config, &fetched, header.as_ref())
-            };
-            if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
-                tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
-                if jwks.refresh_throttled(seen).await {
-                    result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
-                }
-            }
-            match result {
-                Ok(principal) => {
-                    tracing::Span::current().record("principal", principal.label());
-                    tracing::debug!(principal = %principal.label(), "authenticated");
-                    request.extensions_mut().insert(principal);
-                    // Inner services never see the credential.
-                    request.headers_mut().remove(AUTHORIZATION);
-                    inner.call(request).await
-                }
-                Err(error) => {
-                    tracing::info!(reason = %error, "request not authenticated");
-                    Ok(Authenticator::reject(&config, &error, header.is_some()))
-                }
-            }
-        })
-    }
-}
-
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive).
 pub fn bearer(value: Option<&HeaderValue>) -> Option<&str> {
     let value = value?.to_str().ok()?;
@@ -492,26 +256,3 @@ fn scopes_of(claims: &Claims) -> Vec<String> {
     }
     scopes
 }
-
-/// Parse `name:token` entries (comma- or newline-separated; `#` starts a comment line).
-pub fn parse_tokens(text: &str) -> Vec<StaticToken> {
-    text.split([',', '\n'])
-        .map(str::trim)
-        .filter(|e| !e.is_empty() && !e.starts_with('#'))
-        .enumerate()
-        .map(|(i, entry)| match entry.split_once(':') {
-            Some((name, token)) if !name.is_empty() && !token.is_empty() => StaticToken {
-                name: name.to_owned(),
-                token: token.to_owned(),
-            },
-            _ => StaticToken {
-                name: format!("token-{}", i + 1),
-                token: entry.to_owned(),
-            },
-        })
-        .collect()
-}
-
-#[cfg(test)]
-#[path = "auth_tests.rs"]
-mod tests;

@@ -6,6 +6,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{EncodingKey, Header, encode};
 use serde_json::json;
 
+use http::header::WWW_AUTHENTICATE;
+use http::{HeaderValue, StatusCode};
+use jsonwebtoken::Algorithm;
+use jsonwebtoken::jwk::Jwk;
+
 use super::*;
 
 const AUD: &str = "https://mcp.example.com/mcp";

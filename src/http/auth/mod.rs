@@ -1,0 +1,190 @@
+//! Bearer authentication for the MCP endpoint: static tokens and JWTs.
+//!
+//! Off in the default no-auth mode; turned on by environment alone
+//! (`TWOBOT_ENABLE_NO_AUTH=false` plus a credential). [`Authenticator::verify`] is
+//! the pure decision; [`AuthLayer`] puts the [`Principal`] into the request's
+//! extensions and strips `Authorization` before anything inner sees it, refreshing
+//! the JWKS (throttled) when a token names a key it does not know yet. A token is never logged and never reaches Codex.
+//!
+//! JWT algorithms are pinned to the key type: an HMAC secret admits HS256/384/512 only,
+//! an RSA key RS*/PS* only, an EC key ES256/384, an Ed25519 key EdDSA. `alg: none` and
+//! HS-signed-with-the-public-key tokens therefore never verify.
+
+mod jwks;
+mod keys;
+mod verify;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use futures::future::BoxFuture;
+use http::header::AUTHORIZATION;
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+pub use self::jwks::{Jwks, JwksError, validate_url};
+pub use self::keys::{JwtKey, StaticToken, parse_tokens};
+pub use self::verify::{AuthConfig, AuthError, Authenticator, bearer};
+use crate::job::Principal;
+use crate::metrics::{AuthFailure, metrics};
+use crate::runs::Observer;
+
+/// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
+#[derive(Clone, Debug)]
+pub struct AuthLayer {
+    config: Option<Arc<AuthConfig>>,
+    jwks: Option<Arc<Jwks>>,
+    observer: Observer,
+}
+
+impl AuthLayer {
+    /// No-auth mode: every caller is [`Principal::Anonymous`].
+    pub fn disabled() -> Self {
+        Self {
+            config: None,
+            jwks: None,
+            observer: Observer::default(),
+        }
+    }
+
+    /// Require a valid bearer token; `jwks` supplies fetched keys when configured.
+    pub fn new(config: AuthConfig, jwks: Option<Arc<Jwks>>) -> Self {
+        Self {
+            config: Some(Arc::new(config)),
+            jwks,
+            observer: Observer::default(),
+        }
+    }
+
+    /// Write a refused `tools/call` to `observer`'s audit log.
+    pub fn with_observer(mut self, observer: Observer) -> Self {
+        self.observer = observer;
+        self
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Authenticate<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Authenticate {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Clone, Debug)]
+pub struct Authenticate<S> {
+    inner: S,
+    layer: AuthLayer,
+}
+
+impl<S, B> Service<Request<B>> for Authenticate<S>
+where
+    S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // The clone is not ready; the one that was polled ready serves this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let Some(config) = self.layer.config.clone() else {
+            request.extensions_mut().insert(Principal::Anonymous);
+            return Box::pin(inner.call(request));
+        };
+        let jwks = self.layer.jwks.clone();
+        let observer = self.layer.observer.clone();
+        Box::pin(async move {
+            let header = request.headers().get(AUTHORIZATION).cloned();
+            let (seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
+            let mut result = if request
+                .headers()
+                .get_all(AUTHORIZATION)
+                .iter()
+                .nth(1)
+                .is_some()
+            {
+                // Which one would count is anybody's guess (proxies differ): neither.
+                Err(AuthError::Repeated)
+            } else {
+                Authenticator::verify(&config, &fetched, header.as_ref())
+            };
+            if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
+                tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
+                if jwks.refresh_throttled(seen).await {
+                    result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
+                }
+            }
+            match result {
+                Ok(principal) => {
+                    tracing::Span::current().record("principal", principal.label());
+                    tracing::debug!(principal = %principal.label(), "authenticated");
+                    request.extensions_mut().insert(principal);
+                    // Inner services never see the credential.
+                    request.headers_mut().remove(AUTHORIZATION);
+                    inner.call(request).await
+                }
+                Err(error) => {
+                    tracing::info!(reason = %error, "request not authenticated");
+                    metrics().auth_failed(match &error {
+                        AuthError::Missing => AuthFailure::missing,
+                        AuthError::InsufficientScope(_) => AuthFailure::insufficient_scope,
+                        AuthError::Repeated => AuthFailure::malformed,
+                        AuthError::Invalid(_)
+                        | AuthError::Unacceptable(_)
+                        | AuthError::UnknownKid(_) => AuthFailure::invalid,
+                    });
+                    if observer.audit().is_some() {
+                        audit_denied_tool_call(&observer, request, &error).await;
+                    }
+                    Ok(Authenticator::reject(&config, &error, header.is_some()))
+                }
+            }
+        })
+    }
+}
+
+/// A refused request that was a `tools/call` is a refused run: it gets its audit record
+/// (the body is read only on this path, and the outer layers bound its size and time).
+async fn audit_denied_tool_call<B>(observer: &Observer, request: Request<B>, error: &AuthError)
+where
+    B: http_body::Body<Data = bytes::Bytes>,
+{
+    use http_body_util::BodyExt;
+    if request.method() != http::Method::POST {
+        return;
+    }
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Ok(body) = request.into_body().collect().await else {
+        return;
+    };
+    let Ok(message) = serde_json::from_slice::<serde_json::Value>(&body.to_bytes()) else {
+        return;
+    };
+    if message["method"] == "tools/call" {
+        observer.auth_denied(
+            request_id,
+            &error.to_string(),
+            &message["params"]["arguments"],
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;
