@@ -138,6 +138,11 @@ pub struct Cli {
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Boolean settings as the operator typed them (`off`, `1`…), by variable name, so
+    /// an error quotes what was typed rather than what it was read as.
+    #[arg(skip)]
+    pub as_typed: std::collections::BTreeMap<String, String>,
 }
 
 /// Subcommands; without one, `2bot-mcp` serves.
@@ -308,6 +313,8 @@ pub struct Config {
     pub log_filter: String,
     /// No-auth mode.
     pub enable_no_auth: bool,
+    /// Boolean settings as typed, by variable name (see [`Config::typed`]).
+    pub as_typed: std::collections::BTreeMap<String, String>,
     /// The effective policy.
     pub policy: Arc<Policy>,
     /// Limits on Codex processes.
@@ -335,7 +342,12 @@ impl Cli {
         use clap::{CommandFactory, FromArgMatches};
         let parsed = Self::command()
             .try_get_matches_from(std::env::args_os())
-            .and_then(|matches| Self::from_arg_matches(&matches).map(|cli| (cli, matches)))
+            .and_then(|matches| {
+                Self::from_arg_matches(&matches).map(|mut cli| {
+                    cli.as_typed = booleans_as_typed(&matches);
+                    (cli, matches)
+                })
+            })
             .map_err(name_the_variable);
         parsed.unwrap_or_else(|e| e.exit())
     }
@@ -348,6 +360,32 @@ impl Cli {
     {
         Self::try_parse_from(args).map_err(name_the_variable)
     }
+}
+
+/// The raw text of every boolean setting the operator gave (flag or environment).
+fn booleans_as_typed(matches: &clap::ArgMatches) -> std::collections::BTreeMap<String, String> {
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+    let cmd = Cli::command();
+    let mut typed = std::collections::BTreeMap::new();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        let given = matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        let is_bool = matches.try_get_one::<bool>(id).is_ok_and(|v| v.is_some());
+        if let (true, true, Some(env), Some(mut raw)) =
+            (given, is_bool, arg.get_env(), matches.get_raw(id))
+            && let Some(value) = raw.next()
+        {
+            typed.insert(
+                env.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            );
+        }
+    }
+    typed
 }
 
 /// Turn clap's multi-line value errors into one line that names the variable.
@@ -410,12 +448,15 @@ fn default_state_dir() -> Option<PathBuf> {
         .map(|d| d.join("2bot"))
 }
 
-/// `true/false`, `1/0`, `yes/no`, `on/off`, any case.
+/// Every boolean setting accepts these spellings, in any case.
+pub const BOOL_SPELLINGS: &str = "true, false, 1, 0, yes, no, on, off";
+
+/// `true/false`, `1/0`, `yes/no`, `on/off`, any case (see [`BOOL_SPELLINGS`]).
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err("expected true or false".to_owned()),
+        _ => Err(format!("accepted (any case) {BOOL_SPELLINGS}")),
     }
 }
 
@@ -429,6 +470,18 @@ pub fn parse_log_level(s: &str) -> Result<String, String> {
         "ERROR" | "CRITICAL" | "FATAL" => "error",
         "OFF" => "off",
         _ => {
+            // A bare word in a filter is a *target*: `verbose` would mean "only the
+            // target named verbose", which silently turns every log line off.
+            const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+            if let Some(word) = s.split(',').map(str::trim).find(|part| {
+                !part.is_empty()
+                    && !part.contains(['=', '['])
+                    && !LEVELS.iter().any(|l| part.eq_ignore_ascii_case(l))
+            }) {
+                return Err(format!(
+                    "{word:?} is not a level; expected TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL, OFF or filter directives such as twobot=debug,rmcp=info"
+                ));
+            }
             return tracing_subscriber::EnvFilter::builder()
                 .parse(s)
                 .map(|_| s.to_owned())
@@ -559,6 +612,7 @@ impl Config {
             base_url: cli.base_url,
             log_filter: cli.log_level,
             enable_no_auth: cli.enable_no_auth,
+            as_typed: cli.as_typed,
             policy: Arc::new(policy),
             limits: RunLimits {
                 max_concurrent_runs: usize::try_from(max_concurrent_runs).unwrap_or(usize::MAX),
@@ -575,6 +629,15 @@ impl Config {
                 max_runs: cli.max_runs as usize,
             },
         })
+    }
+
+    /// How the operator wrote boolean setting `var` (`off`, `1`…), for error messages;
+    /// `parsed` as `true`/`false` when it was not given (the default).
+    pub fn typed(&self, var: &str, parsed: bool) -> String {
+        self.as_typed
+            .get(var)
+            .cloned()
+            .unwrap_or_else(|| parsed.to_string())
     }
 
     /// Log the effective policy once at start-up, so operators see what is enforced.
@@ -622,6 +685,10 @@ mod tests {
             assert_eq!(parse_log_level(given).unwrap(), expected);
         }
         assert!(parse_log_level("LOUD=").is_err() || parse_log_level("[[[").is_err());
+        for word in ["verbose", "info,verbose", "twobot"] {
+            let e = parse_log_level(word).unwrap_err();
+            assert!(e.contains("is not a level"), "{word}: {e}");
+        }
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl HttpSettings {
             if !config.host.is_loopback() && !args.allow_public_no_auth {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
-                    "true",
+                    config.typed("TWOBOT_ENABLE_NO_AUTH", true),
                     format!(
                         "refuses to serve without auth on the non-loopback address {}; set TWOBOT_ENABLE_NO_AUTH=false with credentials, or TWOBOT_ALLOW_PUBLIC_NO_AUTH=true",
                         config.host
@@ -171,7 +171,7 @@ impl HttpSettings {
             if tokens.is_empty() && jwt_keys.is_empty() && jwks_url.is_none() {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
-                    "false",
+                    config.typed("TWOBOT_ENABLE_NO_AUTH", false),
                     "but no credential is configured; set TWOBOT_AUTH_TOKENS, TWOBOT_AUTH_TOKENS_FILE, TWOBOT_JWT_SECRET, TWOBOT_JWT_PUBLIC_KEY_FILE or TWOBOT_JWT_JWKS_URL",
                 ));
             }

@@ -213,3 +213,248 @@ async fn the_mcp_inspector_strict_lint_finds_nothing_to_report() -> Result<()> {
     }
     Ok(())
 }
+
+// === Configuration and logs (point 6) ===
+
+/// Run `2bot-mcp ARGS` with `env` (and nothing else from ours); exit code and stderr.
+fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String, String)> {
+    let root = tempfile::tempdir()?;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CODEX_BIN", fake_codex())
+        .env("CODEX_ALLOWED_ROOTS", root.path())
+        .env("TWOBOT_STATE_DIR", root.path().join("state"))
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// A log level that is not one is a mistake, not a filter for a target of that name
+/// (which used to turn every log line off without a word).
+#[test]
+fn a_log_level_that_is_not_a_level_stops_with_exit_2_and_the_accepted_values() -> Result<()> {
+    for typed in ["verbose", "loud", "info,verbose"] {
+        let (code, _, stderr) = run_binary(&["--print-config"], &[("TWOBOT_LOG_LEVEL", typed)])?;
+        assert_eq!(code, Some(2), "{typed}: {stderr}");
+        assert!(stderr.contains("TWOBOT_LOG_LEVEL"), "{stderr}");
+        assert!(stderr.contains(&format!("{typed:?}")), "{stderr}");
+        for level in ["DEBUG", "INFO", "WARNING", "ERROR"] {
+            assert!(stderr.contains(level), "{stderr}");
+        }
+    }
+    // Full filter directives stay accepted.
+    for fine in ["twobot=debug,rmcp=info", "warning", "DEBUG", "off"] {
+        let (code, _, stderr) = run_binary(&["--print-config"], &[("TWOBOT_LOG_LEVEL", fine)])?;
+        assert_eq!(code, Some(0), "{fine}: {stderr}");
+    }
+    Ok(())
+}
+
+/// Every boolean variable's error quotes what was typed, not what it was read as.
+#[test]
+fn a_boolean_setting_is_quoted_as_typed_in_its_error() -> Result<()> {
+    let (code, _, stderr) = run_binary(
+        &[],
+        &[
+            ("TWOBOT_TRANSPORT", "http"),
+            ("TWOBOT_ENABLE_NO_AUTH", "off"),
+        ],
+    )?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("TWOBOT_ENABLE_NO_AUTH"), "{stderr}");
+    assert!(stderr.contains("\"off\""), "{stderr}");
+    assert!(!stderr.contains("\"false\""), "{stderr}");
+    let (code, _, stderr) = run_binary(
+        &[],
+        &[
+            ("TWOBOT_TRANSPORT", "http"),
+            ("TWOBOT_HOST", "0.0.0.0"),
+            ("TWOBOT_ENABLE_NO_AUTH", "Yes"),
+        ],
+    )?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("\"Yes\""), "{stderr}");
+    let (code, _, stderr) = run_binary(&[], &[("TWOBOT_ENABLE_TASKS", "nope")])?;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("\"nope\""), "{stderr}");
+    assert!(
+        stderr.contains("true, false, 1, 0, yes, no, on, off"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+/// `--print-config` shows a boolean as it was read, and says "default" for the policy
+/// when there is no policy file.
+#[test]
+fn print_config_shows_booleans_as_parsed_and_the_default_policy() -> Result<()> {
+    let (code, stdout, stderr) = run_binary(
+        &["--print-config"],
+        &[
+            ("TWOBOT_ENABLE_NO_AUTH", "off"),
+            ("TWOBOT_ENABLE_BACKGROUND_RUNS", "1"),
+        ],
+    )?;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("TWOBOT_ENABLE_NO_AUTH=false  # environment (typed \"off\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("TWOBOT_ENABLE_BACKGROUND_RUNS=true  # environment (typed \"1\")"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("TWOBOT_ENABLE_TASKS=true  # default"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("TWOBOT_POLICY_FILE=  # default: no policy file"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("TWOBOT_MAX_CONCURRENT_RUNS=4  # default"),
+        "{stdout}"
+    );
+    Ok(())
+}
+
+/// At INFO a session (initialize, tools/list, a call) logs one line per request at
+/// most: rmcp's session and `initialize` dumps wait for DEBUG. A 2026-07-28 client
+/// that cancels its call normally leaves no ERROR behind.
+#[tokio::test]
+async fn at_info_a_session_logs_a_line_per_request_and_a_cancel_logs_no_error() -> Result<()> {
+    let server = http::spawn_http(&[("TWOBOT_LOG_LEVEL", "info")]).await?;
+    let client = http::http_client(&server.url, None).await?;
+    assert_eq!(client.list_all_tools().await?.len(), 1);
+    let r = call(&client, serde_json::json!({"prompt": "scenario:ok"})).await?;
+    assert_eq!(text(&r), "fake answer");
+    let handle = start_call(
+        &client,
+        serde_json::json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+    )
+    .await?;
+    let run = wait_for_run_of(
+        &server.record,
+        "scenario:hang",
+        std::time::Duration::from_secs(20),
+    )
+    .await?;
+    let codex: i32 = wait_for_file(&run.join("codex.pid"), std::time::Duration::from_secs(20))
+        .await?
+        .parse()?;
+    handle.cancel(Some("user pressed stop".into())).await?;
+    assert!(gone_within(codex, std::time::Duration::from_secs(20)).await);
+    // The server is healthy and the session still answers.
+    assert_eq!(client.list_all_tools().await?.len(), 1);
+    client.cancel().await?;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = std::fs::read_to_string(&server.log)?;
+    let after_start: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.contains("listening"))
+        .skip(1)
+        .collect();
+    assert!(!after_start.iter().any(|l| l.contains(" ERROR ")), "{log}");
+    assert!(
+        !after_start.iter().any(|l| l.contains("rmcp")),
+        "rmcp's own lines belong to DEBUG: {log}"
+    );
+    // Requests: initialize, tools/list ×2, two calls, the cancel notification.
+    assert!(after_start.len() <= 6, "{log}");
+    assert!(
+        after_start.iter().any(|l| l.contains("codex run finished")),
+        "{log}"
+    );
+    Ok(())
+}
+
+/// A 2026-07-28 client has no session: each request carries its protocol version in
+/// `_meta`, and it cancels a call by closing the call's response stream. That kills
+/// Codex and is logged as a cancelled run, with no ERROR.
+#[tokio::test]
+async fn a_2026_07_28_client_that_closes_its_stream_cancels_the_run_without_an_error_logged()
+-> Result<()> {
+    let server = http::spawn_http(&[("TWOBOT_LOG_LEVEL", "info")]).await?;
+    let body = serde_json::json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {
+            "name": "run_codex_prompt",
+            "arguments": {"prompt": "scenario:hang", "timeout_sec": 600},
+            "_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"}
+            }
+        }
+    });
+    // A raw connection, so that closing it really closes the socket.
+    use tokio::io::AsyncWriteExt;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+    let body = body.to_string();
+    let request = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+         accept: application/json, text/event-stream\r\nmcp-protocol-version: 2026-07-28\r\n\
+         mcp-method: tools/call\r\nmcp-name: run_codex_prompt\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let run = wait_for_run_of(
+        &server.record,
+        "scenario:hang",
+        std::time::Duration::from_secs(20),
+    )
+    .await?;
+    let codex: i32 = wait_for_file(&run.join("codex.pid"), std::time::Duration::from_secs(20))
+        .await?
+        .parse()?;
+    drop(stream);
+    assert!(
+        gone_within(codex, std::time::Duration::from_secs(20)).await,
+        "closing the stream must cancel the run"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let log = loop {
+        let log = std::fs::read_to_string(&server.log)?;
+        if log.contains("cancelled=true") || std::time::Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // Give rmcp's drain its moment to (not) complain.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let log = std::fs::read_to_string(&server.log).unwrap_or(log);
+    assert!(log.contains("cancelled=true"), "{log}");
+    assert!(!log.contains(" ERROR "), "{log}");
+    Ok(())
+}
+
+/// The run directory of the fake Codex run whose prompt was `prompt`.
+async fn wait_for_run_of(
+    record: &Path,
+    prompt: &str,
+    limit: std::time::Duration,
+) -> Result<PathBuf> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let found = std::fs::read_dir(record)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|dir| std::fs::read_to_string(dir.join("stdin")).is_ok_and(|s| s == prompt));
+        if let Some(dir) = found {
+            return Ok(dir);
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "no run of {prompt:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
