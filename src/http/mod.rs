@@ -14,6 +14,7 @@
 //! grace period, kill what is left, close the sessions, return.
 
 pub mod auth;
+pub mod body_limit;
 pub mod json_body;
 pub mod jwks;
 pub mod origin;
@@ -350,47 +351,54 @@ pub fn router(
     }));
     let ready = Arc::new(Readiness::new(settings.codex_bin.clone()));
 
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz).with_state(ready))
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(protected_resource).with_state(metadata.clone()),
-        )
-        .route(
-            &format!("/.well-known/oauth-protected-resource{}", settings.path),
-            get(protected_resource).with_state(metadata),
-        )
-        .route_service(&settings.path, mcp_stack)
-        .layer(
-            ServiceBuilder::new()
-                // Honour the caller's x-request-id or make one; before Trace so spans carry it.
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                // One span per request: method, path, request id; the principal is recorded by auth.
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("");
-                        let span = tracing::info_span!(
-                            "http",
-                            method = %req.method(),
-                            path = %req.uri().path(),
-                            request_id = %id,
-                            principal = tracing::field::Empty,
-                        );
-                        // A caller's W3C traceparent continues its trace.
-                        crate::telemetry::continue_trace(&span, req.headers());
-                        span
-                    }),
-                )
-                // Echo the id on every response, 401/403/413/429 included.
-                .layer(PropagateRequestIdLayer::x_request_id())
-                // Cheap reject of oversized bodies (413) before any parsing.
-                .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
-        )
+        .route("/readyz", get(readyz).with_state(ready));
+    // RFC 9728 metadata only when a token is required: in no-auth mode a document with
+    // no authorization server reads as "OAuth required but broken", so it is a 404.
+    if settings.auth.is_some() {
+        router = router
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(protected_resource).with_state(metadata.clone()),
+            )
+            .route(
+                &format!("/.well-known/oauth-protected-resource{}", settings.path),
+                get(protected_resource).with_state(metadata),
+            );
+    }
+    router.route_service(&settings.path, mcp_stack).layer(
+        ServiceBuilder::new()
+            // Honour the caller's x-request-id or make one; before Trace so spans carry it.
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            // One span per request: method, path, request id; the principal is recorded by auth.
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let span = tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                        principal = tracing::field::Empty,
+                    );
+                    // A caller's W3C traceparent continues its trace.
+                    crate::telemetry::continue_trace(&span, req.headers());
+                    span
+                }),
+            )
+            // Echo the id on every response, 401/403/413/429 included.
+            .layer(PropagateRequestIdLayer::x_request_id())
+            // A declared-oversized body: 413 at once, the body discarded (bounded)
+            // so clients that write it all before reading can read the 413.
+            .layer(body_limit::BodyLimitLayer::new(settings.max_body_bytes))
+            // Bodies without a length are counted as they are read (413 too).
+            .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
+    )
 }
 
 async fn protected_resource(State(doc): State<Arc<serde_json::Value>>) -> impl IntoResponse {

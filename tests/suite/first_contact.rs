@@ -458,3 +458,91 @@ async fn wait_for_run_of(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+// === HTTP niceties (point 7) ===
+
+/// Without auth there is no protected-resource metadata to serve (404, both forms);
+/// with auth both forms answer 200 and name the resource.
+#[tokio::test]
+async fn protected_resource_metadata_is_served_only_when_auth_is_on() -> Result<()> {
+    let open = http::spawn_http(&[]).await?;
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let resp = reqwest::get(format!("{}{path}", open.base)).await?;
+        assert_eq!(resp.status(), 404, "no-auth {path}");
+    }
+    let guarded = http::spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "alice:tok-alice"),
+    ])
+    .await?;
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let resp = reqwest::get(format!("{}{path}", guarded.base)).await?;
+        assert_eq!(resp.status(), 200, "auth {path}");
+        let doc: Value = resp.json().await?;
+        assert_eq!(doc["resource"], guarded.url, "{doc}");
+    }
+    Ok(())
+}
+
+/// A client that writes its whole oversized body before reading anything still reads
+/// the 413 (it used to get a reset connection, a broken pipe in Python).
+#[tokio::test]
+async fn a_client_that_sends_a_whole_oversized_body_first_reads_the_413() -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = http::spawn_http(&[("TWOBOT_MAX_BODY_BYTES", "1024")]).await?;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let body = vec![b'x'; 4 * 1024 * 1024];
+    let mut stream = tokio::net::TcpStream::connect(&addr).await?;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(&body).await?;
+    stream.flush().await?;
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        stream.read_to_end(&mut response),
+    )
+    .await??;
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("TWOBOT_MAX_BODY_BYTES"), "{response}");
+    Ok(())
+}
+
+/// The same with Python's `urllib`, which is how the problem was met.
+#[tokio::test]
+async fn python_urllib_reads_the_413_for_an_oversized_body() -> Result<()> {
+    let Some(python) = installed(&["python3"], "python3") else {
+        return Ok(());
+    };
+    let server = http::spawn_http(&[("TWOBOT_MAX_BODY_BYTES", "1024")]).await?;
+    let script = r#"
+import sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1], data=b"x" * (4 * 1024 * 1024), method="POST",
+    headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+try:
+    urllib.request.urlopen(req, timeout=60)
+    print("no error")
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"#;
+    let out = tokio::process::Command::new(python)
+        .args(["-c", script, &server.url])
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.starts_with("413 "), "{stdout}{stderr}");
+    assert!(stdout.contains("TWOBOT_MAX_BODY_BYTES"), "{stdout}");
+    Ok(())
+}
