@@ -58,11 +58,13 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_BASE_URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
 
-    /// Log level: DEBUG, INFO, WARNING, ERROR, CRITICAL, or a tracing filter (e.g. `twobot=debug,info`).
+    /// Log level: TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL, OFF, or tracing filter directives
+    /// (e.g. `twobot=debug,rmcp=info`); another bare word is refused. At INFO rmcp is held to WARN.
     #[arg(long, env = "TWOBOT_LOG_LEVEL", default_value = "INFO", value_parser = parse_log_level)]
     pub log_level: String,
 
     /// No-auth mode, for first connection tests; set false to require bearer tokens or JWTs.
+    /// Booleans: true/false, 1/0, yes/no, on/off, any case.
     #[arg(long, env = "TWOBOT_ENABLE_NO_AUTH", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub enable_no_auth: bool,
 
@@ -177,7 +179,7 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_SSE_RESUME_SEC", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub sse_resume_sec: u64,
 
-    /// Largest request body, in bytes (413 beyond).
+    /// Largest request body, in bytes (413 beyond; a body declared larger is discarded, up to 16 MiB, so the client reads the 413).
     #[arg(long, env = "TWOBOT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_body_bytes: u64,
 
