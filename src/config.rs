@@ -58,11 +58,13 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_BASE_URL", value_parser = parse_base_url)]
     pub base_url: Option<String>,
 
-    /// Log level: DEBUG, INFO, WARNING, ERROR, CRITICAL, or a tracing filter (e.g. `twobot=debug,info`).
+    /// Log level: TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL, OFF, or tracing filter directives
+    /// (e.g. `twobot=debug,rmcp=info`); another bare word is refused. At INFO rmcp is held to WARN.
     #[arg(long, env = "TWOBOT_LOG_LEVEL", default_value = "INFO", value_parser = parse_log_level)]
     pub log_level: String,
 
     /// No-auth mode, for first connection tests; set false to require bearer tokens or JWTs.
+    /// Booleans: true/false, 1/0, yes/no, on/off, any case.
     #[arg(long, env = "TWOBOT_ENABLE_NO_AUTH", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub enable_no_auth: bool,
 
@@ -150,6 +152,11 @@ pub struct Cli {
     /// What to do instead of serving.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// Boolean settings as the operator typed them (`off`, `1`…), by variable name, so
+    /// an error quotes what was typed rather than what it was read as.
+    #[arg(skip)]
+    pub as_typed: std::collections::BTreeMap<String, String>,
 }
 
 /// Subcommands; without one, `2bot-mcp` serves.
@@ -184,7 +191,7 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_SSE_RESUME_SEC", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub sse_resume_sec: u64,
 
-    /// Largest request body, in bytes (413 beyond).
+    /// Largest request body, in bytes (413 beyond; a body declared larger is discarded, up to 16 MiB, so the client reads the 413).
     #[arg(long, env = "TWOBOT_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_body_bytes: u64,
 
@@ -324,6 +331,8 @@ pub struct Config {
     pub log_filter: String,
     /// No-auth mode.
     pub enable_no_auth: bool,
+    /// Boolean settings as typed, by variable name (see [`Config::typed`]).
+    pub as_typed: std::collections::BTreeMap<String, String>,
     /// The effective policy.
     pub policy: Arc<Policy>,
     /// Limits on Codex processes.
@@ -357,7 +366,12 @@ impl Cli {
         use clap::{CommandFactory, FromArgMatches};
         let parsed = Self::command()
             .try_get_matches_from(std::env::args_os())
-            .and_then(|matches| Self::from_arg_matches(&matches).map(|cli| (cli, matches)))
+            .and_then(|matches| {
+                Self::from_arg_matches(&matches).map(|mut cli| {
+                    cli.as_typed = booleans_as_typed(&matches);
+                    (cli, matches)
+                })
+            })
             .map_err(name_the_variable);
         parsed.unwrap_or_else(|e| e.exit())
     }
@@ -370,6 +384,32 @@ impl Cli {
     {
         Self::try_parse_from(args).map_err(name_the_variable)
     }
+}
+
+/// The raw text of every boolean setting the operator gave (flag or environment).
+fn booleans_as_typed(matches: &clap::ArgMatches) -> std::collections::BTreeMap<String, String> {
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+    let cmd = Cli::command();
+    let mut typed = std::collections::BTreeMap::new();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        let given = matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        let is_bool = matches.try_get_one::<bool>(id).is_ok_and(|v| v.is_some());
+        if let (true, true, Some(env), Some(mut raw)) =
+            (given, is_bool, arg.get_env(), matches.get_raw(id))
+            && let Some(value) = raw.next()
+        {
+            typed.insert(
+                env.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            );
+        }
+    }
+    typed
 }
 
 /// Turn clap's multi-line value errors into one line that names the variable.
@@ -432,12 +472,15 @@ fn default_state_dir() -> Option<PathBuf> {
         .map(|d| d.join("2bot"))
 }
 
-/// `true/false`, `1/0`, `yes/no`, `on/off`, any case.
+/// Every boolean setting accepts these spellings, in any case.
+pub const BOOL_SPELLINGS: &str = "true, false, 1, 0, yes, no, on, off";
+
+/// `true/false`, `1/0`, `yes/no`, `on/off`, any case (see [`BOOL_SPELLINGS`]).
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err("expected true or false".to_owned()),
+        _ => Err(format!("accepted (any case) {BOOL_SPELLINGS}")),
     }
 }
 
@@ -451,6 +494,18 @@ pub fn parse_log_level(s: &str) -> Result<String, String> {
         "ERROR" | "CRITICAL" | "FATAL" => "error",
         "OFF" => "off",
         _ => {
+            // A bare word in a filter is a *target*: `verbose` would mean "only the
+            // target named verbose", which silently turns every log line off.
+            const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+            if let Some(word) = s.split(',').map(str::trim).find(|part| {
+                !part.is_empty()
+                    && !part.contains(['=', '['])
+                    && !LEVELS.iter().any(|l| part.eq_ignore_ascii_case(l))
+            }) {
+                return Err(format!(
+                    "{word:?} is not a level; expected TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL, OFF or filter directives such as twobot=debug,rmcp=info"
+                ));
+            }
             return tracing_subscriber::EnvFilter::builder()
                 .parse(s)
                 .map(|_| s.to_owned())
@@ -602,6 +657,7 @@ impl Config {
             base_url: cli.base_url,
             log_filter: cli.log_level,
             enable_no_auth: cli.enable_no_auth,
+            as_typed: cli.as_typed,
             policy: Arc::new(policy),
             limits: RunLimits {
                 max_concurrent_runs: usize::try_from(max_concurrent_runs).unwrap_or(usize::MAX),
@@ -621,6 +677,15 @@ impl Config {
             audit_prompts: cli.audit_prompts,
             metrics_addr: cli.metrics_addr,
         })
+    }
+
+    /// How the operator wrote boolean setting `var` (`off`, `1`…), for error messages;
+    /// `parsed` as `true`/`false` when it was not given (the default).
+    pub fn typed(&self, var: &str, parsed: bool) -> String {
+        self.as_typed
+            .get(var)
+            .cloned()
+            .unwrap_or_else(|| parsed.to_string())
     }
 
     /// Log the effective policy once at start-up, so operators see what is enforced.
@@ -668,6 +733,10 @@ mod tests {
             assert_eq!(parse_log_level(given).unwrap(), expected);
         }
         assert!(parse_log_level("LOUD=").is_err() || parse_log_level("[[[").is_err());
+        for word in ["verbose", "info,verbose", "twobot"] {
+            let e = parse_log_level(word).unwrap_err();
+            assert!(e.contains("is not a level"), "{word}: {e}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub fn render(matches: &ArgMatches, config: &Config) -> String {
         "# 2Bot effective configuration: flag > environment > policy file > default; secrets redacted\n",
     );
     let command = Cli::command();
+    let policy_file = matches.get_raw("policy_file").is_some();
     for arg in command.get_arguments() {
         let id = arg.get_id().as_str();
         if NOT_SETTINGS.contains(&id) {
@@ -47,9 +48,26 @@ pub fn render(matches: &ArgMatches, config: &Config) -> String {
             Some(ValueSource::DefaultValue) => "default",
             _ => "unset",
         };
-        let (value, source) = match merged(&name, config, source) {
-            Some(effective) => effective,
-            None => {
+        let parsed_bool = matches.try_get_one::<bool>(id).ok().flatten().copied();
+        let (value, source) = match (merged(&name, config, source, policy_file), parsed_bool) {
+            (Some(effective), _) => effective,
+            // A boolean as it was read; what was typed, when that differs.
+            (None, Some(parsed)) => {
+                let typed = raw.and_then(|v| v.first().cloned()).unwrap_or_default();
+                if source == "flag" || source == "environment" {
+                    if typed == parsed.to_string() {
+                        (typed, source.to_owned())
+                    } else {
+                        (parsed.to_string(), format!("{source} (typed {typed:?})"))
+                    }
+                } else {
+                    (parsed.to_string(), source.to_owned())
+                }
+            }
+            (None, None) if name == "TWOBOT_POLICY_FILE" && !policy_file => {
+                (String::new(), "default: no policy file".to_owned())
+            }
+            (None, None) => {
                 let delimiter = arg.get_value_delimiter().unwrap_or(',').to_string();
                 let value = raw.map(|v| v.join(&delimiter)).unwrap_or_default();
                 (value, source.to_owned())
@@ -85,13 +103,20 @@ pub fn render(matches: &ArgMatches, config: &Config) -> String {
 }
 
 /// The effective value of a setting the policy file can also supply, and its source.
-fn merged(name: &str, config: &Config, source: &str) -> Option<(String, String)> {
+fn merged(
+    name: &str,
+    config: &Config,
+    source: &str,
+    policy_file: bool,
+) -> Option<(String, String)> {
     let p = &config.policy;
     let from = |set_here: bool| {
         if set_here {
             source.to_owned()
-        } else {
+        } else if policy_file {
             "policy file or default".to_owned()
+        } else {
+            "default".to_owned()
         }
     };
     let given = source == "flag" || source == "environment";
@@ -169,7 +194,7 @@ mod tests {
         assert!(out.contains("TWOBOT_TRANSPORT=http  # flag"), "{out}");
         assert!(out.contains("TWOBOT_PORT=9000  # default"), "{out}");
         assert!(
-            out.contains("TWOBOT_MAX_CONCURRENT_RUNS=4  # policy file or default"),
+            out.contains("TWOBOT_MAX_CONCURRENT_RUNS=4  # default"),
             "{out}"
         );
         assert!(out.contains("TWOBOT_HTTP_PATH=/mcp  # default"), "{out}");

@@ -118,11 +118,14 @@ pub struct RunRequest {
     /// Codex configuration profile (`-p`). Defaults to none.
     #[serde(default)]
     pub profile: Option<String>,
-    /// Sandbox for the commands Codex runs. Anything but `read-only` needs `allow_edits=true`;
-    /// `danger-full-access` is refused unless the operator enabled it.
+    /// Sandbox for the commands Codex runs: `read-only` (reads only), `workspace-write`
+    /// (writes in `cwd` and `add_dirs`; needs `allow_edits=true`) or `danger-full-access`
+    /// (no sandbox; also needs `allow_edits=true`, refused unless the operator enabled it).
     #[serde(default)]
     pub sandbox: SandboxMode,
-    /// Codex approval policy (`-c approval_policy=…`). Defaults to Codex's own setting.
+    /// When Codex asks before running a command (`-c approval_policy=…`): `on-request`
+    /// (the model decides) or `never` (failures go back to the model); Codex 0.169 rejects
+    /// `untrusted`. Defaults to Codex's own setting.
     #[serde(default)]
     pub approval_policy: Option<ApprovalPolicy>,
     /// Must be true for any sandbox that lets Codex write files.
@@ -261,7 +264,9 @@ pub struct RunSpec {
 pub struct CommandRun {
     /// The command line Codex executed.
     pub command: String,
-    /// Its exit code, when it finished.
+    /// Its exit code; absent until it finished.
+    // Absent, never null: every schema field has one type (Gemini-style clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i64>,
     /// `in_progress`, `completed`, `failed` or `declined`.
     pub status: String,
@@ -298,13 +303,16 @@ pub struct Usage {
 pub struct RunOutput {
     /// True only when Codex exited 0 after `turn.completed`, without timeout or cancellation.
     pub ok: bool,
-    /// Codex's exit code; null when it was killed by a signal or never started.
+    /// Codex's exit code; absent when it was killed by a signal or never started.
+    // Absent, never null: every schema field has one type (Gemini-style clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,
     /// The run hit `timeout_sec` and its process tree was killed.
     pub timed_out: bool,
     /// The client cancelled the call (or the server shut down) and the process tree was killed.
     pub cancelled: bool,
-    /// Why the run is not ok, in one sentence; null when ok.
+    /// Why the run is not ok, in one sentence; absent when ok.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// How long Codex ran, in milliseconds.
     pub duration_ms: u64,
@@ -319,8 +327,10 @@ pub struct RunOutput {
     /// What Codex's event stream said.
     #[serde(flatten)]
     pub summary: Summary,
-    /// Every JSONL event, only when `include_event_log` was set.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Every JSONL event (each a JSON object), only when `include_event_log` was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Declared as objects: a bare `true` item schema is refused by strict clients.
+    #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
     pub events: Option<Vec<serde_json::Value>>,
     /// True when `events` was cut to the cap.
     pub event_log_truncated: bool,

@@ -5,6 +5,11 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) is set, and
 //! a caller's W3C `traceparent` continues its trace; with neither variable set no
 //! exporter exists and nothing leaves the process.
+//!
+//! At INFO the log is one line per run, not per protocol message: rmcp's session and
+//! `initialize` dumps are held back to DEBUG (see [`directives`]), and a client that
+//! cancels by closing its response stream, as 2026-07-28 clients do, is not reported
+//! as an ERROR (see `GoneClients`).
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::TracerProvider as _;
@@ -64,10 +69,23 @@ pub fn init(filter: &str, json: bool) -> Result<Telemetry, TelemetryError> {
     let otel = provider
         .as_ref()
         .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("2bot-mcp")));
+    let directives = directives(filter);
     let filter = EnvFilter::builder()
-        .parse(filter)
+        .parse(&directives)
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter).with(otel);
+    let gone = GoneClients {
+        keep: matches!(
+            filter.max_level_hint(),
+            Some(
+                tracing::level_filters::LevelFilter::DEBUG
+                    | tracing::level_filters::LevelFilter::TRACE
+            )
+        ),
+    };
+    let registry = tracing_subscriber::registry()
+        .with(gone)
+        .with(filter)
+        .with(otel);
     let result = if json {
         registry
             .with(
@@ -89,6 +107,62 @@ pub fn init(filter: &str, json: bool) -> Result<Telemetry, TelemetryError> {
         eprintln!("2bot-mcp: logging was already initialised: {e}");
     }
     Ok(Telemetry { provider })
+}
+
+/// The filter actually installed for the operator's `filter`: when its default level is
+/// INFO and it says nothing about rmcp, rmcp is held to WARN, since at INFO rmcp logs
+/// every session, notification and the whole `initialize` request. Any explicit
+/// `rmcp=…` directive, or a DEBUG/TRACE default, shows them again.
+pub fn directives(filter: &str) -> String {
+    let parts: Vec<&str> = filter.split(',').map(str::trim).collect();
+    let default_is_info = parts.iter().any(|p| p.eq_ignore_ascii_case("info"));
+    let mentions_rmcp = parts.iter().any(|p| p.starts_with("rmcp"));
+    if default_is_info && !mentions_rmcp {
+        format!("{filter},rmcp=warn")
+    } else {
+        filter.to_owned()
+    }
+}
+
+/// Drops rmcp's ERROR "failed to send pending response during drain: channel closed":
+/// it means only that the client stopped listening before the reply (a 2026-07-28
+/// client cancels a call by closing its stream), which is normal. At DEBUG it is kept.
+#[derive(Debug, Clone, Copy)]
+struct GoneClients {
+    keep: bool,
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for GoneClients {
+    fn event_enabled(
+        &self,
+        event: &tracing::Event<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        let meta = event.metadata();
+        if self.keep || *meta.level() != tracing::Level::ERROR || meta.target() != "rmcp::service" {
+            return true;
+        }
+        let mut fields = GoneFields::default();
+        event.record(&mut fields);
+        !(fields.draining && fields.closed)
+    }
+}
+
+#[derive(Default)]
+struct GoneFields {
+    draining: bool,
+    closed: bool,
+}
+
+impl tracing::field::Visit for GoneFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        match field.name() {
+            "message" => self.draining |= text.contains("pending response during drain"),
+            "error" => self.closed |= text.contains("channel closed"),
+            _ => {}
+        }
+    }
 }
 
 fn provider() -> Result<SdkTracerProvider, TelemetryError> {
@@ -118,4 +192,23 @@ pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
         TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
     // Fails only when no OpenTelemetry layer is installed: nothing to continue then.
     let _ = span.set_parent(parent);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmcp_is_held_to_warn_only_when_the_default_is_info_and_rmcp_is_not_named() {
+        for (given, installed) in [
+            ("info", "info,rmcp=warn"),
+            ("twobot=debug,info", "twobot=debug,info,rmcp=warn"),
+            ("debug", "debug"),
+            ("warn", "warn"),
+            ("info,rmcp=info", "info,rmcp=info"),
+            ("twobot=debug,rmcp=info", "twobot=debug,rmcp=info"),
+        ] {
+            assert_eq!(directives(given), installed, "{given}");
+        }
+    }
 }

@@ -26,8 +26,11 @@ const MAX_PROGRESS: usize = 200;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Summary {
     /// The thread id (`thread.started`), for `codex exec resume`.
+    // Absent, never null: every schema field has one type (Gemini-style clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_id: Option<String>,
-    /// The last agent message: Codex's answer.
+    /// The last agent message: Codex's answer (absent when there was none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub final_message: Option<String>,
     /// Codex reported `turn.completed`.
     pub turn_completed: bool,

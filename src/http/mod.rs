@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod body_deadline;
+pub mod body_limit;
 pub mod json_body;
 pub mod origin;
 pub mod rate_limit;
@@ -136,7 +137,7 @@ impl HttpSettings {
             {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
-                    "true",
+                    config.typed("TWOBOT_ENABLE_NO_AUTH", true),
                     format!(
                         "refuses to serve without auth on {exposure}: anyone who reaches it could run Codex; set TWOBOT_ENABLE_NO_AUTH=false with credentials, or TWOBOT_ALLOW_PUBLIC_NO_AUTH=true to serve the world without auth on purpose"
                     ),
@@ -181,7 +182,7 @@ impl HttpSettings {
             if tokens.is_empty() && jwt_keys.is_empty() && jwks_url.is_none() {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
-                    "false",
+                    config.typed("TWOBOT_ENABLE_NO_AUTH", false),
                     "but no credential is configured; set TWOBOT_AUTH_TOKENS, TWOBOT_AUTH_TOKENS_FILE, TWOBOT_JWT_SECRET, TWOBOT_JWT_PUBLIC_KEY_FILE or TWOBOT_JWT_JWKS_URL",
                 ));
             }
@@ -358,61 +359,68 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
     }));
     let ready = Arc::new(Readiness::new(settings.codex_bin.clone()));
 
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz).with_state(ready))
-        .route(
-            "/.well-known/oauth-protected-resource",
-            get(protected_resource).with_state(metadata.clone()),
-        )
-        .route(
-            &format!("/.well-known/oauth-protected-resource{}", settings.path),
-            get(protected_resource).with_state(metadata),
-        )
-        .route_service(&settings.path, mcp_stack)
-        .layer(
-            ServiceBuilder::new()
-                // Outermost: every answer the router gives is counted, 401/408/413/429 included.
-                .map_response(|response: http::Response<_>| {
-                    crate::metrics::metrics()
-                        .http_requests
-                        .get_or_create(&crate::metrics::StatusLabels {
-                            status: response.status().as_u16(),
-                        })
-                        .inc();
-                    response
-                })
-                // Honour the caller's x-request-id or make one; before Trace so spans carry it.
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                // One span per request: method, path, request id; the principal is recorded by auth.
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("");
-                        let span = tracing::info_span!(
-                            "http",
-                            method = %req.method(),
-                            path = %req.uri().path(),
-                            request_id = %id,
-                            principal = tracing::field::Empty,
-                        );
-                        // A caller's W3C traceparent continues its trace.
-                        crate::telemetry::continue_trace(&span, req.headers());
-                        span
-                    }),
-                )
-                // Echo the id on every response, 401/403/408/413/429 included.
-                .layer(PropagateRequestIdLayer::x_request_id())
-                // A body that trickles in gets 408 and a closed connection (slow-body DoS).
-                .layer(body_deadline::BodyDeadlineLayer::new(
-                    settings.body_read_timeout,
-                ))
-                // Cheap reject of oversized bodies (413) before any parsing.
-                .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
-        )
+        .route("/readyz", get(readyz).with_state(ready));
+    // RFC 9728 metadata only when a token is required: in no-auth mode a document with
+    // no authorization server reads as "OAuth required but broken", so it is a 404.
+    if settings.auth.is_some() {
+        router = router
+            .route(
+                "/.well-known/oauth-protected-resource",
+                get(protected_resource).with_state(metadata.clone()),
+            )
+            .route(
+                &format!("/.well-known/oauth-protected-resource{}", settings.path),
+                get(protected_resource).with_state(metadata),
+            );
+    }
+    router.route_service(&settings.path, mcp_stack).layer(
+        ServiceBuilder::new()
+            // Outermost: every answer the router gives is counted, 401/408/413/429 included.
+            .map_response(|response: http::Response<_>| {
+                crate::metrics::metrics()
+                    .http_requests
+                    .get_or_create(&crate::metrics::StatusLabels {
+                        status: response.status().as_u16(),
+                    })
+                    .inc();
+                response
+            })
+            // Honour the caller's x-request-id or make one; before Trace so spans carry it.
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            // One span per request: method, path, request id; the principal is recorded by auth.
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let span = tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id,
+                        principal = tracing::field::Empty,
+                    );
+                    // A caller's W3C traceparent continues its trace.
+                    crate::telemetry::continue_trace(&span, req.headers());
+                    span
+                }),
+            )
+            // Echo the id on every response, 401/403/408/413/429 included.
+            .layer(PropagateRequestIdLayer::x_request_id())
+            // A declared-oversized body: 413 at once, the body discarded (bounded)
+            // so clients that write it all before reading can read the 413.
+            .layer(body_limit::BodyLimitLayer::new(settings.max_body_bytes))
+            // A body that trickles in gets 408 and a closed connection (slow-body DoS).
+            .layer(body_deadline::BodyDeadlineLayer::new(
+                settings.body_read_timeout,
+            ))
+            // Bodies without a length are counted as they are read (413 too).
+            .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
+    )
 }
 
 async fn protected_resource(State(doc): State<Arc<serde_json::Value>>) -> impl IntoResponse {

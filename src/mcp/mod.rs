@@ -10,6 +10,7 @@
 pub mod caller;
 pub mod progress;
 pub mod results;
+pub mod schema;
 pub mod tasks;
 pub mod tools;
 

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::schema::portable;
 use crate::job::{RunOutput, RunRequest};
 use crate::runs::RunSnapshot;
 
@@ -34,52 +35,6 @@ pub fn listed(default_timeout_sec: u64, background: bool) -> Vec<Tool> {
     } else {
         vec![portable(tool_definition(default_timeout_sec))]
     }
-}
-
-/// Drop the numeric `format`s schemars writes (`uint64`, `int64`, `double`…): JSON
-/// Schema defines none of them, and validating clients (the MCP Inspector's ajv)
-/// warn about each one. The range they imply stays as `minimum`.
-pub(crate) fn portable(mut tool: Tool) -> Tool {
-    fn strip(value: &mut serde_json::Value) {
-        match value {
-            serde_json::Value::Object(map) => {
-                let numeric = map.get("format").and_then(|f| f.as_str()).is_some_and(|f| {
-                    matches!(
-                        f,
-                        "int"
-                            | "int8"
-                            | "int16"
-                            | "int32"
-                            | "int64"
-                            | "uint"
-                            | "uint8"
-                            | "uint16"
-                            | "uint32"
-                            | "uint64"
-                            | "float"
-                            | "double"
-                    )
-                });
-                if numeric {
-                    map.remove("format");
-                }
-                map.values_mut().for_each(strip);
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
-            _ => {}
-        }
-    }
-    fn clean(schema: &Arc<JsonObject>) -> Arc<JsonObject> {
-        let mut value = serde_json::Value::Object((**schema).clone());
-        strip(&mut value);
-        match value {
-            serde_json::Value::Object(map) => Arc::new(map),
-            _ => schema.clone(),
-        }
-    }
-    tool.input_schema = clean(&tool.input_schema);
-    tool.output_schema = tool.output_schema.as_ref().map(clean);
-    tool
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -115,7 +70,7 @@ pub fn background_tool_definition(default_timeout_sec: u64) -> Tool {
             serde_json::json!({
                 "type": "boolean",
                 "default": false,
-                "description": "Return at once with a run_id instead of waiting; follow the run with get_codex_run                                 and stop it with cancel_codex_run. Use it for work that may take more than a minute."
+                "description": "Return at once with a run_id instead of waiting; follow the run with get_codex_run and stop it with cancel_codex_run. Use it for work that may take more than a minute."
             }),
         );
     }
