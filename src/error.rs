@@ -22,6 +22,15 @@ pub enum ToolError {
         /// Calls allowed to wait.
         queued: usize,
     },
+    /// This caller already has its share of the queue waiting.
+    #[error(
+        "quota exceeded: this caller already has {per_principal} calls waiting for a run slot, its share of the queue \
+         (TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL); wait for one of them to start, then try again"
+    )]
+    QueueQuota {
+        /// Waiting calls allowed per principal.
+        per_principal: usize,
+    },
     /// The call was cancelled while it waited for a run slot; nothing was spawned.
     #[error("cancelled while waiting for a free run slot; Codex was not started")]
     CancelledInQueue,

@@ -22,9 +22,9 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::error::ToolError;
-use crate::job::{CallContext, Principal, RunOutput, RunRequest, ToolCall};
+use crate::job::{CallContext, Principal, QuotaKey, RunOutput, RunRequest, ToolCall};
 use crate::registry::{
-    RegistryConfig, RegistryError, RunRegistry, RunSnapshot, RunStatus, RunView,
+    RegistryConfig, RegistryError, RunCaller, RunRegistry, RunSnapshot, RunStatus, RunView,
 };
 use crate::tool::ToolService;
 use schemars::JsonSchema;
@@ -104,6 +104,16 @@ impl TwoBot {
         (principal, request_id)
     }
 
+    /// Whose share of the server a call uses: what the transport says (no-auth HTTP
+    /// keys each client address apart), else the principal itself.
+    fn quota_key(&self, ctx: &RequestContext<RoleServer>, principal: &Principal) -> QuotaKey {
+        ctx.extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<QuotaKey>())
+            .cloned()
+            .unwrap_or_else(|| QuotaKey::of(principal))
+    }
+
     /// Who owns a task this request starts or asks about. A task is the caller's; in
     /// no-auth mode every HTTP caller is the same anonymous principal, so there a task
     /// also belongs to the MCP session that started it.
@@ -177,15 +187,19 @@ impl TwoBot {
         ctx: &RequestContext<RoleServer>,
     ) -> CallToolResponse {
         let (principal, request_id) = self.who(ctx);
+        let quota_key = self.quota_key(ctx, &principal);
         let owner = self.task_owner(ctx);
         let started = self
             .registry
             .start(
                 self.tools.clone(),
                 request,
-                principal,
-                owner.clone(),
-                request_id,
+                RunCaller {
+                    principal,
+                    quota_key,
+                    owner: owner.clone(),
+                    request_id,
+                },
                 &self.shutdown,
             )
             .await;
@@ -274,6 +288,7 @@ impl TwoBot {
         let parts = ctx.extensions.get::<http::request::Parts>();
         // The request id is set (or kept from the caller) by the HTTP stack.
         let (principal, request_id) = self.who(&ctx);
+        let quota_key = self.quota_key(&ctx, &principal);
 
         if background {
             if !self.registry.config().background {
@@ -285,9 +300,12 @@ impl TwoBot {
                 .start(
                     self.tools.clone(),
                     request,
-                    principal,
-                    owner,
-                    request_id,
+                    RunCaller {
+                        principal,
+                        quota_key,
+                        owner,
+                        request_id,
+                    },
                     &self.shutdown,
                 )
                 .await
@@ -320,6 +338,7 @@ impl TwoBot {
             request,
             ctx: CallContext {
                 principal,
+                quota_key,
                 request_id,
                 cancel: cancel.clone(),
                 progress: progress.as_ref().map(|(tx, _)| tx.clone()),

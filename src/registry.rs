@@ -8,8 +8,11 @@
 //!
 //! Each run belongs to an owner (the principal that started it, as the MCP layer names
 //! it; anyone else is told it does not exist), the registry holds at most
-//! `TWOBOT_MAX_RUNS` runs, and a finished run is forgotten `TWOBOT_TASK_TTL_SEC` after it
-//! ended. A run is a normal job-stack call (policy, admission, runner), so it is tracked
+//! `TWOBOT_MAX_RUNS` runs, at most `TWOBOT_MAX_RUNS_PER_PRINCIPAL` of them per principal
+//! (so one principal cannot take every place), and a finished run is forgotten
+//! `TWOBOT_TASK_TTL_SEC` after it ended. When there is no room, finished runs make room
+//! before anyone is refused: the caller's own oldest first, then (registry full) the
+//! oldest finished run of anyone; only running runs are never evicted ([`make_room`]). A run is a normal job-stack call (policy, run queue, runner), so it is tracked
 //! for shutdown like any other.
 
 use std::collections::{HashMap, VecDeque};
@@ -22,7 +25,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
-use crate::job::{CallContext, Principal, RunOutput, RunRequest, ToolCall};
+use crate::job::{CallContext, Principal, QuotaKey, RunOutput, RunRequest, ToolCall};
 use crate::tool::ToolService;
 
 /// Progress messages kept per run (the latest ones).
@@ -41,6 +44,8 @@ pub struct RegistryConfig {
     pub ttl: Duration,
     /// Runs kept at once.
     pub max_runs: usize,
+    /// Runs kept at once per principal.
+    pub max_runs_per_principal: usize,
 }
 
 impl Default for RegistryConfig {
@@ -50,6 +55,7 @@ impl Default for RegistryConfig {
             tasks: true,
             ttl: Duration::from_secs(6 * 3600),
             max_runs: 256,
+            max_runs_per_principal: 64,
         }
     }
 }
@@ -102,6 +108,12 @@ pub enum RegistryError {
         "too many runs: this server keeps at most {0} (TWOBOT_MAX_RUNS); fetch or cancel finished runs, or wait for them to expire"
     )]
     Full(usize),
+    /// This principal keeps its maximum of running runs.
+    #[error(
+        "quota exceeded: this caller already keeps {0} running runs and tasks, its share of the server \
+         (TWOBOT_MAX_RUNS_PER_PRINCIPAL); its finished runs were evicted first; wait for a run to end or cancel one"
+    )]
+    PrincipalFull(usize),
     /// Task-capable clients' calls run directly on this server.
     #[error("MCP tasks are disabled on this server (TWOBOT_ENABLE_TASKS=false)")]
     TasksDisabled,
@@ -122,6 +134,7 @@ enum Outcome {
 #[derive(Debug)]
 struct Entry {
     owner: String,
+    quota_key: QuotaKey,
     started: Instant,
     started_at: u64,
     /// RFC 3339 creation and last-change times (MCP tasks report them).
@@ -243,6 +256,35 @@ impl RunRegistry {
         }
     }
 
+    /// Register `entry` as `id`, evicting finished runs to make room (see [`make_room`]).
+    fn insert(&self, id: String, entry: Arc<Entry>) -> Result<(), RegistryError> {
+        let full = RegistryError::Full(self.config.max_runs);
+        let mut runs = self.runs.lock().map_err(|_| full.clone())?;
+        let kept: Vec<Kept<'_>> = runs
+            .iter()
+            .map(|(id, e)| Kept {
+                id: id.as_str(),
+                quota_key: &e.quota_key,
+                finished: e.finished.lock().ok().and_then(|f| *f),
+            })
+            .collect();
+        let evict = make_room(
+            &kept,
+            &entry.quota_key,
+            self.config.max_runs,
+            self.config.max_runs_per_principal,
+        )?;
+        let evict: Vec<String> = evict.into_iter().map(str::to_owned).collect();
+        for old in &evict {
+            runs.remove(old);
+        }
+        if !evict.is_empty() {
+            tracing::info!(evicted = evict.len(), quota_key = %entry.quota_key, "finished runs evicted to make room");
+        }
+        runs.insert(id, entry);
+        Ok(())
+    }
+
     fn get(&self, id: &str, owner: &str) -> Result<Arc<Entry>, RegistryError> {
         self.prune();
         self.runs
@@ -259,17 +301,22 @@ impl RunRegistry {
         self: &Arc<Self>,
         tools: ToolService,
         request: RunRequest,
-        principal: Principal,
-        owner: String,
-        request_id: Option<String>,
+        caller: RunCaller,
         shutdown: &CancellationToken,
     ) -> Result<Result<RunSnapshot, String>, RegistryError> {
+        let RunCaller {
+            principal,
+            quota_key,
+            owner,
+            request_id,
+        } = caller;
         self.prune();
         let id = uuid::Uuid::new_v4().to_string();
         let (outcome, mut watch_rx) = watch::channel(Outcome::Working);
         let created_at = now_rfc3339();
         let entry = Arc::new(Entry {
             owner,
+            quota_key: quota_key.clone(),
             started: Instant::now(),
             updated_at: Mutex::new(created_at.clone()),
             created_at,
@@ -283,22 +330,14 @@ impl RunRegistry {
             finished: Mutex::new(None),
             cancel_requested: std::sync::atomic::AtomicBool::new(false),
         });
-        {
-            let mut runs = self
-                .runs
-                .lock()
-                .map_err(|_| RegistryError::Full(self.config.max_runs))?;
-            if runs.len() >= self.config.max_runs {
-                return Err(RegistryError::Full(self.config.max_runs));
-            }
-            runs.insert(id.clone(), entry.clone());
-        }
+        self.insert(id.clone(), entry.clone())?;
 
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::channel::<String>(64);
         let call = ToolCall {
             request,
             ctx: CallContext {
                 principal,
+                quota_key,
                 request_id,
                 cancel: entry.cancel.clone(),
                 progress: Some(progress_tx),
@@ -397,5 +436,161 @@ impl RunRegistry {
         )
         .await;
         Ok(entry.snapshot(id))
+    }
+}
+
+/// Who starts a run: the principal, whose share it takes, who may see it, and the request.
+#[derive(Debug, Clone)]
+pub struct RunCaller {
+    /// Who asked.
+    pub principal: Principal,
+    /// Whose share of the registry and the queue it takes.
+    pub quota_key: QuotaKey,
+    /// Who may follow and cancel it.
+    pub owner: String,
+    /// The HTTP request id, if any.
+    pub request_id: Option<String>,
+}
+
+/// A kept run as [`make_room`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept<'a> {
+    /// The run's id.
+    pub id: &'a str,
+    /// Whose share it counts against.
+    pub quota_key: &'a QuotaKey,
+    /// When it finished (`None`: still running).
+    pub finished: Option<Instant>,
+}
+
+/// Which kept runs to evict so that `caller` may start one more, or why it may not.
+///
+/// Only finished runs are ever evicted, oldest first. The caller's own go first: over its
+/// quota it can only make room from its own; when the whole registry is full, its own
+/// go first and then anyone's, because refusing a caller while results nobody fetched
+/// sit there would let one principal's finished runs lock everyone else out.
+pub fn make_room<'a>(
+    kept: &[Kept<'a>],
+    caller: &QuotaKey,
+    max_runs: usize,
+    max_per_principal: usize,
+) -> Result<Vec<&'a str>, RegistryError> {
+    let mut finished: Vec<&Kept<'a>> = kept.iter().filter(|k| k.finished.is_some()).collect();
+    finished.sort_by_key(|k| k.finished);
+    let (mine, others): (Vec<&Kept<'a>>, Vec<&Kept<'a>>) =
+        finished.into_iter().partition(|k| k.quota_key == caller);
+    let mut evict: Vec<&'a str> = Vec::new();
+
+    let held = kept.iter().filter(|k| k.quota_key == caller).count();
+    let over_quota = (held + 1).saturating_sub(max_per_principal);
+    if over_quota > mine.len() {
+        return Err(RegistryError::PrincipalFull(max_per_principal));
+    }
+    evict.extend(mine.iter().take(over_quota).map(|k| k.id));
+
+    let total = kept.len() - evict.len();
+    let over_total = (total + 1).saturating_sub(max_runs);
+    let candidates = mine.iter().skip(over_quota).chain(others.iter());
+    let more: Vec<&'a str> = candidates.take(over_total).map(|k| k.id).collect();
+    if more.len() < over_total {
+        return Err(RegistryError::Full(max_runs));
+    }
+    evict.extend(more);
+    Ok(evict)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn finished_runs_make_room_the_callers_own_first_and_running_runs_never() {
+        let t0 = Instant::now();
+        let at = |s: u64| Some(t0 + Duration::from_secs(s));
+        let a = QuotaKey("a".into());
+        let b = QuotaKey("b".into());
+        let run = |id: &'static str, key: &'static QuotaKey, finished| Kept {
+            id,
+            quota_key: key,
+            finished,
+        };
+        // Leaked for 'static keys in the table.
+        let a: &'static QuotaKey = Box::leak(Box::new(a));
+        let b: &'static QuotaKey = Box::leak(Box::new(b));
+        type Want = Result<Vec<&'static str>, RegistryError>;
+        type Case = (
+            &'static str,
+            Vec<Kept<'static>>,
+            &'static QuotaKey,
+            usize,
+            usize,
+            Want,
+        );
+        let table: Vec<Case> = vec![
+            (
+                "room: nothing evicted",
+                vec![run("a1", a, None)],
+                a,
+                4,
+                2,
+                Ok(vec![]),
+            ),
+            (
+                "over its quota, the caller's oldest finished run goes",
+                vec![
+                    run("a1", a, at(5)),
+                    run("a2", a, at(1)),
+                    run("b1", b, at(0)),
+                ],
+                a,
+                10,
+                2,
+                Ok(vec!["a2"]),
+            ),
+            (
+                "over its quota with only running runs: refused with the quota",
+                vec![run("a1", a, None), run("a2", a, None), run("b1", b, at(0))],
+                a,
+                10,
+                2,
+                Err(RegistryError::PrincipalFull(2)),
+            ),
+            (
+                "registry full: the caller's own finished run goes before anyone else's",
+                vec![run("a1", a, at(9)), run("b1", b, at(1)), run("b2", b, None)],
+                a,
+                3,
+                3,
+                Ok(vec!["a1"]),
+            ),
+            (
+                "registry full, caller has none finished: the oldest finished run goes",
+                vec![run("a1", a, None), run("b1", b, at(7)), run("b2", b, at(3))],
+                b,
+                3,
+                3,
+                Ok(vec!["b2"]),
+            ),
+            (
+                "registry full of another principal's finished runs: one goes, the newcomer is served",
+                vec![run("a1", a, at(7)), run("a2", a, at(3))],
+                b,
+                2,
+                2,
+                Ok(vec!["a2"]),
+            ),
+            (
+                "registry full of running runs: refused as full",
+                vec![run("a1", a, None), run("b1", b, None)],
+                b,
+                2,
+                2,
+                Err(RegistryError::Full(2)),
+            ),
+        ];
+        for (name, kept, caller, max, per, want) in table {
+            assert_eq!(make_room(&kept, caller, max, per), want, "{name}");
+        }
     }
 }

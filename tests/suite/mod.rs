@@ -2,6 +2,7 @@ mod background;
 mod clients;
 pub mod deploy;
 mod doctor;
+mod fairness;
 mod http;
 mod http_limits;
 mod jwks;
