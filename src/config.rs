@@ -88,6 +88,10 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS", value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_queued_runs: Option<u32>,
 
+    /// Calls one principal may have waiting for a run slot (its share of TWOBOT_MAX_QUEUED_RUNS; "quota exceeded" beyond).
+    #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL", default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_queued_runs_per_principal: u32,
+
     /// Largest timeout_sec a call may ask for, in seconds [default: 7200].
     #[arg(long, env = "TWOBOT_MAX_TIMEOUT_SEC", value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub max_timeout_sec: Option<u64>,
@@ -129,6 +133,10 @@ pub struct Cli {
     /// Background runs and tasks kept at once, running or finished (a clear error beyond).
     #[arg(long, env = "TWOBOT_MAX_RUNS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_runs: u32,
+
+    /// Background runs and tasks one principal keeps at once (its finished ones are evicted oldest first before it is refused).
+    #[arg(long, env = "TWOBOT_MAX_RUNS_PER_PRINCIPAL", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_runs_per_principal: u32,
 
     /// Audit log: one JSON line per run and per refusal, appended to this file (created 0600; reopened on SIGHUP) [default: off].
     #[arg(long, env = "TWOBOT_AUDIT_LOG")]
@@ -207,9 +215,17 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_MAX_SESSIONS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions: u32,
 
+    /// Most live MCP sessions one principal holds (no-auth: one client address); 429 beyond.
+    #[arg(long, env = "TWOBOT_MAX_SESSIONS_PER_PRINCIPAL", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sessions_per_principal: u32,
+
     /// Most open TCP connections at once (503 and close beyond).
     #[arg(long, env = "TWOBOT_MAX_CONNECTIONS", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+
+    /// Most HTTP requests one principal has in flight, open SSE streams included (no-auth: one client address); 429 and close beyond.
+    #[arg(long, env = "TWOBOT_MAX_INFLIGHT_PER_PRINCIPAL", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inflight_per_principal: u32,
 
     /// Seconds a connection may take to send a request's headers, idle keep-alive included (slowloris).
     #[arg(long, env = "TWOBOT_HEADER_READ_TIMEOUT_SEC", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -662,6 +678,7 @@ impl Config {
             limits: RunLimits {
                 max_concurrent_runs: usize::try_from(max_concurrent_runs).unwrap_or(usize::MAX),
                 max_queued_runs: usize::try_from(max_queued_runs).unwrap_or(usize::MAX),
+                max_queued_runs_per_principal: cli.max_queued_runs_per_principal as usize,
             },
             runner,
             log_format: cli.log_format,
@@ -672,6 +689,7 @@ impl Config {
                 tasks: cli.enable_tasks,
                 ttl: std::time::Duration::from_secs(cli.task_ttl_sec),
                 max_runs: cli.max_runs as usize,
+                max_runs_per_principal: cli.max_runs_per_principal as usize,
             },
             audit_log: cli.audit_log,
             audit_prompts: cli.audit_prompts,
@@ -704,6 +722,7 @@ impl Config {
             max_prompt_bytes = p.max_prompt_bytes,
             max_concurrent_runs = self.limits.max_concurrent_runs,
             max_queued_runs = self.limits.max_queued_runs,
+            max_queued_runs_per_principal = self.limits.max_queued_runs_per_principal,
             scope_sandbox = ?p.scope_sandbox,
             codex_env_inherit = self.runner.env.inherit,
             "effective policy"

@@ -230,6 +230,31 @@ impl Principal {
     }
 }
 
+/// The key per-principal quotas (queue places, kept runs, sessions, requests in flight)
+/// count against: the principal's [`Principal::owner_key`], except in no-auth mode,
+/// where every HTTP caller is the one shared principal "anonymous" and the transport
+/// keys each client address apart (see `http::inflight`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct QuotaKey(pub String);
+
+impl QuotaKey {
+    /// The key of an identified principal (or of all anonymous callers together).
+    pub fn of(principal: &Principal) -> Self {
+        Self(principal.owner_key())
+    }
+
+    /// The key as text, for logs and maps.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for QuotaKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A request that passed policy: every path canonical and inside a root, every value checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
@@ -341,6 +366,8 @@ pub struct RunOutput {
 pub struct CallContext {
     /// Who asked.
     pub principal: Principal,
+    /// Whose share of the server this call uses (see [`QuotaKey`]).
+    pub quota_key: QuotaKey,
     /// The HTTP request id, passed to Codex as `TWOBOT_REQUEST_ID`.
     pub request_id: Option<String>,
     /// Fires when the client cancels the call or the server shuts down.
@@ -353,6 +380,7 @@ impl CallContext {
     /// A context for `principal` with nothing attached.
     pub fn new(principal: Principal) -> Self {
         Self {
+            quota_key: QuotaKey::of(&principal),
             principal,
             request_id: None,
             cancel: tokio_util::sync::CancellationToken::new(),

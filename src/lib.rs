@@ -6,12 +6,12 @@
 //! - [`config`]: flags, environment variables and the policy file, merged and validated.
 //! - [`job`]: plain data flowing through the job stack (request, spec, principal, output).
 //! - [`policy`]: the pure decision that turns a request into a validated run, and its layer.
-//! - [`admission`]: concurrency limit with a bounded queue ("busy" beyond it).
+//! - [`run_queue`]: run slots and a bounded queue, fair across principals ("busy"/quota beyond).
 //! - [`runner`]: the Codex subprocess: spawn, stream, time out, kill the process group.
 //! - [`codex`]: Codex's argv and its JSONL events, folded into the result.
 //! - [`threads`]: who started which Codex thread; only they may resume it.
 //! - [`registry`]: background runs that outlive the request that started them.
-//! - [`tool`]: the job stack assembled once (policy → threads → admission → runner).
+//! - [`tool`]: the job stack assembled once (policy → threads → run queue → runner).
 //! - [`mcp`]: the rmcp `ServerHandler`; the only place errors become MCP results.
 //! - [`stdio`]: the stdio transport.
 //! - [`telemetry`], [`shutdown`]: logging and signals.
@@ -24,7 +24,7 @@
 //!                                     ▼
 //!                     mcp::TwoBot (tools/call → ToolCall)
 //!                                     ▼
-//!   tool::ToolService = PolicyLayer → ThreadLayer → AdmissionLayer → CodexRunner
+//!   tool::ToolService = PolicyLayer → ThreadLayer → RunQueueLayer → CodexRunner
 //!                                     ▼
 //!                        codex exec --json -  (own process group)
 //! ```

@@ -165,10 +165,7 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
     Some(twobot::runs::Runs::new(
         config.policy.clone(),
         std::sync::Arc::new(threads),
-        twobot::run_queue::RunQueue::new(
-            config.limits.max_concurrent_runs,
-            config.limits.max_queued_runs,
-        ),
+        twobot::run_queue::RunQueue::new(config.limits),
         config.runs,
         config.runner.clone(),
         twobot::runs::Observer::new(audit),

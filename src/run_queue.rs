@@ -1,16 +1,32 @@
-//! [`RunQueue`]: how many Codex runs go at once, and how many calls may wait for one.
+//! The run queue: a bounded number of Codex runs at once, a bounded queue behind them,
+//! and fairness between principals.
 //!
-//! A call first takes a [`Ticket`] (a running or a queued place) at admission: none left
-//! is an immediate, typed "busy" — a burst cannot pile up unbounded work. The ticket
-//! then waits for a [`Slot`] (a running place); a call cancelled while it waits leaves
-//! the queue without starting Codex.
+//! A gateway in front of several principals must not let one of them take the server:
+//! with one FIFO queue, a principal that queues twenty slow calls makes everyone else
+//! wait for all twenty, and then get "busy". So the queue is one FIFO per principal
+//! ([`QuotaKey`]), each holding at most `TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL` calls, and
+//! a freed run slot goes to the waiting principal served *least recently* (one never
+//! served, or not since it went idle, first; ties by arrival). Among busy principals
+//! that is round-robin; for a newcomer it means its first call starts as soon as one
+//! run ends, however long another principal's backlog is.
+//!
+//! [`Scheduler`] is the decision, pure and table-tested; [`RunQueue`] is its async
+//! wrapper, in two steps that match the run lifecycle ([`crate::runs`]): at admission a
+//! call takes a [`Ticket`] (a place, or a typed refusal at once: nothing is spawned),
+//! and the admitted run then waits on it for a [`RunPermit`] (a slot is handed to a
+//! waiter through a oneshot, so no wake-up is lost and a waiter cancelled at the same
+//! moment passes the slot on). A call cancelled while it waits leaves the queue without
+//! starting Codex. The `twobot_runs_active` and `twobot_runs_queued` gauges follow the
+//! scheduler's counts.
 
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{GaugeGuard, metrics};
+use crate::job::QuotaKey;
+use crate::metrics::metrics;
 
 /// Limits on Codex processes (the operator's settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,12 +35,35 @@ pub struct RunLimits {
     pub max_concurrent_runs: usize,
     /// Calls that may wait for a slot.
     pub max_queued_runs: usize,
+    /// Calls one principal may have waiting for a slot.
+    pub max_queued_runs_per_principal: usize,
 }
 
-/// Why a call got no place in the queue.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The queue's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// Runs at once (at least 1).
+    pub running: usize,
+    /// Calls waiting for a slot, all principals together.
+    pub queued: usize,
+    /// Calls waiting for a slot, per principal.
+    pub queued_per_principal: usize,
+}
+
+impl From<RunLimits> for QueueLimits {
+    fn from(l: RunLimits) -> Self {
+        Self {
+            running: l.max_concurrent_runs,
+            queued: l.max_queued_runs,
+            queued_per_principal: l.max_queued_runs_per_principal,
+        }
+    }
+}
+
+/// Why a call gets no place; typed so every path can word (and count) it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum QueueRefusal {
-    /// Every run slot and queue place is taken.
+    /// Every run slot and every queue place is taken.
     #[error(
         "busy: {running} Codex runs are in progress and {queued} more are queued, the most this server allows \
          (TWOBOT_MAX_CONCURRENT_RUNS, TWOBOT_MAX_QUEUED_RUNS); try again later"
@@ -35,74 +74,315 @@ pub enum QueueRefusal {
         /// Calls allowed to wait.
         queued: usize,
     },
+    /// This principal already holds its share of the queue.
+    #[error(
+        "quota exceeded: this caller already has {per_principal} calls waiting for a run slot, its share of the queue \
+         (TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL); wait for one of them to start, then try again"
+    )]
+    PrincipalQueueFull {
+        /// Waiting calls allowed per principal.
+        per_principal: usize,
+    },
 }
 
-/// The server's run slots and queue places.
-#[derive(Debug, Clone)]
-pub struct RunQueue {
-    slots: Arc<Semaphore>,
-    tickets: Arc<Semaphore>,
+/// What [`Scheduler::admit`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admitted {
+    /// A slot was free: run now.
+    Start,
+    /// Wait; [`Scheduler::finish`] will name this ticket when its slot comes.
+    Queued,
+}
+
+#[derive(Debug, Default)]
+struct PerKey {
+    /// Waiting tickets with their arrival number, oldest first.
+    waiting: VecDeque<(u64, u64)>,
     running: usize,
-    queued: usize,
+    /// When this principal last got a slot (0: not since it was idle).
+    last_served: u64,
 }
 
-/// A place in the queue (or in a slot): taken at admission, released when the run ends.
+/// The pure scheduling state: who runs, who waits, who is next.
 #[derive(Debug)]
-pub struct Ticket {
-    slots: Arc<Semaphore>,
-    _place: OwnedSemaphorePermit,
+pub struct Scheduler {
+    limits: QueueLimits,
+    running: usize,
+    waiting: usize,
+    keys: HashMap<QuotaKey, PerKey>,
+    clock: u64,
 }
 
-/// A running place; Codex may run while it is held.
-#[derive(Debug)]
-pub struct Slot {
-    _slot: OwnedSemaphorePermit,
-    _place: OwnedSemaphorePermit,
-    _active: GaugeGuard,
-}
-
-impl RunQueue {
-    /// At most `running` runs at once (at least 1) and `queued` more waiting.
-    pub fn new(running: usize, queued: usize) -> Self {
-        let running = running.max(1);
+impl Scheduler {
+    /// An empty scheduler (`running` is raised to 1; the per-principal queue never
+    /// exceeds the whole queue).
+    pub fn new(limits: QueueLimits) -> Self {
         Self {
-            slots: Arc::new(Semaphore::new(running)),
-            tickets: Arc::new(Semaphore::new(running.saturating_add(queued))),
-            running,
-            queued,
+            limits: QueueLimits {
+                running: limits.running.max(1),
+                queued: limits.queued,
+                queued_per_principal: limits.queued_per_principal.min(limits.queued),
+            },
+            running: 0,
+            waiting: 0,
+            keys: HashMap::new(),
+            clock: 0,
         }
     }
 
-    /// A place for `owner`'s call, or "busy" at once.
-    pub fn ticket(&self, _owner: &str) -> Result<Ticket, QueueRefusal> {
-        let place = self
-            .tickets
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| QueueRefusal::Busy {
-                running: self.running,
-                queued: self.queued,
-            })?;
+    fn tick(&mut self) -> u64 {
+        self.clock += 1;
+        self.clock
+    }
+
+    /// A call by `key` with `ticket` (unique while it waits) asks for a slot.
+    pub fn admit(&mut self, key: &QuotaKey, ticket: u64) -> Result<Admitted, QueueRefusal> {
+        if self.running < self.limits.running && self.waiting == 0 {
+            let now = self.tick();
+            let entry = self.keys.entry(key.clone()).or_default();
+            entry.running += 1;
+            entry.last_served = now;
+            self.running += 1;
+            return Ok(Admitted::Start);
+        }
+        let mine = self.keys.get(key).map_or(0, |k| k.waiting.len());
+        if mine >= self.limits.queued_per_principal && self.waiting < self.limits.queued {
+            return Err(QueueRefusal::PrincipalQueueFull {
+                per_principal: self.limits.queued_per_principal,
+            });
+        }
+        if self.waiting >= self.limits.queued {
+            return Err(QueueRefusal::Busy {
+                running: self.limits.running,
+                queued: self.limits.queued,
+            });
+        }
+        let arrived = self.tick();
+        self.keys
+            .entry(key.clone())
+            .or_default()
+            .waiting
+            .push_back((ticket, arrived));
+        self.waiting += 1;
+        Ok(Admitted::Queued)
+    }
+
+    /// A run of `key` ended. Returns the waiting call its slot now belongs to, if any
+    /// (already counted as running).
+    pub fn finish(&mut self, key: &QuotaKey) -> Option<(QuotaKey, u64)> {
+        self.running = self.running.saturating_sub(1);
+        if let Some(entry) = self.keys.get_mut(key) {
+            entry.running = entry.running.saturating_sub(1);
+        }
+        self.forget_if_idle(key);
+        let next = self
+            .keys
+            .iter()
+            .filter_map(|(k, e)| e.waiting.front().map(|(_, at)| (e.last_served, *at, k)))
+            .min()
+            .map(|(_, _, k)| k.clone())?;
+        let now = self.tick();
+        let entry = self.keys.get_mut(&next)?;
+        let (ticket, _) = entry.waiting.pop_front()?;
+        entry.running += 1;
+        entry.last_served = now;
+        self.waiting -= 1;
+        self.running += 1;
+        Some((next, ticket))
+    }
+
+    /// The waiting call `ticket` of `key` gives up its place. False when it is not
+    /// waiting (any more): its slot was already handed to it.
+    pub fn withdraw(&mut self, key: &QuotaKey, ticket: u64) -> bool {
+        let Some(entry) = self.keys.get_mut(key) else {
+            return false;
+        };
+        let Some(at) = entry.waiting.iter().position(|(t, _)| *t == ticket) else {
+            return false;
+        };
+        entry.waiting.remove(at);
+        self.waiting -= 1;
+        self.forget_if_idle(key);
+        true
+    }
+
+    fn forget_if_idle(&mut self, key: &QuotaKey) {
+        if self
+            .keys
+            .get(key)
+            .is_some_and(|e| e.running == 0 && e.waiting.is_empty())
+        {
+            self.keys.remove(key);
+        }
+    }
+
+    /// Runs now, and calls waiting.
+    pub fn load(&self) -> (usize, usize) {
+        (self.running, self.waiting)
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    scheduler: Scheduler,
+    waiters: HashMap<u64, oneshot::Sender<()>>,
+    next_ticket: u64,
+}
+
+/// The async run queue shared by every path into a run.
+#[derive(Debug, Clone)]
+pub struct RunQueue {
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// A place taken at admission: a slot already (`Start`) or a place in the caller's queue.
+/// Dropped unused, it gives the place back (and a slot it held to the next waiter).
+#[derive(Debug)]
+pub struct Ticket {
+    queue: RunQueue,
+    key: QuotaKey,
+    state: TicketState,
+}
+
+#[derive(Debug)]
+enum TicketState {
+    Start,
+    Wait {
+        ticket: u64,
+        rx: oneshot::Receiver<()>,
+    },
+    Spent,
+}
+
+/// A run slot; dropping it hands the slot to the next waiting call.
+#[derive(Debug)]
+pub struct RunPermit {
+    queue: RunQueue,
+    key: QuotaKey,
+}
+
+impl Drop for RunPermit {
+    fn drop(&mut self) {
+        self.queue.release(&self.key);
+    }
+}
+
+impl RunQueue {
+    /// An empty queue with these bounds.
+    pub fn new(limits: impl Into<QueueLimits>) -> Self {
+        Self {
+            shared: Arc::new(Mutex::new(Shared {
+                scheduler: Scheduler::new(limits.into()),
+                waiters: HashMap::new(),
+                next_ticket: 0,
+            })),
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Shared) -> T) -> T {
+        // A poisoned lock means a panic elsewhere; the state itself is still consistent
+        // (every change is a few plain assignments), so keep serving.
+        let mut guard = match self.shared.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let out = f(&mut guard);
+        let (running, waiting) = guard.scheduler.load();
+        let m = metrics();
+        m.runs_active
+            .set(i64::try_from(running).unwrap_or(i64::MAX));
+        m.runs_queued
+            .set(i64::try_from(waiting).unwrap_or(i64::MAX));
+        out
+    }
+
+    /// Runs now, and calls waiting.
+    pub fn load(&self) -> (usize, usize) {
+        self.with(|s| s.scheduler.load())
+    }
+
+    fn release(&self, key: &QuotaKey) {
+        self.with(|s| {
+            if let Some((_, ticket)) = s.scheduler.finish(key)
+                && let Some(waiter) = s.waiters.remove(&ticket)
+            {
+                // A waiter that is gone has its ticket pass the slot on, which needs
+                // this lock: so the failed send is never the end of the slot.
+                let _ = waiter.send(());
+            }
+        });
+    }
+
+    /// A place for `key`'s call, or why not, at once.
+    pub fn ticket(&self, key: &QuotaKey) -> Result<Ticket, QueueRefusal> {
+        let state = self.with(|s| {
+            s.next_ticket += 1;
+            let ticket = s.next_ticket;
+            s.scheduler.admit(key, ticket).map(|a| match a {
+                Admitted::Start => TicketState::Start,
+                Admitted::Queued => {
+                    let (tx, rx) = oneshot::channel();
+                    s.waiters.insert(ticket, tx);
+                    TicketState::Wait { ticket, rx }
+                }
+            })
+        })?;
         Ok(Ticket {
-            slots: self.slots.clone(),
-            _place: place,
+            queue: self.clone(),
+            key: key.clone(),
+            state,
         })
+    }
+
+    /// Give back a waiting ticket; if its slot came in the meantime, pass the slot on.
+    fn withdraw(&self, key: &QuotaKey, ticket: u64) {
+        let withdrawn = self.with(|s| {
+            s.waiters.remove(&ticket);
+            s.scheduler.withdraw(key, ticket)
+        });
+        if !withdrawn {
+            self.release(key);
+        }
     }
 }
 
 impl Ticket {
-    /// Wait for a running place; `None` if `cancel` fires first (the place is given back).
-    pub async fn slot(self, cancel: &CancellationToken) -> Option<Slot> {
-        let _queued = GaugeGuard::raise(&metrics().runs_queued);
-        let slot = tokio::select! {
-            slot = self.slots.clone().acquire_owned() => slot.ok()?,
-            () = cancel.cancelled() => return None,
+    /// Wait for a slot; `None` when `cancel` fires first (the place is given back).
+    pub async fn slot(mut self, cancel: &CancellationToken) -> Option<RunPermit> {
+        let given = match std::mem::replace(&mut self.state, TicketState::Spent) {
+            TicketState::Start => true,
+            TicketState::Spent => false,
+            TicketState::Wait { ticket, rx } => {
+                // Until the slot is ours, dropping this future (or cancelling) withdraws:
+                // the ticket's own drop does it.
+                self.state = TicketState::Wait {
+                    ticket,
+                    rx: oneshot::channel().1,
+                };
+                let given = tokio::select! {
+                    given = rx => given.is_ok(),
+                    () = cancel.cancelled() => false,
+                };
+                if given {
+                    self.state = TicketState::Spent;
+                }
+                given
+            }
         };
-        Some(Slot {
-            _slot: slot,
-            _place: self._place,
-            _active: GaugeGuard::raise(&metrics().runs_active),
+        given.then(|| RunPermit {
+            queue: self.queue.clone(),
+            key: self.key.clone(),
         })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        match std::mem::replace(&mut self.state, TicketState::Spent) {
+            TicketState::Start => self.queue.release(&self.key),
+            TicketState::Wait { ticket, .. } => self.queue.withdraw(&self.key, ticket),
+            TicketState::Spent => {}
+        }
     }
 }
 
@@ -113,43 +393,240 @@ mod tests {
 
     use super::*;
 
+    fn key(name: &str) -> QuotaKey {
+        QuotaKey(name.to_owned())
+    }
+
+    fn limits(running: usize, queued: usize, per: usize) -> QueueLimits {
+        QueueLimits {
+            running,
+            queued,
+            queued_per_principal: per,
+        }
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    enum Step {
+        /// principal, ticket, expected answer
+        Admit(&'static str, u64, Result<Admitted, QueueRefusal>),
+        /// a run of this principal ends; the ticket that gets its slot
+        Finish(&'static str, Option<u64>),
+        /// a waiting ticket withdraws; whether it was still waiting
+        Withdraw(&'static str, u64, bool),
+    }
+    use Admitted::{Queued as Q, Start as S};
+    use Step::{Admit, Finish, Withdraw};
+
+    const BUSY_1_4: QueueRefusal = QueueRefusal::Busy {
+        running: 1,
+        queued: 4,
+    };
+
+    #[test]
+    fn the_scheduler_is_bounded_and_fair_between_principals() {
+        let table: &[(&str, QueueLimits, &[Step])] = &[
+            (
+                "a free slot starts at once; beyond slots the call waits; beyond the queue, busy",
+                limits(1, 4, 4),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit("a", 2, Ok(Q)),
+                    Admit("b", 3, Ok(Q)),
+                    Admit("c", 4, Ok(Q)),
+                    Admit("d", 5, Ok(Q)),
+                    Admit("e", 6, Err(BUSY_1_4)),
+                ],
+            ),
+            (
+                "one principal holds at most its share of the queue; others still get places",
+                limits(1, 4, 2),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit("a", 2, Ok(Q)),
+                    Admit("a", 3, Ok(Q)),
+                    Admit(
+                        "a",
+                        4,
+                        Err(QueueRefusal::PrincipalQueueFull { per_principal: 2 }),
+                    ),
+                    Admit("b", 5, Ok(Q)),
+                ],
+            ),
+            (
+                "a newcomer's first call takes the next free slot, ahead of a long backlog",
+                limits(2, 8, 8),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit("a", 2, Ok(S)),
+                    Admit("a", 3, Ok(Q)),
+                    Admit("a", 4, Ok(Q)),
+                    Admit("a", 5, Ok(Q)),
+                    Admit("b", 6, Ok(Q)),
+                    Finish("a", Some(6)),
+                    Finish("a", Some(3)),
+                ],
+            ),
+            (
+                "busy principals take turns (round-robin), each in its own FIFO order",
+                limits(1, 8, 8),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit("a", 2, Ok(Q)),
+                    Admit("a", 3, Ok(Q)),
+                    Admit("b", 4, Ok(Q)),
+                    Admit("b", 5, Ok(Q)),
+                    Admit("c", 6, Ok(Q)),
+                    Finish("a", Some(4)),
+                    Finish("b", Some(6)),
+                    Finish("c", Some(2)),
+                    Finish("a", Some(5)),
+                    Finish("b", Some(3)),
+                    Finish("a", None),
+                ],
+            ),
+            (
+                "two newcomers go in the order they arrived",
+                limits(1, 8, 8),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit("a", 2, Ok(Q)),
+                    Admit("c", 3, Ok(Q)),
+                    Admit("b", 4, Ok(Q)),
+                    Finish("a", Some(3)),
+                    Finish("c", Some(4)),
+                    Finish("b", Some(2)),
+                ],
+            ),
+            (
+                "a withdrawn call never gets a slot and frees its place",
+                limits(1, 1, 1),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit("b", 2, Ok(Q)),
+                    Admit(
+                        "c",
+                        3,
+                        Err(QueueRefusal::Busy {
+                            running: 1,
+                            queued: 1,
+                        }),
+                    ),
+                    Withdraw("b", 2, true),
+                    Withdraw("b", 2, false),
+                    Admit("c", 3, Ok(Q)),
+                    Finish("a", Some(3)),
+                    Finish("c", None),
+                    Admit("d", 4, Ok(S)),
+                ],
+            ),
+            (
+                "a call whose slot was already handed over cannot withdraw",
+                limits(1, 2, 2),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit("b", 2, Ok(Q)),
+                    Finish("a", Some(2)),
+                    Withdraw("b", 2, false),
+                ],
+            ),
+            (
+                "no queue at all: busy as soon as the slots are taken",
+                limits(1, 0, 8),
+                &[
+                    Admit("a", 1, Ok(S)),
+                    Admit(
+                        "b",
+                        2,
+                        Err(QueueRefusal::Busy {
+                            running: 1,
+                            queued: 0,
+                        }),
+                    ),
+                ],
+            ),
+        ];
+        for (name, limits, steps) in table {
+            let mut s = Scheduler::new(*limits);
+            for (i, step) in steps.iter().enumerate() {
+                match *step {
+                    Admit(k, t, want) => {
+                        assert_eq!(s.admit(&key(k), t), want, "{name}: step {i} {step:?}")
+                    }
+                    Finish(k, want) => assert_eq!(
+                        s.finish(&key(k)).map(|(_, t)| t),
+                        want,
+                        "{name}: step {i} {step:?}"
+                    ),
+                    Withdraw(k, t, want) => {
+                        assert_eq!(s.withdraw(&key(k), t), want, "{name}: step {i} {step:?}")
+                    }
+                }
+            }
+        }
+        let _ = BUSY_1_4;
+    }
+
+    #[test]
+    fn an_idle_scheduler_forgets_every_principal() {
+        let mut s = Scheduler::new(limits(1, 4, 4));
+        s.admit(&key("a"), 1).unwrap();
+        s.admit(&key("b"), 2).unwrap();
+        s.admit(&key("c"), 3).unwrap();
+        assert!(s.withdraw(&key("c"), 3));
+        assert_eq!(s.finish(&key("a")).map(|(_, t)| t), Some(2));
+        assert_eq!(s.finish(&key("b")), None);
+        assert!(s.keys.is_empty());
+        assert_eq!(s.load(), (0, 0));
+    }
+
     #[tokio::test]
-    async fn beyond_slots_and_places_a_ticket_is_busy_at_once() {
-        let q = RunQueue::new(1, 1);
-        let a = q.ticket("a").unwrap();
-        let b = q.ticket("b").unwrap();
+    async fn beyond_running_plus_queued_calls_are_refused_as_busy_at_once() {
+        let q = RunQueue::new(limits(1, 1, 1));
+        let never = CancellationToken::new();
+        let first = q.ticket(&key("a")).unwrap().slot(&never).await.unwrap();
+        let second = q.ticket(&key("b")).unwrap();
         assert_eq!(
-            q.ticket("c").unwrap_err(),
+            q.ticket(&key("c")).unwrap_err(),
             QueueRefusal::Busy {
                 running: 1,
                 queued: 1
             }
         );
-        let never = CancellationToken::new();
-        let slot_a = a.slot(&never).await.unwrap();
-        // b waits for a's slot.
         let waiting =
-            tokio::spawn(async move { b.slot(&CancellationToken::new()).await.is_some() });
+            tokio::spawn(async move { second.slot(&CancellationToken::new()).await.is_some() });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiting.is_finished());
-        drop(slot_a);
+        drop(first);
         assert!(waiting.await.unwrap());
-        assert!(q.ticket("c").is_ok());
+        assert_eq!(q.load(), (0, 0));
+        assert!(q.ticket(&key("c")).is_ok());
     }
 
     #[tokio::test]
-    async fn a_call_cancelled_while_queued_gives_its_place_back() {
-        let q = RunQueue::new(1, 1);
-        let _running = q
-            .ticket("a")
-            .unwrap()
-            .slot(&CancellationToken::new())
-            .await
-            .unwrap();
+    async fn a_queued_call_that_is_cancelled_or_dropped_gives_its_place_back() {
+        let q = RunQueue::new(limits(1, 4, 4));
+        let never = CancellationToken::new();
+        let running = q.ticket(&key("a")).unwrap().slot(&never).await.unwrap();
         let cancel = CancellationToken::new();
-        let waiting = q.ticket("b").unwrap();
+        let cancelled = q.ticket(&key("b")).unwrap();
+        let dropped = q.ticket(&key("c")).unwrap();
+        let waiting = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move { cancelled.slot(&cancel).await.is_some() })
+        };
+        let abandoned =
+            tokio::spawn(async move { dropped.slot(&CancellationToken::new()).await.is_some() });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(q.load(), (1, 2));
         cancel.cancel();
-        assert!(waiting.slot(&cancel).await.is_none());
-        assert!(q.ticket("c").is_ok());
+        abandoned.abort();
+        assert!(!waiting.await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(q.load(), (1, 0));
+        drop(running);
+        assert_eq!(q.load(), (0, 0));
+        // A ticket dropped before it waited gives its slot back too.
+        drop(q.ticket(&key("d")).unwrap());
+        assert_eq!(q.load(), (0, 0));
     }
 }

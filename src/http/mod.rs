@@ -5,9 +5,10 @@
 //! ```text
 //! SetRequestId → Trace → PropagateRequestId → body deadline → body limit   (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
-//!   /mcp: Host/Origin check → auth → rate limit → session guard → JSON body check
+//!   /mcp: Host/Origin check → auth → rate limit → in flight per principal → session guard
+//!         → JSON body check
 //!         → StreamableHttpService(TwoBot)
-//!              └─ job stack: policy → threads → admission → runner
+//!              └─ job stack: policy → threads → run queue → runner
 //! ```
 //!
 //! [`serve`] runs it until shutdown: stop accepting, let running calls finish for the
@@ -16,6 +17,7 @@
 pub mod auth;
 pub mod body_deadline;
 pub mod body_limit;
+pub mod inflight;
 pub mod json_body;
 pub mod origin;
 pub mod rate_limit;
@@ -46,9 +48,10 @@ use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use self::auth::{AuthConfig, AuthLayer, Jwks, JwtKey, parse_tokens};
+use self::inflight::InflightLayer;
 use self::origin::HostOriginPolicy;
 use self::rate_limit::RateLimit;
-use self::session::SessionGuardLayer;
+use self::session::{OwnedSessions, SessionGuardLayer};
 use crate::audit::Transport;
 use crate::config::{Config, ConfigError};
 use crate::job::Principal;
@@ -85,6 +88,10 @@ pub struct HttpSettings {
     pub shutdown_grace: Duration,
     /// Live MCP sessions at most.
     pub max_sessions: usize,
+    /// Live MCP sessions per principal (no-auth: per client address).
+    pub max_sessions_per_principal: usize,
+    /// Requests in flight per principal, SSE streams included.
+    pub max_inflight_per_principal: usize,
     /// Open connections at most.
     pub max_connections: usize,
     /// Deadline for a request's headers.
@@ -225,6 +232,8 @@ impl HttpSettings {
             sse_resume: Duration::from_secs(args.sse_resume_sec),
             shutdown_grace: Duration::from_secs(args.shutdown_grace_sec),
             max_sessions: args.max_sessions as usize,
+            max_sessions_per_principal: args.max_sessions_per_principal as usize,
+            max_inflight_per_principal: args.max_inflight_per_principal as usize,
             max_connections: args.max_connections as usize,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
             body_read_timeout: Duration::from_secs(args.body_read_timeout_sec),
@@ -280,9 +289,17 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
         // A client that lost a stream may resume it (Last-Event-ID) this long; until
         // then the stream's events stay in memory, so this also bounds that memory.
         manager.session_config.completed_cache_ttl = settings.sse_resume;
-        Arc::new(manager)
+        Arc::new(OwnedSessions::new(manager))
     };
-    let session_guard = SessionGuardLayer::new(sessions.clone(), settings.max_sessions);
+    let session_guard = SessionGuardLayer::new(
+        sessions.clone(),
+        settings.max_sessions,
+        settings.max_sessions_per_principal,
+    );
+    let inflight = InflightLayer::new(
+        settings.max_inflight_per_principal,
+        settings.trust_proxy_headers,
+    );
     let mcp = {
         let default_timeout = settings.default_timeout_sec;
         let kill_runs = shutdown.kill_runs.clone();
@@ -342,6 +359,8 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
         .layer(authenticator)
         // Keyed by that principal (or address), so it must come after auth.
         .layer(ValidateRequestHeaderLayer::custom(rate_limit))
+        // Each principal's share of requests in flight; names the quota key for all below.
+        .layer(inflight)
         // Bounded sessions, each usable only by the principal that created it.
         .layer(session_guard)
         // A body that is not one JSON-RPC object gets a JSON-RPC error (400), not rmcp's 415.

@@ -1,42 +1,216 @@
-//! Session guard: a cap on live MCP sessions and sessions bound to their principal.
+//! Sessions: a cap on live MCP sessions, a per-principal share of them, and each session
+//! bound to the principal that created it.
 //!
 //! rmcp's session manager creates a session for every `initialize` and trusts any caller
 //! holding a session id. On a public endpoint both are weaknesses: unbounded sessions are
 //! a memory lever, and a leaked `Mcp-Session-Id` would let another principal read that
-//! session's stream. This layer sits between auth and rmcp: a new session beyond
-//! `TWOBOT_MAX_SESSIONS` gets `503` with a reason, and a session id presented by anyone
-//! but the principal who created it gets the same `404` as an unknown id (so its
-//! existence is not revealed).
+//! session's stream or DELETE it. So:
+//!
+//! - [`OwnedSessions`] wraps rmcp's `LocalSessionManager` and records the creator *inside*
+//!   `create_session`, before the id exists anywhere else. (Recording it after rmcp
+//!   answered let a concurrent initialize's clean-up wipe a fresh owner: 3 of 2 000 ids
+//!   were then usable by anyone.) The creator reaches `create_session` through a
+//!   task-local set by the guard around the call, since rmcp calls it in the request's
+//!   own future.
+//! - [`SessionGuard`] sits between auth and rmcp: a new session beyond
+//!   `TWOBOT_MAX_SESSIONS` gets `503`, beyond the caller's `TWOBOT_MAX_SESSIONS_PER_PRINCIPAL`
+//!   `429`, and a session id with no owner or another owner gets the same `404` as an
+//!   unknown id (so its existence is not revealed).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
+use futures::Stream;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use rmcp::transport::streamable_http_server::session::local::{
+    LocalSessionManager, LocalSessionManagerError,
+};
+use rmcp::transport::streamable_http_server::session::{
+    ServerSseMessage, SessionId, SessionManager,
+};
 use tower::{Layer, Service};
 
-use crate::job::Principal;
+use crate::job::{Principal, QuotaKey};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
-/// Shared state of the guard: the session manager (to count) and each session's owner.
+/// Who created a session: the owner (may use it) and the quota key (whose share it takes).
+#[derive(Debug, Clone)]
+struct Creator {
+    owner: String,
+    quota_key: QuotaKey,
+}
+
+tokio::task_local! {
+    /// The creator of the session an `initialize` in this request's future may create.
+    static CREATOR: Creator;
+}
+
+#[derive(Debug, Default)]
+struct Owners {
+    by_id: HashMap<String, Creator>,
+    /// Initializes in flight per quota key: counted so that concurrent ones cannot
+    /// together exceed the per-principal share.
+    pending: HashMap<QuotaKey, usize>,
+}
+
+impl Owners {
+    fn held(&self, key: &QuotaKey) -> usize {
+        self.by_id.values().filter(|c| &c.quota_key == key).count()
+            + self.pending.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// Why [`OwnedSessions`] could not act.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnedSessionsError {
+    /// `create_session` ran outside the guard: no one to own the session, so none is made.
+    #[error(
+        "a session was requested without a known creator; refusing to create an ownerless session"
+    )]
+    NoCreator,
+    /// rmcp's session manager failed.
+    #[error(transparent)]
+    Local(#[from] LocalSessionManagerError),
+}
+
+/// rmcp's in-memory session manager, with each session's creator recorded atomically.
+#[derive(Debug)]
+pub struct OwnedSessions {
+    local: LocalSessionManager,
+    owners: Mutex<Owners>,
+}
+
+impl OwnedSessions {
+    /// Wrap `local`.
+    pub fn new(local: LocalSessionManager) -> Self {
+        Self {
+            local,
+            owners: Mutex::default(),
+        }
+    }
+
+    fn owners(&self) -> std::sync::MutexGuard<'_, Owners> {
+        // Every change under this lock is a single map operation: a poisoned lock still
+        // holds consistent maps.
+        self.owners
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The owner of session `id`, if it is known.
+    pub fn owner_of(&self, id: &str) -> Option<String> {
+        self.owners().by_id.get(id).map(|c| c.owner.clone())
+    }
+
+    /// Live sessions now.
+    pub async fn live(&self) -> usize {
+        self.local.sessions.read().await.len()
+    }
+}
+
+impl SessionManager for OwnedSessions {
+    type Error = OwnedSessionsError;
+    type Transport = <LocalSessionManager as SessionManager>::Transport;
+
+    async fn create_session(&self) -> Result<(SessionId, Self::Transport), Self::Error> {
+        let creator = CREATOR
+            .try_with(Creator::clone)
+            .map_err(|_| OwnedSessionsError::NoCreator)?;
+        let (id, transport) = self.local.create_session().await?;
+        // Holding the read lock keeps the live set still while owners of ended sessions
+        // (DELETE or idle expiry) are forgotten; a session's owner is only ever recorded
+        // after rmcp holds the session, so no fresh owner is lost here.
+        let live = self.local.sessions.read().await;
+        let live: HashSet<&str> = live.keys().map(|k| k.as_ref()).collect();
+        let mut owners = self.owners();
+        owners.by_id.retain(|k, _| live.contains(k.as_str()));
+        owners.by_id.insert(id.to_string(), creator);
+        Ok((id, transport))
+    }
+
+    async fn initialize_session(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<ServerJsonRpcMessage, Self::Error> {
+        Ok(self.local.initialize_session(id, message).await?)
+    }
+
+    async fn has_session(&self, id: &SessionId) -> Result<bool, Self::Error> {
+        Ok(self.local.has_session(id).await?)
+    }
+
+    async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        let closed = self.local.close_session(id).await;
+        self.owners().by_id.remove(id.as_ref());
+        Ok(closed?)
+    }
+
+    async fn create_stream(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.local.create_stream(id, message).await?)
+    }
+
+    async fn accept_message(
+        &self,
+        id: &SessionId,
+        message: ClientJsonRpcMessage,
+    ) -> Result<(), Self::Error> {
+        Ok(self.local.accept_message(id, message).await?)
+    }
+
+    async fn create_standalone_stream(
+        &self,
+        id: &SessionId,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.local.create_standalone_stream(id).await?)
+    }
+
+    async fn resume(
+        &self,
+        id: &SessionId,
+        last_event_id: String,
+    ) -> Result<impl Stream<Item = ServerSseMessage> + Send + Sync + 'static, Self::Error> {
+        Ok(self.local.resume(id, last_event_id).await?)
+    }
+
+    // `restore_session` keeps the trait's default (not supported): a session restored
+    // from elsewhere would have no recorded owner.
+
+    fn event_store(
+        &self,
+    ) -> Option<Arc<dyn rmcp::transport::streamable_http_server::session::EventStore>> {
+        self.local.event_store()
+    }
+}
+
+/// Shared state of the guard: the sessions and their limits.
 #[derive(Clone)]
 pub struct SessionGuardLayer {
-    sessions: Arc<LocalSessionManager>,
-    owners: Arc<Mutex<HashMap<String, String>>>,
+    sessions: Arc<OwnedSessions>,
     max_sessions: usize,
+    max_per_principal: usize,
 }
 
 impl SessionGuardLayer {
-    /// Guard `sessions`, allowing at most `max_sessions` live ones.
-    pub fn new(sessions: Arc<LocalSessionManager>, max_sessions: usize) -> Self {
+    /// Guard `sessions`: at most `max_sessions` live ones, `max_per_principal` per quota key.
+    pub fn new(
+        sessions: Arc<OwnedSessions>,
+        max_sessions: usize,
+        max_per_principal: usize,
+    ) -> Self {
         Self {
             sessions,
-            owners: Arc::default(),
             max_sessions,
+            max_per_principal,
         }
     }
 }
@@ -64,27 +238,40 @@ pub struct SessionGuard<S> {
 pub enum Verdict {
     /// Pass the request on.
     Pass,
-    /// A new session would exceed the cap.
+    /// A new session would exceed the server's cap.
     TooManySessions,
-    /// The session belongs to someone else: answer as if it did not exist.
+    /// A new session would exceed the caller's share.
+    TooManyForPrincipal,
+    /// The session has no owner or belongs to someone else: answer as if it did not exist.
     NotYours,
 }
 
-/// The decision, pure: `owner` of the presented session (if known), `live` sessions now.
-pub fn decide(
-    method: &Method,
-    session: Option<&str>,
-    owner: Option<&str>,
-    caller: &str,
-    live: usize,
-    max: usize,
-) -> Verdict {
-    match session {
-        Some(_) => match owner {
-            Some(owner) if owner != caller => Verdict::NotYours,
-            _ => Verdict::Pass,
+/// What the guard knows when it decides.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// The presented session id, if any.
+    pub session: Option<&'a str>,
+    /// That session's recorded owner.
+    pub owner: Option<&'a str>,
+    /// The caller's owner key.
+    pub caller: &'a str,
+    /// Live sessions now.
+    pub live: usize,
+    /// Sessions the caller's quota key holds (or is creating).
+    pub held: usize,
+}
+
+/// The decision, pure.
+pub fn decide(method: &Method, seen: Seen<'_>, max: usize, max_per_principal: usize) -> Verdict {
+    match seen.session {
+        Some(_) => match seen.owner {
+            Some(owner) if owner == seen.caller => Verdict::Pass,
+            // Unknown, ended, ownerless or someone else's: one answer for all.
+            _ => Verdict::NotYours,
         },
-        None if method == Method::POST && live >= max => Verdict::TooManySessions,
+        None if method != Method::POST => Verdict::Pass,
+        None if seen.live >= max => Verdict::TooManySessions,
+        None if seen.held >= max_per_principal => Verdict::TooManyForPrincipal,
         None => Verdict::Pass,
     }
 }
@@ -113,34 +300,51 @@ where
                 .extensions()
                 .get::<Principal>()
                 .map_or_else(|| Principal::Anonymous.owner_key(), Principal::owner_key);
+            let quota_key = request
+                .extensions()
+                .get::<QuotaKey>()
+                .cloned()
+                .unwrap_or_else(|| QuotaKey(caller.clone()));
             let session = request
                 .headers()
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let owner = session.as_deref().and_then(|id| {
-                state
-                    .owners
-                    .lock()
-                    .ok()
-                    .and_then(|owners| owners.get(id).cloned())
-            });
-            let live = if session.is_none() {
-                state.sessions.sessions.read().await.len()
+            let owner = session
+                .as_deref()
+                .and_then(|id| state.sessions.owner_of(id));
+            let new_session = session.is_none() && request.method() == Method::POST;
+            let live = if new_session {
+                state.sessions.live().await
             } else {
                 0
             };
-            match decide(
-                request.method(),
-                session.as_deref(),
-                owner.as_deref(),
-                &caller,
-                live,
-                state.max_sessions,
-            ) {
+            // Decide and reserve under one lock, so concurrent initializes by one
+            // principal cannot together pass its share.
+            let verdict = {
+                let mut owners = state.sessions.owners();
+                let seen = Seen {
+                    session: session.as_deref(),
+                    owner: owner.as_deref(),
+                    caller: &caller,
+                    live,
+                    held: owners.held(&quota_key),
+                };
+                let verdict = decide(
+                    request.method(),
+                    seen,
+                    state.max_sessions,
+                    state.max_per_principal,
+                );
+                if verdict == Verdict::Pass && new_session {
+                    *owners.pending.entry(quota_key.clone()).or_default() += 1;
+                }
+                verdict
+            };
+            match verdict {
                 Verdict::Pass => {}
                 Verdict::NotYours => {
-                    tracing::warn!(principal = %caller, "session id presented by a principal that does not own it");
+                    tracing::warn!(principal = %caller, "session id unknown, ownerless or presented by a principal that does not own it");
                     return Ok(refusal(
                         StatusCode::NOT_FOUND,
                         "session not found",
@@ -162,30 +366,55 @@ where
                         .insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
                     return Ok(response);
                 }
-            }
-            let response = inner.call(request).await?;
-            if session.is_none()
-                && let Some(id) = response
-                    .headers()
-                    .get(SESSION_HEADER)
-                    .and_then(|v| v.to_str().ok())
-            {
-                let live: Vec<String> = state
-                    .sessions
-                    .sessions
-                    .read()
-                    .await
-                    .keys()
-                    .map(|k| k.to_string())
-                    .collect();
-                if let Ok(mut owners) = state.owners.lock() {
-                    // Forget the owners of sessions that ended (DELETE or idle expiry).
-                    owners.retain(|k, _| live.contains(k));
-                    owners.insert(id.to_owned(), caller);
+                Verdict::TooManyForPrincipal => {
+                    tracing::warn!(quota_key = %quota_key, max = state.max_per_principal, "per-principal session quota reached");
+                    let mut response = refusal(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "session quota exceeded",
+                        &format!(
+                            "this caller already holds {} live MCP sessions, its share of the server (TWOBOT_MAX_SESSIONS_PER_PRINCIPAL); end unused sessions with DELETE or retry later",
+                            state.max_per_principal
+                        ),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
+                    return Ok(response);
                 }
             }
-            Ok(response)
+            if !new_session {
+                return inner.call(request).await;
+            }
+            let creator = Creator {
+                owner: caller,
+                quota_key: quota_key.clone(),
+            };
+            // Released however the call ends, a dropped connection included.
+            let _reserved = Reserved {
+                sessions: state.sessions.clone(),
+                quota_key,
+            };
+            CREATOR.scope(creator, inner.call(request)).await
         })
+    }
+}
+
+/// A place reserved for a session being created; freed when the initialize ends (the
+/// session then counts as owned).
+struct Reserved {
+    sessions: Arc<OwnedSessions>,
+    quota_key: QuotaKey,
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        let mut owners = self.sessions.owners();
+        if let Some(n) = owners.pending.get_mut(&self.quota_key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                owners.pending.remove(&self.quota_key);
+            }
+        }
     }
 }
 
@@ -205,58 +434,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_guard_decides_by_owner_and_by_count() {
+    fn the_guard_decides_by_owner_by_count_and_by_share() {
         let post = Method::POST;
         let get = Method::GET;
+        let seen = |session, owner, caller, live, held| Seen {
+            session,
+            owner,
+            caller,
+            live,
+            held,
+        };
         let cases = [
-            (&post, None, None, "alice", 0, 2, Verdict::Pass),
-            (&post, None, None, "alice", 1, 2, Verdict::Pass),
-            (&post, None, None, "alice", 2, 2, Verdict::TooManySessions),
-            (&get, None, None, "alice", 5, 2, Verdict::Pass),
+            (&post, seen(None, None, "alice", 0, 0), Verdict::Pass),
+            (&post, seen(None, None, "alice", 1, 0), Verdict::Pass),
             (
                 &post,
-                Some("s1"),
-                Some("alice"),
-                "alice",
-                9,
-                2,
+                seen(None, None, "alice", 2, 0),
+                Verdict::TooManySessions,
+            ),
+            (
+                &post,
+                seen(None, None, "alice", 1, 1),
+                Verdict::TooManyForPrincipal,
+            ),
+            (
+                &post,
+                seen(None, None, "alice", 2, 1),
+                Verdict::TooManySessions,
+            ),
+            (&get, seen(None, None, "alice", 5, 5), Verdict::Pass),
+            (
+                &post,
+                seen(Some("s1"), Some("alice"), "alice", 9, 9),
                 Verdict::Pass,
             ),
             (
                 &post,
-                Some("s1"),
-                Some("alice"),
-                "bob",
-                0,
-                2,
+                seen(Some("s1"), Some("alice"), "bob", 0, 0),
                 Verdict::NotYours,
             ),
             (
                 &Method::DELETE,
-                Some("s1"),
-                Some("alice"),
-                "bob",
-                0,
-                2,
+                seen(Some("s1"), Some("alice"), "bob", 0, 0),
                 Verdict::NotYours,
             ),
             (
                 &get,
-                Some("s1"),
-                Some("alice"),
-                "bob",
-                0,
-                2,
+                seen(Some("s1"), Some("alice"), "bob", 0, 0),
                 Verdict::NotYours,
             ),
-            (&post, Some("unknown"), None, "bob", 9, 2, Verdict::Pass),
+            // A live session without an owner serves no one.
+            (
+                &post,
+                seen(Some("s1"), None, "alice", 1, 0),
+                Verdict::NotYours,
+            ),
+            (
+                &Method::DELETE,
+                seen(Some("unknown"), None, "bob", 9, 0),
+                Verdict::NotYours,
+            ),
         ];
-        for (method, session, owner, caller, live, max, want) in cases {
-            assert_eq!(
-                decide(method, session, owner, caller, live, max),
-                want,
-                "{method} session={session:?} owner={owner:?} caller={caller} live={live}"
-            );
+        for (method, seen, want) in cases {
+            assert_eq!(decide(method, seen, 2, 1), want, "{method} {seen:?}");
         }
     }
 }

@@ -6,7 +6,7 @@ use rmcp::RoleServer;
 use rmcp::service::RequestContext;
 
 use crate::audit::{RunPath, Transport};
-use crate::job::Principal;
+use crate::job::{Principal, QuotaKey};
 use crate::runs::Caller;
 
 /// The caller of `ctx`, coming in by `path`.
@@ -26,9 +26,16 @@ pub fn of(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let owner = owner(ctx, &principal, path);
+    // Whose share of the server a call uses: what the transport says (no-auth HTTP keys
+    // each client address apart), else the principal itself.
+    let quota = parts
+        .and_then(|p| p.extensions.get::<QuotaKey>())
+        .cloned()
+        .unwrap_or_else(|| QuotaKey::of(&principal));
     Caller {
         principal,
         owner,
+        quota,
         request_id,
         transport,
         path,

@@ -32,7 +32,7 @@ pub use self::refusal::RunRefusal;
 pub use self::store::{KeptConfig, KeptError, KeptRuns, Reservation};
 use crate::audit::{RunPath, Transport};
 use crate::error::ToolError;
-use crate::job::{CallContext, Job, Principal, RunRequest, RunSpec};
+use crate::job::{CallContext, Job, Principal, QuotaKey, RunRequest, RunSpec};
 use crate::policy::{Policy, Refusal, check};
 use crate::run_queue::{RunQueue, Ticket};
 use crate::runner::{CodexRunner, RunnerConfig};
@@ -45,6 +45,8 @@ pub struct Caller {
     pub principal: Principal,
     /// Who owns the kept run (the principal's key, or narrower: an anonymous session).
     pub owner: String,
+    /// Whose share of the server the call uses (queue places, kept runs).
+    pub quota: QuotaKey,
     /// The HTTP request id, passed to Codex as `TWOBOT_REQUEST_ID`.
     pub request_id: Option<String>,
     /// stdio or http.
@@ -168,9 +170,11 @@ impl Runs {
         // Room to keep the run (tasks, background), then a place in the queue.
         let reservation = match caller.path {
             RunPath::Direct => None,
-            RunPath::Task | RunPath::Background => Some(inner.kept.reserve(&caller.owner)?),
+            RunPath::Task | RunPath::Background => {
+                Some(inner.kept.reserve(&caller.owner, &caller.quota)?)
+            }
         };
-        let ticket = inner.queue.ticket(&caller.owner)?;
+        let ticket = inner.queue.ticket(&caller.quota)?;
         Ok((spec, reservation, ticket))
     }
 }
@@ -214,6 +218,7 @@ impl Admitted {
                         spec,
                         ctx: CallContext {
                             principal: caller.principal.clone(),
+                            quota_key: caller.quota.clone(),
                             request_id: caller.request_id.clone(),
                             cancel,
                             progress: Some(tx),

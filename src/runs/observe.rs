@@ -10,10 +10,12 @@ use std::time::Duration;
 use super::Caller;
 use super::handle::Ended;
 use super::refusal::RunRefusal;
+use super::store::KeptRefusal;
 use crate::audit::{AuditLog, AuditRecord, Outcome, PromptDigest, RunPath, Transport, now_rfc3339};
 use crate::error::ToolError;
 use crate::job::{RunRequest, RunSpec};
 use crate::metrics::{RefusalReason, RunLabels, TokenKind, TokenLabels, metrics};
+use crate::run_queue::QueueRefusal;
 
 /// What the end-of-run record says of the run itself.
 #[derive(Debug)]
@@ -56,8 +58,12 @@ impl Observer {
             RunRefusal::Policy(_) => (Outcome::Refused, RefusalReason::policy),
             RunRefusal::ThreadOwner(_) => (Outcome::Refused, RefusalReason::thread_owner),
             RunRefusal::BackgroundDisabled => (Outcome::Refused, RefusalReason::disabled),
-            RunRefusal::Queue(_) => (Outcome::Busy, RefusalReason::busy),
-            RunRefusal::Kept(_) => (Outcome::Busy, RefusalReason::too_many_runs),
+            RunRefusal::Queue(QueueRefusal::Busy { .. }) => (Outcome::Busy, RefusalReason::busy),
+            RunRefusal::Queue(QueueRefusal::PrincipalQueueFull { .. })
+            | RunRefusal::Kept(KeptRefusal::PrincipalFull(_)) => {
+                (Outcome::Busy, RefusalReason::quota)
+            }
+            RunRefusal::Kept(KeptRefusal::Full(_)) => (Outcome::Busy, RefusalReason::too_many_runs),
         };
         self.count(caller, outcome);
         metrics().refused(reason);

@@ -7,15 +7,22 @@
 //! then `get_codex_run` and `cancel_codex_run`). Both keep the run's [`RunHandle`] here.
 //!
 //! Each run belongs to an owner (anyone else is told it does not exist), the store
-//! holds at most `TWOBOT_MAX_RUNS` runs, and a finished run is forgotten
-//! `TWOBOT_TASK_TTL_SEC` after it ended. Room is taken at admission (a
-//! [`Reservation`]), so a full store refuses before anything is spawned.
+//! holds at most `TWOBOT_MAX_RUNS` runs, at most `TWOBOT_MAX_RUNS_PER_PRINCIPAL` of them
+//! per principal (so one principal cannot take every place), and a finished run is
+//! forgotten `TWOBOT_TASK_TTL_SEC` after it ended. When there is no room, finished runs
+//! make room before anyone is refused: the caller's own oldest first, then (store full)
+//! the oldest finished run of anyone; running runs are never evicted ([`make_room`]).
+//! Room is taken at admission (a [`Reservation`]), so a refusal comes before anything
+//! is spawned.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::time::Instant;
+
 use super::handle::RunHandle;
+use crate::job::QuotaKey;
 
 /// Operator settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +35,8 @@ pub struct KeptConfig {
     pub ttl: Duration,
     /// Runs kept at once.
     pub max_runs: usize,
+    /// Runs kept at once per principal.
+    pub max_runs_per_principal: usize,
 }
 
 impl Default for KeptConfig {
@@ -37,6 +46,7 @@ impl Default for KeptConfig {
             tasks: true,
             ttl: Duration::from_secs(6 * 3600),
             max_runs: 256,
+            max_runs_per_principal: 64,
         }
     }
 }
@@ -49,6 +59,12 @@ pub enum KeptRefusal {
         "too many runs: this server keeps at most {0} (TWOBOT_MAX_RUNS); fetch or cancel finished runs, or wait for them to expire"
     )]
     Full(usize),
+    /// This principal keeps its maximum of running runs.
+    #[error(
+        "quota exceeded: this caller already keeps {0} running runs and tasks, its share of the server \
+         (TWOBOT_MAX_RUNS_PER_PRINCIPAL); its finished runs were evicted first; wait for a run to end or cancel one"
+    )]
+    PrincipalFull(usize),
 }
 
 /// A kept run that is not there for this caller.
@@ -62,16 +78,17 @@ pub enum KeptError {
 }
 
 #[derive(Debug)]
-struct Kept {
+struct Held {
     owner: String,
+    quota: QuotaKey,
     handle: RunHandle,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    runs: HashMap<String, Kept>,
-    /// Places promised to admitted runs not yet started.
-    reserved: usize,
+    runs: HashMap<String, Held>,
+    /// Places promised to admitted runs not yet started, per principal.
+    reserved: HashMap<QuotaKey, usize>,
 }
 
 /// The store of tasks and background runs.
@@ -86,6 +103,7 @@ pub struct KeptRuns {
 pub struct Reservation {
     store: Arc<KeptRuns>,
     owner: String,
+    quota: QuotaKey,
     live: bool,
 }
 
@@ -125,20 +143,59 @@ impl KeptRuns {
         let ttl = self.config.ttl;
         inner
             .runs
-            .retain(|_, k| k.handle.ended_at().is_none_or(|at| at.elapsed() < ttl));
+            .retain(|_, h| h.handle.ended_at().is_none_or(|at| at.elapsed() < ttl));
     }
 
-    /// Room for one more run of `owner`, or a refusal.
-    pub fn reserve(self: &Arc<Self>, owner: &str) -> Result<Reservation, KeptRefusal> {
+    /// Room for one more run of `owner` (counted against `quota`), evicting finished
+    /// runs if need be, or a refusal.
+    pub fn reserve(
+        self: &Arc<Self>,
+        owner: &str,
+        quota: &QuotaKey,
+    ) -> Result<Reservation, KeptRefusal> {
         let mut inner = self.lock();
         self.prune(&mut inner);
-        if inner.runs.len() + inner.reserved >= self.config.max_runs {
-            return Err(KeptRefusal::Full(self.config.max_runs));
+        let evict: Vec<String> = {
+            let promised = inner
+                .reserved
+                .iter()
+                .flat_map(|(key, n)| std::iter::repeat_n(key, *n))
+                .map(|key| Kept {
+                    id: "",
+                    quota_key: key,
+                    finished: None,
+                });
+            let kept: Vec<Kept<'_>> = inner
+                .runs
+                .iter()
+                .map(|(id, h)| Kept {
+                    id: id.as_str(),
+                    quota_key: &h.quota,
+                    finished: h.handle.ended_at(),
+                })
+                .chain(promised)
+                .collect();
+            make_room(
+                &kept,
+                quota,
+                self.config.max_runs,
+                self.config.max_runs_per_principal,
+            )?
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+        };
+        for id in &evict {
+            inner.runs.remove(id);
         }
-        inner.reserved += 1;
+        if !evict.is_empty() {
+            tracing::info!(evicted = evict.len(), quota_key = %quota, "finished runs evicted to make room");
+        }
+        *inner.reserved.entry(quota.clone()).or_default() += 1;
         Ok(Reservation {
             store: self.clone(),
             owner: owner.to_owned(),
+            quota: quota.clone(),
             live: true,
         })
     }
@@ -150,21 +207,33 @@ impl KeptRuns {
         inner
             .runs
             .get(id)
-            .filter(|k| k.owner == owner)
-            .map(|k| k.handle.clone())
+            .filter(|h| h.owner == owner)
+            .map(|h| h.handle.clone())
             .ok_or_else(|| KeptError::NotFound(id.to_owned()))
     }
 }
 
 impl Reservation {
+    fn unreserve(&self, inner: &mut Inner) {
+        if let Some(n) = inner.reserved.get_mut(&self.quota) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                inner.reserved.remove(&self.quota);
+            }
+        }
+    }
+
     /// Keep `handle` in the reserved place.
     pub fn keep(mut self, handle: RunHandle) {
-        let mut inner = self.store.lock();
-        inner.reserved = inner.reserved.saturating_sub(1);
-        let owner = std::mem::take(&mut self.owner);
-        inner
-            .runs
-            .insert(handle.id().to_owned(), Kept { owner, handle });
+        let store = self.store.clone();
+        let mut inner = store.lock();
+        self.unreserve(&mut inner);
+        let held = Held {
+            owner: std::mem::take(&mut self.owner),
+            quota: self.quota.clone(),
+            handle,
+        };
+        inner.runs.insert(held.handle.id().to_owned(), held);
         self.live = false;
     }
 }
@@ -172,10 +241,58 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if self.live {
-            let mut inner = self.store.lock();
-            inner.reserved = inner.reserved.saturating_sub(1);
+            let store = self.store.clone();
+            let mut inner = store.lock();
+            self.unreserve(&mut inner);
         }
     }
+}
+
+/// A kept run as [`make_room`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Kept<'a> {
+    /// The run's id.
+    pub id: &'a str,
+    /// Whose share it counts against.
+    pub quota_key: &'a QuotaKey,
+    /// When it finished (`None`: still running).
+    pub finished: Option<Instant>,
+}
+
+/// Which kept runs to evict so that `caller` may start one more, or why it may not.
+///
+/// Only finished runs are ever evicted, oldest first. The caller's own go first: over its
+/// quota it can only make room from its own; when the whole registry is full, its own
+/// go first and then anyone's, because refusing a caller while results nobody fetched
+/// sit there would let one principal's finished runs lock everyone else out.
+pub fn make_room<'a>(
+    kept: &[Kept<'a>],
+    caller: &QuotaKey,
+    max_runs: usize,
+    max_per_principal: usize,
+) -> Result<Vec<&'a str>, KeptRefusal> {
+    let mut finished: Vec<&Kept<'a>> = kept.iter().filter(|k| k.finished.is_some()).collect();
+    finished.sort_by_key(|k| k.finished);
+    let (mine, others): (Vec<&Kept<'a>>, Vec<&Kept<'a>>) =
+        finished.into_iter().partition(|k| k.quota_key == caller);
+    let mut evict: Vec<&'a str> = Vec::new();
+
+    let held = kept.iter().filter(|k| k.quota_key == caller).count();
+    let over_quota = (held + 1).saturating_sub(max_per_principal);
+    if over_quota > mine.len() {
+        return Err(KeptRefusal::PrincipalFull(max_per_principal));
+    }
+    evict.extend(mine.iter().take(over_quota).map(|k| k.id));
+
+    let total = kept.len() - evict.len();
+    let over_total = (total + 1).saturating_sub(max_runs);
+    let candidates = mine.iter().skip(over_quota).chain(others.iter());
+    let more: Vec<&'a str> = candidates.take(over_total).map(|k| k.id).collect();
+    if more.len() < over_total {
+        return Err(KeptRefusal::Full(max_runs));
+    }
+    evict.extend(more);
+    Ok(evict)
 }
 
 #[cfg(test)]
@@ -197,17 +314,20 @@ mod tests {
     #[tokio::test]
     async fn a_full_store_refuses_before_anything_runs_and_a_dropped_reservation_frees_its_place() {
         let s = store(1);
-        let r = s.reserve("a").unwrap();
-        assert_eq!(s.reserve("b").unwrap_err(), KeptRefusal::Full(1));
+        let (a, b) = (QuotaKey("a".into()), QuotaKey("b".into()));
+        let r = s.reserve("a", &a).unwrap();
+        assert_eq!(s.reserve("b", &b).unwrap_err(), KeptRefusal::Full(1));
         drop(r);
-        assert!(s.reserve("b").is_ok());
+        assert!(s.reserve("b", &b).is_ok());
     }
 
     #[tokio::test]
     async fn only_the_owner_sees_a_run_and_a_finished_run_expires() {
         let s = store(4);
         let (handle, publisher) = channel(CancellationToken::new());
-        s.reserve("a").unwrap().keep(handle.clone());
+        s.reserve("a", &QuotaKey("a".into()))
+            .unwrap()
+            .keep(handle.clone());
         assert!(s.get(handle.id(), "a").is_ok());
         assert_eq!(
             s.get(handle.id(), "b").unwrap_err(),
@@ -217,5 +337,95 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert!(s.get(handle.id(), "a").is_err());
         assert!(s.is_empty());
+    }
+
+    #[test]
+    fn finished_runs_make_room_the_callers_own_first_and_running_runs_never() {
+        let t0 = Instant::now();
+        let at = |s: u64| Some(t0 + Duration::from_secs(s));
+        let a = QuotaKey("a".into());
+        let b = QuotaKey("b".into());
+        let run = |id: &'static str, key: &'static QuotaKey, finished| Kept {
+            id,
+            quota_key: key,
+            finished,
+        };
+        // Leaked for 'static keys in the table.
+        let a: &'static QuotaKey = Box::leak(Box::new(a));
+        let b: &'static QuotaKey = Box::leak(Box::new(b));
+        type Want = Result<Vec<&'static str>, KeptRefusal>;
+        type Case = (
+            &'static str,
+            Vec<Kept<'static>>,
+            &'static QuotaKey,
+            usize,
+            usize,
+            Want,
+        );
+        let table: Vec<Case> = vec![
+            (
+                "room: nothing evicted",
+                vec![run("a1", a, None)],
+                a,
+                4,
+                2,
+                Ok(vec![]),
+            ),
+            (
+                "over its quota, the caller's oldest finished run goes",
+                vec![
+                    run("a1", a, at(5)),
+                    run("a2", a, at(1)),
+                    run("b1", b, at(0)),
+                ],
+                a,
+                10,
+                2,
+                Ok(vec!["a2"]),
+            ),
+            (
+                "over its quota with only running runs: refused with the quota",
+                vec![run("a1", a, None), run("a2", a, None), run("b1", b, at(0))],
+                a,
+                10,
+                2,
+                Err(KeptRefusal::PrincipalFull(2)),
+            ),
+            (
+                "registry full: the caller's own finished run goes before anyone else's",
+                vec![run("a1", a, at(9)), run("b1", b, at(1)), run("b2", b, None)],
+                a,
+                3,
+                3,
+                Ok(vec!["a1"]),
+            ),
+            (
+                "registry full, caller has none finished: the oldest finished run goes",
+                vec![run("a1", a, None), run("b1", b, at(7)), run("b2", b, at(3))],
+                b,
+                3,
+                3,
+                Ok(vec!["b2"]),
+            ),
+            (
+                "registry full of another principal's finished runs: one goes, the newcomer is served",
+                vec![run("a1", a, at(7)), run("a2", a, at(3))],
+                b,
+                2,
+                2,
+                Ok(vec!["a2"]),
+            ),
+            (
+                "registry full of running runs: refused as full",
+                vec![run("a1", a, None), run("b1", b, None)],
+                b,
+                2,
+                2,
+                Err(KeptRefusal::Full(2)),
+            ),
+        ];
+        for (name, kept, caller, max, per, want) in table {
+            assert_eq!(make_room(&kept, caller, max, per), want, "{name}");
+        }
     }
 }

@@ -220,9 +220,10 @@ async fn the_registry_is_bounded_refusals_are_immediate_and_finished_runs_expire
         json!({"prompt": "scenario:hang", "background": true}),
     )
     .await?;
+    // Still running when c asks (a finished run would be evicted to make room).
     let b = call(
         &client,
-        json!({"prompt": "scenario:ok", "background": true}),
+        json!({"prompt": "scenario:hang", "background": true, "timeout_sec": 5}),
     )
     .await?;
     let c = call(
@@ -243,7 +244,8 @@ async fn the_registry_is_bounded_refusals_are_immediate_and_finished_runs_expire
         json!({"run_id": b_id, "wait_sec": 20}),
     )
     .await?;
-    assert_eq!(structured(&done)["status"], "completed");
+    assert_eq!(structured(&done)["status"], "failed");
+    assert_eq!(structured(&done)["result"]["timed_out"], true);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let gone = tool(
         &client,

@@ -4,6 +4,7 @@ mod codex_profiles;
 mod containment_edge;
 pub mod deploy;
 mod doctor;
+mod fairness;
 mod first_contact;
 mod http;
 mod http_limits;
