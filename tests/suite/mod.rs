@@ -1,5 +1,6 @@
 mod background;
 mod clients;
+mod containment_process;
 pub mod deploy;
 mod doctor;
 mod http;
