@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         return doctor(cli);
     }
     let print_config = cli.print_config;
+    let codex_user = cli.codex_user.clone();
     let mut config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -36,6 +37,15 @@ fn main() -> ExitCode {
     // the cwd is opened beneath these roots right before the spawn.
     config.runner.supervisor = Some("/proc/self/exe".into());
     config.runner.roots = config.policy.allowed_roots.clone();
+    if let Some(spec) = codex_user.filter(|s| !s.is_empty()) {
+        match twobot::runner::user::prepare(&spec) {
+            Ok(user) => config.runner.codex_user = Some((user.uid, user.gid, user.groups)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if print_config {
         print!("{}", twobot::effective::render(&matches, &config));
         return ExitCode::SUCCESS;

@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, open, openat, openat2};
-use nix::sys::stat::Mode;
+use nix::sys::stat::{Mode, SFlag, fstat};
 
 /// A directory held open for the spawn.
 #[derive(Debug)]
@@ -123,7 +123,18 @@ fn open_by_components(dir: Option<&OwnedFd>, path: &Path, flags: OFlag) -> Resul
             Component::Normal(name) => name,
             Component::ParentDir | Component::Prefix(_) => return Err(Errno::EXDEV),
         };
-        current = openat(&current, name, flags | OFlag::O_NOFOLLOW, Mode::empty())?;
+        // Without O_DIRECTORY too, or a symlink reads as ENOTDIR rather than ELOOP.
+        let next = openat(
+            &current,
+            name,
+            flags.difference(OFlag::O_DIRECTORY) | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )?;
+        let kind = SFlag::from_bits_truncate(fstat(&next)?.st_mode) & SFlag::S_IFMT;
+        if kind != SFlag::S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        current = next;
     }
     Ok(current)
 }

@@ -14,6 +14,7 @@ pub mod cwd;
 pub mod env;
 pub mod io;
 pub mod supervise;
+pub mod user;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -310,3 +310,92 @@ async fn a_cwd_swapped_for_a_symlink_between_check_and_spawn_never_starts_codex_
     server.client.cancel().await?;
     Ok(())
 }
+
+/// `TWOBOT_CODEX_USER` names no user: the server refuses to start, with one line and exit 2.
+#[tokio::test]
+async fn an_unknown_codex_user_stops_the_server_at_start_up() -> Result<()> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
+        .env("TWOBOT_CODEX_USER", "no-such-user-2bot")
+        .env("CODEX_BIN", fake_codex())
+        .env(
+            "TWOBOT_STATE_DIR",
+            std::env::temp_dir().join("2bot-unused-state"),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .await?;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("TWOBOT_CODEX_USER") && stderr.contains("no-such-user-2bot"),
+        "{stderr}"
+    );
+    Ok(())
+}
+
+/// With `TWOBOT_CODEX_USER`, Codex and its commands run under that uid (root only: the
+/// switch needs CAP_SETUID/CAP_SETGID; as another user this test has nothing to try).
+#[tokio::test]
+async fn codex_runs_as_the_configured_codex_user() -> Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: switching users needs root");
+        return Ok(());
+    }
+    let server = spawn_http_as(None, &[("TWOBOT_CODEX_USER", "nobody")]).await?;
+    let client = http_client(&server.url, None).await?;
+    let r = call(&client, json!({"prompt": "scenario:ok"})).await?;
+    assert_eq!(r.is_error, Some(false), "{}", text(&r));
+    let run = only_run(&server.record)?;
+    assert_eq!(
+        std::fs::read_to_string(run.dir.join("uid"))?.trim(),
+        "65534"
+    );
+    client.cancel().await?;
+    Ok(())
+}
+
+/// `doctor` warns, naming the file and the fix, when the tokens file is readable by the
+/// user Codex runs as, and says nothing of the kind once it is not.
+#[tokio::test]
+async fn doctor_warns_when_a_secret_file_is_readable_by_the_codex_user() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let base = tmp.path().canonicalize()?;
+    let tokens = base.join("tokens");
+    std::fs::write(&tokens, format!("alice:{TOKEN}\n"))?;
+    let doctor = |mode: u32| {
+        let tokens = tokens.clone();
+        let base = base.clone();
+        async move {
+            std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(mode))?;
+            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
+                .arg("doctor")
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("CODEX_BIN", fake_codex())
+                .env("CODEX_ALLOWED_ROOTS", &base)
+                .env("TWOBOT_STATE_DIR", base.join("state"))
+                .env("TWOBOT_AUTH_TOKENS_FILE", &tokens)
+                .env("TWOBOT_CODEX_USER", "nobody")
+                .output()
+                .await?;
+            anyhow::Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        }
+    };
+    let open = doctor(0o644).await?;
+    let warning: Vec<&str> = open.lines().filter(|l| l.contains("secret file")).collect();
+    assert_eq!(warning.len(), 1, "{open}");
+    assert!(warning[0].starts_with("[warn]"), "{open}");
+    assert!(warning[0].contains(&tokens.display().to_string()), "{open}");
+    assert!(warning[0].contains("TWOBOT_CODEX_USER"), "{open}");
+    assert!(!open.contains(TOKEN), "doctor never prints a secret");
+    let closed = doctor(0o600).await?;
+    assert!(
+        closed
+            .lines()
+            .filter(|l| l.contains("secret file"))
+            .all(|l| !l.starts_with("[warn]")),
+        "{closed}"
+    );
+    Ok(())
+}
