@@ -76,6 +76,10 @@ pub struct Cli {
     #[arg(long, env = "CODEX_BIN", default_value = "codex")]
     pub codex_bin: PathBuf,
 
+    /// Run Codex as this user (name or uid), apart from the secrets 2Bot holds [default: 2Bot's own user]. Needs root or CAP_SETUID, CAP_SETGID and CAP_KILL.
+    #[arg(long, env = "TWOBOT_CODEX_USER")]
+    pub codex_user: Option<String>,
+
     /// TOML policy file (see policies/): roots, sandbox ceiling, models, caps, Codex's environment.
     #[arg(long, env = "TWOBOT_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,

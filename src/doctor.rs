@@ -140,6 +140,8 @@ pub async fn run(cli: Cli) -> Vec<Check> {
         report.push(check(Level::Ok, "allowed roots", list.join(":")));
     }
 
+    report.extend(secret_file_checks(&cli));
+
     let config = if file.is_some() && roots_ok {
         match Config::load(cli) {
             Ok(config) => Some(config),
@@ -164,6 +166,58 @@ pub async fn run(cli: Cli) -> Vec<Check> {
     report.push(state_dir_check(&config));
     report.extend(http_checks(&config).await);
     report
+}
+
+/// Each secret file 2Bot reads, against the user Codex runs as (`TWOBOT_CODEX_USER`, else
+/// 2Bot's own): a file Codex's commands can read hands every caller its secrets.
+fn secret_file_checks(cli: &Cli) -> Vec<Check> {
+    use crate::runner::user;
+    use std::os::unix::fs::MetadataExt;
+    let files: Vec<(&str, &Path)> = [("TWOBOT_AUTH_TOKENS_FILE", &cli.http.auth_tokens_file)]
+        .into_iter()
+        .filter_map(|(var, f)| f.as_deref().map(|f| (var, f)))
+        .collect();
+    if files.is_empty() {
+        return Vec::new();
+    }
+    let codex = match cli.codex_user.as_deref().filter(|s| !s.is_empty()) {
+        Some(spec) => match user::resolve(spec) {
+            Ok(u) => u,
+            Err(e) => return vec![check(Level::Fail, "codex user", e.to_string())],
+        },
+        None => user::CodexUser {
+            name: "2Bot's own user".to_owned(),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            groups: nix::unistd::getgroups()
+                .unwrap_or_default()
+                .into_iter()
+                .map(nix::unistd::Gid::as_raw)
+                .collect(),
+        },
+    };
+    files
+        .into_iter()
+        .map(|(var, path)| match std::fs::metadata(path) {
+            Ok(m) if user::readable_by(m.mode(), m.uid(), m.gid(), codex.uid, &codex.groups) => check(
+                Level::Warn,
+                "secret file",
+                format!(
+                    "{var} {} is readable by the user Codex runs as ({}, uid {}), so any caller's Codex command can read it; set TWOBOT_CODEX_USER to a separate user and make the file 0640 root:<2Bot's group> (or use systemd LoadCredential=)",
+                    path.display(),
+                    codex.name,
+                    codex.uid
+                ),
+            ),
+            Ok(_) => check(
+                Level::Ok,
+                "secret file",
+                format!("{var} {} is not readable by Codex's user ({})", path.display(), codex.name),
+            ),
+            // A missing or unreadable file is reported where the HTTP settings are checked.
+            Err(e) => check(Level::Skip, "secret file", format!("{var} {}: {e}", path.display())),
+        })
+        .collect()
 }
 
 async fn codex_checks(config: &Config) -> Vec<Check> {

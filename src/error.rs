@@ -11,15 +11,18 @@ pub enum ToolError {
     CancelledInQueue,
     /// A checked directory changed between the policy check and the spawn (swapped for
     /// a symlink, removed): the run would not happen where the policy allowed it.
+    /// The message names the checked path and the roots only, never what a name points to now.
     #[error(
-        "refused: {param} = {path:?} changed after it was checked ({reason}); Codex was not started"
+        "refused: {param} = {path:?} changed after it was checked: {reason} (allowed roots: {roots}); Codex was not started"
     )]
     PathChanged {
         /// `cwd` or `add_dirs[i]`.
         param: String,
-        /// The canonical path the policy allowed.
+        /// The canonical path the policy allowed (inside the roots).
         path: String,
-        /// What it is now.
+        /// The allowed roots.
+        roots: String,
+        /// What changed, without naming any path.
         reason: String,
     },
     /// The Codex executable could not be started.

@@ -6,18 +6,46 @@ use tokio_util::sync::CancellationToken;
 use twobot::config::{Cli, Command, Config, Transport};
 
 fn main() -> ExitCode {
+    // First thing, before any secret is read: not dumpable, so a same-user process (a
+    // command Codex runs) can neither read /proc/<pid>/environ or /mem nor ptrace us.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("error: cannot make the process non-dumpable (PR_SET_DUMPABLE): {e}");
+        return ExitCode::from(2);
+    }
+    // The run supervisor, a hidden mode the runner starts instead of Codex (not in --help).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == twobot::runner::supervise::SUBCOMMAND)
+    {
+        return twobot::runner::supervise::main(args.get(2..).unwrap_or_default());
+    }
     let (cli, matches) = Cli::parse_with_matches_or_exit();
     if cli.command == Some(Command::Doctor) {
         return doctor(cli);
     }
     let print_config = cli.print_config;
-    let config = match Config::load(cli) {
+    let codex_user = cli.codex_user.clone();
+    let mut config = match Config::load(cli) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
     };
+    // Every run goes through the supervisor (this very binary), so nothing outlives it;
+    // the cwd is opened beneath these roots right before the spawn.
+    config.runner.supervisor = Some("/proc/self/exe".into());
+    config.runner.roots = config.policy.allowed_roots.clone();
+    if let Some(spec) = codex_user.filter(|s| !s.is_empty()) {
+        match twobot::runner::user::prepare(&spec) {
+            Ok(user) => config.runner.codex_user = Some((user.uid, user.gid, user.groups)),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if print_config {
         print!("{}", twobot::effective::render(&matches, &config));
         return ExitCode::SUCCESS;

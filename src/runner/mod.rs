@@ -10,8 +10,11 @@
 //! - stdout is read line by line as it arrives and folded into the summary; stderr is
 //!   kept as a bounded tail. Memory is capped whatever Codex prints.
 
+pub mod cwd;
 pub mod env;
 pub mod io;
+pub mod supervise;
+pub mod user;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -51,6 +54,13 @@ pub struct RunnerConfig {
     pub max_event_log_bytes: usize,
     /// Bytes of stderr kept.
     pub stderr_tail_bytes: usize,
+    /// The `2bot-mcp` binary to start as the run supervisor ([`supervise`]); `None` starts
+    /// Codex directly (library use: then a `setsid` command can outlive its run).
+    pub supervisor: Option<PathBuf>,
+    /// The canonical allowed roots: the cwd is opened beneath the one it lies in.
+    pub roots: Vec<PathBuf>,
+    /// Run Codex as this uid, gid and supplementary groups (`TWOBOT_CODEX_USER`).
+    pub codex_user: Option<(u32, u32, Vec<u32>)>,
 }
 
 impl RunnerConfig {
@@ -63,6 +73,9 @@ impl RunnerConfig {
             max_line_bytes: 1024 * 1024,
             max_event_log_bytes: 8 * 1024 * 1024,
             stderr_tail_bytes: 16 * 1024,
+            supervisor: None,
+            roots: Vec::new(),
+            codex_user: None,
         }
     }
 }
@@ -142,23 +155,28 @@ enum Stop {
     Cancelled,
 }
 
-/// `path` (canonical when the policy checked it) is still a directory that resolves to
-/// itself: no component was swapped for a symlink since.
-fn unchanged(param: &str, path: &std::path::Path) -> Result<(), ToolError> {
-    let changed = |reason: String| ToolError::PathChanged {
+/// Open `path` (canonical, checked by the policy) beneath its root, following no symlink:
+/// it is still the directory the policy allowed. The refusal names the checked path and
+/// the roots, never where a name points now.
+fn reopen(
+    param: &str,
+    path: &std::path::Path,
+    roots: &[PathBuf],
+) -> Result<cwd::OpenDir, ToolError> {
+    cwd::open_beneath(roots, path).map_err(|e| ToolError::PathChanged {
         param: param.to_owned(),
         path: path.display().to_string(),
-        reason,
-    };
-    match std::fs::canonicalize(path) {
-        Ok(now) if now != path => Err(changed(format!(
-            "it now resolves to {:?}",
-            now.display().to_string()
-        ))),
-        Ok(now) if !now.is_dir() => Err(changed("it is no longer a directory".to_owned())),
-        Ok(_) => Ok(()),
-        Err(e) => Err(changed(e.to_string())),
-    }
+        roots: if roots.is_empty() {
+            "any directory".to_owned()
+        } else {
+            roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        },
+        reason: e.to_string(),
+    })
 }
 
 /// The child's environment, plus the `RUST_LOG` that makes Codex report sandbox refusals.
@@ -181,17 +199,38 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Run one job to the end. Only a failure to start Codex is an `Err`.
 pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError> {
     let Job { spec, ctx } = job;
-    // The policy resolved these paths, maybe long ago (the call may have queued): check
-    // again, right before the spawn, that each still resolves to itself.
-    unchanged("cwd", &spec.cwd)?;
+    // The policy resolved these paths, maybe long ago (the call may have queued): open
+    // them again, right before the spawn, beneath their root and through no symlink.
+    // Codex starts in the very directory opened here; the extra directories it is given
+    // by name (see SECURITY.md), so for them this is a last check only.
+    let workdir = reopen("cwd", &spec.cwd, &config.roots)?;
     for (i, dir) in spec.add_dirs.iter().enumerate() {
-        unchanged(&format!("add_dirs[{i}]"), dir)?;
+        reopen(&format!("add_dirs[{i}]"), dir, &config.roots)?;
     }
     let argv = exec_argv(&spec);
-    let mut command = Command::new(&config.program);
+    let mut command = match &config.supervisor {
+        Some(supervisor) => {
+            let args = supervise::Args {
+                parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+                grace: config.kill_grace,
+                user: config.codex_user.clone(),
+                program: config.program.clone().into_os_string(),
+                args: argv.clone(),
+            };
+            let mut c = Command::new(supervisor);
+            c.arg0("2bot-mcp")
+                .arg(supervise::SUBCOMMAND)
+                .args(args.to_argv());
+            c
+        }
+        None => {
+            let mut c = Command::new(&config.program);
+            c.args(&argv);
+            c
+        }
+    };
     command
-        .args(&argv)
-        .current_dir(&spec.cwd)
+        .current_dir(workdir.proc_path())
         .env_clear()
         .envs(child_env(&config.env, ctx.request_id.as_deref()))
         .stdin(Stdio::piped())
@@ -202,7 +241,9 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
         .kill_on_drop(true);
 
     let started = Instant::now();
-    let mut child = command.spawn().map_err(|source| ToolError::Spawn {
+    let spawned = command.spawn();
+    drop(workdir);
+    let mut child = spawned.map_err(|source| ToolError::Spawn {
         program: config.program.display().to_string(),
         source,
     })?;
@@ -293,6 +334,18 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
         None => (String::new(), 0),
     };
 
+    if config.supervisor.is_some()
+        && status.and_then(|s| s.code()) == Some(i32::from(supervise::SPAWN_FAILED))
+        && let Some(reason) = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix(supervise::SPAWN_FAILED_MARKER))
+    {
+        // The supervisor started, Codex did not: the same error as a direct spawn.
+        return Err(ToolError::Spawn {
+            program: config.program.display().to_string(),
+            source: std::io::Error::other(reason.to_owned()),
+        });
+    }
     Ok(fold.finish(Finish {
         status,
         stop,

@@ -2,6 +2,7 @@ mod background;
 mod clients;
 mod codex_profiles;
 mod containment_edge;
+mod containment_process;
 pub mod deploy;
 mod doctor;
 mod fairness;

@@ -1,0 +1,411 @@
+//! The run supervisor: a hidden mode of the `2bot-mcp` binary (`2bot-mcp __supervise …`)
+//! that the runner starts instead of Codex, so that nothing a run started outlives it.
+//!
+//! A process group is not enough: a command that calls `setsid` leaves it, and SIGKILL of
+//! the server leaves the whole group running. The supervisor closes both gaps:
+//!
+//! - it is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so every orphaned descendant,
+//!   `setsid` or not, is reparented to it, where a scan of `/proc` finds it;
+//! - it notices the server's death (`PR_SET_PDEATHSIG`, and `getppid()` polled as a
+//!   backstop, because the death signal follows the *thread* that forked);
+//! - when Codex exits, or the run is stopped (SIGTERM from the runner, or the server gone),
+//!   it signals every remaining descendant, SIGKILLs what is left, reaps it all, and ends
+//!   the way Codex ended (same exit code, or the same signal), so the runner's result is
+//!   unchanged.
+//!
+//! It is synchronous and small on purpose: no runtime, no logging set-up, one signalfd.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::os::fd::AsFd;
+use std::os::unix::process::CommandExt;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
+
+/// The hidden subcommand (kept out of `--help`: `main` dispatches on it before clap).
+pub const SUBCOMMAND: &str = "__supervise";
+
+/// Exit code and stderr marker by which the runner recognises "Codex could not be started".
+pub const SPAWN_FAILED: u8 = 127;
+/// Prefix of the one stderr line the supervisor writes when Codex could not be started.
+pub const SPAWN_FAILED_MARKER: &str = "2bot-supervise: cannot start Codex: ";
+
+/// How often the supervisor looks for the server's death and for reparented orphans.
+const TICK: Duration = Duration::from_millis(200);
+
+/// What the runner tells the supervisor, on its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    /// The server's pid: when our parent is no longer this, the server is gone.
+    pub parent: i32,
+    /// How long a stopped run may take to exit after SIGTERM before everything is SIGKILLed.
+    pub grace: Duration,
+    /// Run Codex as this uid/gid (with the supplementary groups), when set.
+    pub user: Option<(u32, u32, Vec<u32>)>,
+    /// Codex and its arguments.
+    pub program: OsString,
+    /// Codex's arguments.
+    pub args: Vec<OsString>,
+}
+
+impl Args {
+    /// The command line (after the subcommand) that [`Args::parse`] reads back.
+    pub fn to_argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> = vec![
+            self.parent.to_string().into(),
+            self.grace.as_millis().to_string().into(),
+        ];
+        if let Some((uid, gid, groups)) = &self.user {
+            let groups: Vec<String> = groups.iter().map(u32::to_string).collect();
+            argv.push(format!("{uid}:{gid}:{}", groups.join(",")).into());
+        } else {
+            argv.push("-".into());
+        }
+        argv.push("--".into());
+        argv.push(self.program.clone());
+        argv.extend(self.args.iter().cloned());
+        argv
+    }
+
+    /// Read `<parent pid> <grace ms> <uid:gid:groups | -> -- <program> <args…>`.
+    pub fn parse(argv: &[OsString]) -> Result<Self, String> {
+        let text = |i: usize, what: &str| -> Result<String, String> {
+            argv.get(i)
+                .and_then(|a| a.to_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("missing {what}"))
+        };
+        let parent = text(0, "parent pid")?
+            .parse::<i32>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or("bad parent pid")?;
+        let grace = Duration::from_millis(
+            text(1, "grace")?
+                .parse::<u64>()
+                .map_err(|_| "bad grace".to_owned())?,
+        );
+        let user = match text(2, "user")?.as_str() {
+            "-" => None,
+            spec => Some(parse_user(spec).ok_or("bad user")?),
+        };
+        if argv.get(3).is_none_or(|a| a != "--") {
+            return Err("missing --".to_owned());
+        }
+        let program = argv.get(4).cloned().ok_or("missing program")?;
+        Ok(Self {
+            parent,
+            grace,
+            user,
+            program,
+            args: argv.get(5..).unwrap_or_default().to_vec(),
+        })
+    }
+}
+
+fn parse_user(spec: &str) -> Option<(u32, u32, Vec<u32>)> {
+    let mut parts = spec.splitn(3, ':');
+    let uid = parts.next()?.parse().ok()?;
+    let gid = parts.next()?.parse().ok()?;
+    let groups = match parts.next()? {
+        "" => Vec::new(),
+        list => list
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?,
+    };
+    Some((uid, gid, groups))
+}
+
+/// The supervisor's `main`: `argv` is everything after [`SUBCOMMAND`].
+pub fn main(argv: &[OsString]) -> ExitCode {
+    let args = match Args::parse(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("2bot-supervise: {e} (this mode is started by 2bot-mcp itself)");
+            return ExitCode::from(2);
+        }
+    };
+    match supervise(&args) {
+        Ok(end) => end.exit(),
+        Err(Failure::Spawn(e)) => {
+            eprintln!("{SPAWN_FAILED_MARKER}{e}");
+            ExitCode::from(SPAWN_FAILED)
+        }
+        Err(Failure::Setup(e)) => {
+            eprintln!("2bot-supervise: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// How Codex ended, to be reproduced by the supervisor.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Code(i32),
+    Signal(Signal),
+}
+
+impl End {
+    fn exit(self) -> ExitCode {
+        match self {
+            Self::Code(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+            Self::Signal(signal) => {
+                // Die of the same signal, so the runner reads the same status as before.
+                // It is blocked (or, for SIGKILL, unblockable): raise it, then unblock it.
+                let _ = kill(getpid(), signal);
+                let mut set = SigSet::empty();
+                set.add(signal);
+                let _ = set.thread_unblock();
+                ExitCode::from(128u8.saturating_add(u8::try_from(signal as i32).unwrap_or(0)))
+            }
+        }
+    }
+}
+
+/// Why the supervisor could not run Codex.
+#[derive(Debug)]
+enum Failure {
+    /// Codex itself could not be started (reported to the caller as such).
+    Spawn(String),
+    /// The supervisor could not set itself up.
+    Setup(String),
+}
+
+fn supervise(args: &Args) -> Result<End, Failure> {
+    use nix::sys::prctl;
+    // Same as the server: nothing of this process is readable through /proc by Codex.
+    let _ = prctl::set_dumpable(false);
+    let mut mask = SigSet::empty();
+    for s in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGCHLD,
+    ] {
+        mask.add(s);
+    }
+    // Blocked here, read from the signalfd; std resets the mask in Codex before exec.
+    let setup = |what: &str| {
+        let what = what.to_owned();
+        move |e: Errno| Failure::Setup(format!("cannot {what}: {e}"))
+    };
+    mask.thread_block().map_err(setup("block signals"))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+        .map_err(setup("open a signalfd"))?;
+    prctl::set_child_subreaper(true).map_err(setup("become a child subreaper"))?;
+    prctl::set_pdeathsig(Signal::SIGUSR1).map_err(setup("set the parent-death signal"))?;
+    if getppid().as_raw() != args.parent {
+        // The server died before we got here.
+        return Ok(End::Signal(Signal::SIGKILL));
+    }
+
+    let mut command = std::process::Command::new(&args.program);
+    command.args(&args.args);
+    if let Some((uid, gid, groups)) = &args.user {
+        // Our own supplementary groups become Codex's (std keeps them across setuid when not root).
+        let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| Failure::Spawn(format!("cannot set the Codex user's groups: {e}")))?;
+        command.uid(Uid::from_raw(*uid).as_raw()).gid(*gid);
+    }
+    let codex = match command.spawn() {
+        Ok(c) => Pid::from_raw(i32::try_from(c.id()).unwrap_or(i32::MAX)),
+        Err(e) => return Err(Failure::Spawn(e.to_string())),
+    };
+
+    let me = getpid();
+    let mut codex_end: Option<End> = None;
+    let mut stop_deadline: Option<Instant> = None;
+    let mut killed = false;
+    loop {
+        // Reap whatever ended: Codex, or orphans reparented to us.
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == codex => {
+                    codex_end = Some(End::Code(code));
+                }
+                Ok(WaitStatus::Signaled(pid, signal, _)) if pid == codex => {
+                    codex_end = Some(End::Signal(signal));
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        if let Some(end) = codex_end {
+            kill_all(me);
+            return Ok(end);
+        }
+        let mut stop = false;
+        // Wait for a signal or the next tick.
+        let fd = signals.as_fd();
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::NONE);
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(Failure::Setup(format!("poll failed: {e}"))),
+        }
+        while let Ok(Some(info)) = signals.read_signal() {
+            match Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
+                Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) => stop = true,
+                // The parent-death signal may come from the exit of the server thread that
+                // forked us, while the server lives on: only getppid() decides.
+                Ok(Signal::SIGUSR1) => {}
+                _ => {}
+            }
+        }
+        let parent_gone = getppid().as_raw() != args.parent;
+        stop |= parent_gone;
+        if stop && stop_deadline.is_none() {
+            signal_all(me, Signal::SIGTERM);
+            // Act a little before the runner's own SIGKILL, so nothing is orphaned by it.
+            let grace = if parent_gone {
+                Duration::ZERO
+            } else {
+                args.grace * 4 / 5
+            };
+            stop_deadline = Some(Instant::now() + grace);
+        }
+        if let Some(deadline) = stop_deadline
+            && Instant::now() >= deadline
+            && !killed
+        {
+            kill_all(me);
+            killed = true;
+        }
+    }
+}
+
+/// Send `signal` to every descendant of `me`.
+fn signal_all(me: Pid, signal: Signal) {
+    for pid in descendants(me, &process_table()) {
+        let _ = kill(pid, signal);
+    }
+}
+
+/// SIGKILL every descendant of `me` and reap them, until none is left (bounded).
+fn kill_all(me: Pid) {
+    // No child at all (ECHILD) means no descendant at all: every living descendant has a
+    // living ancestor among our children, or is one (orphans are reparented to us). This
+    // spares the common clean end the /proc scan.
+    if waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) == Err(Errno::ECHILD) {
+        return;
+    }
+    let started = Instant::now();
+    loop {
+        let found = descendants(me, &process_table());
+        if found.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        for pid in &found {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+        // Killed children (and orphans reparented to us meanwhile) are reaped here.
+        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            if status == WaitStatus::StillAlive {
+                std::thread::sleep(Duration::from_millis(5));
+                break;
+            }
+        }
+    }
+    while matches!(
+        waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
+        Ok(s) if s != WaitStatus::StillAlive
+    ) {}
+}
+
+/// pid → ppid for every process visible in /proc (zombies excluded: they are dead already).
+fn process_table() -> BTreeMap<i32, i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return BTreeMap::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()))
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            parse_stat(&stat)
+                .filter(|(_, state)| *state != 'Z')
+                .map(|(ppid, _)| (pid, ppid))
+        })
+        .collect()
+}
+
+/// The parent pid and state from a `/proc/<pid>/stat` line (the command name may hold
+/// spaces and parentheses, so read after the last `)`).
+pub fn parse_stat(stat: &str) -> Option<(i32, char)> {
+    let (_, rest) = stat.rsplit_once(") ")?;
+    let mut fields = rest.split(' ');
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some((ppid, state))
+}
+
+/// Every pid below `root` in `table` (pid → ppid).
+pub fn descendants(root: Pid, table: &BTreeMap<i32, i32>) -> Vec<Pid> {
+    let mut found = BTreeSet::new();
+    let mut frontier = vec![root.as_raw()];
+    while let Some(parent) = frontier.pop() {
+        for (pid, ppid) in table {
+            if *ppid == parent && *pid != root.as_raw() && found.insert(*pid) {
+                frontier.push(*pid);
+            }
+        }
+    }
+    found.into_iter().map(Pid::from_raw).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_round_trips() {
+        let args = Args {
+            parent: 42,
+            grace: Duration::from_millis(3000),
+            user: Some((1001, 1002, vec![1002, 27])),
+            program: "/usr/bin/codex".into(),
+            args: vec!["exec".into(), "--json".into(), "-".into()],
+        };
+        assert_eq!(Args::parse(&args.to_argv()), Ok(args.clone()));
+        let no_user = Args { user: None, ..args };
+        assert_eq!(Args::parse(&no_user.to_argv()), Ok(no_user));
+    }
+
+    #[test]
+    fn a_malformed_command_line_is_refused() {
+        let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(Args::parse(&argv(&[])).is_err());
+        assert!(Args::parse(&argv(&["0", "10", "-", "--", "x"])).is_err());
+        assert!(Args::parse(&argv(&["1", "x", "-", "--", "x"])).is_err());
+        assert!(Args::parse(&argv(&["1", "10", "-", "x"])).is_err());
+        assert!(Args::parse(&argv(&["1", "10", "-", "--"])).is_err());
+        assert!(Args::parse(&argv(&["1", "10", "a:b:", "--", "x"])).is_err());
+    }
+
+    #[test]
+    fn stat_lines_with_odd_command_names_are_read_after_the_last_parenthesis() {
+        assert_eq!(parse_stat("123 (sh) S 77 123 123 0 -1"), Some((77, 'S')));
+        assert_eq!(parse_stat("9 (a) b) (c) Z 1 9 9 0 -1"), Some((1, 'Z')));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn descendants_include_grandchildren_but_not_the_root_or_strangers() {
+        let table = BTreeMap::from([(10, 1), (11, 10), (12, 11), (13, 12), (20, 1), (21, 20)]);
+        let found: Vec<i32> = descendants(Pid::from_raw(10), &table)
+            .into_iter()
+            .map(Pid::as_raw)
+            .collect();
+        assert_eq!(found, [11, 12, 13]);
+    }
+}
