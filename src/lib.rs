@@ -30,10 +30,9 @@
 //! ```
 
 pub mod audit;
+pub mod cli;
 pub mod codex;
 pub mod config;
-pub mod doctor;
-pub mod effective;
 pub mod error;
 pub mod http;
 pub mod job;

@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         }
     }
     if print_config {
-        print!("{}", twobot::effective::render(&matches, &config));
+        print!("{}", twobot::cli::print_config::render(&matches, &config));
         return ExitCode::SUCCESS;
     }
     let telemetry = match twobot::telemetry::init(
@@ -89,13 +89,13 @@ fn doctor(cli: Cli) -> ExitCode {
     let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
         return ExitCode::FAILURE;
     };
-    let report = runtime.block_on(twobot::doctor::run(cli));
+    let report = runtime.block_on(twobot::cli::doctor::run(cli));
     for check in &report {
         println!("{check}");
     }
     let failed = report
         .iter()
-        .filter(|c| c.level == twobot::doctor::Level::Fail)
+        .filter(|c| c.level == twobot::cli::doctor::Level::Fail)
         .count();
     if failed == 0 {
         println!("doctor: no problem found");

@@ -1,0 +1,106 @@
+//! The doctor's checks of the HTTP set-up: the settings the server would validate at
+//! start, auth settings that start but will not work with a real authorization server,
+//! and whether the port is free.
+
+use super::{Check, Level, check};
+use crate::config::{Config, Transport};
+
+pub(super) async fn http_checks(config: &Config) -> Vec<Check> {
+    if config.transport != Transport::Http {
+        return vec![check(
+            Level::Skip,
+            "http",
+            "transport is stdio (TWOBOT_TRANSPORT=http to check the HTTP set-up)",
+        )];
+    }
+    let mut report = Vec::new();
+    let bind = std::net::SocketAddr::new(config.host, config.port);
+    let settings = match crate::http::HttpSettings::new(config, bind) {
+        Ok(settings) => settings,
+        Err(e) => {
+            report.push(check(Level::Fail, "auth", e.to_string()));
+            return report;
+        }
+    };
+    report.extend(auth_coherence(config, &settings));
+    match tokio::net::TcpListener::bind(bind).await {
+        Ok(_) => report.push(check(Level::Ok, "port", format!("{bind} is free"))),
+        Err(e) => report.push(check(
+            Level::Fail,
+            "port",
+            format!("cannot listen on {bind}: {e}; stop what holds it or set TWOBOT_PORT"),
+        )),
+    }
+    report
+}
+
+/// Auth settings that start but will not work with a real authorization server.
+fn auth_coherence(config: &Config, settings: &crate::http::HttpSettings) -> Vec<Check> {
+    let mut report = Vec::new();
+    let Some(auth) = &settings.auth else {
+        report.push(match &settings.public_no_auth {
+            None => check(
+                Level::Ok,
+                "auth",
+                "no-auth mode on loopback (for first tests; set TWOBOT_ENABLE_NO_AUTH=false with credentials before exposing it)",
+            ),
+            Some(exposure) => check(
+                Level::Warn,
+                "auth",
+                format!(
+                    "no-auth mode on {exposure} (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true): anyone who reaches it can run Codex"
+                ),
+            ),
+        });
+        return report;
+    };
+    let mut kinds = Vec::new();
+    if !auth.tokens.is_empty() {
+        kinds.push(format!("{} static token(s)", auth.tokens.len()));
+    }
+    if !auth.jwt_keys.is_empty() {
+        kinds.push(format!("{} JWT key(s)", auth.jwt_keys.len()));
+    }
+    if let Some(url) = &auth.jwks_url {
+        kinds.push(format!("JWKS {url}"));
+    }
+    report.push(check(Level::Ok, "auth", kinds.join(", ")));
+    let jwt = !auth.jwt_keys.is_empty() || auth.jwks_url.is_some();
+    let resource = settings.resource();
+    if jwt && config.base_url.is_none() {
+        report.push(check(
+            Level::Warn,
+            "auth",
+            format!(
+                "TWOBOT_BASE_URL is not set: the JWT audience and the OAuth resource are {resource}, which no public authorization server issues tokens for; set TWOBOT_BASE_URL to the public HTTPS URL"
+            ),
+        ));
+    }
+    if jwt && auth.audience != resource {
+        report.push(check(
+            Level::Warn,
+            "auth",
+            format!(
+                "TWOBOT_JWT_AUDIENCE={:?} differs from the resource URL {resource:?} in the protected-resource metadata; OAuth clients (ChatGPT) ask for tokens whose audience is the resource",
+                auth.audience
+            ),
+        ));
+    }
+    if jwt && auth.issuer.is_none() {
+        report.push(check(
+            Level::Warn,
+            "auth",
+            "TWOBOT_JWT_ISSUER is not set: tokens from any issuer holding the key are accepted",
+        ));
+    }
+    if let Some(base) = &config.base_url
+        && base.starts_with("http://")
+    {
+        report.push(check(
+            Level::Warn,
+            "base url",
+            format!("TWOBOT_BASE_URL={base} is not https; ChatGPT needs an HTTPS URL"),
+        ));
+    }
+    report
+}

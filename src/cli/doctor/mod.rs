@@ -1,0 +1,246 @@
+//! `2bot-mcp doctor`: check a set-up before serving it, one line per check.
+//!
+//! Operators run it after editing the environment, the policy file or the unit, and
+//! before pointing ChatGPT at the server. Each check says what it found and, when
+//! something is wrong, what to do; the exit code is non-zero if any check failed.
+//! The checks use the same code the server does (config loading, HTTP settings
+//! validation, the child environment), so "doctor passes" means "the server starts".
+//! Nothing secret is printed: credentials are named by where they are, never shown.
+
+//!
+//! This file holds the report and the checks of the set-up itself (policy file, roots,
+//! secret files, state directory); [`codex`] checks Codex, [`http`] the HTTP transport.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Cli, Config};
+use crate::policy::PolicyFile;
+
+mod codex;
+mod http;
+
+pub use self::codex::{KNOWN_CODEX, missing_flags, parse_version};
+
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// Fine.
+    Ok,
+    /// Works, but deserves a look.
+    Warn,
+    /// The server will not work (or not start) this way.
+    Fail,
+    /// Not checked (not relevant to this set-up, or an earlier check failed).
+    Skip,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// Outcome.
+    pub level: Level,
+    /// What was checked.
+    pub name: &'static str,
+    /// What was found, and what to do about it.
+    pub detail: String,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.level {
+            Level::Ok => "ok  ",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+            Level::Skip => "skip",
+        };
+        write!(f, "[{tag}] {}: {}", self.name, self.detail)
+    }
+}
+
+fn check(level: Level, name: &'static str, detail: impl Into<String>) -> Check {
+    Check {
+        level,
+        name,
+        detail: detail.into(),
+    }
+}
+
+/// Run every check for the set-up `cli` describes.
+pub async fn run(cli: Cli) -> Vec<Check> {
+    let mut report = Vec::new();
+
+    // The policy file, on its own, so a parse error is named as such.
+    let file = match &cli.policy_file {
+        None => {
+            report.push(check(Level::Ok, "policy file", "none (built-in defaults)"));
+            Some(PolicyFile::default())
+        }
+        Some(path) => match PolicyFile::load(path) {
+            Ok(file) => {
+                report.push(check(Level::Ok, "policy file", path.display().to_string()));
+                Some(file)
+            }
+            Err(e) => {
+                report.push(check(
+                    Level::Fail,
+                    "policy file",
+                    format!("TWOBOT_POLICY_FILE: {e}; fix the file (see policies/ for examples)"),
+                ));
+                None
+            }
+        },
+    };
+
+    // Each allowed root, so every missing one is named.
+    let roots = cli
+        .allowed_roots
+        .clone()
+        .or_else(|| file.as_ref().and_then(|f| f.allowed_roots.clone()))
+        .unwrap_or_default();
+    let roots: Vec<PathBuf> = roots
+        .into_iter()
+        .filter(|r| !r.as_os_str().is_empty())
+        .collect();
+    let mut roots_ok = true;
+    if roots.is_empty() {
+        report.push(check(
+            Level::Warn,
+            "allowed roots",
+            "CODEX_ALLOWED_ROOTS is not set: Codex may be pointed at any directory this user can read; set it to the few directories Codex needs",
+        ));
+    }
+    for root in &roots {
+        match std::fs::metadata(root) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                roots_ok = false;
+                report.push(check(
+                    Level::Fail,
+                    "allowed roots",
+                    format!(
+                        "{} is not a directory; fix CODEX_ALLOWED_ROOTS",
+                        root.display()
+                    ),
+                ));
+            }
+            Err(e) => {
+                roots_ok = false;
+                report.push(check(
+                    Level::Fail,
+                    "allowed roots",
+                    format!(
+                        "{} does not exist or is unreadable ({e}); create it or fix CODEX_ALLOWED_ROOTS",
+                        root.display()
+                    ),
+                ));
+            }
+        }
+    }
+    if roots_ok && !roots.is_empty() {
+        let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        report.push(check(Level::Ok, "allowed roots", list.join(":")));
+    }
+
+    report.extend(secret_file_checks(&cli));
+
+    let config = if file.is_some() && roots_ok {
+        match Config::load(cli) {
+            Ok(config) => Some(config),
+            Err(e) => {
+                report.push(check(Level::Fail, "configuration", e.to_string()));
+                None
+            }
+        }
+    } else {
+        report.push(check(
+            Level::Skip,
+            "configuration",
+            "fix the failures above first",
+        ));
+        None
+    };
+    let Some(config) = config else {
+        return report;
+    };
+
+    report.extend(codex::codex_checks(&config).await);
+    report.push(state_dir_check(&config));
+    report.extend(http::http_checks(&config).await);
+    report
+}
+
+/// Each secret file 2Bot reads, against the user Codex runs as (`TWOBOT_CODEX_USER`, else
+/// 2Bot's own): a file Codex's commands can read hands every caller its secrets.
+fn secret_file_checks(cli: &Cli) -> Vec<Check> {
+    use crate::runner::user;
+    use std::os::unix::fs::MetadataExt;
+    let files: Vec<(&str, &Path)> = [("TWOBOT_AUTH_TOKENS_FILE", &cli.http.auth_tokens_file)]
+        .into_iter()
+        .filter_map(|(var, f)| f.as_deref().map(|f| (var, f)))
+        .collect();
+    if files.is_empty() {
+        return Vec::new();
+    }
+    let codex = match cli.codex_user.as_deref().filter(|s| !s.is_empty()) {
+        Some(spec) => match user::resolve(spec) {
+            Ok(u) => u,
+            Err(e) => return vec![check(Level::Fail, "codex user", e.to_string())],
+        },
+        None => user::CodexUser {
+            name: "2Bot's own user".to_owned(),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            groups: nix::unistd::getgroups()
+                .unwrap_or_default()
+                .into_iter()
+                .map(nix::unistd::Gid::as_raw)
+                .collect(),
+        },
+    };
+    files
+        .into_iter()
+        .map(|(var, path)| match std::fs::metadata(path) {
+            Ok(m) if user::readable_by(m.mode(), m.uid(), m.gid(), codex.uid, &codex.groups) => check(
+                Level::Warn,
+                "secret file",
+                format!(
+                    "{var} {} is readable by the user Codex runs as ({}, uid {}), so any caller's Codex command can read it; set TWOBOT_CODEX_USER to a separate user and make the file 0640 root:<2Bot's group> (or use systemd LoadCredential=)",
+                    path.display(),
+                    codex.name,
+                    codex.uid
+                ),
+            ),
+            Ok(_) => check(
+                Level::Ok,
+                "secret file",
+                format!("{var} {} is not readable by Codex's user ({})", path.display(), codex.name),
+            ),
+            // A missing or unreadable file is reported where the HTTP settings are checked.
+            Err(e) => check(Level::Skip, "secret file", format!("{var} {}: {e}", path.display())),
+        })
+        .collect()
+}
+
+fn state_dir_check(config: &Config) -> Check {
+    match &config.state_dir {
+        None => check(
+            Level::Warn,
+            "state dir",
+            "no TWOBOT_STATE_DIR and no HOME: thread ownership is kept in memory and lost at restart",
+        ),
+        Some(dir) => match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => check(Level::Ok, "state dir", dir.display().to_string()),
+            Ok(_) => check(
+                Level::Fail,
+                "state dir",
+                format!("{} is not a directory; fix TWOBOT_STATE_DIR", dir.display()),
+            ),
+            Err(_) => check(
+                Level::Ok,
+                "state dir",
+                format!("{} (created at first start)", dir.display()),
+            ),
+        },
+    }
+}
