@@ -25,19 +25,10 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+// The settings live in config (a leaf this module may read); re-exported for old paths.
+pub use crate::config::RunLimits;
 use crate::job::QuotaKey;
 use crate::metrics::metrics;
-
-/// Limits on Codex processes (the operator's settings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RunLimits {
-    /// Codex processes at once.
-    pub max_concurrent_runs: usize,
-    /// Calls that may wait for a slot.
-    pub max_queued_runs: usize,
-    /// Calls one principal may have waiting for a slot.
-    pub max_queued_runs_per_principal: usize,
-}
 
 /// The queue's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,39 +17,13 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use std::time::Instant;
 
 use super::handle::RunHandle;
+// The settings live in config (a leaf this module may read); re-exported for old paths.
+pub use crate::config::KeptConfig;
 use crate::job::QuotaKey;
-
-/// Operator settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeptConfig {
-    /// Whether clients may start background runs.
-    pub background: bool,
-    /// Whether task-capable clients get their calls run as MCP tasks.
-    pub tasks: bool,
-    /// How long a finished run stays fetchable.
-    pub ttl: Duration,
-    /// Runs kept at once.
-    pub max_runs: usize,
-    /// Runs kept at once per principal.
-    pub max_runs_per_principal: usize,
-}
-
-impl Default for KeptConfig {
-    fn default() -> Self {
-        Self {
-            background: false,
-            tasks: true,
-            ttl: Duration::from_secs(6 * 3600),
-            max_runs: 256,
-            max_runs_per_principal: 64,
-        }
-    }
-}
 
 /// No room for another kept run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -298,6 +272,8 @@ pub fn make_room<'a>(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::time::Duration;
+
     use tokio_util::sync::CancellationToken;
 
     use super::*;

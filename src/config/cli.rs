@@ -1,0 +1,318 @@
+//! The command line: clap's types for every flag and its environment variable, and the
+//! parsing that turns clap's multi-line value errors into one line naming the variable.
+//! What a setting means is documented here once, and shows in `--help`, in README's
+//! table and in `--print-config` (which walks these same arguments).
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use super::http::HttpArgs;
+use super::parse::{parse_base_url, parse_bool, parse_log_level};
+
+/// Which transport to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// MCP over stdin/stdout, for local clients.
+    Stdio,
+    /// MCP Streamable HTTP, for ChatGPT and remote clients (behind HTTPS).
+    Http,
+}
+
+/// `2bot-mcp`: an MCP server that runs the local OpenAI Codex CLI through one controlled tool.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "2bot-mcp",
+    version,
+    about = "2Bot: an MCP server that lets ChatGPT or any MCP client run the local Codex CLI through one controlled tool, run_codex_prompt.",
+    long_about = None,
+    after_help = "Every option can also be set through the environment variable shown next to it; a flag wins over its variable, and a variable wins over the policy file."
+)]
+pub struct Cli {
+    /// Transport: stdio for local MCP clients, http for MCP Streamable HTTP.
+    #[arg(
+        long,
+        env = "TWOBOT_TRANSPORT",
+        value_enum,
+        default_value = "stdio",
+        ignore_case = true
+    )]
+    pub transport: Transport,
+
+    /// HTTP bind address (an IP address).
+    #[arg(long, env = "TWOBOT_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// HTTP bind port.
+    #[arg(long, env = "TWOBOT_PORT", default_value_t = 9000)]
+    pub port: u16,
+
+    /// Public HTTPS URL of this server (for docs, OAuth metadata and Origin checks).
+    #[arg(long, env = "TWOBOT_BASE_URL", value_parser = parse_base_url)]
+    pub base_url: Option<String>,
+
+    /// Log level: TRACE, DEBUG, INFO, WARNING, ERROR, CRITICAL, OFF, or tracing filter directives
+    /// (e.g. `twobot=debug,rmcp=info`); another bare word is refused. At INFO rmcp is held to WARN.
+    #[arg(long, env = "TWOBOT_LOG_LEVEL", default_value = "INFO", value_parser = parse_log_level)]
+    pub log_level: String,
+
+    /// No-auth mode, for first connection tests; set false to require bearer tokens or JWTs.
+    /// Booleans: true/false, 1/0, yes/no, on/off, any case.
+    #[arg(long, env = "TWOBOT_ENABLE_NO_AUTH", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub enable_no_auth: bool,
+
+    /// Directories Codex may work in, `:`-separated; cwd and add_dirs must resolve inside one. Unset: any directory.
+    #[arg(long, env = "CODEX_ALLOWED_ROOTS", value_delimiter = ':')]
+    pub allowed_roots: Option<Vec<PathBuf>>,
+
+    /// The Codex executable (a path, or a name looked up on PATH).
+    #[arg(long, env = "CODEX_BIN", default_value = "codex")]
+    pub codex_bin: PathBuf,
+
+    /// Run Codex as this user (name or uid), apart from the secrets 2Bot holds [default: 2Bot's own user]. Needs root or CAP_SETUID, CAP_SETGID and CAP_KILL.
+    #[arg(long, env = "TWOBOT_CODEX_USER")]
+    pub codex_user: Option<String>,
+
+    /// TOML policy file (see policies/): roots, sandbox ceiling, models, caps, Codex's environment.
+    #[arg(long, env = "TWOBOT_POLICY_FILE")]
+    pub policy_file: Option<PathBuf>,
+
+    /// Codex processes running at once [default: 4].
+    #[arg(long, env = "TWOBOT_MAX_CONCURRENT_RUNS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent_runs: Option<u32>,
+
+    /// Calls waiting for a free run slot before new ones are refused as busy [default: 16].
+    #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS", value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_queued_runs: Option<u32>,
+
+    /// Calls one principal may have waiting for a run slot (its share of TWOBOT_MAX_QUEUED_RUNS; "quota exceeded" beyond).
+    #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL", default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    pub max_queued_runs_per_principal: u32,
+
+    /// Largest timeout_sec a call may ask for, in seconds [default: 7200].
+    #[arg(long, env = "TWOBOT_MAX_TIMEOUT_SEC", value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub max_timeout_sec: Option<u64>,
+
+    /// Largest prompt, in bytes [default: 1048576].
+    #[arg(long, env = "TWOBOT_MAX_PROMPT_BYTES", value_parser = clap::value_parser!(u64).range(1..=67_108_864))]
+    pub max_prompt_bytes: Option<u64>,
+
+    /// Allow sandbox=danger-full-access (still requires allow_edits=true) [default: false].
+    #[arg(long, env = "TWOBOT_ALLOW_DANGER_FULL_ACCESS", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub allow_danger_full_access: Option<bool>,
+
+    /// Log format: text or json.
+    #[arg(
+        long,
+        env = "TWOBOT_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        ignore_case = true
+    )]
+    pub log_format: LogFormat,
+
+    /// Where 2Bot keeps its small state (who started which thread) [default: $XDG_DATA_HOME/2bot or ~/.local/share/2bot].
+    #[arg(long, env = "TWOBOT_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Offer background runs to clients without MCP tasks: `background` on run_codex_prompt, plus get_codex_run and cancel_codex_run.
+    #[arg(long, env = "TWOBOT_ENABLE_BACKGROUND_RUNS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub enable_background_runs: bool,
+
+    /// Run a task-capable client's calls as MCP tasks (SEP-2663: tasks/get, tasks/cancel).
+    #[arg(long, env = "TWOBOT_ENABLE_TASKS", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub enable_tasks: bool,
+
+    /// Seconds a finished background run (or task) stays fetchable.
+    #[arg(long, env = "TWOBOT_TASK_TTL_SEC", default_value_t = 21_600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub task_ttl_sec: u64,
+
+    /// Background runs and tasks kept at once, running or finished (a clear error beyond).
+    #[arg(long, env = "TWOBOT_MAX_RUNS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_runs: u32,
+
+    /// Background runs and tasks one principal keeps at once (its finished ones are evicted oldest first before it is refused).
+    #[arg(long, env = "TWOBOT_MAX_RUNS_PER_PRINCIPAL", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_runs_per_principal: u32,
+
+    /// Audit log: one JSON line per run and per refusal, appended to this file (created 0600; reopened on SIGHUP) [default: off].
+    #[arg(long, env = "TWOBOT_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+
+    /// Keep prompts in the audit log in full (otherwise only their SHA-256 and length).
+    #[arg(long, env = "TWOBOT_AUDIT_PROMPTS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub audit_prompts: bool,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics on a listener of their own, e.g. 127.0.0.1:9464 [default: off].
+    #[arg(long, env = "TWOBOT_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub http: HttpArgs,
+
+    /// Print the effective configuration (with where each value came from, secrets redacted) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+
+    /// What to do instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Boolean settings as the operator typed them (`off`, `1`…), by variable name, so
+    /// an error quotes what was typed rather than what it was read as.
+    #[arg(skip)]
+    pub as_typed: std::collections::BTreeMap<String, String>,
+}
+
+/// Subcommands; without one, `2bot-mcp` serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Check the set-up (Codex binary and version, credentials, roots, policy file, auth, port), one line per check; exit 1 if any fails.
+    Doctor,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Cli {
+    /// Parse argv and the environment; on bad input print one line naming the variable and exit 2.
+    pub fn parse_or_exit() -> Self {
+        Self::parse_with_matches_or_exit().0
+    }
+
+    /// [`Self::parse_or_exit`], also returning clap's matches (which say where each value came from).
+    pub fn parse_with_matches_or_exit() -> (Self, clap::ArgMatches) {
+        use clap::{CommandFactory, FromArgMatches};
+        let parsed = Self::command()
+            .try_get_matches_from(std::env::args_os())
+            .and_then(|matches| {
+                Self::from_arg_matches(&matches).map(|mut cli| {
+                    cli.as_typed = booleans_as_typed(&matches);
+                    (cli, matches)
+                })
+            })
+            .map_err(name_the_variable);
+        parsed.unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parse, rewriting value errors so they name the environment variable as well as the flag.
+    pub fn try_parse_from_env<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::try_parse_from(args).map_err(name_the_variable)
+    }
+}
+
+/// The raw text of every boolean setting the operator gave (flag or environment).
+fn booleans_as_typed(matches: &clap::ArgMatches) -> std::collections::BTreeMap<String, String> {
+    use clap::CommandFactory;
+    use clap::parser::ValueSource;
+    let cmd = Cli::command();
+    let mut typed = std::collections::BTreeMap::new();
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        let given = matches!(
+            matches.value_source(id),
+            Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+        );
+        let is_bool = matches.try_get_one::<bool>(id).is_ok_and(|v| v.is_some());
+        if let (true, true, Some(env), Some(mut raw)) =
+            (given, is_bool, arg.get_env(), matches.get_raw(id))
+            && let Some(value) = raw.next()
+        {
+            typed.insert(
+                env.to_string_lossy().into_owned(),
+                value.to_string_lossy().into_owned(),
+            );
+        }
+    }
+    typed
+}
+
+/// Turn clap's multi-line value errors into one line that names the variable.
+fn name_the_variable(err: clap::Error) -> clap::Error {
+    use clap::CommandFactory;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        err.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return err;
+    }
+    let arg = match err.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => return err,
+    };
+    let value = match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    let flag = arg.split_whitespace().next().unwrap_or(&arg).to_owned();
+    let cmd = Cli::command();
+    let var = cmd
+        .get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned());
+    let accepted = match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(v)) => format!("accepted: {}", v.join(", ")),
+        _ => {
+            // clap's own text ends with the reason after the last ": ".
+            let rendered = err.to_string();
+            let first = rendered.lines().next().unwrap_or_default().to_owned();
+            first
+                .rsplit_once(": ")
+                .map(|(_, r)| r.to_owned())
+                .unwrap_or(first)
+        }
+    };
+    let name = match var {
+        Some(var) => format!("{var} ({flag})"),
+        None => flag,
+    };
+    clap::Error::raw(
+        ErrorKind::ValueValidation,
+        format!("{name}: invalid value {value:?}: {accepted}\n"),
+    )
+    .with_cmd(&cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_seed_defaults_apply_with_no_flags() {
+        let cli = Cli::try_parse_from_env(["2bot-mcp"]).unwrap();
+        assert_eq!(cli.transport, Transport::Stdio);
+        assert_eq!(cli.host.to_string(), "127.0.0.1");
+        assert_eq!(cli.port, 9000);
+        assert!(cli.enable_no_auth);
+        assert_eq!(cli.log_level, "info");
+    }
+
+    #[test]
+    fn flags_parse_and_a_bad_value_names_the_variable_in_one_line() {
+        let cli =
+            Cli::try_parse_from_env(["2bot-mcp", "--transport", "http", "--port", "1234"]).unwrap();
+        assert_eq!(cli.transport, Transport::Http);
+        assert_eq!(cli.port, 1234);
+        let err = Cli::try_parse_from_env(["2bot-mcp", "--port", "http"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("TWOBOT_PORT (--port)"), "{text}");
+        assert!(text.contains("\"http\""), "{text}");
+        assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+        assert_eq!(err.exit_code(), 2);
+    }
+}
