@@ -1,8 +1,10 @@
 //! Plain data that flows through the job stack: the tool's wire input
 //! ([`RunRequest`]), the validated [`RunSpec`] that policy hands to the runner,
-//! who asked ([`Principal`]) and what came back ([`RunOutput`]).
+//! who asked ([`Principal`], in `principal.rs`) and what came back ([`RunOutput`], in
+//! `output.rs`).
 //!
-//! Nothing here does I/O; every transport and every layer speaks these types.
+//! Nothing here does I/O, and `job` imports nothing from the rest of the crate: every
+//! transport and every layer speaks these types, so they sit below all of them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,7 +12,11 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::codex::Summary;
+mod output;
+mod principal;
+
+pub use self::output::{CommandRun, FileChange, RunOutput, Summary, Usage};
+pub use self::principal::{Principal, QuotaKey};
 
 /// Codex's sandbox for model-generated commands, ordered from least to most powerful.
 #[derive(
@@ -178,83 +184,6 @@ impl RunRequest {
     }
 }
 
-/// Who is asking. Policy may narrow what a principal can do; the runner never sees credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    /// The local user on the other end of stdio.
-    Local,
-    /// An HTTP caller in no-auth mode.
-    Anonymous,
-    /// An HTTP caller holding one of the operator's static tokens (not scope-limited).
-    Token {
-        /// The token's name.
-        name: String,
-    },
-    /// An HTTP caller with a valid JWT: its `iss`, `sub` and scopes. The same subject from
-    /// two issuers is two principals.
-    Authenticated {
-        /// The JWT issuer (`None` only when `TWOBOT_JWT_ISSUER` is unset and the token has none).
-        issuer: Option<String>,
-        /// The JWT subject (never empty: a token without one is refused).
-        subject: String,
-        /// The JWT's scopes (`scope` or `scp`).
-        scopes: Vec<String>,
-    },
-}
-
-impl Principal {
-    /// A short label for logs.
-    pub fn label(&self) -> &str {
-        match self {
-            Self::Local => "local",
-            Self::Anonymous => "anonymous",
-            Self::Token { name } => name,
-            Self::Authenticated { subject, .. } => subject,
-        }
-    }
-
-    /// A stable identity for ownership checks; kinds never collide (the static token
-    /// named `bob` is not the JWT subject `bob`). A JWT principal is its issuer and subject
-    /// as a JSON array, so no choice of either can forge the other's boundary; the prefix
-    /// `jwt-iss-sub:` differs from the subject-only `jwt:` of earlier versions, so a record
-    /// they wrote never matches a JWT caller (see SECURITY.md).
-    pub fn owner_key(&self) -> String {
-        match self {
-            Self::Local => "local".to_owned(),
-            Self::Anonymous => "anonymous".to_owned(),
-            Self::Token { name } => format!("token:{name}"),
-            Self::Authenticated {
-                issuer, subject, ..
-            } => format!("jwt-iss-sub:{}", serde_json::json!([issuer, subject])),
-        }
-    }
-}
-
-/// The key per-principal quotas (queue places, kept runs, sessions, requests in flight)
-/// count against: the principal's [`Principal::owner_key`], except in no-auth mode,
-/// where every HTTP caller is the one shared principal "anonymous" and the transport
-/// keys each client address apart (see `http::inflight`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct QuotaKey(pub String);
-
-impl QuotaKey {
-    /// The key of an identified principal (or of all anonymous callers together).
-    pub fn of(principal: &Principal) -> Self {
-        Self(principal.owner_key())
-    }
-
-    /// The key as text, for logs and maps.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for QuotaKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
 /// A request that passed policy: every path canonical and inside a root, every value checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunSpec {
@@ -282,83 +211,6 @@ pub struct RunSpec {
     pub timeout: Duration,
     /// The thread to continue (`codex exec resume`), validated.
     pub resume: Option<String>,
-}
-
-/// One command Codex ran, as the client sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CommandRun {
-    /// The command line Codex executed.
-    pub command: String,
-    /// Its exit code; absent until it finished.
-    // Absent, never null: every schema field has one type (Gemini-style clients).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i64>,
-    /// `in_progress`, `completed`, `failed` or `declined`.
-    pub status: String,
-    /// The tail of its combined output (capped).
-    pub output: String,
-    /// True when `output` was cut to the cap.
-    pub output_truncated: bool,
-}
-
-/// One file Codex changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct FileChange {
-    /// Path as Codex reported it.
-    pub path: String,
-    /// `add`, `delete` or `update`.
-    pub kind: String,
-}
-
-/// Token usage reported by Codex's `turn.completed`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Usage {
-    /// Input tokens.
-    pub input_tokens: u64,
-    /// Of which served from cache.
-    pub cached_input_tokens: u64,
-    /// Output tokens.
-    pub output_tokens: u64,
-    /// Of which spent reasoning.
-    pub reasoning_output_tokens: u64,
-}
-
-/// The structured result of one `run_codex_prompt` call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct RunOutput {
-    /// True only when Codex exited 0 after `turn.completed`, without timeout or cancellation.
-    pub ok: bool,
-    /// Codex's exit code; absent when it was killed by a signal or never started.
-    // Absent, never null: every schema field has one type (Gemini-style clients).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<i32>,
-    /// The run hit `timeout_sec` and its process tree was killed.
-    pub timed_out: bool,
-    /// The client cancelled the call (or the server shut down) and the process tree was killed.
-    pub cancelled: bool,
-    /// Why the run is not ok, in one sentence; absent when ok.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// How long Codex ran, in milliseconds.
-    pub duration_ms: u64,
-    /// The argv Codex was started with (the prompt is never on it).
-    pub argv: Vec<String>,
-    /// The last lines Codex wrote to stderr (capped, Rust backtraces removed).
-    pub stderr_tail: String,
-    /// How many operations Codex's sandbox refused in this run (its `recorded sandbox
-    /// violation` lines on stderr). Not 0 means a command did not do what it asked, even
-    /// when `commands` is empty and `ok` is true; a warning in `warnings` says so too.
-    pub sandbox_refused: u64,
-    /// What Codex's event stream said.
-    #[serde(flatten)]
-    pub summary: Summary,
-    /// Every JSONL event (each a JSON object), only when `include_event_log` was set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    // Declared as objects: a bare `true` item schema is refused by strict clients.
-    #[schemars(with = "Option<Vec<serde_json::Map<String, serde_json::Value>>>")]
-    pub events: Option<Vec<serde_json::Value>>,
-    /// True when `events` was cut to the cap.
-    pub event_log_truncated: bool,
 }
 
 /// Where a call came from and how to talk back to it; travels with the request through every layer.

@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-
 use super::events::{ItemDetails, ThreadEvent, ThreadItem};
+// The summary's shape is plain output data, kept in `job` (a leaf) so that `job` needs
+// nothing from `codex`; re-exported here, where it is built.
+pub use crate::job::Summary;
 use crate::job::{CommandRun, FileChange, Usage};
 
 /// Most entries kept in any one list of the summary.
@@ -21,36 +21,6 @@ pub const MAX_COMMAND_OUTPUT: usize = 8 * 1024;
 pub const MAX_MESSAGE: usize = 1024 * 1024;
 /// Characters of a progress message.
 const MAX_PROGRESS: usize = 200;
-
-/// What Codex's events said about the run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct Summary {
-    /// The thread id (`thread.started`), for `codex exec resume`.
-    // Absent, never null: every schema field has one type (Gemini-style clients).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread_id: Option<String>,
-    /// The last agent message: Codex's answer (absent when there was none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub final_message: Option<String>,
-    /// Codex reported `turn.completed`.
-    pub turn_completed: bool,
-    /// Token usage from `turn.completed`.
-    pub usage: Usage,
-    /// Commands Codex ran, in order.
-    pub commands: Vec<CommandRun>,
-    /// Files Codex changed, in order.
-    pub file_changes: Vec<FileChange>,
-    /// MCP tool calls Codex made, as `server/tool (status)`.
-    pub mcp_tool_calls: Vec<String>,
-    /// Web searches Codex made.
-    pub web_searches: Vec<String>,
-    /// Fatal errors: `turn.failed` and stream `error` events.
-    pub errors: Vec<String>,
-    /// Non-fatal `error` items Codex reported while going on.
-    pub warnings: Vec<String>,
-    /// Lines that were not Codex events (not JSON, or of an unknown type).
-    pub unrecognized_lines: u64,
-}
 
 /// Incremental fold of [`ThreadEvent`]s into a [`Summary`].
 #[derive(Debug, Default)]
