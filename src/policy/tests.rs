@@ -5,17 +5,17 @@ use std::os::unix::fs::symlink;
 use super::*;
 use crate::job::ApprovalPolicy;
 
-type Expect = Box<dyn Fn(&Rule) -> bool>;
+pub(super) type Expect = Box<dyn Fn(&Rule) -> bool>;
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    outside: PathBuf,
-    policy: Policy,
+pub(super) struct Fixture {
+    pub(super) _tmp: tempfile::TempDir,
+    pub(super) root: PathBuf,
+    pub(super) outside: PathBuf,
+    pub(super) policy: Policy,
 }
 
 /// root/{app,app/sub,link-out -> outside, file.txt}, a sibling `rootling`, and `outside`.
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let base = tmp.path().canonicalize().unwrap();
     let root = base.join("root");
@@ -36,7 +36,7 @@ fn fixture() -> Fixture {
     }
 }
 
-fn req(f: impl FnOnce(&mut RunRequest)) -> RunRequest {
+pub(super) fn req(f: impl FnOnce(&mut RunRequest)) -> RunRequest {
     let mut r = RunRequest::new("do it");
     f(&mut r);
     r
@@ -54,169 +54,6 @@ fn the_seed_defaults_pass_and_run_read_only_in_the_first_root() {
     assert_eq!(spec.sandbox, SandboxMode::ReadOnly);
     assert_eq!(spec.timeout, Duration::from_secs(1800));
     assert!(spec.ephemeral);
-}
-
-#[test]
-fn relative_and_absolute_paths_inside_a_root_are_canonicalised() {
-    let fx = fixture();
-    let spec = check(
-        &fx.policy,
-        &Principal::Local,
-        &req(|r| {
-            r.cwd = Some("app/sub/..".into());
-            r.add_dirs = Some(vec![fx.root.join("link-in").display().to_string()]);
-        }),
-    )
-    .unwrap();
-    assert_eq!(spec.cwd, fx.root.join("app"));
-    assert_eq!(spec.add_dirs, vec![fx.root.join("app")]);
-}
-
-#[test]
-fn each_path_rule_refuses_with_its_own_reason() {
-    let fx = fixture();
-    let sibling = fx.root.parent().unwrap().join("rootling");
-    let cases: Vec<(&str, Expect)> = vec![
-        (
-            "../outside",
-            Box::new(|r| matches!(r, Rule::OutsideRoots { .. })),
-        ),
-        (
-            "link-out",
-            Box::new(|r| matches!(r, Rule::OutsideRoots { .. })),
-        ),
-        ("/", Box::new(|r| matches!(r, Rule::OutsideRoots { .. }))),
-        (
-            "file.txt",
-            Box::new(|r| matches!(r, Rule::NotADirectory { .. })),
-        ),
-        ("missing", Box::new(|r| matches!(r, Rule::Missing { .. }))),
-        ("-rf", Box::new(|r| *r == Rule::FlagLike)),
-        ("--add-dir=/", Box::new(|r| *r == Rule::FlagLike)),
-        ("", Box::new(|r| *r == Rule::EmptyPath)),
-        ("a\0b", Box::new(|r| *r == Rule::NulByte)),
-    ];
-    let sibling_str = sibling.display().to_string();
-    let mut all: Vec<(&str, Expect)> = cases;
-    all.push((
-        &sibling_str,
-        Box::new(|r| matches!(r, Rule::OutsideRoots { .. })),
-    ));
-    for (path, expected) in &all {
-        for as_add_dir in [false, true] {
-            let r = req(|r| {
-                if as_add_dir {
-                    r.add_dirs = Some(vec![(*path).to_owned()]);
-                } else {
-                    r.cwd = Some((*path).to_owned());
-                }
-            });
-            let refusal = check(&fx.policy, &Principal::Local, &r).unwrap_err();
-            assert!(expected(&refusal.rule), "{path:?}: {refusal}");
-            assert_eq!(
-                refusal.param,
-                if as_add_dir { "add_dirs[0]" } else { "cwd" }
-            );
-        }
-    }
-    let _ = &fx.outside;
-}
-
-#[test]
-fn a_root_admits_itself_but_not_a_sibling_sharing_its_prefix() {
-    let roots = vec![PathBuf::from("/srv/app")];
-    assert!(within_roots(&roots, Path::new("/srv/app")));
-    assert!(within_roots(&roots, Path::new("/srv/app/x/y")));
-    assert!(!within_roots(&roots, Path::new("/srv/application")));
-    assert!(!within_roots(&roots, Path::new("/srv")));
-    assert!(within_roots(&[], Path::new("/anywhere")));
-}
-
-#[test]
-fn refusal_text_names_parameter_value_and_rule() {
-    let fx = fixture();
-    let refusal = check(
-        &fx.policy,
-        &Principal::Local,
-        &req(|r| r.cwd = Some("../outside".into())),
-    )
-    .unwrap_err();
-    let text = refusal.to_string();
-    assert_eq!(
-        text,
-        format!(
-            "cwd = \"../outside\": is outside the allowed roots ({}) once `..` and symlinks are resolved (CODEX_ALLOWED_ROOTS)",
-            fx.root.display()
-        )
-    );
-}
-
-/// What a refusal may say: the caller's own input and the allowed roots, never where a
-/// path really leads outside them, nor the server's own directory; and a path outside the
-/// roots gets the same answer whether it exists, is a file or is missing (no oracle).
-#[test]
-fn refusals_name_the_input_and_the_roots_but_never_a_resolved_path_outside_them() {
-    let fx = fixture();
-    let base = fx.root.parent().unwrap().to_owned();
-    std::fs::write(fx.outside.join("secret.txt"), "x").unwrap();
-    symlink(fx.outside.join("secret.txt"), fx.root.join("link-file")).unwrap();
-    symlink("/etc", fx.root.join("etc-link")).unwrap();
-    std::fs::create_dir_all(fx.outside.join("deeper")).unwrap();
-    symlink(fx.outside.join("deeper"), fx.root.join("app/up")).unwrap();
-    let outside = fx.outside.display().to_string();
-    let server_cwd = std::env::current_dir().unwrap().display().to_string();
-    let roots = fx.root.display().to_string();
-    let abs = |p: &str| fx.outside.join(p).display().to_string();
-    let is_outside: fn(&Rule) -> bool = |r| matches!(r, Rule::OutsideRoots { .. });
-    let is_missing: fn(&Rule) -> bool = |r| matches!(r, Rule::Missing { .. });
-    let is_not_dir: fn(&Rule) -> bool = |r| matches!(r, Rule::NotADirectory { .. });
-    type Case = (String, fn(&Rule) -> bool);
-    let cases: Vec<Case> = vec![
-        ("../outside".into(), is_outside),
-        ("link-out".into(), is_outside),
-        ("etc-link".into(), is_outside),
-        ("app/up".into(), is_outside),
-        ("link-file".into(), is_outside),
-        ("../../../../../../../../etc".into(), is_outside),
-        ("/".into(), is_outside),
-        ("/etc".into(), is_outside),
-        (outside.clone(), is_outside),
-        (abs("secret.txt"), is_outside),
-        (abs("no-such-dir"), is_outside),
-        (abs("secret.txt/x"), is_outside),
-        (base.join("rootling").display().to_string(), is_outside),
-        ("file.txt".into(), is_not_dir),
-        ("file.txt/x".into(), is_not_dir),
-        ("missing".into(), is_missing),
-        ("app/missing/deeper".into(), is_missing),
-        ("link-out/../missing".into(), is_missing),
-    ];
-    for (input, expected) in &cases {
-        for as_add_dir in [false, true] {
-            let r = req(|r| {
-                if as_add_dir {
-                    r.add_dirs = Some(vec![input.clone()]);
-                } else {
-                    r.cwd = Some(input.clone());
-                }
-            });
-            let refusal = check(&fx.policy, &Principal::Local, &r).unwrap_err();
-            assert!(expected(&refusal.rule), "{input:?}: {refusal}");
-            let text = refusal.to_string();
-            let param = if as_add_dir { "add_dirs[0]" } else { "cwd" };
-            let said = text
-                .strip_prefix(&format!("{param} = {input:?}: "))
-                .unwrap_or_else(|| panic!("{input:?}: {text}"));
-            assert!(said.contains(&roots), "{input:?}: {text}");
-            let said = said.replace(&roots, "<roots>");
-            for secret in [outside.as_str(), "/etc", server_cwd.as_str()] {
-                assert!(
-                    !said.contains(secret),
-                    "{input:?} reveals {secret:?}: {text}"
-                );
-            }
-        }
-    }
 }
 
 #[test]
@@ -410,20 +247,6 @@ fn the_ceiling_caps_every_principal_and_scopes_narrow_it() {
         rule(&fx.policy, &write),
         Rule::AboveCeiling { .. }
     ));
-}
-
-#[test]
-fn without_roots_any_existing_directory_is_admitted() {
-    let fx = fixture();
-    let mut open = Policy::new(fx.root.clone());
-    open.allowed_roots.clear();
-    let spec = check(
-        &open,
-        &Principal::Local,
-        &req(|r| r.cwd = Some(fx.outside.display().to_string())),
-    )
-    .unwrap();
-    assert_eq!(spec.cwd, fx.outside);
 }
 
 #[test]

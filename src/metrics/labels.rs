@@ -1,0 +1,150 @@
+//! The label sets of 2Bot's metrics. Every label value is an enum variant (or an HTTP
+//! status code), so the number of series is bounded by construction and no principal,
+//! path or prompt can ever become a label.
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+
+use crate::audit::{Outcome, RunPath, Transport};
+
+/// Labels of `twobot_runs_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    /// How the run ended.
+    pub outcome: OutcomeLabel,
+    /// stdio or http.
+    pub transport: TransportLabel,
+    /// direct, task or background.
+    pub path: PathLabel,
+}
+
+macro_rules! label_enum {
+    ($name:ident { $($variant:ident),+ $(,)? }) => {
+        /// A label value mirroring the audit log's field of the same meaning.
+        #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+        #[allow(non_camel_case_types)]
+        pub enum $name { $($variant),+ }
+    };
+}
+
+label_enum!(OutcomeLabel {
+    ok,
+    failed,
+    timed_out,
+    cancelled,
+    refused,
+    busy
+});
+label_enum!(TransportLabel { stdio, http });
+label_enum!(PathLabel {
+    direct,
+    task,
+    background
+});
+
+impl From<Outcome> for OutcomeLabel {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Ok => Self::ok,
+            Outcome::Failed => Self::failed,
+            Outcome::TimedOut => Self::timed_out,
+            Outcome::Cancelled => Self::cancelled,
+            Outcome::Refused => Self::refused,
+            Outcome::Busy => Self::busy,
+        }
+    }
+}
+
+impl From<Transport> for TransportLabel {
+    fn from(t: Transport) -> Self {
+        match t {
+            Transport::Stdio => Self::stdio,
+            Transport::Http => Self::http,
+        }
+    }
+}
+
+impl From<RunPath> for PathLabel {
+    fn from(p: RunPath) -> Self {
+        match p {
+            RunPath::Direct => Self::direct,
+            RunPath::Task => Self::task,
+            RunPath::Background => Self::background,
+        }
+    }
+}
+
+/// Why a call was refused before anything ran (`twobot_refusals_total{reason}`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum RefusalReason {
+    /// The policy said no (paths, sandbox, limits…).
+    policy,
+    /// A resume of a thread the caller does not own.
+    thread_owner,
+    /// Every run slot and queue place taken.
+    busy,
+    /// The caller's own share (queue places, kept runs) is used up.
+    quota,
+    /// Too many kept runs on the server.
+    too_many_runs,
+    /// A spawn-time re-check (the directory changed) or Codex could not be started.
+    spawn,
+    /// The arguments did not parse.
+    invalid_arguments,
+    /// The feature asked for is off on this server.
+    disabled,
+}
+
+/// `twobot_refusals_total{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// Why an HTTP request failed authentication (`twobot_auth_failures_total{reason}`).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum AuthFailure {
+    /// No credential at all.
+    missing,
+    /// A credential that did not verify (bad signature, unknown token, wrong claims).
+    invalid,
+    /// A verified token lacking the scope the request needs.
+    insufficient_scope,
+    /// A malformed Authorization header (two of them, not Bearer…).
+    malformed,
+}
+
+/// `twobot_auth_failures_total{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthLabels {
+    /// Why.
+    pub reason: AuthFailure,
+}
+
+/// `twobot_http_requests_total{status}`: the status code, a closed set of at most 600 values.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    /// The HTTP status code.
+    pub status: u16,
+}
+
+/// Token kinds of `twobot_codex_tokens_total{kind}`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum TokenKind {
+    /// Input tokens (cached ones included).
+    input,
+    /// Input tokens served from the cache.
+    cached_input,
+    /// Output tokens.
+    output,
+}
+
+/// `twobot_codex_tokens_total{kind}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Which tokens.
+    pub kind: TokenKind,
+}

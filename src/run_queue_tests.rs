@@ -1,0 +1,244 @@
+//! Unit tests of the run queue: the scheduler's decisions as tables, the queue's
+//! hand-offs and cancellations (apart from run_queue.rs so that file reads as the code).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::time::Duration;
+
+use super::*;
+
+fn key(name: &str) -> QuotaKey {
+    QuotaKey(name.to_owned())
+}
+
+fn limits(running: usize, queued: usize, per: usize) -> QueueLimits {
+    QueueLimits {
+        running,
+        queued,
+        queued_per_principal: per,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// principal, ticket, expected answer
+    Admit(&'static str, u64, Result<Admitted, QueueRefusal>),
+    /// a run of this principal ends; the ticket that gets its slot
+    Finish(&'static str, Option<u64>),
+    /// a waiting ticket withdraws; whether it was still waiting
+    Withdraw(&'static str, u64, bool),
+}
+use Admitted::{Queued as Q, Start as S};
+use Step::{Admit, Finish, Withdraw};
+
+const BUSY_1_4: QueueRefusal = QueueRefusal::Busy {
+    running: 1,
+    queued: 4,
+};
+
+#[test]
+fn the_scheduler_is_bounded_and_fair_between_principals() {
+    let table: &[(&str, QueueLimits, &[Step])] = &[
+        (
+            "a free slot starts at once; beyond slots the call waits; beyond the queue, busy",
+            limits(1, 4, 4),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(Q)),
+                Admit("b", 3, Ok(Q)),
+                Admit("c", 4, Ok(Q)),
+                Admit("d", 5, Ok(Q)),
+                Admit("e", 6, Err(BUSY_1_4)),
+            ],
+        ),
+        (
+            "one principal holds at most its share of the queue; others still get places",
+            limits(1, 4, 2),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(Q)),
+                Admit("a", 3, Ok(Q)),
+                Admit(
+                    "a",
+                    4,
+                    Err(QueueRefusal::PrincipalQueueFull { per_principal: 2 }),
+                ),
+                Admit("b", 5, Ok(Q)),
+            ],
+        ),
+        (
+            "a newcomer's first call takes the next free slot, ahead of a long backlog",
+            limits(2, 8, 8),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(S)),
+                Admit("a", 3, Ok(Q)),
+                Admit("a", 4, Ok(Q)),
+                Admit("a", 5, Ok(Q)),
+                Admit("b", 6, Ok(Q)),
+                Finish("a", Some(6)),
+                Finish("a", Some(3)),
+            ],
+        ),
+        (
+            "busy principals take turns (round-robin), each in its own FIFO order",
+            limits(1, 8, 8),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(Q)),
+                Admit("a", 3, Ok(Q)),
+                Admit("b", 4, Ok(Q)),
+                Admit("b", 5, Ok(Q)),
+                Admit("c", 6, Ok(Q)),
+                Finish("a", Some(4)),
+                Finish("b", Some(6)),
+                Finish("c", Some(2)),
+                Finish("a", Some(5)),
+                Finish("b", Some(3)),
+                Finish("a", None),
+            ],
+        ),
+        (
+            "two newcomers go in the order they arrived",
+            limits(1, 8, 8),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(Q)),
+                Admit("c", 3, Ok(Q)),
+                Admit("b", 4, Ok(Q)),
+                Finish("a", Some(3)),
+                Finish("c", Some(4)),
+                Finish("b", Some(2)),
+            ],
+        ),
+        (
+            "a withdrawn call never gets a slot and frees its place",
+            limits(1, 1, 1),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("b", 2, Ok(Q)),
+                Admit(
+                    "c",
+                    3,
+                    Err(QueueRefusal::Busy {
+                        running: 1,
+                        queued: 1,
+                    }),
+                ),
+                Withdraw("b", 2, true),
+                Withdraw("b", 2, false),
+                Admit("c", 3, Ok(Q)),
+                Finish("a", Some(3)),
+                Finish("c", None),
+                Admit("d", 4, Ok(S)),
+            ],
+        ),
+        (
+            "a call whose slot was already handed over cannot withdraw",
+            limits(1, 2, 2),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("b", 2, Ok(Q)),
+                Finish("a", Some(2)),
+                Withdraw("b", 2, false),
+            ],
+        ),
+        (
+            "no queue at all: busy as soon as the slots are taken",
+            limits(1, 0, 8),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit(
+                    "b",
+                    2,
+                    Err(QueueRefusal::Busy {
+                        running: 1,
+                        queued: 0,
+                    }),
+                ),
+            ],
+        ),
+    ];
+    for (name, limits, steps) in table {
+        let mut s = Scheduler::new(*limits);
+        for (i, step) in steps.iter().enumerate() {
+            match *step {
+                Admit(k, t, want) => {
+                    assert_eq!(s.admit(&key(k), t), want, "{name}: step {i} {step:?}")
+                }
+                Finish(k, want) => assert_eq!(
+                    s.finish(&key(k)).map(|(_, t)| t),
+                    want,
+                    "{name}: step {i} {step:?}"
+                ),
+                Withdraw(k, t, want) => {
+                    assert_eq!(s.withdraw(&key(k), t), want, "{name}: step {i} {step:?}")
+                }
+            }
+        }
+    }
+    let _ = BUSY_1_4;
+}
+
+#[test]
+fn an_idle_scheduler_forgets_every_principal() {
+    let mut s = Scheduler::new(limits(1, 4, 4));
+    s.admit(&key("a"), 1).unwrap();
+    s.admit(&key("b"), 2).unwrap();
+    s.admit(&key("c"), 3).unwrap();
+    assert!(s.withdraw(&key("c"), 3));
+    assert_eq!(s.finish(&key("a")).map(|(_, t)| t), Some(2));
+    assert_eq!(s.finish(&key("b")), None);
+    assert!(s.keys.is_empty());
+    assert_eq!(s.load(), (0, 0));
+}
+
+#[tokio::test]
+async fn beyond_running_plus_queued_calls_are_refused_as_busy_at_once() {
+    let q = RunQueue::new(limits(1, 1, 1));
+    let never = CancellationToken::new();
+    let first = q.ticket(&key("a")).unwrap().slot(&never).await.unwrap();
+    let second = q.ticket(&key("b")).unwrap();
+    assert_eq!(
+        q.ticket(&key("c")).unwrap_err(),
+        QueueRefusal::Busy {
+            running: 1,
+            queued: 1
+        }
+    );
+    let waiting =
+        tokio::spawn(async move { second.slot(&CancellationToken::new()).await.is_some() });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!waiting.is_finished());
+    drop(first);
+    assert!(waiting.await.unwrap());
+    assert_eq!(q.load(), (0, 0));
+    assert!(q.ticket(&key("c")).is_ok());
+}
+
+#[tokio::test]
+async fn a_queued_call_that_is_cancelled_or_dropped_gives_its_place_back() {
+    let q = RunQueue::new(limits(1, 4, 4));
+    let never = CancellationToken::new();
+    let running = q.ticket(&key("a")).unwrap().slot(&never).await.unwrap();
+    let cancel = CancellationToken::new();
+    let cancelled = q.ticket(&key("b")).unwrap();
+    let dropped = q.ticket(&key("c")).unwrap();
+    let waiting = {
+        let cancel = cancel.clone();
+        tokio::spawn(async move { cancelled.slot(&cancel).await.is_some() })
+    };
+    let abandoned =
+        tokio::spawn(async move { dropped.slot(&CancellationToken::new()).await.is_some() });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(q.load(), (1, 2));
+    cancel.cancel();
+    abandoned.abort();
+    assert!(!waiting.await.unwrap());
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(q.load(), (1, 0));
+    drop(running);
+    assert_eq!(q.load(), (0, 0));
+    // A ticket dropped before it waited gives its slot back too.
+    drop(q.ticket(&key("d")).unwrap());
+    assert_eq!(q.load(), (0, 0));
+}
