@@ -3,30 +3,50 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: flags, environment variables and the policy file, merged and validated.
-//! - [`job`]: plain data flowing through the job stack (request, spec, principal, output).
-//! - [`policy`]: the pure decision that turns a request into a validated run, and its layer.
+//! Outermost first. A module imports only modules listed below it (`tests/layout.rs`
+//! checks this, so the list is also the proof that there is no import cycle).
+//!
+//! - [`cli`]: what the binary does besides serving: `--print-config` and `doctor`.
+//! - [`stdio`]: the stdio transport (the caller is the local user).
+//! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
+//!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body checks).
+//! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
+//!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling.
+//! - [`runs`]: the one run lifecycle every path shares: `admit` (a permit or a typed
+//!   refusal, nothing spawned), `RunHandle` (progress, cancel, outcome), kept runs (tasks
+//!   and background runs), and where audit records and metrics are written.
+//! - [`thread_owners`]: who started which Codex thread; only they may resume it.
 //! - [`run_queue`]: run slots and a bounded queue, fair across principals ("busy"/quota beyond).
-//! - [`runner`]: the Codex subprocess: spawn, stream, time out, kill the process group.
+//! - [`config`]: flags, environment variables and the policy file, merged and validated.
+//! - [`runner`]: the Codex subprocess: spawn (through the run supervisor), stream, time
+//!   out, kill the whole tree.
+//! - [`policy`]: the pure decision that turns a request into a validated run.
 //! - [`codex`]: Codex's argv and its JSONL events, folded into the result.
-//! - [`threads`]: who started which Codex thread; only they may resume it.
-//! - [`registry`]: background runs that outlive the request that started them.
-//! - [`tool`]: the job stack assembled once (policy → threads → run queue → runner).
-//! - [`mcp`]: the rmcp `ServerHandler`; the only place errors become MCP results.
-//! - [`stdio`]: the stdio transport.
-//! - [`telemetry`], [`shutdown`]: logging and signals.
+//! - [`metrics`]: the Prometheus metrics and their own listener.
+//! - [`audit`]: the audit log, one JSON line per run and per refusal.
+//! - [`job`]: plain data every layer speaks (request, spec, principal, output); imports nothing.
+//! - [`error`]: why an admitted run produced no Codex output.
+//! - [`telemetry`], [`shutdown`]: logging and traces, signals.
 //!
 //! # Request path
 //!
 //! ```text
-//! stdio ─────────────┐   http (tower stack: request id → trace → limits → origin → auth → rate limit → sessions)
-//!                    └────────────────┐
-//!                                     ▼
-//!                     mcp::TwoBot (tools/call → ToolCall)
-//!                                     ▼
-//!   tool::ToolService = PolicyLayer → ThreadLayer → RunQueueLayer → CodexRunner
-//!                                     ▼
-//!                        codex exec --json -  (own process group)
+//! stdio ──────────────┐   http: request id → trace → body deadline, limit → Host/Origin → auth
+//!                     │         → rate limit → in flight → session guard → JSON body check
+//!                     ▼                                    │
+//!   mcp::TwoBot: caller + arguments → RunRequest  ◀────────┘
+//!                     ▼
+//!   runs::Runs::admit: policy::check → thread_owners → kept place → run_queue ticket
+//!        │ RunRefusal, at once (nothing spawned)          │ Admitted::start → RunHandle
+//!        │                                                ▼
+//!        │                        a run slot (run_queue) → runner::CodexRunner
+//!        │                                                ▼
+//!        │                        2bot-mcp __supervise (subreaper) → codex exec --json -
+//!        ▼                                                │ progress, outcome
+//!   mcp::results ◀── RunHandle: a direct call awaits it; ─┘
+//!                    a task or a background run is kept in runs::KeptRuns
+//!
+//!   runs::observe writes the audit record and the metrics at a refusal and at a run's end.
 //! ```
 
 pub mod audit;

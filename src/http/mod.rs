@@ -8,7 +8,7 @@
 //!   /mcp: Host/Origin check → auth → rate limit → in flight per principal → session guard
 //!         → JSON body check
 //!         → StreamableHttpService(TwoBot)
-//!              └─ job stack: policy → threads → run queue → runner
+//!              └─ runs: admit (policy → thread owners → run queue) → runner
 //! ```
 //!
 //! [`serve`] runs it until shutdown: stop accepting, let running calls finish for the
