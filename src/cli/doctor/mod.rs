@@ -9,7 +9,7 @@
 
 //!
 //! This file holds the report and the checks of the set-up itself (policy file, roots,
-//! secret files, state directory); [`codex`] checks Codex, [`http`] the HTTP transport.
+//! secret files, state directory); `codex.rs` checks Codex, `http.rs` the HTTP transport.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
