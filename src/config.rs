@@ -4,11 +4,17 @@
 //! Precedence: a flag, then its environment variable, then the policy file, then the
 //! default. Any invalid value stops start-up with exit code 2 and one line naming the
 //! variable, the value and what is accepted ([`ConfigError`], [`Cli::parse_or_exit`]).
+//!
+//! Here: [`Config`] and its loading. `cli.rs` holds clap's types (every flag and its
+//! variable), `http.rs` the HTTP transport's settings, `parse.rs` the shared value
+//! parsers, and `settings.rs` the plain settings types the run lifecycle reads.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+// Only plain data of inner modules: config is read by the stack's assembly (main, http,
+// runs) and never imports it; see settings.rs for the settings the stack reads back.
 use crate::job::SandboxMode;
 use crate::policy::{Policy, PolicyFile};
 use crate::runner::RunnerConfig;

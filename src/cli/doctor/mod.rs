@@ -6,7 +6,6 @@
 //! The checks use the same code the server does (config loading, HTTP settings
 //! validation, the child environment), so "doctor passes" means "the server starts".
 //! Nothing secret is printed: credentials are named by where they are, never shown.
-
 //!
 //! This file holds the report and the checks of the set-up itself (policy file, roots,
 //! secret files, state directory); `codex.rs` checks Codex, `http.rs` the HTTP transport.
