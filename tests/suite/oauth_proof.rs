@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
 use crate::common::http::*;
-use crate::common::{call, text};
+use crate::common::{call, only_run, text};
 
 /// ChatGPT's connector callback; registered, never visited (the code is read off the redirect).
 const REDIRECT_URI: &str = "https://chatgpt.com/connector_platform_oauth_redirect";
@@ -86,25 +86,27 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// 2Bot configured as an operator would for an external authorization server.
-async fn twobot_for(auth: &AuthServer) -> Result<HttpServer> {
+/// 2Bot configured as an operator would for an external authorization server, plus `extra`.
+async fn twobot_for(auth: &AuthServer, extra: &[(&str, &str)]) -> Result<HttpServer> {
     let port = free_port()?.to_string();
     let base = format!("http://127.0.0.1:{port}");
     let resource = format!("{base}/mcp");
     let jwks = format!("{}/jwks", auth.issuer);
-    spawn_http(&[
-        ("TWOBOT_PORT", &port),
+    let mut env = vec![
+        ("TWOBOT_PORT", port.as_str()),
         ("TWOBOT_BASE_URL", &base),
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_SERVERS", &auth.issuer),
         ("TWOBOT_JWT_JWKS_URL", &jwks),
         ("TWOBOT_JWT_ISSUER", &auth.issuer),
         ("TWOBOT_JWT_AUDIENCE", &resource),
-        ("TWOBOT_REQUIRED_SCOPES", "codex:read"),
         ("TWOBOT_JWT_LEEWAY_SEC", "1"),
-    ])
-    .await
+    ];
+    env.extend_from_slice(extra);
+    spawn_http(&env).await
 }
+
+const READ_REQUIRED: &[(&str, &str)] = &[("TWOBOT_REQUIRED_SCOPES", "codex:read")];
 
 /// What a client learns from the 401 and the two metadata documents.
 struct Discovered {
@@ -436,7 +438,7 @@ async fn use_the_tool(url: &str, access: &str) -> Result<()> {
 async fn chatgpt_s_oauth_flow_through_a_real_authorization_server_reaches_the_tool() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let auth = auth_server(&tmp.path().join("keys.json")).await?;
-    let server = twobot_for(&auth).await?;
+    let server = twobot_for(&auth, READ_REQUIRED).await?;
 
     let found = discover(&server.url).await?;
     assert_eq!(
@@ -478,7 +480,7 @@ async fn tokens_for_another_resource_expired_or_from_another_issuer_get_401() ->
     let auth = auth_server(&keys).await?;
     // Same signing key (same kid), different issuer: only the `iss` check can refuse it.
     let other_issuer = auth_server(&keys).await?;
-    let server = twobot_for(&auth).await?;
+    let server = twobot_for(&auth, READ_REQUIRED).await?;
     let found = discover(&server.url).await?;
     let metadata = format!(
         "resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
@@ -529,5 +531,48 @@ async fn tokens_for_another_resource_expired_or_from_another_issuer_get_401() ->
     let (status, challenge) = initialize_with(&server.url, &foreign.access).await?;
     assert_eq!(status, 401, "another issuer's token");
     assert!(challenge.contains(&metadata), "{challenge}");
+    Ok(())
+}
+
+/// An operator who maps scopes to sandboxes in the policy (`[scopes]`) and requires none:
+/// the metadata lists those scopes, so a client that requests what it lists (as ChatGPT
+/// does) is granted `codex:write` and may run in workspace-write.
+#[tokio::test]
+async fn the_policy_s_scopes_are_advertised_so_a_chatgpt_client_obtains_write_access() -> Result<()>
+{
+    let tmp = tempfile::tempdir()?;
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[scopes]\n\"codex:read\" = \"read-only\"\n\"codex:write\" = \"workspace-write\"\n",
+    )?;
+    let auth = auth_server(&tmp.path().join("keys.json")).await?;
+    let server = twobot_for(
+        &auth,
+        &[("TWOBOT_POLICY_FILE", &policy.display().to_string())],
+    )
+    .await?;
+
+    let found = discover(&server.url).await?;
+    assert_eq!(found.scopes, ["codex:read", "codex:write"]);
+    let client = register(&found.server, "ChatGPT").await?;
+    let tokens = authorize(&client, &found.resource, &found.scopes).await?;
+    let granted = jwt_part(&tokens.access, 1)?["scope"].clone();
+    assert_eq!(granted, "codex:read codex:write", "granted scopes");
+
+    let mcp = http_client(&server.url, Some(&tokens.access)).await?;
+    let result = call(
+        &mcp,
+        json!({"prompt": "scenario:ok", "sandbox": "workspace-write", "allow_edits": true}),
+    )
+    .await?;
+    assert_eq!(result.is_error, Some(false), "{}", text(&result));
+    mcp.cancel().await?;
+    let run = only_run(&server.record)?;
+    assert!(
+        run.argv.iter().any(|a| a.contains("workspace-write")),
+        "{:?}",
+        run.argv
+    );
     Ok(())
 }
