@@ -511,6 +511,8 @@ async fn tokens_for_another_resource_expired_or_from_another_issuer_get_401() ->
     let (status, challenge) = initialize_with(&server.url, &expiring.access).await?;
     assert_eq!(status, 401, "an expired token");
     assert!(challenge.contains(&metadata), "{challenge}");
+    // `invalid_token` is what tells a client to refresh (RFC 6750 §3.1).
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
 
     // Another issuer, same key, same resource.
     let foreign_meta: Value = reqwest::get(format!(
