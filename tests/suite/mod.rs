@@ -10,6 +10,7 @@ mod first_contact;
 mod http;
 mod http_limits;
 mod jwks;
+mod oauth_proof;
 mod operators;
 mod otel;
 mod policy;
