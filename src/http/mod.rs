@@ -21,6 +21,7 @@ pub mod inflight;
 pub mod json_body;
 pub mod origin;
 pub mod rate_limit;
+pub mod rescue;
 pub mod server;
 pub mod session;
 
