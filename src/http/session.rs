@@ -60,6 +60,13 @@ struct Owners {
 }
 
 impl Owners {
+    /// `twobot_sessions_active` is the number of owned sessions: set under the same lock
+    /// as every change of the map, so concurrent creates and closes cannot leave it stale.
+    fn publish(&self) {
+        let live = i64::try_from(self.by_id.len()).unwrap_or(i64::MAX);
+        crate::metrics::metrics().sessions_active.set(live);
+    }
+
     fn held(&self, key: &QuotaKey) -> usize {
         self.by_id.values().filter(|c| &c.quota_key == key).count()
             + self.pending.get(key).copied().unwrap_or(0)
@@ -131,6 +138,7 @@ impl SessionManager for OwnedSessions {
         let mut owners = self.owners();
         owners.by_id.retain(|k, _| live.contains(k.as_str()));
         owners.by_id.insert(id.to_string(), creator);
+        owners.publish();
         Ok((id, transport))
     }
 
@@ -147,8 +155,12 @@ impl SessionManager for OwnedSessions {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        // rmcp calls this for a DELETE and again when the session's worker ends (idle
+        // expiry, shutdown): removing twice is harmless, and the gauge follows the map.
         let closed = self.local.close_session(id).await;
-        self.owners().by_id.remove(id.as_ref());
+        let mut owners = self.owners();
+        owners.by_id.remove(id.as_ref());
+        owners.publish();
         Ok(closed?)
     }
 
