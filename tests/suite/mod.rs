@@ -16,6 +16,7 @@ mod otel;
 mod policy;
 mod prometheus;
 mod real_codex;
+mod rejections;
 mod resume;
 mod runner;
 mod stdio;
