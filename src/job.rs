@@ -228,16 +228,17 @@ pub struct RunRequest {
     /// Reasoning effort (`-c model_reasoning_effort`). Defaults to Codex's setting.
     #[serde(default)]
     pub reasoning_effort: Option<ReasoningEffort>,
-    /// Image files for the prompt (`--image`), inside the allowed roots.
+    /// Image files for the prompt (`--image`), inside the allowed roots (by default at
+    /// most 8, 20 MiB each).
     #[serde(default)]
     pub images: Option<Vec<String>>,
     /// JSON Schema for the final message (`--output-schema`); JSON that parses is also
     /// returned as `output`.
     #[serde(default)]
     pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Review code with `codex exec review` (read-only) instead of a task: one of
-    /// `{"uncommitted":true}`, `{"base":BRANCH}`, `{"commit":SHA}` (Codex then takes no
-    /// instructions: the prompt is not sent) or `{"custom":true}` (the prompt says what to review).
+    /// Review code (`codex exec review`, read-only) instead of a task; set exactly one key.
+    /// With a target Codex takes no instructions, so the prompt is not sent; with
+    /// `custom` the prompt says what to review.
     #[serde(default)]
     pub review: Option<ReviewRequest>,
 }
