@@ -103,6 +103,7 @@ fn review_argv(spec: &RunSpec, review: &Review, output_schema: Option<&Path>) ->
     argv.extend(["review".into(), "--json".into()]);
     argv.push("-c".into());
     argv.push(format!("sandbox_mode={}", toml_string(spec.sandbox.as_str())).into());
+    model(spec, &mut argv);
     common(spec, &mut argv, output_schema);
     match review {
         Review::Uncommitted => argv.push("--uncommitted".into()),
@@ -113,13 +114,16 @@ fn review_argv(spec: &RunSpec, review: &Review, output_schema: Option<&Path>) ->
     argv
 }
 
-/// What every run passes after its subcommand: model, flags, output schema, the pins
-/// and the reasoning effort.
-fn common(spec: &RunSpec, argv: &mut Vec<OsString>, output_schema: Option<&Path>) {
+fn model(spec: &RunSpec, argv: &mut Vec<OsString>) {
     if let Some(model) = &spec.model {
         argv.push("-m".into());
         argv.push(model.into());
     }
+}
+
+/// What every run passes after its subcommand (and after `-m`): flags, images, output
+/// schema, the pins and the reasoning effort.
+fn common(spec: &RunSpec, argv: &mut Vec<OsString>, output_schema: Option<&Path>) {
     if spec.skip_git_repo_check {
         argv.push("--skip-git-repo-check".into());
     }
@@ -162,6 +166,7 @@ fn thread_argv(
     // Also as config: the thread's own saved settings are config too.
     argv.push("-c".into());
     argv.push(format!("sandbox_mode={}", toml_string(spec.sandbox.as_str())).into());
+    model(spec, &mut argv);
     common(spec, &mut argv, output_schema);
     argv.push("--".into());
     argv.push(thread.into());
@@ -218,6 +223,7 @@ fn new_thread_argv(spec: &RunSpec, output_schema: Option<&Path>) -> Vec<OsString
         argv.push("--add-dir".into());
         argv.push(dir.clone().into_os_string());
     }
+    model(spec, &mut argv);
     if let Some(profile) = &spec.profile {
         argv.push("-p".into());
         argv.push(profile.into());
@@ -356,10 +362,10 @@ mod tests {
                 "/srv/a",
                 "--add-dir",
                 "/srv/b",
-                "-p",
-                "fast",
                 "-m",
                 "gpt-5",
+                "-p",
+                "fast",
                 "--skip-git-repo-check",
                 "--ephemeral",
                 "-c",
