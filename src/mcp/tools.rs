@@ -209,22 +209,35 @@ mod tests {
                 "approval_policy",
                 "cwd",
                 "ephemeral",
+                "fork",
+                "images",
                 "include_event_log",
                 "model",
+                "output_schema",
                 "profile",
                 "prompt",
+                "reasoning_effort",
+                "review",
                 "sandbox",
                 "skip_git_repo_check",
                 "thread_id",
                 "timeout_sec"
             ]
         );
-        // The one addition to the seed's parameters is optional.
-        assert!(
-            props["thread_id"]
-                .get("default")
-                .is_none_or(|d| d.is_null())
-        );
+        // The additions to the seed's parameters are optional.
+        for added in [
+            "thread_id",
+            "reasoning_effort",
+            "images",
+            "output_schema",
+            "review",
+        ] {
+            assert!(
+                props[added].get("default").is_none_or(|d| d.is_null()),
+                "{added}"
+            );
+        }
+        assert_eq!(props["fork"]["default"], false);
         assert_eq!(schema["required"], serde_json::json!(["prompt"]));
         assert_eq!(schema["additionalProperties"], serde_json::json!(false));
         assert_eq!(props["timeout_sec"]["default"], 1800);
@@ -269,6 +282,7 @@ mod tests {
             "argv",
             "events",
             "event_log_truncated",
+            "output",
         ] {
             assert!(props.contains_key(field), "{field} missing");
         }

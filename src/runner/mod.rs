@@ -13,6 +13,7 @@
 pub mod cwd;
 pub mod env;
 pub mod io;
+pub mod schema_file;
 pub mod supervise;
 pub mod user;
 
@@ -207,7 +208,19 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
     for (i, dir) in spec.add_dirs.iter().enumerate() {
         reopen(&format!("add_dirs[{i}]"), dir, &config.roots)?;
     }
-    let argv = exec_argv(&spec);
+    // Lives until the run ends: dropping it removes the file.
+    let schema_file = match &spec.output_schema {
+        None => None,
+        Some(schema) => Some(
+            schema_file::SchemaFile::create(
+                &std::env::temp_dir(),
+                schema,
+                config.codex_user.as_ref().map(|(uid, gid, _)| (*uid, *gid)),
+            )
+            .map_err(|e| ToolError::OutputSchemaFile(e.kind().to_string()))?,
+        ),
+    };
+    let argv = exec_argv(&spec, schema_file.as_ref().map(|f| f.path()));
     let mut command = match &config.supervisor {
         Some(supervisor) => {
             let args = supervise::Args {
@@ -538,6 +551,7 @@ impl Fold {
             summary,
             events: self.events,
             event_log_truncated: self.event_log_truncated,
+            output: None,
         }
     }
 }

@@ -1,5 +1,6 @@
 mod background;
 mod clients;
+mod codex_features;
 mod codex_profiles;
 mod containment_edge;
 mod containment_process;
