@@ -16,6 +16,7 @@ mod policy;
 mod prometheus;
 mod real_codex;
 mod resume;
+mod run_card;
 mod runner;
 mod stdio;
 mod tasks;
