@@ -191,10 +191,12 @@ try {
         title: document.title,
       };
     });
+    // An injected handler would fire once its image fails to load: give it the time.
+    await page.waitForTimeout(1000);
     const pwned = await page.evaluate(() => window.__pwned);
-    check("the hostile markup is shown as text", dom.text.includes("<script>parent.postMessage") && dom.text.includes("<img src=x onerror="), dom.text);
-    check("no element was injected", dom.injected === 0 && dom.scripts === 1, dom);
     check("no injected script ran", pwned.length === 0 && dom.title !== "pwned", { pwned, title: dom.title });
+    check("no element was injected", dom.injected === 0 && dom.scripts === 1, dom);
+    check("the hostile markup is shown as text", dom.text.includes("<script>parent.postMessage") && dom.text.includes("<img src=x onerror="), dom.text);
     check("only the https link is a link", JSON.stringify(dom.links) === JSON.stringify(["https://example.com/spec"]), dom.links);
     check("the Markdown around it is rendered", dom.strong === 1 && dom.code >= 2 && dom.items === 2, dom);
     const files = await text(frame, "files");
