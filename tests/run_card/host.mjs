@@ -72,14 +72,20 @@ function cspOf(meta) {
 class PageTransport {
   constructor(page) { this.page = page; }
   async start() {}
-  async send(message) { await this.page.evaluate((m) => window.__toApp(m), message); }
+  async send(message) {
+    if (process.env.RUN_CARD_TRACE) console.error("host->app", JSON.stringify(message).slice(0, 400));
+    await this.page.evaluate((m) => window.__toApp(m), message);
+  }
   async close() { this.onclose && this.onclose(); }
 }
 
 async function openCard(browser, client, view, args, theme) {
   const page = await browser.newPage({ viewport: { width: 640, height: 900 } });
   const transport = new PageTransport(page);
-  await page.exposeFunction("__toNode", (m) => transport.onmessage && transport.onmessage(m));
+  await page.exposeFunction("__toNode", (m) => {
+    if (process.env.RUN_CARD_TRACE) console.error("app->host", JSON.stringify(m).slice(0, 400));
+    if (transport.onmessage) transport.onmessage(m);
+  });
   await page.goto(host.url);
   const tool = (await client.listTools()).tools.find((t) => t.name === "run_codex_prompt");
   const bridge = new AppBridge(
@@ -145,7 +151,8 @@ try {
     await frame.waitForFunction(() => document.querySelectorAll("#commands li").length >= 2, null, { timeout: LIMIT });
     const live = await text(frame, "status");
     const commands = await text(frame, "commands");
-    check("progress appears live while the run works", live === "running" && /step 1\s+exit 0/.test(commands), { live, commands });
+    const shown = await frame.evaluate(() => document.getElementById("errors").innerText + " | " + document.getElementById("message").innerText);
+    check("progress appears live while the run works", live === "running" && /step 1\s+exit 0/.test(commands), { live, commands, shown });
     const announced = await text(frame, "live");
     check("the status change is announced (aria-live)", /Codex run running/.test(announced), announced);
     await statusIs(frame, "completed");
