@@ -24,7 +24,7 @@ pub const MAX_WAIT_SEC: i64 = 55;
 
 /// The tools listed: the one tool, or it and the two background-run tools.
 pub fn listed(default_timeout_sec: u64, background: bool) -> Vec<Tool> {
-    if background {
+    let mut tools = if background {
         [
             background_tool_definition(default_timeout_sec),
             get_run_definition(),
@@ -34,7 +34,16 @@ pub fn listed(default_timeout_sec: u64, background: bool) -> Vec<Tool> {
         .to_vec()
     } else {
         vec![portable(tool_definition(default_timeout_sec))]
+    };
+    // MCP Apps: the run card; hosts without MCP Apps ignore `_meta`.
+    for tool in &mut tools {
+        tool.meta = Some(if tool.name == TOOL_NAME {
+            super::apps::run_tool_meta()
+        } else {
+            super::apps::follow_tool_meta()
+        });
     }
+    tools
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]

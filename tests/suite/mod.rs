@@ -19,6 +19,7 @@ mod prometheus;
 mod real_codex;
 mod rejections;
 mod resume;
+mod run_card;
 mod runner;
 mod stdio;
 mod tasks;
