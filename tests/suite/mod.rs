@@ -15,6 +15,7 @@ mod otel;
 mod policy;
 mod prometheus;
 mod real_codex;
+mod replies;
 mod resume;
 mod runner;
 mod stdio;
