@@ -5,6 +5,7 @@ mod containment_edge;
 mod containment_process;
 pub mod deploy;
 mod doctor;
+mod fail_fast;
 mod fairness;
 mod first_contact;
 mod http;
