@@ -8,12 +8,16 @@
 //!   again once Codex is reaped (and if the run's future is dropped), so no grandchild
 //!   outlives its run.
 //! - stdout is read line by line as it arrives and folded into the summary; stderr is
-//!   kept as a bounded tail. Memory is capped whatever Codex prints.
+//!   kept as a bounded tail. Memory is capped whatever Codex prints, and the reply is
+//!   fitted to 256 KB ([`bound`]); the fold itself lives in `fold.rs`.
+//! - A Codex that keeps retrying its model connection is stopped after
+//!   `model_unreachable`, with the endpoint and the cause (`crate::model_endpoint`).
 
 pub mod bound;
 pub mod cwd;
 pub mod env;
 mod fold;
+mod group;
 pub mod io;
 pub mod supervise;
 pub mod user;
@@ -26,16 +30,16 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 use tracing::Instrument;
 
 pub use self::fold::refusal_warning;
 use self::fold::{Finish, Fold, Stop};
+use self::group::{ProcessGroup, terminate};
 use self::io::{Line, LineReader, TailBuffer, strip_backtraces};
 use crate::codex::exec_argv;
 use crate::codex::stderr::{RefusalCounter, rust_log};
@@ -393,45 +397,5 @@ where
     match reader {
         Some(r) => r.next_line().await.ok().flatten(),
         None => std::future::pending().await,
-    }
-}
-
-/// SIGTERM the group, wait up to `grace`, then SIGKILL; returns Codex's status once reaped.
-async fn terminate(child: &mut Child, group: &ProcessGroup, grace: Duration) -> Option<ExitStatus> {
-    group.signal(Signal::SIGTERM);
-    match tokio::time::timeout(grace, child.wait()).await {
-        Ok(status) => status.ok(),
-        Err(_) => {
-            group.signal(Signal::SIGKILL);
-            child.wait().await.ok()
-        }
-    }
-}
-
-/// Codex's process group; SIGKILLed when dropped, so an abandoned run leaves nothing behind.
-#[derive(Debug)]
-struct ProcessGroup(Option<Pid>);
-
-impl ProcessGroup {
-    fn of(child: &Child) -> Self {
-        Self(
-            child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .map(Pid::from_raw),
-        )
-    }
-
-    fn signal(&self, signal: Signal) {
-        if let Some(pgid) = self.0 {
-            // ESRCH (the group is already gone) is the normal case after a clean exit.
-            let _ = killpg(pgid, signal);
-        }
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
     }
 }
