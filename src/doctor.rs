@@ -289,6 +289,7 @@ async fn codex_checks(config: &Config) -> Vec<Check> {
     };
     report.push(check(level, "codex", detail));
     report.push(credentials_check(&env));
+    report.push(crate::model_endpoint::doctor_check(&env).await);
     report.push(sandbox_check(&path, &config.policy.default_cwd, &env).await);
     report
 }

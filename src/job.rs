@@ -184,14 +184,11 @@ pub struct RunRequest {
     /// Codex configuration profile (`-p`). Defaults to none.
     #[serde(default)]
     pub profile: Option<String>,
-    /// Sandbox for the commands Codex runs: `read-only` (reads only), `workspace-write`
-    /// (writes in `cwd` and `add_dirs`; needs `allow_edits=true`) or `danger-full-access`
-    /// (no sandbox; also needs `allow_edits=true`, refused unless the operator enabled it).
+    /// Sandbox for Codex's commands: `read-only`, `workspace-write` (writes in `cwd` and
+    /// `add_dirs`) or `danger-full-access` (only if the operator allows); both need `allow_edits`.
     #[serde(default)]
     pub sandbox: SandboxMode,
-    /// When Codex asks before running a command (`-c approval_policy=…`): `on-request`
-    /// (the model decides) or `never` (failures go back to the model); Codex 0.169 rejects
-    /// `untrusted`. Defaults to Codex's own setting.
+    /// `-c approval_policy=…` (Codex 0.169 rejects `untrusted`). Default: Codex's own.
     #[serde(default)]
     pub approval_policy: Option<ApprovalPolicy>,
     /// Must be true for any sandbox that lets Codex write files.
@@ -214,11 +211,8 @@ pub struct RunRequest {
     /// Include every Codex JSONL event in the result (`events`), size-capped.
     #[serde(default)]
     pub include_event_log: bool,
-    /// Continue an earlier Codex thread (the `thread_id` of a previous result) with
-    /// `codex exec resume`. Absent: a new thread. Only threads started with
-    /// `ephemeral=false` are saved and can be resumed (the default `ephemeral=true`
-    /// cannot); pass `ephemeral=false` again to keep this turn for a later resume.
-    /// Over authenticated HTTP only threads 2Bot started for the same caller resume.
+    /// Continue a thread (a result's `thread_id`) with `codex exec resume`. Only threads run
+    /// with `ephemeral=false` resume, and only for the caller that started them.
     #[serde(default)]
     pub thread_id: Option<String>,
     /// With `thread_id`: fork that thread into a new one you own (`codex exec fork`)
@@ -236,9 +230,8 @@ pub struct RunRequest {
     /// returned as `output`.
     #[serde(default)]
     pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Review code (`codex exec review`, read-only) instead of a task; set exactly one key.
-    /// With a target Codex takes no instructions, so the prompt is not sent; with
-    /// `custom` the prompt says what to review.
+    /// Review code (`codex exec review`, read-only); exactly one key. With a target the
+    /// prompt is not sent; with `custom` it says what to review.
     #[serde(default)]
     pub review: Option<ReviewRequest>,
 }
@@ -385,7 +378,7 @@ pub struct RunSpec {
     pub review: Option<Review>,
 }
 
-/// One command Codex ran, as the client sees it.
+/// One command Codex ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandRun {
     /// The command line Codex executed.
@@ -446,9 +439,8 @@ pub struct RunOutput {
     pub argv: Vec<String>,
     /// The last lines Codex wrote to stderr (capped, Rust backtraces removed).
     pub stderr_tail: String,
-    /// How many operations Codex's sandbox refused in this run (its `recorded sandbox
-    /// violation` lines on stderr). Not 0 means a command did not do what it asked, even
-    /// when `commands` is empty and `ok` is true; a warning in `warnings` says so too.
+    /// Operations Codex's sandbox refused (not 0: a command did not do what it asked,
+    /// even when `ok` is true).
     pub sandbox_refused: u64,
     /// What Codex's event stream said.
     #[serde(flatten)]

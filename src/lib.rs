@@ -9,6 +9,7 @@
 //! - [`run_queue`]: run slots and a bounded queue, fair across principals ("busy"/quota beyond).
 //! - [`runner`]: the Codex subprocess: spawn, stream, time out, kill the process group.
 //! - [`codex`]: Codex's argv and its JSONL events, folded into the result.
+//! - [`model_endpoint`]: the model endpoint Codex is configured for, and a connect-only probe.
 //! - [`threads`]: who started which Codex thread; only they may resume it.
 //! - [`registry`]: background runs that outlive the request that started them.
 //! - [`tool`]: the job stack assembled once (policy → threads → run queue → runner).
@@ -39,6 +40,7 @@ pub mod http;
 pub mod job;
 pub mod mcp;
 pub mod metrics;
+pub mod model_endpoint;
 pub mod policy;
 pub mod run_queue;
 pub mod runner;

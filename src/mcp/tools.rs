@@ -175,11 +175,9 @@ pub fn tool_definition(default_timeout_sec: u64) -> Tool {
 }
 
 const DESCRIPTION: &str = "Run the local OpenAI Codex CLI (`codex exec --json`) on a prompt and return its final \
-message, thread id, token usage, the commands it ran and the files it changed. Codex works in `cwd` (inside the \
-server's allowed roots) under a sandbox: `read-only` by default; `workspace-write` needs `allow_edits=true`; \
-`danger-full-access` only where the operator enabled it. The run is killed after `timeout_sec` seconds (partial \
-output is still returned). Runs can take minutes; progress is reported while Codex works. The result's `ok` is true \
-only when Codex completed its turn; otherwise `error` says why.";
+message, thread id, token usage, commands and file changes. Codex works in `cwd` (inside the allowed roots) under a \
+sandbox, `read-only` by default; writing needs `allow_edits=true`. Killed after `timeout_sec` (partial output kept). \
+Runs can take minutes; progress is reported. `ok` is true only when Codex completed its turn; else `error` says why.";
 
 #[cfg(test)]
 mod tests {
