@@ -193,9 +193,11 @@ impl Config {
             max_timeout_sec,
             max_prompt_bytes: usize::try_from(max_prompt_bytes).unwrap_or(usize::MAX),
             scope_sandbox: file.scopes.clone(),
+            features: file.features.clone(),
         };
         let mut runner = RunnerConfig::new(cli.codex_bin.clone());
         runner.env = file.codex_env;
+        runner.model_unreachable = std::time::Duration::from_secs(cli.model_unreachable_sec);
 
         Ok(Self {
             transport: cli.transport,

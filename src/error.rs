@@ -25,6 +25,9 @@ pub enum ToolError {
         /// What changed, without naming any path.
         reason: String,
     },
+    /// The output schema could not be written for Codex.
+    #[error("cannot write the output schema for Codex: {0}; Codex was not started")]
+    OutputSchemaFile(String),
     /// The Codex executable could not be started.
     #[error("cannot start Codex ({program}): {source}; check CODEX_BIN")]
     Spawn {

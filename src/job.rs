@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 mod output;
 mod principal;
 
-pub use self::output::{CommandRun, FileChange, RunOutput, Summary, Usage};
+pub use self::output::{CommandRun, FileChange, RunOutput, Summary, Truncated, Usage};
 pub use self::principal::{Principal, QuotaKey};
 
 /// Codex's sandbox for model-generated commands, ordered from least to most powerful.
@@ -98,6 +98,72 @@ impl ApprovalPolicy {
     }
 }
 
+/// How hard the model reasons (`-c model_reasoning_effort="…"`): the levels Codex 0.169
+/// documents for OpenAI models.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ReasoningEffort {
+    /// No reasoning.
+    None,
+    /// Minimal.
+    Minimal,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Extra high.
+    Xhigh,
+}
+
+impl ReasoningEffort {
+    /// The spelling Codex's config uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Minimal => "minimal",
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+            Self::Xhigh => "xhigh",
+        }
+    }
+}
+
+/// The `review` parameter as sent: exactly one key set (the policy checks that).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    /// Review staged, unstaged and untracked changes.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uncommitted: bool,
+    /// Review the changes against this base branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    /// Review the changes of this commit (hex SHA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
+    /// Review as the prompt instructs.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub custom: bool,
+}
+
+/// What a review run looks at (`codex exec review`), checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Review {
+    /// `--uncommitted`.
+    Uncommitted,
+    /// `--base <branch>` (a checked branch name).
+    Base(String),
+    /// `--commit <sha>` (checked hex).
+    Commit(String),
+    /// The prompt, read from stdin, as the review instructions.
+    Custom,
+}
+
 /// The seed's default `timeout_sec`.
 pub const DEFAULT_TIMEOUT_SEC: u64 = 1800;
 
@@ -124,14 +190,11 @@ pub struct RunRequest {
     /// Codex configuration profile (`-p`). Defaults to none.
     #[serde(default)]
     pub profile: Option<String>,
-    /// Sandbox for the commands Codex runs: `read-only` (reads only), `workspace-write`
-    /// (writes in `cwd` and `add_dirs`; needs `allow_edits=true`) or `danger-full-access`
-    /// (no sandbox; also needs `allow_edits=true`, refused unless the operator enabled it).
+    /// Sandbox for Codex's commands: `read-only`, `workspace-write` (writes in `cwd` and
+    /// `add_dirs`) or `danger-full-access` (only if the operator allows); both need `allow_edits`.
     #[serde(default)]
     pub sandbox: SandboxMode,
-    /// When Codex asks before running a command (`-c approval_policy=…`): `on-request`
-    /// (the model decides) or `never` (failures go back to the model); Codex 0.169 rejects
-    /// `untrusted`. Defaults to Codex's own setting.
+    /// `-c approval_policy=…` (Codex 0.169 rejects `untrusted`). Default: Codex's own.
     #[serde(default)]
     pub approval_policy: Option<ApprovalPolicy>,
     /// Must be true for any sandbox that lets Codex write files.
@@ -154,13 +217,29 @@ pub struct RunRequest {
     /// Include every Codex JSONL event in the result (`events`), size-capped.
     #[serde(default)]
     pub include_event_log: bool,
-    /// Continue an earlier Codex thread (the `thread_id` of a previous result) with
-    /// `codex exec resume`. Absent: a new thread. Only threads started with
-    /// `ephemeral=false` are saved and can be resumed (the default `ephemeral=true`
-    /// cannot); pass `ephemeral=false` again to keep this turn for a later resume.
-    /// Over authenticated HTTP only threads 2Bot started for the same caller resume.
+    /// Continue a thread (a result's `thread_id`) with `codex exec resume`. Only threads run
+    /// with `ephemeral=false` resume, and only for the caller that started them.
     #[serde(default)]
     pub thread_id: Option<String>,
+    /// With `thread_id`: fork that thread into a new one you own (`codex exec fork`)
+    /// instead of continuing it.
+    #[serde(default)]
+    pub fork: bool,
+    /// Reasoning effort (`-c model_reasoning_effort`). Defaults to Codex's setting.
+    #[serde(default)]
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Image files for the prompt (`--image`), inside the allowed roots (by default at
+    /// most 8, 20 MiB each).
+    #[serde(default)]
+    pub images: Option<Vec<String>>,
+    /// JSON Schema for the final message (`--output-schema`); JSON that parses is also
+    /// returned as `output`.
+    #[serde(default)]
+    pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
+    /// Review code (`codex exec review`, read-only); exactly one key. With a target the
+    /// prompt is not sent; with `custom` it says what to review.
+    #[serde(default)]
+    pub review: Option<ReviewRequest>,
 }
 
 impl RunRequest {
@@ -180,6 +259,11 @@ impl RunRequest {
             ephemeral: true,
             include_event_log: false,
             thread_id: None,
+            fork: false,
+            reasoning_effort: None,
+            images: None,
+            output_schema: None,
+            review: None,
         }
     }
 }
@@ -211,6 +295,16 @@ pub struct RunSpec {
     pub timeout: Duration,
     /// The thread to continue (`codex exec resume`), validated.
     pub resume: Option<String>,
+    /// The thread to fork into a new one (`codex exec fork`), validated; never with `resume`.
+    pub fork: Option<String>,
+    /// Reasoning effort, when the call set one.
+    pub reasoning_effort: Option<ReasoningEffort>,
+    /// Canonical image files (regular, size-checked) for `--image`.
+    pub images: Vec<PathBuf>,
+    /// The output schema as JSON text, written to a private temp file for `--output-schema`.
+    pub output_schema: Option<String>,
+    /// A review run (`codex exec review`) instead of a task.
+    pub review: Option<Review>,
 }
 
 /// Where a call came from and how to talk back to it; travels with the request through every layer.

@@ -22,6 +22,7 @@
 //!   out, kill the whole tree.
 //! - [`policy`]: the pure decision that turns a request into a validated run.
 //! - [`codex`]: Codex's argv and its JSONL events, folded into the result.
+//! - [`model_endpoint`]: the model endpoint Codex is configured for, and a connect-only probe.
 //! - [`metrics`]: the Prometheus metrics and their own listener.
 //! - [`audit`]: the audit log, one JSON line per run and per refusal.
 //! - [`job`]: plain data every layer speaks (request, spec, principal, output); imports nothing.
@@ -58,6 +59,7 @@ pub mod http;
 pub mod job;
 pub mod mcp;
 pub mod metrics;
+pub mod model_endpoint;
 pub mod policy;
 pub mod run_queue;
 pub mod runner;

@@ -147,6 +147,19 @@ proptest! {
         }
     }
 
+    /// A review's base branch or commit the policy accepts reaches Codex as one value that
+    /// is neither a flag nor a path trick.
+    #[test]
+    fn accepted_review_targets_can_never_be_flags_or_path_tricks(s in prop_oneof![any::<String>(), "[-a-z./@{}]{0,12}"]) {
+        if twobot::policy::features::is_branch_name(&s) {
+            prop_assert!(!s.starts_with('-') && !s.contains("..") && !s.contains(['@', '{']) && !s.ends_with('/'), "{s:?}");
+            prop_assert!(!s.chars().any(|c| c.is_whitespace() || c == ','));
+        }
+        if twobot::policy::features::is_commit_sha(&s) {
+            prop_assert!(s.chars().all(|c| c.is_ascii_hexdigit()));
+        }
+    }
+
     /// Whatever `model`/`profile` a caller sends, an accepted one reaches Codex as exactly
     /// one argument, right after its flag.
     #[test]
@@ -159,7 +172,7 @@ proptest! {
         let accepted = check(&policy, &Principal::Local, &req);
         prop_assert_eq!(accepted.is_ok(), is_safe_name(&model) && is_profile_name(&profile));
         if let Ok(spec) = accepted {
-            let argv: Vec<String> = exec_argv(&spec).iter().map(|a| a.to_string_lossy().into_owned()).collect();
+            let argv: Vec<String> = exec_argv(&spec, None).iter().map(|a| a.to_string_lossy().into_owned()).collect();
             let m = argv.iter().position(|a| a == "-m").unwrap();
             prop_assert_eq!(&argv[m + 1], &model);
             let p = argv.iter().position(|a| a == "-p").unwrap();

@@ -155,13 +155,17 @@ async fn one(
         }
         // 5 %: a call cancelled mid-run (notifications/cancelled).
         14 => {
-            let call = client
+            // The response's headers come once the server has registered the call (its
+            // stream is open), so the cancellation below cannot overtake the call on a
+            // busy machine (a cancel for an unknown id is ignored, as MCP says).
+            let response = client
                 .post(&tool_call(
                     id,
                     json!({"prompt": "scenario:hang", "timeout_sec": 600}),
                 ))
-                .send();
-            let pending = tokio::spawn(async move { call.await?.text().await });
+                .send()
+                .await?;
+            let pending = tokio::spawn(async move { response.text().await });
             tokio::time::sleep(Duration::from_millis(300)).await;
             let cancel = json!({"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId": id, "reason": "soak"}});
             let status = client.post(&cancel).send().await?.status().as_u16();

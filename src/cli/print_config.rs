@@ -91,6 +91,21 @@ pub fn render(matches: &ArgMatches, config: &Config) -> String {
     for (scope, ceiling) in &p.scope_sandbox {
         let _ = writeln!(out, "scopes.{scope}={ceiling}");
     }
+    let f = &p.features;
+    let efforts = f.reasoning_effort.as_ref().map_or("any".to_owned(), |v| {
+        v.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")
+    });
+    let _ = writeln!(
+        out,
+        "features: reasoning_effort={efforts} images={} (max {} x {} bytes) output_schema={} review={} (sandbox {}) fork={}",
+        f.images,
+        f.max_images,
+        f.max_image_bytes,
+        f.output_schema,
+        f.review,
+        f.review_sandbox,
+        f.fork
+    );
     let env = &config.runner.env;
     let _ = writeln!(out, "codex_env.inherit={}", env.inherit);
     let _ = writeln!(out, "codex_env.pass={}", env.pass.join(","));

@@ -1,24 +1,34 @@
 //! Folds Codex's event stream into the tool's result, one event at a time.
 //!
 //! [`SummaryBuilder::apply`] is pure and bounded: whatever Codex prints, the summary
-//! keeps at most [`MAX_LIST`] entries per list, [`MAX_COMMAND_OUTPUT`] bytes of each
-//! command's output and [`MAX_MESSAGE`] bytes of the final message. It also returns a
-//! one-line progress message for the client, so the runner need not know event types.
+//! keeps the [`MAX_COMMANDS`] most recent commands (each output as its first
+//! [`OUTPUT_HEAD`] and last [`OUTPUT_TAIL`] bytes), at most [`MAX_LIST`] entries of every
+//! other list and [`MAX_MESSAGE`] bytes of the final message, and counts what it left out
+//! in [`Truncated`]. It also returns a one-line progress message for the client, so the
+//! runner need not know event types. The reply's overall budget is the runner's
+//! (`runner::bound`): this only keeps memory flat.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use super::events::{ItemDetails, ThreadEvent, ThreadItem};
 // The summary's shape is plain output data, kept in `job` (a leaf) so that `job` needs
 // nothing from `codex`; re-exported here, where it is built.
-pub use crate::job::Summary;
 use crate::job::{CommandRun, FileChange, Usage};
+pub use crate::job::{Summary, Truncated};
 
-/// Most entries kept in any one list of the summary.
+/// Most recent commands kept; older ones are counted in [`Truncated::commands_dropped`].
+pub const MAX_COMMANDS: usize = 100;
+/// Most entries kept of file changes, MCP tool calls, web searches, errors and warnings.
 pub const MAX_LIST: usize = 500;
-/// Bytes of each command's output kept (its tail).
-pub const MAX_COMMAND_OUTPUT: usize = 8 * 1024;
-/// Bytes of the final message kept.
-pub const MAX_MESSAGE: usize = 1024 * 1024;
+/// Bytes kept of the start of each command's output (what it was doing)...
+pub const OUTPUT_HEAD: usize = 1024;
+/// ...and of its end (how it ended), which matters most.
+pub const OUTPUT_TAIL: usize = 3 * 1024;
+/// Bytes kept of a command line, an error or any other list entry.
+pub const MAX_ENTRY: usize = 2 * 1024;
+/// Bytes of the final message kept: generous, it is the answer, yet it appears twice in a
+/// reply (text and `structuredContent`) that must stay within the reply budget.
+pub const MAX_MESSAGE: usize = 96 * 1024;
 /// Characters of a progress message.
 const MAX_PROGRESS: usize = 200;
 
@@ -26,9 +36,18 @@ const MAX_PROGRESS: usize = 200;
 #[derive(Debug, Default)]
 pub struct SummaryBuilder {
     summary: Summary,
-    /// Item id → index in `summary.commands`, so completion updates the started entry.
-    command_index: HashMap<String, usize>,
+    /// The most recent commands, with their item ids; `summary.commands` is filled at the end.
+    commands: VecDeque<(String, CommandRun, usize)>,
+    /// Item id → sequence number of a kept command, so completion updates the started entry.
+    command_index: HashMap<String, u64>,
+    /// Sequence number of `commands[0]`.
+    first_seq: u64,
     turn_failed: Option<String>,
+    /// Codex's latest error (stream `error` event or `turn.failed`), kept even past the list cap.
+    last_error: Option<String>,
+    /// The latest event says Codex is retrying its model connection, and nothing since says
+    /// it got through.
+    reconnecting: bool,
 }
 
 impl SummaryBuilder {
@@ -44,6 +63,12 @@ impl SummaryBuilder {
 
     /// Fold one event in; returns a short progress message worth showing the client.
     pub fn apply(&mut self, event: &ThreadEvent) -> Option<String> {
+        self.reconnecting = match event {
+            ThreadEvent::Error { message } => is_unreachable(message),
+            // Codex's own reconnect messages come as stream errors; anything else from the
+            // model (an item, the end of the turn) means it got through.
+            _ => false,
+        };
         let s = &mut self.summary;
         match event {
             ThreadEvent::ThreadStarted { thread_id } => {
@@ -65,12 +90,18 @@ impl SummaryBuilder {
                 ))
             }
             ThreadEvent::TurnFailed { error } => {
-                self.turn_failed = Some(error.message.clone());
-                push_capped(&mut s.errors, format!("turn failed: {}", error.message));
+                self.turn_failed = Some(cap_head(&error.message, MAX_ENTRY));
+                self.last_error = self.turn_failed.clone();
+                push_capped(
+                    &mut s.errors,
+                    &mut s.truncated,
+                    format!("turn failed: {}", error.message),
+                );
                 Some(short(&format!("turn failed: {}", error.message)))
             }
             ThreadEvent::Error { message } => {
-                push_capped(&mut s.errors, message.clone());
+                self.last_error = Some(cap_head(message, MAX_ENTRY));
+                push_capped(&mut s.errors, &mut s.truncated, message.clone());
                 Some(short(&format!("error: {message}")))
             }
             ThreadEvent::ItemStarted { item } => self.item(item, false),
@@ -90,7 +121,9 @@ impl SummaryBuilder {
                 if !completed {
                     return None;
                 }
-                s.final_message = Some(cap_head(text, MAX_MESSAGE));
+                let kept = cap_head(text, MAX_MESSAGE);
+                s.truncated.final_message_bytes_cut = (text.len() - kept.len()) as u64;
+                s.final_message = Some(kept);
                 Some(short(&format!("message: {text}")))
             }
             ItemDetails::Reasoning { text } => {
@@ -102,22 +135,15 @@ impl SummaryBuilder {
                 exit_code,
                 status,
             } => {
-                let (output, output_truncated) = cap_tail(aggregated_output, MAX_COMMAND_OUTPUT);
+                let (output, cut) = head_and_tail(aggregated_output, OUTPUT_HEAD, OUTPUT_TAIL);
                 let run = CommandRun {
-                    command: cap_head(command, MAX_COMMAND_OUTPUT),
+                    command: cap_head(command, MAX_ENTRY),
                     exit_code: *exit_code,
                     status: status.clone(),
                     output,
-                    output_truncated,
+                    output_truncated: cut > 0,
                 };
-                match self.command_index.get(&item.id) {
-                    Some(&i) => s.commands[i] = run,
-                    None if s.commands.len() < MAX_LIST => {
-                        self.command_index.insert(item.id.clone(), s.commands.len());
-                        s.commands.push(run);
-                    }
-                    None => {}
-                }
+                self.keep_command(&item.id, run, cut);
                 let state = match exit_code {
                     Some(code) => format!("exit {code}"),
                     None if status == "in_progress" || status.is_empty() => "running".to_owned(),
@@ -132,9 +158,11 @@ impl SummaryBuilder {
                 for change in changes {
                     if s.file_changes.len() < MAX_LIST {
                         s.file_changes.push(FileChange {
-                            path: change.path.clone(),
-                            kind: change.kind.clone(),
+                            path: cap_head(&change.path, MAX_ENTRY),
+                            kind: cap_head(&change.kind, MAX_ENTRY),
                         });
+                    } else {
+                        s.truncated.file_changes_dropped += 1;
                     }
                 }
                 let files: Vec<String> = changes
@@ -153,13 +181,13 @@ impl SummaryBuilder {
             } => {
                 let line = format!("{server}/{tool} ({status})");
                 if completed {
-                    push_capped(&mut s.mcp_tool_calls, line.clone());
+                    push_capped(&mut s.mcp_tool_calls, &mut s.truncated, line.clone());
                 }
                 Some(short(&format!("mcp tool: {line}")))
             }
             ItemDetails::WebSearch { query } => {
                 if completed {
-                    push_capped(&mut s.web_searches, query.clone());
+                    push_capped(&mut s.web_searches, &mut s.truncated, query.clone());
                 }
                 Some(short(&format!("web search: {query}")))
             }
@@ -169,7 +197,7 @@ impl SummaryBuilder {
             }
             ItemDetails::Error { message } => {
                 if completed {
-                    push_capped(&mut s.warnings, message.clone());
+                    push_capped(&mut s.warnings, &mut s.truncated, message.clone());
                 }
                 Some(short(&format!("warning: {message}")))
             }
@@ -180,6 +208,45 @@ impl SummaryBuilder {
                 None
             }
         }
+    }
+
+    /// Record a command: a later state of a kept one replaces it; a new one goes last and,
+    /// past [`MAX_COMMANDS`], pushes out the oldest.
+    fn keep_command(&mut self, id: &str, run: CommandRun, cut: usize) {
+        if let Some(&seq) = self.command_index.get(id) {
+            let Some(i) = seq
+                .checked_sub(self.first_seq)
+                .and_then(|i| usize::try_from(i).ok())
+            else {
+                return;
+            };
+            if let Some(slot) = self.commands.get_mut(i) {
+                slot.1 = run;
+                slot.2 = cut;
+            }
+        } else {
+            let seq = self.first_seq + self.commands.len() as u64;
+            self.command_index.insert(id.to_owned(), seq);
+            self.commands.push_back((id.to_owned(), run, cut));
+            if self.commands.len() > MAX_COMMANDS
+                && let Some((old, _, _)) = self.commands.pop_front()
+            {
+                self.command_index.remove(&old);
+                self.first_seq += 1;
+                self.summary.truncated.commands_dropped += 1;
+            }
+        }
+    }
+
+    /// Whether Codex is retrying its model connection right now (its latest event was a
+    /// reconnect or stream error and nothing has come through since).
+    pub fn reconnecting(&self) -> bool {
+        self.reconnecting
+    }
+
+    /// Codex's latest error, for timeout and failure texts.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
     }
 
     /// The message of `turn.failed`, if Codex sent one.
@@ -194,18 +261,58 @@ impl SummaryBuilder {
 
     /// The summary so far.
     pub fn finish(self) -> Summary {
-        self.summary
+        let mut summary = self.summary;
+        for (_, run, cut) in self.commands {
+            summary.truncated.output_bytes_cut += cut as u64;
+            summary.commands.push(run);
+        }
+        summary
     }
 }
 
-fn push_capped(list: &mut Vec<String>, value: String) {
+/// Whether a stream error says Codex cannot get through to its model: its reconnect loop
+/// ("Reconnecting... 2/5", "waiting for network") or a broken connection.
+pub fn is_unreachable(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    [
+        "reconnecting",
+        "waiting for network",
+        "stream disconnected",
+        "error sending request",
+        "connection failed",
+        "connection refused",
+        "connection reset",
+        "dns error",
+    ]
+    .iter()
+    .any(|needle| m.contains(needle))
+}
+
+fn push_capped(list: &mut Vec<String>, truncated: &mut Truncated, value: String) {
     if list.len() < MAX_LIST {
-        list.push(cap_head(&value, MAX_COMMAND_OUTPUT));
+        list.push(cap_head(&value, MAX_ENTRY));
+    } else {
+        truncated.entries_dropped += 1;
     }
+}
+
+/// The first `head` and last `tail` bytes of `s` around a marker saying how much was cut
+/// (on char boundaries), and the number of bytes cut.
+pub fn head_and_tail(s: &str, head: usize, tail: usize) -> (String, usize) {
+    if s.len() <= head + tail {
+        return (s.to_owned(), 0);
+    }
+    let first = cap_head(s, head);
+    let (last, _) = cap_tail(s, tail);
+    let cut = s.len() - first.len() - last.len();
+    (
+        format!("{first}\n[2Bot: {cut} bytes cut here]\n{last}"),
+        cut,
+    )
 }
 
 /// The first `max` bytes of `s`, cut on a char boundary.
-fn cap_head(s: &str, max: usize) -> String {
+pub fn cap_head(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_owned();
     }
@@ -238,110 +345,5 @@ fn short(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn fold(lines: &[&str]) -> (Summary, Vec<String>) {
-        let mut b = SummaryBuilder::new();
-        let mut progress = Vec::new();
-        for line in lines {
-            match ThreadEvent::parse(line.as_bytes()) {
-                Some(e) => progress.extend(b.apply(&e)),
-                None => b.unrecognized(),
-            }
-        }
-        (b.finish(), progress)
-    }
-
-    #[test]
-    fn a_successful_run_yields_thread_id_answer_usage_and_commands() {
-        let (s, progress) = fold(&[
-            r#"{"type":"thread.started","thread_id":"t-1"}"#,
-            r#"{"type":"turn.started"}"#,
-            r#"{"type":"item.started","item":{"id":"c","type":"command_execution","command":"ls","aggregated_output":"","exit_code":null,"status":"in_progress"}}"#,
-            r#"{"type":"item.completed","item":{"id":"c","type":"command_execution","command":"ls","aggregated_output":"a\n","exit_code":0,"status":"completed"}}"#,
-            r#"{"type":"item.completed","item":{"id":"m","type":"agent_message","text":"first"}}"#,
-            r#"{"type":"item.completed","item":{"id":"n","type":"agent_message","text":"done"}}"#,
-            r#"{"type":"turn.completed","usage":{"input_tokens":5,"cached_input_tokens":1,"output_tokens":2,"reasoning_output_tokens":1}}"#,
-        ]);
-        assert_eq!(s.thread_id.as_deref(), Some("t-1"));
-        assert_eq!(s.final_message.as_deref(), Some("done"));
-        assert!(s.turn_completed);
-        assert_eq!(s.usage.input_tokens, 5);
-        assert_eq!(s.usage.reasoning_output_tokens, 1);
-        assert_eq!(s.commands.len(), 1, "started and completed are one command");
-        assert_eq!(s.commands[0].exit_code, Some(0));
-        assert_eq!(s.commands[0].status, "completed");
-        assert!(progress.contains(&"command: ls (running)".to_owned()));
-        assert!(progress.contains(&"command: ls (exit 0)".to_owned()));
-    }
-
-    #[test]
-    fn error_items_are_warnings_and_error_events_are_errors() {
-        let (s, _) = fold(&[
-            r#"{"type":"item.completed","item":{"id":"e","type":"error","message":"metadata missing"}}"#,
-            r#"{"type":"error","message":"stream broke"}"#,
-            r#"{"type":"turn.failed","error":{"message":"quota"}}"#,
-        ]);
-        assert_eq!(s.warnings, ["metadata missing"]);
-        assert_eq!(s.errors, ["stream broke", "turn failed: quota"]);
-        assert!(!s.turn_completed);
-    }
-
-    #[test]
-    fn unknown_and_garbage_lines_are_counted_not_fatal() {
-        let (s, _) = fold(&[
-            "not json",
-            r#"{"type":"future.thing"}"#,
-            r#"{"type":"turn.started"}"#,
-        ]);
-        assert_eq!(s.unrecognized_lines, 2);
-    }
-
-    #[test]
-    fn file_changes_are_listed_once_completed() {
-        let (s, p) = fold(&[
-            r#"{"type":"item.completed","item":{"id":"f","type":"file_change","changes":[{"path":"a.txt","kind":"add"},{"path":"b.txt","kind":"delete"}],"status":"completed"}}"#,
-        ]);
-        assert_eq!(s.file_changes.len(), 2);
-        assert_eq!(s.file_changes[1].kind, "delete");
-        assert_eq!(p, ["file change (completed): add a.txt, delete b.txt"]);
-    }
-
-    #[test]
-    fn command_output_keeps_only_its_tail() {
-        let big = "x".repeat(MAX_COMMAND_OUTPUT * 3) + "END";
-        let line = serde_json::json!({"type":"item.completed","item":{"id":"c","type":"command_execution","command":"yes","aggregated_output":big,"exit_code":0,"status":"completed"}}).to_string();
-        let (s, _) = fold(&[&line]);
-        assert!(s.commands[0].output_truncated);
-        assert!(s.commands[0].output.ends_with("END"));
-        assert!(s.commands[0].output.len() <= MAX_COMMAND_OUTPUT);
-    }
-
-    #[test]
-    fn lists_stop_growing_at_the_cap() {
-        let lines: Vec<String> = (0..MAX_LIST + 50)
-            .map(|i| format!(r#"{{"type":"item.completed","item":{{"id":"c{i}","type":"command_execution","command":"c","exit_code":0,"status":"completed"}}}}"#))
-            .collect();
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let (s, _) = fold(&refs);
-        assert_eq!(s.commands.len(), MAX_LIST);
-    }
-
-    #[test]
-    fn tails_and_heads_never_split_a_character() {
-        let s = "é".repeat(10);
-        let (tail, cut) = cap_tail(&s, 5);
-        assert!(cut);
-        assert_eq!(tail, "éé");
-        assert_eq!(cap_head(&s, 5), "éé");
-    }
-
-    #[test]
-    fn progress_messages_are_one_short_line() {
-        let long = format!("message: {}\nsecond line", "a".repeat(500));
-        let p = short(&long);
-        assert!(!p.contains('\n'));
-        assert!(p.chars().count() <= MAX_PROGRESS + 1);
-    }
-}
+#[path = "summary_tests.rs"]
+mod tests;

@@ -125,6 +125,10 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_ENABLE_TASKS", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub enable_tasks: bool,
 
+    /// Seconds Codex may keep retrying its model connection ("Reconnecting...") before the run is stopped with the reason.
+    #[arg(long, env = "TWOBOT_MODEL_UNREACHABLE_SEC", default_value_t = 45, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub model_unreachable_sec: u64,
+
     /// Seconds a finished background run (or task) stays fetchable.
     #[arg(long, env = "TWOBOT_TASK_TTL_SEC", default_value_t = 21_600, value_parser = clap::value_parser!(u64).range(1..))]
     pub task_ttl_sec: u64,

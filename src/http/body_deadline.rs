@@ -18,9 +18,11 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use tower::{Layer, Service};
+
+use super::rescue::{self, Rejection};
 
 /// The error a [`TimedBody`] yields once its deadline has passed.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
@@ -95,20 +97,7 @@ impl http_body::Body for TimedBody {
 
 /// The `408` sent instead of whatever the inner service made of a timed-out body.
 pub fn timed_out(deadline: Duration) -> Response<Body> {
-    let body = serde_json::json!({
-        "error": "request timeout",
-        "reason": BodyTimedOut(deadline).to_string(),
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    // The rest of the body may still be on its way: this connection is done.
-    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    rescue::render(&Rejection::BodyTimedOut(deadline))
 }
 
 impl<S, B> Service<Request<Body>> for BodyDeadline<S>
@@ -197,7 +186,7 @@ mod tests {
     #[test]
     fn the_408_closes_the_connection_and_names_the_variable() {
         let response = timed_out(Duration::from_secs(30));
-        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.status(), http::StatusCode::REQUEST_TIMEOUT);
         assert_eq!(response.headers()[http::header::CONNECTION], "close");
         assert_eq!(
             response.headers()[http::header::CONTENT_TYPE],

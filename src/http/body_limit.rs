@@ -17,8 +17,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response};
 use tower::{Layer, Service};
+
+use super::rescue::{self, Rejection};
 
 /// At most this much of an oversized body is read and discarded.
 pub const DRAIN_MAX_BYTES: u64 = 16 * 1024 * 1024;
@@ -111,25 +113,10 @@ async fn discard(body: Body) {
 }
 
 fn too_large(declared: u64, limit: u64) -> Response<Body> {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": {
-            "code": -32600,
-            "message": format!(
-                "request body of {declared} bytes is over the limit of {limit} bytes (TWOBOT_MAX_BODY_BYTES)"
-            ),
-        },
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    response
+    rescue::render(&Rejection::BodyTooLarge {
+        declared: Some(declared),
+        limit,
+    })
 }
 
 #[cfg(test)]

@@ -27,11 +27,12 @@ use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::ConnectInfo;
 use futures::future::BoxFuture;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response};
 use http_body::Frame;
 use tower::{Layer, Service};
 
 use super::rate_limit::forwarded_client;
+use super::rescue::{self, Rejection};
 use crate::job::{Principal, QuotaKey};
 
 /// Counts requests in flight per quota key.
@@ -191,7 +192,9 @@ where
         if !admitted {
             tracing::warn!(quota_key = %key, max = state.max, "per-principal in-flight quota reached");
             let max = state.max;
-            return Box::pin(async move { Ok(refusal(max)) });
+            return Box::pin(
+                async move { Ok(rescue::render(&Rejection::TooManyInFlight { max })) },
+            );
         }
         let place = Place {
             state,
@@ -210,31 +213,10 @@ where
     }
 }
 
-fn refusal(max: usize) -> Response<Body> {
-    let body = serde_json::json!({
-        "error": "too many requests in flight",
-        "reason": format!(
-            "this caller already has {max} requests or event streams open, its share of the server's connections \
-             (TWOBOT_MAX_INFLIGHT_PER_PRINCIPAL); let one finish or close unused streams, then retry"
-        ),
-    })
-    .to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let headers = response.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("5"));
-    // Give the socket back: the caller already holds its share of connections.
-    headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     #[test]
     fn quotas_key_on_the_principal_and_without_auth_on_the_client_address() {

@@ -6,7 +6,8 @@
 //! array, which MCP 2025-06-18 removed). JSON-RPC says such a request gets a `-32700
 //! Parse error` or `-32600 Invalid Request` response, and HTTP says 400. This layer
 //! checks the (already size-limited) body of each JSON POST once, with the pure
-//! [`check`], and passes the same bytes on when they are a JSON object.
+//! [`check`], and passes the same bytes on when they are a JSON object. Refusals are
+//! [`Rejection`]s and keep the JSON-RPC error shape MCP clients read (see `rescue`).
 //!
 //! It also keeps request ids unique among a session's requests in flight: rmcp routes
 //! a response by its id, so a second request reusing an id still in flight would leave
@@ -20,9 +21,11 @@ use std::task::{Context, Poll};
 
 use axum::body::Body;
 use futures::future::BoxFuture;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
+
+use super::rescue::{self, Rejection};
 
 /// Why a body is not a JSON-RPC message 2Bot can serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,15 +41,6 @@ pub enum BodyError {
         "Invalid Request: request id {0} is already in flight in this session; ids must be unique among requests in flight"
     )]
     IdInFlight(String),
-}
-
-impl BodyError {
-    fn code(&self) -> i64 {
-        match self {
-            Self::Parse(_) => -32700,
-            Self::Invalid(_) | Self::IdInFlight(_) => -32600,
-        }
-    }
 }
 
 /// The decision: is `body` a single JSON object? If so, the id of the request it
@@ -162,19 +156,14 @@ fn is_json(request: &Request<Body>) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
-fn rejection(status: StatusCode, error: &BodyError) -> Response<Body> {
-    let body = serde_json::json!({
-        "jsonrpc": "2.0",
-        "id": null,
-        "error": {"code": error.code(), "message": error.to_string()},
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+impl From<BodyError> for Rejection {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::Parse(detail) => Rejection::MalformedJson(detail),
+            BodyError::Invalid(what) => Rejection::NotOneMessage(what),
+            BodyError::IdInFlight(id) => Rejection::RequestIdInFlight(id),
+        }
+    }
 }
 
 impl<S> Service<Request<Body>> for JsonBody<S>
@@ -207,19 +196,22 @@ where
                     // Over the limit (ours, or the body limit layer's outside), or cut off.
                     let too_big = e.downcast_ref::<LengthLimitError>().is_some()
                         || e.to_string().contains("length limit exceeded");
-                    let status = if too_big {
-                        StatusCode::PAYLOAD_TOO_LARGE
+                    let rejection = if too_big {
+                        Rejection::BodyTooLarge {
+                            declared: None,
+                            limit: u64::try_from(limit).unwrap_or(u64::MAX),
+                        }
                     } else {
-                        StatusCode::BAD_REQUEST
+                        Rejection::MalformedJson(e.to_string())
                     };
-                    return Ok(rejection(status, &BodyError::Parse(e.to_string())));
+                    return Ok(rescue::render(&rejection));
                 }
             };
             let request_id = match check(&bytes) {
                 Ok(id) => id,
                 Err(error) => {
                     tracing::debug!(%error, "malformed JSON-RPC body refused");
-                    return Ok(rejection(StatusCode::BAD_REQUEST, &error));
+                    return Ok(rescue::render(&error.into()));
                 }
             };
             let session = parts
@@ -237,7 +229,7 @@ where
                     if !fresh {
                         let error = BodyError::IdInFlight(key.1);
                         tracing::debug!(%error, "duplicate request id refused");
-                        return Ok(rejection(StatusCode::BAD_REQUEST, &error));
+                        return Ok(rescue::render(&error.into()));
                     }
                     Some(Release { in_flight, key })
                 }
@@ -305,7 +297,9 @@ mod tests {
         ];
         for (body, expect) in cases {
             assert_eq!(
-                check(body).err().map(|e| e.code()),
+                check(body)
+                    .err()
+                    .and_then(|e| Rejection::from(e).jsonrpc_code()),
                 expect,
                 "{:?}",
                 String::from_utf8_lossy(body)

@@ -11,6 +11,9 @@
 //!              └─ runs: admit (policy → thread owners → run queue) → runner
 //! ```
 //!
+//! Every layer refuses with a [`rescue::Rejection`]; `rescue` alone turns it into a
+//! response, so every refusal has the same body shape.
+//!
 //! [`serve`] runs it until shutdown: stop accepting, let running calls finish for the
 //! grace period, kill what is left, close the sessions, return.
 
@@ -21,12 +24,13 @@ pub mod inflight;
 pub mod json_body;
 pub mod origin;
 pub mod rate_limit;
+pub mod rescue;
 pub mod server;
 pub mod session;
 mod settings;
 
 pub use self::server::{ServeLimits, serve};
-pub use self::settings::HttpSettings;
+pub use self::settings::{HttpSettings, advertised_scopes};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,7 +227,9 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
             .layer(body_deadline::BodyDeadlineLayer::new(
                 settings.body_read_timeout,
             ))
-            // Bodies without a length are counted as they are read (413 too).
+            // Bodies without a length are counted as they are read (413 too, rendered by
+            // json_body as a `Rejection`); a declared length never gets this far, so this
+            // layer's own plain-text 413 is never sent.
             .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
     )
 }

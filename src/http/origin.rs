@@ -8,8 +8,10 @@
 
 use axum::body::Body;
 use http::header::{HOST, ORIGIN};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use tower_http::validate_request::ValidateRequest;
+
+use super::rescue::{self, Rejection};
 
 /// Which hosts and origins may reach the MCP endpoint.
 #[derive(Clone, Debug, Default)]
@@ -22,7 +24,7 @@ pub struct HostOriginPolicy {
 
 /// Why a request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
+pub enum Refused {
     /// `Host` missing or not allowed.
     #[error("host not allowed: {0}")]
     Host(String),
@@ -53,28 +55,28 @@ impl HostOriginPolicy {
     }
 
     /// The decision for one request's headers.
-    pub fn check(&self, headers: &HeaderMap) -> Result<(), Rejection> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<(), Refused> {
         let mut hosts = headers.get_all(HOST).iter();
         let host = match (hosts.next(), hosts.next()) {
             (Some(h), None) => h
                 .to_str()
-                .map_err(|_| Rejection::Host("<non-ascii>".into()))?,
-            (None, _) => return Err(Rejection::Host("<missing>".into())),
-            (Some(_), Some(_)) => return Err(Rejection::Host("<several>".into())),
+                .map_err(|_| Refused::Host("<non-ascii>".into()))?,
+            (None, _) => return Err(Refused::Host("<missing>".into())),
+            (Some(_), Some(_)) => return Err(Refused::Host("<several>".into())),
         };
         let host_name = strip_port(&host.to_ascii_lowercase()).to_owned();
         if !is_loopback(&host_name) && !self.hosts.contains(&host_name) {
-            return Err(Rejection::Host(host.to_owned()));
+            return Err(Refused::Host(host.to_owned()));
         }
 
         let mut origins = headers.get_all(ORIGIN).iter();
         match (origins.next(), origins.next()) {
             (None, _) => Ok(()),
-            (Some(_), Some(_)) => Err(Rejection::Origin("<several>".into())),
+            (Some(_), Some(_)) => Err(Refused::Origin("<several>".into())),
             (Some(value), None) => {
                 let raw = value.to_str().unwrap_or("<non-ascii>");
                 let Some(origin) = normalize_origin(raw) else {
-                    return Err(Rejection::Origin(raw.to_owned()));
+                    return Err(Refused::Origin(raw.to_owned()));
                 };
                 let loopback = origin.split_once("://").is_some_and(|(scheme, authority)| {
                     matches!(scheme, "http" | "https") && is_loopback(strip_port(authority))
@@ -82,7 +84,7 @@ impl HostOriginPolicy {
                 if loopback || self.origins.contains(&origin) {
                     Ok(())
                 } else {
-                    Err(Rejection::Origin(raw.to_owned()))
+                    Err(Refused::Origin(raw.to_owned()))
                 }
             }
         }
@@ -93,24 +95,12 @@ impl<B> ValidateRequest<B> for HostOriginPolicy {
     type ResponseBody = Body;
 
     fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<Body>> {
-        self.check(request.headers()).map_err(|rejection| {
-            tracing::warn!(%rejection, "request refused (DNS rebinding protection)");
-            // The reason names the refused value and the setting that would allow it.
-            let hint = match rejection {
-                Rejection::Origin(_) => "TWOBOT_BASE_URL or TWOBOT_ALLOWED_ORIGINS",
-                Rejection::Host(_) => "TWOBOT_BASE_URL or TWOBOT_ALLOWED_HOSTS",
-            };
-            let body = serde_json::json!({
-                "error": "forbidden",
-                "reason": format!("{rejection} (allowed through {hint})"),
-            });
-            let mut response = Response::new(Body::from(body.to_string()));
-            *response.status_mut() = StatusCode::FORBIDDEN;
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/json"),
-            );
-            response
+        self.check(request.headers()).map_err(|refused| {
+            tracing::warn!(%refused, "request refused (DNS rebinding protection)");
+            rescue::render(&match refused {
+                Refused::Host(host) => Rejection::HostNotAllowed(host),
+                Refused::Origin(origin) => Rejection::OriginNotAllowed(origin),
+            })
         })
     }
 }

@@ -15,9 +15,10 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response};
 use tower_http::validate_request::ValidateRequest;
 
+use super::rescue::{self, Rejection};
 use crate::job::Principal;
 
 /// The limiter shared by every request.
@@ -150,12 +151,9 @@ impl<B> ValidateRequest<B> for RateLimit {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             tracing::warn!(key = %key, retry_after = secs, "rate limited");
             crate::metrics::metrics().rate_limited.inc();
-            let mut response = Response::new(Body::from(r#"{"error":"rate_limited"}"#));
-            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            response
+            rescue::render(&Rejection::RateLimited {
+                retry_after_secs: secs,
+            })
         })
     }
 }
@@ -164,6 +162,7 @@ impl<B> ValidateRequest<B> for RateLimit {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use http::HeaderValue;
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()

@@ -3,7 +3,7 @@
 //! A public endpoint needs three things at the socket level that the router cannot give:
 //! a deadline for a request's headers (hyper's timer-driven `header_read_timeout`, which
 //! also closes idle keep-alive connections, so slowloris clients cannot pin sockets), a
-//! cap on open connections (beyond it a caller gets a plain `503` and a closed socket
+//! cap on open connections (beyond it a caller gets the common `503` rejection and a closed socket
 //! rather than a silent wait in the kernel backlog), and a staged drain on shutdown.
 
 use std::net::SocketAddr;
@@ -24,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::Shutdown;
+use super::rescue::Rejection;
 
 /// Socket-level limits and the shutdown grace period.
 #[derive(Debug, Clone, Copy)]
@@ -159,15 +160,17 @@ fn log_connection_end(remote: SocketAddr, result: Result<(), hyper::Error>) {
     }
 }
 
-/// Answer an over-cap connection with a complete `503` and close it.
+/// Answer an over-cap connection with a complete `503` and close it: the same
+/// [`Rejection`] body as every other refusal, counted like every other response.
 async fn refuse(mut stream: TcpStream, max: usize) {
-    let body = format!(
-        "{{\"error\":\"too many connections\",\"reason\":\"the server holds its maximum of {max} open connections (TWOBOT_MAX_CONNECTIONS); retry shortly\"}}"
-    );
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
+    let rejection = Rejection::TooManyConnections { max };
+    let response = rejection.to_http1();
+    crate::metrics::metrics()
+        .http_requests
+        .get_or_create(&crate::metrics::StatusLabels {
+            status: rejection.status().as_u16(),
+        })
+        .inc();
     let write = async {
         // Read the request head first: a client that gets an answer before it has
         // finished sending treats it as a broken connection, not as a 503.
@@ -179,7 +182,7 @@ async fn refuse(mut stream: TcpStream, max: usize) {
                 n => head.extend_from_slice(&buf[..n]),
             }
         }
-        stream.write_all(response.as_bytes()).await?;
+        stream.write_all(&response).await?;
         stream.shutdown().await
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), write).await;

@@ -24,7 +24,7 @@ use std::task::{Context, Poll};
 use axum::body::Body;
 use futures::Stream;
 use futures::future::BoxFuture;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{Method, Request, Response};
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError,
@@ -34,6 +34,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 use tower::{Layer, Service};
 
+use super::rescue::{self, Rejection};
 use crate::job::{Principal, QuotaKey};
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -59,6 +60,13 @@ struct Owners {
 }
 
 impl Owners {
+    /// `twobot_sessions_active` is the number of owned sessions: set under the same lock
+    /// as every change of the map, so concurrent creates and closes cannot leave it stale.
+    fn publish(&self) {
+        let live = i64::try_from(self.by_id.len()).unwrap_or(i64::MAX);
+        crate::metrics::metrics().sessions_active.set(live);
+    }
+
     fn held(&self, key: &QuotaKey) -> usize {
         self.by_id.values().filter(|c| &c.quota_key == key).count()
             + self.pending.get(key).copied().unwrap_or(0)
@@ -130,6 +138,7 @@ impl SessionManager for OwnedSessions {
         let mut owners = self.owners();
         owners.by_id.retain(|k, _| live.contains(k.as_str()));
         owners.by_id.insert(id.to_string(), creator);
+        owners.publish();
         Ok((id, transport))
     }
 
@@ -146,8 +155,12 @@ impl SessionManager for OwnedSessions {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
+        // rmcp calls this for a DELETE and again when the session's worker ends (idle
+        // expiry, shutdown): removing twice is harmless, and the gauge follows the map.
         let closed = self.local.close_session(id).await;
-        self.owners().by_id.remove(id.as_ref());
+        let mut owners = self.owners();
+        owners.by_id.remove(id.as_ref());
+        owners.publish();
         Ok(closed?)
     }
 
@@ -345,41 +358,19 @@ where
                 Verdict::Pass => {}
                 Verdict::NotYours => {
                     tracing::warn!(principal = %caller, "session id unknown, ownerless or presented by a principal that does not own it");
-                    return Ok(refusal(
-                        StatusCode::NOT_FOUND,
-                        "session not found",
-                        "the Mcp-Session-Id is unknown or has expired; initialize a new session",
-                    ));
+                    return Ok(rescue::render(&Rejection::SessionNotFound));
                 }
                 Verdict::TooManySessions => {
                     tracing::warn!(max = state.max_sessions, "session cap reached");
-                    let mut response = refusal(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many sessions",
-                        &format!(
-                            "the server holds its maximum of {} live MCP sessions (TWOBOT_MAX_SESSIONS); end unused sessions with DELETE or retry later",
-                            state.max_sessions
-                        ),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
-                    return Ok(response);
+                    return Ok(rescue::render(&Rejection::TooManySessions {
+                        max: state.max_sessions,
+                    }));
                 }
                 Verdict::TooManyForPrincipal => {
                     tracing::warn!(quota_key = %quota_key, max = state.max_per_principal, "per-principal session quota reached");
-                    let mut response = refusal(
-                        StatusCode::TOO_MANY_REQUESTS,
-                        "session quota exceeded",
-                        &format!(
-                            "this caller already holds {} live MCP sessions, its share of the server (TWOBOT_MAX_SESSIONS_PER_PRINCIPAL); end unused sessions with DELETE or retry later",
-                            state.max_per_principal
-                        ),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("30"));
-                    return Ok(response);
+                    return Ok(rescue::render(&Rejection::SessionQuota {
+                        max: state.max_per_principal,
+                    }));
                 }
             }
             if !new_session {
@@ -416,17 +407,6 @@ impl Drop for Reserved {
             }
         }
     }
-}
-
-fn refusal(status: StatusCode, error: &str, reason: &str) -> Response<Body> {
-    let body = serde_json::json!({"error": error, "reason": reason}).to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 #[cfg(test)]

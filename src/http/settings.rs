@@ -54,7 +54,7 @@ pub struct HttpSettings {
     pub body_read_timeout: Duration,
     /// Authorization servers for the metadata document.
     pub auth_servers: Vec<String>,
-    /// Scopes advertised and required.
+    /// Scopes advertised in the metadata: the required ones, then the policy's `[scopes]`.
     pub scopes: Vec<String>,
     /// The Codex binary, for `/readyz`.
     pub codex_bin: std::path::PathBuf,
@@ -192,7 +192,7 @@ impl HttpSettings {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
             body_read_timeout: Duration::from_secs(args.body_read_timeout_sec),
             auth_servers: args.auth_servers.clone(),
-            scopes,
+            scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
             codex_bin: config.runner.program.clone(),
             default_timeout_sec: config.policy.default_timeout_sec(),
         })
@@ -213,6 +213,23 @@ impl HttpSettings {
     }
 }
 
+/// The scopes a client should ask for (RFC 9728 `scopes_supported`): those every token
+/// must carry, then those the policy maps to a sandbox (`[scopes]`), each once. A client
+/// such as ChatGPT requests what this lists; a policy scope left out would never be
+/// granted, and its callers would be held to read-only without knowing why.
+pub fn advertised_scopes<'a>(
+    required: &'a [String],
+    policy: impl IntoIterator<Item = &'a String>,
+) -> Vec<String> {
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in required.iter().chain(policy) {
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    scopes
+}
+
 fn read_secret_file(path: &Path, var: &'static str) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| {
         invalid(
@@ -221,4 +238,36 @@ fn read_secret_file(path: &Path, var: &'static str) -> Result<String, ConfigErro
             format!("cannot be read: {e}"),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::advertised_scopes;
+
+    #[test]
+    fn advertised_scopes_are_the_required_then_the_policy_s_each_once() {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (required, policy, expected) in [
+            (vec![], vec![], vec![]),
+            (vec!["codex:run"], vec![], vec!["codex:run"]),
+            (
+                vec![],
+                vec!["codex:read", "codex:write"],
+                vec!["codex:read", "codex:write"],
+            ),
+            (
+                vec!["codex:read"],
+                vec!["codex:read", "codex:write"],
+                vec!["codex:read", "codex:write"],
+            ),
+            (vec!["b", "a"], vec!["c"], vec!["b", "a", "c"]),
+        ] {
+            let policy = owned(&policy);
+            assert_eq!(
+                advertised_scopes(&owned(&required), &policy),
+                owned(&expected),
+                "{required:?} + {policy:?}"
+            );
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! What a run gives back: [`RunOutput`], the tool's structured result, and the parts of it
-//! Codex's event stream fills in ([`Summary`], [`CommandRun`], [`FileChange`], [`Usage`]).
+//! Codex's event stream fills in ([`Summary`], [`CommandRun`], [`FileChange`], [`Usage`],
+//! and [`Truncated`]: what was cut to keep the reply small).
 //!
 //! These are wire types (their JSON Schema is the tool's `outputSchema`, pinned in
 //! `mcp::tools`), so they live together, and here rather than in `codex`: `codex` builds a
@@ -9,7 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// One command Codex ran, as the client sees it.
+/// One command Codex ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandRun {
     /// The command line Codex executed.
@@ -76,6 +77,68 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Lines that were not Codex events (not JSON, or of an unknown type).
     pub unrecognized_lines: u64,
+    /// What was cut to keep the reply small (absent if nothing was).
+    #[serde(default, skip_serializing_if = "Truncated::is_empty")]
+    pub truncated: Truncated,
+}
+
+/// What a reply left out, and how much, so a model knows what it is not seeing. Each
+/// command's output keeps its head and tail around a `[2Bot: N bytes cut here]` line;
+/// `include_event_log` returns the whole stream. (Field docs are short: they are in the
+/// pinned tools/list, which stays under 10 KB.)
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Truncated {
+    /// Older commands left out.
+    pub commands_dropped: u64,
+    /// Bytes cut from the middle of listed commands' outputs.
+    pub output_bytes_cut: u64,
+    /// File changes not listed.
+    pub file_changes_dropped: u64,
+    /// Entries left out of the other lists.
+    pub entries_dropped: u64,
+    /// Bytes cut from the end of final_message.
+    pub final_message_bytes_cut: u64,
+    /// Bytes cut from the front of stderr_tail.
+    pub stderr_bytes_cut: u64,
+}
+
+impl Truncated {
+    /// Nothing was left out.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// One sentence for the reply's text, or `None` when nothing was left out.
+    pub fn describe(&self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let parts: Vec<String> = [
+            (
+                self.final_message_bytes_cut,
+                "bytes cut from the end of the final message",
+            ),
+            (self.commands_dropped, "older commands left out"),
+            (
+                self.output_bytes_cut,
+                "bytes of command output cut (each keeps its head and tail)",
+            ),
+            (self.file_changes_dropped, "file changes not listed"),
+            (
+                self.entries_dropped,
+                "tool calls, searches, errors or warnings left out",
+            ),
+            (self.stderr_bytes_cut, "bytes of stderr cut"),
+        ]
+        .into_iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        Some(format!(
+            "This reply was shortened to stay small: {}. Pass include_event_log for Codex's whole event stream.",
+            parts.join(", ")
+        ))
+    }
 }
 
 /// The structured result of one `run_codex_prompt` call.
@@ -100,9 +163,8 @@ pub struct RunOutput {
     pub argv: Vec<String>,
     /// The last lines Codex wrote to stderr (capped, Rust backtraces removed).
     pub stderr_tail: String,
-    /// How many operations Codex's sandbox refused in this run (its `recorded sandbox
-    /// violation` lines on stderr). Not 0 means a command did not do what it asked, even
-    /// when `commands` is empty and `ok` is true; a warning in `warnings` says so too.
+    /// Operations Codex's sandbox refused (not 0: a command did not do what it asked,
+    /// even when `ok` is true).
     pub sandbox_refused: u64,
     /// What Codex's event stream said.
     #[serde(flatten)]
@@ -114,4 +176,8 @@ pub struct RunOutput {
     pub events: Option<Vec<serde_json::Value>>,
     /// True when `events` was cut to the cap.
     pub event_log_truncated: bool,
+    /// With `output_schema`: the final message parsed as JSON (absent when it did not
+    /// parse; `warnings` says so).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Map<String, serde_json::Value>>,
 }

@@ -6,7 +6,9 @@
 //! - [`results`]: the one mapping from a refusal, an ended run or a snapshot to a result.
 //! - [`tasks`]: MCP tasks. [`progress`]: progress notifications for direct calls.
 //! - [`caller`]: who is calling.
+//! - [`apps`]: the MCP Apps run card (`resources/list`, `resources/read`).
 
+pub mod apps;
 pub mod caller;
 pub mod progress;
 pub mod results;
@@ -19,8 +21,9 @@ use std::time::Duration;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CustomRequest,
-    CustomResult, ErrorCode, GetTaskParams, GetTaskResult, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
+    CustomResult, ErrorCode, GetTaskParams, GetTaskResult, Implementation, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
@@ -233,14 +236,22 @@ impl TwoBot {
 
 impl ServerHandler for TwoBot {
     fn get_info(&self) -> ServerConfig {
-        let capabilities = if self.runs.kept().config().tasks {
+        let mut capabilities = if self.runs.kept().config().tasks {
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_resources()
                 .enable_tasks()
                 .build()
         } else {
-            ServerCapabilities::builder().enable_tools().build()
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build()
         };
+        capabilities
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(apps::EXTENSION_ID.to_owned(), Default::default());
         ServerConfig::new(capabilities)
             .with_server_info(
                 Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
@@ -261,6 +272,24 @@ impl ServerHandler for TwoBot {
         Ok(ListToolsResult::with_all_items(
             (*self.tools_listed).clone(),
         ))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(apps::resources()))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        apps::read(&request.uri)
+            .map(Into::into)
+            .map_err(|e| ErrorData::resource_not_found(e.to_string(), None))
     }
 
     fn get_tool(&self, name: &str) -> Option<Tool> {

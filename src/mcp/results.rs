@@ -47,6 +47,11 @@ fn headline(output: &RunOutput) -> String {
         text.push_str("\n\n[2Bot] ");
         text.push_str(&warning);
     }
+    // A model should know what the reply does not show.
+    if let Some(note) = output.summary.truncated.describe() {
+        text.push_str("\n\n[2Bot] ");
+        text.push_str(&note);
+    }
     text
 }
 

@@ -226,7 +226,8 @@ mod tests {
     fn optional_parameters_accept_null_as_absent() {
         let request: RunRequest = serde_json::from_value(serde_json::json!({
             "prompt": "p", "cwd": null, "model": null, "profile": null,
-            "approval_policy": null, "add_dirs": null, "timeout_sec": null, "thread_id": null
+            "approval_policy": null, "add_dirs": null, "timeout_sec": null, "thread_id": null,
+            "reasoning_effort": null, "images": null, "output_schema": null, "review": null
         }))
         .unwrap();
         assert_eq!(request, RunRequest::new("p"));

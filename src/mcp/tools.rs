@@ -24,7 +24,7 @@ pub const MAX_WAIT_SEC: i64 = 55;
 
 /// The tools listed: the one tool, or it and the two background-run tools.
 pub fn listed(default_timeout_sec: u64, background: bool) -> Vec<Tool> {
-    if background {
+    let mut tools = if background {
         [
             background_tool_definition(default_timeout_sec),
             get_run_definition(),
@@ -34,7 +34,16 @@ pub fn listed(default_timeout_sec: u64, background: bool) -> Vec<Tool> {
         .to_vec()
     } else {
         vec![portable(tool_definition(default_timeout_sec))]
+    };
+    // MCP Apps: the run card; hosts without MCP Apps ignore `_meta`.
+    for tool in &mut tools {
+        tool.meta = Some(if tool.name == TOOL_NAME {
+            super::apps::run_tool_meta()
+        } else {
+            super::apps::follow_tool_meta()
+        });
     }
+    tools
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -166,11 +175,9 @@ pub fn tool_definition(default_timeout_sec: u64) -> Tool {
 }
 
 const DESCRIPTION: &str = "Run the local OpenAI Codex CLI (`codex exec --json`) on a prompt and return its final \
-message, thread id, token usage, the commands it ran and the files it changed. Codex works in `cwd` (inside the \
-server's allowed roots) under a sandbox: `read-only` by default; `workspace-write` needs `allow_edits=true`; \
-`danger-full-access` only where the operator enabled it. The run is killed after `timeout_sec` seconds (partial \
-output is still returned). Runs can take minutes; progress is reported while Codex works. The result's `ok` is true \
-only when Codex completed its turn; otherwise `error` says why.";
+message, thread id, token usage, commands and file changes. Codex works in `cwd` (inside the allowed roots) under a \
+sandbox, `read-only` by default; writing needs `allow_edits=true`. Killed after `timeout_sec` (partial output kept). \
+Runs can take minutes; progress is reported. `ok` is true only when Codex completed its turn; else `error` says why.";
 
 #[cfg(test)]
 mod tests {
@@ -209,22 +216,35 @@ mod tests {
                 "approval_policy",
                 "cwd",
                 "ephemeral",
+                "fork",
+                "images",
                 "include_event_log",
                 "model",
+                "output_schema",
                 "profile",
                 "prompt",
+                "reasoning_effort",
+                "review",
                 "sandbox",
                 "skip_git_repo_check",
                 "thread_id",
                 "timeout_sec"
             ]
         );
-        // The one addition to the seed's parameters is optional.
-        assert!(
-            props["thread_id"]
-                .get("default")
-                .is_none_or(|d| d.is_null())
-        );
+        // The additions to the seed's parameters are optional.
+        for added in [
+            "thread_id",
+            "reasoning_effort",
+            "images",
+            "output_schema",
+            "review",
+        ] {
+            assert!(
+                props[added].get("default").is_none_or(|d| d.is_null()),
+                "{added}"
+            );
+        }
+        assert_eq!(props["fork"]["default"], false);
         assert_eq!(schema["required"], serde_json::json!(["prompt"]));
         assert_eq!(schema["additionalProperties"], serde_json::json!(false));
         assert_eq!(props["timeout_sec"]["default"], 1800);
@@ -269,6 +289,7 @@ mod tests {
             "argv",
             "events",
             "event_log_truncated",
+            "output",
         ] {
             assert!(props.contains_key(field), "{field} missing");
         }

@@ -39,6 +39,9 @@ pub struct PolicyFile {
     /// The environment Codex gets.
     #[serde(default)]
     pub codex_env: EnvPolicy,
+    /// Which of Codex's own features calls may use.
+    #[serde(default)]
+    pub features: super::Features,
 }
 
 /// What environment the Codex child gets. 2Bot's own `TWOBOT_*` variables are never passed.
@@ -154,6 +157,42 @@ mod tests {
         assert!(err.contains("sandbox_celing"), "{err}");
         let err = PolicyFile::parse("sandbox_ceiling = \"root\"").unwrap_err();
         assert!(err.contains("root"), "{err}");
+    }
+
+    #[test]
+    fn the_features_table_allows_or_forbids_each_feature_and_refuses_typos() {
+        let p = PolicyFile::parse(
+            r#"
+            [features]
+            reasoning_effort = ["low", "medium"]
+            images = false
+            max_images = 2
+            output_schema = false
+            review = true
+            review_sandbox = "workspace-write"
+            fork = false
+            "#,
+        )
+        .unwrap();
+        let f = p.features;
+        assert_eq!(
+            f.reasoning_effort,
+            Some(vec![
+                crate::job::ReasoningEffort::Low,
+                crate::job::ReasoningEffort::Medium
+            ])
+        );
+        assert!(!f.images && !f.output_schema && f.review && !f.fork);
+        assert_eq!(f.max_images, 2);
+        assert_eq!(
+            f.max_image_bytes,
+            super::super::features::DEFAULT_MAX_IMAGE_BYTES
+        );
+        assert_eq!(f.review_sandbox, SandboxMode::WorkspaceWrite);
+        let err = PolicyFile::parse("[features]\nimage = true").unwrap_err();
+        assert!(err.contains("image"), "{err}");
+        let err = PolicyFile::parse("[features]\nreasoning_effort = [\"max\"]").unwrap_err();
+        assert!(err.contains("max"), "{err}");
     }
 
     #[test]

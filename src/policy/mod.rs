@@ -7,14 +7,16 @@
 //! Admission ([`crate::runs`]) asks it first, before thread ownership and the run queue;
 //! [`file`] reads the operator's TOML policy.
 
+pub mod features;
 pub mod file;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use features::Features;
 pub use file::{EnvPolicy, PolicyFile};
-use paths::resolve_dir;
+use paths::resolve_path;
 pub use paths::within_roots;
 
 mod paths;
@@ -43,6 +45,8 @@ pub struct Policy {
     /// For authenticated callers: the sandbox each scope grants (the highest match wins).
     /// Empty means scopes do not narrow the ceiling.
     pub scope_sandbox: BTreeMap<String, SandboxMode>,
+    /// Which of Codex's own features calls may use (`[features]`).
+    pub features: Features,
 }
 
 /// Why a request was refused: which parameter, what value, which rule.
@@ -138,6 +142,70 @@ pub enum Rule {
         "2Bot has no record of this thread being started by this caller; only your own threads can be resumed"
     )]
     NotYourThread,
+    /// The file does not exist.
+    #[error("no such file (allowed roots: {roots})")]
+    NoSuchFile {
+        /// The allowed roots.
+        roots: String,
+    },
+    /// A path that must name a regular file does not.
+    #[error("not a regular file (allowed roots: {roots})")]
+    NotAFile {
+        /// The allowed roots.
+        roots: String,
+    },
+    /// A feature the operator switched off.
+    #[error("not allowed by the server's policy ([features] {feature} = false)")]
+    FeatureDisabled {
+        /// The `[features]` key.
+        feature: &'static str,
+    },
+    /// More images than the policy allows.
+    #[error("at most {max} images per call ([features] max_images)")]
+    TooManyImages {
+        /// The cap.
+        max: usize,
+    },
+    /// An image over the size cap.
+    #[error("the image is larger than {max} bytes ([features] max_image_bytes)")]
+    ImageTooLarge {
+        /// The cap.
+        max: u64,
+    },
+    /// Codex 0.169 splits `--image` values at commas.
+    #[error("Codex splits image paths at ','; rename the file")]
+    CommaInPath,
+    /// An output schema over the size cap.
+    #[error("the output schema may be at most {max} bytes as JSON")]
+    SchemaTooLarge {
+        /// The cap.
+        max: usize,
+    },
+    /// `fork` without a thread to fork.
+    #[error("fork=true needs thread_id, the thread to fork")]
+    ForkNeedsThread,
+    /// A review object that is not exactly one target.
+    #[error(
+        "must be exactly one of {{\"uncommitted\":true}}, {{\"base\":BRANCH}}, {{\"commit\":SHA}}, {{\"custom\":true}}"
+    )]
+    ReviewTarget,
+    /// A review combined with a parameter it cannot take.
+    #[error("a review starts a new thread and takes no {0}")]
+    ReviewWith(&'static str),
+    /// A branch name that could be a flag or a path trick.
+    #[error(
+        "must be a branch name matching ^[A-Za-z0-9][A-Za-z0-9._/-]*$ without \"..\", \"//\" or a trailing \"/\", \".\" or \".lock\""
+    )]
+    BadBranch,
+    /// Not a hex commit id.
+    #[error("must be a commit SHA of 4 to 64 hex digits")]
+    BadCommit,
+    /// A review above the sandbox reviews may use.
+    #[error("reviews run at most {ceiling} on this server ([features] review_sandbox)")]
+    ReviewAboveSandbox {
+        /// The review ceiling.
+        ceiling: SandboxMode,
+    },
     /// A timeout outside 1..=max.
     #[error("must be between 1 and {max} seconds (TWOBOT_MAX_TIMEOUT_SEC)")]
     TimeoutRange {
@@ -167,6 +235,7 @@ impl Policy {
             max_timeout_sec: 7200,
             max_prompt_bytes: 1024 * 1024,
             scope_sandbox: BTreeMap::new(),
+            features: Features::default(),
         }
     }
 
@@ -237,22 +306,23 @@ pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result
     )?;
     check_sandbox(policy, principal, req)?;
 
-    let resume = match &req.thread_id {
+    let mut resume = match &req.thread_id {
         None => None,
         Some(id) if is_thread_id(id) => Some(id.clone()),
         Some(id) => return Err(refuse("thread_id", quoted(id), Rule::BadThreadId)),
     };
+    let features = features::check(policy, req, &mut resume)?;
 
     let cwd = match &req.cwd {
         None => policy.default_cwd.clone(),
-        Some(cwd) => resolve_dir(policy, "cwd", cwd)?,
+        Some(cwd) => resolve_path(policy, "cwd", cwd, true)?,
     };
     let add_dirs = req
         .add_dirs
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, dir)| resolve_dir(policy, &format!("add_dirs[{i}]"), dir))
+        .map(|(i, dir)| resolve_path(policy, &format!("add_dirs[{i}]"), dir, true))
         .collect::<Result<Vec<_>, _>>()?;
 
     Ok(RunSpec {
@@ -268,6 +338,11 @@ pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result
         include_event_log: req.include_event_log,
         timeout: Duration::from_secs(timeout),
         resume,
+        fork: features.fork,
+        reasoning_effort: features.reasoning_effort,
+        images: features.images,
+        output_schema: features.output_schema,
+        review: features.review,
     })
 }
 

@@ -1,5 +1,7 @@
-//! Where a run may work: a directory parameter (`cwd`, each of `add_dirs`) resolved to a
-//! canonical path inside an allowed root, or refused with words that give nothing away.
+//! Where a run may work and what it may read: a path parameter (`cwd`, each of `add_dirs`,
+//! each image) resolved to a canonical path inside an allowed root, or refused with words
+//! that give nothing away.
+//!
 //! The half of the policy decision that touches the file system, apart from the rules
 //! on names and values in `mod.rs`.
 
@@ -7,15 +9,21 @@ use std::path::{Path, PathBuf};
 
 use super::{Policy, Refusal, Rule, quoted, refuse};
 
-/// Resolve a directory parameter: absolute or relative to the default cwd, symlinks
-/// followed, and inside an allowed root by whole path components.
+/// Resolve a path parameter (a directory, or with `dir = false` a regular file):
+/// absolute or relative to the default cwd, symlinks followed, and inside an allowed
+/// root by whole path components.
 ///
 /// A refusal names the caller's input and the allowed roots, never a resolved path: a
 /// symlink's target or `..` outside the roots (or the server's own directory) is none of the
 /// caller's business. For the same reason a path that is outside the roots by its very
 /// spelling is refused as outside whether or not it exists, so refusals are no oracle for
 /// what exists elsewhere on the machine.
-pub(super) fn resolve_dir(policy: &Policy, param: &str, raw: &str) -> Result<PathBuf, Refusal> {
+pub(super) fn resolve_path(
+    policy: &Policy,
+    param: &str,
+    raw: &str,
+    dir: bool,
+) -> Result<PathBuf, Refusal> {
     let value = quoted(raw);
     if raw.is_empty() {
         return Err(refuse(param, value, Rule::EmptyPath));
@@ -32,6 +40,9 @@ pub(super) fn resolve_dir(policy: &Policy, param: &str, raw: &str) -> Result<Pat
         Ok(p) => p,
         Err(_) if !within_roots(&policy.allowed_roots, &lexically_normal(&joined)) => {
             return Err(refuse(param, value, Rule::OutsideRoots { roots }));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir => {
+            return Err(refuse(param, value, Rule::NoSuchFile { roots }));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(refuse(param, value, Rule::Missing { roots }));
@@ -52,8 +63,11 @@ pub(super) fn resolve_dir(policy: &Policy, param: &str, raw: &str) -> Result<Pat
     if !within_roots(&policy.allowed_roots, &resolved) {
         return Err(refuse(param, value, Rule::OutsideRoots { roots }));
     }
-    if !resolved.is_dir() {
+    if dir && !resolved.is_dir() {
         return Err(refuse(param, value, Rule::NotADirectory { roots }));
+    }
+    if !dir && !resolved.is_file() {
+        return Err(refuse(param, value, Rule::NotAFile { roots }));
     }
     Ok(resolved)
 }

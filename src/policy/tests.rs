@@ -42,7 +42,7 @@ pub(super) fn req(f: impl FnOnce(&mut RunRequest)) -> RunRequest {
     r
 }
 
-fn rule(policy: &Policy, r: &RunRequest) -> Rule {
+pub(super) fn rule(policy: &Policy, r: &RunRequest) -> Rule {
     check(policy, &Principal::Local, r).unwrap_err().rule
 }
 
@@ -286,3 +286,5 @@ fn thread_ids_are_uuids_or_names_that_cannot_be_flags_or_paths() {
         assert!(!is_thread_id(bad), "{bad:?}");
     }
 }
+
+// === Codex's own features ===

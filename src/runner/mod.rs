@@ -8,11 +8,18 @@
 //!   again once Codex is reaped (and if the run's future is dropped), so no grandchild
 //!   outlives its run.
 //! - stdout is read line by line as it arrives and folded into the summary; stderr is
-//!   kept as a bounded tail. Memory is capped whatever Codex prints.
+//!   kept as a bounded tail. Memory is capped whatever Codex prints, and the reply is
+//!   fitted to 256 KB ([`bound`]); the fold itself lives in `fold.rs`.
+//! - A Codex that keeps retrying its model connection is stopped after
+//!   `model_unreachable`, with the endpoint and the cause (`crate::model_endpoint`).
 
+pub mod bound;
 pub mod cwd;
 pub mod env;
+mod fold;
+mod group;
 pub mod io;
+pub mod schema_file;
 pub mod supervise;
 pub mod user;
 
@@ -24,17 +31,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 use tracing::Instrument;
 
+pub use self::fold::refusal_warning;
+use self::fold::{Finish, Fold, Stop};
+use self::group::{ProcessGroup, terminate};
 use self::io::{Line, LineReader, TailBuffer, strip_backtraces};
+use crate::codex::exec_argv;
 use crate::codex::stderr::{RefusalCounter, rust_log};
-use crate::codex::{SummaryBuilder, ThreadEvent, exec_argv};
 use crate::error::ToolError;
 use crate::job::{Job, RunOutput};
 use crate::policy::EnvPolicy;
@@ -54,6 +63,9 @@ pub struct RunnerConfig {
     pub max_event_log_bytes: usize,
     /// Bytes of stderr kept.
     pub stderr_tail_bytes: usize,
+    /// How long Codex may keep retrying its model connection ("Reconnecting...") before
+    /// the run is stopped with the reason (`TWOBOT_MODEL_UNREACHABLE_SEC`).
+    pub model_unreachable: Duration,
     /// The `2bot-mcp` binary to start as the run supervisor ([`supervise`]); `None` starts
     /// Codex directly (library use: then a `setsid` command can outlive its run).
     pub supervisor: Option<PathBuf>,
@@ -73,12 +85,16 @@ impl RunnerConfig {
             max_line_bytes: 1024 * 1024,
             max_event_log_bytes: 8 * 1024 * 1024,
             stderr_tail_bytes: 16 * 1024,
+            model_unreachable: DEFAULT_MODEL_UNREACHABLE,
             supervisor: None,
             roots: Vec::new(),
             codex_user: None,
         }
     }
 }
+
+/// Default of [`RunnerConfig::model_unreachable`]: well past a blip, well within a minute.
+pub const DEFAULT_MODEL_UNREACHABLE: Duration = Duration::from_secs(45);
 
 /// Runs Codex for each [`Job`]. Cheap to clone; clones share the run tracker.
 #[derive(Clone, Debug)]
@@ -148,13 +164,6 @@ impl Service<Job> for CodexRunner {
     }
 }
 
-/// Why the read loop stopped before Codex finished on its own.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stop {
-    TimedOut,
-    Cancelled,
-}
-
 /// Open `path` (canonical, checked by the policy) beneath its root, following no symlink:
 /// it is still the directory the policy allowed. The refusal names the checked path and
 /// the roots, never where a name points now.
@@ -207,7 +216,20 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
     for (i, dir) in spec.add_dirs.iter().enumerate() {
         reopen(&format!("add_dirs[{i}]"), dir, &config.roots)?;
     }
-    let argv = exec_argv(&spec);
+    // Lives until the run ends: dropping it removes the file.
+    let schema_file = match &spec.output_schema {
+        None => None,
+        Some(schema) => Some(
+            schema_file::SchemaFile::create(
+                &std::env::temp_dir(),
+                schema,
+                config.codex_user.as_ref().map(|(uid, gid, _)| (*uid, *gid)),
+            )
+            .map_err(|e| ToolError::OutputSchemaFile(e.kind().to_string()))?,
+        ),
+    };
+    let argv = exec_argv(&spec, schema_file.as_ref().map(|f| f.path()));
+    let env = child_env(&config.env, ctx.request_id.as_deref());
     let mut command = match &config.supervisor {
         Some(supervisor) => {
             let args = supervise::Args {
@@ -232,7 +254,7 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
     command
         .current_dir(workdir.proc_path())
         .env_clear()
-        .envs(child_env(&config.env, ctx.request_id.as_deref()))
+        .envs(&env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -284,6 +306,8 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
     let deadline = tokio::time::sleep(spec.timeout);
     tokio::pin!(deadline);
     let mut drain: Option<Pin<Box<tokio::time::Sleep>>> = None;
+    // Armed while Codex says it is retrying its model connection; disarmed by anything else.
+    let mut unreachable: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut status: Option<ExitStatus> = None;
 
     let stop = loop {
@@ -294,7 +318,16 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
             () = ctx.cancel.cancelled() => break Some(Stop::Cancelled),
             () = &mut deadline => break Some(Stop::TimedOut),
             line = next_line(&mut stdout), if stdout.is_some() => match line {
-                Some(line) => fold.line(line),
+                Some(line) => {
+                    fold.line(line);
+                    match (fold.reconnecting(), unreachable.is_some()) {
+                        (true, false) => {
+                            unreachable = Some(Box::pin(tokio::time::sleep(config.model_unreachable)));
+                        }
+                        (false, true) => unreachable = None,
+                        _ => {}
+                    }
+                }
                 None => stdout = None,
             },
             exited = child.wait(), if status.is_none() => {
@@ -305,6 +338,16 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
                 drain = Some(Box::pin(tokio::time::sleep(DRAIN_AFTER_EXIT)));
             },
             () = async { if let Some(d) = drain.as_mut() { d.await } }, if drain.is_some() => break None,
+            () = async { if let Some(u) = unreachable.as_mut() { u.await } }, if unreachable.is_some() => {
+                // Said while Codex is still alive: the probe sees the endpoint as Codex does.
+                let reason = crate::model_endpoint::unreachable_reason(
+                    &env,
+                    config.model_unreachable,
+                    fold.last_error(),
+                )
+                .await;
+                break Some(Stop::ModelUnreachable(reason));
+            },
         }
     };
 
@@ -367,219 +410,5 @@ where
     match reader {
         Some(r) => r.next_line().await.ok().flatten(),
         None => std::future::pending().await,
-    }
-}
-
-/// SIGTERM the group, wait up to `grace`, then SIGKILL; returns Codex's status once reaped.
-async fn terminate(child: &mut Child, group: &ProcessGroup, grace: Duration) -> Option<ExitStatus> {
-    group.signal(Signal::SIGTERM);
-    match tokio::time::timeout(grace, child.wait()).await {
-        Ok(status) => status.ok(),
-        Err(_) => {
-            group.signal(Signal::SIGKILL);
-            child.wait().await.ok()
-        }
-    }
-}
-
-/// Codex's process group; SIGKILLed when dropped, so an abandoned run leaves nothing behind.
-#[derive(Debug)]
-struct ProcessGroup(Option<Pid>);
-
-impl ProcessGroup {
-    fn of(child: &Child) -> Self {
-        Self(
-            child
-                .id()
-                .and_then(|id| i32::try_from(id).ok())
-                .map(Pid::from_raw),
-        )
-    }
-
-    fn signal(&self, signal: Signal) {
-        if let Some(pgid) = self.0 {
-            // ESRCH (the group is already gone) is the normal case after a clean exit.
-            let _ = killpg(pgid, signal);
-        }
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        self.signal(Signal::SIGKILL);
-    }
-}
-
-/// Accumulates the stdout side of a run.
-struct Fold {
-    summary: SummaryBuilder,
-    events: Option<Vec<serde_json::Value>>,
-    event_bytes: usize,
-    max_event_bytes: usize,
-    event_log_truncated: bool,
-    progress: Option<tokio::sync::mpsc::Sender<String>>,
-}
-
-struct Finish {
-    status: Option<ExitStatus>,
-    stop: Option<Stop>,
-    stderr: String,
-    /// Codex's sandbox refusals counted on stderr.
-    sandbox_refused: u64,
-    argv: Vec<String>,
-    duration: Duration,
-    timeout: Duration,
-}
-
-impl Fold {
-    fn new(
-        config: &RunnerConfig,
-        keep_events: bool,
-        progress: Option<tokio::sync::mpsc::Sender<String>>,
-    ) -> Self {
-        Self {
-            summary: SummaryBuilder::new(),
-            events: keep_events.then(Vec::new),
-            event_bytes: 0,
-            max_event_bytes: config.max_event_log_bytes,
-            event_log_truncated: false,
-            progress,
-        }
-    }
-
-    fn line(&mut self, line: Line) {
-        if line.truncated() {
-            self.summary.unrecognized();
-            self.keep(
-                serde_json::json!({"type": "2bot.oversized_line", "bytes": line.len}),
-                64,
-            );
-            return;
-        }
-        match ThreadEvent::parse(&line.bytes) {
-            Some(event) => {
-                if let Some(message) = self.summary.apply(&event)
-                    && let Some(progress) = &self.progress
-                {
-                    // Lossy by design: a slow client must never stall Codex's stdout.
-                    let _ = progress.try_send(message);
-                }
-                if self.events.is_some()
-                    && let Ok(value) = serde_json::from_slice(&line.bytes)
-                {
-                    self.keep(value, line.len);
-                }
-            }
-            None if line.bytes.iter().all(u8::is_ascii_whitespace) => {}
-            None => {
-                self.summary.unrecognized();
-                let text = String::from_utf8_lossy(&line.bytes).into_owned();
-                self.keep(
-                    serde_json::json!({"type": "2bot.unparsed_line", "line": text}),
-                    line.len,
-                );
-            }
-        }
-    }
-
-    fn keep(&mut self, value: serde_json::Value, size: usize) {
-        let Some(events) = self.events.as_mut() else {
-            return;
-        };
-        if self.event_bytes + size > self.max_event_bytes {
-            self.event_log_truncated = true;
-            return;
-        }
-        self.event_bytes += size;
-        events.push(value);
-    }
-
-    fn finish(self, f: Finish) -> RunOutput {
-        let exit_code = f.status.and_then(|s| s.code());
-        let turn_failed = self.summary.turn_failed().map(str::to_owned);
-        let turn_completed = self.summary.turn_completed();
-        let mut summary = self.summary.finish();
-        if let Some(warning) = refusal_warning(f.sandbox_refused) {
-            summary.warnings.push(warning);
-        }
-        let error = match f.stop {
-            Some(Stop::Cancelled) => Some(
-                "cancelled: the call was cancelled, so Codex and its commands were stopped; partial output is kept"
-                    .to_owned(),
-            ),
-            Some(Stop::TimedOut) => Some(format!(
-                "timed out after {} s (timeout_sec): Codex and its commands were killed; partial output is kept",
-                f.timeout.as_secs()
-            )),
-            None => match (f.status, turn_failed) {
-                (_, Some(message)) => Some(format!("Codex turn failed: {message}")),
-                (Some(status), None) if !status.success() => Some(match status.code() {
-                    Some(code) => format!("Codex exited with status {code}: {}", stderr_reason(&f.stderr, &summary.errors)),
-                    None => format!("Codex was killed by a signal ({status})"),
-                }),
-                (Some(_), None) if !turn_completed => Some(format!(
-                    "Codex exited without completing its turn: {}",
-                    stderr_reason(&f.stderr, &summary.errors)
-                )),
-                (None, None) => Some("Codex's exit status could not be read".to_owned()),
-                _ => None,
-            },
-        };
-        RunOutput {
-            ok: error.is_none(),
-            exit_code,
-            timed_out: f.stop == Some(Stop::TimedOut),
-            cancelled: f.stop == Some(Stop::Cancelled),
-            error,
-            duration_ms: u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX),
-            argv: f.argv,
-            stderr_tail: f.stderr,
-            sandbox_refused: f.sandbox_refused,
-            summary,
-            events: self.events,
-            event_log_truncated: self.event_log_truncated,
-        }
-    }
-}
-
-/// The warning a run with sandbox refusals carries, for the caller and the model.
-pub fn refusal_warning(refused: u64) -> Option<String> {
-    (refused > 0).then(|| {
-        format!(
-            "Codex's sandbox refused {refused} operation(s) in this run: a command may have failed or not run at all, even if it is not listed in commands. If no command can run, `2bot-mcp doctor` checks the sandbox on this machine."
-        )
-    })
-}
-
-/// The most telling line of a failed run: Codex's `Error:` line, else the last stream error,
-/// else the last stderr line.
-fn stderr_reason(stderr: &str, errors: &[String]) -> String {
-    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
-    lines()
-        .rfind(|l| l.starts_with("Error:") || l.starts_with("error:"))
-        .map(|l| {
-            l.trim_start_matches("Error:")
-                .trim_start_matches("error:")
-                .trim()
-                .to_owned()
-        })
-        .or_else(|| errors.last().cloned())
-        .or_else(|| lines().next_back().map(str::to_owned))
-        .unwrap_or_else(|| "no error message (see stderr_tail and events)".to_owned())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_error_line_wins_over_warnings_in_stderr() {
-        let stderr = "WARNING: proceeding\nError: approval_policy = \"untrusted\" is no longer supported; remove this setting";
-        assert_eq!(
-            stderr_reason(stderr, &[]),
-            "approval_policy = \"untrusted\" is no longer supported; remove this setting"
-        );
-        assert_eq!(stderr_reason("", &["stream broke".into()]), "stream broke");
-        assert_eq!(stderr_reason("just this\n", &[]), "just this");
     }
 }

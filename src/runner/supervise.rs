@@ -237,6 +237,12 @@ fn supervise(args: &Args) -> Result<End, Failure> {
                 Ok(WaitStatus::Signaled(pid, signal, _)) if pid == codex => {
                     codex_end = Some(End::Signal(signal));
                 }
+                // No child left at all: Codex was reaped while we killed the tree (its
+                // status went with it), so it ended by our SIGKILL.
+                Err(Errno::ECHILD) => {
+                    codex_end.get_or_insert(End::Signal(Signal::SIGKILL));
+                    break;
+                }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => {}
             }

@@ -74,6 +74,9 @@ pub struct RunSnapshot {
     pub elapsed_ms: u64,
     /// Start time, seconds since the Unix epoch.
     pub started_at: u64,
+    /// True while the run waits for a slot (Codex not started yet); absent otherwise.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub queued: bool,
     /// The latest progress messages, oldest first.
     pub progress: Vec<String>,
     /// Why the run could not run at all (cancelled while queued, Codex not startable).
@@ -301,6 +304,7 @@ impl RunHandle {
             elapsed_ms: u64::try_from(self.shared.started.elapsed().as_millis())
                 .unwrap_or(u64::MAX),
             started_at: self.shared.started_at,
+            queued: matches!(self.shared.status.borrow().phase, Phase::Queued),
             progress: self
                 .shared
                 .progress

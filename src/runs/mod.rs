@@ -157,8 +157,9 @@ impl Runs {
         }
         // The request itself first: a bad one never takes a place anyone else could use.
         let spec = check(&inner.policy, &caller.principal, request).map_err(RunRefusal::Policy)?;
-        // A resume must name a thread this caller started.
-        if let Some(thread) = &spec.resume
+        // A resume or a fork must name a thread this caller started (a fork is a new
+        // thread, owned by whoever forked it).
+        if let Some(thread) = spec.resume.as_ref().or(spec.fork.as_ref())
             && let Err(rule) = inner.owners.check(thread, &caller.principal)
         {
             return Err(RunRefusal::ThreadOwner(Refusal {
@@ -176,6 +177,44 @@ impl Runs {
         };
         let ticket = inner.queue.ticket(&caller.quota)?;
         Ok((spec, reservation, ticket))
+    }
+}
+
+/// What the call asked of Codex's features that its result must answer.
+#[derive(Debug, Clone, Copy)]
+struct Asked {
+    /// An output schema: return the final message as JSON too.
+    output: bool,
+    /// A review of a target, which Codex runs without the prompt.
+    target_review: bool,
+}
+
+impl Asked {
+    fn of(spec: &RunSpec) -> Self {
+        Self {
+            output: spec.output_schema.is_some(),
+            target_review: matches!(&spec.review, Some(r) if *r != crate::job::Review::Custom),
+        }
+    }
+
+    /// Add `output`, and the warnings the caller must read, to a finished run.
+    fn complete(self, out: &mut crate::job::RunOutput) {
+        if self.target_review {
+            out.summary.warnings.push(
+                "Codex 0.169 reviews --uncommitted, --base and --commit with its own instructions only: the prompt was not sent (use review={\"custom\":true} for instructions of your own)".to_owned(),
+            );
+        }
+        if self.output {
+            match crate::codex::structured::structured_output(out.summary.final_message.as_deref())
+            {
+                Ok(value) => out.output = Some(value),
+                Err(why) if out.ok => out
+                    .summary
+                    .warnings
+                    .push(format!("output_schema: {why}; `output` is absent")),
+                Err(_) => {}
+            }
+        }
     }
 }
 
@@ -209,6 +248,7 @@ impl Admitted {
             let admitted = Instant::now();
             let facts = inner.observer.facts(&spec);
             let new_thread = spec.resume.is_none().then_some(spec.ephemeral);
+            let asked = Asked::of(&spec);
             let ended = match ticket.slot(&cancel).await {
                 None => Ended::NotRun(ToolError::CancelledInQueue),
                 Some(slot) => {
@@ -232,7 +272,8 @@ impl Admitted {
                     let (result, ()) = tokio::join!(inner.runner.clone().oneshot(job), collect);
                     drop(slot);
                     match result {
-                        Ok(out) => {
+                        Ok(mut out) => {
+                            asked.complete(&mut out);
                             if let (Some(ephemeral), Some(thread_id)) =
                                 (new_thread, &out.summary.thread_id)
                             {

@@ -213,7 +213,35 @@ async fn a_setsid_process_dies_when_the_stdio_server_is_killed() -> Result<()> {
         gone_within(codex, WITHIN).await,
         "codex {codex} survived the server"
     );
+    assert_no_supervisor_of(server.pid).await;
     Ok(())
+}
+
+/// Run supervisors of server `pid` (their argv names it) still alive after `WITHIN`.
+async fn assert_no_supervisor_of(pid: u32) {
+    let needle = format!("__supervise\0{pid}\0");
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let left: Vec<String> = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+                String::from_utf8_lossy(&cmdline)
+                    .contains(&needle)
+                    .then(|| e.file_name().to_string_lossy().into_owned())
+            })
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "supervisors {left:?} outlived their server {pid}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// ... and when the HTTP server is SIGKILLed mid-run.
@@ -233,6 +261,7 @@ async fn a_setsid_process_dies_when_the_http_server_is_killed() -> Result<()> {
     let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
         .await?
         .parse()?;
+    let server_pid = server.child.id().context("server pid")?;
     server.child.start_kill()?;
     assert!(
         gone_within(pid, WITHIN).await,
@@ -242,6 +271,7 @@ async fn a_setsid_process_dies_when_the_http_server_is_killed() -> Result<()> {
         gone_within(codex, WITHIN).await,
         "codex {codex} survived the server"
     );
+    assert_no_supervisor_of(server_pid).await;
     call_task.abort();
     Ok(())
 }

@@ -14,6 +14,8 @@ use crate::common::real_codex;
 struct Setup {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
+    /// The model endpoint: a listening socket is enough for doctor's connect-only probe.
+    model: std::net::TcpListener,
 }
 
 impl Setup {
@@ -24,9 +26,13 @@ impl Setup {
         let codex_home = base.join("codex-home");
         std::fs::create_dir_all(&root)?;
         std::fs::create_dir_all(&codex_home)?;
+        let model = std::net::TcpListener::bind("127.0.0.1:0")?;
         std::fs::write(
             codex_home.join("config.toml"),
-            "model_provider = \"mock\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://127.0.0.1:9/v1\"\nwire_api = \"responses\"\n",
+            format!(
+                "model_provider = \"mock\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://{}/v1\"\nwire_api = \"responses\"\n",
+                model.local_addr()?
+            ),
         )?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -46,7 +52,7 @@ impl Setup {
             ("TWOBOT_TRANSPORT".into(), "http".into()),
             ("TWOBOT_PORT".into(), port.to_string()),
         ];
-        Ok(Self { dir, env })
+        Ok(Self { dir, env, model })
     }
 
     fn with(mut self, key: &str, value: impl Into<String>) -> Self {
@@ -88,12 +94,29 @@ async fn doctor_passes_on_a_healthy_setup() -> Result<()> {
         "(codex-cli 0.169.0)",
         "[ok  ] codex credentials: model provider \"mock\"",
         "[ok  ] codex sandbox: runs a command",
+        "[ok  ] model endpoint: 127.0.0.1:",
         "[ok  ] auth: no-auth mode on loopback",
         "[ok  ] port:",
         "doctor: no problem found",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
+    Ok(())
+}
+
+/// A model endpoint nobody listens on is named, with why, before any run retries into it.
+#[tokio::test]
+async fn doctor_names_a_model_endpoint_it_cannot_connect_to() -> Result<()> {
+    let mut setup = Setup::healthy()?;
+    // Free the port: nothing listens there now.
+    let addr = setup.model.local_addr()?;
+    setup.model = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let (code, out, _) = setup.run(&["doctor"]).await?;
+    assert_eq!(code, Some(1), "{out}");
+    let line =
+        format!("[FAIL] model endpoint: {addr}: connection refused (model provider \"mock\"");
+    assert!(out.contains(&line), "missing {line:?} in:\n{out}");
+    assert!(out.ends_with("doctor: 1 problem(s) found\n"), "{out}");
     Ok(())
 }
 

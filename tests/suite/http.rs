@@ -200,9 +200,11 @@ async fn auth_accepts_valid_tokens_and_refuses_every_broken_one() -> Result<()> 
                 && challenge.contains("resource_metadata="),
             "{name}: {challenge}"
         );
-        let body = resp.text().await?;
+        let body: Value = resp.json().await?;
+        assert_eq!(body["error"], "unauthorized", "{name}: {body}");
         assert_eq!(
-            body, r#"{"error":"unauthorized"}"#,
+            body["reason"],
+            "this endpoint requires a valid bearer token (Authorization: Bearer <token>); WWW-Authenticate names the resource metadata",
             "{name}: no detail leaks"
         );
     }

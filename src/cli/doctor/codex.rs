@@ -2,7 +2,7 @@
 //! whether its sandbox can run a command on this machine. They start Codex with the very
 //! environment a run gives it, so what passes here is what a run will meet.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -83,6 +83,7 @@ pub(super) async fn codex_checks(config: &Config) -> Vec<Check> {
     };
     report.push(check(level, "codex", detail));
     report.push(credentials_check(&env));
+    report.push(model_endpoint_check(&env).await);
     report.push(sandbox_check(&path, &config.policy.default_cwd, &env).await);
     report
 }
@@ -140,6 +141,52 @@ async fn sandbox_check(
             cwd.display()
         ),
     )
+}
+
+/// Can this machine open a connection to Codex's model endpoint? (Here, not in
+/// `model_endpoint`, which the runner uses too and so must not know the doctor's report.)
+async fn model_endpoint_check(env: &BTreeMap<OsString, OsString>) -> Check {
+    use crate::model_endpoint::{PROBE_TIMEOUT, for_env, probe};
+    let missing_home = env
+        .get(&OsString::from("CODEX_HOME"))
+        .filter(|h| !h.is_empty() && !Path::new(h).is_dir());
+    let (level, detail) = match (missing_home, for_env(env)) {
+        // Codex stops at start-up then (the sandbox check says so); it never calls its model.
+        (Some(home), _) => (
+            Level::Skip,
+            format!(
+                "not probed: CODEX_HOME {} does not exist",
+                Path::new(home).display()
+            ),
+        ),
+        (None, result) => match result {
+            Err(e) => (
+                Level::Fail,
+                format!("{e}; Codex cannot send a prompt anywhere"),
+            ),
+            Ok(endpoint) => match probe(&endpoint, PROBE_TIMEOUT).await {
+                Ok(()) => (
+                    Level::Ok,
+                    format!(
+                        "{endpoint} accepts connections (model provider {:?}, {}; TCP connect only, nothing sent)",
+                        endpoint.provider, endpoint.url
+                    ),
+                ),
+                Err(why) => (
+                    Level::Fail,
+                    format!(
+                        "{endpoint}: {why} (model provider {:?}, {}); every run would retry, then stop after TWOBOT_MODEL_UNREACHABLE_SEC; check the network, a proxy, or base_url in Codex's config.toml",
+                        endpoint.provider, endpoint.url
+                    ),
+                ),
+            },
+        },
+    };
+    Check {
+        level,
+        name: "model endpoint",
+        detail,
+    }
 }
 
 /// Where Codex would find credentials, in the environment it will actually get.

@@ -26,6 +26,7 @@ use tower::{Layer, Service};
 pub use self::jwks::{Jwks, JwksError, validate_url};
 pub use self::keys::{JwtKey, StaticToken, parse_tokens};
 pub use self::verify::{AuthConfig, AuthError, Authenticator, bearer};
+use crate::http::rescue;
 use crate::job::Principal;
 use crate::metrics::{AuthFailure, metrics};
 use crate::runs::Observer;
@@ -149,7 +150,11 @@ where
                     if observer.audit().is_some() {
                         audit_denied_tool_call(&observer, request, &error).await;
                     }
-                    Ok(Authenticator::reject(&config, &error, header.is_some()))
+                    Ok(rescue::render(&Authenticator::reject(
+                        &config,
+                        &error,
+                        header.is_some(),
+                    )))
                 }
             }
         })

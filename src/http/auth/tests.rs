@@ -249,7 +249,11 @@ fn a_signed_token_without_iss_or_sub_or_with_crit_is_refused_with_a_reason() {
             Err(AuthError::Unacceptable(r)) => assert!(r.contains(reason), "{name}: {r}"),
             other => panic!("{name}: {other:?}"),
         }
-        let response = Authenticator::reject(&config, &verify(&config, &token).unwrap_err(), true);
+        let response = crate::http::rescue::render(&Authenticator::reject(
+            &config,
+            &verify(&config, &token).unwrap_err(),
+            true,
+        ));
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{name}");
         let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
         assert!(

@@ -1,15 +1,14 @@
 //! The authentication decision, pure: a request's `Authorization` header and the
-//! configured credentials in, a [`Principal`] or an [`AuthError`] out; and the 401/403
-//! answer a refusal gets (RFC 6750 `WWW-Authenticate`, RFC 9728 `resource_metadata`).
+//! configured credentials in, a [`Principal`] or an [`AuthError`] out; and the
+//! [`Rejection`] a refusal gets (RFC 6750 `WWW-Authenticate`, RFC 9728 `resource_metadata`).
 
-use axum::body::Body;
-use http::header::WWW_AUTHENTICATE;
-use http::{HeaderValue, Response, StatusCode};
+use http::HeaderValue;
 use jsonwebtoken::Validation;
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::keys::{JwtKey, StaticToken};
+use crate::http::rescue::Rejection;
 use crate::job::Principal;
 
 /// How bearer tokens are checked.
@@ -74,7 +73,7 @@ struct Claims {
     scp: Option<serde_json::Value>,
 }
 
-/// The auth decisions (pure) and the rejection responses.
+/// The auth decisions (pure) and the rejections they lead to.
 #[derive(Clone, Copy, Debug)]
 pub struct Authenticator;
 
@@ -171,62 +170,39 @@ impl Authenticator {
         Err(last)
     }
 
-    pub(super) fn reject(
-        config: &AuthConfig,
-        error: &AuthError,
-        sent_token: bool,
-    ) -> Response<Body> {
+    /// The refusal `error` gets, with its RFC 6750 challenge (RFC 9728 `resource_metadata`).
+    pub(super) fn reject(config: &AuthConfig, error: &AuthError, sent_token: bool) -> Rejection {
         let metadata = &config.resource_metadata_url;
-        let (status, challenge) = match error {
-            AuthError::InsufficientScope(_) => (
-                StatusCode::FORBIDDEN,
-                format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{metadata}\"",
-                    config.required_scopes.join(" ")
-                ),
-            ),
-            AuthError::Repeated => (
-                StatusCode::BAD_REQUEST,
-                format!(
+        match error {
+            AuthError::InsufficientScope(_) => {
+                let required = config.required_scopes.join(" ");
+                Rejection::InsufficientScope {
+                    challenge: format!(
+                        "Bearer error=\"insufficient_scope\", scope=\"{required}\", resource_metadata=\"{metadata}\""
+                    ),
+                    required,
+                }
+            }
+            AuthError::Repeated => Rejection::RepeatedAuthorization {
+                challenge: format!(
                     "Bearer error=\"invalid_request\", error_description=\"more than one Authorization header\", resource_metadata=\"{metadata}\""
                 ),
-            ),
-            AuthError::Unacceptable(reason) => (
-                StatusCode::UNAUTHORIZED,
-                format!(
+            },
+            AuthError::Unacceptable(reason) => Rejection::UnacceptableToken {
+                reason,
+                challenge: format!(
                     "Bearer error=\"invalid_token\", error_description=\"{reason}\", resource_metadata=\"{metadata}\""
                 ),
-            ),
-            _ if sent_token => (
-                StatusCode::UNAUTHORIZED,
-                format!("Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\""),
-            ),
-            _ => (
-                StatusCode::UNAUTHORIZED,
-                format!("Bearer resource_metadata=\"{metadata}\""),
-            ),
-        };
-        let body = match (status, error) {
-            (StatusCode::FORBIDDEN, _) => r#"{"error":"insufficient_scope"}"#.to_owned(),
-            (StatusCode::BAD_REQUEST, _) => {
-                r#"{"error":"invalid_request","reason":"more than one Authorization header"}"#
-                    .to_owned()
-            }
-            (_, AuthError::Unacceptable(reason)) => {
-                serde_json::json!({"error": "invalid_token", "reason": reason}).to_string()
-            }
-            _ => r#"{"error":"unauthorized"}"#.to_owned(),
-        };
-        let mut response = Response::new(Body::from(body));
-        *response.status_mut() = status;
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(WWW_AUTHENTICATE, v);
+            },
+            _ if sent_token => Rejection::Unauthenticated {
+                challenge: format!(
+                    "Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\""
+                ),
+            },
+            _ => Rejection::Unauthenticated {
+                challenge: format!("Bearer resource_metadata=\"{metadata}\""),
+            },
         }
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
     }
 }
 

@@ -1,0 +1,217 @@
+//! The stdout side of a run: [`Fold`] turns Codex's JSONL, line by line, into the
+//! summary (and the opt-in event log), and [`Fold::finish`] turns that plus how the
+//! process ended into the [`RunOutput`] every path returns, fitted to the reply budget
+//! ([`super::bound`]). Split from the runner so the process handling reads on its own.
+
+use std::process::ExitStatus;
+use std::time::Duration;
+
+use super::bound;
+use super::io::Line;
+use crate::codex::{SummaryBuilder, ThreadEvent};
+use crate::job::RunOutput;
+
+/// Why the read loop stopped before Codex finished on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Stop {
+    /// `timeout_sec` passed.
+    TimedOut,
+    /// The client cancelled (or the server shut down).
+    Cancelled,
+    /// Codex kept failing to reach its model; the sentence says which endpoint and why.
+    ModelUnreachable(String),
+}
+
+/// Accumulates the stdout side of a run.
+pub(super) struct Fold {
+    summary: SummaryBuilder,
+    events: Option<Vec<serde_json::Value>>,
+    event_bytes: usize,
+    max_event_bytes: usize,
+    event_log_truncated: bool,
+    progress: Option<tokio::sync::mpsc::Sender<String>>,
+}
+
+pub(super) struct Finish {
+    pub status: Option<ExitStatus>,
+    pub stop: Option<Stop>,
+    pub stderr: String,
+    /// Codex's sandbox refusals counted on stderr.
+    pub sandbox_refused: u64,
+    pub argv: Vec<String>,
+    pub duration: Duration,
+    pub timeout: Duration,
+}
+
+impl Fold {
+    pub fn new(
+        config: &super::RunnerConfig,
+        keep_events: bool,
+        progress: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Self {
+        Self {
+            summary: SummaryBuilder::new(),
+            events: keep_events.then(Vec::new),
+            event_bytes: 0,
+            max_event_bytes: config.max_event_log_bytes,
+            event_log_truncated: false,
+            progress,
+        }
+    }
+
+    pub fn line(&mut self, line: Line) {
+        if line.truncated() {
+            self.summary.unrecognized();
+            self.keep(
+                serde_json::json!({"type": "2bot.oversized_line", "bytes": line.len}),
+                64,
+            );
+            return;
+        }
+        match ThreadEvent::parse(&line.bytes) {
+            Some(event) => {
+                if let Some(message) = self.summary.apply(&event)
+                    && let Some(progress) = &self.progress
+                {
+                    // Lossy by design: a slow client must never stall Codex's stdout.
+                    let _ = progress.try_send(message);
+                }
+                if self.events.is_some()
+                    && let Ok(value) = serde_json::from_slice(&line.bytes)
+                {
+                    self.keep(value, line.len);
+                }
+            }
+            None if line.bytes.iter().all(u8::is_ascii_whitespace) => {}
+            None => {
+                self.summary.unrecognized();
+                let text = String::from_utf8_lossy(&line.bytes).into_owned();
+                self.keep(
+                    serde_json::json!({"type": "2bot.unparsed_line", "line": text}),
+                    line.len,
+                );
+            }
+        }
+    }
+
+    /// Whether Codex is retrying its model connection right now.
+    pub fn reconnecting(&self) -> bool {
+        self.summary.reconnecting()
+    }
+
+    /// Codex's latest error.
+    pub fn last_error(&self) -> Option<&str> {
+        self.summary.last_error()
+    }
+
+    fn keep(&mut self, value: serde_json::Value, size: usize) {
+        let Some(events) = self.events.as_mut() else {
+            return;
+        };
+        if self.event_bytes + size > self.max_event_bytes {
+            self.event_log_truncated = true;
+            return;
+        }
+        self.event_bytes += size;
+        events.push(value);
+    }
+
+    pub fn finish(self, f: Finish) -> RunOutput {
+        let exit_code = f.status.and_then(|s| s.code());
+        let timed_out = f.stop == Some(Stop::TimedOut);
+        let cancelled = f.stop == Some(Stop::Cancelled);
+        let last_error = self.summary.last_error().map_or_else(
+            || "; Codex reported no error before that".to_owned(),
+            |e| format!("; Codex's last error: {e}"),
+        );
+        let turn_failed = self.summary.turn_failed().map(str::to_owned);
+        let turn_completed = self.summary.turn_completed();
+        let mut summary = self.summary.finish();
+        if let Some(warning) = refusal_warning(f.sandbox_refused) {
+            summary.warnings.push(warning);
+        }
+        let error = match f.stop {
+            Some(Stop::Cancelled) => Some(
+                "cancelled: the call was cancelled, so Codex and its commands were stopped; partial output is kept"
+                    .to_owned(),
+            ),
+            Some(Stop::TimedOut) => Some(format!(
+                "timed out after {} s (timeout_sec): Codex and its commands were killed; partial output is kept{last_error}",
+                f.timeout.as_secs()
+            )),
+            Some(Stop::ModelUnreachable(reason)) => Some(reason),
+            None => match (f.status, turn_failed) {
+                (_, Some(message)) => Some(format!("Codex turn failed: {message}")),
+                (Some(status), None) if !status.success() => Some(match status.code() {
+                    Some(code) => format!("Codex exited with status {code}: {}", stderr_reason(&f.stderr, &summary.errors)),
+                    None => format!("Codex was killed by a signal ({status})"),
+                }),
+                (Some(_), None) if !turn_completed => Some(format!(
+                    "Codex exited without completing its turn: {}",
+                    stderr_reason(&f.stderr, &summary.errors)
+                )),
+                (None, None) => Some("Codex's exit status could not be read".to_owned()),
+                _ => None,
+            },
+        };
+        let mut output = RunOutput {
+            ok: error.is_none(),
+            exit_code,
+            timed_out,
+            cancelled,
+            error,
+            duration_ms: u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX),
+            argv: f.argv,
+            stderr_tail: f.stderr,
+            sandbox_refused: f.sandbox_refused,
+            summary,
+            events: self.events,
+            event_log_truncated: self.event_log_truncated,
+            output: None,
+        };
+        bound::fit(&mut output, bound::REPLY_BUDGET);
+        output
+    }
+}
+
+/// The warning a run with sandbox refusals carries, for the caller and the model.
+pub fn refusal_warning(refused: u64) -> Option<String> {
+    (refused > 0).then(|| {
+        format!(
+            "Codex's sandbox refused {refused} operation(s) in this run: a command may have failed or not run at all, even if it is not listed in commands. If no command can run, `2bot-mcp doctor` checks the sandbox on this machine."
+        )
+    })
+}
+
+/// The most telling line of a failed run: Codex's `Error:` line, else the last stream error,
+/// else the last stderr line.
+pub(super) fn stderr_reason(stderr: &str, errors: &[String]) -> String {
+    let lines = || stderr.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .rfind(|l| l.starts_with("Error:") || l.starts_with("error:"))
+        .map(|l| {
+            l.trim_start_matches("Error:")
+                .trim_start_matches("error:")
+                .trim()
+                .to_owned()
+        })
+        .or_else(|| errors.last().cloned())
+        .or_else(|| lines().next_back().map(str::to_owned))
+        .unwrap_or_else(|| "no error message (see stderr_tail and events)".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_line_wins_over_warnings_in_stderr() {
+        let stderr = "WARNING: proceeding\nError: approval_policy = \"untrusted\" is no longer supported; remove this setting";
+        assert_eq!(
+            stderr_reason(stderr, &[]),
+            "approval_policy = \"untrusted\" is no longer supported; remove this setting"
+        );
+        assert_eq!(stderr_reason("", &["stream broke".into()]), "stream broke");
+        assert_eq!(stderr_reason("just this\n", &[]), "just this");
+    }
+}
