@@ -9,9 +9,11 @@
 //! - [`cli`]: what the binary does besides serving: `--print-config` and `doctor`.
 //! - [`stdio`]: the stdio transport (the caller is the local user).
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
-//!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body checks).
+//!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body
+//!   checks), every refusal rendered by `http::rescue` in one body shape.
 //! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
-//!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling.
+//!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling,
+//!   and the run card (MCP Apps).
 //! - [`runs`]: the one run lifecycle every path shares: `admit` (a permit or a typed
 //!   refusal, nothing spawned), `RunHandle` (progress, cancel, outcome), kept runs (tasks
 //!   and background runs), and where audit records and metrics are written.
