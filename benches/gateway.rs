@@ -148,8 +148,8 @@ async fn spawn_bench_http_costing(cost: &str, extra: &[(&str, &str)]) -> Result<
     spawn_http(&all).await
 }
 
-async fn http_calls(calls: usize, cost: &str) -> Result<Timings> {
-    let server = spawn_bench_http_costing(cost, &[]).await?;
+async fn http_calls(calls: usize, cost: &str, extra: &[(&str, &str)]) -> Result<Timings> {
+    let server = spawn_bench_http_costing(cost, extra).await?;
     let client = http_client(&server.url, Some("tok-bench-0123456789")).await?;
     let (mut samples, mut own) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
     for _ in 0..calls {
@@ -228,8 +228,10 @@ async fn memory() -> Result<(u64, u64, Duration)> {
 }
 
 /// `tools/list` requests per second through every layer, from `clients` connections.
-async fn throughput(clients: usize, for_how_long: Duration) -> Result<f64> {
-    let server = spawn_bench_http(&[("TWOBOT_LOG_LEVEL", "info")]).await?;
+async fn throughput(clients: usize, for_how_long: Duration, extra: &[(&str, &str)]) -> Result<f64> {
+    let mut env = vec![("TWOBOT_LOG_LEVEL", "info")];
+    env.extend_from_slice(extra);
+    let server = spawn_bench_http(&env).await?;
     let session = raw_session(&server.url, Some("tok-bench-0123456789")).await?;
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + for_how_long;
@@ -284,6 +286,14 @@ async fn main() -> Result<()> {
         "| per call (fake Codex of fixed cost) | p50 | p99 | p50 vs direct | p50 difference |"
     );
     println!("|---|---|---|---|---|");
+    // Issue 12's operator features: an audit record per run and every metric, on.
+    let audit_dir = tempfile::tempdir()?;
+    let audit_path = audit_dir.path().join("audit.jsonl");
+    let audit_path = audit_path.to_str().context("utf-8 temp path")?;
+    let observed: [(&str, &str); 2] = [
+        ("TWOBOT_AUDIT_LOG", audit_path),
+        ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
+    ];
     let mut own_rows = Vec::new();
     for cost in COSTS_MS {
         // Warm the page cache and the shell before measuring.
@@ -293,7 +303,8 @@ async fn main() -> Result<()> {
             direct(calls, &root, cost).await?,
         );
         let (stdio, stdio_own) = stdio_calls(calls, cost).await?;
-        let (http, http_own) = http_calls(calls, cost).await?;
+        let (http, http_own) = http_calls(calls, cost, &[]).await?;
+        let (observed_http, observed_own) = http_calls(calls, cost, &observed).await?;
         let stdio = row(&format!("{cost} ms: through 2Bot, stdio"), stdio);
         let http = row(
             &format!("{cost} ms: through 2Bot, HTTP (auth, rate limit, tracing)"),
@@ -304,7 +315,15 @@ async fn main() -> Result<()> {
             &format!("{cost} ms: HTTP (auth, rate limit, tracing)"),
             http_own,
         ));
-        for r in [&base, &stdio, &http] {
+        own_rows.push(row(
+            &format!("{cost} ms: HTTP + audit log + metrics"),
+            observed_own,
+        ));
+        let observed_http = row(
+            &format!("{cost} ms: through 2Bot, HTTP + audit log + metrics"),
+            observed_http,
+        );
+        for r in [&base, &stdio, &http, &observed_http] {
             let diff = r.p50.as_secs_f64() - base.p50.as_secs_f64();
             println!(
                 "| {} | {} | {} | {:.3}x | {:+.1} ms |",
@@ -345,11 +364,13 @@ async fn main() -> Result<()> {
         peak as f64 / 1024.0
     );
 
-    let rps = throughput(16, Duration::from_secs(10)).await?;
+    let rps = throughput(16, Duration::from_secs(10), &[]).await?;
+    let observed_rps = throughput(16, Duration::from_secs(10), &observed).await?;
     println!(
         "\n| HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s | requests/s |"
     );
     println!("|---|---|");
     println!("| one session | {rps:.0} |");
+    println!("| one session, audit log + metrics on | {observed_rps:.0} |");
     Ok(())
 }

@@ -172,7 +172,7 @@ fn default_true() -> bool {
 }
 
 /// Input of the `run_codex_prompt` tool: the seed's twelve parameters with its defaults,
-/// plus the optional `thread_id` (absent by default, so seed clients are unaffected).
+/// plus optional ones absent (or off) by default, so seed clients are unaffected.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "run_codex_prompt arguments")]

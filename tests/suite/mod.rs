@@ -17,6 +17,7 @@ mod operators;
 mod otel;
 mod policy;
 mod prometheus;
+mod readme;
 mod real_codex;
 mod rejections;
 mod replies;

@@ -23,8 +23,19 @@ async fn initialize_names_the_server_2bot_and_lists_exactly_one_tool() -> Result
     assert_eq!(tool.name, "run_codex_prompt");
     let schema = serde_json::Value::Object((*tool.input_schema).clone());
     let props = schema["properties"].as_object().unwrap();
-    // The seed's twelve parameters, plus the optional `thread_id` (absent by default).
-    assert_eq!(props.len(), 13, "{schema}");
+    // The seed's twelve parameters, plus optional ones that are absent (or off) by
+    // default: `thread_id`, `fork`, `reasoning_effort`, `images`, `output_schema`, `review`.
+    assert_eq!(props.len(), 18, "{schema}");
+    for optional in [
+        "thread_id",
+        "reasoning_effort",
+        "images",
+        "output_schema",
+        "review",
+    ] {
+        assert!(props[optional].get("default").is_none(), "{optional}");
+    }
+    assert_eq!(props["fork"]["default"], false);
     assert_eq!(props["thread_id"]["default"], json!(null));
     assert_eq!(props["timeout_sec"]["default"], 1800);
     assert_eq!(props["ephemeral"]["default"], true);
