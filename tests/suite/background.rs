@@ -311,10 +311,14 @@ async fn many_small_background_runs_keep_the_registry_and_memory_bounded() -> Re
             )
             .await?;
             if r.is_error == Some(true) {
+                // Room (TWOBOT_MAX_RUNS*), or a slot: the server's or this caller's
+                // share of the queue, on a machine slow enough to let runs pile up.
+                let why = text(&r);
                 assert!(
-                    text(&r).contains("TWOBOT_MAX_RUNS") || text(&r).contains("busy"),
-                    "{}",
-                    text(&r)
+                    why.contains("TWOBOT_MAX_RUNS")
+                        || why.starts_with("busy")
+                        || why.contains("TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL"),
+                    "{why}"
                 );
                 refused += 1;
             } else {
