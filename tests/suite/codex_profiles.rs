@@ -14,8 +14,31 @@ use crate::common::*;
 
 /// A directory outside the allowed root and outside `/tmp` (which workspace-write
 /// always lets Codex write).
+///
+/// The clone itself may live under `/tmp` (CI's does, sometimes), so the target
+/// directory is used only when it is not; otherwise a scratch directory under the home
+/// directory. Codex also ignores a `bwrap` found under a temporary directory.
 fn outside_dir() -> Result<tempfile::TempDir> {
-    Ok(tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR"))?)
+    let temp = std::env::temp_dir().canonicalize()?;
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let outside_tmp = |p: &Path| {
+        p.canonicalize()
+            .is_ok_and(|p| !p.starts_with(&temp) && !p.starts_with("/tmp"))
+    };
+    if outside_tmp(target) {
+        return Ok(tempfile::tempdir_in(target)?);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/var/tmp".into());
+    let scratch = home.join(".cache").join("twobot-test-scratch");
+    std::fs::create_dir_all(&scratch)?;
+    anyhow::ensure!(
+        outside_tmp(&scratch),
+        "no scratch directory outside /tmp for this test ({})",
+        scratch.display()
+    );
+    Ok(tempfile::tempdir_in(&scratch)?)
 }
 
 /// A profile that asks for everything: no sandbox, and `outside` writable.
