@@ -163,6 +163,7 @@ impl HttpSettings {
                     "{public_base}/.well-known/oauth-protected-resource{}",
                     args.http_path
                 ),
+                challenge_scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
             })
         };
         let nz = |var: &'static str, v: u32| {

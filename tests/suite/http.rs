@@ -138,14 +138,15 @@ async fn auth_accepts_valid_tokens_and_refuses_every_broken_one() -> Result<()> 
         client.cancel().await?;
     }
 
-    // No token: 401 naming the metadata URL.
+    // No token: 401 naming the metadata URL and the scopes to ask for (MCP's scope
+    // selection reads the challenge's `scope` first).
     let resp = post(&server.url, &initialize_body()).send().await?;
     assert_eq!(resp.status(), 401);
     let challenge = resp.headers()["www-authenticate"].to_str()?.to_owned();
     assert_eq!(
         challenge,
         format!(
-            "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\"",
+            "Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\", scope=\"codex:run\"",
             server.base
         )
     );

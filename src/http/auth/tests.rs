@@ -46,6 +46,7 @@ fn config() -> AuthConfig {
         required_scopes: vec![],
         resource_metadata_url: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
             .into(),
+        challenge_scopes: vec![],
     }
 }
 
@@ -394,4 +395,24 @@ fn a_jwk_naming_its_algorithm_admits_only_that_one() {
     let mut hmac = jwk;
     hmac.common.key_algorithm = Some(jsonwebtoken::jwk::KeyAlgorithm::HS256);
     assert!(JwtKey::from_jwk(&hmac).is_err());
+}
+
+#[test]
+fn the_401_challenge_names_the_scopes_a_client_should_ask_for() {
+    let mut config = config();
+    let challenge = |config: &AuthConfig, sent: bool| {
+        crate::http::rescue::render(&Authenticator::reject(config, &AuthError::Missing, sent))
+            .headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    // No scope known: no empty `scope=""` either.
+    assert!(!challenge(&config, false).contains("scope="));
+    config.challenge_scopes = vec!["codex:read".into(), "codex:write".into()];
+    for sent in [false, true] {
+        let c = challenge(&config, sent);
+        assert!(c.contains(r#"scope="codex:read codex:write""#), "{c}");
+        assert!(c.contains("resource_metadata="), "{c}");
+    }
 }

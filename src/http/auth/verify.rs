@@ -32,6 +32,10 @@ pub struct AuthConfig {
     pub required_scopes: Vec<String>,
     /// The protected-resource metadata URL, for `WWW-Authenticate`.
     pub resource_metadata_url: String,
+    /// Scopes named in the 401 challenge (`scope="…"`): what a client should ask its
+    /// authorization server for. MCP's scope selection reads the challenge first, then
+    /// `scopes_supported`; both list the required scopes, then the policy's.
+    pub challenge_scopes: Vec<String>,
 }
 
 /// Why a request was not authenticated. Details are logged, never sent.
@@ -196,13 +200,26 @@ impl Authenticator {
             },
             _ if sent_token => Rejection::Unauthenticated {
                 challenge: format!(
-                    "Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\""
+                    "Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\"{}",
+                    scope_param(&config.challenge_scopes)
                 ),
             },
             _ => Rejection::Unauthenticated {
-                challenge: format!("Bearer resource_metadata=\"{metadata}\""),
+                challenge: format!(
+                    "Bearer resource_metadata=\"{metadata}\"{}",
+                    scope_param(&config.challenge_scopes)
+                ),
             },
         }
+    }
+}
+
+/// `, scope="a b"` for a challenge, or nothing when no scope is named.
+fn scope_param(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        String::new()
+    } else {
+        format!(", scope=\"{}\"", scopes.join(" "))
     }
 }
 
