@@ -90,6 +90,34 @@ pub fn open_beneath(roots: &[PathBuf], path: &Path) -> Result<OpenDir, OpenError
     Ok(OpenDir(open_no_symlinks(Some(&root_fd), rel, flags)?))
 }
 
+/// Open the canonical regular file `path` beneath its allowed root for reading,
+/// following no symlink (the same walk as [`open_beneath`]).
+pub fn open_file_beneath(roots: &[PathBuf], path: &Path) -> Result<std::fs::File, OpenError> {
+    let (root, rel) = split_root(roots, path).ok_or(OpenError::OutsideRoots)?;
+    if rel.as_os_str().is_empty()
+        || rel
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(OpenError::Swapped);
+    }
+    let root_fd = open_no_symlinks(
+        None,
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+    )?;
+    let fd = open_no_symlinks(
+        Some(&root_fd),
+        rel,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+    )?;
+    let kind = SFlag::from_bits_truncate(fstat(&fd)?.st_mode) & SFlag::S_IFMT;
+    if kind != SFlag::S_IFREG {
+        return Err(OpenError::Gone);
+    }
+    Ok(std::fs::File::from(fd))
+}
+
 /// `openat2(dir or /, path, RESOLVE_NO_SYMLINKS [| RESOLVE_BENEATH])`, or per component
 /// with `O_NOFOLLOW` where the kernel has no `openat2`.
 fn open_no_symlinks(dir: Option<&OwnedFd>, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
@@ -117,21 +145,26 @@ fn open_by_components(dir: Option<&OwnedFd>, path: &Path, flags: OFlag) -> Resul
             .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?,
         None => open(Path::new("/"), flags, Mode::empty())?,
     };
-    for component in path.components() {
-        let name: &OsStr = match component {
-            Component::RootDir | Component::CurDir => continue,
-            Component::Normal(name) => name,
-            Component::ParentDir | Component::Prefix(_) => return Err(Errno::EXDEV),
-        };
+    let names = path
+        .components()
+        .filter_map(|component| match component {
+            Component::RootDir | Component::CurDir => None,
+            Component::Normal(name) => Some(Ok(name)),
+            Component::ParentDir | Component::Prefix(_) => Some(Err(Errno::EXDEV)),
+        })
+        .collect::<Result<Vec<&OsStr>, Errno>>()?;
+    let want_dir = flags.contains(OFlag::O_DIRECTORY);
+    for (i, name) in names.iter().enumerate() {
         // Without O_DIRECTORY too, or a symlink reads as ENOTDIR rather than ELOOP.
         let next = openat(
             &current,
-            name,
+            *name,
             flags.difference(OFlag::O_DIRECTORY) | OFlag::O_NOFOLLOW,
             Mode::empty(),
         )?;
         let kind = SFlag::from_bits_truncate(fstat(&next)?.st_mode) & SFlag::S_IFMT;
-        if kind != SFlag::S_IFDIR {
+        // Every component on the way is a directory; the last one too unless a file is asked for.
+        if kind != SFlag::S_IFDIR && (want_dir || i + 1 < names.len()) {
             return Err(Errno::ENOTDIR);
         }
         current = next;
@@ -201,6 +234,19 @@ mod tests {
         assert_eq!(
             open_by_components(Some(&root_fd), Path::new("link"), flags).unwrap_err(),
             Errno::ELOOP
+        );
+        // A file at the end opens when a file is asked for, never through a link.
+        std::fs::write(root.join("a/f.png"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", root.join("a/l.png")).unwrap();
+        let file = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+        assert!(open_by_components(Some(&root_fd), Path::new("a/f.png"), file).is_ok());
+        assert_eq!(
+            open_by_components(Some(&root_fd), Path::new("a/l.png"), file).unwrap_err(),
+            Errno::ELOOP
+        );
+        assert_eq!(
+            open_by_components(Some(&root_fd), Path::new("a/f.png"), flags).unwrap_err(),
+            Errno::ENOTDIR
         );
     }
 }

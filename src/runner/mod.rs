@@ -18,6 +18,7 @@ pub mod cwd;
 pub mod env;
 mod fold;
 mod group;
+pub mod images;
 pub mod io;
 pub mod schema_file;
 pub mod supervise;
@@ -175,17 +176,22 @@ fn reopen(
     cwd::open_beneath(roots, path).map_err(|e| ToolError::PathChanged {
         param: param.to_owned(),
         path: path.display().to_string(),
-        roots: if roots.is_empty() {
-            "any directory".to_owned()
-        } else {
-            roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(":")
-        },
+        roots: roots_text(roots),
         reason: e.to_string(),
     })
+}
+
+/// The allowed roots as a refusal names them.
+fn roots_text(roots: &[PathBuf]) -> String {
+    if roots.is_empty() {
+        "any directory".to_owned()
+    } else {
+        roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    }
 }
 
 /// The child's environment, plus the `RUST_LOG` that makes Codex report sandbox refusals.
@@ -207,7 +213,7 @@ const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Run one job to the end. Only a failure to start Codex is an `Err`.
 pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError> {
-    let Job { spec, ctx } = job;
+    let Job { mut spec, ctx } = job;
     // The policy resolved these paths, maybe long ago (the call may have queued): open
     // them again, right before the spawn, beneath their root and through no symlink.
     // Codex starts in the very directory opened here; the extra directories it is given
@@ -216,16 +222,30 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
     for (i, dir) in spec.add_dirs.iter().enumerate() {
         reopen(&format!("add_dirs[{i}]"), dir, &config.roots)?;
     }
+    let owner = config.codex_user.as_ref().map(|(uid, gid, _)| (*uid, *gid));
+    // Codex opens images by name: it gets private copies of the files opened here, so a
+    // name swapped since the check cannot reach a file outside the roots. Removed on drop.
+    let images =
+        images::PrivateImages::copy(&spec.images, &config.roots, &std::env::temp_dir(), owner)
+            .map_err(|(i, e)| ToolError::PathChanged {
+                param: format!("images[{i}]"),
+                path: spec
+                    .images
+                    .get(i)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
+                roots: roots_text(&config.roots),
+                reason: e.to_string(),
+            })?;
+    if !images.paths().is_empty() {
+        spec.images = images.paths().to_vec();
+    }
     // Lives until the run ends: dropping it removes the file.
     let schema_file = match &spec.output_schema {
         None => None,
         Some(schema) => Some(
-            schema_file::SchemaFile::create(
-                &std::env::temp_dir(),
-                schema,
-                config.codex_user.as_ref().map(|(uid, gid, _)| (*uid, *gid)),
-            )
-            .map_err(|e| ToolError::OutputSchemaFile(e.kind().to_string()))?,
+            schema_file::SchemaFile::create(&std::env::temp_dir(), schema, owner)
+                .map_err(|e| ToolError::OutputSchemaFile(e.kind().to_string()))?,
         ),
     };
     let argv = exec_argv(&spec, schema_file.as_ref().map(|f| f.path()));

@@ -115,6 +115,19 @@ async fn an_image_inside_the_root_reaches_the_model_and_one_outside_never_starts
     .await?;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     assert_eq!(text(&r), "a tiny image");
+    // Codex got a private copy (opened beneath the root, so a name swapped after the
+    // check cannot reach outside it), removed once the run ended.
+    let argv = structured(&r)["argv"].to_string();
+    let copy = argv
+        .split('"')
+        .find_map(|a| a.strip_prefix("--image="))
+        .with_context(|| format!("no --image in {argv}"))?
+        .to_owned();
+    assert!(
+        copy.contains("2bot-images-") && copy.ends_with(".png"),
+        "{copy}"
+    );
+    assert!(!std::path::Path::new(&copy).exists(), "{copy} left behind");
     let content = user_content(&mock.requests()[0]);
     let image = content
         .iter()
