@@ -31,7 +31,7 @@ use http::{Request, Response};
 use http_body::Frame;
 use tower::{Layer, Service};
 
-use super::rate_limit::forwarded_client;
+use super::rate_limit::client_ip;
 use super::rescue::{self, Rejection};
 use crate::job::{Principal, QuotaKey};
 
@@ -96,15 +96,10 @@ pub fn quota_key(
 ) -> QuotaKey {
     match principal {
         Some(p) if *p != Principal::Anonymous => QuotaKey::of(p),
-        _ => {
-            let forwarded = trust_proxy_headers
-                .then(|| forwarded_client(headers))
-                .flatten();
-            match forwarded.or(peer.map(|p| p.ip())) {
-                Some(ip) => QuotaKey(format!("anonymous@{ip}")),
-                None => QuotaKey::of(&Principal::Anonymous),
-            }
-        }
+        _ => match client_ip(peer.map(|p| p.ip()), headers, trust_proxy_headers) {
+            Some(ip) => QuotaKey(format!("anonymous@{ip}")),
+            None => QuotaKey::of(&Principal::Anonymous),
+        },
     }
 }
 

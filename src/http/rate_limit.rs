@@ -89,14 +89,20 @@ pub fn key_for(
     match principal {
         // Issuer and subject, as ownership is keyed: `bob` of two issuers is two callers.
         Some(p @ (Principal::Token { .. } | Principal::Authenticated { .. })) => p.owner_key(),
-        _ => {
-            let forwarded = trust_proxy.then(|| forwarded_client(headers)).flatten();
-            match forwarded.or(peer) {
-                Some(ip) => format!("ip:{ip}"),
-                None => "ip:unknown".to_owned(),
-            }
-        }
+        _ => match client_ip(peer, headers, trust_proxy) {
+            Some(ip) => format!("ip:{ip}"),
+            None => "ip:unknown".to_owned(),
+        },
     }
+}
+
+/// The caller's address: what a trusted proxy reports, else the peer. Every per-client
+/// limit without a principal (rate limit, quotas in no-auth mode) keys on this.
+pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trust_proxy: bool) -> Option<IpAddr> {
+    trust_proxy
+        .then(|| forwarded_client(headers))
+        .flatten()
+        .or(peer)
 }
 
 /// The client address a trusted proxy reports: the last `X-Forwarded-For` entry

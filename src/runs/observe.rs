@@ -119,14 +119,7 @@ impl Observer {
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         };
-        metrics()
-            .runs
-            .get_or_create(&RunLabels {
-                outcome: Outcome::Refused.into(),
-                transport: Transport::Http.into(),
-                path: RunPath::Direct.into(),
-            })
-            .inc();
+        count(Transport::Http, RunPath::Direct, Outcome::Refused);
         self.write(|keep_prompts| AuditRecord {
             time: now_rfc3339(),
             request_id,
@@ -214,13 +207,18 @@ impl Observer {
     }
 
     fn count(&self, caller: &Caller, outcome: Outcome) {
-        metrics()
-            .runs
-            .get_or_create(&RunLabels {
-                outcome: outcome.into(),
-                transport: caller.transport.into(),
-                path: caller.path.into(),
-            })
-            .inc();
+        count(caller.transport, caller.path, outcome);
     }
+}
+
+/// One more run (or refusal) in `twobot_runs_total`.
+fn count(transport: Transport, path: RunPath, outcome: Outcome) {
+    metrics()
+        .runs
+        .get_or_create(&RunLabels {
+            outcome: outcome.into(),
+            transport: transport.into(),
+            path: path.into(),
+        })
+        .inc();
 }

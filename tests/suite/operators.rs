@@ -36,18 +36,6 @@ async fn records(path: &Path, n: usize) -> Result<Vec<Value>> {
     }
 }
 
-/// The metrics URL the server logged at start-up (`url=http://ADDR/metrics`).
-async fn metrics_url(log: &Path) -> Result<String> {
-    let text = wait_for_file_containing(log, "/metrics").await?;
-    text.lines()
-        .find_map(|l| {
-            let rest = &l[l.find("http://")?..];
-            let end = rest.find("/metrics")? + "/metrics".len();
-            Some(rest[..end].to_owned())
-        })
-        .context("a metrics URL in the log")
-}
-
 async fn wait_for_file_containing(path: &Path, needle: &str) -> Result<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -21,23 +21,6 @@ fn free_port() -> Result<u16> {
         .port())
 }
 
-/// The metrics address the server logged at start-up (`url=http://ADDR/metrics`).
-async fn logged_metrics_url(log: &Path) -> Result<String> {
-    for _ in 0..200 {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(url) = text.lines().find_map(|l| {
-            let i = l.find("http://")?;
-            let rest = &l[i..];
-            let j = rest.find("/metrics")?;
-            Some(rest[..j + "/metrics".len()].to_owned())
-        }) {
-            return Ok(url);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    anyhow::bail!("no metrics URL in the server log")
-}
-
 struct KillOnDrop(tokio::process::Child);
 
 impl Drop for KillOnDrop {
@@ -57,7 +40,7 @@ async fn a_real_prometheus_scrapes_the_runs_with_the_shipped_config() -> Result<
         return Ok(());
     };
     let server = spawn_http(&[("TWOBOT_METRICS_ADDR", "127.0.0.1:0")]).await?;
-    let metrics = logged_metrics_url(&server.log).await?;
+    let metrics = metrics_url(&server.log).await?;
     let client = http_client(&server.url, None).await?;
     for _ in 0..3 {
         let r = call(&client, json!({"prompt": "scenario:ok"})).await?;

@@ -353,26 +353,6 @@ async fn raw_bytes(addr: &str, request: &[u8]) -> Result<Vec<u8>> {
     Ok(answer)
 }
 
-/// The metrics URL the server logged at start-up (`url=http://ADDR/metrics`).
-async fn metrics_url(server: &HttpServer) -> Result<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(&server.log).unwrap_or_default();
-        if let Some(url) = text.lines().find_map(|l| {
-            let rest = &l[l.find("http://")?..];
-            let end = rest.find("/metrics")? + "/metrics".len();
-            Some(rest[..end].to_owned())
-        }) {
-            return Ok(url);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no metrics URL logged"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// One sample's value (`name{labels} value`), 0 when absent.
 async fn sample(metrics: &str, series: &str) -> Result<f64> {
     let exposition = reqwest::get(metrics).await?.text().await?;
@@ -396,7 +376,7 @@ async fn the_sessions_gauge_follows_live_sessions_and_the_raw_503_is_counted() -
         ("TWOBOT_BODY_READ_TIMEOUT_SEC", "1"),
     ])
     .await?;
-    let metrics = metrics_url(&server).await?;
+    let metrics = metrics_url(&server.log).await?;
     let addr = server.base.trim_start_matches("http://").to_owned();
     const ACTIVE: &str = "twobot_sessions_active";
 
