@@ -21,11 +21,13 @@ use crate::runner::RunnerConfig;
 
 mod cli;
 mod http;
+mod oauth;
 mod parse;
 mod settings;
 
-pub use self::cli::{Cli, Command, LogFormat, Transport};
+pub use self::cli::{Cli, Command, LogFormat, OauthCommand, Transport};
 pub use self::http::{HttpArgs, public_exposure};
+pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
 pub use self::settings::{KeptConfig, RunLimits};
 
@@ -74,6 +76,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// HTTP settings, validated by `http::HttpConfig` when the transport is http.
     pub http: HttpArgs,
+    /// The built-in authorization server's settings, validated by `oauth::OAuthSettings`.
+    pub oauth: OAuthArgs,
     /// State directory (`None`: nothing persists).
     pub state_dir: Option<PathBuf>,
     /// Background runs and their registry bounds.
@@ -216,6 +220,7 @@ impl Config {
             runner,
             log_format: cli.log_format,
             http: cli.http,
+            oauth: cli.oauth,
             state_dir: cli.state_dir.or_else(default_state_dir),
             runs: KeptConfig {
                 background: cli.enable_background_runs,

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 
 use super::http::HttpArgs;
+use super::oauth::OAuthArgs;
 use super::parse::{parse_base_url, parse_bool, parse_log_level};
 
 /// Which transport to serve.
@@ -156,6 +157,9 @@ pub struct Cli {
     #[command(flatten)]
     pub http: HttpArgs,
 
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
+
     /// Print the effective configuration (with where each value came from, secrets redacted) and exit.
     #[arg(long)]
     pub print_config: bool,
@@ -171,10 +175,27 @@ pub struct Cli {
 }
 
 /// Subcommands; without one, `2bot-mcp` serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
     /// Check the set-up (Codex binary and version, credentials, roots, policy file, auth, port), one line per check; exit 1 if any fails.
     Doctor,
+    /// Manage the built-in OAuth authorization server (TWOBOT_OAUTH_BUILTIN).
+    #[command(subcommand)]
+    Oauth(OauthCommand),
+}
+
+/// `2bot-mcp oauth …`: the operator's side of the built-in authorization server.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum OauthCommand {
+    /// Read a password on stdin and print its Argon2id hash, for TWOBOT_OAUTH_PASSWORD_FILE.
+    HashPassword,
+    /// List the registered clients and their live grants (in TWOBOT_STATE_DIR).
+    List,
+    /// End the grants of one client (its client id) or of `all` clients: refresh tokens stop at once, access tokens at their next use.
+    Revoke {
+        /// A client id as `oauth list` shows it, or `all`.
+        target: String,
+    },
 }
 
 /// Log line format.
