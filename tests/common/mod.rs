@@ -3,6 +3,8 @@
 
 pub mod http;
 pub mod mock_responses;
+pub mod oauth;
+pub mod oauth_builtin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,8 @@ mod first_contact;
 mod http;
 mod http_limits;
 mod jwks;
+mod oauth_builtin;
+mod oauth_builtin_attacks;
 mod oauth_proof;
 mod operators;
 mod otel;

@@ -13,19 +13,14 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use reqwest::StatusCode;
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use reqwest::header::LOCATION;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncBufReadExt;
 
 use crate::common::http::*;
+use crate::common::oauth::*;
 use crate::common::{call, only_run, text};
 
-/// ChatGPT's connector callback; registered, never visited (the code is read off the redirect).
-const REDIRECT_URI: &str = "https://chatgpt.com/connector_platform_oauth_redirect";
 /// The test account of tests/oauth/provider.mjs.
 const LOGIN: (&str, &str) = ("operator", "correct horse battery staple");
 /// Its client name whose access tokens live 2 s.
@@ -79,13 +74,6 @@ async fn auth_server(keys: &Path) -> Result<AuthServer> {
     })
 }
 
-/// A free loopback port for 2Bot, so its resource URL (the audience) is known up front.
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// 2Bot configured as an operator would for an external authorization server, plus `extra`.
 async fn twobot_for(auth: &AuthServer, extra: &[(&str, &str)]) -> Result<HttpServer> {
     let port = free_port()?.to_string();
@@ -107,131 +95,6 @@ async fn twobot_for(auth: &AuthServer, extra: &[(&str, &str)]) -> Result<HttpSer
 }
 
 const READ_REQUIRED: &[(&str, &str)] = &[("TWOBOT_REQUIRED_SCOPES", "codex:read")];
-
-/// What a client learns from the 401 and the two metadata documents.
-struct Discovered {
-    resource: String,
-    scopes: Vec<String>,
-    /// The authorization server's metadata (RFC 8414 or OIDC discovery).
-    server: Value,
-}
-
-/// A browser-ish HTTP client: no automatic redirects, a cookie jar for the AS's session.
-struct Browser {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-impl Browser {
-    fn new() -> Result<Self> {
-        Ok(Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
-            cookies: BTreeMap::new(),
-        })
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        let jar = self
-            .cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let request = if jar.is_empty() {
-            request
-        } else {
-            request.header(COOKIE, jar)
-        };
-        let response = request.send().await?;
-        for cookie in response.headers().get_all(SET_COOKIE) {
-            let pair = cookie.to_str()?.split(';').next().unwrap_or_default();
-            if let Some((name, value)) = pair.split_once('=') {
-                if value.is_empty() {
-                    self.cookies.remove(name);
-                } else {
-                    self.cookies.insert(name.to_owned(), value.to_owned());
-                }
-            }
-        }
-        Ok(response)
-    }
-}
-
-fn form(pairs: &[(&str, &str)]) -> String {
-    url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(pairs)
-        .finish()
-}
-
-fn post_form(http: &reqwest::Client, url: &str, pairs: &[(&str, &str)]) -> reqwest::RequestBuilder {
-    http.post(url)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(pairs))
-}
-
-/// The first three steps of ChatGPT's flow: the 401, then both metadata documents.
-async fn discover(mcp_url: &str) -> Result<Discovered> {
-    let http = reqwest::Client::new();
-    let unauthenticated = post(mcp_url, &initialize_body()).send().await?;
-    ensure!(
-        unauthenticated.status() == StatusCode::UNAUTHORIZED,
-        "POST /mcp without a token: {}",
-        unauthenticated.status()
-    );
-    let challenge = unauthenticated
-        .headers()
-        .get(WWW_AUTHENTICATE)
-        .context("401 without WWW-Authenticate")?
-        .to_str()?
-        .to_owned();
-    let metadata_url = challenge
-        .split("resource_metadata=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .with_context(|| format!("no resource_metadata in {challenge:?}"))?;
-    let resource_metadata: Value = http.get(metadata_url).send().await?.json().await?;
-    let resource = resource_metadata["resource"]
-        .as_str()
-        .context("resource")?
-        .to_owned();
-    // A client must check that the metadata is about the server it is talking to.
-    ensure!(resource == mcp_url, "resource {resource} for {mcp_url}");
-    let issuer = resource_metadata["authorization_servers"][0]
-        .as_str()
-        .context("authorization_servers")?;
-    let scopes = resource_metadata["scopes_supported"]
-        .as_array()
-        .context("scopes_supported")?
-        .iter()
-        .filter_map(|s| s.as_str().map(str::to_owned))
-        .collect();
-    // RFC 8414 first, then OpenID Connect discovery, as ChatGPT does.
-    let mut server = Value::Null;
-    for well_known in [
-        "/.well-known/oauth-authorization-server",
-        "/.well-known/openid-configuration",
-    ] {
-        let response = http.get(format!("{issuer}{well_known}")).send().await?;
-        if response.status().is_success() {
-            server = response.json().await?;
-            break;
-        }
-    }
-    ensure!(server["issuer"] == issuer, "AS metadata: {server}");
-    ensure!(
-        server["code_challenge_methods_supported"]
-            .as_array()
-            .is_some_and(|m| m.contains(&json!("S256"))),
-        "the AS must support PKCE S256: {server}"
-    );
-    Ok(Discovered {
-        resource,
-        scopes,
-        server,
-    })
-}
 
 /// Tokens from the token endpoint.
 struct Tokens {
@@ -275,8 +138,10 @@ async fn register(server: &Value, name: &str) -> Result<Client> {
 async fn authorize(client: &Client, resource: &str, scopes: &[String]) -> Result<Tokens> {
     let server = &client.discovered;
     let issuer = server["issuer"].as_str().context("issuer")?;
-    let verifier = format!("{}{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let Pkce {
+        verifier,
+        challenge,
+    } = pkce();
     let state = uuid::Uuid::new_v4().to_string();
     let mut scope = scopes.to_vec();
     if server["scopes_supported"]
@@ -397,39 +262,6 @@ async fn refresh(client: &Client, refresh_token: &str, resource: &str) -> Result
         ],
     )
     .await
-}
-
-fn jwt_part(token: &str, index: usize) -> Result<Value> {
-    let part = token.split('.').nth(index).context("not a JWT")?;
-    Ok(serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part)?)?)
-}
-
-/// The status of `POST /mcp initialize` with `token`, and its `WWW-Authenticate`.
-async fn initialize_with(url: &str, token: &str) -> Result<(u16, String)> {
-    let response = post(url, &initialize_body())
-        .bearer_auth(token)
-        .send()
-        .await?;
-    let challenge = response
-        .headers()
-        .get(WWW_AUTHENTICATE)
-        .map(|v| v.to_str().unwrap_or_default().to_owned())
-        .unwrap_or_default();
-    Ok((response.status().as_u16(), challenge))
-}
-
-/// The MCP calls ChatGPT makes once connected: initialize, tools/list, tools/call.
-async fn use_the_tool(url: &str, access: &str) -> Result<()> {
-    let client = http_client(url, Some(access)).await?;
-    let tools = client.list_all_tools().await?;
-    ensure!(
-        tools.iter().any(|t| t.name == "run_codex_prompt"),
-        "{tools:?}"
-    );
-    let result = call(&client, json!({"prompt": "scenario:ok"})).await?;
-    ensure!(text(&result) == "fake answer", "{result:?}");
-    client.cancel().await?;
-    Ok(())
 }
 
 /// ChatGPT's connector flow, step by step, against oidc-provider: every step succeeds, the
