@@ -228,8 +228,15 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     let local = listener.local_addr().unwrap_or(bind);
-    let settings = match HttpSettings::new(config, local) {
+    let mut settings = match HttpSettings::new(config, local) {
         Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let authorization = match twobot::oauth::install(config, &mut settings) {
+        Ok(routes) => routes,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -247,7 +254,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         ..Shutdown::default()
     };
     let tracker = runs.tracker();
-    let app = router(&settings, runs, &shutdown);
+    let app = router(&settings, runs, &shutdown, authorization);
     // The one line on stdout in http mode: where to connect.
     println!(
         "2Bot MCP endpoint listening on http://{local}{}",
