@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
-use twobot::config::{Cli, Command, Config, Transport};
+use twobot::config::{Cli, Command, Config, OauthCommand, Transport};
 
 fn main() -> ExitCode {
     // First thing, before any secret is read: not dumpable, so a same-user process (a
@@ -23,6 +23,9 @@ fn main() -> ExitCode {
     let (cli, matches) = Cli::parse_with_matches_or_exit();
     if cli.command == Some(Command::Doctor) {
         return doctor(cli);
+    }
+    if cli.command == Some(Command::Oauth(OauthCommand::HashPassword)) {
+        return twobot::cli::hash_password::run();
     }
     let print_config = cli.print_config;
     let codex_user = cli.codex_user.clone();
