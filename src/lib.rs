@@ -14,8 +14,6 @@
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
 //!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body
 //!   checks), every refusal rendered by `http::rescue` in one body shape.
-//! - [`oauth`]: the built-in OAuth authorization server (`TWOBOT_OAUTH_BUILTIN`): the
-//!   operator's password, and the endpoints that sign them in and issue tokens.
 //! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
 //!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling,
 //!   and the run card (MCP Apps).
