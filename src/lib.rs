@@ -8,6 +8,9 @@
 //!
 //! - [`cli`]: what the binary does besides serving: `--print-config` and `doctor`.
 //! - [`stdio`]: the stdio transport (the caller is the local user).
+//! - [`oauth`]: the built-in OAuth authorization server (`TWOBOT_OAUTH_BUILTIN`): metadata,
+//!   registration (DCR, CIMD), the operator's sign-in and consent pages, the token
+//!   endpoint, its SQLite state and signing key; its tokens are checked by `http::auth`.
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
 //!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body
 //!   checks), every refusal rendered by `http::rescue` in one body shape.
@@ -62,6 +65,7 @@ pub mod job;
 pub mod mcp;
 pub mod metrics;
 pub mod model_endpoint;
+pub mod oauth;
 pub mod policy;
 pub mod run_queue;
 pub mod runner;

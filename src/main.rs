@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
-use twobot::config::{Cli, Command, Config, Transport};
+use twobot::config::{Cli, Command, Config, OauthCommand, Transport};
 
 fn main() -> ExitCode {
     // First thing, before any secret is read: not dumpable, so a same-user process (a
@@ -23,6 +23,9 @@ fn main() -> ExitCode {
     let (cli, matches) = Cli::parse_with_matches_or_exit();
     if cli.command == Some(Command::Doctor) {
         return doctor(cli);
+    }
+    if cli.command == Some(Command::Oauth(OauthCommand::HashPassword)) {
+        return twobot::cli::hash_password::run();
     }
     let print_config = cli.print_config;
     let codex_user = cli.codex_user.clone();
@@ -228,8 +231,15 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     let local = listener.local_addr().unwrap_or(bind);
-    let settings = match HttpSettings::new(config, local) {
+    let mut settings = match HttpSettings::new(config, local) {
         Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let authorization = match twobot::oauth::install(config, &mut settings) {
+        Ok(routes) => routes,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -247,7 +257,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         ..Shutdown::default()
     };
     let tracker = runs.tracker();
-    let app = router(&settings, runs, &shutdown);
+    let app = router(&settings, runs, &shutdown, authorization);
     // The one line on stdout in http mode: where to connect.
     println!(
         "2Bot MCP endpoint listening on http://{local}{}",

@@ -1,6 +1,8 @@
 //! What `2bot-mcp` does besides serving: `--print-config` shows the configuration it would
-//! serve with, `doctor` checks a set-up before it is served. Both read the parsed
-//! [`crate::config`] and never start the stack; `main.rs` only dispatches to them.
+//! serve with, `doctor` checks a set-up before it is served, `oauth hash-password` makes
+//! the built-in authorization server's password file. None of them starts the stack;
+//! `main.rs` only dispatches to them.
 
 pub mod doctor;
+pub mod hash_password;
 pub mod print_config;

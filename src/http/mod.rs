@@ -5,6 +5,8 @@
 //! ```text
 //! SetRequestId → Trace → PropagateRequestId → body deadline → body limit   (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
+//!   /.well-known/oauth-authorization-server, /oauth/*: the built-in authorization
+//!         server (TWOBOT_OAUTH_BUILTIN): rate limit → its handlers (crate::oauth)
 //!   /mcp: Host/Origin check → auth → rate limit → in flight per principal → session guard
 //!         → JSON body check
 //!         → StreamableHttpService(TwoBot)
@@ -70,8 +72,14 @@ pub struct Shutdown {
     pub sessions: CancellationToken,
 }
 
-/// Build the whole HTTP stack.
-pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Router {
+/// Build the whole HTTP stack; `authorization` is the built-in authorization server's
+/// routes, when it is on.
+pub fn router(
+    settings: &HttpSettings,
+    runs: Runs,
+    shutdown: &Shutdown,
+    authorization: Option<Router>,
+) -> Router {
     let observer = runs.observer().clone();
     let sessions = {
         let mut manager = LocalSessionManager::default();
@@ -135,7 +143,9 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
                 },
                 None => None,
             };
-            AuthLayer::new(config.clone(), jwks).with_observer(observer)
+            AuthLayer::new(config.clone(), jwks)
+                .with_grant_check(settings.grant_check.clone())
+                .with_observer(observer)
         }
         None => AuthLayer::disabled(),
     };
@@ -148,7 +158,7 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
         // Who is calling; puts the Principal into extensions and strips Authorization.
         .layer(authenticator)
         // Keyed by that principal (or address), so it must come after auth.
-        .layer(ValidateRequestHeaderLayer::custom(rate_limit))
+        .layer(ValidateRequestHeaderLayer::custom(rate_limit.clone()))
         // Each principal's share of requests in flight; names the quota key for all below.
         .layer(inflight)
         // Bounded sessions, each usable only by the principal that created it.
@@ -183,6 +193,13 @@ pub fn router(settings: &HttpSettings, runs: Runs, shutdown: &Shutdown) -> Route
                 &format!("/.well-known/oauth-protected-resource{}", settings.path),
                 get(protected_resource).with_state(metadata),
             );
+    }
+    if let Some(authorization) = authorization {
+        // Sign-in pages and token requests: no bearer token (they are how one is got),
+        // the same per-address rate limit; their own guessing limits are inside.
+        router = router.merge(
+            authorization.layer(ValidateRequestHeaderLayer::custom(rate_limit.clone())),
+        );
     }
     router.route_service(&settings.path, mcp_stack).layer(
         ServiceBuilder::new()

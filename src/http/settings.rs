@@ -54,6 +54,8 @@ pub struct HttpSettings {
     pub body_read_timeout: Duration,
     /// Authorization servers for the metadata document.
     pub auth_servers: Vec<String>,
+    /// Whether a JWT's grant was revoked (the built-in authorization server's list).
+    pub grant_check: Option<std::sync::Arc<dyn auth::GrantCheck>>,
     /// Scopes advertised in the metadata: the required ones, then the policy's `[scopes]`.
     pub scopes: Vec<String>,
     /// The Codex binary, for `/readyz`.
@@ -92,7 +94,15 @@ impl HttpSettings {
         } else {
             None
         };
+        let builtin = config.oauth.oauth_builtin;
         let auth = if config.enable_no_auth {
+            if builtin {
+                return Err(invalid(
+                    "TWOBOT_OAUTH_BUILTIN",
+                    config.typed("TWOBOT_OAUTH_BUILTIN", true),
+                    "needs TWOBOT_ENABLE_NO_AUTH=false: the built-in authorization server issues the tokens the MCP endpoint then requires",
+                ));
+            }
             if let Some(exposure) = &public_no_auth
                 && !args.allow_public_no_auth
             {
@@ -140,17 +150,25 @@ impl HttpSettings {
                 ),
                 None => None,
             };
-            if tokens.is_empty() && jwt_keys.is_empty() && jwks_url.is_none() {
+            if builtin {
+                builtin_conflicts(config)?;
+            }
+            if !builtin && tokens.is_empty() && jwt_keys.is_empty() && jwks_url.is_none() {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
                     config.typed("TWOBOT_ENABLE_NO_AUTH", false),
-                    "but no credential is configured; set TWOBOT_AUTH_TOKENS, TWOBOT_AUTH_TOKENS_FILE, TWOBOT_JWT_SECRET, TWOBOT_JWT_PUBLIC_KEY_FILE or TWOBOT_JWT_JWKS_URL",
+                    "but no credential is configured; set TWOBOT_OAUTH_BUILTIN=true, TWOBOT_AUTH_TOKENS, TWOBOT_AUTH_TOKENS_FILE, TWOBOT_JWT_SECRET, TWOBOT_JWT_PUBLIC_KEY_FILE or TWOBOT_JWT_JWKS_URL",
                 ));
             }
             Some(AuthConfig {
                 tokens,
                 jwt_keys,
-                issuer: args.jwt_issuer.clone(),
+                // The built-in server is the issuer; its key is added when it opens.
+                issuer: if builtin {
+                    Some(public_base.clone())
+                } else {
+                    args.jwt_issuer.clone()
+                },
                 audience: args
                     .jwt_audience
                     .clone()
@@ -165,6 +183,11 @@ impl HttpSettings {
                 ),
                 challenge_scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
             })
+        };
+        let auth_servers = if builtin && auth.is_some() {
+            vec![public_base.clone()]
+        } else {
+            args.auth_servers.clone()
         };
         let nz = |var: &'static str, v: u32| {
             NonZeroU32::new(v).ok_or_else(|| invalid(var, "0", "must be at least 1"))
@@ -192,7 +215,8 @@ impl HttpSettings {
             max_connections: args.max_connections as usize,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
             body_read_timeout: Duration::from_secs(args.body_read_timeout_sec),
-            auth_servers: args.auth_servers.clone(),
+            auth_servers,
+            grant_check: None,
             scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
             codex_bin: config.runner.program.clone(),
             default_timeout_sec: config.policy.default_timeout_sec(),
@@ -229,6 +253,35 @@ pub fn advertised_scopes<'a>(
         }
     }
     scopes
+}
+
+/// With the built-in authorization server 2Bot is the only issuer: settings that name
+/// another one, or its keys, would make two sources of truth for who may call.
+fn builtin_conflicts(config: &Config) -> Result<(), ConfigError> {
+    let args = &config.http;
+    if config.base_url.is_none() {
+        return Err(invalid(
+            "TWOBOT_BASE_URL",
+            "",
+            "must be set with TWOBOT_OAUTH_BUILTIN=true: it is the issuer, and the address ChatGPT's browser is sent to for sign-in",
+        ));
+    }
+    let set = [
+        ("TWOBOT_JWT_ISSUER", args.jwt_issuer.is_some()),
+        ("TWOBOT_JWT_JWKS_URL", args.jwt_jwks_url.is_some()),
+        ("TWOBOT_JWT_PUBLIC_KEY_FILE", args.jwt_public_key_file.is_some()),
+        ("TWOBOT_JWT_SECRET", args.jwt_secret.is_some()),
+        ("TWOBOT_JWT_AUDIENCE", args.jwt_audience.is_some()),
+        ("TWOBOT_AUTH_SERVERS", !args.auth_servers.is_empty()),
+    ];
+    match set.into_iter().find(|(_, is_set)| *is_set) {
+        Some((var, _)) => Err(invalid(
+            var,
+            if var == "TWOBOT_JWT_SECRET" { "<redacted>" } else { "(set)" },
+            "cannot be combined with TWOBOT_OAUTH_BUILTIN=true: the built-in authorization server is the issuer and the audience is the base URL's MCP endpoint; unset it (static tokens may stay)",
+        )),
+        None => Ok(()),
+    }
 }
 
 fn read_secret_file(path: &Path, var: &'static str) -> Result<String, ConfigError> {

@@ -14,6 +14,7 @@ mod http_limits;
 mod jwks;
 mod oauth_builtin;
 mod oauth_builtin_attacks;
+mod oauth_password;
 mod oauth_proof;
 mod operators;
 mod otel;

@@ -31,11 +31,21 @@ use crate::job::Principal;
 use crate::metrics::{AuthFailure, metrics};
 use crate::runs::Observer;
 
+/// Whether the grant a JWT was issued under has been revoked since (the built-in
+/// authorization server's revocation list). Asked after the token verified, for tokens
+/// that carry a grant id (`gid`), so a revoked grant's access tokens stop at their next
+/// use instead of at their expiry.
+pub trait GrantCheck: Send + Sync + std::fmt::Debug {
+    /// `true` when the grant is revoked or unknown (or its state cannot be read).
+    fn revoked(&self, grant: String) -> BoxFuture<'static, bool>;
+}
+
 /// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
 #[derive(Clone, Debug)]
 pub struct AuthLayer {
     config: Option<Arc<AuthConfig>>,
     jwks: Option<Arc<Jwks>>,
+    grants: Option<Arc<dyn GrantCheck>>,
     observer: Observer,
 }
 
@@ -45,6 +55,7 @@ impl AuthLayer {
         Self {
             config: None,
             jwks: None,
+            grants: None,
             observer: Observer::default(),
         }
     }
@@ -54,8 +65,15 @@ impl AuthLayer {
         Self {
             config: Some(Arc::new(config)),
             jwks,
+            grants: None,
             observer: Observer::default(),
         }
+    }
+
+    /// Refuse JWTs whose grant `grants` says was revoked.
+    pub fn with_grant_check(mut self, grants: Option<Arc<dyn GrantCheck>>) -> Self {
+        self.grants = grants;
+        self
     }
 
     /// Write a refused `tools/call` to `observer`'s audit log.
@@ -106,6 +124,7 @@ where
             return Box::pin(inner.call(request));
         };
         let jwks = self.layer.jwks.clone();
+        let grants = self.layer.grants.clone();
         let observer = self.layer.observer.clone();
         Box::pin(async move {
             let header = request.headers().get(AUTHORIZATION).cloned();
@@ -127,6 +146,12 @@ where
                 if jwks.refresh_throttled(seen).await {
                     result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
                 }
+            }
+            if let (Ok(_), Some(grants)) = (&result, &grants)
+                && let Some(grant) = bearer(header.as_ref()).and_then(grant_of)
+                && grants.revoked(grant).await
+            {
+                result = Err(AuthError::Invalid("the token's grant was revoked".into()));
             }
             match result {
                 Ok(principal) => {
@@ -159,6 +184,18 @@ where
             }
         })
     }
+}
+
+/// The grant id (`gid`) of a JWT that already verified; `None` for static tokens and
+/// JWTs without one.
+fn grant_of(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("gid")?.as_str().map(str::to_owned)
 }
 
 /// A refused request that was a `tools/call` is a refused run: it gets its audit record

@@ -1,0 +1,254 @@
+//! The built-in OAuth 2.1 authorization server (`TWOBOT_OAUTH_BUILTIN=true`), for the
+//! operator who runs 2Bot for themselves and has no identity provider: ChatGPT (or any
+//! MCP client) discovers it through the protected-resource metadata, registers (DCR or a
+//! Client ID Metadata Document), sends the operator's browser to a sign-in page, and gets
+//! short-lived JWT access tokens that the MCP endpoint checks with the same verifier as
+//! an external server's, plus rotated refresh tokens.
+//!
+//! ```text
+//! GET  /.well-known/oauth-authorization-server   metadata (RFC 8414)
+//! GET  /oauth/jwks.json                           the signing key (public)
+//! POST /oauth/register                            dynamic client registration (RFC 7591)
+//! GET  /oauth/authorize                           checks the request → sign-in page
+//! POST /oauth/authorize/sign-in                   password (Argon2id) → consent page
+//! POST /oauth/authorize/consent                   → 303 to the client with a code
+//! POST /oauth/token                               code (PKCE) or refresh token → tokens
+//! POST /oauth/revoke                              a refresh token's family ends (RFC 7009)
+//! ```
+//!
+//! Here: [`AuthorizationServer`] (state shared by the handlers) and its wiring into the
+//! resource server. The decisions live beside their handlers: `authorize.rs` (request
+//! checks, pending requests, sign-in, consent), `token.rs` (grants), `register.rs`
+//! (metadata, JWKS, registration); what persists in `store.rs`, the key in `signing.rs`,
+//! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
+//! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`.
+
+pub mod authorize;
+pub mod cimd;
+pub mod limits;
+pub mod pages;
+pub mod password;
+pub mod redirect;
+pub mod register;
+pub mod settings;
+pub mod signing;
+pub mod store;
+pub mod token;
+
+pub use self::settings::OAuthSettings;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use base64::Engine as _;
+use futures::future::BoxFuture;
+use sha2::{Digest as _, Sha256};
+
+use self::authorize::Pending;
+use self::cimd::CimdFetcher;
+use self::limits::Window;
+use self::password::PasswordHashFile;
+use self::signing::SigningKey;
+use self::store::Store;
+use crate::http::HttpSettings;
+use crate::http::auth::GrantCheck;
+
+/// Why the authorization server cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    /// The database.
+    #[error("TWOBOT_STATE_DIR: {0}")]
+    Store(#[from] store::StoreError),
+    /// The signing key.
+    #[error("TWOBOT_STATE_DIR: {0}")]
+    Signing(#[from] signing::SigningError),
+    /// The password file.
+    #[error("TWOBOT_OAUTH_PASSWORD_FILE: {0}")]
+    Password(#[from] password::PasswordError),
+    /// The key cannot serve as a verification key (not expected).
+    #[error("the signing key cannot verify tokens: {0}")]
+    Key(String),
+    /// A setting that cannot work.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// The built-in authorization server, if `TWOBOT_OAUTH_BUILTIN=true`: validated, opened,
+/// attached to the MCP endpoint's verifier; its routes for the HTTP router.
+pub fn install(
+    config: &crate::config::Config,
+    http: &mut HttpSettings,
+) -> Result<Option<Router>, OAuthError> {
+    let Some(settings) = OAuthSettings::new(config, http)? else {
+        return Ok(None);
+    };
+    let server = AuthorizationServer::open(settings)?;
+    server.attach(http)?;
+    tracing::info!(issuer = %server.settings().issuer, "built-in OAuth authorization server on");
+    Ok(Some(server.routes()))
+}
+
+/// The authorization server: cheap to clone, shared by every handler.
+#[derive(Clone, Debug)]
+pub struct AuthorizationServer {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    settings: OAuthSettings,
+    store: Store,
+    key: SigningKey,
+    password: Arc<PasswordHashFile>,
+    cimd: CimdFetcher,
+    pending: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
+    sign_ins: Window,
+    registrations: Window,
+    /// Argon2id costs ~19 MiB and tens of ms per check: two at a time at most.
+    verifying: tokio::sync::Semaphore,
+}
+
+impl AuthorizationServer {
+    /// Open the state (database, signing key) and read the password hash.
+    pub fn open(settings: OAuthSettings) -> Result<Self, OAuthError> {
+        let store = Store::open(&settings.state_dir)?;
+        let key = SigningKey::load_or_create(&settings.state_dir)?;
+        let password = Arc::new(PasswordHashFile::load(&settings.password_file)?);
+        let cimd = CimdFetcher::new(settings.cimd_allow_private);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                settings,
+                store,
+                key,
+                password,
+                cimd,
+                pending: std::sync::Mutex::new(std::collections::HashMap::new()),
+                sign_ins: Window::sign_ins(),
+                registrations: Window::registrations(),
+                verifying: tokio::sync::Semaphore::new(2),
+            }),
+        })
+    }
+
+    /// Make the MCP endpoint accept this server's tokens: its key joins the verifier's
+    /// keys (the issuer and audience are already the base URL and the resource), and
+    /// revoked grants are refused at once.
+    pub fn attach(&self, http: &mut HttpSettings) -> Result<(), OAuthError> {
+        let key = self.inner.key.verification_key().map_err(OAuthError::Key)?;
+        if let Some(auth) = http.auth.as_mut() {
+            auth.jwt_keys.push(key);
+        }
+        http.grant_check = Some(Arc::new(StoreGrants(self.inner.store.clone())));
+        Ok(())
+    }
+
+    /// The routes, to be merged into the HTTP router (outside the MCP endpoint's auth).
+    pub fn routes(&self) -> Router {
+        Router::new()
+            .route(
+                "/.well-known/oauth-authorization-server",
+                get(register::metadata),
+            )
+            .route("/oauth/jwks.json", get(register::jwks))
+            .route("/oauth/register", post(register::register))
+            .route("/oauth/authorize", get(authorize::start))
+            .route("/oauth/authorize/sign-in", post(authorize::sign_in))
+            .route("/oauth/authorize/consent", post(authorize::consent))
+            .route("/oauth/token", post(token::token))
+            .route("/oauth/revoke", post(token::revoke))
+            .with_state(self.clone())
+    }
+
+    fn settings(&self) -> &OAuthSettings {
+        &self.inner.settings
+    }
+
+    /// Run a store call off the async workers (SQLite blocks). An error is logged here
+    /// and comes back as a [`Broken`] the handlers answer with `server_error`.
+    async fn store<T, F>(&self, f: F) -> Result<T, Broken>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, store::StoreError> + Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "the OAuth state cannot be read or written");
+                Err(Broken)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "an OAuth state task failed");
+                Err(Broken)
+            }
+        }
+    }
+}
+
+/// The state could not be read or written (logged where it happened).
+#[derive(Debug, Clone, Copy)]
+pub struct Broken;
+
+/// The revocation list the MCP endpoint consults: the store's grants.
+#[derive(Debug)]
+struct StoreGrants(Store);
+
+impl GrantCheck for StoreGrants {
+    fn revoked(&self, grant: String) -> BoxFuture<'static, bool> {
+        let store = self.0.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || store.grant_revoked(&grant)).await {
+                Ok(Ok(revoked)) => revoked,
+                Ok(Err(e)) => {
+                    // Fail closed: a token whose grant cannot be checked is not honoured.
+                    tracing::error!(error = %e, "cannot read the grant's state; refusing the token");
+                    true
+                }
+                Err(_) => true,
+            }
+        })
+    }
+}
+
+/// The caller's address for the per-address limits: what a trusted proxy reports, else
+/// the peer (the unspecified address if neither is known: one shared bucket).
+fn caller_ip(server: &AuthorizationServer, request: &axum::extract::Request) -> std::net::IpAddr {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    crate::http::rate_limit::client_ip(
+        peer,
+        request.headers(),
+        server.settings().trust_proxy_headers,
+    )
+    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+}
+
+/// `bytes` random bytes from the operating system, base64url without padding.
+pub fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    if let Err(e) = getrandom::fill(&mut buf) {
+        // No randomness means no safe token; the process cannot go on issuing any.
+        tracing::error!(error = %e, "the operating system gave no randomness");
+        std::process::abort();
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// How codes, refresh tokens and client secrets are stored: SHA-256, hex. They are 32
+/// random bytes, so a fast hash is enough (nothing to brute-force).
+pub fn hash_secret(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Now, in unix seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

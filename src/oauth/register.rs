@@ -1,0 +1,207 @@
+//! What a client reads and does before the operator signs in: the authorization
+//! server's metadata (RFC 8414), its public key (JWKS), and dynamic client registration
+//! (RFC 7591). Registration is open, as ChatGPT needs, so it is bounded: registrations
+//! per address and per hour, a cap on clients (unused ones are pruned after a day), and
+//! every redirect URI checked against the allowed hosts before anything is stored.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use http::header::{CACHE_CONTROL, RETRY_AFTER};
+use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::store::{AuthMethod, Client, ClientKind};
+use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token, redirect};
+
+/// Clients kept at most; beyond, registration is refused until unused ones are pruned.
+const MAX_CLIENTS: u64 = 1000;
+/// A client that never completed a sign-in is pruned after this long.
+const UNUSED_CLIENT_SEC: i64 = 24 * 3600;
+/// Largest registration request.
+const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
+/// Longest client name kept (it is shown on the consent page).
+const MAX_NAME_CHARS: usize = 80;
+
+/// `GET /.well-known/oauth-authorization-server`.
+pub async fn metadata(State(server): State<AuthorizationServer>) -> Json<Value> {
+    let s = server.settings();
+    Json(json!({
+        "issuer": s.issuer,
+        "authorization_endpoint": s.url("/oauth/authorize"),
+        "token_endpoint": s.url("/oauth/token"),
+        "registration_endpoint": s.url("/oauth/register"),
+        "revocation_endpoint": s.url("/oauth/revoke"),
+        "jwks_uri": s.url("/oauth/jwks.json"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+        "revocation_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+        "scopes_supported": s.scopes,
+        "client_id_metadata_document_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+    }))
+}
+
+/// `GET /oauth/jwks.json`.
+pub async fn jwks(State(server): State<AuthorizationServer>) -> Response {
+    let mut response = Json(server.inner.key.jwks()).into_response();
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response
+}
+
+/// The registration request fields 2Bot reads (others are ignored, RFC 7591 §2).
+#[derive(Debug, Deserialize)]
+struct Registration {
+    redirect_uris: Option<Vec<String>>,
+    client_name: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    response_types: Option<Vec<String>>,
+}
+
+fn refuse(status: StatusCode, code: &str, description: impl Into<String>) -> Response {
+    let description = description.into();
+    tracing::info!(error = code, reason = %description, "client registration refused");
+    (status, Json(json!({"error": code, "error_description": description}))).into_response()
+}
+
+/// `POST /oauth/register`.
+pub async fn register(State(server): State<AuthorizationServer>, request: Request) -> Response {
+    let ip = caller_ip(&server, &request);
+    if let Err(wait) = server.inner.registrations.check(ip, Instant::now()) {
+        let mut response = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many client registrations from this address; try again later",
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(RETRY_AFTER, v);
+        }
+        return response;
+    }
+    let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_REGISTRATION_BYTES).await else {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "invalid_client_metadata", "the registration request is larger than 16 KiB");
+    };
+    let registration: Registration = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_client_metadata", format!("not a registration request: {e}")),
+    };
+    let client = match checked(&server, registration) {
+        Ok(c) => c,
+        Err(response) => return response,
+    };
+    let (client, secret) = client;
+    let stored = client.clone();
+    let cutoff = now() - UNUSED_CLIENT_SEC;
+    let outcome = server
+        .store(move |s| {
+            if s.count_clients()? >= MAX_CLIENTS {
+                s.prune_unused_clients(cutoff)?;
+                if s.count_clients()? >= MAX_CLIENTS {
+                    return Ok(false);
+                }
+            }
+            s.insert_client(&stored)?;
+            Ok(true)
+        })
+        .await;
+    match outcome {
+        Ok(true) => {}
+        Ok(false) => {
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "too many registered clients; the operator can remove some with `2bot-mcp oauth revoke`");
+        }
+        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server cannot store the client"),
+    }
+    server.inner.registrations.record(ip, Instant::now());
+    tracing::info!(client = %client.id, name = %client.name, "client registered");
+    let mut body = json!({
+        "client_id": client.id,
+        "client_id_issued_at": client.created_at,
+        "client_name": client.name,
+        "redirect_uris": client.redirect_uris,
+        "token_endpoint_auth_method": method_name(&client.auth_method),
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+    });
+    if let Some(secret) = secret {
+        body["client_secret"] = json!(secret);
+        body["client_secret_expires_at"] = json!(0);
+    }
+    let mut response = (StatusCode::CREATED, Json(body)).into_response();
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn method_name(method: &AuthMethod) -> &'static str {
+    match method {
+        AuthMethod::None => "none",
+        AuthMethod::ClientSecretPost => "client_secret_post",
+        AuthMethod::ClientSecretBasic => "client_secret_basic",
+    }
+}
+
+/// The client a valid registration makes, and its secret (shown once, stored hashed).
+fn checked(server: &AuthorizationServer, r: Registration) -> Result<(Client, Option<String>), Response> {
+    let bad = |code: &str, why: String| refuse(StatusCode::BAD_REQUEST, code, why);
+    let uris = r.redirect_uris.unwrap_or_default();
+    if uris.is_empty() {
+        return Err(bad("invalid_redirect_uri", "redirect_uris is required (at least one)".into()));
+    }
+    if uris.len() > 10 {
+        return Err(bad("invalid_redirect_uri", "at most 10 redirect_uris".into()));
+    }
+    for uri in &uris {
+        if let Err(e) = redirect::check_redirect_uri(uri, &server.settings().redirect_hosts) {
+            return Err(bad("invalid_redirect_uri", format!("{uri}: {e}")));
+        }
+    }
+    let method = match r.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic") {
+        "none" => AuthMethod::None,
+        "client_secret_post" => AuthMethod::ClientSecretPost,
+        "client_secret_basic" => AuthMethod::ClientSecretBasic,
+        other => {
+            return Err(bad(
+                "invalid_client_metadata",
+                format!("token_endpoint_auth_method {other} is not supported; use none, client_secret_post or client_secret_basic"),
+            ));
+        }
+    };
+    if let Some(other) = r.grant_types.iter().flatten().find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token")) {
+        return Err(bad("invalid_client_metadata", format!("grant type {other} is not supported")));
+    }
+    if let Some(other) = r.response_types.iter().flatten().find(|t| *t != "code") {
+        return Err(bad("invalid_client_metadata", format!("response type {other} is not supported")));
+    }
+    let name: String = r
+        .client_name
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME_CHARS)
+        .collect();
+    let name = match name.trim() {
+        "" => "Unnamed client".to_owned(),
+        n => n.to_owned(),
+    };
+    let secret = (method != AuthMethod::None).then(|| random_token(32));
+    Ok((
+        Client {
+            id: format!("c_{}", random_token(16)),
+            kind: ClientKind::Dcr,
+            name,
+            redirect_uris: uris,
+            auth_method: method,
+            secret_hash: secret.as_deref().map(hash_secret),
+            created_at: now(),
+        },
+        secret,
+    ))
+}

@@ -1,0 +1,151 @@
+//! [`OAuthSettings`]: the built-in authorization server's configuration, validated once
+//! at start from the `TWOBOT_OAUTH_*` variables and the HTTP settings it serves beside
+//! (issuer = the base URL, resource = the MCP endpoint, scopes = what the resource
+//! advertises). A set-up that would leak sign-ins or tokens is refused with exit 2.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError};
+use crate::http::HttpSettings;
+
+/// Everything the authorization server needs, validated.
+#[derive(Debug, Clone)]
+pub struct OAuthSettings {
+    /// The issuer: the base URL, without a trailing slash.
+    pub issuer: String,
+    /// The one resource tokens are for: the MCP endpoint's URL.
+    pub resource: String,
+    /// Where the database and the signing key live.
+    pub state_dir: PathBuf,
+    /// The operator's Argon2id hash.
+    pub password_file: PathBuf,
+    /// Hosts an `https` redirect URI may name.
+    pub redirect_hosts: Vec<String>,
+    /// Access token lifetime.
+    pub access_ttl: Duration,
+    /// Refresh token lifetime (from each rotation).
+    pub refresh_ttl: Duration,
+    /// Fetch CIMD documents from loopback and private addresses too.
+    pub cimd_allow_private: bool,
+    /// Scopes a client may ask for: the required ones, then the policy's.
+    pub scopes: Vec<String>,
+    /// Scopes every token must carry (always granted, never optional on the consent page).
+    pub required_scopes: Vec<String>,
+    /// The policy, whose ceilings the consent page shows per scope.
+    pub policy: std::sync::Arc<crate::policy::Policy>,
+    /// Cookies are `Secure` (an https issuer).
+    pub secure_cookies: bool,
+    /// Trust X-Forwarded-For / Forwarded for the sign-in limit's client address.
+    pub trust_proxy_headers: bool,
+}
+
+fn invalid(var: &'static str, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        var,
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+impl OAuthSettings {
+    /// `None` unless `TWOBOT_OAUTH_BUILTIN=true`; the HTTP settings have already
+    /// refused the combinations that conflict with it (no-auth, other issuers).
+    pub fn new(config: &Config, http: &HttpSettings) -> Result<Option<Self>, ConfigError> {
+        let args = &config.oauth;
+        if !args.oauth_builtin {
+            return Ok(None);
+        }
+        let Some(base) = config.base_url.clone() else {
+            return Err(invalid(
+                "TWOBOT_BASE_URL",
+                "",
+                "must be set with TWOBOT_OAUTH_BUILTIN=true",
+            ));
+        };
+        let secure_cookies = base.starts_with("https://");
+        if !secure_cookies {
+            if crate::config::public_exposure(std::net::Ipv4Addr::LOCALHOST.into(), Some(&base))
+                .is_some()
+            {
+                return Err(invalid(
+                    "TWOBOT_BASE_URL",
+                    base,
+                    "must be https with TWOBOT_OAUTH_BUILTIN=true (http only on a loopback host, for local use): the operator's password and the tokens would cross the network in clear",
+                ));
+            }
+            tracing::warn!(base = %base, "the built-in authorization server on plain http: for local use only");
+        }
+        let Some(password_file) = args.oauth_password_file.clone() else {
+            return Err(invalid(
+                "TWOBOT_OAUTH_PASSWORD_FILE",
+                "",
+                "must be set with TWOBOT_OAUTH_BUILTIN=true: make it with `2bot-mcp oauth hash-password > FILE`",
+            ));
+        };
+        let Some(state_dir) = config.state_dir.clone() else {
+            return Err(invalid(
+                "TWOBOT_STATE_DIR",
+                "",
+                "must be set with TWOBOT_OAUTH_BUILTIN=true (no HOME to default to): clients, grants and the signing key live there",
+            ));
+        };
+        let mut redirect_hosts = Vec::new();
+        for host in &args.oauth_redirect_hosts {
+            let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+            if host.is_empty() {
+                continue;
+            }
+            let ok = host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+                && !host.starts_with('.')
+                && host.contains('.');
+            if !ok {
+                return Err(invalid(
+                    "TWOBOT_OAUTH_REDIRECT_HOSTS",
+                    host,
+                    "expected bare host names such as chatgpt.com (no scheme, port, path or wildcard)",
+                ));
+            }
+            redirect_hosts.push(host);
+        }
+        let required_scopes = http
+            .auth
+            .as_ref()
+            .map(|a| a.required_scopes.clone())
+            .unwrap_or_default();
+        Ok(Some(Self {
+            issuer: base,
+            resource: http.resource(),
+            state_dir,
+            password_file,
+            redirect_hosts,
+            access_ttl: Duration::from_secs(args.oauth_access_token_ttl_sec),
+            refresh_ttl: Duration::from_secs(args.oauth_refresh_token_ttl_sec),
+            cimd_allow_private: args.oauth_cimd_allow_private,
+            scopes: http.scopes.clone(),
+            required_scopes,
+            policy: config.policy.clone(),
+            secure_cookies,
+            trust_proxy_headers: http.trust_proxy_headers,
+        }))
+    }
+
+    /// The most powerful sandbox a token with `scopes` may run Codex in: the policy's
+    /// own rule (`Policy::ceiling_for`), so the consent page shows what will be enforced.
+    pub fn ceiling(&self, scopes: &[String]) -> &'static str {
+        self.policy
+            .ceiling_for(&crate::job::Principal::Authenticated {
+                issuer: Some(self.issuer.clone()),
+                subject: "operator".to_owned(),
+                scopes: scopes.to_vec(),
+            })
+            .as_str()
+    }
+
+    /// `{issuer}{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+}

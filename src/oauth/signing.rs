@@ -1,0 +1,239 @@
+//! The built-in authorization server's signing key: ES256 (P-256), generated on first
+//! start into the state directory (0600, never overwritten), published at `jwks_uri`,
+//! and handed to the resource server's verifier as one more JWT key, so built-in tokens
+//! are checked by exactly the code that checks an external server's.
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
+use serde::Serialize;
+
+use crate::http::auth::JwtKey;
+
+/// The key file's name inside `TWOBOT_STATE_DIR`.
+pub const KEY_FILE: &str = "oauth-signing-key.pem";
+
+/// Why the signing key cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// The key file exists but cannot be read.
+    #[error("{path}: cannot be read: {source}")]
+    Read {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The key file cannot be created.
+    #[error("{path}: cannot be created: {source}")]
+    Create {
+        /// The key file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file holds no P-256 private key.
+    #[error("{path}: not a PKCS#8 PEM P-256 private key ({reason}); move it away to have a new key made")]
+    NotAKey {
+        /// The key file.
+        path: PathBuf,
+        /// What the parser said.
+        reason: String,
+    },
+    /// The key is group- or world-accessible.
+    #[error("{path}: mode {mode:o} lets other users read the signing key; chmod 600 it")]
+    Exposed {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Signing failed (not expected with a key that loaded).
+    #[error("cannot sign a token: {0}")]
+    Sign(String),
+}
+
+/// The private key, its `kid` and its public JWK.
+pub struct SigningKey {
+    encoding: EncodingKey,
+    jwk: Jwk,
+    kid: String,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({}, <redacted>)", self.kid)
+    }
+}
+
+impl SigningKey {
+    /// Load `dir/oauth-signing-key.pem`, or create it (0600, exclusively) if missing.
+    pub fn load_or_create(dir: &Path) -> Result<Self, SigningError> {
+        let path = dir.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(pem) => {
+                let mode = std::fs::metadata(&path)
+                    .map_err(|source| SigningError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))?;
+                if mode & 0o077 != 0 {
+                    return Err(SigningError::Exposed {
+                        path,
+                        mode: mode & 0o777,
+                    });
+                }
+                Self::from_pem(&pem).map_err(|reason| SigningError::NotAKey { path, reason })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(&path),
+            Err(source) => Err(SigningError::Read { path, source }),
+        }
+    }
+
+    fn create(path: &Path) -> Result<Self, SigningError> {
+        let create_err = |source| SigningError::Create {
+            path: path.to_owned(),
+            source,
+        };
+        let pem = new_pem().map_err(|e| create_err(std::io::Error::other(e)))?;
+        // O_EXCL: two servers starting at once never overwrite each other's key; the
+        // loser reads the winner's.
+        let mut file = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Self::load_or_create(path.parent().unwrap_or(Path::new(".")));
+            }
+            Err(e) => return Err(create_err(e)),
+        };
+        file.write_all(pem.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(create_err)?;
+        tracing::info!(path = %path.display(), "created the OAuth signing key");
+        Self::from_pem(&pem).map_err(|reason| SigningError::NotAKey {
+            path: path.to_owned(),
+            reason,
+        })
+    }
+
+    /// A key from its PKCS#8 PEM.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+        let mut jwk =
+            Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(|e| e.to_string())?;
+        let kid = jwk
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| e.to_string())?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        Ok(Self { encoding, jwk, kid })
+    }
+
+    /// The key id (RFC 7638 thumbprint).
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// The JWKS document served at `jwks_uri`.
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.jwk] })
+    }
+
+    /// The public key as the resource server's verifier takes it.
+    pub fn verification_key(&self) -> Result<JwtKey, String> {
+        JwtKey::from_jwk(&self.jwk)
+    }
+
+    /// Sign `claims` as an RFC 9068 access token (`typ: at+jwt`).
+    pub fn sign(&self, claims: &impl Serialize) -> Result<String, SigningError> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.typ = Some("at+jwt".to_owned());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+            .map_err(|e| SigningError::Sign(e.to_string()))
+    }
+}
+
+/// A fresh P-256 private key as PKCS#8 PEM, from the operating system's randomness.
+fn new_pem() -> Result<String, String> {
+    loop {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+        // A value of zero or beyond the group order is not a key (odds ~2^-32); draw again.
+        if let Ok(key) = p256::SecretKey::from_slice(&bytes) {
+            return key
+                .to_pkcs8_pem(LineEnding::LF)
+                .map(|pem| pem.to_string())
+                .map_err(|e| e.to_string());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn a_key_is_created_once_with_mode_600_and_read_back_with_the_same_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = SigningKey::load_or_create(dir.path()).unwrap();
+        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = SigningKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.kid(), again.kid());
+        assert_eq!(first.jwks()["keys"][0]["kid"], first.kid());
+        assert_eq!(first.jwks()["keys"][0]["crv"], "P-256");
+        assert!(first.jwks()["keys"][0].get("d").is_none(), "no private part");
+    }
+
+    #[test]
+    fn a_readable_or_broken_key_file_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        SigningKey::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(KEY_FILE);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = SigningKey::load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("chmod 600"), "{err}");
+        std::fs::write(&path, "junk").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = SigningKey::load_or_create(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("not a PKCS#8"), "{err}");
+    }
+
+    #[test]
+    fn a_signed_token_verifies_with_the_published_key_and_says_at_jwt() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_create(dir.path()).unwrap();
+        let token = key
+            .sign(&serde_json::json!({"sub": "operator", "aud": "r", "exp": 4_000_000_000u64}))
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(header.kid.as_deref(), Some(key.kid()));
+        let jwk: Jwk = serde_json::from_value(key.jwks()["keys"][0].clone()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        validation.set_audience(&["r"]);
+        jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &validation,
+        )
+        .unwrap();
+        assert!(key.verification_key().is_ok());
+    }
+}

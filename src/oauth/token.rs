@@ -1,0 +1,382 @@
+//! The token endpoint (`POST /oauth/token`): an authorization code with its PKCE
+//! verifier, or a refresh token, in exchange for an access token (an ES256 JWT the MCP
+//! endpoint verifies) and a new refresh token; and the revocation endpoint (RFC 7009).
+//!
+//! Every check that fails uses the code up; a code presented twice revokes what its
+//! first exchange issued (RFC 6749 §4.1.2), and a refresh token presented twice revokes
+//! its whole family, since one of the two presenters stole it.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
+
+use super::store::{AuthMethod, Client, Exchange, Grant, NewRefresh, Rotation};
+use super::{AuthorizationServer, hash_secret, now, random_token};
+
+/// The subject of every built-in token: the one operator.
+pub const SUBJECT: &str = "operator";
+/// Largest token request body.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// An OAuth error response (RFC 6749 §5.2).
+#[derive(Debug)]
+pub struct TokenError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    basic_challenge: bool,
+}
+
+fn error(code: &'static str, description: impl Into<String>) -> TokenError {
+    TokenError {
+        status: StatusCode::BAD_REQUEST,
+        code,
+        description: description.into(),
+        basic_challenge: false,
+    }
+}
+
+impl IntoResponse for TokenError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({"error": self.code, "error_description": self.description})),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if self.basic_challenge {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"2Bot\""));
+        }
+        response
+    }
+}
+
+/// The claims of a built-in access token (RFC 9068), plus `gid`, the grant it belongs
+/// to, which the MCP endpoint looks up in the revocation list.
+#[derive(Debug, Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: i64,
+    nbf: i64,
+    exp: i64,
+    jti: String,
+    client_id: &'a str,
+    scope: &'a str,
+    gid: &'a str,
+}
+
+/// The form's fields, once each.
+struct Form(Vec<(String, String)>);
+
+impl Form {
+    fn get(&self, name: &str) -> Result<Option<&str>, TokenError> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        let first = found.next().map(|(_, v)| v.as_str());
+        if found.next().is_some() {
+            return Err(error("invalid_request", format!("the parameter {name} is repeated")));
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    }
+
+    fn require(&self, name: &str) -> Result<&str, TokenError> {
+        self.get(name)?
+            .ok_or_else(|| error("invalid_request", format!("the parameter {name} is missing")))
+    }
+}
+
+async fn read_form(request: Request) -> Result<(HeaderMap, Form), TokenError> {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
+        .await
+        .map_err(|_| error("invalid_request", "the request body is too large"))?;
+    let fields = url::form_urlencoded::parse(&body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Ok((parts.headers, Form(fields)))
+}
+
+/// `client_secret_basic` credentials, if the request has them (RFC 6749 §2.3.1: each
+/// part form-encoded inside the base64).
+fn basic(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+/// The calling client, authenticated by the method it registered (a secret client may
+/// send its secret either way; a public client sends none).
+async fn authenticate(
+    server: &AuthorizationServer,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<Client, TokenError> {
+    let basic = basic(headers);
+    let form_id = form.get("client_id")?;
+    let id = match (&basic, form_id) {
+        (Some((b, _)), Some(f)) if b != f => {
+            return Err(error("invalid_request", "client_id differs from the Basic credentials"));
+        }
+        (Some((b, _)), _) => b.clone(),
+        (None, Some(f)) => f.to_owned(),
+        (None, None) => return Err(error("invalid_request", "the parameter client_id is missing")),
+    };
+    let invalid_client = |why: &str| TokenError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "invalid_client",
+        description: why.to_owned(),
+        basic_challenge: basic.is_some(),
+    };
+    let lookup = id.clone();
+    let client = server
+        .store(move |s| s.client(&lookup))
+        .await
+        .map_err(|_| error("server_error", "the server cannot read its state"))?
+        .ok_or_else(|| invalid_client("unknown client; register again"))?;
+    let secret = basic.map(|(_, s)| s).or(form.get("client_secret")?.map(str::to_owned));
+    match (&client.auth_method, &client.secret_hash, secret) {
+        (AuthMethod::None, _, None) => Ok(client),
+        (AuthMethod::None, _, Some(_)) => Err(invalid_client("this client is public: it has no secret to send")),
+        (_, Some(hash), Some(given)) if bool::from(hash_secret(&given).as_bytes().ct_eq(hash.as_bytes())) => Ok(client),
+        (_, _, Some(_)) => Err(invalid_client("wrong client secret")),
+        (_, _, None) => Err(invalid_client("this client must authenticate with its secret")),
+    }
+}
+
+/// `POST /oauth/token`.
+pub async fn token(State(server): State<AuthorizationServer>, request: Request) -> Response {
+    match exchange(&server, request).await {
+        Ok(body) => {
+            let mut response = Json(body).into_response();
+            response
+                .headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(e) => {
+            tracing::info!(error = e.code, reason = %e.description, "token request refused");
+            e.into_response()
+        }
+    }
+}
+
+async fn exchange(server: &AuthorizationServer, request: Request) -> Result<serde_json::Value, TokenError> {
+    let (headers, form) = read_form(request).await?;
+    let grant_type = form.require("grant_type")?.to_owned();
+    let client = authenticate(server, &headers, &form).await?;
+    let broken = |_| error("server_error", "the server cannot read or write its state");
+    let settings = server.settings();
+    let refresh = format!("rt_{}", random_token(32));
+    let now = now();
+    let next = NewRefresh {
+        token_hash: hash_secret(&refresh),
+        issued_at: now,
+        expires_at: now + i64::try_from(settings.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+    };
+    let (grant, scope) = match grant_type.as_str() {
+        "authorization_code" => {
+            let code_hash = hash_secret(form.require("code")?);
+            let lookup = code_hash.clone();
+            let row = server
+                .store(move |s| s.code(&lookup))
+                .await
+                .map_err(broken)?
+                .ok_or_else(|| error("invalid_grant", "unknown authorization code"))?;
+            let verifier = form.get("code_verifier")?;
+            let refused = if row.used_at.is_some() {
+                None // the exchange below reports the reuse and revokes
+            } else if row.client_id != client.id {
+                Some("the code was issued to another client")
+            } else if form.get("redirect_uri")?.is_some_and(|r| r != row.redirect_uri) {
+                Some("redirect_uri differs from the authorization request's")
+            } else if form.get("resource")?.is_some_and(|r| r != row.resource) {
+                Some("resource differs from the authorization request's")
+            } else if verifier.is_none() {
+                Some("code_verifier is missing (PKCE)")
+            } else if !pkce_matches(verifier.unwrap_or_default(), &row.code_challenge) {
+                Some("code_verifier does not match the code_challenge (PKCE)")
+            } else {
+                None
+            };
+            if let Some(reason) = refused {
+                let burn = code_hash.clone();
+                server.store(move |s| s.burn_code(&burn, now)).await.map_err(broken)?;
+                return Err(error("invalid_grant", reason));
+            }
+            let grant_id = format!("g_{}", random_token(16));
+            let issued = next.clone();
+            match server
+                .store(move |s| s.exchange_code(&code_hash, now, &grant_id, &issued))
+                .await
+                .map_err(broken)?
+            {
+                Exchange::Issued(grant) => {
+                    tracing::info!(client = %client.id, grant = %grant.id, "tokens issued for a code");
+                    let scope = grant.scope.clone();
+                    (grant, scope)
+                }
+                Exchange::Reused => {
+                    tracing::warn!(client = %client.id, "an authorization code was presented twice; its grant is revoked");
+                    return Err(error("invalid_grant", "the code was already used; what it issued is revoked"));
+                }
+                Exchange::Expired => return Err(error("invalid_grant", "the code expired (codes live 60 s)")),
+                Exchange::Unknown => return Err(error("invalid_grant", "unknown authorization code")),
+            }
+        }
+        "refresh_token" => {
+            let old = hash_secret(form.require("refresh_token")?);
+            let client_id = client.id.clone();
+            let issued = next.clone();
+            let grant = match server
+                .store(move |s| s.rotate_refresh(&old, &client_id, now, &issued))
+                .await
+                .map_err(broken)?
+            {
+                Rotation::Rotated(grant) => grant,
+                Rotation::Reused => {
+                    tracing::warn!(client = %client.id, "a refresh token was presented twice; its family is revoked");
+                    return Err(error("invalid_grant", "the refresh token was already used; its grant is revoked"));
+                }
+                Rotation::Revoked => return Err(error("invalid_grant", "the grant was revoked")),
+                Rotation::Expired => return Err(error("invalid_grant", "the refresh token expired")),
+                Rotation::WrongClient => return Err(error("invalid_grant", "the refresh token was issued to another client")),
+                Rotation::Unknown => return Err(error("invalid_grant", "unknown refresh token")),
+            };
+            if form.get("resource")?.is_some_and(|r| r != grant.resource) {
+                return Err(error("invalid_target", format!("this grant is for {} only", grant.resource)));
+            }
+            let scope = match form.get("scope")? {
+                None => grant.scope.clone(),
+                Some(asked) => {
+                    let granted: Vec<&str> = grant.scope.split(' ').collect();
+                    if let Some(extra) = asked.split(' ').find(|s| !s.is_empty() && !granted.contains(s)) {
+                        return Err(error("invalid_scope", format!("{extra} was not granted")));
+                    }
+                    asked.to_owned()
+                }
+            };
+            (grant, scope)
+        }
+        other => {
+            return Err(error(
+                "unsupported_grant_type",
+                format!("{other} is not supported; use authorization_code or refresh_token"),
+            ));
+        }
+    };
+    let access = mint(server, &grant, &scope, now)?;
+    Ok(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": settings.access_ttl.as_secs(),
+        "refresh_token": refresh,
+        "scope": scope,
+    }))
+}
+
+fn mint(server: &AuthorizationServer, grant: &Grant, scope: &str, now: i64) -> Result<String, TokenError> {
+    let settings = server.settings();
+    let claims = AccessClaims {
+        iss: &settings.issuer,
+        sub: SUBJECT,
+        aud: &grant.resource,
+        iat: now,
+        nbf: now,
+        exp: now + i64::try_from(settings.access_ttl.as_secs()).unwrap_or(3600),
+        jti: random_token(16),
+        client_id: &grant.client_id,
+        scope,
+        gid: &grant.id,
+    };
+    server.inner.key.sign(&claims).map_err(|e| {
+        tracing::error!(error = %e, "cannot sign an access token");
+        error("server_error", "the server cannot sign tokens")
+    })
+}
+
+/// RFC 7636 S256: BASE64URL(SHA256(verifier)) == challenge; the verifier 43–128
+/// unreserved characters.
+fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    let well_formed = (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    well_formed && bool::from(computed.as_bytes().ct_eq(challenge.as_bytes()))
+}
+
+/// `POST /oauth/revoke` (RFC 7009): a refresh token's family ends; the answer is 200
+/// whatever the token was, so it reveals nothing.
+pub async fn revoke(State(server): State<AuthorizationServer>, request: Request) -> Response {
+    let result = async {
+        let (headers, form) = read_form(request).await?;
+        let client = authenticate(&server, &headers, &form).await?;
+        let token = form.require("token")?;
+        if token.starts_with("rt_") {
+            let hash = hash_secret(token);
+            let revoked = server
+                .store(move |s| s.revoke_refresh_family(&hash, Some(&client.id), "revoked by the client", now()))
+                .await
+                .map_err(|_| error("server_error", "the server cannot write its state"))?;
+            tracing::info!(revoked, "revocation request");
+        }
+        Ok::<_, TokenError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn pkce_s256_matches_the_rfc_example_and_nothing_else() {
+        // RFC 7636 appendix B.
+        let verifier = "dBjftJeZ4CK-fNopIJQvNuGRkuPeL2gSXZ0mMcXUsOE";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        for (v, c, ok) in [
+            (verifier, challenge, true),
+            ("dBjftJeZ4CK-fNopIJQvNuGRkuPeL2gSXZ0mMcXUsOF", challenge, false),
+            (challenge, challenge, false),
+            ("short", "Gc9hGUYPeDvSdLWkNjzrVRBoGkEZbJdS_wtMydT4zq0", false),
+            ("", challenge, false),
+        ] {
+            assert_eq!(pkce_matches(v, c), ok, "{v}");
+        }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded_inside_the_base64() {
+        let mut headers = HeaderMap::new();
+        let value = format!("Basic {}", STANDARD.encode("c%3A1:s%2B%2F"));
+        headers.insert(AUTHORIZATION, value.parse().unwrap());
+        assert_eq!(basic(&headers), Some(("c:1".to_owned(), "s+/".to_owned())));
+        headers.insert(AUTHORIZATION, "Bearer x".parse().unwrap());
+        assert_eq!(basic(&headers), None);
+    }
+}
