@@ -67,19 +67,16 @@ pub async fn run_binary(
     ))
 }
 
-/// `PASSWORD`'s hash, written where TWOBOT_OAUTH_PASSWORD_FILE will point.
-// TODO(switch): `2bot-mcp oauth hash-password` once it lands.
-pub fn password_file(dir: &std::path::Path) -> Result<PathBuf> {
-    use argon2::PasswordHasher;
-    let mut salt = [0u8; 16];
-    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let salt = argon2::password_hash::SaltString::encode_b64(&salt).map_err(anyhow::Error::msg)?;
-    let phc = argon2::Argon2::default()
-        .hash_password(PASSWORD.as_bytes(), &salt)
-        .map_err(anyhow::Error::msg)?
-        .to_string();
+/// `PASSWORD`'s hash from `2bot-mcp oauth hash-password` (stdin), written 0600 where
+/// TWOBOT_OAUTH_PASSWORD_FILE will point, as the operator makes it.
+pub async fn password_file(dir: &std::path::Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (code, stdout, stderr) = run_binary(&["oauth", "hash-password"], &[], PASSWORD).await?;
+    ensure!(code == Some(0), "oauth hash-password: {code:?} {stderr}");
+    ensure!(stdout.starts_with("$argon2id$"), "{stdout}");
     let path = dir.join("password");
-    std::fs::write(&path, format!("{phc}\n"))?;
+    std::fs::write(&path, stdout)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(path)
 }
 
@@ -98,7 +95,7 @@ impl Builtin {
             ("TWOBOT_OAUTH_BUILTIN", "true".into()),
             (
                 "TWOBOT_OAUTH_PASSWORD_FILE",
-                password_file(dir.path())?.display().to_string(),
+                password_file(dir.path()).await?.display().to_string(),
             ),
             (
                 "TWOBOT_STATE_DIR",

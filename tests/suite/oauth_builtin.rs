@@ -285,7 +285,7 @@ async fn revoked_grants_stop_refresh_and_access_tokens() -> Result<()> {
 #[tokio::test]
 async fn the_built_in_server_refuses_to_start_without_its_settings() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let password = password_file(dir.path())?.display().to_string();
+    let password = password_file(dir.path()).await?.display().to_string();
     let good: Vec<(&str, &str)> = vec![
         ("TWOBOT_TRANSPORT", "http"),
         ("TWOBOT_PORT", "0"),
