@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::oauth::*;
 use crate::common::oauth_builtin::*;
+use crate::suite::deploy::installed;
 
 /// Each field of the authorization server metadata the design promises, exactly.
 fn assert_metadata(meta: &Value, base: &str) {
@@ -342,5 +343,74 @@ async fn the_built_in_server_refuses_to_start_without_its_settings() -> Result<(
         assert_eq!(stderr.lines().count(), 1, "{variable}={value:?}: {stderr}");
         assert!(stderr.contains(named), "{variable}={value:?}: {stderr}");
     }
+    Ok(())
+}
+
+/// The sign-in and consent pages in headless Chromium (tests/oauth/signin.mjs): the
+/// operator types the password, keeps the ticked scopes and clicks Allow; the browser
+/// lands on the client's redirect with a code the client can trade. The pages load
+/// nothing off this server and the browser reports no CSP violation (form-action lets the
+/// consent form's 303 reach the client) and no error.
+#[tokio::test]
+async fn the_sign_in_page_works_in_a_real_browser() -> Result<()> {
+    let Some(chromium) = installed(&["chromium", "/usr/bin/chromium"], "chromium") else {
+        return Ok(());
+    };
+    let Some(node) = installed(&["node"], "node") else {
+        return Ok(());
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing; `npm ci` installs it"
+    );
+    let server = Builtin::start(&[]).await?;
+    let client = server.register_public("ChatGPT", REDIRECT_URI).await?;
+    let ask = Ask::new(&client, REDIRECT_URI);
+    let mut cmd = tokio::process::Command::new(node);
+    cmd.arg(root.join("tests/oauth/signin.mjs"))
+        .current_dir(root)
+        .env("AUTHORIZE_URL", ask.url(&server)?)
+        .env("PASSWORD", PASSWORD)
+        .env("REDIRECT_URI", REDIRECT_URI)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(180), cmd.output())
+        .await
+        .context("the browser did not finish in 180 s")??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .with_context(|| {
+            format!(
+                "no report: {stdout}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    assert!(out.status.success(), "{report:#}");
+    assert_eq!(report["offLoopback"], json!([]), "{report:#}");
+    assert_eq!(report["pageErrors"], json!([]), "{report:#}");
+    assert_eq!(
+        report["console"],
+        json!([]),
+        "CSP violations or errors: {report:#}"
+    );
+    assert_eq!(
+        report["scopes"],
+        json!([{"scope": "codex:read", "checked": true}, {"scope": "codex:write", "checked": true}])
+    );
+    let query = &report["query"];
+    assert_eq!(
+        (&query["state"], &query["iss"]),
+        (&json!(ask.state), &json!(server.base))
+    );
+    let code = query["code"]
+        .as_str()
+        .with_context(|| format!("{report:#}"))?;
+    let (status, body) = server.exchange(&ask, code).await?;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let access = Tokens::from(&body)?.access;
+    assert_eq!(initialize_with(&server.server.url, &access).await?.0, 200);
     Ok(())
 }
