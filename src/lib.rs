@@ -11,6 +11,8 @@
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
 //!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body
 //!   checks), every refusal rendered by `http::rescue` in one body shape.
+//! - [`oauth`]: the built-in OAuth authorization server (`TWOBOT_OAUTH_BUILTIN`): its
+//!   redirect-URI rules and client metadata documents fetched behind an SSRF guard.
 //! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
 //!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling,
 //!   and the run card (MCP Apps).
@@ -62,6 +64,7 @@ pub mod job;
 pub mod mcp;
 pub mod metrics;
 pub mod model_endpoint;
+pub mod oauth;
 pub mod policy;
 pub mod run_queue;
 pub mod runner;
