@@ -6,11 +6,13 @@
 //! Outermost first. A module imports only modules listed below it (`tests/layout.rs`
 //! checks this, so the list is also the proof that there is no import cycle).
 //!
-//! - [`cli`]: what the binary does besides serving: `--print-config` and `doctor`.
+//! - [`cli`]: what the binary does besides serving: `--print-config`, `doctor` and `oauth …`.
 //! - [`stdio`]: the stdio transport (the caller is the local user).
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
 //!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body
 //!   checks), every refusal rendered by `http::rescue` in one body shape.
+//! - [`oauth`]: the built-in OAuth authorization server (`TWOBOT_OAUTH_BUILTIN`): its state
+//!   in SQLite in the state directory.
 //! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
 //!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling,
 //!   and the run card (MCP Apps).
@@ -62,6 +64,7 @@ pub mod job;
 pub mod mcp;
 pub mod metrics;
 pub mod model_endpoint;
+pub mod oauth;
 pub mod policy;
 pub mod run_queue;
 pub mod runner;
