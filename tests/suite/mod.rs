@@ -14,6 +14,8 @@ mod http_limits;
 mod jwks;
 mod oauth_builtin;
 mod oauth_builtin_attacks;
+mod oauth_builtin_cimd;
+mod oauth_cimd;
 mod oauth_password;
 mod oauth_proof;
 mod operators;
