@@ -21,6 +21,14 @@ fn main() -> ExitCode {
         return twobot::runner::supervise::main(args.get(2..).unwrap_or_default());
     }
     let (cli, matches) = Cli::parse_with_matches_or_exit();
+    // The oauth subcommands need only the state directory, not a configuration that serves.
+    if let Some(Command::Oauth(command)) = &cli.command {
+        let state_dir = cli
+            .state_dir
+            .clone()
+            .or_else(twobot::config::default_state_dir);
+        return twobot::cli::oauth::run(command, state_dir.as_deref());
+    }
     if cli.command == Some(Command::Doctor) {
         return doctor(cli);
     }
