@@ -6,7 +6,7 @@
 //! Outermost first. A module imports only modules listed below it (`tests/layout.rs`
 //! checks this, so the list is also the proof that there is no import cycle).
 //!
-//! - [`cli`]: what the binary does besides serving: `--print-config` and `doctor`.
+//! - [`cli`]: what the binary does besides serving: `--print-config`, `doctor` and `oauth …`.
 //! - [`stdio`]: the stdio transport (the caller is the local user).
 //! - [`oauth`]: the built-in OAuth authorization server (`TWOBOT_OAUTH_BUILTIN`): metadata,
 //!   registration (DCR, CIMD), the operator's sign-in and consent pages, the token

@@ -1,0 +1,245 @@
+//! The plain rows the store reads and writes, and how its two enums are spelled in the
+//! database (the same words as on the wire: `dcr`/`cimd`, RFC 7591 auth method names).
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// How a client came to be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    /// Dynamic client registration (RFC 7591, `POST /oauth/register`).
+    Dcr,
+    /// A client ID metadata document (the client id is the document's HTTPS URL).
+    Cimd,
+}
+
+impl ClientKind {
+    /// `dcr` or `cimd`, as `oauth list` shows it and the database stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dcr => "dcr",
+            Self::Cimd => "cimd",
+        }
+    }
+}
+
+/// How a client authenticates at the token endpoint (RFC 7591 `token_endpoint_auth_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// A public client: PKCE is its only proof.
+    None_,
+    /// `client_secret` in the form body.
+    ClientSecretPost,
+    /// HTTP Basic with the client id and secret.
+    ClientSecretBasic,
+}
+
+impl AuthMethod {
+    /// The RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None_ => "none",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::ClientSecretBasic => "client_secret_basic",
+        }
+    }
+
+    /// The method an RFC 7591 name denotes, if it is one 2Bot supports.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::None_, Self::ClientSecretPost, Self::ClientSecretBasic]
+            .into_iter()
+            .find(|m| m.as_str() == name)
+    }
+}
+
+/// A registered client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    /// `c_…` for DCR, the document URL for CIMD.
+    pub id: String,
+    /// DCR or CIMD.
+    pub kind: ClientKind,
+    /// `client_name` (shown on the consent page and by `oauth list`).
+    pub name: String,
+    /// The registered redirect URIs, each already checked by the redirect rules.
+    pub redirect_uris: Vec<String>,
+    /// Token endpoint authentication.
+    pub auth_method: AuthMethod,
+    /// [`sha256_hex`] of the client secret (secret methods only).
+    pub secret_hash: Option<String>,
+    /// Registered (DCR) or first fetched (CIMD), unix seconds.
+    pub created_at: i64,
+}
+
+impl Client {
+    /// Whether `presented` is this client's secret, compared in constant time. A client
+    /// without a secret matches nothing.
+    pub fn secret_matches(&self, presented: &str) -> bool {
+        self.secret_hash.as_ref().is_some_and(|stored| {
+            bool::from(sha256_hex(presented).as_bytes().ct_eq(stored.as_bytes()))
+        })
+    }
+}
+
+/// An authorization code to remember (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCode {
+    /// [`sha256_hex`] of the code.
+    pub code_hash: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI of the authorization request (the token request must repeat it).
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The resource (RFC 8707) the tokens will be for.
+    pub resource: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// Unix seconds; the code is valid while `now < expires_at`.
+    pub expires_at: i64,
+}
+
+/// A stored authorization code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRow {
+    /// [`sha256_hex`] of the code.
+    pub code_hash: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The redirect URI of the authorization request.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge.
+    pub code_challenge: String,
+    /// The resource the tokens will be for.
+    pub resource: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// When it was exchanged or burnt; `None` while unused.
+    pub used_at: Option<i64>,
+}
+
+/// A refresh token to remember (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRefresh {
+    /// [`sha256_hex`] of the token.
+    pub token_hash: String,
+    /// Unix seconds; valid while `now < expires_at`.
+    pub expires_at: i64,
+    /// Unix seconds.
+    pub issued_at: i64,
+}
+
+/// What one sign-in and consent granted: the family of every token issued from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The grant id (`gid` in access tokens).
+    pub id: String,
+    /// The client it was granted to.
+    pub client_id: String,
+    /// The scopes granted, space-separated.
+    pub scope: String,
+    /// The resource its tokens are for.
+    pub resource: String,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// The outcome of [`super::Store::exchange_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchange {
+    /// The code was good: this grant now exists, with the first refresh token.
+    Issued(Grant),
+    /// The code had been used: the grant made from it (if any) is now revoked.
+    Reused,
+    /// The code is past its expiry.
+    Expired,
+    /// No such code.
+    Unknown,
+}
+
+/// The outcome of [`super::Store::rotate_refresh`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is used up and the new one stored, in this grant.
+    Rotated(Grant),
+    /// The token had been used: its whole grant is now revoked.
+    Reused,
+    /// The token's grant was revoked.
+    Revoked,
+    /// The token is past its expiry.
+    Expired,
+    /// The token belongs to another client (nothing changed).
+    WrongClient,
+    /// No such token.
+    Unknown,
+}
+
+/// A client and its live grants, for `oauth list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientListing {
+    /// The client.
+    pub client: Client,
+    /// Its live grants, oldest first.
+    pub grants: Vec<GrantListing>,
+}
+
+/// A live grant: not revoked, and with a refresh token still valid or an access token
+/// that may still be (it issued one within [`super::ACCESS_TTL_MAX_SEC`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantListing {
+    /// The grant.
+    pub grant: Grant,
+    /// When it last issued tokens (its creation or its last refresh), unix seconds.
+    pub last_used_at: i64,
+    /// When its current refresh token expires; `None` when that has already happened.
+    pub refresh_expires_at: Option<i64>,
+}
+
+/// Lower-case hex SHA-256 of a secret. Codes, refresh tokens and client secrets are 32
+/// random bytes, so nobody can guess one from its hash: a fast hash is right here (a slow
+/// password hash would only cost every token request time).
+pub fn sha256_hex(secret: &str) -> String {
+    Sha256::digest(secret.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut s, b| {
+            s.push_str(&format!("{b:02x}"));
+            s
+        })
+}
+
+impl ToSql for ClientKind {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for ClientKind {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        match value.as_str()? {
+            "dcr" => Ok(Self::Dcr),
+            "cimd" => Ok(Self::Cimd),
+            other => Err(FromSqlError::Other(
+                format!("unknown client kind {other:?}").into(),
+            )),
+        }
+    }
+}
+
+impl ToSql for AuthMethod {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::from(self.as_str()))
+    }
+}
+
+impl FromSql for AuthMethod {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let name = value.as_str()?;
+        Self::parse(name).ok_or_else(|| {
+            FromSqlError::Other(format!("unknown token endpoint auth method {name:?}").into())
+        })
+    }
+}
