@@ -90,8 +90,9 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
-/// `$XDG_DATA_HOME/2bot`, else `$HOME/.local/share/2bot`.
-fn default_state_dir() -> Option<PathBuf> {
+/// `$XDG_DATA_HOME/2bot`, else `$HOME/.local/share/2bot`: the state directory when
+/// TWOBOT_STATE_DIR is unset.
+pub fn default_state_dir() -> Option<PathBuf> {
     let nonempty = |var: &str| {
         std::env::var_os(var)
             .filter(|v| !v.is_empty())

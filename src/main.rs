@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use tokio_util::sync::CancellationToken;
-use twobot::config::{Cli, Command, Config, OauthCommand, Transport};
+use twobot::config::{Cli, Command, Config, Transport};
 
 fn main() -> ExitCode {
     // First thing, before any secret is read: not dumpable, so a same-user process (a
@@ -21,11 +21,16 @@ fn main() -> ExitCode {
         return twobot::runner::supervise::main(args.get(2..).unwrap_or_default());
     }
     let (cli, matches) = Cli::parse_with_matches_or_exit();
+    // The oauth subcommands need only the state directory, not a configuration that serves.
+    if let Some(Command::Oauth(command)) = &cli.command {
+        let state_dir = cli
+            .state_dir
+            .clone()
+            .or_else(twobot::config::default_state_dir);
+        return twobot::cli::oauth::run(command, state_dir.as_deref());
+    }
     if cli.command == Some(Command::Doctor) {
         return doctor(cli);
-    }
-    if cli.command == Some(Command::Oauth(OauthCommand::HashPassword)) {
-        return twobot::cli::hash_password::run();
     }
     let print_config = cli.print_config;
     let codex_user = cli.codex_user.clone();

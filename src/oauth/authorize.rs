@@ -212,7 +212,7 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
             kind: ClientKind::Cimd,
             name: document.client_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or(host),
             redirect_uris: document.redirect_uris.clone(),
-            auth_method: AuthMethod::None,
+            auth_method: AuthMethod::None_,
             secret_hash: None,
             created_at: now(),
         };

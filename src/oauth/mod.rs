@@ -43,7 +43,6 @@ use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine as _;
 use futures::future::BoxFuture;
-use sha2::{Digest as _, Sha256};
 
 use self::authorize::Pending;
 use self::cimd::CimdFetcher;
@@ -237,14 +236,7 @@ pub fn random_token(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// How codes, refresh tokens and client secrets are stored: SHA-256, hex. They are 32
-/// random bytes, so a fast hash is enough (nothing to brute-force).
-pub fn hash_secret(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use self::store::sha256_hex as hash_secret;
 
 /// Now, in unix seconds.
 pub fn now() -> i64 {

@@ -127,7 +127,7 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
         "client_id_issued_at": client.created_at,
         "client_name": client.name,
         "redirect_uris": client.redirect_uris,
-        "token_endpoint_auth_method": method_name(&client.auth_method),
+        "token_endpoint_auth_method": client.auth_method.as_str(),
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
     });
@@ -138,14 +138,6 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
     response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-fn method_name(method: &AuthMethod) -> &'static str {
-    match method {
-        AuthMethod::None => "none",
-        AuthMethod::ClientSecretPost => "client_secret_post",
-        AuthMethod::ClientSecretBasic => "client_secret_basic",
-    }
 }
 
 /// The client a valid registration makes, and its secret (shown once, stored hashed).
@@ -163,11 +155,11 @@ fn checked(server: &AuthorizationServer, r: Registration) -> Result<(Client, Opt
             return Err(bad("invalid_redirect_uri", format!("{uri}: {e}")));
         }
     }
-    let method = match r.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic") {
-        "none" => AuthMethod::None,
-        "client_secret_post" => AuthMethod::ClientSecretPost,
-        "client_secret_basic" => AuthMethod::ClientSecretBasic,
-        other => {
+    let asked = r.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic");
+    let method = match AuthMethod::parse(asked) {
+        Some(method) => method,
+        None => {
+            let other = asked;
             return Err(bad(
                 "invalid_client_metadata",
                 format!("token_endpoint_auth_method {other} is not supported; use none, client_secret_post or client_secret_basic"),
@@ -191,7 +183,7 @@ fn checked(server: &AuthorizationServer, r: Registration) -> Result<(Client, Opt
         "" => "Unnamed client".to_owned(),
         n => n.to_owned(),
     };
-    let secret = (method != AuthMethod::None).then(|| random_token(32));
+    let secret = (method != AuthMethod::None_).then(|| random_token(32));
     Ok((
         Client {
             id: format!("c_{}", random_token(16)),

@@ -154,12 +154,12 @@ async fn authenticate(
         .map_err(|_| error("server_error", "the server cannot read its state"))?
         .ok_or_else(|| invalid_client("unknown client; register again"))?;
     let secret = basic.map(|(_, s)| s).or(form.get("client_secret")?.map(str::to_owned));
-    match (&client.auth_method, &client.secret_hash, secret) {
-        (AuthMethod::None, _, None) => Ok(client),
-        (AuthMethod::None, _, Some(_)) => Err(invalid_client("this client is public: it has no secret to send")),
-        (_, Some(hash), Some(given)) if bool::from(hash_secret(&given).as_bytes().ct_eq(hash.as_bytes())) => Ok(client),
-        (_, _, Some(_)) => Err(invalid_client("wrong client secret")),
-        (_, _, None) => Err(invalid_client("this client must authenticate with its secret")),
+    match (client.auth_method, secret) {
+        (AuthMethod::None_, None) => Ok(client),
+        (AuthMethod::None_, Some(_)) => Err(invalid_client("this client is public: it has no secret to send")),
+        (_, Some(given)) if client.secret_matches(&given) => Ok(client),
+        (_, Some(_)) => Err(invalid_client("wrong client secret")),
+        (_, None) => Err(invalid_client("this client must authenticate with its secret")),
     }
 }
 
