@@ -1,6 +1,7 @@
 //! Test harness: spawn `2bot-mcp` with the fake (or real) Codex, connect `rmcp`'s
 //! client over its stdio, and read what the fake Codex recorded.
 
+pub mod cimd;
 pub mod http;
 pub mod mock_responses;
 

@@ -12,6 +12,7 @@ mod first_contact;
 mod http;
 mod http_limits;
 mod jwks;
+mod oauth_cimd;
 mod oauth_cli;
 mod oauth_password;
 mod oauth_proof;
