@@ -203,14 +203,10 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
                     &format!("The client metadata document {client_id} cannot be used: {e}."),
                 )
             })?;
-        let host = url::Url::parse(client_id)
-            .ok()
-            .and_then(|u| u.host_str().map(str::to_owned))
-            .unwrap_or_default();
         let client = Client {
             id: client_id.to_owned(),
             kind: ClientKind::Cimd,
-            name: document.client_name.clone().filter(|n| !n.trim().is_empty()).unwrap_or(host),
+            name: document.client_name.clone(),
             redirect_uris: document.redirect_uris.clone(),
             auth_method: AuthMethod::None_,
             secret_hash: None,

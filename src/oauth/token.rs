@@ -141,11 +141,12 @@ async fn authenticate(
         (None, Some(f)) => f.to_owned(),
         (None, None) => return Err(error("invalid_request", "the parameter client_id is missing")),
     };
+    let used_basic = basic.is_some();
     let invalid_client = |why: &str| TokenError {
         status: StatusCode::UNAUTHORIZED,
         code: "invalid_client",
         description: why.to_owned(),
-        basic_challenge: basic.is_some(),
+        basic_challenge: used_basic,
     };
     let lookup = id.clone();
     let client = server
