@@ -19,7 +19,9 @@ const origin = new URL(authorizeUrl).origin;
 const LIMIT = 60_000; // generous: a busy 2-core machine
 
 const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "oauth-signin-chromium-"));
-const report = { redirect: null, query: null, offLoopback: [], console: [], pageErrors: [], scopes: [] };
+const t0 = Date.now();
+const mark = (what) => report.steps.push(`${what} ${Date.now() - t0} ms`);
+const report = { steps: [], redirect: null, query: null, offLoopback: [], console: [], pageErrors: [], scopes: [] };
 let context;
 try {
   context = await chromium.launchPersistentContext(userDataDir, {
@@ -28,7 +30,8 @@ try {
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
   const page = await context.newPage();
-  page.on("console", (m) => report.console.push(`${m.type()}: ${m.text()}`));
+  // Errors and warnings only (a CSP violation is an error); Chromium's verbose DOM hints are not findings.
+  page.on("console", (m) => ["error", "warning"].includes(m.type()) && report.console.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => report.pageErrors.push(String(e)));
 
   let arrived;
@@ -46,20 +49,26 @@ try {
     return route.continue();
   });
 
+  mark("browser up");
   await page.goto(authorizeUrl, { timeout: LIMIT });
+  mark("sign-in page");
   await page.fill("input[name=password]", process.env.PASSWORD);
   await Promise.all([
     page.waitForSelector("input[name=scope]", { timeout: LIMIT }),
     page.locator("form:has(input[name=password]) [type=submit]").first().click(),
   ]);
+  mark("consent page");
   for (const box of await page.locator("input[name=scope]").all()) {
     report.scopes.push({ scope: await box.getAttribute("value"), checked: await box.isChecked() });
   }
   await page.locator("[name=decision][value=allow]").click();
+  let timer;
   report.redirect = await Promise.race([
     redirected,
-    new Promise((_, reject) => setTimeout(() => reject(new Error("no redirect to the client")), LIMIT)),
+    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("no redirect to the client")), LIMIT))),
   ]);
+  clearTimeout(timer); // else node waits for it before exiting, and the code expires meanwhile
+  mark("redirected");
   report.query = Object.fromEntries(new URL(report.redirect).searchParams);
   console.log(JSON.stringify(report));
 } catch (e) {

@@ -292,7 +292,8 @@ async fn the_built_in_server_refuses_to_start_without_its_settings() -> Result<(
         ("TWOBOT_PORT", "0"),
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_OAUTH_BUILTIN", "true"),
-        ("TWOBOT_BASE_URL", "http://127.0.0.1:8080"),
+        // https: a loopback http base would add its warning line to the refusal.
+        ("TWOBOT_BASE_URL", "https://2bot.example.com"),
         ("TWOBOT_OAUTH_PASSWORD_FILE", &password),
     ];
     let state = dir.path().join("state").display().to_string();
@@ -408,8 +409,10 @@ async fn the_sign_in_page_works_in_a_real_browser() -> Result<()> {
     let code = query["code"]
         .as_str()
         .with_context(|| format!("{report:#}"))?;
-    let (status, body) = server.exchange(&ask, code).await?;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let exchanged = server.exchange(&ask, code).await;
+    let log = std::fs::read_to_string(&server.server.log).unwrap_or_default();
+    let (status, body) = exchanged.with_context(|| format!("server log:\n{log}"))?;
+    assert_eq!(status, StatusCode::OK, "{body} {report:#}");
     let access = Tokens::from(&body)?.access;
     assert_eq!(initialize_with(&server.server.url, &access).await?.0, 200);
     Ok(())
