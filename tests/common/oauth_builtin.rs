@@ -207,6 +207,14 @@ impl Builtin {
 
     /// The whole browser part for `ask`: authorize, sign in, allow every scope; the code.
     pub async fn code_for(&self, ask: &Ask) -> Result<String> {
+        self.browse(ask).await.with_context(|| {
+            let log = std::fs::read_to_string(&self.server.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            format!("server log, last lines first:\n{}", tail.join("\n"))
+        })
+    }
+
+    async fn browse(&self, ask: &Ask) -> Result<String> {
         let mut browser = Browser::new()?;
         let page = browser.send(browser.http.get(ask.url(self)?)).await?;
         ensure!(
