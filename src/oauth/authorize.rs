@@ -48,7 +48,12 @@ pub struct Pending {
 }
 
 /// Where the code or the error goes: the redirect URI with `params` (and `iss`, RFC 9207).
-fn back_to_client(server: &AuthorizationServer, uri: &url::Url, state: Option<&str>, params: &[(&str, &str)]) -> Response {
+fn back_to_client(
+    server: &AuthorizationServer,
+    uri: &url::Url,
+    state: Option<&str>,
+    params: &[(&str, &str)],
+) -> Response {
     let mut uri = uri.clone();
     {
         let mut query = uri.query_pairs_mut();
@@ -65,9 +70,10 @@ fn back_to_client(server: &AuthorizationServer, uri: &url::Url, state: Option<&s
     if let Ok(v) = HeaderValue::from_str(uri.as_str()) {
         response.headers_mut().insert(LOCATION, v);
     }
-    response
-        .headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -91,7 +97,10 @@ fn valid_challenge(challenge: &str) -> bool {
 }
 
 /// `GET /oauth/authorize`.
-pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): RawQuery) -> Response {
+pub async fn start(
+    State(server): State<AuthorizationServer>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match single_params(query.as_deref().unwrap_or("")) {
         Ok(p) => p,
         Err(reason) => return pages::error(StatusCode::BAD_REQUEST, &reason),
@@ -105,7 +114,14 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
     };
     let requested = params.get("redirect_uri").cloned();
     let redirect_uri = match requested {
-        Some(r) if client.redirect_uris.iter().any(|reg| redirect::redirect_matches(reg, &r)) => r,
+        Some(r)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|reg| redirect::redirect_matches(reg, &r)) =>
+        {
+            r
+        }
         Some(r) => {
             return pages::error(
                 StatusCode::BAD_REQUEST,
@@ -132,35 +148,62 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
     // From here on the redirect URI is trusted: errors go back to the client.
     let state = params.get("state").cloned();
     let fail = |error: &str, description: &str| {
-        back_to_client(&server, &uri, state.as_deref(), &[("error", error), ("error_description", description)])
+        back_to_client(
+            &server,
+            &uri,
+            state.as_deref(),
+            &[("error", error), ("error_description", description)],
+        )
     };
     if params.get("response_type").map(String::as_str) != Some("code") {
         return fail("unsupported_response_type", "response_type must be code");
     }
     let Some(challenge) = params.get("code_challenge").cloned() else {
-        return fail("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256");
+        return fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        );
     };
     if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
         return fail("invalid_request", "code_challenge_method must be S256");
     }
     if !valid_challenge(&challenge) {
-        return fail("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 characters)");
+        return fail(
+            "invalid_request",
+            "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+        );
     }
     let settings = server.settings();
-    let resource = params.get("resource").cloned().unwrap_or_else(|| settings.resource.clone());
+    let resource = params
+        .get("resource")
+        .cloned()
+        .unwrap_or_else(|| settings.resource.clone());
     if resource != settings.resource {
-        return fail("invalid_target", &format!("this server issues tokens for {} only", settings.resource));
+        return fail(
+            "invalid_target",
+            &format!("this server issues tokens for {} only", settings.resource),
+        );
     }
     let scopes: Vec<String> = match params.get("scope") {
-        Some(s) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Some(s) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         None => settings.scopes.clone(),
     };
     if let Some(unknown) = scopes.iter().find(|s| !settings.scopes.contains(s)) {
-        return fail("invalid_scope", &format!("unknown scope {unknown}; this server offers: {}", settings.scopes.join(" ")));
+        return fail(
+            "invalid_scope",
+            &format!(
+                "unknown scope {unknown}; this server offers: {}",
+                settings.scopes.join(" ")
+            ),
+        );
     }
     let pending = Pending {
         client_id: client.id.clone(),
-        client_name: client.name.clone(),
+        client_name: client.name,
         redirect_uri: uri,
         state,
         challenge,
@@ -174,14 +217,21 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
     let csrf = pending.csrf.clone();
     let view = view(&server, &id, &pending);
     {
-        let mut all = server.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = server
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         all.retain(|_, p| p.created.elapsed() < PENDING_TTL);
         if all.len() >= MAX_PENDING
-            && let Some(oldest) = all.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone())
+            && let Some(oldest) = all
+                .iter()
+                .min_by_key(|(_, p)| p.created)
+                .map(|(k, _)| k.clone())
         {
             all.remove(&oldest);
         }
-        all.insert(id.clone(), pending);
+        all.insert(id, pending);
     }
     let mut response = pages::sign_in(&view.request(&csrf), false);
     pages::set_cookie(&mut response, &csrf, server.settings().secure_cookies);
@@ -190,7 +240,12 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
 
 /// The client `client_id` names: registered, or (an https URL) its metadata document.
 async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client, Response> {
-    let broken = || pages::error(StatusCode::INTERNAL_SERVER_ERROR, "The server cannot read its state; see its log.");
+    let broken = || {
+        pages::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server cannot read its state; see its log.",
+        )
+    };
     if cimd::is_cimd_client_id(client_id) {
         let document = server
             .inner
@@ -213,7 +268,10 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
             created_at: now(),
         };
         let stored = client.clone();
-        server.store(move |s| s.upsert_cimd_client(&stored)).await.map_err(|_| broken())?;
+        server
+            .store(move |s| s.upsert_cimd_client(&stored))
+            .await
+            .map_err(|_| broken())?;
         return Ok(client);
     }
     let id = client_id.to_owned();
@@ -254,7 +312,11 @@ fn view(server: &AuthorizationServer, id: &str, pending: &Pending) -> View {
     View {
         id: id.to_owned(),
         client_name: pending.client_name.clone(),
-        redirect_host: pending.redirect_uri.host_str().unwrap_or_default().to_owned(),
+        redirect_host: pending
+            .redirect_uri
+            .host_str()
+            .unwrap_or_default()
+            .to_owned(),
         prefix,
     }
 }
@@ -273,36 +335,47 @@ impl Posted {
         let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
             .await
             .map_err(|_| pages::error(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-        let fields = url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let fields = url::form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
         Ok(Self { fields, cookie, ip })
     }
 
     fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The pending request this form continues, if its CSRF token matches both the
     /// cookie and the request's own.
-    fn pending(&self, server: &AuthorizationServer) -> Result<(String, Pending), Response> {
+    fn pending(&self, server: &AuthorizationServer) -> Result<(String, Pending), Box<Response>> {
         let id = self.field("request").unwrap_or_default().to_owned();
         let pending = {
-            let all = server.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-            all.get(&id).filter(|p| p.created.elapsed() < PENDING_TTL).cloned()
+            let all = server
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            all.get(&id)
+                .filter(|p| p.created.elapsed() < PENDING_TTL)
+                .cloned()
         };
         let Some(pending) = pending else {
-            return Err(pages::error(
+            return Err(Box::new(pages::error(
                 StatusCode::BAD_REQUEST,
                 "This sign-in has expired or was already used. Start again from the application.",
-            ));
+            )));
         };
         let same = |given: Option<&str>| {
             given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(pending.csrf.as_bytes())))
         };
         if !same(self.field("csrf")) || !same(self.cookie.as_deref()) {
-            return Err(pages::error(
+            return Err(Box::new(pages::error(
                 StatusCode::FORBIDDEN,
                 "This form was not sent by the page this browser opened (CSRF check failed). Start again from the application.",
-            ));
+            )));
         }
         Ok((id, pending))
     }
@@ -327,7 +400,7 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     };
     let (id, pending) = match form.pending(&server) {
         Ok(p) => p,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     let view = view(&server, &id, &pending);
     // The limit is checked before the password: a locked-out guesser learns nothing,
@@ -339,10 +412,15 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     let password = form.field("password").unwrap_or_default().to_owned();
     let right = {
         let Ok(_permit) = server.inner.verifying.acquire().await else {
-            return pages::error(StatusCode::SERVICE_UNAVAILABLE, "The server is shutting down.");
+            return pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is shutting down.",
+            );
         };
         let check = server.inner.password.clone();
-        tokio::task::spawn_blocking(move || check.verify(&password)).await.unwrap_or(false)
+        tokio::task::spawn_blocking(move || check.verify(&password))
+            .await
+            .unwrap_or(false)
     };
     if !right {
         server.inner.sign_ins.record(form.ip, Instant::now());
@@ -351,7 +429,11 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     }
     server.inner.sign_ins.clear(form.ip);
     {
-        let mut all = server.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = server
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(p) = all.get_mut(&id) {
             p.signed_in = true;
         }
@@ -372,7 +454,12 @@ fn consent_page(server: &AuthorizationServer, view: &View, pending: &Pending) ->
         })
         .collect();
     let origin = pending.redirect_uri.origin().ascii_serialization();
-    pages::consent(&view.request(&pending.csrf), &lines, settings.ceiling(&pending.scopes), &origin)
+    pages::consent(
+        &view.request(&pending.csrf),
+        &lines,
+        settings.ceiling(&pending.scopes),
+        &origin,
+    )
 }
 
 /// `POST /oauth/authorize/consent`.
@@ -383,24 +470,40 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
     };
     let (id, pending) = match form.pending(&server) {
         Ok(p) => p,
-        Err(page) => return page,
+        Err(page) => return *page,
     };
     if !pending.signed_in {
         return pages::error(StatusCode::FORBIDDEN, "Sign in first.");
     }
     // One decision per request: a second POST finds nothing.
-    server.inner.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    server
+        .inner
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
     let state = pending.state.as_deref();
     if form.field("decision") != Some("allow") {
         tracing::info!(client = %pending.client_id, "operator denied access");
-        return back_to_client(&server, &pending.redirect_uri, state, &[("error", "access_denied"), ("error_description", "the operator denied access")]);
+        return back_to_client(
+            &server,
+            &pending.redirect_uri,
+            state,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "the operator denied access"),
+            ],
+        );
     }
     let settings = server.settings();
     // Ticked scopes among those requested; required scopes always (a disabled box is not sent).
     let ticked: Vec<String> = pending
         .scopes
         .iter()
-        .filter(|s| settings.required_scopes.contains(s) || form.fields.iter().any(|(k, v)| k == "scope" && v == *s))
+        .filter(|s| {
+            settings.required_scopes.contains(s)
+                || form.fields.iter().any(|(k, v)| k == "scope" && v == *s)
+        })
         .cloned()
         .collect();
     let code = random_token(32);
@@ -414,7 +517,15 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
         expires_at: now() + CODE_TTL_SEC,
     };
     if server.store(move |s| s.insert_code(&row)).await.is_err() {
-        return back_to_client(&server, &pending.redirect_uri, state, &[("error", "server_error"), ("error_description", "the server cannot store the grant")]);
+        return back_to_client(
+            &server,
+            &pending.redirect_uri,
+            state,
+            &[
+                ("error", "server_error"),
+                ("error_description", "the server cannot store the grant"),
+            ],
+        );
     }
     tracing::info!(client = %pending.client_id, scope = %ticked.join(" "), "operator allowed access; code issued");
     back_to_client(&server, &pending.redirect_uri, state, &[("code", &code)])
@@ -427,7 +538,11 @@ mod tests {
 
     #[test]
     fn a_repeated_parameter_is_refused_and_single_ones_are_decoded() {
-        assert!(single_params("a=1&a=2").unwrap_err().contains("a is repeated"));
+        assert!(
+            single_params("a=1&a=2")
+                .unwrap_err()
+                .contains("a is repeated")
+        );
         let p = single_params("scope=codex%3Aread+codex%3Awrite&state=x").unwrap();
         assert_eq!(p["scope"], "codex:read codex:write");
     }
