@@ -1,7 +1,6 @@
-//! The authorization endpoint and the operator's sign-in: `GET /oauth/authorize` checks
-//! the request and shows the password form; `POST …/sign-in` checks the password (after
-//! the per-address guessing limit) and shows the consent form; `POST …/consent` issues a
-//! code bound to the client, the redirect URI, the PKCE challenge and the resource.
+//! The authorization endpoint: `GET /oauth/authorize` checks the request and shows the
+//! password form (`sign_in.rs` takes it from there), and how a decision goes back to the
+//! client.
 //!
 //! Until the redirect URI is known to belong to the client and to an allowed host, every
 //! error is a page here, never a redirect (RFC 6749 §4.1.2.1): a forged request cannot
@@ -10,45 +9,43 @@
 //! started it by a CSRF token held both in a SameSite=Strict cookie and in the form.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use http::header::{COOKIE, LOCATION};
-use http::{HeaderMap, HeaderValue, StatusCode};
-use subtle::ConstantTimeEq as _;
+use http::header::LOCATION;
+use http::{HeaderValue, StatusCode};
 
-use super::pages::{self, ScopeLine};
-use super::store::{AuthMethod, Client, ClientKind, NewCode};
-use super::{AuthorizationServer, caller_ip, cimd, hash_secret, now, random_token, redirect};
+use super::pages;
+use super::store::{AuthMethod, Client, ClientKind};
+use super::{AuthorizationServer, cimd, now, random_token, redirect};
 
 /// How long a started sign-in stays valid.
-const PENDING_TTL: Duration = Duration::from_secs(600);
+pub(super) const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins pending at once; beyond, the oldest is dropped.
 const MAX_PENDING: usize = 1000;
 /// How long a code may wait for its exchange.
 pub const CODE_TTL_SEC: i64 = 60;
 /// Largest form body the sign-in pages read.
-const MAX_FORM_BYTES: usize = 16 * 1024;
+pub(super) const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// A checked authorization request waiting for the operator.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    client_id: String,
-    client_name: String,
-    redirect_uri: url::Url,
-    state: Option<String>,
-    challenge: String,
-    resource: String,
-    scopes: Vec<String>,
-    csrf: String,
-    created: Instant,
-    signed_in: bool,
+    pub(super) client_id: String,
+    pub(super) client_name: String,
+    pub(super) redirect_uri: url::Url,
+    pub(super) state: Option<String>,
+    pub(super) challenge: String,
+    pub(super) resource: String,
+    pub(super) scopes: Vec<String>,
+    pub(super) csrf: String,
+    pub(super) created: Instant,
+    pub(super) signed_in: bool,
 }
 
 /// Where the code or the error goes: the redirect URI with `params` (and `iss`, RFC 9207).
-fn back_to_client(
+pub(super) fn back_to_client(
     server: &AuthorizationServer,
     uri: &url::Url,
     state: Option<&str>,
@@ -286,7 +283,7 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
 }
 
 /// What the pages show of a pending request.
-struct View {
+pub(super) struct View {
     id: String,
     client_name: String,
     redirect_host: String,
@@ -294,7 +291,7 @@ struct View {
 }
 
 impl View {
-    fn request<'a>(&'a self, csrf: &'a str) -> pages::Request<'a> {
+    pub(super) fn request<'a>(&'a self, csrf: &'a str) -> pages::Request<'a> {
         pages::Request {
             id: &self.id,
             csrf,
@@ -305,7 +302,7 @@ impl View {
     }
 }
 
-fn view(server: &AuthorizationServer, id: &str, pending: &Pending) -> View {
+pub(super) fn view(server: &AuthorizationServer, id: &str, pending: &Pending) -> View {
     let prefix = url::Url::parse(&server.settings().issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
@@ -319,216 +316,6 @@ fn view(server: &AuthorizationServer, id: &str, pending: &Pending) -> View {
             .to_owned(),
         prefix,
     }
-}
-
-/// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
-struct Posted {
-    fields: Vec<(String, String)>,
-    cookie: Option<String>,
-    ip: IpAddr,
-}
-
-impl Posted {
-    async fn read(server: &AuthorizationServer, request: Request) -> Result<Self, Response> {
-        let ip = caller_ip(server, &request);
-        let cookie = cookie(request.headers());
-        let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
-            .await
-            .map_err(|_| pages::error(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-        let fields = url::form_urlencoded::parse(&body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        Ok(Self { fields, cookie, ip })
-    }
-
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The pending request this form continues, if its CSRF token matches both the
-    /// cookie and the request's own.
-    fn pending(&self, server: &AuthorizationServer) -> Result<(String, Pending), Box<Response>> {
-        let id = self.field("request").unwrap_or_default().to_owned();
-        let pending = {
-            let all = server
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            all.get(&id)
-                .filter(|p| p.created.elapsed() < PENDING_TTL)
-                .cloned()
-        };
-        let Some(pending) = pending else {
-            return Err(Box::new(pages::error(
-                StatusCode::BAD_REQUEST,
-                "This sign-in has expired or was already used. Start again from the application.",
-            )));
-        };
-        let same = |given: Option<&str>| {
-            given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(pending.csrf.as_bytes())))
-        };
-        if !same(self.field("csrf")) || !same(self.cookie.as_deref()) {
-            return Err(Box::new(pages::error(
-                StatusCode::FORBIDDEN,
-                "This form was not sent by the page this browser opened (CSRF check failed). Start again from the application.",
-            )));
-        }
-        Ok((id, pending))
-    }
-}
-
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == pages::COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
-/// `POST /oauth/authorize/sign-in`.
-pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request) -> Response {
-    let form = match Posted::read(&server, request).await {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let (id, pending) = match form.pending(&server) {
-        Ok(p) => p,
-        Err(page) => return *page,
-    };
-    let view = view(&server, &id, &pending);
-    // The limit is checked before the password: a locked-out guesser learns nothing,
-    // not even from a right guess.
-    if let Err(wait) = server.inner.sign_ins.check(form.ip, Instant::now()) {
-        tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
-        return pages::locked(wait.as_secs());
-    }
-    let password = form.field("password").unwrap_or_default().to_owned();
-    let right = {
-        let Ok(_permit) = server.inner.verifying.acquire().await else {
-            return pages::error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The server is shutting down.",
-            );
-        };
-        let check = server.inner.password.clone();
-        tokio::task::spawn_blocking(move || check.verify(&password))
-            .await
-            .unwrap_or(false)
-    };
-    if !right {
-        server.inner.sign_ins.record(form.ip, Instant::now());
-        tracing::warn!(ip = %form.ip, client = %pending.client_id, "failed operator sign-in");
-        return pages::sign_in(&view.request(&pending.csrf), true);
-    }
-    server.inner.sign_ins.clear(form.ip);
-    {
-        let mut all = server
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = all.get_mut(&id) {
-            p.signed_in = true;
-        }
-    }
-    tracing::info!(client = %pending.client_id, "operator signed in");
-    consent_page(&server, &view, &pending)
-}
-
-fn consent_page(server: &AuthorizationServer, view: &View, pending: &Pending) -> Response {
-    let settings = server.settings();
-    let lines: Vec<ScopeLine<'_>> = pending
-        .scopes
-        .iter()
-        .map(|s| ScopeLine {
-            scope: s,
-            ceiling: settings.ceiling(std::slice::from_ref(s)),
-            required: settings.required_scopes.contains(s),
-        })
-        .collect();
-    let origin = pending.redirect_uri.origin().ascii_serialization();
-    pages::consent(
-        &view.request(&pending.csrf),
-        &lines,
-        settings.ceiling(&pending.scopes),
-        &origin,
-    )
-}
-
-/// `POST /oauth/authorize/consent`.
-pub async fn consent(State(server): State<AuthorizationServer>, request: Request) -> Response {
-    let form = match Posted::read(&server, request).await {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let (id, pending) = match form.pending(&server) {
-        Ok(p) => p,
-        Err(page) => return *page,
-    };
-    if !pending.signed_in {
-        return pages::error(StatusCode::FORBIDDEN, "Sign in first.");
-    }
-    // One decision per request: a second POST finds nothing.
-    server
-        .inner
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
-    let state = pending.state.as_deref();
-    if form.field("decision") != Some("allow") {
-        tracing::info!(client = %pending.client_id, "operator denied access");
-        return back_to_client(
-            &server,
-            &pending.redirect_uri,
-            state,
-            &[
-                ("error", "access_denied"),
-                ("error_description", "the operator denied access"),
-            ],
-        );
-    }
-    let settings = server.settings();
-    // Ticked scopes among those requested; required scopes always (a disabled box is not sent).
-    let ticked: Vec<String> = pending
-        .scopes
-        .iter()
-        .filter(|s| {
-            settings.required_scopes.contains(s)
-                || form.fields.iter().any(|(k, v)| k == "scope" && v == *s)
-        })
-        .cloned()
-        .collect();
-    let code = random_token(32);
-    let row = NewCode {
-        code_hash: hash_secret(&code),
-        client_id: pending.client_id.clone(),
-        redirect_uri: pending.redirect_uri.to_string(),
-        code_challenge: pending.challenge.clone(),
-        resource: pending.resource.clone(),
-        scope: ticked.join(" "),
-        expires_at: now() + CODE_TTL_SEC,
-    };
-    if server.store(move |s| s.insert_code(&row)).await.is_err() {
-        return back_to_client(
-            &server,
-            &pending.redirect_uri,
-            state,
-            &[
-                ("error", "server_error"),
-                ("error_description", "the server cannot store the grant"),
-            ],
-        );
-    }
-    tracing::info!(client = %pending.client_id, scope = %ticked.join(" "), "operator allowed access; code issued");
-    back_to_client(&server, &pending.redirect_uri, state, &[("code", &code)])
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@
 //!
 //! Here: [`AuthorizationServer`] (state shared by the handlers) and its wiring into the
 //! resource server. The decisions live beside their handlers: `authorize.rs` (request
-//! checks, pending requests, sign-in, consent), `token.rs` (grants), `register.rs`
+//! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `register.rs`
 //! (metadata, JWKS, registration); what persists in `store.rs`, the key in `signing.rs`,
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
 //! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`.
@@ -31,6 +31,7 @@ pub mod password;
 pub mod redirect;
 pub mod register;
 pub mod settings;
+pub mod sign_in;
 pub mod signing;
 pub mod store;
 pub mod token;
@@ -152,8 +153,8 @@ impl AuthorizationServer {
             .route("/oauth/jwks.json", get(register::jwks))
             .route("/oauth/register", post(register::register))
             .route("/oauth/authorize", get(authorize::start))
-            .route("/oauth/authorize/sign-in", post(authorize::sign_in))
-            .route("/oauth/authorize/consent", post(authorize::consent))
+            .route("/oauth/authorize/sign-in", post(sign_in::sign_in))
+            .route("/oauth/authorize/consent", post(sign_in::consent))
             .route("/oauth/token", post(token::token))
             .route("/oauth/revoke", post(token::revoke))
             .with_state(self.clone())

@@ -414,41 +414,5 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn pkce_s256_matches_the_rfc_example_and_nothing_else() {
-        // RFC 7636 appendix B.
-        let verifier = "dBjftJeZ4CK-fNopIJQvNuGRkuPeL2gSXZ0mMcXUsOE";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-        for (v, c, ok) in [
-            (verifier, challenge, true),
-            (
-                "dBjftJeZ4CK-fNopIJQvNuGRkuPeL2gSXZ0mMcXUsOF",
-                challenge,
-                false,
-            ),
-            (challenge, challenge, false),
-            (
-                "short",
-                "Gc9hGUYPeDvSdLWkNjzrVRBoGkEZbJdS_wtMydT4zq0",
-                false,
-            ),
-            ("", challenge, false),
-        ] {
-            assert_eq!(pkce_matches(v, c), ok, "{v}");
-        }
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded_inside_the_base64() {
-        let mut headers = HeaderMap::new();
-        let value = format!("Basic {}", STANDARD.encode("c%3A1:s%2B%2F"));
-        headers.insert(AUTHORIZATION, value.parse().unwrap());
-        assert_eq!(basic(&headers), Some(("c:1".to_owned(), "s+/".to_owned())));
-        headers.insert(AUTHORIZATION, "Bearer x".parse().unwrap());
-        assert_eq!(basic(&headers), None);
-    }
-}
+#[path = "token_tests.rs"]
+mod tests;
