@@ -85,6 +85,10 @@ pub fn install(
     };
     let server = AuthorizationServer::open(settings)?;
     server.attach(http)?;
+    if let Some(warning) = server.inner.password.warning() {
+        tracing::warn!("{warning}");
+    }
+    server.spawn_housekeeping();
     tracing::info!(issuer = %server.settings().issuer, "built-in OAuth authorization server on");
     Ok(Some(server.routes()))
 }
@@ -158,6 +162,31 @@ impl AuthorizationServer {
             .route("/oauth/token", post(token::token))
             .route("/oauth/revoke", post(token::revoke))
             .with_state(self.clone())
+    }
+
+    /// Every hour: forget expired codes, tokens and dead grants, and registrations
+    /// nobody signed in for within a day, so open registration cannot grow the file
+    /// without bound. Runs until the runtime ends.
+    fn spawn_housekeeping(&self) {
+        let server = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let now = now();
+                let result = server
+                    .store(move |s| {
+                        Ok((
+                            s.purge(now)?,
+                            s.prune_unused_clients(now - register::UNUSED_CLIENT_SEC)?,
+                        ))
+                    })
+                    .await;
+                if let Ok((rows, clients)) = result {
+                    tracing::debug!(rows, clients, "OAuth state purged");
+                }
+            }
+        });
     }
 
     fn settings(&self) -> &OAuthSettings {

@@ -20,7 +20,7 @@ use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token, redi
 /// Clients kept at most; beyond, registration is refused until unused ones are pruned.
 const MAX_CLIENTS: u64 = 1000;
 /// A client that never completed a sign-in is pruned after this long.
-const UNUSED_CLIENT_SEC: i64 = 24 * 3600;
+pub(super) const UNUSED_CLIENT_SEC: i64 = 24 * 3600;
 /// Largest registration request.
 const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 /// Longest client name kept (it is shown on the consent page).

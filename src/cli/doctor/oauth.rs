@@ -13,7 +13,7 @@ use crate::config::{Config, Transport};
 use crate::oauth::password::PasswordHashFile;
 
 /// The signing key's file name in the state directory.
-pub const SIGNING_KEY_FILE: &str = "oauth-signing-key.pem";
+pub use crate::oauth::signing::KEY_FILE as SIGNING_KEY_FILE;
 
 /// Every check of the built-in set-up; one skip line when it is off. `codex_apart`:
 /// Codex runs as a user of its own (`TWOBOT_CODEX_USER`), so it cannot read 2Bot's files.
@@ -200,45 +200,11 @@ fn signing_key_check(path: &Path, codex_apart: bool) -> Check {
     }
 }
 
-/// Why `host` cannot be a redirect host: it must be a bare host name as in a URL's
-/// authority, compared exactly (no scheme, port, path, wildcard or trailing dot).
-pub fn redirect_host_problem(host: &str) -> Option<&'static str> {
-    if host.is_empty() {
-        return Some("is empty");
-    }
-    if host.contains("://") {
-        return Some("has a scheme; give the host alone");
-    }
-    if host.contains('*') {
-        return Some("has a wildcard; list each host");
-    }
-    if host
-        .chars()
-        .any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@'))
-    {
-        return Some("has a path, space or userinfo; give the host alone");
-    }
-    if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
-        return Some("is an IP address; redirect URIs on https need a host name");
-    }
-    if host.contains(':') {
-        return Some("has a port; any port of a listed host is allowed");
-    }
-    if host.ends_with('.') {
-        return Some("ends with a dot; redirect hosts are compared exactly");
-    }
-    match url::Host::parse(host) {
-        Ok(url::Host::Domain(_)) => None,
-        Ok(_) => Some("is an IP address; redirect URIs on https need a host name"),
-        Err(_) => Some("is not a valid host name"),
-    }
-}
-
 fn redirect_hosts_check(hosts: &[String]) -> Check {
     const NAME: &str = "oauth redirect hosts";
     let problems: Vec<String> = hosts
         .iter()
-        .filter_map(|h| redirect_host_problem(h).map(|why| format!("{h:?} {why}")))
+        .filter_map(|h| crate::oauth::redirect::host_problem(h).map(|why| format!("{h:?} {why}")))
         .collect();
     if !problems.is_empty() {
         return check(
@@ -301,7 +267,7 @@ mod tests {
             "Claude.AI",
             "xn--bcher-kva.example",
         ] {
-            assert_eq!(redirect_host_problem(ok), None, "{ok}");
+            assert_eq!(crate::oauth::redirect::host_problem(ok), None, "{ok}");
         }
         for (bad, wanted) in [
             ("", "is empty"),
@@ -317,7 +283,7 @@ mod tests {
             ("exa mple", "space"),
             ("bad_%host", "is not a valid host name"),
         ] {
-            let why = redirect_host_problem(bad).unwrap_or_default();
+            let why = crate::oauth::redirect::host_problem(bad).unwrap_or_default();
             assert!(why.contains(wanted), "{bad:?}: {why:?}");
         }
     }
