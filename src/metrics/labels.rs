@@ -148,3 +148,39 @@ pub struct TokenLabels {
     /// Which tokens.
     pub kind: TokenKind,
 }
+
+/// Events of the built-in authorization server, `twobot_oauth_events_total{event}`:
+/// what an operator alerts on (guessing, replays) and graphs (sign-ins, tokens).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum OAuthEvent {
+    /// A client registered (DCR).
+    client_registered,
+    /// The operator signed in.
+    sign_in_ok,
+    /// A wrong password.
+    sign_in_failed,
+    /// A sign-in refused by the per-address limit (429).
+    sign_in_locked,
+    /// The operator allowed a client; a code was issued.
+    consent_allowed,
+    /// The operator denied a client.
+    consent_denied,
+    /// Tokens issued for a code.
+    code_exchanged,
+    /// Tokens issued for a refresh token.
+    refresh_rotated,
+    /// A code presented twice (its grant revoked).
+    code_replayed,
+    /// A refresh token presented twice (its family revoked).
+    refresh_replayed,
+    /// A refused token request (replays included).
+    token_refused,
+}
+
+/// `twobot_oauth_events_total{event}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OAuthLabels {
+    /// What happened.
+    pub event: OAuthEvent,
+}

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::store::{AuthMethod, Client, ClientKind};
 use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token, redirect};
+use crate::metrics::{OAuthEvent, metrics};
 
 /// Clients kept at most; beyond, registration is refused until unused ones are pruned.
 const MAX_CLIENTS: u64 = 1000;
@@ -146,6 +147,7 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
         }
     }
     server.inner.registrations.record(ip, Instant::now());
+    metrics().oauth(OAuthEvent::client_registered);
     tracing::info!(client = %client.id, name = %client.name, "client registered");
     let mut body = json!({
         "client_id": client.id,

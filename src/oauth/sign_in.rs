@@ -19,6 +19,7 @@ use super::authorize::{
 use super::pages::{self, ScopeLine};
 use super::store::NewCode;
 use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token};
+use crate::metrics::{OAuthEvent, metrics};
 
 /// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
 struct Posted {
@@ -106,6 +107,7 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     // not even from a right guess.
     if let Err(wait) = server.inner.sign_ins.check(form.ip, Instant::now()) {
         tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
+        metrics().oauth(OAuthEvent::sign_in_locked);
         return pages::locked(wait.as_secs());
     }
     let password = form.field("password").unwrap_or_default().to_owned();
@@ -123,10 +125,12 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     };
     if !right {
         server.inner.sign_ins.record(form.ip, Instant::now());
+        metrics().oauth(OAuthEvent::sign_in_failed);
         tracing::warn!(ip = %form.ip, client = %pending.client_id, "failed operator sign-in");
         return pages::sign_in(&view.request(&pending.csrf), true);
     }
     server.inner.sign_ins.clear(form.ip);
+    metrics().oauth(OAuthEvent::sign_in_ok);
     {
         let mut all = server
             .inner
@@ -184,6 +188,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
     let state = pending.state.as_deref();
     if form.field("decision") != Some("allow") {
         tracing::info!(client = %pending.client_id, "operator denied access");
+        metrics().oauth(OAuthEvent::consent_denied);
         return back_to_client(
             &server,
             &pending.redirect_uri,
@@ -227,5 +232,6 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
         );
     }
     tracing::info!(client = %pending.client_id, scope = %ticked.join(" "), "operator allowed access; code issued");
+    metrics().oauth(OAuthEvent::consent_allowed);
     back_to_client(&server, &pending.redirect_uri, state, &[("code", &code)])
 }

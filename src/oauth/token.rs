@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::store::{AuthMethod, Client, Exchange, Grant, NewRefresh, Rotation};
 use super::{AuthorizationServer, hash_secret, now, random_token};
+use crate::metrics::{OAuthEvent, metrics};
 
 /// The subject of every built-in token: the one operator.
 pub const SUBJECT: &str = "operator";
@@ -200,6 +201,7 @@ pub async fn token(State(server): State<AuthorizationServer>, request: Request) 
         }
         Err(e) => {
             tracing::info!(error = e.code, reason = %e.description, "token request refused");
+            metrics().oauth(OAuthEvent::token_refused);
             e.into_response()
         }
     }
@@ -266,11 +268,13 @@ async fn exchange(
             {
                 Exchange::Issued(grant) => {
                     tracing::info!(client = %client.id, grant = %grant.id, "tokens issued for a code");
+                    metrics().oauth(OAuthEvent::code_exchanged);
                     let scope = grant.scope.clone();
                     (grant, scope)
                 }
                 Exchange::Reused => {
                     tracing::warn!(client = %client.id, "an authorization code was presented twice; its grant is revoked");
+                    metrics().oauth(OAuthEvent::code_replayed);
                     return Err(error(
                         "invalid_grant",
                         "the code was already used; what it issued is revoked",
@@ -293,9 +297,13 @@ async fn exchange(
                 .await
                 .map_err(broken)?
             {
-                Rotation::Rotated(grant) => grant,
+                Rotation::Rotated(grant) => {
+                    metrics().oauth(OAuthEvent::refresh_rotated);
+                    grant
+                }
                 Rotation::Reused => {
                     tracing::warn!(client = %client.id, "a refresh token was presented twice; its family is revoked");
+                    metrics().oauth(OAuthEvent::refresh_replayed);
                     return Err(error(
                         "invalid_grant",
                         "the refresh token was already used; its grant is revoked",
