@@ -171,16 +171,17 @@ pub async fn start(
         );
     }
     let settings = server.settings();
-    let resource = params
+    // The resource is the MCP endpoint's URL; a trailing slash is the same resource.
+    if params
         .get("resource")
-        .cloned()
-        .unwrap_or_else(|| settings.resource.clone());
-    if resource != settings.resource {
+        .is_some_and(|r| r.trim_end_matches('/') != settings.resource)
+    {
         return fail(
             "invalid_target",
             &format!("this server issues tokens for {} only", settings.resource),
         );
     }
+    let resource = settings.resource.clone();
     let scopes: Vec<String> = match params.get("scope") {
         Some(s) => s
             .split(' ')

@@ -242,7 +242,10 @@ async fn exchange(
                 .is_some_and(|r| r != row.redirect_uri)
             {
                 Some("redirect_uri differs from the authorization request's")
-            } else if form.get("resource")?.is_some_and(|r| r != row.resource) {
+            } else if form
+                .get("resource")?
+                .is_some_and(|r| r.trim_end_matches('/') != row.resource)
+            {
                 Some("resource differs from the authorization request's")
             } else if verifier.is_none() {
                 Some("code_verifier is missing (PKCE)")
@@ -321,7 +324,10 @@ async fn exchange(
                 }
                 Rotation::Unknown => return Err(error("invalid_grant", "unknown refresh token")),
             };
-            if form.get("resource")?.is_some_and(|r| r != grant.resource) {
+            if form
+                .get("resource")?
+                .is_some_and(|r| r.trim_end_matches('/') != grant.resource)
+            {
                 return Err(error(
                     "invalid_target",
                     format!("this grant is for {} only", grant.resource),
