@@ -178,6 +178,25 @@ pub enum OAuthEvent {
     token_refused,
 }
 
+impl OAuthEvent {
+    /// The label value, as the audit log's `event` too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::client_registered => "client_registered",
+            Self::sign_in_ok => "sign_in_ok",
+            Self::sign_in_failed => "sign_in_failed",
+            Self::sign_in_locked => "sign_in_locked",
+            Self::consent_allowed => "consent_allowed",
+            Self::consent_denied => "consent_denied",
+            Self::code_exchanged => "code_exchanged",
+            Self::refresh_rotated => "refresh_rotated",
+            Self::code_replayed => "code_replayed",
+            Self::refresh_replayed => "refresh_replayed",
+            Self::token_refused => "token_refused",
+        }
+    }
+}
+
 /// `twobot_oauth_events_total{event}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OAuthLabels {

@@ -53,6 +53,7 @@ use self::signing::SigningKey;
 use self::store::Store;
 use crate::http::HttpSettings;
 use crate::http::auth::GrantCheck;
+use crate::metrics::{OAuthEvent, metrics};
 
 /// Why the authorization server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +80,12 @@ pub enum OAuthError {
 pub fn install(
     config: &crate::config::Config,
     http: &mut HttpSettings,
+    audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Result<Option<Router>, OAuthError> {
     let Some(settings) = OAuthSettings::new(config, http)? else {
         return Ok(None);
     };
-    let server = AuthorizationServer::open(settings)?;
+    let server = AuthorizationServer::open(settings, audit)?;
     server.attach(http)?;
     if let Some(warning) = server.inner.password.warning() {
         tracing::warn!("{warning}");
@@ -111,11 +113,30 @@ struct Inner {
     registrations: Window,
     /// Argon2id costs ~19 MiB and tens of ms per check: two at a time at most.
     verifying: tokio::sync::Semaphore,
+    /// The operator's audit log, if any: sign-ins, grants, replays land there too.
+    audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+/// What an event concerns, for its audit record.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Detail<'a> {
+    /// The client.
+    pub client: Option<&'a str>,
+    /// The caller's address.
+    pub ip: Option<std::net::IpAddr>,
+    /// The grant.
+    pub grant: Option<&'a str>,
+    /// The scopes granted.
+    pub scope: Option<&'a str>,
 }
 
 impl AuthorizationServer {
-    /// Open the state (database, signing key) and read the password hash.
-    pub fn open(settings: OAuthSettings) -> Result<Self, OAuthError> {
+    /// Open the state (database, signing key) and read the password hash; events are
+    /// also written to `audit`.
+    pub fn open(
+        settings: OAuthSettings,
+        audit: Option<Arc<crate::audit::AuditLog>>,
+    ) -> Result<Self, OAuthError> {
         let store = Store::open(&settings.state_dir)?;
         let key = SigningKey::load_or_create(&settings.state_dir)?;
         let password = Arc::new(PasswordHashFile::load(&settings.password_file)?);
@@ -131,6 +152,7 @@ impl AuthorizationServer {
                 sign_ins: Window::sign_ins(),
                 registrations: Window::registrations(),
                 verifying: tokio::sync::Semaphore::new(2),
+                audit,
             }),
         })
     }
@@ -187,6 +209,25 @@ impl AuthorizationServer {
                 }
             }
         });
+    }
+
+    /// Count `event` and write its audit record.
+    fn note(&self, event: OAuthEvent, detail: Detail<'_>) {
+        metrics().oauth(event);
+        if let Some(log) = &self.inner.audit {
+            let record = crate::audit::OAuthRecord {
+                time: crate::audit::now_rfc3339(),
+                kind: "oauth",
+                event: event.as_str(),
+                client_id: detail.client.map(str::to_owned),
+                ip: detail.ip.map(|ip| ip.to_string()),
+                grant_id: detail.grant.map(str::to_owned),
+                scope: detail.scope.map(str::to_owned),
+            };
+            if !log.write(&record) {
+                metrics().audit_write_failures.inc();
+            }
+        }
     }
 
     fn settings(&self) -> &OAuthSettings {

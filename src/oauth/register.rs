@@ -14,9 +14,10 @@ use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Detail;
 use super::store::{AuthMethod, Client, ClientKind};
 use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token, redirect};
-use crate::metrics::{OAuthEvent, metrics};
+use crate::metrics::OAuthEvent;
 
 /// Clients kept at most; beyond, registration is refused until unused ones are pruned.
 const MAX_CLIENTS: u64 = 1000;
@@ -147,7 +148,14 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
         }
     }
     server.inner.registrations.record(ip, Instant::now());
-    metrics().oauth(OAuthEvent::client_registered);
+    server.note(
+        OAuthEvent::client_registered,
+        Detail {
+            client: Some(&client.id),
+            ip: Some(ip),
+            ..Detail::default()
+        },
+    );
     tracing::info!(client = %client.id, name = %client.name, "client registered");
     let mut body = json!({
         "client_id": client.id,

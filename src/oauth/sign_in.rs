@@ -13,13 +13,14 @@ use http::header::COOKIE;
 use http::{HeaderMap, StatusCode};
 use subtle::ConstantTimeEq as _;
 
+use super::Detail;
 use super::authorize::{
     CODE_TTL_SEC, MAX_FORM_BYTES, PENDING_TTL, Pending, View, back_to_client, view,
 };
 use super::pages::{self, ScopeLine};
 use super::store::NewCode;
 use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token};
-use crate::metrics::{OAuthEvent, metrics};
+use crate::metrics::OAuthEvent;
 
 /// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
 struct Posted {
@@ -107,7 +108,7 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     // not even from a right guess.
     if let Err(wait) = server.inner.sign_ins.check(form.ip, Instant::now()) {
         tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
-        metrics().oauth(OAuthEvent::sign_in_locked);
+        server.note(OAuthEvent::sign_in_locked, detail(&pending, form.ip));
         return pages::locked(wait.as_secs());
     }
     let password = form.field("password").unwrap_or_default().to_owned();
@@ -125,12 +126,12 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     };
     if !right {
         server.inner.sign_ins.record(form.ip, Instant::now());
-        metrics().oauth(OAuthEvent::sign_in_failed);
+        server.note(OAuthEvent::sign_in_failed, detail(&pending, form.ip));
         tracing::warn!(ip = %form.ip, client = %pending.client_id, "failed operator sign-in");
         return pages::sign_in(&view.request(&pending.csrf), true);
     }
     server.inner.sign_ins.clear(form.ip);
-    metrics().oauth(OAuthEvent::sign_in_ok);
+    server.note(OAuthEvent::sign_in_ok, detail(&pending, form.ip));
     {
         let mut all = server
             .inner
@@ -188,7 +189,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
     let state = pending.state.as_deref();
     if form.field("decision") != Some("allow") {
         tracing::info!(client = %pending.client_id, "operator denied access");
-        metrics().oauth(OAuthEvent::consent_denied);
+        server.note(OAuthEvent::consent_denied, detail(&pending, form.ip));
         return back_to_client(
             &server,
             &pending.redirect_uri,
@@ -232,6 +233,22 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
         );
     }
     tracing::info!(client = %pending.client_id, scope = %ticked.join(" "), "operator allowed access; code issued");
-    metrics().oauth(OAuthEvent::consent_allowed);
+    let granted = ticked.join(" ");
+    server.note(
+        OAuthEvent::consent_allowed,
+        Detail {
+            scope: Some(&granted),
+            ..detail(&pending, form.ip)
+        },
+    );
     back_to_client(&server, &pending.redirect_uri, state, &[("code", &code)])
+}
+
+/// The audit detail of a sign-in step.
+fn detail(pending: &Pending, ip: IpAddr) -> Detail<'_> {
+    Detail {
+        client: Some(&pending.client_id),
+        ip: Some(ip),
+        ..Detail::default()
+    }
 }

@@ -18,6 +18,7 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use super::Detail;
 use super::store::{AuthMethod, Client, Exchange, Grant, NewRefresh, Rotation};
 use super::{AuthorizationServer, hash_secret, now, random_token};
 use crate::metrics::{OAuthEvent, metrics};
@@ -271,13 +272,27 @@ async fn exchange(
             {
                 Exchange::Issued(grant) => {
                     tracing::info!(client = %client.id, grant = %grant.id, "tokens issued for a code");
-                    metrics().oauth(OAuthEvent::code_exchanged);
+                    server.note(
+                        OAuthEvent::code_exchanged,
+                        Detail {
+                            client: Some(&client.id),
+                            grant: Some(&grant.id),
+                            scope: Some(&grant.scope),
+                            ..Detail::default()
+                        },
+                    );
                     let scope = grant.scope.clone();
                     (grant, scope)
                 }
                 Exchange::Reused => {
                     tracing::warn!(client = %client.id, "an authorization code was presented twice; its grant is revoked");
-                    metrics().oauth(OAuthEvent::code_replayed);
+                    server.note(
+                        OAuthEvent::code_replayed,
+                        Detail {
+                            client: Some(&client.id),
+                            ..Detail::default()
+                        },
+                    );
                     return Err(error(
                         "invalid_grant",
                         "the code was already used; what it issued is revoked",
@@ -301,12 +316,25 @@ async fn exchange(
                 .map_err(broken)?
             {
                 Rotation::Rotated(grant) => {
-                    metrics().oauth(OAuthEvent::refresh_rotated);
+                    server.note(
+                        OAuthEvent::refresh_rotated,
+                        Detail {
+                            client: Some(&client.id),
+                            grant: Some(&grant.id),
+                            ..Detail::default()
+                        },
+                    );
                     grant
                 }
                 Rotation::Reused => {
                     tracing::warn!(client = %client.id, "a refresh token was presented twice; its family is revoked");
-                    metrics().oauth(OAuthEvent::refresh_replayed);
+                    server.note(
+                        OAuthEvent::refresh_replayed,
+                        Detail {
+                            client: Some(&client.id),
+                            ..Detail::default()
+                        },
+                    );
                     return Err(error(
                         "invalid_grant",
                         "the refresh token was already used; its grant is revoked",
