@@ -167,6 +167,31 @@ pub struct AuditRecord {
     pub prompt: PromptDigest,
 }
 
+/// One line of the audit log about the built-in authorization server (`"kind": "oauth"`;
+/// run records have no `kind`): who signed in or failed to, which client was granted
+/// which scopes, replays, revocations. Never a password, code or token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OAuthRecord {
+    /// RFC 3339 UTC time.
+    pub time: String,
+    /// Always `oauth`.
+    pub kind: &'static str,
+    /// What happened (the `event` label of `twobot_oauth_events_total`).
+    pub event: &'static str,
+    /// The client concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The caller's address (sign-ins, registrations).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// The grant concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_id: Option<String>,
+    /// The scopes granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
 /// Where audit records go: the operator's file, reopened on demand.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -235,8 +260,9 @@ impl AuditLog {
         }
     }
 
-    /// Append `record` as one line and flush. Never fails the caller: a failure is logged.
-    pub fn write(&self, record: &AuditRecord) -> bool {
+    /// Append `record` (an [`AuditRecord`] or an [`OAuthRecord`]) as one line and flush.
+    /// Never fails the caller: a failure is logged.
+    pub fn write(&self, record: &impl Serialize) -> bool {
         let mut line = match serde_json::to_vec(record) {
             Ok(line) => line,
             Err(e) => {

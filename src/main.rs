@@ -243,16 +243,17 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let authorization = match twobot::oauth::install(config, &mut settings) {
+    config.log_effective();
+    let Some(runs) = job_stack(config, &signal).await else {
+        return ExitCode::from(2);
+    };
+    let audit = runs.observer().audit().cloned();
+    let authorization = match twobot::oauth::install(config, &mut settings, audit) {
         Ok(routes) => routes,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }
-    };
-    config.log_effective();
-    let Some(runs) = job_stack(config, &signal).await else {
-        return ExitCode::from(2);
     };
     if let Some(exposure) = &settings.public_no_auth {
         tracing::warn!(%exposure, "serving WITHOUT AUTH on {exposure} (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");

@@ -23,8 +23,8 @@ use prometheus_client::registry::{Registry, Unit};
 mod labels;
 
 pub use self::labels::{
-    AuthFailure, AuthLabels, OutcomeLabel, PathLabel, ReasonLabels, RefusalReason, RunLabels,
-    StatusLabels, TokenKind, TokenLabels, TransportLabel,
+    AuthFailure, AuthLabels, OAuthEvent, OAuthLabels, OutcomeLabel, PathLabel, ReasonLabels,
+    RefusalReason, RunLabels, StatusLabels, TokenKind, TokenLabels, TransportLabel,
 };
 
 /// Every metric 2Bot keeps.
@@ -53,6 +53,8 @@ pub struct Metrics {
     pub codex_tokens: Family<TokenLabels, Counter>,
     /// Audit records that could not be written.
     pub audit_write_failures: Counter,
+    /// The built-in authorization server's events.
+    pub oauth_events: Family<OAuthLabels, Counter>,
 }
 
 impl Metrics {
@@ -124,6 +126,12 @@ impl Metrics {
             "Audit records that could not be written",
             audit_write_failures.clone(),
         );
+        let oauth_events = Family::<OAuthLabels, Counter>::default();
+        registry.register(
+            "oauth_events",
+            "Events of the built-in OAuth authorization server (sign-ins, tokens, replays)",
+            oauth_events.clone(),
+        );
         // Every series with a closed label set starts at zero, so dashboards and `rate()`
         // see it before its first event rather than a missing series.
         for outcome in [
@@ -164,6 +172,21 @@ impl Metrics {
         ] {
             let _ = auth_failures.get_or_create(&AuthLabels { reason });
         }
+        for event in [
+            OAuthEvent::client_registered,
+            OAuthEvent::sign_in_ok,
+            OAuthEvent::sign_in_failed,
+            OAuthEvent::sign_in_locked,
+            OAuthEvent::consent_allowed,
+            OAuthEvent::consent_denied,
+            OAuthEvent::code_exchanged,
+            OAuthEvent::refresh_rotated,
+            OAuthEvent::code_replayed,
+            OAuthEvent::refresh_replayed,
+            OAuthEvent::token_refused,
+        ] {
+            let _ = oauth_events.get_or_create(&OAuthLabels { event });
+        }
         for kind in [TokenKind::input, TokenKind::cached_input, TokenKind::output] {
             let _ = codex_tokens.get_or_create(&TokenLabels { kind });
         }
@@ -180,6 +203,7 @@ impl Metrics {
             sessions_active,
             codex_tokens,
             audit_write_failures,
+            oauth_events,
         }
     }
 
@@ -195,6 +219,13 @@ impl Metrics {
     /// Count a refusal.
     pub fn refused(&self, reason: RefusalReason) {
         self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Count an event of the built-in authorization server.
+    pub fn oauth(&self, event: OAuthEvent) {
+        self.oauth_events
+            .get_or_create(&OAuthLabels { event })
+            .inc();
     }
 
     /// Count an authentication failure.

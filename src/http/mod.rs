@@ -197,9 +197,7 @@ pub fn router(
     if let Some(authorization) = authorization {
         // Sign-in pages and token requests: no bearer token (they are how one is got),
         // the same per-address rate limit; their own guessing limits are inside.
-        router = router.merge(
-            authorization.layer(ValidateRequestHeaderLayer::custom(rate_limit.clone())),
-        );
+        router = router.merge(authorization.layer(ValidateRequestHeaderLayer::custom(rate_limit)));
     }
     router.route_service(&settings.path, mcp_stack).layer(
         ServiceBuilder::new()

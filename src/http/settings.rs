@@ -269,7 +269,10 @@ fn builtin_conflicts(config: &Config) -> Result<(), ConfigError> {
     let set = [
         ("TWOBOT_JWT_ISSUER", args.jwt_issuer.is_some()),
         ("TWOBOT_JWT_JWKS_URL", args.jwt_jwks_url.is_some()),
-        ("TWOBOT_JWT_PUBLIC_KEY_FILE", args.jwt_public_key_file.is_some()),
+        (
+            "TWOBOT_JWT_PUBLIC_KEY_FILE",
+            args.jwt_public_key_file.is_some(),
+        ),
         ("TWOBOT_JWT_SECRET", args.jwt_secret.is_some()),
         ("TWOBOT_JWT_AUDIENCE", args.jwt_audience.is_some()),
         ("TWOBOT_AUTH_SERVERS", !args.auth_servers.is_empty()),
@@ -277,7 +280,11 @@ fn builtin_conflicts(config: &Config) -> Result<(), ConfigError> {
     match set.into_iter().find(|(_, is_set)| *is_set) {
         Some((var, _)) => Err(invalid(
             var,
-            if var == "TWOBOT_JWT_SECRET" { "<redacted>" } else { "(set)" },
+            if var == "TWOBOT_JWT_SECRET" {
+                "<redacted>"
+            } else {
+                "(set)"
+            },
             "cannot be combined with TWOBOT_OAUTH_BUILTIN=true: the built-in authorization server is the issuer and the audience is the base URL's MCP endpoint; unset it (static tokens may stay)",
         )),
         None => Ok(()),

@@ -148,3 +148,58 @@ pub struct TokenLabels {
     /// Which tokens.
     pub kind: TokenKind,
 }
+
+/// Events of the built-in authorization server, `twobot_oauth_events_total{event}`:
+/// what an operator alerts on (guessing, replays) and graphs (sign-ins, tokens).
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum OAuthEvent {
+    /// A client registered (DCR).
+    client_registered,
+    /// The operator signed in.
+    sign_in_ok,
+    /// A wrong password.
+    sign_in_failed,
+    /// A sign-in refused by the per-address limit (429).
+    sign_in_locked,
+    /// The operator allowed a client; a code was issued.
+    consent_allowed,
+    /// The operator denied a client.
+    consent_denied,
+    /// Tokens issued for a code.
+    code_exchanged,
+    /// Tokens issued for a refresh token.
+    refresh_rotated,
+    /// A code presented twice (its grant revoked).
+    code_replayed,
+    /// A refresh token presented twice (its family revoked).
+    refresh_replayed,
+    /// A refused token request (replays included).
+    token_refused,
+}
+
+impl OAuthEvent {
+    /// The label value, as the audit log's `event` too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::client_registered => "client_registered",
+            Self::sign_in_ok => "sign_in_ok",
+            Self::sign_in_failed => "sign_in_failed",
+            Self::sign_in_locked => "sign_in_locked",
+            Self::consent_allowed => "consent_allowed",
+            Self::consent_denied => "consent_denied",
+            Self::code_exchanged => "code_exchanged",
+            Self::refresh_rotated => "refresh_rotated",
+            Self::code_replayed => "code_replayed",
+            Self::refresh_replayed => "refresh_replayed",
+            Self::token_refused => "token_refused",
+        }
+    }
+}
+
+/// `twobot_oauth_events_total{event}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OAuthLabels {
+    /// What happened.
+    pub event: OAuthEvent,
+}

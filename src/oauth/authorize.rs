@@ -1,7 +1,6 @@
-//! The authorization endpoint and the operator's sign-in: `GET /oauth/authorize` checks
-//! the request and shows the password form; `POST …/sign-in` checks the password (after
-//! the per-address guessing limit) and shows the consent form; `POST …/consent` issues a
-//! code bound to the client, the redirect URI, the PKCE challenge and the resource.
+//! The authorization endpoint: `GET /oauth/authorize` checks the request and shows the
+//! password form (`sign_in.rs` takes it from there), and how a decision goes back to the
+//! client.
 //!
 //! Until the redirect URI is known to belong to the client and to an allowed host, every
 //! error is a page here, never a redirect (RFC 6749 §4.1.2.1): a forged request cannot
@@ -10,45 +9,48 @@
 //! started it by a CSRF token held both in a SameSite=Strict cookie and in the form.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use axum::extract::{RawQuery, Request, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
-use http::header::{COOKIE, LOCATION};
-use http::{HeaderMap, HeaderValue, StatusCode};
-use subtle::ConstantTimeEq as _;
+use http::header::LOCATION;
+use http::{HeaderValue, StatusCode};
 
-use super::pages::{self, ScopeLine};
-use super::store::{AuthMethod, Client, ClientKind, NewCode};
-use super::{AuthorizationServer, caller_ip, cimd, hash_secret, now, random_token, redirect};
+use super::pages;
+use super::store::{AuthMethod, Client, ClientKind};
+use super::{AuthorizationServer, now, random_token, redirect};
 
 /// How long a started sign-in stays valid.
-const PENDING_TTL: Duration = Duration::from_secs(600);
+pub(super) const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Sign-ins pending at once; beyond, the oldest is dropped.
 const MAX_PENDING: usize = 1000;
 /// How long a code may wait for its exchange.
 pub const CODE_TTL_SEC: i64 = 60;
 /// Largest form body the sign-in pages read.
-const MAX_FORM_BYTES: usize = 16 * 1024;
+pub(super) const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// A checked authorization request waiting for the operator.
 #[derive(Debug, Clone)]
 pub struct Pending {
-    client_id: String,
-    client_name: String,
-    redirect_uri: url::Url,
-    state: Option<String>,
-    challenge: String,
-    resource: String,
-    scopes: Vec<String>,
-    csrf: String,
-    created: Instant,
-    signed_in: bool,
+    pub(super) client_id: String,
+    pub(super) client_name: String,
+    pub(super) redirect_uri: url::Url,
+    pub(super) state: Option<String>,
+    pub(super) challenge: String,
+    pub(super) resource: String,
+    pub(super) scopes: Vec<String>,
+    pub(super) csrf: String,
+    pub(super) created: Instant,
+    pub(super) signed_in: bool,
 }
 
 /// Where the code or the error goes: the redirect URI with `params` (and `iss`, RFC 9207).
-fn back_to_client(server: &AuthorizationServer, uri: &url::Url, state: Option<&str>, params: &[(&str, &str)]) -> Response {
+pub(super) fn back_to_client(
+    server: &AuthorizationServer,
+    uri: &url::Url,
+    state: Option<&str>,
+    params: &[(&str, &str)],
+) -> Response {
     let mut uri = uri.clone();
     {
         let mut query = uri.query_pairs_mut();
@@ -65,9 +67,10 @@ fn back_to_client(server: &AuthorizationServer, uri: &url::Url, state: Option<&s
     if let Ok(v) = HeaderValue::from_str(uri.as_str()) {
         response.headers_mut().insert(LOCATION, v);
     }
-    response
-        .headers_mut()
-        .insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
     response
 }
 
@@ -91,7 +94,10 @@ fn valid_challenge(challenge: &str) -> bool {
 }
 
 /// `GET /oauth/authorize`.
-pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): RawQuery) -> Response {
+pub async fn start(
+    State(server): State<AuthorizationServer>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = match single_params(query.as_deref().unwrap_or("")) {
         Ok(p) => p,
         Err(reason) => return pages::error(StatusCode::BAD_REQUEST, &reason),
@@ -105,7 +111,14 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
     };
     let requested = params.get("redirect_uri").cloned();
     let redirect_uri = match requested {
-        Some(r) if client.redirect_uris.iter().any(|reg| redirect::redirect_matches(reg, &r)) => r,
+        Some(r)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|reg| redirect::redirect_matches(reg, &r)) =>
+        {
+            r
+        }
         Some(r) => {
             return pages::error(
                 StatusCode::BAD_REQUEST,
@@ -132,35 +145,63 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
     // From here on the redirect URI is trusted: errors go back to the client.
     let state = params.get("state").cloned();
     let fail = |error: &str, description: &str| {
-        back_to_client(&server, &uri, state.as_deref(), &[("error", error), ("error_description", description)])
+        back_to_client(
+            &server,
+            &uri,
+            state.as_deref(),
+            &[("error", error), ("error_description", description)],
+        )
     };
     if params.get("response_type").map(String::as_str) != Some("code") {
         return fail("unsupported_response_type", "response_type must be code");
     }
     let Some(challenge) = params.get("code_challenge").cloned() else {
-        return fail("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256");
+        return fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        );
     };
     if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
         return fail("invalid_request", "code_challenge_method must be S256");
     }
     if !valid_challenge(&challenge) {
-        return fail("invalid_request", "code_challenge must be the base64url SHA-256 of the verifier (43 characters)");
+        return fail(
+            "invalid_request",
+            "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+        );
     }
     let settings = server.settings();
-    let resource = params.get("resource").cloned().unwrap_or_else(|| settings.resource.clone());
-    if resource != settings.resource {
-        return fail("invalid_target", &format!("this server issues tokens for {} only", settings.resource));
+    // The resource is the MCP endpoint's URL; a trailing slash is the same resource.
+    if params
+        .get("resource")
+        .is_some_and(|r| r.trim_end_matches('/') != settings.resource)
+    {
+        return fail(
+            "invalid_target",
+            &format!("this server issues tokens for {} only", settings.resource),
+        );
     }
+    let resource = settings.resource.clone();
     let scopes: Vec<String> = match params.get("scope") {
-        Some(s) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+        Some(s) => s
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
         None => settings.scopes.clone(),
     };
     if let Some(unknown) = scopes.iter().find(|s| !settings.scopes.contains(s)) {
-        return fail("invalid_scope", &format!("unknown scope {unknown}; this server offers: {}", settings.scopes.join(" ")));
+        return fail(
+            "invalid_scope",
+            &format!(
+                "unknown scope {unknown}; this server offers: {}",
+                settings.scopes.join(" ")
+            ),
+        );
     }
     let pending = Pending {
         client_id: client.id.clone(),
-        client_name: client.name.clone(),
+        client_name: client.name,
         redirect_uri: uri,
         state,
         challenge,
@@ -174,14 +215,21 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
     let csrf = pending.csrf.clone();
     let view = view(&server, &id, &pending);
     {
-        let mut all = server.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = server
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         all.retain(|_, p| p.created.elapsed() < PENDING_TTL);
         if all.len() >= MAX_PENDING
-            && let Some(oldest) = all.iter().min_by_key(|(_, p)| p.created).map(|(k, _)| k.clone())
+            && let Some(oldest) = all
+                .iter()
+                .min_by_key(|(_, p)| p.created)
+                .map(|(k, _)| k.clone())
         {
             all.remove(&oldest);
         }
-        all.insert(id.clone(), pending);
+        all.insert(id, pending);
     }
     let mut response = pages::sign_in(&view.request(&csrf), false);
     pages::set_cookie(&mut response, &csrf, server.settings().secure_cookies);
@@ -190,8 +238,15 @@ pub async fn start(State(server): State<AuthorizationServer>, RawQuery(query): R
 
 /// The client `client_id` names: registered, or (an https URL) its metadata document.
 async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client, Response> {
-    let broken = || pages::error(StatusCode::INTERNAL_SERVER_ERROR, "The server cannot read its state; see its log.");
-    if cimd::is_cimd_client_id(client_id) {
+    let broken = || {
+        pages::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server cannot read its state; see its log.",
+        )
+    };
+    // An https client id is a metadata document URL (registered ids are `c_…`): fetched,
+    // or refused with the rule it breaks, never looked up as something else.
+    if client_id.starts_with("https://") {
         let document = server
             .inner
             .cimd
@@ -213,7 +268,10 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
             created_at: now(),
         };
         let stored = client.clone();
-        server.store(move |s| s.upsert_cimd_client(&stored)).await.map_err(|_| broken())?;
+        server
+            .store(move |s| s.upsert_cimd_client(&stored))
+            .await
+            .map_err(|_| broken())?;
         return Ok(client);
     }
     let id = client_id.to_owned();
@@ -228,7 +286,7 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
 }
 
 /// What the pages show of a pending request.
-struct View {
+pub(super) struct View {
     id: String,
     client_name: String,
     redirect_host: String,
@@ -236,7 +294,7 @@ struct View {
 }
 
 impl View {
-    fn request<'a>(&'a self, csrf: &'a str) -> pages::Request<'a> {
+    pub(super) fn request<'a>(&'a self, csrf: &'a str) -> pages::Request<'a> {
         pages::Request {
             id: &self.id,
             csrf,
@@ -247,177 +305,20 @@ impl View {
     }
 }
 
-fn view(server: &AuthorizationServer, id: &str, pending: &Pending) -> View {
+pub(super) fn view(server: &AuthorizationServer, id: &str, pending: &Pending) -> View {
     let prefix = url::Url::parse(&server.settings().issuer)
         .map(|u| u.path().trim_end_matches('/').to_owned())
         .unwrap_or_default();
     View {
         id: id.to_owned(),
         client_name: pending.client_name.clone(),
-        redirect_host: pending.redirect_uri.host_str().unwrap_or_default().to_owned(),
+        redirect_host: pending
+            .redirect_uri
+            .host_str()
+            .unwrap_or_default()
+            .to_owned(),
         prefix,
     }
-}
-
-/// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
-struct Posted {
-    fields: Vec<(String, String)>,
-    cookie: Option<String>,
-    ip: IpAddr,
-}
-
-impl Posted {
-    async fn read(server: &AuthorizationServer, request: Request) -> Result<Self, Response> {
-        let ip = caller_ip(server, &request);
-        let cookie = cookie(request.headers());
-        let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
-            .await
-            .map_err(|_| pages::error(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-        let fields = url::form_urlencoded::parse(&body).map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-        Ok(Self { fields, cookie, ip })
-    }
-
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// The pending request this form continues, if its CSRF token matches both the
-    /// cookie and the request's own.
-    fn pending(&self, server: &AuthorizationServer) -> Result<(String, Pending), Response> {
-        let id = self.field("request").unwrap_or_default().to_owned();
-        let pending = {
-            let all = server.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-            all.get(&id).filter(|p| p.created.elapsed() < PENDING_TTL).cloned()
-        };
-        let Some(pending) = pending else {
-            return Err(pages::error(
-                StatusCode::BAD_REQUEST,
-                "This sign-in has expired or was already used. Start again from the application.",
-            ));
-        };
-        let same = |given: Option<&str>| {
-            given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(pending.csrf.as_bytes())))
-        };
-        if !same(self.field("csrf")) || !same(self.cookie.as_deref()) {
-            return Err(pages::error(
-                StatusCode::FORBIDDEN,
-                "This form was not sent by the page this browser opened (CSRF check failed). Start again from the application.",
-            ));
-        }
-        Ok((id, pending))
-    }
-}
-
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == pages::COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
-/// `POST /oauth/authorize/sign-in`.
-pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request) -> Response {
-    let form = match Posted::read(&server, request).await {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let (id, pending) = match form.pending(&server) {
-        Ok(p) => p,
-        Err(page) => return page,
-    };
-    let view = view(&server, &id, &pending);
-    // The limit is checked before the password: a locked-out guesser learns nothing,
-    // not even from a right guess.
-    if let Err(wait) = server.inner.sign_ins.check(form.ip, Instant::now()) {
-        tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
-        return pages::locked(wait.as_secs());
-    }
-    let password = form.field("password").unwrap_or_default().to_owned();
-    let right = {
-        let Ok(_permit) = server.inner.verifying.acquire().await else {
-            return pages::error(StatusCode::SERVICE_UNAVAILABLE, "The server is shutting down.");
-        };
-        let check = server.inner.password.clone();
-        tokio::task::spawn_blocking(move || check.verify(&password)).await.unwrap_or(false)
-    };
-    if !right {
-        server.inner.sign_ins.record(form.ip, Instant::now());
-        tracing::warn!(ip = %form.ip, client = %pending.client_id, "failed operator sign-in");
-        return pages::sign_in(&view.request(&pending.csrf), true);
-    }
-    server.inner.sign_ins.clear(form.ip);
-    {
-        let mut all = server.inner.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = all.get_mut(&id) {
-            p.signed_in = true;
-        }
-    }
-    tracing::info!(client = %pending.client_id, "operator signed in");
-    consent_page(&server, &view, &pending)
-}
-
-fn consent_page(server: &AuthorizationServer, view: &View, pending: &Pending) -> Response {
-    let settings = server.settings();
-    let lines: Vec<ScopeLine<'_>> = pending
-        .scopes
-        .iter()
-        .map(|s| ScopeLine {
-            scope: s,
-            ceiling: settings.ceiling(std::slice::from_ref(s)),
-            required: settings.required_scopes.contains(s),
-        })
-        .collect();
-    let origin = pending.redirect_uri.origin().ascii_serialization();
-    pages::consent(&view.request(&pending.csrf), &lines, settings.ceiling(&pending.scopes), &origin)
-}
-
-/// `POST /oauth/authorize/consent`.
-pub async fn consent(State(server): State<AuthorizationServer>, request: Request) -> Response {
-    let form = match Posted::read(&server, request).await {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let (id, pending) = match form.pending(&server) {
-        Ok(p) => p,
-        Err(page) => return page,
-    };
-    if !pending.signed_in {
-        return pages::error(StatusCode::FORBIDDEN, "Sign in first.");
-    }
-    // One decision per request: a second POST finds nothing.
-    server.inner.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-    let state = pending.state.as_deref();
-    if form.field("decision") != Some("allow") {
-        tracing::info!(client = %pending.client_id, "operator denied access");
-        return back_to_client(&server, &pending.redirect_uri, state, &[("error", "access_denied"), ("error_description", "the operator denied access")]);
-    }
-    let settings = server.settings();
-    // Ticked scopes among those requested; required scopes always (a disabled box is not sent).
-    let ticked: Vec<String> = pending
-        .scopes
-        .iter()
-        .filter(|s| settings.required_scopes.contains(s) || form.fields.iter().any(|(k, v)| k == "scope" && v == *s))
-        .cloned()
-        .collect();
-    let code = random_token(32);
-    let row = NewCode {
-        code_hash: hash_secret(&code),
-        client_id: pending.client_id.clone(),
-        redirect_uri: pending.redirect_uri.to_string(),
-        code_challenge: pending.challenge.clone(),
-        resource: pending.resource.clone(),
-        scope: ticked.join(" "),
-        expires_at: now() + CODE_TTL_SEC,
-    };
-    if server.store(move |s| s.insert_code(&row)).await.is_err() {
-        return back_to_client(&server, &pending.redirect_uri, state, &[("error", "server_error"), ("error_description", "the server cannot store the grant")]);
-    }
-    tracing::info!(client = %pending.client_id, scope = %ticked.join(" "), "operator allowed access; code issued");
-    back_to_client(&server, &pending.redirect_uri, state, &[("code", &code)])
 }
 
 #[cfg(test)]
@@ -427,7 +328,11 @@ mod tests {
 
     #[test]
     fn a_repeated_parameter_is_refused_and_single_ones_are_decoded() {
-        assert!(single_params("a=1&a=2").unwrap_err().contains("a is repeated"));
+        assert!(
+            single_params("a=1&a=2")
+                .unwrap_err()
+                .contains("a is repeated")
+        );
         let p = single_params("scope=codex%3Aread+codex%3Awrite&state=x").unwrap();
         assert_eq!(p["scope"], "codex:read codex:write");
     }

@@ -55,9 +55,9 @@ impl Window {
             events.pop_front();
         }
         match events.front() {
-            Some(oldest) if events.len() >= self.max => {
-                Err(self.window.saturating_sub(now.saturating_duration_since(*oldest)))
-            }
+            Some(oldest) if events.len() >= self.max => Err(self
+                .window
+                .saturating_sub(now.saturating_duration_since(*oldest))),
             _ => Ok(()),
         }
     }
@@ -124,13 +124,19 @@ mod tests {
         let t0 = Instant::now();
         let a = ip("203.0.113.7");
         for i in 0..5 {
-            assert!(w.check(a, t0 + Duration::from_secs(i)).is_ok(), "attempt {i}");
+            assert!(
+                w.check(a, t0 + Duration::from_secs(i)).is_ok(),
+                "attempt {i}"
+            );
             w.record(a, t0 + Duration::from_secs(i));
         }
         let wait = w.check(a, t0 + Duration::from_secs(10)).unwrap_err();
         assert_eq!(wait, Duration::from_secs(15 * 60 - 10));
         assert!(w.check(ip("203.0.113.8"), t0).is_ok(), "another address");
-        assert!(w.check(a, t0 + Duration::from_secs(15 * 60)).is_ok(), "aged out");
+        assert!(
+            w.check(a, t0 + Duration::from_secs(15 * 60)).is_ok(),
+            "aged out"
+        );
     }
 
     #[test]
@@ -145,7 +151,11 @@ mod tests {
             let w = Window::new(1, Duration::from_secs(60));
             let now = Instant::now();
             w.record(ip(first), now);
-            assert_eq!(w.check(ip(second), now).is_err(), shared, "{first} {second}");
+            assert_eq!(
+                w.check(ip(second), now).is_err(),
+                shared,
+                "{first} {second}"
+            );
         }
     }
 

@@ -18,7 +18,7 @@
 //!
 //! Here: [`AuthorizationServer`] (state shared by the handlers) and its wiring into the
 //! resource server. The decisions live beside their handlers: `authorize.rs` (request
-//! checks, pending requests, sign-in, consent), `token.rs` (grants), `register.rs`
+//! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `register.rs`
 //! (metadata, JWKS, registration); what persists in `store.rs`, the key in `signing.rs`,
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
 //! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`.
@@ -31,6 +31,7 @@ pub mod password;
 pub mod redirect;
 pub mod register;
 pub mod settings;
+pub mod sign_in;
 pub mod signing;
 pub mod store;
 pub mod token;
@@ -52,6 +53,7 @@ use self::signing::SigningKey;
 use self::store::Store;
 use crate::http::HttpSettings;
 use crate::http::auth::GrantCheck;
+use crate::metrics::{OAuthEvent, metrics};
 
 /// Why the authorization server cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -78,12 +80,17 @@ pub enum OAuthError {
 pub fn install(
     config: &crate::config::Config,
     http: &mut HttpSettings,
+    audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Result<Option<Router>, OAuthError> {
     let Some(settings) = OAuthSettings::new(config, http)? else {
         return Ok(None);
     };
-    let server = AuthorizationServer::open(settings)?;
+    let server = AuthorizationServer::open(settings, audit)?;
     server.attach(http)?;
+    if let Some(warning) = server.inner.password.warning() {
+        tracing::warn!("{warning}");
+    }
+    server.spawn_housekeeping();
     tracing::info!(issuer = %server.settings().issuer, "built-in OAuth authorization server on");
     Ok(Some(server.routes()))
 }
@@ -106,11 +113,30 @@ struct Inner {
     registrations: Window,
     /// Argon2id costs ~19 MiB and tens of ms per check: two at a time at most.
     verifying: tokio::sync::Semaphore,
+    /// The operator's audit log, if any: sign-ins, grants, replays land there too.
+    audit: Option<Arc<crate::audit::AuditLog>>,
+}
+
+/// What an event concerns, for its audit record.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Detail<'a> {
+    /// The client.
+    pub client: Option<&'a str>,
+    /// The caller's address.
+    pub ip: Option<std::net::IpAddr>,
+    /// The grant.
+    pub grant: Option<&'a str>,
+    /// The scopes granted.
+    pub scope: Option<&'a str>,
 }
 
 impl AuthorizationServer {
-    /// Open the state (database, signing key) and read the password hash.
-    pub fn open(settings: OAuthSettings) -> Result<Self, OAuthError> {
+    /// Open the state (database, signing key) and read the password hash; events are
+    /// also written to `audit`.
+    pub fn open(
+        settings: OAuthSettings,
+        audit: Option<Arc<crate::audit::AuditLog>>,
+    ) -> Result<Self, OAuthError> {
         let store = Store::open(&settings.state_dir)?;
         let key = SigningKey::load_or_create(&settings.state_dir)?;
         let password = Arc::new(PasswordHashFile::load(&settings.password_file)?);
@@ -126,6 +152,7 @@ impl AuthorizationServer {
                 sign_ins: Window::sign_ins(),
                 registrations: Window::registrations(),
                 verifying: tokio::sync::Semaphore::new(2),
+                audit,
             }),
         })
     }
@@ -152,11 +179,55 @@ impl AuthorizationServer {
             .route("/oauth/jwks.json", get(register::jwks))
             .route("/oauth/register", post(register::register))
             .route("/oauth/authorize", get(authorize::start))
-            .route("/oauth/authorize/sign-in", post(authorize::sign_in))
-            .route("/oauth/authorize/consent", post(authorize::consent))
+            .route("/oauth/authorize/sign-in", post(sign_in::sign_in))
+            .route("/oauth/authorize/consent", post(sign_in::consent))
             .route("/oauth/token", post(token::token))
             .route("/oauth/revoke", post(token::revoke))
             .with_state(self.clone())
+    }
+
+    /// Every hour: forget expired codes, tokens and dead grants, and registrations
+    /// nobody signed in for within a day, so open registration cannot grow the file
+    /// without bound. Runs until the runtime ends.
+    fn spawn_housekeeping(&self) {
+        let server = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                let now = now();
+                let result = server
+                    .store(move |s| {
+                        Ok((
+                            s.purge(now)?,
+                            s.prune_unused_clients(now - register::UNUSED_CLIENT_SEC)?,
+                        ))
+                    })
+                    .await;
+                if let Ok((rows, clients)) = result {
+                    tracing::debug!(rows, clients, "OAuth state purged");
+                }
+            }
+        });
+    }
+
+    /// Count `event` and write its audit record.
+    fn note(&self, event: OAuthEvent, detail: Detail<'_>) {
+        metrics().oauth(event);
+        if let Some(log) = &self.inner.audit {
+            let record = crate::audit::OAuthRecord {
+                time: crate::audit::now_rfc3339(),
+                kind: "oauth",
+                event: event.as_str(),
+                client_id: detail.client.map(str::to_owned),
+                ip: detail.ip.map(|ip| ip.to_string()),
+                grant_id: detail.grant.map(str::to_owned),
+                scope: detail.scope.map(str::to_owned),
+            };
+            if !log.write(&record) {
+                metrics().audit_write_failures.inc();
+            }
+        }
     }
 
     fn settings(&self) -> &OAuthSettings {

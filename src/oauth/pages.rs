@@ -54,14 +54,20 @@ pub fn page(status: StatusCode, title: &str, body: &str, form_target: Option<&st
     let mut response = Response::new(Body::from(html));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         headers.insert(CONTENT_SECURITY_POLICY, v);
     }
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     response
 }
 
@@ -230,7 +236,9 @@ mod tests {
     #[test]
     fn every_page_is_unframeable_uncached_and_loads_nothing_from_elsewhere() {
         let response = error(StatusCode::BAD_REQUEST, "<b>x</b>");
-        let csp = response.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+        let csp = response.headers()[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
         assert!(csp.contains("frame-ancestors 'none'") && csp.starts_with("default-src 'none'"));
         assert_eq!(response.headers()["x-frame-options"], "DENY");
         assert_eq!(response.headers()[CACHE_CONTROL], "no-store");

@@ -128,6 +128,40 @@ pub fn redirect_matches(registered: &str, requested: &str) -> bool {
     registered == requested
 }
 
+/// Why `host` cannot be a redirect host: it must be a bare host name as in a URL's
+/// authority, compared exactly (no scheme, port, path, wildcard or trailing dot).
+pub fn host_problem(host: &str) -> Option<&'static str> {
+    if host.is_empty() {
+        return Some("is empty");
+    }
+    if host.contains("://") {
+        return Some("has a scheme; give the host alone");
+    }
+    if host.contains('*') {
+        return Some("has a wildcard; list each host");
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '@'))
+    {
+        return Some("has a path, space or userinfo; give the host alone");
+    }
+    if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+        return Some("is an IP address; redirect URIs on https need a host name");
+    }
+    if host.contains(':') {
+        return Some("has a port; any port of a listed host is allowed");
+    }
+    if host.ends_with('.') {
+        return Some("ends with a dot; redirect hosts are compared exactly");
+    }
+    match url::Host::parse(host) {
+        Ok(url::Host::Domain(_)) => None,
+        Ok(_) => Some("is an IP address; redirect URIs on https need a host name"),
+        Err(_) => Some("is not a valid host name"),
+    }
+}
+
 /// An allowed-host entry as the parser would write it (lower-case, punycode), or `None`
 /// if it is not a host name (so it can never match). `settings` uses it to refuse a bad
 /// `TWOBOT_OAUTH_REDIRECT_HOSTS` entry at start.

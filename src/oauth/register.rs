@@ -14,13 +14,15 @@ use http::{HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::Detail;
 use super::store::{AuthMethod, Client, ClientKind};
 use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token, redirect};
+use crate::metrics::OAuthEvent;
 
 /// Clients kept at most; beyond, registration is refused until unused ones are pruned.
 const MAX_CLIENTS: u64 = 1000;
 /// A client that never completed a sign-in is pruned after this long.
-const UNUSED_CLIENT_SEC: i64 = 24 * 3600;
+pub(super) const UNUSED_CLIENT_SEC: i64 = 24 * 3600;
 /// Largest registration request.
 const MAX_REGISTRATION_BYTES: usize = 16 * 1024;
 /// Longest client name kept (it is shown on the consent page).
@@ -51,9 +53,10 @@ pub async fn metadata(State(server): State<AuthorizationServer>) -> Json<Value> 
 /// `GET /oauth/jwks.json`.
 pub async fn jwks(State(server): State<AuthorizationServer>) -> Response {
     let mut response = Json(server.inner.key.jwks()).into_response();
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
     response
 }
 
@@ -70,7 +73,11 @@ struct Registration {
 fn refuse(status: StatusCode, code: &str, description: impl Into<String>) -> Response {
     let description = description.into();
     tracing::info!(error = code, reason = %description, "client registration refused");
-    (status, Json(json!({"error": code, "error_description": description}))).into_response()
+    (
+        status,
+        Json(json!({"error": code, "error_description": description})),
+    )
+        .into_response()
 }
 
 /// `POST /oauth/register`.
@@ -88,15 +95,25 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
         return response;
     }
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_REGISTRATION_BYTES).await else {
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "invalid_client_metadata", "the registration request is larger than 16 KiB");
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_client_metadata",
+            "the registration request is larger than 16 KiB",
+        );
     };
     let registration: Registration = match serde_json::from_slice(&body) {
         Ok(r) => r,
-        Err(e) => return refuse(StatusCode::BAD_REQUEST, "invalid_client_metadata", format!("not a registration request: {e}")),
+        Err(e) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "invalid_client_metadata",
+                format!("not a registration request: {e}"),
+            );
+        }
     };
     let client = match checked(&server, registration) {
         Ok(c) => c,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let (client, secret) = client;
     let stored = client.clone();
@@ -116,11 +133,29 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
     match outcome {
         Ok(true) => {}
         Ok(false) => {
-            return refuse(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "too many registered clients; the operator can remove some with `2bot-mcp oauth revoke`");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "too many registered clients; the operator can remove some with `2bot-mcp oauth revoke`",
+            );
         }
-        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the server cannot store the client"),
+        Err(_) => {
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "the server cannot store the client",
+            );
+        }
     }
     server.inner.registrations.record(ip, Instant::now());
+    server.note(
+        OAuthEvent::client_registered,
+        Detail {
+            client: Some(&client.id),
+            ip: Some(ip),
+            ..Detail::default()
+        },
+    );
     tracing::info!(client = %client.id, name = %client.name, "client registered");
     let mut body = json!({
         "client_id": client.id,
@@ -136,41 +171,68 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
         body["client_secret_expires_at"] = json!(0);
     }
     let mut response = (StatusCode::CREATED, Json(body)).into_response();
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
 /// The client a valid registration makes, and its secret (shown once, stored hashed).
-fn checked(server: &AuthorizationServer, r: Registration) -> Result<(Client, Option<String>), Response> {
-    let bad = |code: &str, why: String| refuse(StatusCode::BAD_REQUEST, code, why);
+fn checked(
+    server: &AuthorizationServer,
+    r: Registration,
+) -> Result<(Client, Option<String>), Box<Response>> {
+    let bad = |code: &str, why: String| Box::new(refuse(StatusCode::BAD_REQUEST, code, why));
     let uris = r.redirect_uris.unwrap_or_default();
     if uris.is_empty() {
-        return Err(bad("invalid_redirect_uri", "redirect_uris is required (at least one)".into()));
+        return Err(bad(
+            "invalid_redirect_uri",
+            "redirect_uris is required (at least one)".into(),
+        ));
     }
     if uris.len() > 10 {
-        return Err(bad("invalid_redirect_uri", "at most 10 redirect_uris".into()));
+        return Err(bad(
+            "invalid_redirect_uri",
+            "at most 10 redirect_uris".into(),
+        ));
     }
     for uri in &uris {
         if let Err(e) = redirect::check_redirect_uri(uri, &server.settings().redirect_hosts) {
             return Err(bad("invalid_redirect_uri", format!("{uri}: {e}")));
         }
     }
-    let asked = r.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic");
+    let asked = r
+        .token_endpoint_auth_method
+        .as_deref()
+        .unwrap_or("client_secret_basic");
     let method = match AuthMethod::parse(asked) {
         Some(method) => method,
         None => {
             let other = asked;
             return Err(bad(
                 "invalid_client_metadata",
-                format!("token_endpoint_auth_method {other} is not supported; use none, client_secret_post or client_secret_basic"),
+                format!(
+                    "token_endpoint_auth_method {other} is not supported; use none, client_secret_post or client_secret_basic"
+                ),
             ));
         }
     };
-    if let Some(other) = r.grant_types.iter().flatten().find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token")) {
-        return Err(bad("invalid_client_metadata", format!("grant type {other} is not supported")));
+    if let Some(other) = r
+        .grant_types
+        .iter()
+        .flatten()
+        .find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
+    {
+        return Err(bad(
+            "invalid_client_metadata",
+            format!("grant type {other} is not supported"),
+        ));
     }
     if let Some(other) = r.response_types.iter().flatten().find(|t| *t != "code") {
-        return Err(bad("invalid_client_metadata", format!("response type {other} is not supported")));
+        return Err(bad(
+            "invalid_client_metadata",
+            format!("response type {other} is not supported"),
+        ));
     }
     let name: String = r
         .client_name

@@ -91,24 +91,22 @@ impl OAuthSettings {
             ));
         };
         let mut redirect_hosts = Vec::new();
-        for host in &args.oauth_redirect_hosts {
-            let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
-            if host.is_empty() {
-                continue;
-            }
-            let ok = host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-                && !host.starts_with('.')
-                && host.contains('.');
-            if !ok {
+        for host in args
+            .oauth_redirect_hosts
+            .iter()
+            .map(|h| h.trim())
+            .filter(|h| !h.is_empty())
+        {
+            if let Some(why) = crate::oauth::redirect::host_problem(host) {
                 return Err(invalid(
                     "TWOBOT_OAUTH_REDIRECT_HOSTS",
                     host,
-                    "expected bare host names such as chatgpt.com (no scheme, port, path or wildcard)",
+                    format!("{why} (expected bare host names such as chatgpt.com)"),
                 ));
             }
-            redirect_hosts.push(host);
+            if let Some(host) = crate::oauth::redirect::normalize_host(host) {
+                redirect_hosts.push(host);
+            }
         }
         let required_scopes = http
             .auth

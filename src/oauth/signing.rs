@@ -37,7 +37,9 @@ pub enum SigningError {
         source: std::io::Error,
     },
     /// The file holds no P-256 private key.
-    #[error("{path}: not a PKCS#8 PEM P-256 private key ({reason}); move it away to have a new key made")]
+    #[error(
+        "{path}: not a PKCS#8 PEM P-256 private key ({reason}); move it away to have a new key made"
+    )]
     NotAKey {
         /// The key file.
         path: PathBuf,
@@ -198,7 +200,10 @@ mod tests {
         assert_eq!(first.kid(), again.kid());
         assert_eq!(first.jwks()["keys"][0]["kid"], first.kid());
         assert_eq!(first.jwks()["keys"][0]["crv"], "P-256");
-        assert!(first.jwks()["keys"][0].get("d").is_none(), "no private part");
+        assert!(
+            first.jwks()["keys"][0].get("d").is_none(),
+            "no private part"
+        );
     }
 
     #[test]

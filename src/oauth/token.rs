@@ -18,8 +18,10 @@ use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use super::Detail;
 use super::store::{AuthMethod, Client, Exchange, Grant, NewRefresh, Rotation};
 use super::{AuthorizationServer, hash_secret, now, random_token};
+use crate::metrics::{OAuthEvent, metrics};
 
 /// The subject of every built-in token: the one operator.
 pub const SUBJECT: &str = "operator";
@@ -54,7 +56,10 @@ impl IntoResponse for TokenError {
         let headers = response.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         if self.basic_challenge {
-            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"2Bot\""));
+            headers.insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"2Bot\""),
+            );
         }
         response
     }
@@ -84,14 +89,21 @@ impl Form {
         let mut found = self.0.iter().filter(|(k, _)| k == name);
         let first = found.next().map(|(_, v)| v.as_str());
         if found.next().is_some() {
-            return Err(error("invalid_request", format!("the parameter {name} is repeated")));
+            return Err(error(
+                "invalid_request",
+                format!("the parameter {name} is repeated"),
+            ));
         }
         Ok(first.filter(|v| !v.is_empty()))
     }
 
     fn require(&self, name: &str) -> Result<&str, TokenError> {
-        self.get(name)?
-            .ok_or_else(|| error("invalid_request", format!("the parameter {name} is missing")))
+        self.get(name)?.ok_or_else(|| {
+            error(
+                "invalid_request",
+                format!("the parameter {name} is missing"),
+            )
+        })
     }
 }
 
@@ -135,11 +147,19 @@ async fn authenticate(
     let form_id = form.get("client_id")?;
     let id = match (&basic, form_id) {
         (Some((b, _)), Some(f)) if b != f => {
-            return Err(error("invalid_request", "client_id differs from the Basic credentials"));
+            return Err(error(
+                "invalid_request",
+                "client_id differs from the Basic credentials",
+            ));
         }
         (Some((b, _)), _) => b.clone(),
         (None, Some(f)) => f.to_owned(),
-        (None, None) => return Err(error("invalid_request", "the parameter client_id is missing")),
+        (None, None) => {
+            return Err(error(
+                "invalid_request",
+                "the parameter client_id is missing",
+            ));
+        }
     };
     let used_basic = basic.is_some();
     let invalid_client = |why: &str| TokenError {
@@ -154,13 +174,19 @@ async fn authenticate(
         .await
         .map_err(|_| error("server_error", "the server cannot read its state"))?
         .ok_or_else(|| invalid_client("unknown client; register again"))?;
-    let secret = basic.map(|(_, s)| s).or(form.get("client_secret")?.map(str::to_owned));
+    let secret = basic
+        .map(|(_, s)| s)
+        .or(form.get("client_secret")?.map(str::to_owned));
     match (client.auth_method, secret) {
         (AuthMethod::None_, None) => Ok(client),
-        (AuthMethod::None_, Some(_)) => Err(invalid_client("this client is public: it has no secret to send")),
+        (AuthMethod::None_, Some(_)) => Err(invalid_client(
+            "this client is public: it has no secret to send",
+        )),
         (_, Some(given)) if client.secret_matches(&given) => Ok(client),
         (_, Some(_)) => Err(invalid_client("wrong client secret")),
-        (_, None) => Err(invalid_client("this client must authenticate with its secret")),
+        (_, None) => Err(invalid_client(
+            "this client must authenticate with its secret",
+        )),
     }
 }
 
@@ -176,12 +202,16 @@ pub async fn token(State(server): State<AuthorizationServer>, request: Request) 
         }
         Err(e) => {
             tracing::info!(error = e.code, reason = %e.description, "token request refused");
+            metrics().oauth(OAuthEvent::token_refused);
             e.into_response()
         }
     }
 }
 
-async fn exchange(server: &AuthorizationServer, request: Request) -> Result<serde_json::Value, TokenError> {
+async fn exchange(
+    server: &AuthorizationServer,
+    request: Request,
+) -> Result<serde_json::Value, TokenError> {
     let (headers, form) = read_form(request).await?;
     let grant_type = form.require("grant_type")?.to_owned();
     let client = authenticate(server, &headers, &form).await?;
@@ -208,9 +238,15 @@ async fn exchange(server: &AuthorizationServer, request: Request) -> Result<serd
                 None // the exchange below reports the reuse and revokes
             } else if row.client_id != client.id {
                 Some("the code was issued to another client")
-            } else if form.get("redirect_uri")?.is_some_and(|r| r != row.redirect_uri) {
+            } else if form
+                .get("redirect_uri")?
+                .is_some_and(|r| r != row.redirect_uri)
+            {
                 Some("redirect_uri differs from the authorization request's")
-            } else if form.get("resource")?.is_some_and(|r| r != row.resource) {
+            } else if form
+                .get("resource")?
+                .is_some_and(|r| r.trim_end_matches('/') != row.resource)
+            {
                 Some("resource differs from the authorization request's")
             } else if verifier.is_none() {
                 Some("code_verifier is missing (PKCE)")
@@ -221,7 +257,10 @@ async fn exchange(server: &AuthorizationServer, request: Request) -> Result<serd
             };
             if let Some(reason) = refused {
                 let burn = code_hash.clone();
-                server.store(move |s| s.burn_code(&burn, now)).await.map_err(broken)?;
+                server
+                    .store(move |s| s.burn_code(&burn, now))
+                    .await
+                    .map_err(broken)?;
                 return Err(error("invalid_grant", reason));
             }
             let grant_id = format!("g_{}", random_token(16));
@@ -233,15 +272,38 @@ async fn exchange(server: &AuthorizationServer, request: Request) -> Result<serd
             {
                 Exchange::Issued(grant) => {
                     tracing::info!(client = %client.id, grant = %grant.id, "tokens issued for a code");
+                    server.note(
+                        OAuthEvent::code_exchanged,
+                        Detail {
+                            client: Some(&client.id),
+                            grant: Some(&grant.id),
+                            scope: Some(&grant.scope),
+                            ..Detail::default()
+                        },
+                    );
                     let scope = grant.scope.clone();
                     (grant, scope)
                 }
                 Exchange::Reused => {
                     tracing::warn!(client = %client.id, "an authorization code was presented twice; its grant is revoked");
-                    return Err(error("invalid_grant", "the code was already used; what it issued is revoked"));
+                    server.note(
+                        OAuthEvent::code_replayed,
+                        Detail {
+                            client: Some(&client.id),
+                            ..Detail::default()
+                        },
+                    );
+                    return Err(error(
+                        "invalid_grant",
+                        "the code was already used; what it issued is revoked",
+                    ));
                 }
-                Exchange::Expired => return Err(error("invalid_grant", "the code expired (codes live 60 s)")),
-                Exchange::Unknown => return Err(error("invalid_grant", "unknown authorization code")),
+                Exchange::Expired => {
+                    return Err(error("invalid_grant", "the code expired (codes live 60 s)"));
+                }
+                Exchange::Unknown => {
+                    return Err(error("invalid_grant", "unknown authorization code"));
+                }
             }
         }
         "refresh_token" => {
@@ -253,24 +315,60 @@ async fn exchange(server: &AuthorizationServer, request: Request) -> Result<serd
                 .await
                 .map_err(broken)?
             {
-                Rotation::Rotated(grant) => grant,
+                Rotation::Rotated(grant) => {
+                    server.note(
+                        OAuthEvent::refresh_rotated,
+                        Detail {
+                            client: Some(&client.id),
+                            grant: Some(&grant.id),
+                            ..Detail::default()
+                        },
+                    );
+                    grant
+                }
                 Rotation::Reused => {
                     tracing::warn!(client = %client.id, "a refresh token was presented twice; its family is revoked");
-                    return Err(error("invalid_grant", "the refresh token was already used; its grant is revoked"));
+                    server.note(
+                        OAuthEvent::refresh_replayed,
+                        Detail {
+                            client: Some(&client.id),
+                            ..Detail::default()
+                        },
+                    );
+                    return Err(error(
+                        "invalid_grant",
+                        "the refresh token was already used; its grant is revoked",
+                    ));
                 }
                 Rotation::Revoked => return Err(error("invalid_grant", "the grant was revoked")),
-                Rotation::Expired => return Err(error("invalid_grant", "the refresh token expired")),
-                Rotation::WrongClient => return Err(error("invalid_grant", "the refresh token was issued to another client")),
+                Rotation::Expired => {
+                    return Err(error("invalid_grant", "the refresh token expired"));
+                }
+                Rotation::WrongClient => {
+                    return Err(error(
+                        "invalid_grant",
+                        "the refresh token was issued to another client",
+                    ));
+                }
                 Rotation::Unknown => return Err(error("invalid_grant", "unknown refresh token")),
             };
-            if form.get("resource")?.is_some_and(|r| r != grant.resource) {
-                return Err(error("invalid_target", format!("this grant is for {} only", grant.resource)));
+            if form
+                .get("resource")?
+                .is_some_and(|r| r.trim_end_matches('/') != grant.resource)
+            {
+                return Err(error(
+                    "invalid_target",
+                    format!("this grant is for {} only", grant.resource),
+                ));
             }
             let scope = match form.get("scope")? {
                 None => grant.scope.clone(),
                 Some(asked) => {
                     let granted: Vec<&str> = grant.scope.split(' ').collect();
-                    if let Some(extra) = asked.split(' ').find(|s| !s.is_empty() && !granted.contains(s)) {
+                    if let Some(extra) = asked
+                        .split(' ')
+                        .find(|s| !s.is_empty() && !granted.contains(s))
+                    {
                         return Err(error("invalid_scope", format!("{extra} was not granted")));
                     }
                     asked.to_owned()
@@ -295,7 +393,12 @@ async fn exchange(server: &AuthorizationServer, request: Request) -> Result<serd
     }))
 }
 
-fn mint(server: &AuthorizationServer, grant: &Grant, scope: &str, now: i64) -> Result<String, TokenError> {
+fn mint(
+    server: &AuthorizationServer,
+    grant: &Grant,
+    scope: &str,
+    now: i64,
+) -> Result<String, TokenError> {
     let settings = server.settings();
     let claims = AccessClaims {
         iss: &settings.issuer,
@@ -336,7 +439,9 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
         if token.starts_with("rt_") {
             let hash = hash_secret(token);
             let revoked = server
-                .store(move |s| s.revoke_refresh_family(&hash, Some(&client.id), "revoked by the client", now()))
+                .store(move |s| {
+                    s.revoke_refresh_family(&hash, Some(&client.id), "revoked by the client", now())
+                })
                 .await
                 .map_err(|_| error("server_error", "the server cannot write its state"))?;
             tracing::info!(revoked, "revocation request");
@@ -351,33 +456,5 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    #[test]
-    fn pkce_s256_matches_the_rfc_example_and_nothing_else() {
-        // RFC 7636 appendix B.
-        let verifier = "dBjftJeZ4CK-fNopIJQvNuGRkuPeL2gSXZ0mMcXUsOE";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-        for (v, c, ok) in [
-            (verifier, challenge, true),
-            ("dBjftJeZ4CK-fNopIJQvNuGRkuPeL2gSXZ0mMcXUsOF", challenge, false),
-            (challenge, challenge, false),
-            ("short", "Gc9hGUYPeDvSdLWkNjzrVRBoGkEZbJdS_wtMydT4zq0", false),
-            ("", challenge, false),
-        ] {
-            assert_eq!(pkce_matches(v, c), ok, "{v}");
-        }
-    }
-
-    #[test]
-    fn basic_credentials_are_form_decoded_inside_the_base64() {
-        let mut headers = HeaderMap::new();
-        let value = format!("Basic {}", STANDARD.encode("c%3A1:s%2B%2F"));
-        headers.insert(AUTHORIZATION, value.parse().unwrap());
-        assert_eq!(basic(&headers), Some(("c:1".to_owned(), "s+/".to_owned())));
-        headers.insert(AUTHORIZATION, "Bearer x".parse().unwrap());
-        assert_eq!(basic(&headers), None);
-    }
-}
+#[path = "token_tests.rs"]
+mod tests;

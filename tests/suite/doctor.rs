@@ -11,7 +11,7 @@ use crate::common::real_codex;
 
 /// A healthy set-up in a temp dir: an allowed root, a Codex home with a (mock) model
 /// provider as its credentials, a free port, HTTP with no-auth on loopback.
-struct Setup {
+pub(super) struct Setup {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     /// The model endpoint: a listening socket is enough for doctor's connect-only probe.
@@ -19,7 +19,7 @@ struct Setup {
 }
 
 impl Setup {
-    fn healthy() -> Result<Self> {
+    pub(super) fn healthy() -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let base = dir.path().canonicalize()?;
         let root = base.join("root");
@@ -55,17 +55,22 @@ impl Setup {
         Ok(Self { dir, env, model })
     }
 
-    fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+    pub(super) fn with(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.retain(|(k, _)| k != key);
         self.env.push((key.into(), value.into()));
         self
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(super) fn without(mut self, key: &str) -> Self {
+        self.env.retain(|(k, _)| k != key);
+        self
+    }
+
+    pub(super) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
-    async fn run(&self, args: &[&str]) -> Result<(Option<i32>, String, String)> {
+    pub(super) async fn run(&self, args: &[&str]) -> Result<(Option<i32>, String, String)> {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
             .args(args)
             .env_clear()

@@ -6,6 +6,7 @@ mod containment_edge;
 mod containment_process;
 pub mod deploy;
 mod doctor;
+mod doctor_oauth;
 mod fail_fast;
 mod fairness;
 mod first_contact;

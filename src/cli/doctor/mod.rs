@@ -8,7 +8,8 @@
 //! Nothing secret is printed: credentials are named by where they are, never shown.
 //!
 //! This file holds the report and the checks of the set-up itself (policy file, roots,
-//! secret files, state directory); `codex.rs` checks Codex, `http.rs` the HTTP transport.
+//! secret files, state directory); `codex.rs` checks Codex, `http.rs` the HTTP transport,
+//! `oauth.rs` the built-in authorization server.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use crate::policy::PolicyFile;
 
 mod codex;
 mod http;
+mod oauth;
 
 pub use self::codex::{KNOWN_CODEX, missing_flags, parse_version};
 
@@ -142,6 +144,7 @@ pub async fn run(cli: Cli) -> Vec<Check> {
     }
 
     report.extend(secret_file_checks(&cli));
+    let codex_apart = cli.codex_user.as_deref().is_some_and(|u| !u.is_empty());
 
     let config = if file.is_some() && roots_ok {
         match Config::load(cli) {
@@ -166,6 +169,7 @@ pub async fn run(cli: Cli) -> Vec<Check> {
     report.extend(codex::codex_checks(&config).await);
     report.push(state_dir_check(&config));
     report.extend(http::http_checks(&config).await);
+    report.extend(oauth::oauth_checks(&config, codex_apart));
     report
 }
 
@@ -174,10 +178,14 @@ pub async fn run(cli: Cli) -> Vec<Check> {
 fn secret_file_checks(cli: &Cli) -> Vec<Check> {
     use crate::runner::user;
     use std::os::unix::fs::MetadataExt;
-    let files: Vec<(&str, &Path)> = [("TWOBOT_AUTH_TOKENS_FILE", &cli.http.auth_tokens_file)]
-        .into_iter()
-        .filter_map(|(var, f)| f.as_deref().map(|f| (var, f)))
-        .collect();
+    let files: Vec<(&str, &Path)> = [
+        ("TWOBOT_AUTH_TOKENS_FILE", &cli.http.auth_tokens_file),
+        // A hash, but one Codex can read is open to an offline guess.
+        ("TWOBOT_OAUTH_PASSWORD_FILE", &cli.oauth.oauth_password_file),
+    ]
+    .into_iter()
+    .filter_map(|(var, f)| f.as_deref().map(|f| (var, f)))
+    .collect();
     if files.is_empty() {
         return Vec::new();
     }

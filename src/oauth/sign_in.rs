@@ -1,0 +1,254 @@
+//! The operator's side of an authorization: `POST /oauth/authorize/sign-in` checks the
+//! password (after the per-address guessing limit, two Argon2id checks at a time) and
+//! shows the consent page; `POST /oauth/authorize/consent` issues the code, bound to the
+//! client, the redirect URI, the PKCE challenge, the resource and the ticked scopes.
+//! Both read only forms whose CSRF token matches the pending request's and its cookie's.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::response::Response;
+use http::header::COOKIE;
+use http::{HeaderMap, StatusCode};
+use subtle::ConstantTimeEq as _;
+
+use super::Detail;
+use super::authorize::{
+    CODE_TTL_SEC, MAX_FORM_BYTES, PENDING_TTL, Pending, View, back_to_client, view,
+};
+use super::pages::{self, ScopeLine};
+use super::store::NewCode;
+use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token};
+use crate::metrics::OAuthEvent;
+
+/// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
+struct Posted {
+    fields: Vec<(String, String)>,
+    cookie: Option<String>,
+    ip: IpAddr,
+}
+
+impl Posted {
+    async fn read(server: &AuthorizationServer, request: Request) -> Result<Self, Response> {
+        let ip = caller_ip(server, &request);
+        let cookie = cookie(request.headers());
+        let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
+            .await
+            .map_err(|_| pages::error(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
+        let fields = url::form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Ok(Self { fields, cookie, ip })
+    }
+
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The pending request this form continues, if its CSRF token matches both the
+    /// cookie and the request's own.
+    fn pending(&self, server: &AuthorizationServer) -> Result<(String, Pending), Box<Response>> {
+        let id = self.field("request").unwrap_or_default().to_owned();
+        let pending = {
+            let all = server
+                .inner
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            all.get(&id)
+                .filter(|p| p.created.elapsed() < PENDING_TTL)
+                .cloned()
+        };
+        let Some(pending) = pending else {
+            return Err(Box::new(pages::error(
+                StatusCode::BAD_REQUEST,
+                "This sign-in has expired or was already used. Start again from the application.",
+            )));
+        };
+        let same = |given: Option<&str>| {
+            given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(pending.csrf.as_bytes())))
+        };
+        if !same(self.field("csrf")) || !same(self.cookie.as_deref()) {
+            return Err(Box::new(pages::error(
+                StatusCode::FORBIDDEN,
+                "This form was not sent by the page this browser opened (CSRF check failed). Start again from the application.",
+            )));
+        }
+        Ok((id, pending))
+    }
+}
+
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == pages::COOKIE)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// `POST /oauth/authorize/sign-in`.
+pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request) -> Response {
+    let form = match Posted::read(&server, request).await {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let (id, pending) = match form.pending(&server) {
+        Ok(p) => p,
+        Err(page) => return *page,
+    };
+    let view = view(&server, &id, &pending);
+    // The limit is checked before the password: a locked-out guesser learns nothing,
+    // not even from a right guess.
+    if let Err(wait) = server.inner.sign_ins.check(form.ip, Instant::now()) {
+        tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
+        server.note(OAuthEvent::sign_in_locked, detail(&pending, form.ip));
+        return pages::locked(wait.as_secs());
+    }
+    let password = form.field("password").unwrap_or_default().to_owned();
+    let right = {
+        let Ok(_permit) = server.inner.verifying.acquire().await else {
+            return pages::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is shutting down.",
+            );
+        };
+        let check = server.inner.password.clone();
+        tokio::task::spawn_blocking(move || check.verify(&password))
+            .await
+            .unwrap_or(false)
+    };
+    if !right {
+        server.inner.sign_ins.record(form.ip, Instant::now());
+        server.note(OAuthEvent::sign_in_failed, detail(&pending, form.ip));
+        tracing::warn!(ip = %form.ip, client = %pending.client_id, "failed operator sign-in");
+        return pages::sign_in(&view.request(&pending.csrf), true);
+    }
+    server.inner.sign_ins.clear(form.ip);
+    server.note(OAuthEvent::sign_in_ok, detail(&pending, form.ip));
+    {
+        let mut all = server
+            .inner
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = all.get_mut(&id) {
+            p.signed_in = true;
+        }
+    }
+    tracing::info!(client = %pending.client_id, "operator signed in");
+    consent_page(&server, &view, &pending)
+}
+
+fn consent_page(server: &AuthorizationServer, view: &View, pending: &Pending) -> Response {
+    let settings = server.settings();
+    let lines: Vec<ScopeLine<'_>> = pending
+        .scopes
+        .iter()
+        .map(|s| ScopeLine {
+            scope: s,
+            ceiling: settings.ceiling(std::slice::from_ref(s)),
+            required: settings.required_scopes.contains(s),
+        })
+        .collect();
+    let origin = pending.redirect_uri.origin().ascii_serialization();
+    pages::consent(
+        &view.request(&pending.csrf),
+        &lines,
+        settings.ceiling(&pending.scopes),
+        &origin,
+    )
+}
+
+/// `POST /oauth/authorize/consent`.
+pub async fn consent(State(server): State<AuthorizationServer>, request: Request) -> Response {
+    let form = match Posted::read(&server, request).await {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let (id, pending) = match form.pending(&server) {
+        Ok(p) => p,
+        Err(page) => return *page,
+    };
+    if !pending.signed_in {
+        return pages::error(StatusCode::FORBIDDEN, "Sign in first.");
+    }
+    // One decision per request: a second POST finds nothing.
+    server
+        .inner
+        .pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    let state = pending.state.as_deref();
+    if form.field("decision") != Some("allow") {
+        tracing::info!(client = %pending.client_id, "operator denied access");
+        server.note(OAuthEvent::consent_denied, detail(&pending, form.ip));
+        return back_to_client(
+            &server,
+            &pending.redirect_uri,
+            state,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "the operator denied access"),
+            ],
+        );
+    }
+    let settings = server.settings();
+    // Ticked scopes among those requested; required scopes always (a disabled box is not sent).
+    let ticked: Vec<String> = pending
+        .scopes
+        .iter()
+        .filter(|s| {
+            settings.required_scopes.contains(s)
+                || form.fields.iter().any(|(k, v)| k == "scope" && v == *s)
+        })
+        .cloned()
+        .collect();
+    let code = random_token(32);
+    let row = NewCode {
+        code_hash: hash_secret(&code),
+        client_id: pending.client_id.clone(),
+        redirect_uri: pending.redirect_uri.to_string(),
+        code_challenge: pending.challenge.clone(),
+        resource: pending.resource.clone(),
+        scope: ticked.join(" "),
+        expires_at: now() + CODE_TTL_SEC,
+    };
+    if server.store(move |s| s.insert_code(&row)).await.is_err() {
+        return back_to_client(
+            &server,
+            &pending.redirect_uri,
+            state,
+            &[
+                ("error", "server_error"),
+                ("error_description", "the server cannot store the grant"),
+            ],
+        );
+    }
+    tracing::info!(client = %pending.client_id, scope = %ticked.join(" "), "operator allowed access; code issued");
+    let granted = ticked.join(" ");
+    server.note(
+        OAuthEvent::consent_allowed,
+        Detail {
+            scope: Some(&granted),
+            ..detail(&pending, form.ip)
+        },
+    );
+    back_to_client(&server, &pending.redirect_uri, state, &[("code", &code)])
+}
+
+/// The audit detail of a sign-in step.
+fn detail(pending: &Pending, ip: IpAddr) -> Detail<'_> {
+    Detail {
+        client: Some(&pending.client_id),
+        ip: Some(ip),
+        ..Detail::default()
+    }
+}
