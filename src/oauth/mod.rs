@@ -64,8 +64,8 @@ pub enum OAuthError {
     /// The signing key.
     #[error("TWOBOT_STATE_DIR: {0}")]
     Signing(#[from] signing::SigningError),
-    /// The password file.
-    #[error("TWOBOT_OAUTH_PASSWORD_FILE: {0}")]
+    /// The password file (its message names the variable).
+    #[error(transparent)]
     Password(#[from] password::PasswordError),
     /// The key cannot serve as a verification key (not expected).
     #[error("the signing key cannot verify tokens: {0}")]
@@ -137,9 +137,10 @@ impl AuthorizationServer {
         settings: OAuthSettings,
         audit: Option<Arc<crate::audit::AuditLog>>,
     ) -> Result<Self, OAuthError> {
+        // The password first: a set-up refused for it leaves no state behind.
+        let password = Arc::new(PasswordHashFile::load(&settings.password_file)?);
         let store = Store::open(&settings.state_dir)?;
         let key = SigningKey::load_or_create(&settings.state_dir)?;
-        let password = Arc::new(PasswordHashFile::load(&settings.password_file)?);
         let cimd = CimdFetcher::new(settings.cimd_allow_private);
         Ok(Self {
             inner: Arc::new(Inner {

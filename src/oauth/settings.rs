@@ -64,17 +64,15 @@ impl OAuthSettings {
             ));
         };
         let secure_cookies = base.starts_with("https://");
-        if !secure_cookies {
-            if crate::config::public_exposure(std::net::Ipv4Addr::LOCALHOST.into(), Some(&base))
+        if !secure_cookies
+            && crate::config::public_exposure(std::net::Ipv4Addr::LOCALHOST.into(), Some(&base))
                 .is_some()
-            {
-                return Err(invalid(
-                    "TWOBOT_BASE_URL",
-                    base,
-                    "must be https with TWOBOT_OAUTH_BUILTIN=true (http only on a loopback host, for local use): the operator's password and the tokens would cross the network in clear",
-                ));
-            }
-            tracing::warn!(base = %base, "the built-in authorization server on plain http: for local use only");
+        {
+            return Err(invalid(
+                "TWOBOT_BASE_URL",
+                base,
+                "must be https with TWOBOT_OAUTH_BUILTIN=true (http only on a loopback host, for local use): the operator's password and the tokens would cross the network in clear",
+            ));
         }
         let Some(password_file) = args.oauth_password_file.clone() else {
             return Err(invalid(
@@ -113,6 +111,9 @@ impl OAuthSettings {
             .as_ref()
             .map(|a| a.required_scopes.clone())
             .unwrap_or_default();
+        if !secure_cookies {
+            tracing::warn!(base = %base, "the built-in authorization server on plain http: for local use only");
+        }
         Ok(Some(Self {
             issuer: base,
             resource: http.resource(),

@@ -237,31 +237,41 @@ async fn exchange(
             let refused = if row.used_at.is_some() {
                 None // the exchange below reports the reuse and revokes
             } else if row.client_id != client.id {
-                Some("the code was issued to another client")
+                Some(("invalid_grant", "the code was issued to another client"))
             } else if form
                 .get("redirect_uri")?
                 .is_some_and(|r| r != row.redirect_uri)
             {
-                Some("redirect_uri differs from the authorization request's")
+                Some((
+                    "invalid_grant",
+                    "redirect_uri differs from the authorization request's",
+                ))
             } else if form
                 .get("resource")?
                 .is_some_and(|r| r.trim_end_matches('/') != row.resource)
             {
-                Some("resource differs from the authorization request's")
+                // RFC 8707 §2: a resource the grant is not for is an invalid target.
+                Some((
+                    "invalid_target",
+                    "resource differs from the authorization request's",
+                ))
             } else if verifier.is_none() {
-                Some("code_verifier is missing (PKCE)")
+                Some(("invalid_grant", "code_verifier is missing (PKCE)"))
             } else if !pkce_matches(verifier.unwrap_or_default(), &row.code_challenge) {
-                Some("code_verifier does not match the code_challenge (PKCE)")
+                Some((
+                    "invalid_grant",
+                    "code_verifier does not match the code_challenge (PKCE)",
+                ))
             } else {
                 None
             };
-            if let Some(reason) = refused {
+            if let Some((code, reason)) = refused {
                 let burn = code_hash.clone();
                 server
                     .store(move |s| s.burn_code(&burn, now))
                     .await
                     .map_err(broken)?;
-                return Err(error("invalid_grant", reason));
+                return Err(error(code, reason));
             }
             let grant_id = format!("g_{}", random_token(16));
             let issued = next.clone();
