@@ -1,0 +1,105 @@
+//! What the operator of the built-in authorization server sees: every sign-in, consent,
+//! exchange and replay as an audit line (`"kind":"oauth"`, never a secret) and as a
+//! `twobot_oauth_events_total{event}` count, so a replayed token or a guessing address
+//! can be alerted on.
+
+use anyhow::{Context, Result};
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::http::metrics_url;
+use crate::common::oauth_builtin::{Builtin, PASSWORD};
+
+/// `twobot_oauth_events_total{event="EVENT"}` in `exposition`.
+fn count(exposition: &str, event: &str) -> Option<u64> {
+    let prefix = format!("twobot_oauth_events_total{{event=\"{event}\"}} ");
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn sign_ins_grants_and_replays_reach_the_audit_log_and_the_metrics_without_secrets()
+-> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let audit = dir.path().join("audit.log");
+    let audit_var = audit.display().to_string();
+    let server = Builtin::start(&[
+        ("TWOBOT_AUDIT_LOG", &audit_var),
+        ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
+    ])
+    .await?;
+    let (ask, tokens) = server.tokens().await?;
+    let (status, rotated) = server.refresh(&ask.client_id, &tokens.refresh).await?;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let (status, replayed) = server.refresh(&ask.client_id, &tokens.refresh).await?;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{replayed}");
+
+    let text = std::fs::read_to_string(&audit)?;
+    let lines: Vec<Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    let events: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["kind"] == "oauth")
+        .filter_map(|l| l["event"].as_str())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "client_registered",
+            "sign_in_ok",
+            "consent_allowed",
+            "code_exchanged",
+            "refresh_rotated",
+            "refresh_replayed"
+        ],
+        "{text}"
+    );
+    let consent = lines
+        .iter()
+        .find(|l| l["event"] == "consent_allowed")
+        .context("consent line")?;
+    assert_eq!(consent["client_id"], ask.client_id.as_str());
+    assert_eq!(consent["scope"], "codex:read codex:write");
+    assert_eq!(consent["ip"], "127.0.0.1");
+    let exchanged = lines
+        .iter()
+        .find(|l| l["event"] == "code_exchanged")
+        .context("exchange line")?;
+    assert!(
+        exchanged["grant_id"]
+            .as_str()
+            .is_some_and(|g| g.starts_with("g_")),
+        "{exchanged}"
+    );
+    let new_refresh = rotated["refresh_token"].as_str().context("refresh")?;
+    let new_access = rotated["access_token"].as_str().context("access")?;
+    for secret in [
+        tokens.access.as_str(),
+        tokens.refresh.as_str(),
+        new_refresh,
+        new_access,
+        PASSWORD,
+    ] {
+        assert!(!text.contains(secret), "a secret in the audit log: {text}");
+    }
+
+    let url = metrics_url(&server.server.log).await?;
+    let exposition = reqwest::get(&url).await?.text().await?;
+    for (event, expected) in [
+        ("client_registered", 1),
+        ("sign_in_ok", 1),
+        ("sign_in_failed", 0),
+        ("consent_allowed", 1),
+        ("code_exchanged", 1),
+        ("refresh_rotated", 1),
+        ("refresh_replayed", 1),
+        ("token_refused", 1),
+    ] {
+        assert_eq!(count(&exposition, event), Some(expected), "{event}");
+    }
+    Ok(())
+}
