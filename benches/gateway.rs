@@ -5,7 +5,8 @@
 //!    directly, then called through 2Bot over stdio and over HTTP.
 //! 2. Cold start to a served `initialize`, stdio and HTTP.
 //! 3. Server RSS idle, and peak with 32 concurrent calls each streaming 50 MB.
-//! 4. HTTP `tools/list` throughput with every layer on (auth, rate limit, tracing).
+//! 4. HTTP `tools/list` throughput with every layer on (auth, rate limit, tracing), with
+//!    a static token and with a built-in OAuth token; the built-in OAuth flow's latency.
 //!
 //! `BENCH_CALLS` (default 200) sets the calls per latency row.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -232,12 +233,44 @@ async fn throughput(clients: usize, for_how_long: Duration, extra: &[(&str, &str
     let mut env = vec![("TWOBOT_LOG_LEVEL", "info")];
     env.extend_from_slice(extra);
     let server = spawn_bench_http(&env).await?;
-    let session = raw_session(&server.url, Some("tok-bench-0123456789")).await?;
+    throughput_at(&server.url, "tok-bench-0123456789", clients, for_how_long).await
+}
+
+/// [`throughput`] with a token of the built-in authorization server (an ES256 JWT checked
+/// by the verifier, then its grant looked up in SQLite on every request); and the time
+/// of the whole OAuth flow (register, authorize, sign-in with Argon2id, consent, token).
+async fn builtin_oauth(clients: usize, for_how_long: Duration, flows: usize) -> Result<(f64, Row)> {
+    let server = common::oauth_builtin::Builtin::start(&[
+        ("TWOBOT_LOG_LEVEL", "info"),
+        ("TWOBOT_RATE_LIMIT_PER_MINUTE", "10000000"),
+        ("TWOBOT_RATE_LIMIT_BURST", "1000000"),
+    ])
+    .await?;
+    let mut samples = Vec::with_capacity(flows);
+    let mut access = String::new();
+    for _ in 0..flows {
+        let t = Instant::now();
+        let (_, tokens) = server.tokens().await?;
+        samples.push(t.elapsed());
+        access = tokens.access;
+    }
+    let rps = throughput_at(&server.server.url, &access, clients, for_how_long).await?;
+    Ok((rps, row("register → sign-in → consent → token", samples)))
+}
+
+async fn throughput_at(
+    url: &str,
+    token: &str,
+    clients: usize,
+    for_how_long: Duration,
+) -> Result<f64> {
+    let session = raw_session(url, Some(token)).await?;
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + for_how_long;
     let mut workers = Vec::new();
     for worker in 0..clients {
-        let (url, session, done) = (server.url.clone(), session.clone(), done.clone());
+        let (url, session, done) = (url.to_owned(), session.clone(), done.clone());
+        let token = token.to_owned();
         workers.push(tokio::spawn(async move {
             let http = reqwest::Client::new();
             let mut n = 0u64;
@@ -252,7 +285,7 @@ async fn throughput(clients: usize, for_how_long: Duration, extra: &[(&str, &str
                     .header("content-type", "application/json")
                     .header("accept", "application/json, text/event-stream")
                     .header("mcp-session-id", &session)
-                    .bearer_auth("tok-bench-0123456789")
+                    .bearer_auth(&token)
                     .body(body)
                     .send()
                     .await?;
@@ -372,5 +405,13 @@ async fn main() -> Result<()> {
     println!("|---|---|");
     println!("| one session | {rps:.0} |");
     println!("| one session, audit log + metrics on | {observed_rps:.0} |");
+
+    let (oauth_rps, flow) = builtin_oauth(16, Duration::from_secs(10), 10).await?;
+    println!("| one session, a built-in OAuth token (ES256 JWT + grant lookup) | {oauth_rps:.0} |");
+    println!(
+        "\n| built-in authorization server, whole flow over loopback (10 flows) | p50 | p99 |"
+    );
+    println!("|---|---|---|");
+    println!("| {} | {} | {} |", flow.what, ms(flow.p50), ms(flow.p99));
     Ok(())
 }

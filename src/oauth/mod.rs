@@ -18,13 +18,14 @@
 //!
 //! Here: [`AuthorizationServer`] (state shared by the handlers) and its wiring into the
 //! resource server. The decisions live beside their handlers: `authorize.rs` (request
-//! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `register.rs`
+//! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `client_auth.rs` (client credentials, the OAuth error), `register.rs`
 //! (metadata, JWKS, registration); what persists in `store.rs`, the key in `signing.rs`,
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
 //! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`.
 
 pub mod authorize;
 pub mod cimd;
+pub mod client_auth;
 pub mod limits;
 pub mod pages;
 pub mod password;

@@ -10,61 +10,22 @@ use axum::Json;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::header::CACHE_CONTROL;
+use http::{HeaderValue, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::Detail;
-use super::store::{AuthMethod, Client, Exchange, Grant, NewRefresh, Rotation};
+use super::client_auth::{TokenError, authenticate, error, read_form};
+use super::store::{Exchange, Grant, NewRefresh, Rotation};
 use super::{AuthorizationServer, hash_secret, now, random_token};
 use crate::metrics::{OAuthEvent, metrics};
 
 /// The subject of every built-in token: the one operator.
 pub const SUBJECT: &str = "operator";
-/// Largest token request body.
-const MAX_FORM_BYTES: usize = 16 * 1024;
-
-/// An OAuth error response (RFC 6749 §5.2).
-#[derive(Debug)]
-pub struct TokenError {
-    status: StatusCode,
-    code: &'static str,
-    description: String,
-    basic_challenge: bool,
-}
-
-fn error(code: &'static str, description: impl Into<String>) -> TokenError {
-    TokenError {
-        status: StatusCode::BAD_REQUEST,
-        code,
-        description: description.into(),
-        basic_challenge: false,
-    }
-}
-
-impl IntoResponse for TokenError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({"error": self.code, "error_description": self.description})),
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.basic_challenge {
-            headers.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"2Bot\""),
-            );
-        }
-        response
-    }
-}
-
 /// The claims of a built-in access token (RFC 9068), plus `gid`, the grant it belongs
 /// to, which the MCP endpoint looks up in the revocation list.
 #[derive(Debug, Serialize)]
@@ -79,115 +40,6 @@ struct AccessClaims<'a> {
     client_id: &'a str,
     scope: &'a str,
     gid: &'a str,
-}
-
-/// The form's fields, once each.
-struct Form(Vec<(String, String)>);
-
-impl Form {
-    fn get(&self, name: &str) -> Result<Option<&str>, TokenError> {
-        let mut found = self.0.iter().filter(|(k, _)| k == name);
-        let first = found.next().map(|(_, v)| v.as_str());
-        if found.next().is_some() {
-            return Err(error(
-                "invalid_request",
-                format!("the parameter {name} is repeated"),
-            ));
-        }
-        Ok(first.filter(|v| !v.is_empty()))
-    }
-
-    fn require(&self, name: &str) -> Result<&str, TokenError> {
-        self.get(name)?.ok_or_else(|| {
-            error(
-                "invalid_request",
-                format!("the parameter {name} is missing"),
-            )
-        })
-    }
-}
-
-async fn read_form(request: Request) -> Result<(HeaderMap, Form), TokenError> {
-    let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
-        .await
-        .map_err(|_| error("invalid_request", "the request body is too large"))?;
-    let fields = url::form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    Ok((parts.headers, Form(fields)))
-}
-
-/// `client_secret_basic` credentials, if the request has them (RFC 6749 §2.3.1: each
-/// part form-encoded inside the base64).
-fn basic(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, encoded) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return None;
-    }
-    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
-    let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| {
-        url::form_urlencoded::parse(format!("x={s}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-    };
-    Some((unescape(id)?, unescape(secret)?))
-}
-
-/// The calling client, authenticated by the method it registered (a secret client may
-/// send its secret either way; a public client sends none).
-async fn authenticate(
-    server: &AuthorizationServer,
-    headers: &HeaderMap,
-    form: &Form,
-) -> Result<Client, TokenError> {
-    let basic = basic(headers);
-    let form_id = form.get("client_id")?;
-    let id = match (&basic, form_id) {
-        (Some((b, _)), Some(f)) if b != f => {
-            return Err(error(
-                "invalid_request",
-                "client_id differs from the Basic credentials",
-            ));
-        }
-        (Some((b, _)), _) => b.clone(),
-        (None, Some(f)) => f.to_owned(),
-        (None, None) => {
-            return Err(error(
-                "invalid_request",
-                "the parameter client_id is missing",
-            ));
-        }
-    };
-    let used_basic = basic.is_some();
-    let invalid_client = |why: &str| TokenError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "invalid_client",
-        description: why.to_owned(),
-        basic_challenge: used_basic,
-    };
-    let lookup = id.clone();
-    let client = server
-        .store(move |s| s.client(&lookup))
-        .await
-        .map_err(|_| error("server_error", "the server cannot read its state"))?
-        .ok_or_else(|| invalid_client("unknown client; register again"))?;
-    let secret = basic
-        .map(|(_, s)| s)
-        .or(form.get("client_secret")?.map(str::to_owned));
-    match (client.auth_method, secret) {
-        (AuthMethod::None_, None) => Ok(client),
-        (AuthMethod::None_, Some(_)) => Err(invalid_client(
-            "this client is public: it has no secret to send",
-        )),
-        (_, Some(given)) if client.secret_matches(&given) => Ok(client),
-        (_, Some(_)) => Err(invalid_client("wrong client secret")),
-        (_, None) => Err(invalid_client(
-            "this client must authenticate with its secret",
-        )),
-    }
 }
 
 /// `POST /oauth/token`.

@@ -1,6 +1,10 @@
 //! The token endpoint's pure decisions: PKCE and client credentials.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
+use crate::oauth::client_auth::basic;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
 
 #[test]
 fn pkce_s256_matches_an_independently_computed_challenge_and_nothing_else() {
