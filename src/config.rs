@@ -27,7 +27,7 @@ mod settings;
 
 pub use self::cli::{Cli, Command, LogFormat, OauthCommand, Transport};
 pub use self::http::{HttpArgs, public_exposure};
-pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs};
+pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs, builtin_conflicts};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
 pub use self::settings::{KeptConfig, RunLimits};
 

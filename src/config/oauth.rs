@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use super::http::HttpArgs;
 use super::parse::parse_bool;
 
 /// Callback hosts ChatGPT and Claude redirect to after sign-in.
@@ -36,4 +37,24 @@ pub struct OAuthArgs {
     /// Fetch client metadata documents (CIMD) from loopback and private addresses too; for a closed network or tests only (link-local addresses are never fetched).
     #[arg(long, env = "TWOBOT_OAUTH_CIMD_ALLOW_PRIVATE", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub oauth_cimd_allow_private: bool,
+}
+
+/// The settings of an external issuer that are set in `http`: with the built-in
+/// authorization server 2Bot is the only issuer, so each of these is a conflict (the
+/// server refuses to start; `doctor` names them).
+pub fn builtin_conflicts(http: &HttpArgs) -> Vec<&'static str> {
+    [
+        ("TWOBOT_JWT_ISSUER", http.jwt_issuer.is_some()),
+        ("TWOBOT_JWT_JWKS_URL", http.jwt_jwks_url.is_some()),
+        (
+            "TWOBOT_JWT_PUBLIC_KEY_FILE",
+            http.jwt_public_key_file.is_some(),
+        ),
+        ("TWOBOT_JWT_SECRET", http.jwt_secret.is_some()),
+        ("TWOBOT_JWT_AUDIENCE", http.jwt_audience.is_some()),
+        ("TWOBOT_AUTH_SERVERS", !http.auth_servers.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(var, set)| set.then_some(var))
+    .collect()
 }

@@ -258,7 +258,6 @@ pub fn advertised_scopes<'a>(
 /// With the built-in authorization server 2Bot is the only issuer: settings that name
 /// another one, or its keys, would make two sources of truth for who may call.
 fn builtin_conflicts(config: &Config) -> Result<(), ConfigError> {
-    let args = &config.http;
     if config.base_url.is_none() {
         return Err(invalid(
             "TWOBOT_BASE_URL",
@@ -266,19 +265,8 @@ fn builtin_conflicts(config: &Config) -> Result<(), ConfigError> {
             "must be set with TWOBOT_OAUTH_BUILTIN=true: it is the issuer, and the address ChatGPT's browser is sent to for sign-in",
         ));
     }
-    let set = [
-        ("TWOBOT_JWT_ISSUER", args.jwt_issuer.is_some()),
-        ("TWOBOT_JWT_JWKS_URL", args.jwt_jwks_url.is_some()),
-        (
-            "TWOBOT_JWT_PUBLIC_KEY_FILE",
-            args.jwt_public_key_file.is_some(),
-        ),
-        ("TWOBOT_JWT_SECRET", args.jwt_secret.is_some()),
-        ("TWOBOT_JWT_AUDIENCE", args.jwt_audience.is_some()),
-        ("TWOBOT_AUTH_SERVERS", !args.auth_servers.is_empty()),
-    ];
-    match set.into_iter().find(|(_, is_set)| *is_set) {
-        Some((var, _)) => Err(invalid(
+    match crate::config::builtin_conflicts(&config.http).first() {
+        Some(&var) => Err(invalid(
             var,
             if var == "TWOBOT_JWT_SECRET" {
                 "<redacted>"

@@ -222,20 +222,7 @@ fn redirect_hosts_check(hosts: &[String]) -> Check {
 
 /// Settings of an external issuer cannot sit beside the built-in one: 2Bot is the issuer.
 fn conflicts_check(config: &Config) -> Check {
-    let h = &config.http;
-    let set: Vec<&str> = [
-        ("TWOBOT_JWT_ISSUER", h.jwt_issuer.is_some()),
-        ("TWOBOT_JWT_JWKS_URL", h.jwt_jwks_url.is_some()),
-        (
-            "TWOBOT_JWT_PUBLIC_KEY_FILE",
-            h.jwt_public_key_file.is_some(),
-        ),
-        ("TWOBOT_JWT_SECRET", h.jwt_secret.is_some()),
-        ("TWOBOT_AUTH_SERVERS", !h.auth_servers.is_empty()),
-    ]
-    .into_iter()
-    .filter_map(|(var, on)| on.then_some(var))
-    .collect();
+    let set = crate::config::builtin_conflicts(&config.http);
     if set.is_empty() {
         check(
             Level::Ok,
