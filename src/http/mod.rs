@@ -6,7 +6,9 @@
 //! SetRequestId → Trace → PropagateRequestId → body deadline → body limit   (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
 //!   /.well-known/oauth-authorization-server, /oauth/*: the built-in authorization
-//!         server (TWOBOT_OAUTH_BUILTIN): rate limit → its handlers (crate::oauth)
+//!         server (TWOBOT_OAUTH_BUILTIN): rate limit → its handlers (crate::oauth);
+//!         the metadata and the JSON endpoints with CORS (no credentials), the sign-in
+//!         pages without
 //!   /mcp: Host/Origin check → auth → rate limit → in flight per principal → session guard
 //!         → JSON body check
 //!         → StreamableHttpService(TwoBot)
@@ -187,11 +189,15 @@ pub fn router(
         router = router
             .route(
                 "/.well-known/oauth-protected-resource",
-                get(protected_resource).with_state(metadata.clone()),
+                get(protected_resource)
+                    .with_state(metadata.clone())
+                    .layer(cors_for_clients()),
             )
             .route(
                 &format!("/.well-known/oauth-protected-resource{}", settings.path),
-                get(protected_resource).with_state(metadata),
+                get(protected_resource)
+                    .with_state(metadata)
+                    .layer(cors_for_clients()),
             );
     }
     if let Some(authorization) = authorization {
@@ -247,6 +253,22 @@ pub fn router(
             // layer's own plain-text 413 is never sent.
             .layer(RequestBodyLimitLayer::new(settings.max_body_bytes)),
     )
+}
+
+/// CORS for the public OAuth documents and endpoints a browser-based MCP client fetches:
+/// any origin, GET and POST, `Content-Type` and `Authorization`; never credentials
+/// (cookies), so no origin gains anything a plain request would not.
+pub fn cors_for_clients() -> tower_http::cors::CorsLayer {
+    use http::header::{AUTHORIZATION, CONTENT_TYPE};
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([http::Method::GET, http::Method::POST])
+        .allow_headers([
+            CONTENT_TYPE,
+            AUTHORIZATION,
+            http::HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .max_age(Duration::from_secs(600))
 }
 
 async fn protected_resource(State(doc): State<Arc<serde_json::Value>>) -> impl IntoResponse {

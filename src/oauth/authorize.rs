@@ -289,6 +289,7 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
 pub(super) struct View {
     id: String,
     client_name: String,
+    client_id: String,
     redirect_host: String,
     prefix: String,
 }
@@ -299,6 +300,7 @@ impl View {
             id: &self.id,
             csrf,
             client_name: &self.client_name,
+            client_id: &self.client_id,
             redirect_host: &self.redirect_host,
             prefix: &self.prefix,
         }
@@ -312,6 +314,7 @@ pub(super) fn view(server: &AuthorizationServer, id: &str, pending: &Pending) ->
     View {
         id: id.to_owned(),
         client_name: pending.client_name.clone(),
+        client_id: pending.client_id.clone(),
         redirect_host: pending
             .redirect_uri
             .host_str()

@@ -173,19 +173,25 @@ impl AuthorizationServer {
 
     /// The routes, to be merged into the HTTP router (outside the MCP endpoint's auth).
     pub fn routes(&self) -> Router {
-        Router::new()
+        // What a client calls with fetch: readable from any origin (no cookie is ever
+        // involved, `Access-Control-Allow-Credentials` is never sent), so a browser-based
+        // MCP client (the MCP Inspector) can discover, register and exchange its code.
+        let machine = Router::new()
             .route(
                 "/.well-known/oauth-authorization-server",
                 get(register::metadata),
             )
             .route("/oauth/jwks.json", get(register::jwks))
             .route("/oauth/register", post(register::register))
-            .route("/oauth/authorize", get(authorize::start))
-            .route("/oauth/authorize/sign-in", post(sign_in::sign_in))
-            .route("/oauth/authorize/consent", post(sign_in::consent))
             .route("/oauth/token", post(token::token))
             .route("/oauth/revoke", post(token::revoke))
-            .with_state(self.clone())
+            .layer(crate::http::cors_for_clients());
+        // What the operator's browser navigates: same-origin only (no CORS), CSRF-bound.
+        let pages = Router::new()
+            .route("/oauth/authorize", get(authorize::start))
+            .route("/oauth/authorize/sign-in", post(sign_in::sign_in))
+            .route("/oauth/authorize/consent", post(sign_in::consent));
+        machine.merge(pages).with_state(self.clone())
     }
 
     /// Every hour: forget expired codes, tokens and dead grants, and registrations

@@ -110,6 +110,8 @@ pub struct Request<'a> {
     pub csrf: &'a str,
     /// The client's name as registered (its claim, not verified).
     pub client_name: &'a str,
+    /// Its client id (`c_…`, or the URL of its metadata document), as `oauth list` shows it.
+    pub client_id: &'a str,
     /// The host the code will be sent to.
     pub redirect_host: &'a str,
     /// The issuer's path (`""` at a host's root), before `/oauth/…` in form actions.
@@ -181,7 +183,7 @@ pub fn consent(
     }
     let body = format!(
         "<div class=\"box\"><p><strong>{name}</strong> will be able to run Codex on this machine through 2Bot.</p>\
-<p>Redirect host: <code>{host}</code></p>\
+<p>Client id: <code>{client_id}</code><br>Redirect host: <code>{host}</code></p>\
 <form method=\"post\" action=\"{prefix}/oauth/authorize/consent\">\
 <input type=\"hidden\" name=\"request\" value=\"{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
 <fieldset><legend>Scopes, and the sandbox each allows</legend>{lines}</fieldset>\
@@ -189,6 +191,7 @@ pub fn consent(
 <button class=\"primary\" type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
 <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form></div>",
         name = escape(request.client_name),
+        client_id = escape(request.client_id),
         host = escape(request.redirect_host),
         id = escape(request.id),
         csrf = escape(request.csrf),

@@ -103,3 +103,65 @@ async fn sign_ins_grants_and_replays_reach_the_audit_log_and_the_metrics_without
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn a_browser_based_client_may_fetch_the_oauth_endpoints_but_not_the_sign_in_pages()
+-> Result<()> {
+    let server = Builtin::start(&[]).await?;
+    let http = reqwest::Client::new();
+    let origin = "http://localhost:6274";
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/oauth/register",
+        "/oauth/token",
+        "/oauth/revoke",
+        "/oauth/jwks.json",
+    ] {
+        let preflight = http
+            .request(reqwest::Method::OPTIONS, server.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type")
+            .send()
+            .await?;
+        let headers = preflight.headers();
+        assert_eq!(
+            headers
+                .get("access-control-allow-origin")
+                .map(|v| v.to_str().unwrap_or_default()),
+            Some("*"),
+            "{path}: {headers:?}"
+        );
+        assert!(
+            headers.get("access-control-allow-credentials").is_none(),
+            "{path}: never with credentials"
+        );
+    }
+    let metadata = http
+        .get(server.url("/.well-known/oauth-authorization-server"))
+        .header("origin", origin)
+        .send()
+        .await?;
+    assert_eq!(metadata.headers()["access-control-allow-origin"], "*");
+    for path in [
+        "/oauth/authorize",
+        "/oauth/authorize/sign-in",
+        "/oauth/authorize/consent",
+    ] {
+        let preflight = http
+            .request(reqwest::Method::OPTIONS, server.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await?;
+        assert!(
+            preflight
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "{path} must stay same-origin"
+        );
+    }
+    Ok(())
+}
