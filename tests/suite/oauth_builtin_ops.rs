@@ -1,7 +1,8 @@
-//! What the operator of the built-in authorization server sees: every sign-in, consent,
-//! exchange and replay as an audit line (`"kind":"oauth"`, never a secret) and as a
-//! `twobot_oauth_events_total{event}` count, so a replayed token or a guessing address
-//! can be alerted on.
+//! The built-in authorization server from the outside: what its operator sees (every
+//! sign-in, consent, exchange and replay as an audit line, `"kind":"oauth"`, never a
+//! secret, and as a `twobot_oauth_events_total{event}` count to alert on), what a
+//! browser-based client may fetch (CORS), and an OAuth client 2Bot's authors did not
+//! write (the official Python MCP SDK's) completing the flow on its own.
 
 use anyhow::{Context, Result};
 use reqwest::StatusCode;
@@ -163,5 +164,49 @@ async fn a_browser_based_client_may_fetch_the_oauth_endpoints_but_not_the_sign_i
             "{path} must stay same-origin"
         );
     }
+    Ok(())
+}
+
+/// An OAuth client 2Bot's authors did not write: the official Python MCP SDK's
+/// `OAuthClientProvider` finds the authorization server from the 401, registers, sends
+/// PKCE and `resource`, checks `iss`, exchanges the code and puts the bearer on every
+/// MCP request by itself; the script only plays the operator on the sign-in page.
+#[tokio::test]
+async fn the_official_python_sdk_s_own_oauth_client_signs_in_and_runs_the_tool() -> Result<()> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    let Some(python) = crate::suite::deploy::installed(
+        &[&python.display().to_string()],
+        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
+    ) else {
+        return Ok(());
+    };
+    let server = Builtin::start(&[]).await?;
+    let out = tokio::process::Command::new(&python)
+        .arg(root.join("tests/clients/python_oauth_client.py"))
+        .arg(&server.resource)
+        .arg(PASSWORD)
+        .arg("scenario:ok")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(report["tools"], serde_json::json!(["run_codex_prompt"]));
+    assert_eq!(report["text"], serde_json::json!(["fake answer"]));
+    assert_eq!(report["isError"], false);
+    // The SDK asked for what the 401 challenge named: every scope of the policy.
+    assert_eq!(report["scope"], "codex:read codex:write");
+    assert_eq!(report["has_refresh_token"], true);
+    assert_eq!(report["consent_client_name"], "Python SDK client");
+    let (code, listing, _) = server.oauth_cli(&["list"]).await?;
+    assert_eq!(code, Some(0));
+    let client_id = report["client_id"].as_str().context("client_id")?;
+    assert!(listing.contains(client_id), "{listing}");
     Ok(())
 }
