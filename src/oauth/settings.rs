@@ -74,6 +74,16 @@ impl OAuthSettings {
                 "must be https with TWOBOT_OAUTH_BUILTIN=true (http only on a loopback host, for local use): the operator's password and the tokens would cross the network in clear",
             ));
         }
+        // Clients look for the metadata at the host's root (RFC 8414 §3 inserts the
+        // issuer's path after /.well-known/), which a proxy that strips a prefix never
+        // forwards to 2Bot: give the built-in server a host (or subdomain) of its own.
+        if url::Url::parse(&base).is_ok_and(|u| u.path() != "/") {
+            return Err(invalid(
+                "TWOBOT_BASE_URL",
+                base,
+                "must be an origin without a path (https://mcp.example.com) with TWOBOT_OAUTH_BUILTIN=true: OAuth clients look for the authorization server's metadata at the host's root",
+            ));
+        }
         let Some(password_file) = args.oauth_password_file.clone() else {
             return Err(invalid(
                 "TWOBOT_OAUTH_PASSWORD_FILE",

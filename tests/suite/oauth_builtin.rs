@@ -301,6 +301,8 @@ async fn the_built_in_server_refuses_to_start_without_its_settings() -> Result<(
     let cases = [
         ("TWOBOT_BASE_URL", None),
         ("TWOBOT_BASE_URL", Some("http://example.com")),
+        ("TWOBOT_BASE_URL", Some("https://example.com/2bot")),
+        ("TWOBOT_OAUTH_REDIRECT_HOSTS", Some("https://chatgpt.com")),
         ("TWOBOT_OAUTH_PASSWORD_FILE", None),
         ("TWOBOT_OAUTH_PASSWORD_FILE", Some("/nonexistent/password")),
         ("TWOBOT_JWT_ISSUER", Some("https://issuer.example.com")),
