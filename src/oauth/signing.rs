@@ -62,6 +62,7 @@ pub enum SigningError {
 /// The private key, its `kid` and its public JWK.
 pub struct SigningKey {
     encoding: EncodingKey,
+    decoding: jsonwebtoken::DecodingKey,
     jwk: Jwk,
     kid: String,
 }
@@ -137,7 +138,13 @@ impl SigningKey {
             .map_err(|e| e.to_string())?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        Ok(Self { encoding, jwk, kid })
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+        Ok(Self {
+            encoding,
+            decoding,
+            jwk,
+            kid,
+        })
     }
 
     /// The key id (RFC 7638 thumbprint).
@@ -162,6 +169,29 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
             .map_err(|e| SigningError::Sign(e.to_string()))
+    }
+}
+
+impl SigningKey {
+    /// The claims of an access token this key signed (`typ: at+jwt`, its `kid`), expired
+    /// or not: what the revocation endpoint needs to find the token's grant. `None` for
+    /// anything else.
+    pub fn own_claims(&self, token: &str) -> Option<serde_json::Value> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        if header.alg != Algorithm::ES256
+            || header.typ.as_deref() != Some("at+jwt")
+            || header.kid.as_deref() != Some(self.kid.as_str())
+        {
+            return None;
+        }
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        // Revoking an expired token is allowed (RFC 7009 §2.2); the signature is what counts.
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        jsonwebtoken::decode::<serde_json::Value>(token, &self.decoding, &validation)
+            .ok()
+            .map(|data| data.claims)
     }
 }
 
@@ -240,5 +270,26 @@ mod tests {
         )
         .unwrap();
         assert!(key.verification_key().is_ok());
+    }
+
+    #[test]
+    fn only_this_key_s_access_tokens_are_its_own_expired_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_create(dir.path()).unwrap();
+        let expired = key
+            .sign(&serde_json::json!({"gid": "g_1", "exp": 1}))
+            .unwrap();
+        assert_eq!(key.own_claims(&expired).unwrap()["gid"], "g_1");
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = SigningKey::load_or_create(other_dir.path()).unwrap();
+        let foreign = other.sign(&serde_json::json!({"gid": "g_1"})).unwrap();
+        assert!(key.own_claims(&foreign).is_none(), "another key's token");
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid().to_owned());
+        let untyped =
+            jsonwebtoken::encode(&header, &serde_json::json!({"gid": "g_1"}), &key.encoding)
+                .unwrap();
+        assert!(key.own_claims(&untyped).is_none(), "not an at+jwt");
+        assert!(key.own_claims("rt_not-a-jwt").is_none());
     }
 }

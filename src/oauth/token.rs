@@ -298,7 +298,22 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
         let (headers, form) = read_form(request).await?;
         let client = authenticate(&server, &headers, &form).await?;
         let token = form.require("token")?;
-        if token.starts_with("rt_") {
+        if let Some(claims) = server.inner.key.own_claims(token) {
+            // An access token: its grant ends (its refresh tokens with it), if the
+            // caller is the client it was issued to.
+            if claims["client_id"] == client.id.as_str()
+                && let Some(grant) = claims["gid"].as_str().map(str::to_owned)
+            {
+                let client_id = client.id.clone();
+                let revoked = server
+                    .store(move |s| {
+                        s.revoke_grant_of(&grant, &client_id, "revoked by the client", now())
+                    })
+                    .await
+                    .map_err(|_| error("server_error", "the server cannot write its state"))?;
+                tracing::info!(revoked, "revocation request (access token)");
+            }
+        } else if token.starts_with("rt_") {
             let hash = hash_secret(token);
             let revoked = server
                 .store(move |s| {

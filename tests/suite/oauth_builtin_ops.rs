@@ -210,3 +210,43 @@ async fn the_official_python_sdk_s_own_oauth_client_signs_in_and_runs_the_tool()
     assert!(listing.contains(client_id), "{listing}");
     Ok(())
 }
+
+/// RFC 7009 for both token kinds: a client that hands its access token to
+/// `/oauth/revoke` ends its grant (the access token is refused at its next use, the
+/// refresh token at once); another client handing over the same token ends nothing.
+#[tokio::test]
+async fn a_client_revoking_its_access_token_ends_the_grant_and_another_client_cannot() -> Result<()>
+{
+    use crate::common::oauth::{initialize_with, post_form};
+    let server = Builtin::start(&[]).await?;
+    let (ask, tokens) = server.tokens().await?;
+    let http = reqwest::Client::new();
+    let stranger = server
+        .register_public("Someone else", crate::common::oauth::REDIRECT_URI)
+        .await?;
+    let revoke = |client: &str| {
+        post_form(
+            &http,
+            &server.url("/oauth/revoke"),
+            &[("token", tokens.access.as_str()), ("client_id", client)],
+        )
+        .send()
+    };
+    assert_eq!(revoke(&stranger).await?.status(), StatusCode::OK);
+    assert_eq!(
+        initialize_with(&server.server.url, &tokens.access).await?.0,
+        200,
+        "another client's revocation ends nothing"
+    );
+    assert_eq!(revoke(&ask.client_id).await?.status(), StatusCode::OK);
+    let (status, challenge) = initialize_with(&server.server.url, &tokens.access).await?;
+    assert_eq!(status, 401, "the revoked access token");
+    assert!(challenge.contains("invalid_token"), "{challenge}");
+    let (status, body) = server.refresh(&ask.client_id, &tokens.refresh).await?;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "its refresh token ends with the grant: {body}"
+    );
+    Ok(())
+}

@@ -179,6 +179,32 @@ impl Store {
 
     // === grants ===
 
+    /// Revoke grant `grant_id` if it belongs to `client_id` (an access token handed to
+    /// the revocation endpoint by its own client). Returns whether a live grant ended.
+    pub fn revoke_grant_of(
+        &self,
+        grant_id: &str,
+        client_id: &str,
+        reason: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let owner: Option<String> = tx
+            .query_row(
+                "SELECT client_id FROM grants WHERE id = ?1",
+                [grant_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if owner.as_deref() != Some(client_id) {
+            return Ok(false);
+        }
+        let ended = revoke_grant(&tx, grant_id, reason, now)?;
+        tx.commit()?;
+        Ok(ended)
+    }
+
     /// Whether tokens of this grant must be refused: it was revoked, or it is unknown.
     pub fn grant_revoked(&self, grant_id: &str) -> Result<bool, StoreError> {
         let revoked: Option<bool> = self
