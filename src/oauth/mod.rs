@@ -131,6 +131,16 @@ pub struct Detail<'a> {
     pub scope: Option<&'a str>,
 }
 
+impl<'a> Detail<'a> {
+    /// An event about `client` (the rest added with struct update syntax).
+    pub fn client(client: &'a str) -> Self {
+        Self {
+            client: Some(client),
+            ..Self::default()
+        }
+    }
+}
+
 impl AuthorizationServer {
     /// Open the state (database, signing key) and read the password hash; events are
     /// also written to `audit`.
@@ -314,8 +324,6 @@ pub fn random_token(bytes: usize) -> String {
     }
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
-
-pub use self::store::sha256_hex as hash_secret;
 
 /// Now, in unix seconds.
 pub fn now() -> i64 {

@@ -15,8 +15,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Detail;
-use super::store::{AuthMethod, Client, ClientKind};
-use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token, redirect};
+use super::store::{AuthMethod, Client, ClientKind, sha256_hex};
+use super::{AuthorizationServer, caller_ip, now, random_token, redirect};
 use crate::metrics::OAuthEvent;
 
 /// Clients kept at most; beyond, registration is refused until unused ones are pruned.
@@ -151,9 +151,8 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
     server.note(
         OAuthEvent::client_registered,
         Detail {
-            client: Some(&client.id),
             ip: Some(ip),
-            ..Detail::default()
+            ..Detail::client(&client.id)
         },
     );
     tracing::info!(client = %client.id, name = %client.name, "client registered");
@@ -253,7 +252,7 @@ fn checked(
             name,
             redirect_uris: uris,
             auth_method: method,
-            secret_hash: secret.as_deref().map(hash_secret),
+            secret_hash: secret.as_deref().map(sha256_hex),
             created_at: now(),
         },
         secret,

@@ -18,8 +18,8 @@ use super::authorize::{
     CODE_TTL_SEC, MAX_FORM_BYTES, PENDING_TTL, Pending, View, back_to_client, view,
 };
 use super::pages::{self, ScopeLine};
-use super::store::NewCode;
-use super::{AuthorizationServer, caller_ip, hash_secret, now, random_token};
+use super::store::{NewCode, sha256_hex};
+use super::{AuthorizationServer, caller_ip, now, random_token};
 use crate::metrics::OAuthEvent;
 
 /// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
@@ -30,6 +30,17 @@ struct Posted {
 }
 
 impl Posted {
+    /// The form of `request` and the pending request it continues (CSRF checked), or
+    /// the error page to answer with.
+    async fn continuing(
+        server: &AuthorizationServer,
+        request: Request,
+    ) -> Result<(Self, String, Pending), Box<Response>> {
+        let form = Self::read(server, request).await.map_err(Box::new)?;
+        let (id, pending) = form.pending(server)?;
+        Ok((form, id, pending))
+    }
+
     async fn read(server: &AuthorizationServer, request: Request) -> Result<Self, Response> {
         let ip = caller_ip(server, &request);
         let cookie = cookie(request.headers());
@@ -95,12 +106,8 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 
 /// `POST /oauth/authorize/sign-in`.
 pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request) -> Response {
-    let form = match Posted::read(&server, request).await {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let (id, pending) = match form.pending(&server) {
-        Ok(p) => p,
+    let (form, id, pending) = match Posted::continuing(&server, request).await {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     let view = view(&server, &id, &pending);
@@ -168,12 +175,8 @@ fn consent_page(server: &AuthorizationServer, view: &View, pending: &Pending) ->
 
 /// `POST /oauth/authorize/consent`.
 pub async fn consent(State(server): State<AuthorizationServer>, request: Request) -> Response {
-    let form = match Posted::read(&server, request).await {
-        Ok(f) => f,
-        Err(page) => return page,
-    };
-    let (id, pending) = match form.pending(&server) {
-        Ok(p) => p,
+    let (form, id, pending) = match Posted::continuing(&server, request).await {
+        Ok(found) => found,
         Err(page) => return *page,
     };
     if !pending.signed_in {
@@ -213,7 +216,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
         .collect();
     let code = random_token(32);
     let row = NewCode {
-        code_hash: hash_secret(&code),
+        code_hash: sha256_hex(&code),
         client_id: pending.client_id.clone(),
         redirect_uri: pending.redirect_uri.to_string(),
         code_challenge: pending.challenge.clone(),
@@ -247,8 +250,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
 /// The audit detail of a sign-in step.
 fn detail(pending: &Pending, ip: IpAddr) -> Detail<'_> {
     Detail {
-        client: Some(&pending.client_id),
         ip: Some(ip),
-        ..Detail::default()
+        ..Detail::client(&pending.client_id)
     }
 }

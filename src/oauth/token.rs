@@ -20,8 +20,8 @@ use subtle::ConstantTimeEq as _;
 
 use super::Detail;
 use super::client_auth::{TokenError, authenticate, error, read_form};
-use super::store::{Exchange, Grant, NewRefresh, Rotation};
-use super::{AuthorizationServer, hash_secret, now, random_token};
+use super::store::{Exchange, Grant, NewRefresh, Rotation, sha256_hex};
+use super::{AuthorizationServer, now, random_token};
 use crate::metrics::{OAuthEvent, metrics};
 
 /// The subject of every built-in token: the one operator.
@@ -72,13 +72,13 @@ async fn exchange(
     let refresh = format!("rt_{}", random_token(32));
     let now = now();
     let next = NewRefresh {
-        token_hash: hash_secret(&refresh),
+        token_hash: sha256_hex(&refresh),
         issued_at: now,
         expires_at: now + i64::try_from(settings.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 2),
     };
     let (grant, scope) = match grant_type.as_str() {
         "authorization_code" => {
-            let code_hash = hash_secret(form.require("code")?);
+            let code_hash = sha256_hex(form.require("code")?);
             let lookup = code_hash.clone();
             let row = server
                 .store(move |s| s.code(&lookup))
@@ -88,11 +88,11 @@ async fn exchange(
             let verifier = form.get("code_verifier")?;
             let refused = if row.used_at.is_some() {
                 None // the exchange below reports the reuse and revokes
-            } else if row.client_id != client.id {
+            } else if row.code.client_id != client.id {
                 Some(("invalid_grant", "the code was issued to another client"))
             } else if form
                 .get("redirect_uri")?
-                .is_some_and(|r| r != row.redirect_uri)
+                .is_some_and(|r| r != row.code.redirect_uri)
             {
                 Some((
                     "invalid_grant",
@@ -100,7 +100,7 @@ async fn exchange(
                 ))
             } else if form
                 .get("resource")?
-                .is_some_and(|r| r.trim_end_matches('/') != row.resource)
+                .is_some_and(|r| r.trim_end_matches('/') != row.code.resource)
             {
                 // RFC 8707 §2: a resource the grant is not for is an invalid target.
                 Some((
@@ -109,7 +109,7 @@ async fn exchange(
                 ))
             } else if verifier.is_none() {
                 Some(("invalid_grant", "code_verifier is missing (PKCE)"))
-            } else if !pkce_matches(verifier.unwrap_or_default(), &row.code_challenge) {
+            } else if !pkce_matches(verifier.unwrap_or_default(), &row.code.code_challenge) {
                 Some((
                     "invalid_grant",
                     "code_verifier does not match the code_challenge (PKCE)",
@@ -137,10 +137,9 @@ async fn exchange(
                     server.note(
                         OAuthEvent::code_exchanged,
                         Detail {
-                            client: Some(&client.id),
                             grant: Some(&grant.id),
                             scope: Some(&grant.scope),
-                            ..Detail::default()
+                            ..Detail::client(&client.id)
                         },
                     );
                     let scope = grant.scope.clone();
@@ -148,13 +147,7 @@ async fn exchange(
                 }
                 Exchange::Reused => {
                     tracing::warn!(client = %client.id, "an authorization code was presented twice; its grant is revoked");
-                    server.note(
-                        OAuthEvent::code_replayed,
-                        Detail {
-                            client: Some(&client.id),
-                            ..Detail::default()
-                        },
-                    );
+                    server.note(OAuthEvent::code_replayed, Detail::client(&client.id));
                     return Err(error(
                         "invalid_grant",
                         "the code was already used; what it issued is revoked",
@@ -169,7 +162,7 @@ async fn exchange(
             }
         }
         "refresh_token" => {
-            let old = hash_secret(form.require("refresh_token")?);
+            let old = sha256_hex(form.require("refresh_token")?);
             let client_id = client.id.clone();
             let issued = next.clone();
             let grant = match server
@@ -181,22 +174,15 @@ async fn exchange(
                     server.note(
                         OAuthEvent::refresh_rotated,
                         Detail {
-                            client: Some(&client.id),
                             grant: Some(&grant.id),
-                            ..Detail::default()
+                            ..Detail::client(&client.id)
                         },
                     );
                     grant
                 }
                 Rotation::Reused => {
                     tracing::warn!(client = %client.id, "a refresh token was presented twice; its family is revoked");
-                    server.note(
-                        OAuthEvent::refresh_replayed,
-                        Detail {
-                            client: Some(&client.id),
-                            ..Detail::default()
-                        },
-                    );
+                    server.note(OAuthEvent::refresh_replayed, Detail::client(&client.id));
                     return Err(error(
                         "invalid_grant",
                         "the refresh token was already used; its grant is revoked",
@@ -314,7 +300,7 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
                 tracing::info!(revoked, "revocation request (access token)");
             }
         } else if token.starts_with("rt_") {
-            let hash = hash_secret(token);
+            let hash = sha256_hex(token);
             let revoked = server
                 .store(move |s| {
                     s.revoke_refresh_family(&hash, Some(&client.id), "revoked by the client", now())

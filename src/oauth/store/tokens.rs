@@ -30,13 +30,15 @@ impl Store {
             [code_hash],
             |r| {
                 Ok(CodeRow {
-                    code_hash: r.get(0)?,
-                    client_id: r.get(1)?,
-                    redirect_uri: r.get(2)?,
-                    code_challenge: r.get(3)?,
-                    resource: r.get(4)?,
-                    scope: r.get(5)?,
-                    expires_at: r.get(6)?,
+                    code: NewCode {
+                        code_hash: r.get(0)?,
+                        client_id: r.get(1)?,
+                        redirect_uri: r.get(2)?,
+                        code_challenge: r.get(3)?,
+                        resource: r.get(4)?,
+                        scope: r.get(5)?,
+                        expires_at: r.get(6)?,
+                    },
                     used_at: r.get(7)?,
                 })
             },

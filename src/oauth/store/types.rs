@@ -101,23 +101,11 @@ pub struct NewCode {
     pub expires_at: i64,
 }
 
-/// A stored authorization code.
+/// A stored authorization code: what was remembered, and whether it was used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeRow {
-    /// [`sha256_hex`] of the code.
-    pub code_hash: String,
-    /// The client it was issued to.
-    pub client_id: String,
-    /// The redirect URI of the authorization request.
-    pub redirect_uri: String,
-    /// The PKCE S256 challenge.
-    pub code_challenge: String,
-    /// The resource the tokens will be for.
-    pub resource: String,
-    /// The scopes granted, space-separated.
-    pub scope: String,
-    /// Unix seconds.
-    pub expires_at: i64,
+    /// The code as it was issued.
+    pub code: NewCode,
     /// When it was exchanged or burnt; `None` while unused.
     pub used_at: Option<i64>,
 }
