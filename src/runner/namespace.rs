@@ -1,0 +1,416 @@
+//! Each run in its own mount and PID namespaces, set up by the run supervisor.
+//!
+//! Why (SECURITY.md, "Containment"):
+//! - **Mount namespace.** Codex resolves the directory names it is given long after 2Bot
+//!   checked them, so a name must be one nobody else can re-point. The supervisor makes a
+//!   private copy of the mount tree, covers [`MOUNT_DIR`] with a fresh tmpfs, bind-mounts
+//!   each checked directory there from a descriptor opened beneath its root (no symlink
+//!   followed), and makes the tmpfs read-only. Codex gets only those private names
+//!   (`isolation::View`); other runs cannot even see them.
+//! - **PID namespace.** A command Codex runs cannot see or signal its supervisor (it has
+//!   no pid in the run's namespace), and when the run's init ends, the kernel kills every
+//!   process left in the namespace: a `setsid` daemon cannot outlive its run.
+//!
+//! The process shape is `supervisor` (outside) → `init` (pid 1 inside, a fork of the
+//! supervisor) → Codex. The init forwards a stop to everything in the namespace, reaps
+//! orphans, and reports how Codex ended to the supervisor over a pipe, so the runner sees
+//! the same exit status as without namespaces. As root the namespaces are made directly;
+//! otherwise inside a user namespace that maps only 2Bot's own uid and gid.
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MsFlags, mount};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Pid, Uid, getppid};
+
+pub use super::isolation::MOUNT_DIR;
+use super::supervise::{Args, End, Failure, TICK};
+
+/// What the runner asks the supervisor to isolate, on its command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Isolation {
+    /// The allowed roots: each extra directory is opened beneath the one it lies in.
+    pub roots: Vec<PathBuf>,
+    /// Private name → checked path; the first is the cwd, bound from the supervisor's
+    /// own working directory (the runner started it in the directory it opened).
+    pub binds: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The program name that makes the init report success without starting anything: the
+/// start-up probe of whether this machine allows the namespaces.
+pub const PROBE_PROGRAM: &str = "__probe";
+
+/// Whether runs can be isolated here: one supervisor goes through the whole set-up (user
+/// namespace where needed, tmpfs, a bind, the init) and starts nothing. Blocking, a few ms.
+pub fn probe(supervisor: &Path) -> Result<(), String> {
+    let args = Args {
+        parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+        grace: Duration::from_millis(100),
+        user: None,
+        isolation: Some(Isolation {
+            roots: Vec::new(),
+            binds: vec![(Path::new(MOUNT_DIR).join("probe"), PathBuf::from("/"))],
+        }),
+        program: PROBE_PROGRAM.into(),
+        args: Vec::new(),
+    };
+    let out = std::process::Command::new(supervisor)
+        .arg(super::supervise::SUBCOMMAND)
+        .args(args.to_argv())
+        .current_dir("/")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot start the run supervisor: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reason = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(super::supervise::SPAWN_FAILED_MARKER))
+        .or_else(|| stderr.lines().next_back())
+        .unwrap_or("no reason given")
+        .trim()
+        .to_owned();
+    Err(reason)
+}
+
+/// Why a run's namespaces could not be made. Each says what the operator can do.
+#[derive(Debug, thiserror::Error)]
+pub enum NsError {
+    /// `/mnt` is missing (and cannot be made) or is not a root-owned, non-writable directory.
+    #[error(
+        "{MOUNT_DIR} must be a directory owned by root and writable by nobody else ({0}); create it as root with `mkdir -m 755 {MOUNT_DIR}`"
+    )]
+    MountDir(String),
+    /// The kernel refused the namespaces.
+    #[error(
+        "the kernel refused private namespaces ({0}): run 2Bot as root (with TWOBOT_CODEX_USER), or allow unprivileged user namespaces"
+    )]
+    Unshare(Errno),
+    /// A mount or the user mapping failed.
+    #[error("cannot {0}: {1}")]
+    Setup(String, String),
+    /// A checked directory could not be opened as checked.
+    #[error("{0} can no longer be opened as checked: {1}")]
+    Changed(String, super::cwd::OpenError),
+}
+
+/// Enter new mount and PID namespaces and lay out the private names. Called by the
+/// supervisor, single-threaded, before it forks the init.
+pub fn enter(iso: &Isolation) -> Result<(), NsError> {
+    let uid = Uid::current();
+    let gid = Gid::current();
+    let as_root = Uid::effective().is_root();
+    check_mount_dir(as_root)?;
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
+    if !as_root {
+        flags |= CloneFlags::CLONE_NEWUSER;
+    }
+    unshare(flags).map_err(NsError::Unshare)?;
+    if !as_root {
+        let setup = |what: &str| {
+            let what = what.to_owned();
+            move |e: std::io::Error| NsError::Setup(what, e.to_string())
+        };
+        // A non-dumpable process's /proc files belong to root, so not even it may write
+        // its own maps; the supervisor holds no secret (its environment is Codex's).
+        let _ = nix::sys::prctl::set_dumpable(true);
+        let mapped = std::fs::write("/proc/self/setgroups", "deny")
+            .map_err(setup("deny setgroups"))
+            .and_then(|()| {
+                std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
+                    .map_err(setup("map the user"))
+            })
+            .and_then(|()| {
+                std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
+                    .map_err(setup("map the group"))
+            });
+        let _ = nix::sys::prctl::set_dumpable(false);
+        mapped?;
+    }
+    let fail = |what: &str| {
+        let what = what.to_owned();
+        move |e: Errno| NsError::Setup(what, e.to_string())
+    };
+    // Nothing mounted here may show in the server's namespace (systemd makes "/" shared).
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(fail("make the mount tree private"))?;
+    let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(
+        Some("tmpfs"),
+        MOUNT_DIR,
+        Some("tmpfs"),
+        tmpfs_flags,
+        Some("mode=0755,size=64k,nr_inodes=256"),
+    )
+    .map_err(fail("mount a tmpfs on /mnt"))?;
+    for (i, (private, real)) in iso.binds.iter().enumerate() {
+        // Opened only now, inside the new namespace: a bind's source must be one of its
+        // mounts. The cwd is the very directory the runner opened (our working directory).
+        let dir = if i == 0 {
+            super::cwd::open_current().map_err(|e| NsError::Changed("cwd".into(), e))?
+        } else {
+            super::cwd::open_beneath(&iso.roots, real)
+                .map_err(|e| NsError::Changed(real.display().to_string(), e))?
+        };
+        std::fs::create_dir(private)
+            .map_err(|e| NsError::Setup(format!("create {}", private.display()), e.to_string()))?;
+        mount(
+            Some(&dir.proc_path()),
+            private,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(fail(&format!("bind {}", private.display())))?;
+    }
+    // The layout is final: nobody in the run can add, rename or replace a private name.
+    mount(
+        None::<&str>,
+        MOUNT_DIR,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | tmpfs_flags,
+        None::<&str>,
+    )
+    .map_err(fail("make /mnt read-only"))?;
+    Ok(())
+}
+
+/// `/mnt` must exist as a directory only root may change: its name is what Codex resolves.
+fn check_mount_dir(as_root: bool) -> Result<(), NsError> {
+    let meta = match std::fs::symlink_metadata(MOUNT_DIR) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && as_root => {
+            std::fs::create_dir(MOUNT_DIR)
+                .map_err(|e| NsError::MountDir(format!("cannot create it: {e}")))?;
+            std::fs::symlink_metadata(MOUNT_DIR).map_err(|e| NsError::MountDir(e.to_string()))?
+        }
+        Err(e) => return Err(NsError::MountDir(e.to_string())),
+        Ok(meta) => meta,
+    };
+    if !meta.file_type().is_dir() {
+        return Err(NsError::MountDir("it is not a directory".into()));
+    }
+    if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(NsError::MountDir(format!(
+            "owner uid {}, mode {:o}",
+            meta.uid(),
+            meta.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Fork the init (pid 1 of the new PID namespace) and supervise it from outside: forward
+/// a stop, kill it when the server is gone, and end the way Codex ended.
+pub(super) fn run(args: &Args, signals: &SignalFd) -> Result<End, Failure> {
+    let (report_rx, report_tx) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| Failure::Setup(format!("pipe: {e}")))?;
+    // SAFETY: the supervisor is single-threaded (no runtime, no thread started), so the
+    // child may run any code after fork; it only calls `init` and exits.
+    #[allow(unsafe_code)]
+    let forked = unsafe { nix::unistd::fork() };
+    match forked {
+        Err(e) => Err(Failure::Setup(format!("cannot fork the run's init: {e}"))),
+        Ok(ForkResult::Child) => {
+            drop(report_rx);
+            let end = init(args, report_tx);
+            std::process::exit(end)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(report_tx);
+            Ok(outside(args, signals, child, report_rx))
+        }
+    }
+}
+
+/// The supervisor's side: wait for the init, relay stops, then read how Codex ended.
+fn outside(args: &Args, signals: &SignalFd, init: Pid, report: OwnedFd) -> End {
+    loop {
+        match waitpid(init, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(TICK).unwrap_or(PollTimeout::NONE),
+        );
+        while let Ok(Some(info)) = signals.read_signal() {
+            if let Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) =
+                Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0))
+            {
+                let _ = kill(init, Signal::SIGTERM);
+            }
+        }
+        if getppid().as_raw() != args.parent {
+            // The server is gone: the init's death takes the whole namespace with it.
+            let _ = kill(init, Signal::SIGKILL);
+        }
+    }
+    let mut text = String::new();
+    let _ = std::fs::File::from(report).read_to_string(&mut text);
+    parse_report(&text).unwrap_or(End::Signal(Signal::SIGKILL))
+}
+
+/// How the init tells the supervisor how Codex ended: `code N` or `signal N`.
+fn report_line(end: End) -> String {
+    match end {
+        End::Code(code) => format!("code {code}\n"),
+        End::Signal(signal) => format!("signal {}\n", signal as i32),
+    }
+}
+
+fn parse_report(text: &str) -> Option<End> {
+    let (kind, n) = text.trim().split_once(' ')?;
+    let n: i32 = n.parse().ok()?;
+    match kind {
+        "code" => Some(End::Code(n)),
+        "signal" => Signal::try_from(n).ok().map(End::Signal),
+        _ => None,
+    }
+}
+
+/// Pid 1 of the run: start Codex, reap everything, stop everything, report. Returns the
+/// init's own exit code (the report carries Codex's).
+fn init(args: &Args, report: OwnedFd) -> i32 {
+    use nix::sys::prctl;
+    // Our supervisor gone means the run is over: our death ends the namespace.
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+    // A /proc of this namespace: Codex's own sandbox (bwrap) looks itself up there by its
+    // pid here, and commands see only the run's processes. Best effort (a container may
+    // forbid it): signals cannot leave the namespace either way, since kill() takes pids
+    // of the caller's namespace, where the supervisor and the server have none.
+    let _ = mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    );
+    let mut out = std::fs::File::from(report);
+    let end = match start_and_wait(args) {
+        Ok(end) => end,
+        Err(message) => {
+            eprintln!("{}{message}", super::supervise::SPAWN_FAILED_MARKER);
+            End::Code(i32::from(super::supervise::SPAWN_FAILED))
+        }
+    };
+    let _ = out.write_all(report_line(end).as_bytes());
+    0
+}
+
+fn start_and_wait(args: &Args) -> Result<End, String> {
+    let mask = super::supervise::stop_signals();
+    let signals = SignalFd::with_flags(
+        &mask,
+        nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
+    )
+    .map_err(|e| format!("signalfd: {e}"))?;
+    if args.program == PROBE_PROGRAM {
+        return Ok(End::Code(0));
+    }
+    let cwd = args
+        .isolation
+        .as_ref()
+        .and_then(|iso| iso.binds.first())
+        .map(|(private, _)| private.clone())
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut command = super::supervise::codex_command(args)?;
+    // `PWD` too: a shell trusts it over getcwd when both name the same directory.
+    command.current_dir(&cwd).env("PWD", &cwd);
+    let codex = command.spawn().map_err(|e| e.to_string())?;
+    let codex = Pid::from_raw(i32::try_from(codex.id()).unwrap_or(i32::MAX));
+    let mut end: Option<End> = None;
+    let mut deadline: Option<Instant> = None;
+    let mut killed = false;
+    loop {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == codex => end = Some(End::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == codex => {
+                    end = Some(End::Signal(sig));
+                }
+                Err(Errno::ECHILD) => {
+                    end.get_or_insert(End::Signal(Signal::SIGKILL));
+                    break;
+                }
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        if let Some(end) = end {
+            // Whatever Codex left behind dies with it (and with us, a moment later).
+            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            while waitpid(Pid::from_raw(-1), None).is_ok() {}
+            return Ok(end);
+        }
+        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(
+            &mut fds,
+            PollTimeout::try_from(TICK).unwrap_or(PollTimeout::NONE),
+        );
+        while let Ok(Some(info)) = signals.read_signal() {
+            if let Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) =
+                Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0))
+                && deadline.is_none()
+            {
+                // Every process of the run, `setsid` or not, at once.
+                let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+                deadline = Some(Instant::now() + args.grace * 4 / 5);
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) && !killed {
+            let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+            killed = true;
+        }
+    }
+}
+
+/// `--isolate` arguments for the supervisor's command line (see `Args::to_argv`).
+pub fn to_argv(iso: &Isolation, argv: &mut Vec<OsString>) {
+    argv.push("--isolate".into());
+    for root in &iso.roots {
+        argv.push("--root".into());
+        argv.push(root.clone().into_os_string());
+    }
+    for (private, real) in &iso.binds {
+        argv.push("--bind".into());
+        argv.push(private.clone().into_os_string());
+        argv.push(real.clone().into_os_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_init_report_round_trips_codes_and_signals() {
+        for end in [End::Code(0), End::Code(3), End::Signal(Signal::SIGTERM)] {
+            assert_eq!(parse_report(&report_line(end)), Some(end));
+        }
+        assert_eq!(parse_report(""), None);
+        assert_eq!(parse_report("signal 999"), None);
+        assert_eq!(parse_report("exit 1"), None);
+    }
+}
