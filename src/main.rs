@@ -97,7 +97,10 @@ fn isolate_runs(config: &mut Config) -> Result<Option<String>, String> {
     if config.run_namespaces == RunNamespaces::Off {
         return Ok(Some("turned off".to_owned()));
     }
-    match twobot::runner::namespace::probe(std::path::Path::new("/proc/self/exe")) {
+    match twobot::runner::namespace::probe(
+        std::path::Path::new("/proc/self/exe"),
+        config.runner.codex_user.as_ref(),
+    ) {
         Ok(()) => {
             config.runner.isolate = true;
             Ok(None)

@@ -53,11 +53,11 @@ pub const PROBE_PROGRAM: &str = "__probe";
 
 /// Whether runs can be isolated here: one supervisor goes through the whole set-up (user
 /// namespace where needed, tmpfs, a bind, the init) and starts nothing. Blocking, a few ms.
-pub fn probe(supervisor: &Path) -> Result<(), String> {
+pub fn probe(supervisor: &Path, codex_user: Option<&(u32, u32, Vec<u32>)>) -> Result<(), String> {
     let args = Args {
         parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
         grace: Duration::from_millis(100),
-        user: None,
+        user: codex_user.cloned(),
         isolation: Some(Isolation {
             roots: Vec::new(),
             binds: vec![(Path::new(MOUNT_DIR).join("probe"), PathBuf::from("/"))],
@@ -96,6 +96,11 @@ pub enum NsError {
         "{MOUNT_DIR} must be a directory owned by root and writable by nobody else ({0}); create it as root with `mkdir -m 755 {MOUNT_DIR}`"
     )]
     MountDir(String),
+    /// Root without CAP_SYS_ADMIN cannot both isolate a run and switch to the Codex user.
+    #[error(
+        "running Codex as TWOBOT_CODEX_USER in private namespaces needs CAP_SYS_ADMIN: add it to the unit's CapabilityBoundingSet (deploy/systemd; Codex never gets it), or set TWOBOT_RUN_NAMESPACES=off"
+    )]
+    NeedsSysAdmin,
     /// The kernel refused the namespaces.
     #[error(
         "the kernel refused private namespaces ({0}): run 2Bot as root (with TWOBOT_CODEX_USER), or allow unprivileged user namespaces"
@@ -111,36 +116,21 @@ pub enum NsError {
 
 /// Enter new mount and PID namespaces and lay out the private names. Called by the
 /// supervisor, single-threaded, before it forks the init.
-pub fn enter(iso: &Isolation) -> Result<(), NsError> {
-    let uid = Uid::current();
-    let gid = Gid::current();
-    let as_root = Uid::effective().is_root();
-    check_mount_dir(as_root)?;
+pub fn enter(iso: &Isolation, codex_user: Option<&(u32, u32, Vec<u32>)>) -> Result<(), NsError> {
+    let direct = Uid::effective().is_root() && has_cap_sys_admin();
+    if !direct && codex_user.is_some() {
+        // A user namespace made after the fact could map the Codex user only with the
+        // help of a process left outside it; 2Bot runs as root here anyway.
+        return Err(NsError::NeedsSysAdmin);
+    }
+    check_mount_dir(Uid::effective().is_root())?;
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
-    if !as_root {
+    if !direct {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
     unshare(flags).map_err(NsError::Unshare)?;
-    if !as_root {
-        let setup = |what: &str| {
-            let what = what.to_owned();
-            move |e: std::io::Error| NsError::Setup(what, e.to_string())
-        };
-        // A non-dumpable process's /proc files belong to root, so not even it may write
-        // its own maps; the supervisor holds no secret (its environment is Codex's).
-        let _ = nix::sys::prctl::set_dumpable(true);
-        let mapped = std::fs::write("/proc/self/setgroups", "deny")
-            .map_err(setup("deny setgroups"))
-            .and_then(|()| {
-                std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1"))
-                    .map_err(setup("map the user"))
-            })
-            .and_then(|()| {
-                std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1"))
-                    .map_err(setup("map the group"))
-            });
-        let _ = nix::sys::prctl::set_dumpable(false);
-        mapped?;
+    if !direct {
+        write_maps(&id_maps(Uid::current().as_raw(), Gid::current().as_raw()))?;
     }
     let fail = |what: &str| {
         let what = what.to_owned();
@@ -194,6 +184,56 @@ pub fn enter(iso: &Isolation) -> Result<(), NsError> {
     )
     .map_err(fail("make /mnt read-only"))?;
     Ok(())
+}
+
+/// The id maps of a run's user namespace (made when 2Bot cannot mount directly, not being
+/// root): exactly its own uid and gid, which Codex keeps. An unprivileged writer must deny
+/// setgroups before it may write a gid map.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IdMaps {
+    uid_map: String,
+    gid_map: String,
+}
+
+/// Pure: the maps for a supervisor with `uid`/`gid`.
+fn id_maps(uid: u32, gid: u32) -> IdMaps {
+    IdMaps {
+        uid_map: format!("{uid} {uid} 1"),
+        gid_map: format!("{gid} {gid} 1"),
+    }
+}
+
+fn write_maps(maps: &IdMaps) -> Result<(), NsError> {
+    let setup = |what: &str| {
+        let what = what.to_owned();
+        move |e: std::io::Error| NsError::Setup(what, e.to_string())
+    };
+    // A non-dumpable process's /proc files belong to root, so a non-root supervisor may
+    // not write its own maps; it holds no secret (its environment is Codex's).
+    let _ = nix::sys::prctl::set_dumpable(true);
+    let written = std::fs::write("/proc/self/setgroups", "deny")
+        .map_err(setup("deny setgroups"))
+        .and_then(|()| {
+            std::fs::write("/proc/self/uid_map", &maps.uid_map).map_err(setup("map the user"))
+        })
+        .and_then(|()| {
+            std::fs::write("/proc/self/gid_map", &maps.gid_map).map_err(setup("map the groups"))
+        });
+    let _ = nix::sys::prctl::set_dumpable(false);
+    written
+}
+
+/// Whether this process may mount in its own namespace (CAP_SYS_ADMIN, bit 21 of CapEff).
+fn has_cap_sys_admin() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps & (1 << 21) != 0)
 }
 
 /// `/mnt` must exist as a directory only root may change: its name is what Codex resolves.
@@ -335,7 +375,18 @@ fn start_and_wait(args: &Args) -> Result<End, String> {
         .and_then(|iso| iso.binds.first())
         .map(|(private, _)| private.clone())
         .unwrap_or_else(|| PathBuf::from("/"));
-    let mut command = super::supervise::codex_command(args)?;
+    // The init itself becomes the Codex user, groups included (std's own user switch in
+    // the child would drop the supplementary groups as it sets the uid from root); as pid
+    // 1 of the run it still reaches every process of the run, all of them that user's.
+    if let Some((uid, gid, groups)) = &args.user {
+        let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups)
+            .and_then(|()| nix::unistd::setgid(Gid::from_raw(*gid)))
+            .and_then(|()| nix::unistd::setuid(Uid::from_raw(*uid)))
+            .map_err(|e| format!("cannot become the Codex user: {e}"))?;
+    }
+    let mut command = std::process::Command::new(&args.program);
+    command.args(&args.args);
     // `PWD` too: a shell trusts it over getcwd when both name the same directory.
     command.current_dir(&cwd).env("PWD", &cwd);
     let codex = command.spawn().map_err(|e| e.to_string())?;
@@ -403,6 +454,17 @@ pub fn to_argv(iso: &Isolation, argv: &mut Vec<OsString>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_s_user_namespace_maps_exactly_2bot_s_own_ids() {
+        assert_eq!(
+            id_maps(1000, 1001),
+            IdMaps {
+                uid_map: "1000 1000 1".into(),
+                gid_map: "1001 1001 1".into()
+            }
+        );
+    }
 
     #[test]
     fn the_init_report_round_trips_codes_and_signals() {

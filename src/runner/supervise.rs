@@ -294,7 +294,7 @@ fn supervise(args: &Args) -> Result<End, Failure> {
     }
 
     if let Some(iso) = &args.isolation {
-        super::namespace::enter(iso)
+        super::namespace::enter(iso, args.user.as_ref())
             .map_err(|e| Failure::Spawn(format!("cannot isolate the run: {e}")))?;
         return super::namespace::run(args, &signals);
     }

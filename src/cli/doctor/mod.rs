@@ -193,7 +193,7 @@ fn isolation_check(config: &Config) -> Check {
         );
     }
     let supervisor = config.runner.supervisor.clone().unwrap_or_default();
-    match crate::runner::namespace::probe(&supervisor) {
+    match crate::runner::namespace::probe(&supervisor, config.runner.codex_user.as_ref()) {
         Ok(()) => check(
             Level::Ok,
             NAME,
