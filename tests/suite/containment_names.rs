@@ -222,3 +222,80 @@ async fn a_server_started_with_sigterm_ignored_still_stops_codex_at_once() -> Re
     client.cancel().await?;
     Ok(())
 }
+
+/// What each probe of Codex recorded (`FAKE_CODEX_PROBE_RECORD`): its environment, and
+/// its parent's command line as `PARENT=`.
+fn probes(dir: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_none() {
+            found.push(std::fs::read_to_string(path)?);
+        }
+    }
+    Ok(found)
+}
+
+const TOKEN: &str = "tok-probe-5c1e9a7b3d2f";
+const JWT_SECRET: &str = "jwt-probe-secret-8e2d4c6a0b1f3579";
+
+/// Every probe sees what a run sees: the Codex `--version` of `/readyz` starts through the
+/// run supervisor with Codex's scrubbed environment, never the server's secrets.
+#[tokio::test]
+async fn the_readiness_probe_starts_codex_as_a_run_does_without_the_servers_secrets() -> Result<()>
+{
+    let probe_dir = tempfile::tempdir()?;
+    let dir = probe_dir.path().display().to_string();
+    let server = crate::common::http::spawn_http(&[
+        ("TWOBOT_AUTH_TOKENS", &format!("alice:{TOKEN}")),
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_JWT_SECRET", JWT_SECRET),
+        ("FAKE_CODEX_PROBE_RECORD", &dir),
+    ])
+    .await?;
+    let ready = reqwest::get(format!("{}/readyz", server.base)).await?;
+    assert_eq!(ready.status(), 200, "{}", ready.text().await?);
+    let seen = probes(probe_dir.path())?;
+    assert_eq!(seen.len(), 1, "one --version probe");
+    assert_probe_is_scrubbed(&seen[0]);
+    Ok(())
+}
+
+/// `doctor` probes Codex the same way (`--version`, flag help, its sandbox).
+#[tokio::test]
+async fn doctor_starts_codex_as_a_run_does_without_the_servers_secrets() -> Result<()> {
+    let probe_dir = tempfile::tempdir()?;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
+        .arg("doctor")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CODEX_BIN", fake_codex())
+        .env("CODEX_ALLOWED_ROOTS", probe_dir.path())
+        .env("TWOBOT_STATE_DIR", probe_dir.path().join("state"))
+        .env("TWOBOT_AUTH_TOKENS", format!("alice:{TOKEN}"))
+        .env("TWOBOT_JWT_SECRET", JWT_SECRET)
+        .env("FAKE_CODEX_PROBE_RECORD", probe_dir.path())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("codex-cli 0.169.0 (fake)"), "{stdout}");
+    let seen = probes(probe_dir.path())?;
+    assert!(!seen.is_empty(), "doctor probed --version:\n{stdout}");
+    for probe in &seen {
+        assert_probe_is_scrubbed(probe);
+    }
+    Ok(())
+}
+
+fn assert_probe_is_scrubbed(probe: &str) {
+    assert!(
+        probe.contains("PARENT=2bot-mcp __supervise "),
+        "started by the run supervisor: {probe}"
+    );
+    for secret in ["TWOBOT_AUTH_TOKENS", "TWOBOT_JWT_SECRET", TOKEN, JWT_SECRET] {
+        assert!(
+            !probe.contains(secret),
+            "{secret} reached the probe: {probe}"
+        );
+    }
+}
