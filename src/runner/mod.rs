@@ -22,7 +22,9 @@ pub mod images;
 pub mod io;
 pub mod isolation;
 pub mod namespace;
+mod run_init;
 pub mod schema_file;
+mod signals;
 pub mod spawn;
 pub mod supervise;
 pub mod user;
@@ -97,27 +99,6 @@ impl RunnerConfig {
             codex_user: None,
             isolate: false,
         }
-    }
-}
-
-impl RunnerConfig {
-    /// Start Codex the way the `2bot-mcp` binary does: through its own run supervisor
-    /// (`/proc/self/exe`), the cwd opened beneath `roots`, as `codex_user` when named
-    /// (`TWOBOT_CODEX_USER`, checked: 2Bot must be able to switch to it), and in private
-    /// namespaces when `isolate`. Shared by serving and `doctor`, whose probes start Codex
-    /// exactly as runs do.
-    pub fn for_this_binary(
-        &mut self,
-        roots: Vec<PathBuf>,
-        codex_user: Option<&str>,
-    ) -> Result<(), user::UserError> {
-        self.supervisor = Some("/proc/self/exe".into());
-        self.roots = roots;
-        if let Some(spec) = codex_user.filter(|s| !s.is_empty()) {
-            let user = user::prepare(spec)?;
-            self.codex_user = Some((user.uid, user.gid, user.groups));
-        }
-        Ok(())
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -66,6 +66,27 @@ pub fn command(config: &RunnerConfig, launch: Launch<'_>) -> Command {
         .process_group(0)
         .kill_on_drop(true);
     command
+}
+
+impl RunnerConfig {
+    /// Start Codex the way the `2bot-mcp` binary does: through its own run supervisor
+    /// (`/proc/self/exe`), the cwd opened beneath `roots`, as `codex_user` when named
+    /// (`TWOBOT_CODEX_USER`, checked: 2Bot must be able to switch to it), and in private
+    /// namespaces when `isolate`. Shared by serving and `doctor`, whose probes start Codex
+    /// exactly as runs do.
+    pub fn for_this_binary(
+        &mut self,
+        roots: Vec<PathBuf>,
+        codex_user: Option<&str>,
+    ) -> Result<(), super::user::UserError> {
+        self.supervisor = Some("/proc/self/exe".into());
+        self.roots = roots;
+        if let Some(spec) = codex_user.filter(|s| !s.is_empty()) {
+            let user = super::user::prepare(spec)?;
+            self.codex_user = Some((user.uid, user.gid, user.groups));
+        }
+        Ok(())
+    }
 }
 
 /// Why a probe of Codex gave no answer.

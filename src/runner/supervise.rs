@@ -227,37 +227,6 @@ pub(super) enum Failure {
     Setup(String),
 }
 
-/// The signals the supervisor (and a run's init) read from a signalfd, blocked.
-pub(super) fn stop_signals() -> SigSet {
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGCHLD,
-    ] {
-        mask.add(s);
-    }
-    mask
-}
-
-/// Every signal back to its default action. 2Bot may itself have been started with
-/// SIGTERM ignored (`trap '' TERM` in a wrapper, `nohup`), and an ignored signal stays
-/// ignored across exec: Codex would then shrug off the stop and live out the grace period.
-/// std resets the mask (and SIGPIPE) in the child; the dispositions are ours to reset.
-fn default_dispositions() {
-    use nix::sys::signal::{SigHandler, signal};
-    for sig in Signal::iterator() {
-        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
-            continue;
-        }
-        // SAFETY: SIG_DFL installs no handler of ours, so no code can run in signal context.
-        #[allow(unsafe_code)]
-        let _ = unsafe { signal(sig, SigHandler::SigDfl) };
-    }
-}
-
 /// Codex's command: its program and arguments, and its user when one is set (the
 /// supplementary groups are set on this process first: std keeps them across setuid).
 pub(super) fn codex_command(args: &Args) -> Result<std::process::Command, String> {
@@ -276,8 +245,8 @@ fn supervise(args: &Args) -> Result<End, Failure> {
     use nix::sys::prctl;
     // Same as the server: nothing of this process is readable through /proc by Codex.
     let _ = prctl::set_dumpable(false);
-    default_dispositions();
-    let mask = stop_signals();
+    super::signals::default_dispositions();
+    let mask = super::signals::stop_signals();
     // Blocked here, read from the signalfd; std resets the mask in Codex before exec.
     let setup = |what: &str| {
         let what = what.to_owned();
@@ -296,7 +265,7 @@ fn supervise(args: &Args) -> Result<End, Failure> {
     if let Some(iso) = &args.isolation {
         super::namespace::enter(iso, args.user.as_ref())
             .map_err(|e| Failure::Spawn(format!("cannot isolate the run: {e}")))?;
-        return super::namespace::run(args, &signals);
+        return super::run_init::run(args, &signals);
     }
     let mut command = codex_command(args).map_err(Failure::Spawn)?;
     let codex = match command.spawn() {
