@@ -25,7 +25,7 @@ mod oauth;
 mod parse;
 mod settings;
 
-pub use self::cli::{Cli, Command, LogFormat, OauthCommand, Transport};
+pub use self::cli::{Cli, Command, LogFormat, OauthCommand, RunNamespaces, Transport};
 pub use self::http::{HttpArgs, public_exposure};
 pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs, builtin_conflicts};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
@@ -74,6 +74,8 @@ pub struct Config {
     pub runner: RunnerConfig,
     /// Log format.
     pub log_format: LogFormat,
+    /// Whether runs get private namespaces (`runner.isolate` says whether they do).
+    pub run_namespaces: RunNamespaces,
     /// HTTP settings, validated by `http::HttpConfig` when the transport is http.
     pub http: HttpArgs,
     /// The built-in authorization server's settings, validated by `oauth::OAuthSettings`.
@@ -220,6 +222,7 @@ impl Config {
             },
             runner,
             log_format: cli.log_format,
+            run_namespaces: cli.run_namespaces,
             http: cli.http,
             oauth: cli.oauth,
             state_dir: cli.state_dir.or_else(default_state_dir),

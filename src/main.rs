@@ -43,21 +43,22 @@ fn main() -> ExitCode {
     };
     // Every run goes through the supervisor (this very binary), so nothing outlives it;
     // the cwd is opened beneath these roots right before the spawn.
-    config.runner.supervisor = Some("/proc/self/exe".into());
-    config.runner.roots = config.policy.allowed_roots.clone();
-    if let Some(spec) = codex_user.filter(|s| !s.is_empty()) {
-        match twobot::runner::user::prepare(&spec) {
-            Ok(user) => config.runner.codex_user = Some((user.uid, user.gid, user.groups)),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(2);
-            }
-        }
+    let roots = config.policy.allowed_roots.clone();
+    if let Err(e) = config.runner.for_this_binary(roots, codex_user.as_deref()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
     }
     if print_config {
         print!("{}", twobot::cli::print_config::render(&matches, &config));
         return ExitCode::SUCCESS;
     }
+    let not_isolated = match isolate_runs(&mut config) {
+        Ok(reason) => reason,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let telemetry = match twobot::telemetry::init(
         &config.log_filter,
         config.log_format == twobot::config::LogFormat::Json,
@@ -71,6 +72,13 @@ fn main() -> ExitCode {
     if telemetry.exporting() {
         tracing::info!("exporting spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
     }
+    if let Some(reason) = not_isolated {
+        tracing::warn!(
+            %reason,
+            "runs are NOT isolated in private namespaces (TWOBOT_RUN_NAMESPACES={}): Codex receives directory names that a concurrent run able to write beneath a root could re-point (SECURITY.md, Containment)",
+            config.run_namespaces.as_str()
+        );
+    }
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
@@ -79,6 +87,29 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     telemetry.shutdown();
     code
+}
+
+/// Decide whether runs get private namespaces (`TWOBOT_RUN_NAMESPACES`): `Ok(None)` when
+/// they do, `Ok(Some(reason))` when they do not (off, or auto on a machine that refuses
+/// them), `Err` when they are required and cannot be had.
+fn isolate_runs(config: &mut Config) -> Result<Option<String>, String> {
+    use twobot::config::RunNamespaces;
+    if config.run_namespaces == RunNamespaces::Off {
+        return Ok(Some("turned off".to_owned()));
+    }
+    match twobot::runner::namespace::probe(
+        std::path::Path::new("/proc/self/exe"),
+        config.runner.codex_user.as_ref(),
+    ) {
+        Ok(()) => {
+            config.runner.isolate = true;
+            Ok(None)
+        }
+        Err(reason) if config.run_namespaces == RunNamespaces::Required => Err(format!(
+            "TWOBOT_RUN_NAMESPACES=required: this machine cannot isolate runs: {reason}"
+        )),
+        Err(reason) => Ok(Some(reason)),
+    }
 }
 
 /// Build the async runtime, or say on stderr why it cannot start.

@@ -114,6 +114,16 @@ pub struct Cli {
     )]
     pub log_format: LogFormat,
 
+    /// Run each Codex in private mount and PID namespaces (auto: where the machine allows it, warned otherwise; required: refuse to start without; off: never).
+    #[arg(
+        long,
+        env = "TWOBOT_RUN_NAMESPACES",
+        value_enum,
+        default_value = "auto",
+        ignore_case = true
+    )]
+    pub run_namespaces: RunNamespaces,
+
     /// Where 2Bot keeps its small state (who started which thread) [default: $XDG_DATA_HOME/2bot or ~/.local/share/2bot].
     #[arg(long, env = "TWOBOT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -196,6 +206,29 @@ pub enum OauthCommand {
         /// A client id as `oauth list` shows it, or `all`.
         target: String,
     },
+}
+
+/// How each run is isolated (`TWOBOT_RUN_NAMESPACES`; SECURITY.md, "Containment").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum RunNamespaces {
+    /// Private namespaces where the machine allows them; else Codex gets names (warned).
+    #[default]
+    Auto,
+    /// Private namespaces, or 2Bot does not start.
+    Required,
+    /// Never: Codex gets the checked directories by name.
+    Off,
+}
+
+impl RunNamespaces {
+    /// The value as the setting spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Required => "required",
+            Self::Off => "off",
+        }
+    }
 }
 
 /// Log line format.

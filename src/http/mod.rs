@@ -83,6 +83,7 @@ pub fn router(
     authorization: Option<Router>,
 ) -> Router {
     let observer = runs.observer().clone();
+    let ready = Arc::new(Readiness::new(runs.runner_config()));
     let sessions = {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
@@ -178,7 +179,6 @@ pub fn router(
         "bearer_methods_supported": ["header"],
         "resource_name": "2Bot",
     }));
-    let ready = Arc::new(Readiness::new(settings.codex_bin.clone()));
 
     let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
@@ -276,15 +276,17 @@ async fn protected_resource(State(doc): State<Arc<serde_json::Value>>) -> impl I
 }
 
 /// `/readyz`: the Codex binary answers `--version`; cached so probes cannot fork-bomb us.
+/// Started exactly as a run starts Codex (`runner::spawn`): supervisor, Codex user,
+/// scrubbed environment.
 struct Readiness {
-    codex: std::path::PathBuf,
+    runner: Arc<crate::runner::RunnerConfig>,
     cache: tokio::sync::Mutex<Option<(Instant, Result<String, String>)>>,
 }
 
 impl Readiness {
-    fn new(codex: std::path::PathBuf) -> Self {
+    fn new(runner: Arc<crate::runner::RunnerConfig>) -> Self {
         Self {
-            codex,
+            runner,
             cache: tokio::sync::Mutex::new(None),
         }
     }
@@ -296,18 +298,23 @@ impl Readiness {
         {
             return result.clone();
         }
-        let run = tokio::process::Command::new(&self.codex)
-            .arg("--version")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .output();
-        let result = match tokio::time::timeout(Duration::from_secs(10), run).await {
-            Ok(Ok(out)) if out.status.success() => {
+        let run = crate::runner::spawn::probe(
+            &self.runner,
+            &["--version"],
+            std::path::Path::new("/"),
+            Duration::from_secs(10),
+        );
+        let result = match run.await {
+            Ok(out) if out.status.success() => {
                 Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
             }
-            Ok(Ok(out)) => Err(format!("codex --version exited with {}", out.status)),
-            Ok(Err(e)) => Err(format!("codex not found: {e}")),
-            Err(_) => Err("codex --version timed out".to_owned()),
+            Ok(out) => Err(format!("codex --version exited with {}", out.status)),
+            Err(crate::runner::spawn::ProbeError::Start { reason, .. }) => {
+                Err(format!("codex not found: {reason}"))
+            }
+            Err(crate::runner::spawn::ProbeError::Timeout(..)) => {
+                Err("codex --version timed out".to_owned())
+            }
         };
         *cache = Some((Instant::now(), result.clone()));
         result

@@ -58,8 +58,6 @@ pub struct HttpSettings {
     pub grant_check: Option<std::sync::Arc<dyn auth::GrantCheck>>,
     /// Scopes advertised in the metadata: the required ones, then the policy's `[scopes]`.
     pub scopes: Vec<String>,
-    /// The Codex binary, for `/readyz`.
-    pub codex_bin: std::path::PathBuf,
     /// `timeout_sec` default advertised in the schema.
     pub default_timeout_sec: u64,
 }
@@ -218,7 +216,6 @@ impl HttpSettings {
             auth_servers,
             grant_check: None,
             scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
-            codex_bin: config.runner.program.clone(),
             default_timeout_sec: config.policy.default_timeout_sec(),
         })
     }

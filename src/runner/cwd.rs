@@ -90,6 +90,17 @@ pub fn open_beneath(roots: &[PathBuf], path: &Path) -> Result<OpenDir, OpenError
     Ok(OpenDir(open_no_symlinks(Some(&root_fd), rel, flags)?))
 }
 
+/// Open this process's working directory: for the run supervisor, the very directory the
+/// runner opened and started it in (`current_dir("/proc/self/fd/N")`), whatever its name.
+pub fn open_current() -> Result<OpenDir, OpenError> {
+    let fd = open(
+        ".",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok(OpenDir(fd))
+}
+
 /// Open the canonical regular file `path` beneath its allowed root for reading,
 /// following no symlink (the same walk as [`open_beneath`]).
 pub fn open_file_beneath(roots: &[PathBuf], path: &Path) -> Result<std::fs::File, OpenError> {

@@ -41,6 +41,8 @@ pub(super) struct Finish {
     pub argv: Vec<String>,
     pub duration: Duration,
     pub timeout: Duration,
+    /// The run's private names, when it was isolated: reported paths map back through it.
+    pub view: Option<super::isolation::View>,
 }
 
 impl Fold {
@@ -127,6 +129,12 @@ impl Fold {
         let turn_failed = self.summary.turn_failed().map(str::to_owned);
         let turn_completed = self.summary.turn_completed();
         let mut summary = self.summary.finish();
+        if let Some(view) = &f.view {
+            // The caller knows the real directories, not the run's private names.
+            for change in &mut summary.file_changes {
+                change.path = view.to_real(&change.path);
+            }
+        }
         if let Some(warning) = refusal_warning(f.sandbox_refused) {
             summary.warnings.push(warning);
         }

@@ -20,21 +20,25 @@ mod fold;
 mod group;
 pub mod images;
 pub mod io;
+pub mod isolation;
+pub mod namespace;
+mod run_init;
 pub mod schema_file;
+mod signals;
+pub mod spawn;
 pub mod supervise;
 pub mod user;
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Command;
 use tokio_util::task::TaskTracker;
 use tower::Service;
 use tracing::Instrument;
@@ -74,6 +78,9 @@ pub struct RunnerConfig {
     pub roots: Vec<PathBuf>,
     /// Run Codex as this uid, gid and supplementary groups (`TWOBOT_CODEX_USER`).
     pub codex_user: Option<(u32, u32, Vec<u32>)>,
+    /// Run each Codex in private mount and PID namespaces ([`namespace`]); decided at
+    /// start by `TWOBOT_RUN_NAMESPACES` and [`namespace::probe`]. Needs `supervisor`.
+    pub isolate: bool,
 }
 
 impl RunnerConfig {
@@ -90,6 +97,7 @@ impl RunnerConfig {
             supervisor: None,
             roots: Vec::new(),
             codex_user: None,
+            isolate: false,
         }
     }
 }
@@ -116,6 +124,11 @@ impl CodexRunner {
     /// Tracks every run in flight, so shutdown can wait until each child is reaped.
     pub fn tracker(&self) -> TaskTracker {
         self.tracker.clone()
+    }
+
+    /// How this runner starts Codex (for probes that must start it the same way).
+    pub fn config(&self) -> &Arc<RunnerConfig> {
+        &self.config
     }
 }
 
@@ -216,12 +229,14 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
     let Job { mut spec, ctx } = job;
     // The policy resolved these paths, maybe long ago (the call may have queued): open
     // them again, right before the spawn, beneath their root and through no symlink.
-    // Codex starts in the very directory opened here; the extra directories it is given
-    // by name (see SECURITY.md), so for them this is a last check only.
+    // The supervisor starts in the very directory opened here; with namespaces it binds
+    // it, and the extra directories (opened again the same way), at private names.
     let workdir = reopen("cwd", &spec.cwd, &config.roots)?;
     for (i, dir) in spec.add_dirs.iter().enumerate() {
         reopen(&format!("add_dirs[{i}]"), dir, &config.roots)?;
     }
+    let view = (config.isolate && config.supervisor.is_some())
+        .then(|| isolation::View::plan(&spec.cwd, &spec.add_dirs));
     let owner = config.codex_user.as_ref().map(|(uid, gid, _)| (*uid, *gid));
     // Codex opens images by name: it gets private copies of the files opened here, so a
     // name swapped since the check cannot reach a file outside the roots. Removed on drop.
@@ -248,39 +263,31 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
                 .map_err(|e| ToolError::OutputSchemaFile(e.kind().to_string()))?,
         ),
     };
+    // Codex gets the private names when the run is isolated: names nobody can re-point.
+    let isolation = view.as_ref().map(|view| {
+        spec.cwd = view.private_of(&spec.cwd);
+        spec.add_dirs = spec.add_dirs.iter().map(|d| view.private_of(d)).collect();
+        namespace::Isolation {
+            roots: config.roots.clone(),
+            binds: view
+                .binds()
+                .iter()
+                .map(|b| (b.private.clone(), b.real.clone()))
+                .collect(),
+        }
+    });
     let argv = exec_argv(&spec, schema_file.as_ref().map(|f| f.path()));
     let env = child_env(&config.env, ctx.request_id.as_deref());
-    let mut command = match &config.supervisor {
-        Some(supervisor) => {
-            let args = supervise::Args {
-                parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
-                grace: config.kill_grace,
-                user: config.codex_user.clone(),
-                program: config.program.clone().into_os_string(),
-                args: argv.clone(),
-            };
-            let mut c = Command::new(supervisor);
-            c.arg0("2bot-mcp")
-                .arg(supervise::SUBCOMMAND)
-                .args(args.to_argv());
-            c
-        }
-        None => {
-            let mut c = Command::new(&config.program);
-            c.args(&argv);
-            c
-        }
-    };
-    command
-        .current_dir(workdir.proc_path())
-        .env_clear()
-        .envs(&env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group: one signal reaches Codex and every command it started.
-        .process_group(0)
-        .kill_on_drop(true);
+    let cwd = workdir.proc_path();
+    let mut command = spawn::command(
+        config,
+        spawn::Launch {
+            args: argv.clone(),
+            cwd: &cwd,
+            isolation,
+            env: &env,
+        },
+    );
 
     let started = Instant::now();
     let spawned = command.spawn();
@@ -399,14 +406,12 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
 
     if config.supervisor.is_some()
         && status.and_then(|s| s.code()) == Some(i32::from(supervise::SPAWN_FAILED))
-        && let Some(reason) = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix(supervise::SPAWN_FAILED_MARKER))
+        && let Some(reason) = supervise::spawn_failure(&stderr)
     {
         // The supervisor started, Codex did not: the same error as a direct spawn.
         return Err(ToolError::Spawn {
             program: config.program.display().to_string(),
-            source: std::io::Error::other(reason.to_owned()),
+            source: std::io::Error::other(reason),
         });
     }
     Ok(fold.finish(Finish {
@@ -420,6 +425,7 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
             .collect(),
         duration: started.elapsed(),
         timeout: spec.timeout,
+        view,
     }))
 }
 

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -37,8 +38,16 @@ pub const SPAWN_FAILED: u8 = 127;
 /// Prefix of the one stderr line the supervisor writes when Codex could not be started.
 pub const SPAWN_FAILED_MARKER: &str = "2bot-supervise: cannot start Codex: ";
 
+/// The reason on a supervisor's stderr that Codex could not be started, if it says so.
+pub fn spawn_failure(stderr: &str) -> Option<String> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix(SPAWN_FAILED_MARKER))
+        .map(str::to_owned)
+}
+
 /// How often the supervisor looks for the server's death and for reparented orphans.
-const TICK: Duration = Duration::from_millis(200);
+pub(super) const TICK: Duration = Duration::from_millis(200);
 
 /// What the runner tells the supervisor, on its command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +58,8 @@ pub struct Args {
     pub grace: Duration,
     /// Run Codex as this uid/gid (with the supplementary groups), when set.
     pub user: Option<(u32, u32, Vec<u32>)>,
+    /// Run Codex in private mount and PID namespaces with these private names.
+    pub isolation: Option<super::namespace::Isolation>,
     /// Codex and its arguments.
     pub program: OsString,
     /// Codex's arguments.
@@ -68,13 +79,17 @@ impl Args {
         } else {
             argv.push("-".into());
         }
+        if let Some(iso) = &self.isolation {
+            super::namespace::to_argv(iso, &mut argv);
+        }
         argv.push("--".into());
         argv.push(self.program.clone());
         argv.extend(self.args.iter().cloned());
         argv
     }
 
-    /// Read `<parent pid> <grace ms> <uid:gid:groups | -> -- <program> <args…>`.
+    /// Read `<parent pid> <grace ms> <uid:gid:groups | -> [--isolate [--root R]… [--bind
+    /// PRIVATE REAL]…] -- <program> <args…>`.
     pub fn parse(argv: &[OsString]) -> Result<Self, String> {
         let text = |i: usize, what: &str| -> Result<String, String> {
             argv.get(i)
@@ -96,16 +111,48 @@ impl Args {
             "-" => None,
             spec => Some(parse_user(spec).ok_or("bad user")?),
         };
-        if argv.get(3).is_none_or(|a| a != "--") {
+        let mut at = 3;
+        let isolation = if argv.get(at).is_some_and(|a| a == "--isolate") {
+            at += 1;
+            let mut iso = super::namespace::Isolation {
+                roots: Vec::new(),
+                binds: Vec::new(),
+            };
+            loop {
+                let word = argv.get(at).and_then(|a| a.to_str());
+                let operand = |i: usize| argv.get(at + i).cloned().map(PathBuf::from);
+                match word {
+                    Some("--root") => {
+                        iso.roots.push(operand(1).ok_or("missing root")?);
+                        at += 2;
+                    }
+                    Some("--bind") => {
+                        let private = operand(1).ok_or("missing bind name")?;
+                        let real = operand(2).ok_or("missing bind path")?;
+                        iso.binds.push((private, real));
+                        at += 3;
+                    }
+                    _ => break,
+                }
+            }
+            if iso.binds.is_empty() {
+                return Err("--isolate without a --bind".to_owned());
+            }
+            Some(iso)
+        } else {
+            None
+        };
+        if argv.get(at).is_none_or(|a| a != "--") {
             return Err("missing --".to_owned());
         }
-        let program = argv.get(4).cloned().ok_or("missing program")?;
+        let program = argv.get(at + 1).cloned().ok_or("missing program")?;
         Ok(Self {
             parent,
             grace,
             user,
+            isolation,
             program,
-            args: argv.get(5..).unwrap_or_default().to_vec(),
+            args: argv.get(at + 2..).unwrap_or_default().to_vec(),
         })
     }
 }
@@ -148,8 +195,8 @@ pub fn main(argv: &[OsString]) -> ExitCode {
 }
 
 /// How Codex ended, to be reproduced by the supervisor.
-#[derive(Debug, Clone, Copy)]
-enum End {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum End {
     Code(i32),
     Signal(Signal),
 }
@@ -173,27 +220,33 @@ impl End {
 
 /// Why the supervisor could not run Codex.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     /// Codex itself could not be started (reported to the caller as such).
     Spawn(String),
     /// The supervisor could not set itself up.
     Setup(String),
 }
 
+/// Codex's command: its program and arguments, and its user when one is set (the
+/// supplementary groups are set on this process first: std keeps them across setuid).
+pub(super) fn codex_command(args: &Args) -> Result<std::process::Command, String> {
+    let mut command = std::process::Command::new(&args.program);
+    command.args(&args.args);
+    if let Some((uid, gid, groups)) = &args.user {
+        let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
+        nix::unistd::setgroups(&groups)
+            .map_err(|e| format!("cannot set the Codex user's groups: {e}"))?;
+        command.uid(Uid::from_raw(*uid).as_raw()).gid(*gid);
+    }
+    Ok(command)
+}
+
 fn supervise(args: &Args) -> Result<End, Failure> {
     use nix::sys::prctl;
     // Same as the server: nothing of this process is readable through /proc by Codex.
     let _ = prctl::set_dumpable(false);
-    let mut mask = SigSet::empty();
-    for s in [
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGCHLD,
-    ] {
-        mask.add(s);
-    }
+    super::signals::default_dispositions();
+    let mask = super::signals::stop_signals();
     // Blocked here, read from the signalfd; std resets the mask in Codex before exec.
     let setup = |what: &str| {
         let what = what.to_owned();
@@ -209,15 +262,12 @@ fn supervise(args: &Args) -> Result<End, Failure> {
         return Ok(End::Signal(Signal::SIGKILL));
     }
 
-    let mut command = std::process::Command::new(&args.program);
-    command.args(&args.args);
-    if let Some((uid, gid, groups)) = &args.user {
-        // Our own supplementary groups become Codex's (std keeps them across setuid when not root).
-        let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups)
-            .map_err(|e| Failure::Spawn(format!("cannot set the Codex user's groups: {e}")))?;
-        command.uid(Uid::from_raw(*uid).as_raw()).gid(*gid);
+    if let Some(iso) = &args.isolation {
+        super::namespace::enter(iso, args.user.as_ref())
+            .map_err(|e| Failure::Spawn(format!("cannot isolate the run: {e}")))?;
+        return super::run_init::run(args, &signals);
     }
+    let mut command = codex_command(args).map_err(Failure::Spawn)?;
     let codex = match command.spawn() {
         Ok(c) => Pid::from_raw(i32::try_from(c.id()).unwrap_or(i32::MAX)),
         Err(e) => return Err(Failure::Spawn(e.to_string())),

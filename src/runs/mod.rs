@@ -108,6 +108,11 @@ impl Runs {
         }
     }
 
+    /// How Codex is started, for probes that must start it as runs do (`/readyz`).
+    pub fn runner_config(&self) -> Arc<RunnerConfig> {
+        self.inner.runner.config().clone()
+    }
+
     /// Every run in flight, queued ones included (shutdown waits on it).
     pub fn tracker(&self) -> TaskTracker {
         self.inner.tracker.clone()

@@ -243,16 +243,106 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// A process the fake Codex recorded from inside its run: 2Bot runs Codex in its own PID
+/// namespace, where a pid means nothing on the host, so the fake writes its pid there and
+/// its start time (ticks since boot, the same in every namespace). The pair names one
+/// process on the host, alive or not, with no pid reuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunPid {
+    /// The pid inside the run's namespace (the host pid when the run had none).
+    pub inner: i32,
+    /// Field 22 of its `/proc/<pid>/stat`.
+    pub start: u64,
+}
+
+impl std::str::FromStr for RunPid {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let (inner, start) = s
+            .trim()
+            .split_once(' ')
+            .with_context(|| format!("a recorded pid is `<pid> <start>`, not {s:?}"))?;
+        Ok(Self {
+            inner: inner.parse()?,
+            start: start.parse()?,
+        })
+    }
+}
+
+impl std::fmt::Display for RunPid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (started at tick {})", self.inner, self.start)
+    }
+}
+
+impl RunPid {
+    /// Its pid on the host while it lives (zombies count as gone).
+    pub fn host(&self) -> Option<i32> {
+        let dir = std::fs::read_dir("/proc").ok()?;
+        dir.flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .find(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let fields: Vec<&str> = stat
+                    .rsplit_once(") ")
+                    .map(|(_, rest)| rest.split(' ').collect())
+                    .unwrap_or_default();
+                // After the command name: state is field 3, starttime field 22.
+                let start = fields.get(19).and_then(|f| f.parse::<u64>().ok());
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let innermost = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("NSpid:"))
+                    .and_then(|l| l.split_whitespace().last())
+                    .and_then(|p| p.parse::<i32>().ok());
+                start == Some(self.start)
+                    && innermost == Some(self.inner)
+                    && !matches!(fields.first(), Some(&"Z" | &"X"))
+            })
+    }
+}
+
+/// Something whose process may be alive: a host pid, or a pid recorded inside a run.
+pub trait Process {
+    /// Whether it is alive now.
+    fn is_alive(&self) -> bool;
+}
+
+impl Process for i32 {
+    fn is_alive(&self) -> bool {
+        alive(*self)
+    }
+}
+
+impl Process for RunPid {
+    fn is_alive(&self) -> bool {
+        self.host().is_some()
+    }
+}
+
+/// Read a pid the fake Codex recorded (see [`RunPid`]).
+pub fn read_run_pid(path: &Path) -> Result<RunPid> {
+    std::fs::read_to_string(path)
+        .with_context(|| format!("read {}", path.display()))?
+        .parse()
+}
+
+/// Wait (bounded) for a pid the fake Codex records, and read it.
+pub async fn wait_for_run_pid(path: &Path, limit: Duration) -> Result<RunPid> {
+    wait_for_file(path, limit).await?.parse()
+}
+
 /// Wait (bounded) until `pid` is gone; returns whether it is.
-pub async fn gone_within(pid: i32, limit: Duration) -> bool {
+pub async fn gone_within(pid: impl Process, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
     while tokio::time::Instant::now() < deadline {
-        if !alive(pid) {
+        if !pid.is_alive() {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    !alive(pid)
+    !pid.is_alive()
 }
 
 /// Wait (bounded) until a file exists and return its trimmed content.

@@ -278,7 +278,8 @@ async fn a_review_runs_read_only_with_its_target_and_a_custom_review_sends_the_p
     let review = argv.iter().position(|a| a == "review").context("review")?;
     assert_eq!(
         argv[review - 2..review],
-        ["-C".to_owned(), server.root.display().to_string()]
+        // The root, at its private name in the run's mount namespace.
+        ["-C".to_owned(), "/mnt/root".to_owned()]
     );
     assert_eq!(argv.last().map(String::as_str), Some("--uncommitted"));
     assert!(!server.root.join("review-wrote.txt").exists(), "{s:#}");

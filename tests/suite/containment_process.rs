@@ -95,9 +95,15 @@ async fn a_codex_command_reading_the_servers_proc_entries_finds_no_secret() -> R
     let everything = format!("{} {}", text(&r), structured(&r));
     let run = only_run(&server.record)?;
     let seen = std::fs::read_to_string(run.dir.join("seen"))?;
+    // The walk went up to pid 1 of the run's PID namespace (the run's init, a fork of
+    // the supervisor) and no further: the server has no pid there at all.
     assert!(
-        seen.contains("2bot-mcp"),
-        "the command reached the server: {seen}"
+        seen.contains("[1 "),
+        "the command walked up to its namespace's init: {seen}"
+    );
+    assert!(
+        !seen.contains("[1 2bot-mcp]") || !seen.contains("TWOBOT_"),
+        "{seen}"
     );
     for secret in [TOKEN, JWT_SECRET] {
         assert!(
@@ -111,13 +117,9 @@ async fn a_codex_command_reading_the_servers_proc_entries_finds_no_secret() -> R
 }
 
 /// The pid of the `setsid` process the fake Codex left behind.
-async fn setsid_pid(record: &Path) -> Result<i32> {
+async fn setsid_pid(record: &Path) -> Result<RunPid> {
     let run = wait_for_run_dir(record, Duration::from_secs(20)).await?;
-    Ok(
-        wait_for_file(&run.join("setsid.pid"), Duration::from_secs(20))
-            .await?
-            .parse()?,
-    )
+    wait_for_run_pid(&run.join("setsid.pid"), Duration::from_secs(20)).await
 }
 
 const WITHIN: Duration = Duration::from_secs(5);
@@ -198,9 +200,7 @@ async fn a_setsid_process_dies_when_the_stdio_server_is_killed() -> Result<()> {
     .await?;
     let pid = setsid_pid(&server.record).await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(5)).await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
+    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(server.pid)?),
         nix::sys::signal::Signal::SIGKILL,
@@ -258,9 +258,7 @@ async fn a_setsid_process_dies_when_the_http_server_is_killed() -> Result<()> {
     });
     let pid = setsid_pid(&server.record).await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(5)).await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
+    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
     let server_pid = server.child.id().context("server pid")?;
     server.child.start_kill()?;
     assert!(
@@ -292,6 +290,7 @@ async fn a_cwd_swapped_for_a_symlink_between_check_and_spawn_never_starts_codex_
     let link = server.root.join("work-swap");
     std::fs::create_dir_all(&work)?;
     std::os::unix::fs::symlink(&outside, &link)?;
+    let work_id = dir_id(&work)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
         let stop = stop.clone();
@@ -329,10 +328,12 @@ async fn a_cwd_swapped_for_a_symlink_between_check_and_spawn_never_starts_codex_
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = swapper.join();
     for run in recorded(&server.record)? {
-        let cwd = std::fs::read_to_string(run.dir.join("cwd_physical"))?;
-        assert!(
-            Path::new(cwd.trim()).starts_with(&server.root),
-            "Codex started outside the roots, in {cwd} ({started} started, {refused} refused)"
+        // Codex sees its cwd at a private name; what counts is which directory that is.
+        let cwd = std::fs::read_to_string(run.dir.join("cwd_id"))?;
+        assert_eq!(
+            cwd.trim(),
+            work_id,
+            "Codex started outside the checked directory ({started} started, {refused} refused)"
         );
     }
     assert!(named.is_empty(), "refusals named the target: {named:?}");
@@ -428,4 +429,11 @@ async fn doctor_warns_when_a_secret_file_is_readable_by_the_codex_user() -> Resu
         "{closed}"
     );
     Ok(())
+}
+
+/// `<device> <inode>` of a directory, as the fake Codex records its cwd (`stat -c '%d %i'`).
+pub fn dir_id(path: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)?;
+    Ok(format!("{} {}", meta.dev(), meta.ino()))
 }

@@ -349,9 +349,8 @@ async fn at_info_a_session_logs_a_line_per_request_and_a_cancel_logs_no_error() 
         std::time::Duration::from_secs(20),
     )
     .await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), std::time::Duration::from_secs(20))
-        .await?
-        .parse()?;
+    let codex =
+        wait_for_run_pid(&run.join("codex.pid"), std::time::Duration::from_secs(20)).await?;
     handle.cancel(Some("user pressed stop".into())).await?;
     assert!(gone_within(codex, std::time::Duration::from_secs(20)).await);
     // The server is healthy and the session still answers.
@@ -416,9 +415,8 @@ async fn a_2026_07_28_client_that_closes_its_stream_cancels_the_run_without_an_e
         std::time::Duration::from_secs(20),
     )
     .await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), std::time::Duration::from_secs(20))
-        .await?
-        .parse()?;
+    let codex =
+        wait_for_run_pid(&run.join("codex.pid"), std::time::Duration::from_secs(20)).await?;
     drop(stream);
     assert!(
         gone_within(codex, std::time::Duration::from_secs(20)).await,

@@ -3,6 +3,7 @@ mod clients;
 mod codex_features;
 mod codex_profiles;
 mod containment_edge;
+mod containment_names;
 mod containment_process;
 pub mod deploy;
 mod doctor;

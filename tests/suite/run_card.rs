@@ -76,12 +76,10 @@ async fn a_browser_host_shows_the_card_live_cancels_from_it_and_keeps_hostile_ou
         .find(|r| r.stdin.starts_with("scenario:hang"))
         .context("the hang run was recorded")?;
     for file in ["codex.pid", "grandchild.pid"] {
-        let pid: i32 = wait_for_file(&hang.dir.join(file), Duration::from_secs(10))
-            .await?
-            .parse()?;
+        let pid = wait_for_run_pid(&hang.dir.join(file), Duration::from_secs(10)).await?;
         assert!(
             gone_within(pid, Duration::from_secs(20)).await,
-            "{file} {pid} outlived the cancel"
+            "{file} {pid:?} outlived the cancel"
         );
     }
 

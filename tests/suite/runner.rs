@@ -56,8 +56,11 @@ async fn every_parameter_reaches_codex_as_its_flag_and_the_prompt_only_on_stdin(
     .await?;
     assert_eq!(result.is_error, Some(false), "{}", text(&result));
     let run = only_run(&server.record)?;
-    let proj = server.root.join("proj").display().to_string();
-    let extra = server.root.join("proj/extra").display().to_string();
+    // Codex gets the checked directories at their private names in the run's own mount
+    // namespace (names no other process can re-point), and starts in the cwd's.
+    let proj = "/mnt/proj".to_owned();
+    let extra = "/mnt/extra".to_owned();
+    assert_eq!(std::fs::read_to_string(run.dir.join("cwd"))?.trim(), proj);
     assert_eq!(
         run.argv,
         [
@@ -99,7 +102,7 @@ async fn every_parameter_reaches_codex_as_its_flag_and_the_prompt_only_on_stdin(
     std::fs::remove_dir_all(&run.dir)?;
     call(&server.client, json!({"prompt": "scenario:ok"})).await?;
     let run = only_run(&server.record)?;
-    let root = server.root.display().to_string();
+    let root = "/mnt/root".to_owned();
     assert_eq!(
         run.argv,
         [
@@ -234,12 +237,8 @@ async fn a_timeout_kills_the_whole_tree_and_keeps_partial_output() -> Result<()>
     assert!(s["thread_id"].is_string(), "partial output kept: {s}");
     assert_eq!(s["commands"][0]["command"], "sleep 300");
     let run = only_run(&server.record)?;
-    let grandchild: i32 = std::fs::read_to_string(run.dir.join("grandchild.pid"))?
-        .trim()
-        .parse()?;
-    let codex: i32 = std::fs::read_to_string(run.dir.join("codex.pid"))?
-        .trim()
-        .parse()?;
+    let grandchild = read_run_pid(&run.dir.join("grandchild.pid"))?;
+    let codex = read_run_pid(&run.dir.join("codex.pid"))?;
     assert!(
         gone_within(codex, Duration::from_secs(2)).await,
         "codex survived"
@@ -265,9 +264,7 @@ async fn a_codex_ignoring_sigterm_is_killed_after_the_grace_period() -> Result<(
     assert_eq!(s["timed_out"], true);
     assert!(s["exit_code"].is_null(), "killed by a signal: {s}");
     let run = only_run(&server.record)?;
-    let codex: i32 = std::fs::read_to_string(run.dir.join("codex.pid"))?
-        .trim()
-        .parse()?;
+    let codex = read_run_pid(&run.dir.join("codex.pid"))?;
     assert!(gone_within(codex, Duration::from_secs(2)).await);
     server.client.cancel().await?;
     Ok(())
@@ -283,12 +280,8 @@ async fn cancelling_a_call_kills_codex_and_its_children() -> Result<()> {
     )
     .await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
-    let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
+    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
+    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
     server
         .client
         .peer()

@@ -127,12 +127,8 @@ async fn stdin_eof_kills_running_codex_and_exits_zero() -> Result<()> {
     }
     stdin.flush().await?;
     let run = wait_for_run_dir(&record, Duration::from_secs(20)).await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
-    let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
+    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
+    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
     drop(stdin);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
     assert!(status.success(), "exit status {status}");

@@ -170,12 +170,8 @@ async fn cancelling_a_task_leaves_no_process_behind() -> Result<()> {
     )
     .await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let codex: i32 = wait_for_file(&run.join("codex.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
-    let grandchild: i32 = wait_for_file(&run.join("grandchild.pid"), Duration::from_secs(20))
-        .await?
-        .parse()?;
+    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
+    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
     assert_eq!(get(&client, &id).await?.status(), TaskStatus::Working);
 
     client.cancel_task(CancelTaskParams::new(&id)).await?;

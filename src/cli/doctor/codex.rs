@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::{Check, Level, check};
 use crate::codex::command::{EXEC_FLAGS, RESUME_FLAGS};
 use crate::config::Config;
+use crate::runner::{RunnerConfig, spawn};
 
 /// The Codex release 2Bot is built and tested against.
 pub const KNOWN_CODEX: (u64, u64) = (0, 169);
@@ -31,7 +32,10 @@ pub(super) async fn codex_checks(config: &Config) -> Vec<Check> {
         return report;
     };
 
-    let version = match output(&path, &["--version"], &env).await {
+    // Probes start Codex as runs do (supervisor, Codex user, scrubbed environment).
+    let mut runner = config.runner.clone();
+    runner.program = path.clone();
+    let version = match output(&runner, &["--version"]).await {
         Ok(text) => text.trim().to_owned(),
         Err(e) => {
             report.push(check(
@@ -42,8 +46,8 @@ pub(super) async fn codex_checks(config: &Config) -> Vec<Check> {
             return report;
         }
     };
-    let help = output(&path, &["exec", "--help"], &env).await;
-    let resume_help = output(&path, &["exec", "resume", "--help"], &env).await;
+    let help = output(&runner, &["exec", "--help"]).await;
+    let resume_help = output(&runner, &["exec", "resume", "--help"]).await;
     let mut missing: Vec<String> = Vec::new();
     match &help {
         Ok(text) => missing.extend(
@@ -84,34 +88,21 @@ pub(super) async fn codex_checks(config: &Config) -> Vec<Check> {
     report.push(check(level, "codex", detail));
     report.push(credentials_check(&env));
     report.push(model_endpoint_check(&env).await);
-    report.push(sandbox_check(&path, &config.policy.default_cwd, &env).await);
+    report.push(sandbox_check(&runner, &config.policy.default_cwd).await);
     report
 }
 
 /// Whether Codex's sandbox can run one command here, as a run would: same environment,
 /// started in the default cwd (Codex ignores a `bwrap` found under its cwd). When it cannot,
 /// Codex refuses every command of every run while the turn still "succeeds".
-async fn sandbox_check(
-    codex: &Path,
-    cwd: &Path,
-    env: &std::collections::BTreeMap<OsString, OsString>,
-) -> Check {
+async fn sandbox_check(runner: &RunnerConfig, cwd: &Path) -> Check {
     const NAME: &str = "codex sandbox";
-    let probe = tokio::process::Command::new(codex)
-        .args(["sandbox", "--", "true"])
-        .current_dir(cwd)
-        .env_clear()
-        .envs(env)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let why = match tokio::time::timeout(Duration::from_secs(20), probe).await {
-        Ok(Ok(out)) if out.status.success() => {
+    let probe = spawn::probe(runner, &["sandbox", "--", "true"], cwd, PROBE_TIMEOUT).await;
+    let why = match probe {
+        Ok(out) if out.status.success() => {
             return check(Level::Ok, NAME, "runs a command (`codex sandbox -- true`)");
         }
-        Ok(Ok(out)) => {
+        Ok(out) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let line = stderr
                 .lines()
@@ -130,8 +121,7 @@ async fn sandbox_check(
             }
             format!("exited with {}: {line}", out.status)
         }
-        Ok(Err(e)) => e.to_string(),
-        Err(_) => "did not finish within 20 s".to_owned(),
+        Err(e) => e.to_string(),
     };
     check(
         Level::Fail,
@@ -266,28 +256,15 @@ fn find_program(program: &Path, path: Option<&OsString>) -> Option<PathBuf> {
         .find(|candidate| executable(candidate))
 }
 
-/// Run `program args` with Codex's environment and no stdin; its stdout, within 20 s.
-async fn output(
-    program: &Path,
-    args: &[&str],
-    env: &std::collections::BTreeMap<OsString, OsString>,
-) -> Result<String, String> {
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .env_clear()
-        .envs(env)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    match tokio::time::timeout(Duration::from_secs(20), child).await {
-        Ok(Ok(out)) if out.status.success() => {
-            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-        }
-        Ok(Ok(out)) => Err(format!("`{}` exited with {}", args.join(" "), out.status)),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("`{}` did not answer within 20 s", args.join(" "))),
+/// How long a probe of Codex may take.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Run Codex with `args` as a run would start it (but no stdin, in `/`); its stdout.
+async fn output(runner: &RunnerConfig, args: &[&str]) -> Result<String, String> {
+    match spawn::probe(runner, args, Path::new("/"), PROBE_TIMEOUT).await {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(out) => Err(format!("`{}` exited with {}", args.join(" "), out.status)),
+        Err(e) => Err(e.to_string()),
     }
 }
 

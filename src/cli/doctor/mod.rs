@@ -145,6 +145,7 @@ pub async fn run(cli: Cli) -> Vec<Check> {
 
     report.extend(secret_file_checks(&cli));
     let codex_apart = cli.codex_user.as_deref().is_some_and(|u| !u.is_empty());
+    let codex_user = cli.codex_user.clone();
 
     let config = if file.is_some() && roots_ok {
         match Config::load(cli) {
@@ -162,15 +163,60 @@ pub async fn run(cli: Cli) -> Vec<Check> {
         ));
         None
     };
-    let Some(config) = config else {
+    let Some(mut config) = config else {
         return report;
     };
+    // Probes start Codex as runs do: through the supervisor, as the Codex user.
+    let roots = config.policy.allowed_roots.clone();
+    if let Err(e) = config.runner.for_this_binary(roots, codex_user.as_deref()) {
+        report.push(check(Level::Fail, "codex user", e.to_string()));
+        config.runner.codex_user = None;
+    }
+    report.push(isolation_check(&config));
 
     report.extend(codex::codex_checks(&config).await);
     report.push(state_dir_check(&config));
     report.extend(http::http_checks(&config).await);
     report.extend(oauth::oauth_checks(&config, codex_apart));
     report
+}
+
+/// Whether runs get private mount and PID namespaces here (`TWOBOT_RUN_NAMESPACES`).
+fn isolation_check(config: &Config) -> Check {
+    use crate::config::RunNamespaces;
+    const NAME: &str = "run isolation";
+    if config.run_namespaces == RunNamespaces::Off {
+        return check(
+            Level::Warn,
+            NAME,
+            "TWOBOT_RUN_NAMESPACES=off: Codex receives directory names that a concurrent run able to write beneath a root could re-point, and a command can signal its supervisor",
+        );
+    }
+    let supervisor = config.runner.supervisor.clone().unwrap_or_default();
+    match crate::runner::namespace::probe(&supervisor, config.runner.codex_user.as_ref()) {
+        Ok(()) => check(
+            Level::Ok,
+            NAME,
+            "each run gets private mount and PID namespaces (its directories at private names under /mnt)",
+        ),
+        Err(reason) => check(
+            if config.run_namespaces == RunNamespaces::Required {
+                Level::Fail
+            } else {
+                Level::Warn
+            },
+            NAME,
+            format!(
+                "runs cannot be isolated here ({reason}); TWOBOT_RUN_NAMESPACES={} {}",
+                config.run_namespaces.as_str(),
+                if config.run_namespaces == RunNamespaces::Required {
+                    "refuses to start"
+                } else {
+                    "runs them without (see SECURITY.md, Containment)"
+                }
+            ),
+        ),
+    }
 }
 
 /// Each secret file 2Bot reads, against the user Codex runs as (`TWOBOT_CODEX_USER`, else

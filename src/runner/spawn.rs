@@ -1,0 +1,143 @@
+//! The one place a Codex process is started: runs, `/readyz` and every `doctor` probe.
+//!
+//! Whatever the reason for starting Codex, it gets the same treatment, decided here once:
+//! the run supervisor in front of it (the Codex user, the namespaces, nothing outliving
+//! it), an environment built from nothing (`env_clear` + the scrubbed variables: no
+//! `TWOBOT_*` secret reaches a probe either), an explicit working directory, its own
+//! process group, and `kill_on_drop`.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::namespace::Isolation;
+use super::{RunnerConfig, supervise};
+
+/// One start of Codex.
+#[derive(Debug)]
+pub struct Launch<'a> {
+    /// Codex's arguments (after the program name).
+    pub args: Vec<OsString>,
+    /// Where the supervisor (or Codex) starts: for a run, the `/proc/self/fd/N` name of the
+    /// directory the runner opened.
+    pub cwd: &'a Path,
+    /// The run's private namespaces, when the runner isolates runs.
+    pub isolation: Option<Isolation>,
+    /// The whole environment of the child.
+    pub env: &'a BTreeMap<OsString, OsString>,
+}
+
+/// The `Command` for `launch`: stdin, stdout and stderr piped, its own process group.
+pub fn command(config: &RunnerConfig, launch: Launch<'_>) -> Command {
+    let mut command = match &config.supervisor {
+        Some(supervisor) => {
+            let args = supervise::Args {
+                parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+                grace: config.kill_grace,
+                user: config.codex_user.clone(),
+                isolation: launch.isolation,
+                program: config.program.clone().into_os_string(),
+                args: launch.args,
+            };
+            let mut c = Command::new(supervisor);
+            c.arg0("2bot-mcp")
+                .arg(supervise::SUBCOMMAND)
+                .args(args.to_argv());
+            c
+        }
+        None => {
+            let mut c = Command::new(&config.program);
+            c.args(&launch.args);
+            c
+        }
+    };
+    command
+        .current_dir(launch.cwd)
+        .env_clear()
+        .envs(launch.env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: one signal reaches Codex and every command it started.
+        .process_group(0)
+        .kill_on_drop(true);
+    command
+}
+
+impl RunnerConfig {
+    /// Start Codex the way the `2bot-mcp` binary does: through its own run supervisor
+    /// (`/proc/self/exe`), the cwd opened beneath `roots`, as `codex_user` when named
+    /// (`TWOBOT_CODEX_USER`, checked: 2Bot must be able to switch to it), and in private
+    /// namespaces when `isolate`. Shared by serving and `doctor`, whose probes start Codex
+    /// exactly as runs do.
+    pub fn for_this_binary(
+        &mut self,
+        roots: Vec<PathBuf>,
+        codex_user: Option<&str>,
+    ) -> Result<(), super::user::UserError> {
+        self.supervisor = Some("/proc/self/exe".into());
+        self.roots = roots;
+        if let Some(spec) = codex_user.filter(|s| !s.is_empty()) {
+            let user = super::user::prepare(spec)?;
+            self.codex_user = Some((user.uid, user.gid, user.groups));
+        }
+        Ok(())
+    }
+}
+
+/// Why a probe of Codex gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// Codex could not be started at all.
+    #[error("cannot start {program}: {reason}")]
+    Start {
+        /// The Codex program.
+        program: String,
+        /// The operating system's or the supervisor's reason.
+        reason: String,
+    },
+    /// Codex did not finish in time (it was killed).
+    #[error("`{0}` did not answer within {1} s")]
+    Timeout(String, u64),
+}
+
+/// Run Codex with `args` as a probe (`--version`, `exec --help`, `sandbox -- true`): no
+/// stdin, started in `cwd`, at most `timeout`; its output, whatever its exit status.
+pub async fn probe(
+    config: &RunnerConfig,
+    args: &[&str],
+    cwd: &Path,
+    timeout: Duration,
+) -> Result<std::process::Output, ProbeError> {
+    let env = super::env::child_env(std::env::vars_os(), &config.env, None);
+    let mut command = command(
+        config,
+        Launch {
+            args: args.iter().map(OsString::from).collect(),
+            cwd,
+            isolation: None,
+            env: &env,
+        },
+    );
+    command.stdin(Stdio::null());
+    let start_error = |reason: String| ProbeError::Start {
+        program: config.program.display().to_string(),
+        reason,
+    };
+    let output = match tokio::time::timeout(timeout, command.output()).await {
+        Err(_) => return Err(ProbeError::Timeout(args.join(" "), timeout.as_secs())),
+        Ok(Err(e)) => return Err(start_error(e.to_string())),
+        Ok(Ok(output)) => output,
+    };
+    if config.supervisor.is_some()
+        && output.status.code() == Some(i32::from(supervise::SPAWN_FAILED))
+        && let Some(reason) = supervise::spawn_failure(&String::from_utf8_lossy(&output.stderr))
+    {
+        return Err(start_error(reason));
+    }
+    Ok(output)
+}
