@@ -106,6 +106,24 @@ pub enum Rule {
         /// The allowed roots.
         roots: String,
     },
+    /// A path spelled inside the roots that crossed a symlink and was refused: one
+    /// wording whatever lies behind the link (outside, missing, the wrong type), so a
+    /// link into `/etc` is no oracle for which files exist there.
+    #[error(
+        "is outside the allowed roots ({roots}), or not an existing {what} in them, once `..` and symlinks are resolved (CODEX_ALLOWED_ROOTS)"
+    )]
+    ThroughSymlink {
+        /// The allowed roots.
+        roots: String,
+        /// "directory" or "regular file": what the parameter names.
+        what: &'static str,
+    },
+    /// An image in `/proc`, `/sys` or `/dev`: never a picture, often a secret (another
+    /// process's environment) or a stream that never ends.
+    #[error(
+        "is in {0} once symlinks are resolved; 2Bot never reads /proc, /sys or /dev as an image"
+    )]
+    SystemPath(&'static str),
     /// A model or profile name that could be mistaken for a flag or a path trick.
     #[error("must match ^[A-Za-z0-9][A-Za-z0-9._:/-]{{0,127}}$")]
     BadName,
