@@ -473,6 +473,11 @@ async fn images_are_read_as_the_codex_user_and_never_from_proc_sys_dev_or_a_fifo
     let private = root.join("private.png");
     std::fs::write(&private, b"root's own picture")?;
     std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600))?;
+    // Root's group may read it: 2Bot's supplementary groups must not reach the reader.
+    let group = root.join("group.png");
+    std::fs::write(&group, b"root group's picture")?;
+    std::fs::set_permissions(&group, std::fs::Permissions::from_mode(0o640))?;
+    std::os::unix::fs::chown(&group, Some(0), Some(0))?;
     let shown = root.join("shown.png");
     std::fs::write(&shown, b"anyone's picture")?;
     std::fs::set_permissions(&shown, std::fs::Permissions::from_mode(0o644))?;
@@ -482,6 +487,7 @@ async fn images_are_read_as_the_codex_user_and_never_from_proc_sys_dev_or_a_fifo
     for (image, why) in [
         ("/etc/shadow".to_owned(), "may not read it"),
         (private.display().to_string(), "may not read it"),
+        (group.display().to_string(), "may not read it"),
         ("/proc/self/environ".to_owned(), "/proc"),
         (root.join("env.png").display().to_string(), "/proc"),
         ("/dev/zero".to_owned(), "/dev"),
