@@ -29,7 +29,7 @@ pub use self::cli::{Cli, Command, LogFormat, OauthCommand, RunNamespaces, Transp
 pub use self::http::{HttpArgs, public_exposure};
 pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs, builtin_conflicts};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
-pub use self::settings::{KeptConfig, RunLimits};
+pub use self::settings::{KeptConfig, RunLimits, per_principal_runs};
 
 /// A configuration that cannot be used; printed as one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -183,6 +183,16 @@ impl Config {
                 .or(file.max_concurrent_runs.map(|n| n as u64))
                 .unwrap_or(4),
         )?;
+        let max_concurrent_runs_per_principal =
+            per_principal_runs(max_concurrent_runs, cli.max_concurrent_runs_per_principal)
+                .map_err(|reason| ConfigError::Invalid {
+                    var: "TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL",
+                    value: cli
+                        .max_concurrent_runs_per_principal
+                        .map(|n| n.to_string())
+                        .unwrap_or_default(),
+                    reason,
+                })?;
         let max_queued_runs = cli
             .max_queued_runs
             .map(u64::from)
@@ -219,6 +229,7 @@ impl Config {
                 max_concurrent_runs: usize::try_from(max_concurrent_runs).unwrap_or(usize::MAX),
                 max_queued_runs: usize::try_from(max_queued_runs).unwrap_or(usize::MAX),
                 max_queued_runs_per_principal: cli.max_queued_runs_per_principal as usize,
+                max_concurrent_runs_per_principal,
             },
             runner,
             log_format: cli.log_format,
@@ -265,6 +276,7 @@ impl Config {
             max_concurrent_runs = self.limits.max_concurrent_runs,
             max_queued_runs = self.limits.max_queued_runs,
             max_queued_runs_per_principal = self.limits.max_queued_runs_per_principal,
+            max_concurrent_runs_per_principal = self.limits.max_concurrent_runs_per_principal,
             scope_sandbox = ?p.scope_sandbox,
             codex_env_inherit = self.runner.env.inherit,
             "effective policy"

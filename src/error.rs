@@ -25,6 +25,18 @@ pub enum ToolError {
         /// What changed, without naming any path.
         reason: String,
     },
+    /// A checked image could not be handed to Codex: it changed since the check, or the
+    /// user Codex runs as may not read it, or it is no image at all (`/proc`, a FIFO).
+    /// Names the checked path only.
+    #[error("refused: {param} = {path:?}: {reason}; Codex was not started")]
+    Image {
+        /// `images[i]`.
+        param: String,
+        /// The canonical path the policy allowed.
+        path: String,
+        /// Why, without naming any other path.
+        reason: String,
+    },
     /// The output schema could not be written for Codex.
     #[error("cannot write the output schema for Codex: {0}; Codex was not started")]
     OutputSchemaFile(String),

@@ -20,6 +20,13 @@ fn main() -> ExitCode {
     {
         return twobot::runner::supervise::main(args.get(2..).unwrap_or_default());
     }
+    // The image reader, a hidden mode the runner starts as Codex's user (not in --help).
+    if args
+        .get(1)
+        .is_some_and(|a| a == twobot::runner::image_reader::SUBCOMMAND)
+    {
+        return twobot::runner::image_reader::reader_main(args.get(2..).unwrap_or_default());
+    }
     let (cli, matches) = Cli::parse_with_matches_or_exit();
     // The oauth subcommands need only the state directory, not a configuration that serves.
     if let Some(Command::Oauth(command)) = &cli.command {

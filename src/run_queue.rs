@@ -10,6 +10,15 @@
 //! that is round-robin; for a newcomer it means its first call starts as soon as one
 //! run ends, however long another principal's backlog is.
 //!
+//! Fair turns are not enough when runs are long: a principal that starts as many runs as
+//! there are slots holds all of them for up to `TWOBOT_MAX_TIMEOUT_SEC`, and the newcomer
+//! waits that long for its "next free slot". So each principal also has a cap on slots
+//! it *runs* (`TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL`, by default one below the
+//! global cap): at its cap its calls wait in its own queue, while another principal's
+//! call takes a free slot at once. A slot is free only while no waiting call may take it
+//! (every waiter's principal is at its cap), so a free slot never sits beside a waiter
+//! that could use it.
+//!
 //! [`Scheduler`] is the decision, pure and table-tested; [`RunQueue`] is its async
 //! wrapper, in two steps that match the run lifecycle ([`crate::runs`]): at admission a
 //! call takes a [`Ticket`] (a place, or a typed refusal at once: nothing is spawned),
@@ -39,6 +48,8 @@ pub struct QueueLimits {
     pub queued: usize,
     /// Calls waiting for a slot, per principal.
     pub queued_per_principal: usize,
+    /// Runs at once, per principal (at least 1, at most `running`).
+    pub running_per_principal: usize,
 }
 
 impl From<RunLimits> for QueueLimits {
@@ -47,6 +58,7 @@ impl From<RunLimits> for QueueLimits {
             running: l.max_concurrent_runs,
             queued: l.max_queued_runs,
             queued_per_principal: l.max_queued_runs_per_principal,
+            running_per_principal: l.max_concurrent_runs_per_principal,
         }
     }
 }
@@ -106,13 +118,15 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// An empty scheduler (`running` is raised to 1; the per-principal queue never
-    /// exceeds the whole queue).
+    /// exceeds the whole queue, nor per-principal slots the slots).
     pub fn new(limits: QueueLimits) -> Self {
+        let running = limits.running.max(1);
         Self {
             limits: QueueLimits {
-                running: limits.running.max(1),
+                running,
                 queued: limits.queued,
                 queued_per_principal: limits.queued_per_principal.min(limits.queued),
+                running_per_principal: limits.running_per_principal.clamp(1, running),
             },
             running: 0,
             waiting: 0,
@@ -128,7 +142,17 @@ impl Scheduler {
 
     /// A call by `key` with `ticket` (unique while it waits) asks for a slot.
     pub fn admit(&mut self, key: &QuotaKey, ticket: u64) -> Result<Admitted, QueueRefusal> {
-        if self.running < self.limits.running && self.waiting == 0 {
+        // A free slot means no waiter may take it (see the module doc), so the only
+        // question is whether this principal may: under its cap, and none of its own
+        // calls ahead of this one.
+        let (mine_running, mine_waiting) = self
+            .keys
+            .get(key)
+            .map_or((0, 0), |k| (k.running, k.waiting.len()));
+        if self.running < self.limits.running
+            && mine_running < self.limits.running_per_principal
+            && mine_waiting == 0
+        {
             let now = self.tick();
             let entry = self.keys.entry(key.clone()).or_default();
             entry.running += 1;
@@ -136,8 +160,7 @@ impl Scheduler {
             self.running += 1;
             return Ok(Admitted::Start);
         }
-        let mine = self.keys.get(key).map_or(0, |k| k.waiting.len());
-        if mine >= self.limits.queued_per_principal && self.waiting < self.limits.queued {
+        if mine_waiting >= self.limits.queued_per_principal && self.waiting < self.limits.queued {
             return Err(QueueRefusal::PrincipalQueueFull {
                 per_principal: self.limits.queued_per_principal,
             });
@@ -159,16 +182,19 @@ impl Scheduler {
     }
 
     /// A run of `key` ended. Returns the waiting call its slot now belongs to, if any
-    /// (already counted as running).
+    /// (already counted as running). One hand-off is enough: before this call no waiter
+    /// could take a free slot, and only `key` dropped below its cap.
     pub fn finish(&mut self, key: &QuotaKey) -> Option<(QuotaKey, u64)> {
         self.running = self.running.saturating_sub(1);
         if let Some(entry) = self.keys.get_mut(key) {
             entry.running = entry.running.saturating_sub(1);
         }
         self.forget_if_idle(key);
+        let cap = self.limits.running_per_principal;
         let next = self
             .keys
             .iter()
+            .filter(|(_, e)| e.running < cap)
             .filter_map(|(k, e)| e.waiting.front().map(|(_, at)| (e.last_served, *at, k)))
             .min()
             .map(|(_, _, k)| k.clone())?;

@@ -10,11 +10,17 @@ fn key(name: &str) -> QuotaKey {
     QuotaKey(name.to_owned())
 }
 
+/// Limits without a per-principal slot cap (one principal may take every slot).
 fn limits(running: usize, queued: usize, per: usize) -> QueueLimits {
+    capped(running, queued, per, running)
+}
+
+fn capped(running: usize, queued: usize, per: usize, running_per: usize) -> QueueLimits {
     QueueLimits {
         running,
         queued,
         queued_per_principal: per,
+        running_per_principal: running_per,
     }
 }
 
@@ -158,6 +164,11 @@ fn the_scheduler_is_bounded_and_fair_between_principals() {
             ],
         ),
     ];
+    run_table(table);
+    let _ = BUSY_1_4;
+}
+
+fn run_table(table: &[(&str, QueueLimits, &[Step])]) {
     for (name, limits, steps) in table {
         let mut s = Scheduler::new(*limits);
         for (i, step) in steps.iter().enumerate() {
@@ -176,7 +187,72 @@ fn the_scheduler_is_bounded_and_fair_between_principals() {
             }
         }
     }
-    let _ = BUSY_1_4;
+}
+
+/// Issue 19 point 8: one principal's long runs must not hold every slot.
+#[test]
+fn a_principal_at_its_running_cap_waits_while_another_principal_starts_at_once() {
+    let table: &[(&str, QueueLimits, &[Step])] = &[
+        (
+            "a fills its cap and queues; b takes the free slot at once, ahead of a's queue",
+            capped(4, 16, 8, 3),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(S)),
+                Admit("a", 3, Ok(S)),
+                Admit("a", 4, Ok(Q)),
+                Admit("a", 5, Ok(Q)),
+                Admit("b", 6, Ok(S)),
+                // b holds the last slot: its next call waits (the slots are full).
+                Admit("b", 7, Ok(Q)),
+                // a's run ends: its slot goes to whoever was served least recently (a).
+                Finish("a", Some(4)),
+                Finish("b", Some(7)),
+            ],
+        ),
+        (
+            "a capped principal's queued share still applies",
+            capped(4, 16, 2, 2),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(S)),
+                Admit("a", 3, Ok(Q)),
+                Admit("a", 4, Ok(Q)),
+                Admit(
+                    "a",
+                    5,
+                    Err(QueueRefusal::PrincipalQueueFull { per_principal: 2 }),
+                ),
+                Admit("b", 6, Ok(S)),
+                Admit("c", 7, Ok(S)),
+            ],
+        ),
+        (
+            "a free slot is not handed to a waiter at its cap; its own run's end is",
+            capped(3, 8, 8, 1),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(Q)),
+                Admit("b", 3, Ok(S)),
+                Finish("b", None),
+                Finish("a", Some(2)),
+                Finish("a", None),
+            ],
+        ),
+        (
+            "a cap above the slots is the slots; zero is one",
+            capped(2, 8, 8, 0),
+            &[
+                Admit("a", 1, Ok(S)),
+                Admit("a", 2, Ok(Q)),
+                Admit("b", 3, Ok(S)),
+            ],
+        ),
+    ];
+    run_table(table);
+    let mut s = Scheduler::new(capped(2, 8, 8, 9));
+    assert_eq!(s.admit(&key("a"), 1), Ok(S));
+    assert_eq!(s.admit(&key("a"), 2), Ok(S));
 }
 
 #[test]

@@ -152,6 +152,15 @@ fn merged(
             (config.limits.max_concurrent_runs.to_string(), from(given))
         }
         "TWOBOT_MAX_QUEUED_RUNS" => (config.limits.max_queued_runs.to_string(), from(given)),
+        // Unset, it follows the global cap (one less), which the policy file may set.
+        "TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL" => (
+            config.limits.max_concurrent_runs_per_principal.to_string(),
+            if given {
+                source.to_owned()
+            } else {
+                "default: TWOBOT_MAX_CONCURRENT_RUNS - 1, at least 1".to_owned()
+            },
+        ),
         "TWOBOT_MAX_TIMEOUT_SEC" => (p.max_timeout_sec.to_string(), from(given)),
         "TWOBOT_MAX_PROMPT_BYTES" => (p.max_prompt_bytes.to_string(), from(given)),
         "TWOBOT_ALLOW_DANGER_FULL_ACCESS" => (p.allow_danger_full_access.to_string(), from(given)),
@@ -210,6 +219,12 @@ mod tests {
         assert!(out.contains("TWOBOT_PORT=9000  # default"), "{out}");
         assert!(
             out.contains("TWOBOT_MAX_CONCURRENT_RUNS=4  # default"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL=3  # default: TWOBOT_MAX_CONCURRENT_RUNS - 1, at least 1"
+            ),
             "{out}"
         );
         assert!(out.contains("TWOBOT_HTTP_PATH=/mcp  # default"), "{out}");

@@ -84,6 +84,10 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_MAX_CONCURRENT_RUNS", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub max_concurrent_runs: Option<u32>,
 
+    /// Codex processes one principal may have running at once, at most TWOBOT_MAX_CONCURRENT_RUNS [default: one less than it, at least 1, so one principal's long runs always leave a slot for another].
+    #[arg(long, env = "TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_concurrent_runs_per_principal: Option<u32>,
+
     /// Calls waiting for a free run slot before new ones are refused as busy [default: 16].
     #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS", value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_queued_runs: Option<u32>,

@@ -33,7 +33,7 @@ fn images_inside_a_root_are_canonical_regular_files_and_everything_else_is_refus
         ),
         (
             "out.png".into(),
-            Box::new(|r| matches!(r, Rule::OutsideRoots { .. })),
+            Box::new(|r| matches!(r, Rule::ThroughSymlink { .. })),
         ),
         (
             "app".into(),
@@ -241,4 +241,47 @@ fn a_review_is_exactly_one_safe_target_read_only_and_alone() {
         rule(&fx.policy, &review(|r| r.custom = true)),
         Rule::FeatureDisabled { feature: "review" }
     );
+}
+
+/// Issue 19 point 3: without roots any path may be named, but an image is never read
+/// from `/proc`, `/sys` or `/dev` (after symlinks), nor is anything but a regular file.
+#[test]
+fn images_in_proc_sys_or_dev_are_refused_even_without_roots() {
+    let fx = fixture();
+    let mut open = fx.policy.clone();
+    open.allowed_roots.clear();
+    symlink("/proc/self/environ", fx.root.join("env.png")).unwrap();
+    let fifo = fx.root.join("fifo.png");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let cases: Vec<(&str, Expect)> = vec![
+        (
+            "/proc/self/environ",
+            Box::new(|r| *r == Rule::SystemPath("/proc")),
+        ),
+        ("env.png", Box::new(|r| *r == Rule::SystemPath("/proc"))),
+        ("/dev/zero", Box::new(|r| *r == Rule::SystemPath("/dev"))),
+        (
+            "/sys/kernel/uevent_seqnum",
+            Box::new(|r| *r == Rule::SystemPath("/sys")),
+        ),
+        ("fifo.png", Box::new(|r| matches!(r, Rule::NotAFile { .. }))),
+    ];
+    for (path, expect) in cases {
+        let r = req(|r| r.images = Some(vec![path.to_owned()]));
+        let refusal = check(&open, &Principal::Local, &r).unwrap_err();
+        assert_eq!(refusal.param, "images[0]", "{path}");
+        assert!(expect(&refusal.rule), "{path}: {refusal}");
+    }
+    let etc = check(
+        &open,
+        &Principal::Local,
+        &req(|r| r.images = Some(vec!["/etc/hostname".into()])),
+    );
+    assert!(etc.is_ok() || !std::path::Path::new("/etc/hostname").exists());
 }

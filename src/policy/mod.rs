@@ -16,9 +16,12 @@ use std::time::Duration;
 
 pub use features::Features;
 pub use file::{EnvPolicy, PolicyFile};
+use names::checked_name;
+pub use names::{is_profile_name, is_safe_name, is_thread_id};
 use paths::resolve_path;
 pub use paths::within_roots;
 
+mod names;
 mod paths;
 
 use crate::job::{DEFAULT_TIMEOUT_SEC, Principal, RunRequest, RunSpec, SandboxMode};
@@ -106,6 +109,24 @@ pub enum Rule {
         /// The allowed roots.
         roots: String,
     },
+    /// A path spelled inside the roots that crossed a symlink and was refused: one
+    /// wording whatever lies behind the link (outside, missing, the wrong type), so a
+    /// link into `/etc` is no oracle for which files exist there.
+    #[error(
+        "is outside the allowed roots ({roots}), or not an existing {what} in them, once `..` and symlinks are resolved (CODEX_ALLOWED_ROOTS)"
+    )]
+    ThroughSymlink {
+        /// The allowed roots.
+        roots: String,
+        /// "directory" or "regular file": what the parameter names.
+        what: &'static str,
+    },
+    /// An image in `/proc`, `/sys` or `/dev`: never a picture, often a secret (another
+    /// process's environment) or a stream that never ends.
+    #[error(
+        "is in {0} once symlinks are resolved; 2Bot never reads /proc, /sys or /dev as an image"
+    )]
+    SystemPath(&'static str),
     /// A model or profile name that could be mistaken for a flag or a path trick.
     #[error("must match ^[A-Za-z0-9][A-Za-z0-9._:/-]{{0,127}}$")]
     BadName,
@@ -371,64 +392,6 @@ fn check_sandbox(policy: &Policy, principal: &Principal, req: &RunRequest) -> Re
         ));
     }
     Ok(())
-}
-
-/// A model or profile name: safe charset, and listed when the policy lists names.
-fn checked_name(
-    param: &str,
-    value: Option<&str>,
-    allowed: Option<&[String]>,
-) -> Result<Option<String>, Refusal> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    // A profile names a file, `$CODEX_HOME/<profile>.config.toml`: no `/`, no `..`, so
-    // it can only name a file in Codex's home.
-    if param == "profile" && !is_profile_name(value) {
-        return Err(refuse(param, quoted(value), Rule::BadProfileName));
-    }
-    if !is_safe_name(value) {
-        return Err(refuse(param, quoted(value), Rule::BadName));
-    }
-    if let Some(allowed) = allowed
-        && !allowed.iter().any(|a| a == value)
-    {
-        return Err(refuse(
-            param,
-            quoted(value),
-            Rule::NotListed(allowed.join(", ")),
-        ));
-    }
-    Ok(Some(value.to_owned()))
-}
-
-/// `^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$`
-pub fn is_safe_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    s.len() <= 128
-        && first.is_ascii_alphanumeric()
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '/' | '-'))
-}
-
-/// A Codex profile name: a file name in `$CODEX_HOME`, never a path.
-pub fn is_profile_name(s: &str) -> bool {
-    is_thread_id(s)
-}
-
-/// A Codex thread id: a UUID, or a thread name from a charset that can be neither a
-/// flag (`--last`) nor a path (`../x`).
-pub fn is_thread_id(s: &str) -> bool {
-    let mut chars = s.chars();
-    let Some(first) = chars.next() else {
-        return false;
-    };
-    s.len() <= 128
-        && first.is_ascii_alphanumeric()
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        && !s.contains("..")
 }
 
 fn quoted(s: &str) -> String {

@@ -15,9 +15,10 @@ use super::{Policy, Refusal, Rule, quoted, refuse};
 ///
 /// A refusal names the caller's input and the allowed roots, never a resolved path: a
 /// symlink's target or `..` outside the roots (or the server's own directory) is none of the
-/// caller's business. For the same reason a path that is outside the roots by its very
-/// spelling is refused as outside whether or not it exists, so refusals are no oracle for
-/// what exists elsewhere on the machine.
+/// caller's business. For the same reason refusals are no oracle for what exists elsewhere
+/// on the machine: a path outside the roots by its very spelling is refused as outside
+/// whether or not it exists, and a path spelled inside them that crossed a symlink on the
+/// way is refused with one wording ([`Rule::ThroughSymlink`]) whatever lies behind the link.
 pub(super) fn resolve_path(
     policy: &Policy,
     param: &str,
@@ -34,42 +35,88 @@ pub(super) fn resolve_path(
     if raw.starts_with('-') {
         return Err(refuse(param, value, Rule::FlagLike));
     }
-    let roots = roots_text(&policy.allowed_roots);
+    let roots = &policy.allowed_roots;
     let joined = policy.default_cwd.join(raw);
-    let resolved = match std::fs::canonicalize(&joined) {
-        Ok(p) => p,
-        Err(_) if !within_roots(&policy.allowed_roots, &lexically_normal(&joined)) => {
-            return Err(refuse(param, value, Rule::OutsideRoots { roots }));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !dir => {
-            return Err(refuse(param, value, Rule::NoSuchFile { roots }));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(refuse(param, value, Rule::Missing { roots }));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => {
-            return Err(refuse(param, value, Rule::NotADirectory { roots }));
-        }
-        // The kind only: an `io::Error`'s text could carry a path one day.
-        Err(e) => {
-            return Err(refuse(
-                param,
-                value,
-                Rule::Unresolvable(e.kind().to_string()),
-            ));
-        }
+    let outside_by_spelling = !within_roots(roots, &lexically_normal(&joined));
+    let resolved = std::fs::canonicalize(&joined);
+    let admitted = resolved.as_ref().ok().filter(|r| within_roots(roots, r));
+    // Without roots any path may be named, so there is nothing to hide.
+    let hide = !roots.is_empty() && (outside_by_spelling || crossed_symlink(roots, &joined));
+    let why = match admitted {
+        Some(resolved) => match system_dir(resolved) {
+            Some(system) if !dir => Rule::SystemPath(system),
+            _ if dir && !resolved.is_dir() => Rule::NotADirectory {
+                roots: roots_text(roots),
+            },
+            _ if !dir && !resolved.is_file() => Rule::NotAFile {
+                roots: roots_text(roots),
+            },
+            _ => return Ok(resolved.clone()),
+        },
+        None => match resolved {
+            Ok(_) => Rule::OutsideRoots {
+                roots: roots_text(roots),
+            },
+            Err(e) => match e.kind() {
+                std::io::ErrorKind::NotFound if !dir => Rule::NoSuchFile {
+                    roots: roots_text(roots),
+                },
+                std::io::ErrorKind::NotFound => Rule::Missing {
+                    roots: roots_text(roots),
+                },
+                std::io::ErrorKind::NotADirectory => Rule::NotADirectory {
+                    roots: roots_text(roots),
+                },
+                // The kind only: an `io::Error`'s text could carry a path one day.
+                other => Rule::Unresolvable(other.to_string()),
+            },
+        },
     };
-    // Roots before the type: a file outside the roots is "outside", not "not a directory".
-    if !within_roots(&policy.allowed_roots, &resolved) {
-        return Err(refuse(param, value, Rule::OutsideRoots { roots }));
+    let why = match why {
+        _ if hide && outside_by_spelling => Rule::OutsideRoots {
+            roots: roots_text(roots),
+        },
+        _ if hide => Rule::ThroughSymlink {
+            roots: roots_text(roots),
+            what: if dir { "directory" } else { "regular file" },
+        },
+        why => why,
+    };
+    Err(refuse(param, value, why))
+}
+
+/// Whether resolving `path` (spelled inside `roots`) meets a symlink: each prefix is
+/// looked at with `lstat` while it is still inside the roots by its spelling, up to the
+/// first symlink or the first prefix that does not exist. Before the first symlink, the
+/// spelling is where the prefix really is, so nothing outside the roots is ever looked at.
+fn crossed_symlink(roots: &[PathBuf], path: &Path) -> bool {
+    let mut prefix = PathBuf::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::CurDir => continue,
+            std::path::Component::ParentDir => {
+                prefix.pop();
+            }
+            other => prefix.push(other),
+        }
+        if !within_roots(roots, &prefix) {
+            continue;
+        }
+        match std::fs::symlink_metadata(&prefix) {
+            Ok(meta) if meta.file_type().is_symlink() => return true,
+            Ok(_) => {}
+            Err(_) => return false,
+        }
     }
-    if dir && !resolved.is_dir() {
-        return Err(refuse(param, value, Rule::NotADirectory { roots }));
-    }
-    if !dir && !resolved.is_file() {
-        return Err(refuse(param, value, Rule::NotAFile { roots }));
-    }
-    Ok(resolved)
+    false
+}
+
+/// The system directory (`/proc`, `/sys`, `/dev`) a canonical path lies in, if any:
+/// their files are the kernel's (another process's environment, devices), never images.
+fn system_dir(path: &Path) -> Option<&'static str> {
+    ["/proc", "/sys", "/dev"]
+        .into_iter()
+        .find(|dir| path.starts_with(dir))
 }
 
 /// The allowed roots as a refusal names them.

@@ -38,7 +38,7 @@ fn each_path_rule_refuses_with_its_own_reason() {
         ),
         (
             "link-out",
-            Box::new(|r| matches!(r, Rule::OutsideRoots { .. })),
+            Box::new(|r| matches!(r, Rule::ThroughSymlink { .. })),
         ),
         ("/", Box::new(|r| matches!(r, Rule::OutsideRoots { .. }))),
         (
@@ -123,15 +123,16 @@ fn refusals_name_the_input_and_the_roots_but_never_a_resolved_path_outside_them(
     let roots = fx.root.display().to_string();
     let abs = |p: &str| fx.outside.join(p).display().to_string();
     let is_outside: fn(&Rule) -> bool = |r| matches!(r, Rule::OutsideRoots { .. });
+    let is_through: fn(&Rule) -> bool = |r| matches!(r, Rule::ThroughSymlink { .. });
     let is_missing: fn(&Rule) -> bool = |r| matches!(r, Rule::Missing { .. });
     let is_not_dir: fn(&Rule) -> bool = |r| matches!(r, Rule::NotADirectory { .. });
     type Case = (String, fn(&Rule) -> bool);
     let cases: Vec<Case> = vec![
         ("../outside".into(), is_outside),
-        ("link-out".into(), is_outside),
-        ("etc-link".into(), is_outside),
-        ("app/up".into(), is_outside),
-        ("link-file".into(), is_outside),
+        ("link-out".into(), is_through),
+        ("etc-link".into(), is_through),
+        ("app/up".into(), is_through),
+        ("link-file".into(), is_through),
         ("../../../../../../../../etc".into(), is_outside),
         ("/".into(), is_outside),
         ("/etc".into(), is_outside),
@@ -144,7 +145,7 @@ fn refusals_name_the_input_and_the_roots_but_never_a_resolved_path_outside_them(
         ("file.txt/x".into(), is_not_dir),
         ("missing".into(), is_missing),
         ("app/missing/deeper".into(), is_missing),
-        ("link-out/../missing".into(), is_missing),
+        ("link-out/../missing".into(), is_through),
     ];
     for (input, expected) in &cases {
         for as_add_dir in [false, true] {
@@ -172,6 +173,70 @@ fn refusals_name_the_input_and_the_roots_but_never_a_resolved_path_outside_them(
             }
         }
     }
+}
+
+/// Issue 19 point 10: through a symlink in a root, `etc/shadow` was "outside the roots"
+/// and `etc/no-such-file` "no such file". Every refusal of a path spelled inside the
+/// roots that crossed a symlink now reads the same, whatever lies behind the link.
+#[test]
+fn every_refusal_of_a_path_through_a_symlink_reads_the_same_whatever_lies_behind_it() {
+    let fx = fixture();
+    symlink("/etc", fx.root.join("etc")).unwrap();
+    std::fs::write(fx.outside.join("secret.txt"), "x").unwrap();
+    symlink(fx.outside.join("secret.txt"), fx.root.join("link-file")).unwrap();
+    symlink(fx.root.join("file.txt"), fx.root.join("link-in-file")).unwrap();
+    let through = [
+        "etc/shadow",
+        "etc/passwd",
+        "etc/no-such-file",
+        "etc/no-such-dir/x",
+        "etc",
+        "link-out/no-such-file",
+        "link-out/../no-such-file",
+        "link-file",
+        "link-file/x",
+        "link-in/no-such-file",
+        "link-in/sub/../no-such-file",
+        "link-in-file/x",
+    ];
+    for (param, dir) in [("cwd", true), ("images[0]", false)] {
+        let said: std::collections::BTreeSet<String> = through
+            .iter()
+            .map(|path| {
+                let r = req(|r| {
+                    if dir {
+                        r.cwd = Some((*path).into());
+                    } else {
+                        r.images = Some(vec![(*path).into()]);
+                    }
+                });
+                let refusal = check(&fx.policy, &Principal::Local, &r).unwrap_err();
+                assert_eq!(refusal.param, param);
+                assert!(
+                    matches!(refusal.rule, Rule::ThroughSymlink { .. }),
+                    "{path}: {refusal}"
+                );
+                refusal.rule.to_string()
+            })
+            .collect();
+        assert_eq!(said.len(), 1, "{param}: {said:?}");
+    }
+    // A symlink to a directory in the root still admits what is really there, and a
+    // path that crossed none keeps its specific reason.
+    let spec = check(
+        &fx.policy,
+        &Principal::Local,
+        &req(|r| r.cwd = Some("link-in/sub".into())),
+    )
+    .unwrap();
+    assert_eq!(spec.cwd, fx.root.join("app/sub"));
+    let missing = check(
+        &fx.policy,
+        &Principal::Local,
+        &req(|r| r.cwd = Some("app/no-such-dir".into())),
+    )
+    .unwrap_err();
+    assert!(matches!(missing.rule, Rule::Missing { .. }), "{missing}");
 }
 
 #[test]

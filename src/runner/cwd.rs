@@ -41,6 +41,9 @@ pub enum OpenError {
     /// The path lies in no allowed root (the policy would not have passed it).
     #[error("it is not inside an allowed root")]
     OutsideRoots,
+    /// A file that must be a regular one is not (a FIFO, a socket, a device, a directory).
+    #[error("it is not a regular file")]
+    NotAFile,
     /// Any other failure to open it.
     #[error("it cannot be opened ({0})")]
     Other(Errno),
@@ -122,9 +125,10 @@ pub fn open_file_beneath(roots: &[PathBuf], path: &Path) -> Result<std::fs::File
         rel,
         OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
     )?;
+    // O_NONBLOCK above: a FIFO opens at once (and is refused here) instead of hanging.
     let kind = SFlag::from_bits_truncate(fstat(&fd)?.st_mode) & SFlag::S_IFMT;
     if kind != SFlag::S_IFREG {
-        return Err(OpenError::Gone);
+        return Err(OpenError::NotAFile);
     }
     Ok(std::fs::File::from(fd))
 }

@@ -1,4 +1,5 @@
-//! The caller's images as private copies for `codex exec --image`.
+//! The caller's images as private copies for `codex exec --image`, read with no more
+//! privilege than Codex has.
 //!
 //! Codex opens an image by name, later than the policy checked it (the call may have
 //! queued): a name swapped for a symlink in between would make Codex read — and send to
@@ -6,30 +7,93 @@
 //! is opened beneath its root through no symlink (as the cwd is) and copied into a fresh
 //! private directory (0700, files 0600, owned by Codex's user when it has its own);
 //! Codex gets the copies, which are removed when the run ends, however it ends.
+//!
+//! Who opens the file matters as much as how (issue 19, point 3): 2Bot often runs as root
+//! so that Codex can run as a user of its own, and a copy made with root's privileges
+//! handed the least-trusted caller `/etc/shadow`. So with a Codex user the file is opened
+//! by a short-lived `2bot-mcp __read-image` process started with Codex's uid and gid (no
+//! capabilities survive its exec), which streams the bytes back over a pipe; without one,
+//! 2Bot opens it itself, since Codex could read whatever 2Bot can. Either way `/proc`,
+//! `/sys` and `/dev` (by path, and procfs or sysfs wherever mounted) are never read, and
+//! only a regular file is: the open is `O_NONBLOCK`, so a FIFO cannot hang it.
 
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::sys::statfs::{DEVPTS_SUPER_MAGIC, PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
+
 use super::cwd::{OpenError, open_file_beneath};
+pub use super::image_reader::Reader;
 
 /// Bytes copied of one image at most: above any size the policy lets through (its
 /// default cap is 20 MiB), so the policy's cap decides and this only bounds a file
 /// that grew since it was checked.
 pub const MAX_COPY_BYTES: u64 = 256 * 1024 * 1024;
 
-/// Why an image could not be handed to Codex.
+/// Why an image could not be handed to Codex. Names no path.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    /// It cannot be opened as the policy checked it (names no path).
-    #[error("{0}")]
+    /// It cannot be opened as the policy checked it.
+    #[error("it changed after it was checked: {0}")]
     Changed(#[from] OpenError),
+    /// It lies in `/proc`, `/sys` or `/dev`, or on procfs or sysfs.
+    #[error(
+        "it is in /proc, /sys or /dev (or on the kernel's procfs or sysfs); 2Bot never reads those as images"
+    )]
+    System,
+    /// The user that reads it (Codex's, when it has its own) may not.
+    #[error("the user Codex runs as may not read it (permission denied)")]
+    Denied,
     /// It grew beyond what may be copied since it was checked.
     #[error("it grew beyond {MAX_COPY_BYTES} bytes since it was checked")]
     TooLarge,
     /// The private copy could not be written.
     #[error("the private copy could not be written ({0})")]
     Copy(std::io::ErrorKind),
+    /// The reader process could not be run or ended strangely.
+    #[error("the image reader (2bot-mcp __read-image, as Codex's user) failed: {0}")]
+    Reader(String),
+    /// Codex has its own user but there is no binary to read images as it.
+    #[error(
+        "images are read as Codex's user by the 2bot-mcp binary, which this server was not given"
+    )]
+    NoReader,
+}
+
+/// Copy at most [`MAX_COPY_BYTES`] from `source`; more is [`ImageError::TooLarge`].
+pub(super) fn bounded_copy(source: impl Read, into: &mut std::fs::File) -> Result<(), ImageError> {
+    let copied = std::io::copy(&mut source.take(MAX_COPY_BYTES + 1), into)
+        .map_err(|e| ImageError::Copy(e.kind()))?;
+    if copied > MAX_COPY_BYTES {
+        return Err(ImageError::TooLarge);
+    }
+    Ok(())
+}
+
+/// Open the checked image `path` beneath its root through no symlink, as whoever calls
+/// this: never in `/proc`, `/sys` or `/dev`, never on procfs or sysfs, only a regular file.
+pub fn open_image(roots: &[PathBuf], path: &Path) -> Result<std::fs::File, ImageError> {
+    // By path first, so nothing there is even opened (a device's open can have effects).
+    if ["/proc", "/sys", "/dev"]
+        .iter()
+        .any(|d| path.starts_with(d))
+    {
+        return Err(ImageError::System);
+    }
+    let file = open_file_beneath(roots, path).map_err(|e| match e {
+        OpenError::Other(Errno::EACCES | Errno::EPERM) => ImageError::Denied,
+        other => other.into(),
+    })?;
+    // And by what it is: procfs or sysfs mounted elsewhere (inside a root, say).
+    let kind = fstatfs(&file)
+        .map_err(|e| ImageError::Changed(OpenError::Other(e)))?
+        .filesystem_type();
+    if [PROC_SUPER_MAGIC, SYSFS_MAGIC, DEVPTS_SUPER_MAGIC].contains(&kind) {
+        return Err(ImageError::System);
+    }
+    Ok(file)
 }
 
 /// The private copies of one run's images; removed when dropped.
@@ -48,14 +112,15 @@ impl PrivateImages {
         }
     }
 
-    /// Copy `images` (canonical paths the policy checked) from beneath `roots` into a new
-    /// private directory in `tmp`; `owner` (uid, gid) gets the copies when Codex runs
-    /// as another user. On error, the index of the image that failed.
+    /// Copy `images` (canonical paths the policy checked) from beneath `roots`, read by
+    /// `reader`, into a new private directory in `tmp`; `owner` (uid, gid) gets the copies
+    /// when Codex runs as another user. On error, the index of the image that failed.
     pub fn copy(
         images: &[PathBuf],
         roots: &[PathBuf],
         tmp: &Path,
         owner: Option<(u32, u32)>,
+        reader: &Reader,
     ) -> Result<Self, (usize, ImageError)> {
         if images.is_empty() {
             return Ok(Self::none());
@@ -76,7 +141,6 @@ impl PrivateImages {
         };
         own(&dir).map_err(|e| (0, ImageError::Copy(e.kind())))?;
         for (i, image) in images.iter().enumerate() {
-            let source = open_file_beneath(roots, image).map_err(|e| (i, e.into()))?;
             // The extension stays: Codex reads the image's type from it.
             let name = match image.extension() {
                 Some(ext) => format!("image-{i}.{}", ext.to_string_lossy()),
@@ -89,11 +153,7 @@ impl PrivateImages {
                 .mode(0o600)
                 .open(&path)
                 .map_err(|e| (i, ImageError::Copy(e.kind())))?;
-            let copied = std::io::copy(&mut source.take(MAX_COPY_BYTES + 1), &mut copy)
-                .map_err(|e| (i, ImageError::Copy(e.kind())))?;
-            if copied > MAX_COPY_BYTES {
-                return Err((i, ImageError::TooLarge));
-            }
+            reader.copy(roots, image, &mut copy).map_err(|e| (i, e))?;
             own(&path).map_err(|e| (i, ImageError::Copy(e.kind())))?;
             made.paths.push(path);
         }
@@ -115,70 +175,5 @@ impl Drop for PrivateImages {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::*;
-
-    #[test]
-    fn images_are_copied_privately_and_removed_when_the_run_ends() {
-        let root = tempfile::tempdir().unwrap();
-        let root = root.path().canonicalize().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.join("shots")).unwrap();
-        std::fs::write(root.join("shots/a.png"), b"png bytes").unwrap();
-        let copies = PrivateImages::copy(
-            &[root.join("shots/a.png")],
-            std::slice::from_ref(&root),
-            tmp.path(),
-            None,
-        )
-        .unwrap();
-        let copy = copies.paths()[0].clone();
-        assert_eq!(std::fs::read(&copy).unwrap(), b"png bytes");
-        assert_eq!(copy.extension().unwrap(), "png");
-        assert!(!copy.starts_with(&root));
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&copy), 0o600);
-        assert_eq!(mode(copy.parent().unwrap()), 0o700);
-        drop(copies);
-        assert!(!copy.parent().unwrap().exists());
-    }
-
-    #[test]
-    fn an_image_swapped_for_a_symlink_after_the_check_is_refused_and_nothing_is_left() {
-        let root = tempfile::tempdir().unwrap();
-        let root = root.path().canonicalize().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let secret = outside.path().join("secret.png");
-        std::fs::write(&secret, b"secret").unwrap();
-        std::fs::write(root.join("ok.png"), b"ok").unwrap();
-        // Checked as a file in the root, then swapped for a link to outside.
-        std::os::unix::fs::symlink(&secret, root.join("swapped.png")).unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let err = PrivateImages::copy(
-            &[root.join("ok.png"), root.join("swapped.png")],
-            std::slice::from_ref(&root),
-            tmp.path(),
-            None,
-        )
-        .unwrap_err();
-        assert_eq!(err.0, 1);
-        assert!(
-            matches!(err.1, ImageError::Changed(OpenError::Swapped)),
-            "{:?}",
-            err.1
-        );
-        assert!(!err.1.to_string().contains("secret"));
-        // The partial copy went with the error.
-        assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-        // A directory, or a path outside every root, is refused too.
-        std::fs::create_dir(root.join("dir.png")).unwrap();
-        for bad in [root.join("dir.png"), secret] {
-            assert!(
-                PrivateImages::copy(&[bad], std::slice::from_ref(&root), tmp.path(), None).is_err()
-            );
-        }
-    }
-}
+#[path = "images_tests.rs"]
+mod tests;

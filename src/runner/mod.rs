@@ -18,6 +18,7 @@ pub mod cwd;
 pub mod env;
 mod fold;
 mod group;
+pub mod image_reader;
 pub mod images;
 pub mod io;
 pub mod isolation;
@@ -239,19 +240,25 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
         .then(|| isolation::View::plan(&spec.cwd, &spec.add_dirs));
     let owner = config.codex_user.as_ref().map(|(uid, gid, _)| (*uid, *gid));
     // Codex opens images by name: it gets private copies of the files opened here, so a
-    // name swapped since the check cannot reach a file outside the roots. Removed on drop.
-    let images =
-        images::PrivateImages::copy(&spec.images, &config.roots, &std::env::temp_dir(), owner)
-            .map_err(|(i, e)| ToolError::PathChanged {
-                param: format!("images[{i}]"),
-                path: spec
-                    .images
-                    .get(i)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default(),
-                roots: roots_text(&config.roots),
-                reason: e.to_string(),
-            })?;
+    // name swapped since the check cannot reach a file outside the roots. Read as Codex's
+    // user when it has its own (issue 19 point 3). Removed on drop.
+    let reader = images::Reader::for_run(config.supervisor.as_deref(), owner);
+    let images = images::PrivateImages::copy(
+        &spec.images,
+        &config.roots,
+        &std::env::temp_dir(),
+        owner,
+        &reader,
+    )
+    .map_err(|(i, e)| ToolError::Image {
+        param: format!("images[{i}]"),
+        path: spec
+            .images
+            .get(i)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        reason: e.to_string(),
+    })?;
     if !images.paths().is_empty() {
         spec.images = images.paths().to_vec();
     }

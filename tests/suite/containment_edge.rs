@@ -1,6 +1,7 @@
 //! Containment at the edges of the HTTP gateway (issue 11, points 4, 6, 7, 8): a body
 //! that trickles in, JWTs with missing claims or unknown critical headers, no-auth
-//! exposed through a proxy, and refusals that must not reveal the server's filesystem.
+//! exposed through a proxy, and refusals that must not reveal the server's filesystem;
+//! images read with no more privilege than Codex has (issue 19 point 3).
 
 use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
@@ -389,5 +390,143 @@ async fn threads_are_owned_by_issuer_and_subject_and_old_subject_only_records_st
     }
     a.cancel().await?;
     b.cancel().await?;
+    Ok(())
+}
+
+/// `spawn_http` without CODEX_ALLOWED_ROOTS: any path may be named, as in the issue.
+async fn spawn_http_without_roots(env: &[(&str, &str)]) -> Result<HttpServer> {
+    use anyhow::Context;
+    use tokio::io::AsyncBufReadExt;
+    let tmp = tempfile::tempdir()?;
+    let base = tmp.path().canonicalize()?;
+    let record = base.join("record");
+    std::fs::create_dir_all(base.join("root"))?;
+    std::fs::create_dir_all(&record)?;
+    let log = base.join("server.log");
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("TWOBOT_TRANSPORT", "http")
+        .env("TWOBOT_PORT", "0")
+        .env("CODEX_BIN", crate::common::fake_codex())
+        .env("FAKE_CODEX_RECORD", &record)
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let line = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .context("no listening line")??
+    .with_context(|| std::fs::read_to_string(&log).unwrap_or_default())?;
+    let url = line.rsplit(' ').next().context("URL")?.to_owned();
+    Ok(HttpServer {
+        child,
+        base: url.trim_end_matches("/mcp").to_owned(),
+        url,
+        record,
+        log,
+        _tmp: tmp,
+    })
+}
+
+/// Issue 19 point 3: with no roots and a separate Codex user, 2Bot (root) copied any file
+/// as an image, so the least-trusted caller read `/etc/shadow` and `/proc/self/environ`.
+/// Now images are read as Codex's user, `/proc`, `/sys` and `/dev` never, FIFOs and
+/// devices neither: each is a tool error naming `images[0]`, and Codex never starts. A
+/// file Codex's user may read still reaches Codex.
+#[tokio::test]
+async fn images_are_read_as_the_codex_user_and_never_from_proc_sys_dev_or_a_fifo() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::ensure!(
+            std::env::var_os("CI").is_none(),
+            "needs root: switching to the Codex user needs CAP_SETUID"
+        );
+        eprintln!("not run: switching to the Codex user needs root");
+        return Ok(());
+    }
+    let server = spawn_http_without_roots(&[("TWOBOT_CODEX_USER", "nobody")]).await?;
+    let base = server
+        .record
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no temp dir"))?
+        .to_owned();
+    let root = base.join("root");
+    // Codex's user reaches the root and the fake Codex's record, nothing else of ours.
+    for (dir, mode) in [(&base, 0o755), (&root, 0o755), (&server.record, 0o777)] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode))?;
+    }
+    let fifo = root.join("fifo.png");
+    anyhow::ensure!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()?
+            .success()
+    );
+    std::os::unix::fs::symlink("/proc/self/environ", root.join("env.png"))?;
+    let private = root.join("private.png");
+    std::fs::write(&private, b"root's own picture")?;
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600))?;
+    // Root's group may read it: 2Bot's supplementary groups must not reach the reader.
+    let group = root.join("group.png");
+    std::fs::write(&group, b"root group's picture")?;
+    std::fs::set_permissions(&group, std::fs::Permissions::from_mode(0o640))?;
+    std::os::unix::fs::chown(&group, Some(0), Some(0))?;
+    let shown = root.join("shown.png");
+    std::fs::write(&shown, b"anyone's picture")?;
+    std::fs::set_permissions(&shown, std::fs::Permissions::from_mode(0o644))?;
+
+    let client = http_client(&server.url, None).await?;
+    let cwd = root.display().to_string();
+    for (image, why) in [
+        ("/etc/shadow".to_owned(), "may not read it"),
+        (private.display().to_string(), "may not read it"),
+        (group.display().to_string(), "may not read it"),
+        ("/proc/self/environ".to_owned(), "/proc"),
+        (root.join("env.png").display().to_string(), "/proc"),
+        ("/dev/zero".to_owned(), "/dev"),
+        ("/sys/kernel/uevent_seqnum".to_owned(), "/sys"),
+        (fifo.display().to_string(), "not a regular file"),
+    ] {
+        let asked = Instant::now();
+        let r = crate::common::call(
+            &client,
+            serde_json::json!({"prompt": "scenario:ok", "cwd": cwd, "images": [image]}),
+        )
+        .await?;
+        let text = crate::common::text(&r);
+        assert_eq!(r.is_error, Some(true), "{image}: {text}");
+        assert!(
+            text.contains(&format!("images[0] = {image:?}")) && text.contains(why),
+            "{image}: {text}"
+        );
+        assert!(!text.contains("root:"), "{image}: {text}");
+        assert!(asked.elapsed() < Duration::from_secs(10), "{image} hung");
+    }
+    assert!(
+        crate::common::recorded(&server.record)?.is_empty(),
+        "Codex was started"
+    );
+    let r = crate::common::call(
+        &client,
+        serde_json::json!({"prompt": "scenario:ok", "cwd": cwd, "images": [shown.display().to_string()]}),
+    )
+    .await?;
+    assert_eq!(r.is_error, Some(false), "{}", crate::common::text(&r));
+    let run = crate::common::only_run(&server.record)?;
+    assert!(
+        run.argv
+            .iter()
+            .any(|a| a.starts_with("--image=") && a.contains("2bot-images-")),
+        "{:?}",
+        run.argv
+    );
+    client.cancel().await?;
     Ok(())
 }

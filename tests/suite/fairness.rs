@@ -1,5 +1,5 @@
-//! One principal cannot starve the rest (issue 11, points 3 and 5): per-principal shares
-//! of the run queue, kept runs, sessions and requests in flight; round-robin between
+//! One principal cannot starve the rest (issue 11, points 3 and 5; issue 19 point 8):
+//! per-principal shares of the run queue and of the running slots, kept runs, sessions and requests in flight; round-robin between
 //! principals; finished runs evicted before anyone is refused; session owners recorded
 //! atomically with the session.
 //!
@@ -112,6 +112,58 @@ async fn a_backlog_of_one_principal_delays_another_by_at_most_one_run() -> Resul
         "a refused call never starts Codex: {runs:?}"
     );
     for call in backlog {
+        call.abort();
+    }
+    Ok(())
+}
+
+/// Issue 19 point 8: Alice's long runs fill her running cap (by default one below the
+/// four slots) and her next call waits in her queue; Bob's call takes the free slot and
+/// is answered at once, while Alice's runs still hang and her queued call has not
+/// started. Without the cap Bob waited behind Alice's runs for their whole timeout.
+#[tokio::test]
+async fn one_principals_long_runs_leave_a_run_slot_for_another() -> Result<()> {
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", TOKENS),
+    ])
+    .await?;
+    let alice = Arc::new(http_client(&server.url, Some("tok-alice")).await?);
+    let bob = http_client(&server.url, Some("tok-bob")).await?;
+    let mut hers = Vec::new();
+    for i in 0..4 {
+        let alice = alice.clone();
+        hers.push(tokio::spawn(async move {
+            call(
+                &alice,
+                json!({"prompt": format!("scenario:hang alice-{i}")}),
+            )
+            .await
+        }));
+    }
+    wait_until(Duration::from_secs(30), || Ok(started(&server)?.len() >= 3)).await?;
+    // Ample time for her fourth call to reach the queue (or, without a cap, the last slot).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let asked = Instant::now();
+    let mine = tokio::time::timeout(
+        Duration::from_secs(20),
+        call(&bob, json!({"prompt": "scenario:ok bob-first"})),
+    )
+    .await
+    .context("Bob's call waited behind Alice's long runs")??;
+    assert_eq!(text(&mine), "fake answer", "{mine:?}");
+    let runs = started(&server)?;
+    assert_eq!(
+        runs.iter().filter(|r| r.contains("alice-")).count(),
+        3,
+        "Alice runs at most her cap: {runs:?}"
+    );
+    assert!(
+        hers.iter().all(|c| !c.is_finished()),
+        "Alice's calls still wait or run"
+    );
+    eprintln!("Bob answered {:?} after asking", asked.elapsed());
+    for call in hers {
         call.abort();
     }
     Ok(())

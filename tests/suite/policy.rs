@@ -202,3 +202,45 @@ async fn the_policy_file_narrows_what_calls_may_do() -> Result<()> {
     server.client.cancel().await?;
     Ok(())
 }
+
+/// Issue 19 point 10: through a symlink in the root, `etc/shadow` was refused as
+/// "outside the roots" but `etc/no-such-file` as "no such file", an oracle for what
+/// exists in `/etc`. Every refusal of a path that crossed a symlink now reads the same,
+/// for `cwd`, `add_dirs` and `images` alike, and nothing is started.
+#[tokio::test]
+async fn a_path_through_a_symlink_is_refused_in_the_same_words_whether_its_target_exists()
+-> Result<()> {
+    let server = spawn_stdio(Options::default()).await?;
+    symlink("/etc", server.root.join("etc"))?;
+    let targets = [
+        "etc/shadow",
+        "etc/passwd",
+        "etc/no-such-file",
+        "etc/no/such",
+    ];
+    for (param, make) in [
+        (
+            "cwd",
+            (|p: &str| json!({"prompt": "p", "cwd": p})) as fn(&str) -> Value,
+        ),
+        ("add_dirs[0]", |p| json!({"prompt": "p", "add_dirs": [p]})),
+        ("images[0]", |p| json!({"prompt": "p", "images": [p]})),
+    ] {
+        let mut said = std::collections::BTreeSet::new();
+        for target in targets {
+            let r = call(&server.client, make(target)).await?;
+            assert_eq!(r.is_error, Some(true), "{param} {target}: {r:?}");
+            let t = text(&r);
+            let prefix = format!("refused by policy: {param} = {target:?}: ");
+            let rest = t
+                .strip_prefix(&prefix)
+                .ok_or_else(|| anyhow::anyhow!("{t}"))?;
+            assert!(rest.contains("outside the allowed roots"), "{t}");
+            said.insert(rest.to_owned());
+        }
+        assert_eq!(said.len(), 1, "{param}: {said:?}");
+    }
+    assert!(recorded(&server.record)?.is_empty(), "Codex was spawned");
+    server.client.cancel().await?;
+    Ok(())
+}
