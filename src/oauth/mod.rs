@@ -26,7 +26,9 @@
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
+pub mod isolation;
 pub mod limits;
+pub mod live;
 pub mod pages;
 pub mod password;
 pub mod redirect;
@@ -44,7 +46,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine as _;
-use futures::future::BoxFuture;
 
 use self::authorize::Pending;
 use self::cimd::CimdFetcher;
@@ -53,7 +54,6 @@ use self::password::PasswordHashFile;
 use self::signing::SigningKey;
 use self::store::Store;
 use crate::http::HttpSettings;
-use crate::http::auth::GrantCheck;
 use crate::metrics::{OAuthEvent, metrics};
 
 /// Why the authorization server cannot start.
@@ -171,13 +171,16 @@ impl AuthorizationServer {
 
     /// Make the MCP endpoint accept this server's tokens: its key joins the verifier's
     /// keys (the issuer and audience are already the base URL and the resource), and
-    /// revoked grants are refused at once.
+    /// only tokens it could have minted are honoured (a live grant, its lifetime).
     pub fn attach(&self, http: &mut HttpSettings) -> Result<(), OAuthError> {
         let key = self.inner.key.verification_key().map_err(OAuthError::Key)?;
         if let Some(auth) = http.auth.as_mut() {
             auth.jwt_keys.push(key);
         }
-        http.grant_check = Some(Arc::new(StoreGrants(self.inner.store.clone())));
+        http.grant_check = Some(Arc::new(live::StoreGrants {
+            store: self.inner.store.clone(),
+            access_ttl: self.inner.settings.access_ttl,
+        }));
         Ok(())
     }
 
@@ -277,27 +280,6 @@ impl AuthorizationServer {
 /// The state could not be read or written (logged where it happened).
 #[derive(Debug, Clone, Copy)]
 pub struct Broken;
-
-/// The revocation list the MCP endpoint consults: the store's grants.
-#[derive(Debug)]
-struct StoreGrants(Store);
-
-impl GrantCheck for StoreGrants {
-    fn revoked(&self, grant: String) -> BoxFuture<'static, bool> {
-        let store = self.0.clone();
-        Box::pin(async move {
-            match tokio::task::spawn_blocking(move || store.grant_revoked(&grant)).await {
-                Ok(Ok(revoked)) => revoked,
-                Ok(Err(e)) => {
-                    // Fail closed: a token whose grant cannot be checked is not honoured.
-                    tracing::error!(error = %e, "cannot read the grant's state; refusing the token");
-                    true
-                }
-                Err(_) => true,
-            }
-        })
-    }
-}
 
 /// The caller's address for the per-address limits: what a trusted proxy reports, else
 /// the peer (the unspecified address if neither is known: one shared bucket).
