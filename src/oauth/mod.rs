@@ -76,14 +76,24 @@ pub enum OAuthError {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// The built-in authorization server, if `TWOBOT_OAUTH_BUILTIN=true`: validated, opened,
-/// attached to the MCP endpoint's verifier; its routes for the HTTP router.
-pub fn install(
+/// The built-in authorization server's settings, if `TWOBOT_OAUTH_BUILTIN=true`,
+/// validated without writing anything: called before the state directory is touched, so
+/// a refused set-up (Codex able to read the signing key, say) leaves no state behind.
+pub fn prepare(
     config: &crate::config::Config,
+    http: &HttpSettings,
+) -> Result<Option<OAuthSettings>, OAuthError> {
+    Ok(OAuthSettings::new(config, http)?)
+}
+
+/// The built-in authorization server from [`prepare`]'s settings: opened, attached to
+/// the MCP endpoint's verifier; its routes for the HTTP router.
+pub fn install(
+    settings: Option<OAuthSettings>,
     http: &mut HttpSettings,
     audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Result<Option<Router>, OAuthError> {
-    let Some(settings) = OAuthSettings::new(config, http)? else {
+    let Some(settings) = settings else {
         return Ok(None);
     };
     let server = AuthorizationServer::open(settings, audit)?;
