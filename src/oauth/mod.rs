@@ -21,7 +21,9 @@
 //! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `client_auth.rs` (client credentials, the OAuth error), `register.rs`
 //! (metadata, JWKS, registration); what persists in `store.rs`, the key in `signing.rs`,
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
-//! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`.
+//! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`, which
+//! of the key's tokens are honoured in `live.rs`, and whether Codex can read the state
+//! directory (refused at start) in `isolation.rs`.
 
 pub mod authorize;
 pub mod cimd;
@@ -217,9 +219,9 @@ impl AuthorizationServer {
         machine.merge(pages).with_state(self.clone())
     }
 
-    /// Every hour: forget expired codes, tokens and dead grants, and registrations
-    /// nobody signed in for within a day, so open registration cannot grow the file
-    /// without bound. Runs until the runtime ends.
+    /// Every hour: forget expired codes, tokens and dead grants, and clients (registered
+    /// or consented metadata documents) nobody completed a sign-in for within a day, so
+    /// the file cannot grow without bound. Runs until the runtime ends.
     fn spawn_housekeeping(&self) {
         let server = self.clone();
         tokio::spawn(async move {

@@ -352,16 +352,6 @@ fn pruning_deletes_old_clients_of_either_kind_that_never_got_a_grant() {
 }
 
 #[test]
-fn deleting_a_client_takes_its_grants_along() {
-    let store = signed_in();
-    assert!(!store.grant_revoked("g1").unwrap());
-    assert!(store.delete_client("c1").unwrap());
-    assert!(store.client("c1").unwrap().is_none());
-    assert!(store.grant_revoked("g1").unwrap(), "its grant is gone");
-    assert!(!store.delete_client("c1").unwrap(), "already gone");
-}
-
-#[test]
 fn a_client_id_registers_once_and_a_metadata_document_refresh_keeps_its_grants() {
     let store = signed_in();
     assert!(
