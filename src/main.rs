@@ -282,11 +282,19 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     config.log_effective();
+    // Before the job stack opens the state directory: a refused set-up writes nothing.
+    let oauth = match twobot::oauth::prepare(config, &settings) {
+        Ok(oauth) => oauth,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let Some(runs) = job_stack(config, &signal).await else {
         return ExitCode::from(2);
     };
     let audit = runs.observer().audit().cloned();
-    let authorization = match twobot::oauth::install(config, &mut settings, audit) {
+    let authorization = match twobot::oauth::install(oauth, &mut settings, audit) {
         Ok(routes) => routes,
         Err(e) => {
             eprintln!("error: {e}");

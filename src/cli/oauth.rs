@@ -1,5 +1,6 @@
-//! `2bot-mcp oauth list` and `2bot-mcp oauth revoke <client|all>`: the operator's view of
-//! the built-in authorization server's state, and the brake on it, usable while the server
+//! `2bot-mcp oauth list`, `oauth revoke <client|all>` and `oauth delete-client <client>`:
+//! the operator's view of the built-in authorization server's state, the brake on it, and
+//! the broom (a client that should not be there at all), usable while the server
 //! runs (the store's transactions make the two safe together). They need only the state
 //! directory, so they run before the configuration is loaded and validated.
 
@@ -60,6 +61,7 @@ pub fn run(command: &OauthCommand, state_dir: Option<&Path>) -> ExitCode {
         OauthCommand::HashPassword => return crate::cli::hash_password::run(),
         OauthCommand::List => list(state_dir, now()),
         OauthCommand::Revoke { target } => revoke(state_dir, target, now()),
+        OauthCommand::DeleteClient { client_id } => delete_client(state_dir, client_id),
     };
     match outcome {
         Ok(text) => {
@@ -69,6 +71,7 @@ pub fn run(command: &OauthCommand, state_dir: Option<&Path>) -> ExitCode {
         Err(e) => {
             let verb = match command {
                 OauthCommand::Revoke { .. } => "revoke",
+                OauthCommand::DeleteClient { .. } => "delete-client",
                 _ => "list",
             };
             eprintln!("error: oauth {verb}: {e}");
@@ -127,6 +130,28 @@ pub fn revoke(state_dir: Option<&Path>, target: &str, now: i64) -> Result<String
             "revoked {ended} grant(s) of {whose}: their refresh tokens stop working now, their access tokens at their next use\n"
         )
     })
+}
+
+/// `oauth delete-client <client>`: the client, its grants, codes and refresh tokens go.
+pub fn delete_client(state_dir: Option<&Path>, id: &str) -> Result<String, OauthCliError> {
+    let (store, db) = open(state_dir)?;
+    let failed = |source| OauthCliError::Store {
+        db: db.display().to_string(),
+        source,
+    };
+    let unknown = || OauthCliError::UnknownClient {
+        id: id.to_owned(),
+        db: db.display().to_string(),
+    };
+    let client = store.client(id).map_err(failed)?.ok_or_else(unknown)?;
+    if !store.delete_client(&client.id).map_err(failed)? {
+        return Err(unknown());
+    }
+    Ok(format!(
+        "deleted client {} ({}) with its grants: its refresh tokens stop working now, its access tokens at their next use\n",
+        shown(&client.id),
+        shown(&client.name)
+    ))
 }
 
 /// The store in `state_dir`, without creating one where there is none.

@@ -210,6 +210,11 @@ pub enum OauthCommand {
         /// A client id as `oauth list` shows it, or `all`.
         target: String,
     },
+    /// Delete one client (its client id) with its grants: its tokens stop as with `revoke`, and it must register (or be consented to) again.
+    DeleteClient {
+        /// A client id as `oauth list` shows it.
+        client_id: String,
+    },
 }
 
 /// How each run is isolated (`TWOBOT_RUN_NAMESPACES`; SECURITY.md, "Containment").

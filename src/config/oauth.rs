@@ -37,6 +37,10 @@ pub struct OAuthArgs {
     /// Fetch client metadata documents (CIMD) from loopback and private addresses too; for a closed network or tests only (link-local addresses are never fetched).
     #[arg(long, env = "TWOBOT_OAUTH_CIMD_ALLOW_PRIVATE", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub oauth_cimd_allow_private: bool,
+
+    /// Start the built-in server although Codex can read its state directory (no separate TWOBOT_CODEX_USER): a caller's Codex command can then read the signing key; warned at every start.
+    #[arg(long, env = "TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub oauth_allow_shared_codex_user: bool,
 }
 
 /// The settings of an external issuer that are set in `http`: with the built-in

@@ -54,7 +54,7 @@ pub struct HttpSettings {
     pub body_read_timeout: Duration,
     /// Authorization servers for the metadata document.
     pub auth_servers: Vec<String>,
-    /// Whether a JWT's grant was revoked (the built-in authorization server's list).
+    /// Whether a verified JWT is live (the built-in authorization server: its grant, its lifetime).
     pub grant_check: Option<std::sync::Arc<dyn auth::GrantCheck>>,
     /// Scopes advertised in the metadata: the required ones, then the policy's `[scopes]`.
     pub scopes: Vec<String>,

@@ -42,6 +42,10 @@ pub struct Pending {
     pub(super) csrf: String,
     pub(super) created: Instant,
     pub(super) signed_in: bool,
+    /// A metadata-document client, fetched and checked but not stored: it is written
+    /// to the store only when the operator consents (so a flood of document URLs at
+    /// this unauthenticated endpoint stores nothing).
+    pub(super) cimd: Option<Client>,
 }
 
 /// Where the code or the error goes: the redirect URI with `params` (and `iss`, RFC 9207).
@@ -199,6 +203,7 @@ pub async fn start(
             ),
         );
     }
+    let cimd = (client.kind == ClientKind::Cimd).then(|| client.clone());
     let pending = Pending {
         client_id: client.id.clone(),
         client_name: client.name,
@@ -210,6 +215,7 @@ pub async fn start(
         csrf: random_token(32),
         created: Instant::now(),
         signed_in: false,
+        cimd,
     };
     let id = random_token(16);
     let csrf = pending.csrf.clone();
@@ -245,7 +251,8 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
         )
     };
     // An https client id is a metadata document URL (registered ids are `c_…`): fetched,
-    // or refused with the rule it breaks, never looked up as something else.
+    // or refused with the rule it breaks, never looked up as something else. Nothing is
+    // stored here: the consent does that.
     if client_id.starts_with("https://") {
         let document = server
             .inner
@@ -253,26 +260,24 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
             .fetch(client_id, &server.settings().redirect_hosts)
             .await
             .map_err(|e| {
+                tracing::info!(client = %client_id, error = %e, "client metadata document refused");
                 pages::error(
                     StatusCode::BAD_REQUEST,
-                    &format!("The client metadata document {client_id} cannot be used: {e}."),
+                    &format!(
+                        "The client metadata document {client_id} cannot be used: {}.",
+                        e.page_reason()
+                    ),
                 )
             })?;
-        let client = Client {
+        return Ok(Client {
             id: client_id.to_owned(),
             kind: ClientKind::Cimd,
             name: document.client_name.clone(),
-            redirect_uris: document.redirect_uris.clone(),
+            redirect_uris: document.redirect_uris,
             auth_method: AuthMethod::None_,
             secret_hash: None,
             created_at: now(),
-        };
-        let stored = client.clone();
-        server
-            .store(move |s| s.upsert_cimd_client(&stored))
-            .await
-            .map_err(|_| broken())?;
-        return Ok(client);
+        });
     }
     let id = client_id.to_owned();
     match server.store(move |s| s.client(&id)).await {

@@ -1,6 +1,8 @@
 //! The authorization server's own limits on guessing and flooding, beside the HTTP
 //! stack's per-address rate limit: failed sign-ins per client address (5 per 15 minutes,
-//! then 429 — checked before the password is, so a locked-out guesser learns nothing),
+//! then 429 — an attempt is reserved before the password is checked, under one lock, so
+//! a locked-out guesser learns nothing and concurrent guesses cannot all slip past a
+//! check that has not yet seen the others' failures),
 //! and dynamic client registrations per address. IPv6 callers are keyed by their /64,
 //! the smallest block one customer usually gets, so rotating addresses in it buys nothing.
 //!
@@ -62,9 +64,37 @@ impl Window {
         }
     }
 
-    /// Count one event (a failed sign-in, a registration) for `ip`.
+    /// Check and count one event for `ip` at once (a sign-in attempt, before its
+    /// verdict): `Err(wait)` if the window is used up, else the event is counted. Two
+    /// callers can never both take the last slot, as they could with `check` then `record`.
+    pub fn reserve(&self, ip: IpAddr, now: Instant) -> Result<(), Duration> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(events) = seen.get_mut(&key(ip)) {
+            while events
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(*t) >= self.window)
+            {
+                events.pop_front();
+            }
+            if let Some(oldest) = events.front()
+                && events.len() >= self.max
+            {
+                return Err(self
+                    .window
+                    .saturating_sub(now.saturating_duration_since(*oldest)));
+            }
+        }
+        self.push(&mut seen, ip, now);
+        Ok(())
+    }
+
+    /// Count one event (a registration) for `ip`.
     pub fn record(&self, ip: IpAddr, now: Instant) {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.push(&mut seen, ip, now);
+    }
+
+    fn push(&self, seen: &mut HashMap<IpAddr, VecDeque<Instant>>, ip: IpAddr, now: Instant) {
         if seen.len() >= MAX_ADDRESSES && !seen.contains_key(&key(ip)) {
             let window = self.window;
             seen.retain(|_, events| {
@@ -137,6 +167,22 @@ mod tests {
             w.check(a, t0 + Duration::from_secs(15 * 60)).is_ok(),
             "aged out"
         );
+    }
+
+    #[test]
+    fn reserving_counts_the_attempt_before_its_verdict_so_the_sixth_of_a_burst_is_refused() {
+        let w = Window::sign_ins();
+        let now = Instant::now();
+        let a = ip("203.0.113.9");
+        let verdicts: Vec<bool> = (0..28).map(|_| w.reserve(a, now).is_ok()).collect();
+        assert_eq!(verdicts.iter().filter(|ok| **ok).count(), 5, "{verdicts:?}");
+        assert!(verdicts[..5].iter().all(|ok| *ok));
+        assert!(
+            w.reserve(ip("203.0.113.10"), now).is_ok(),
+            "another address"
+        );
+        w.clear(a);
+        assert!(w.reserve(a, now).is_ok(), "a right password forgives");
     }
 
     #[test]

@@ -21,12 +21,16 @@
 //! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `client_auth.rs` (client credentials, the OAuth error), `register.rs`
 //! (metadata, JWKS, registration); what persists in `store.rs`, the key in `signing.rs`,
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
-//! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`.
+//! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`, which
+//! of the key's tokens are honoured in `live.rs`, and whether Codex can read the state
+//! directory (refused at start) in `isolation.rs`.
 
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
+pub mod isolation;
 pub mod limits;
+pub mod live;
 pub mod pages;
 pub mod password;
 pub mod redirect;
@@ -44,7 +48,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine as _;
-use futures::future::BoxFuture;
 
 use self::authorize::Pending;
 use self::cimd::CimdFetcher;
@@ -53,7 +56,6 @@ use self::password::PasswordHashFile;
 use self::signing::SigningKey;
 use self::store::Store;
 use crate::http::HttpSettings;
-use crate::http::auth::GrantCheck;
 use crate::metrics::{OAuthEvent, metrics};
 
 /// Why the authorization server cannot start.
@@ -76,14 +78,24 @@ pub enum OAuthError {
     Config(#[from] crate::config::ConfigError),
 }
 
-/// The built-in authorization server, if `TWOBOT_OAUTH_BUILTIN=true`: validated, opened,
-/// attached to the MCP endpoint's verifier; its routes for the HTTP router.
-pub fn install(
+/// The built-in authorization server's settings, if `TWOBOT_OAUTH_BUILTIN=true`,
+/// validated without writing anything: called before the state directory is touched, so
+/// a refused set-up (Codex able to read the signing key, say) leaves no state behind.
+pub fn prepare(
     config: &crate::config::Config,
+    http: &HttpSettings,
+) -> Result<Option<OAuthSettings>, OAuthError> {
+    Ok(OAuthSettings::new(config, http)?)
+}
+
+/// The built-in authorization server from [`prepare`]'s settings: opened, attached to
+/// the MCP endpoint's verifier; its routes for the HTTP router.
+pub fn install(
+    settings: Option<OAuthSettings>,
     http: &mut HttpSettings,
     audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Result<Option<Router>, OAuthError> {
-    let Some(settings) = OAuthSettings::new(config, http)? else {
+    let Some(settings) = settings else {
         return Ok(None);
     };
     let server = AuthorizationServer::open(settings, audit)?;
@@ -171,13 +183,16 @@ impl AuthorizationServer {
 
     /// Make the MCP endpoint accept this server's tokens: its key joins the verifier's
     /// keys (the issuer and audience are already the base URL and the resource), and
-    /// revoked grants are refused at once.
+    /// only tokens it could have minted are honoured (a live grant, its lifetime).
     pub fn attach(&self, http: &mut HttpSettings) -> Result<(), OAuthError> {
         let key = self.inner.key.verification_key().map_err(OAuthError::Key)?;
         if let Some(auth) = http.auth.as_mut() {
             auth.jwt_keys.push(key);
         }
-        http.grant_check = Some(Arc::new(StoreGrants(self.inner.store.clone())));
+        http.grant_check = Some(Arc::new(live::StoreGrants {
+            store: self.inner.store.clone(),
+            access_ttl: self.inner.settings.access_ttl,
+        }));
         Ok(())
     }
 
@@ -204,9 +219,9 @@ impl AuthorizationServer {
         machine.merge(pages).with_state(self.clone())
     }
 
-    /// Every hour: forget expired codes, tokens and dead grants, and registrations
-    /// nobody signed in for within a day, so open registration cannot grow the file
-    /// without bound. Runs until the runtime ends.
+    /// Every hour: forget expired codes, tokens and dead grants, and clients (registered
+    /// or consented metadata documents) nobody completed a sign-in for within a day, so
+    /// the file cannot grow without bound. Runs until the runtime ends.
     fn spawn_housekeeping(&self) {
         let server = self.clone();
         tokio::spawn(async move {
@@ -277,27 +292,6 @@ impl AuthorizationServer {
 /// The state could not be read or written (logged where it happened).
 #[derive(Debug, Clone, Copy)]
 pub struct Broken;
-
-/// The revocation list the MCP endpoint consults: the store's grants.
-#[derive(Debug)]
-struct StoreGrants(Store);
-
-impl GrantCheck for StoreGrants {
-    fn revoked(&self, grant: String) -> BoxFuture<'static, bool> {
-        let store = self.0.clone();
-        Box::pin(async move {
-            match tokio::task::spawn_blocking(move || store.grant_revoked(&grant)).await {
-                Ok(Ok(revoked)) => revoked,
-                Ok(Err(e)) => {
-                    // Fail closed: a token whose grant cannot be checked is not honoured.
-                    tracing::error!(error = %e, "cannot read the grant's state; refusing the token");
-                    true
-                }
-                Err(_) => true,
-            }
-        })
-    }
-}
 
 /// The caller's address for the per-address limits: what a trusted proxy reports, else
 /// the peer (the unspecified address if neither is known: one shared bucket).

@@ -136,7 +136,7 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
             return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
-                "too many registered clients; the operator can remove some with `2bot-mcp oauth revoke`",
+                "too many registered clients; the operator can remove some with `2bot-mcp oauth delete-client`",
             );
         }
         Err(_) => {

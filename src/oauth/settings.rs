@@ -48,6 +48,37 @@ fn invalid(var: &'static str, value: impl Into<String>, reason: impl Into<String
     }
 }
 
+/// Refuse (or, with the opt-in, warn) when Codex could read the state directory and so
+/// the signing key (`isolation.rs` says why). Reads the directory; writes nothing.
+fn codex_kept_out(config: &Config, state_dir: &std::path::Path) -> Result<(), ConfigError> {
+    let reader =
+        config
+            .runner
+            .codex_user
+            .as_ref()
+            .map(|(uid, _, groups)| super::isolation::Reader {
+                uid: *uid,
+                groups: groups.clone(),
+            });
+    let Some(exposure) = super::isolation::current(reader.as_ref(), state_dir) else {
+        return Ok(());
+    };
+    if config.oauth.oauth_allow_shared_codex_user {
+        tracing::warn!(
+            "{exposure}; started anyway because TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true (tokens minted with the key are still refused unless they name a live grant)"
+        );
+        return Ok(());
+    }
+    let value = reader.map(|r| r.uid.to_string()).unwrap_or_default();
+    Err(invalid(
+        "TWOBOT_CODEX_USER",
+        value,
+        format!(
+            "with TWOBOT_OAUTH_BUILTIN=true: {exposure}. Set TWOBOT_CODEX_USER to a separate user that cannot read TWOBOT_STATE_DIR, or accept the risk with TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true"
+        ),
+    ))
+}
+
 impl OAuthSettings {
     /// `None` unless `TWOBOT_OAUTH_BUILTIN=true`; the HTTP settings have already
     /// refused the combinations that conflict with it (no-auth, other issuers).
@@ -116,6 +147,7 @@ impl OAuthSettings {
                 redirect_hosts.push(host);
             }
         }
+        codex_kept_out(config, &state_dir)?;
         let required_scopes = http
             .auth
             .as_ref()

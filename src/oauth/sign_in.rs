@@ -111,9 +111,11 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
         Err(page) => return *page,
     };
     let view = view(&server, &id, &pending);
-    // The limit is checked before the password: a locked-out guesser learns nothing,
-    // not even from a right guess.
-    if let Err(wait) = server.inner.sign_ins.check(form.ip, Instant::now()) {
+    // The attempt is counted before the password is checked, in one step with the
+    // limit's check: a locked-out guesser learns nothing, not even from a right guess,
+    // and a burst of concurrent guesses gets no more checks than the limit allows. Only
+    // a right password forgives (below); nothing is released before the verdict.
+    if let Err(wait) = server.inner.sign_ins.reserve(form.ip, Instant::now()) {
         tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
         server.note(OAuthEvent::sign_in_locked, detail(&pending, form.ip));
         return pages::locked(wait.as_secs());
@@ -132,7 +134,6 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
             .unwrap_or(false)
     };
     if !right {
-        server.inner.sign_ins.record(form.ip, Instant::now());
         server.note(OAuthEvent::sign_in_failed, detail(&pending, form.ip));
         tracing::warn!(ip = %form.ip, client = %pending.client_id, "failed operator sign-in");
         return pages::sign_in(&view.request(&pending.csrf), true);
@@ -224,7 +225,17 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
         scope: ticked.join(" "),
         expires_at: now() + CODE_TTL_SEC,
     };
-    if server.store(move |s| s.insert_code(&row)).await.is_err() {
+    // A metadata-document client is stored now, when the operator has said yes to it.
+    let cimd = pending.cimd.clone();
+    let stored = server
+        .store(move |s| {
+            if let Some(client) = &cimd {
+                s.upsert_cimd_client(client)?;
+            }
+            s.insert_code(&row)
+        })
+        .await;
+    if stored.is_err() {
         return back_to_client(
             &server,
             &pending.redirect_uri,

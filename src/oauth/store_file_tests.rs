@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The store on disk: modes, persistence, schema version, and two connections at once.
+//! The store on disk: modes, persistence, schema version, two connections at once, and
+//! deletes that cascade.
 
 use std::os::unix::fs::PermissionsExt;
 
@@ -142,4 +143,25 @@ fn two_connections_exchanging_the_same_code_at_once_issue_at_most_one_grant() {
         assert!(setup.grant_revoked(&format!("g{round}-0")).unwrap());
         assert!(setup.grant_revoked(&format!("g{round}-1")).unwrap());
     }
+}
+
+#[test]
+fn deleting_a_client_takes_its_grants_along() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        store.insert_client(&dcr("c1")).unwrap();
+        store.insert_client(&dcr("c2")).unwrap();
+        grant(&store, "c1", "g1", "r1");
+        grant(&store, "c2", "g2", "r2");
+        assert!(store.delete_client("c1").unwrap());
+        assert!(!store.delete_client("c1").unwrap(), "already gone");
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert!(store.client("c1").unwrap().is_none());
+    assert!(store.grant_revoked("g1").unwrap(), "its grant is gone");
+    assert!(
+        !store.grant_revoked("g2").unwrap(),
+        "another client's grant stays"
+    );
 }

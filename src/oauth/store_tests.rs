@@ -309,7 +309,7 @@ fn the_listing_shows_every_client_with_only_its_live_grants() {
 }
 
 #[test]
-fn pruning_deletes_only_old_dynamic_clients_that_never_got_a_grant() {
+fn pruning_deletes_old_clients_of_either_kind_that_never_got_a_grant() {
     let store = signed_in();
     store.insert_client(&dcr("unused-old")).unwrap();
     store
@@ -321,19 +321,34 @@ fn pruning_deletes_only_old_dynamic_clients_that_never_got_a_grant() {
     store
         .upsert_cimd_client(&Client {
             kind: ClientKind::Cimd,
-            ..dcr("https://app.example/c.json")
+            ..dcr("https://app.example/old.json")
+        })
+        .unwrap();
+    store
+        .upsert_cimd_client(&Client {
+            kind: ClientKind::Cimd,
+            created_at: NOW + 100,
+            ..dcr("https://app.example/new.json")
         })
         .unwrap();
     store.insert_client(&dcr("revoked")).unwrap();
     grant(&store, "revoked", "g9", "r9");
     store.revoke_client("revoked", "test", NOW).unwrap();
+    assert_eq!(store.count_clients().unwrap(), 4, "documents do not count");
 
-    assert_eq!(store.prune_unused_clients(NOW + 50).unwrap(), 1);
-    assert!(store.client("unused-old").unwrap().is_none());
-    for kept in ["c1", "unused-new", "https://app.example/c.json", "revoked"] {
+    assert_eq!(store.prune_unused_clients(NOW + 50).unwrap(), 2);
+    for gone in ["unused-old", "https://app.example/old.json"] {
+        assert!(store.client(gone).unwrap().is_none(), "{gone} was kept");
+    }
+    for kept in [
+        "c1",
+        "unused-new",
+        "https://app.example/new.json",
+        "revoked",
+    ] {
         assert!(store.client(kept).unwrap().is_some(), "{kept} was pruned");
     }
-    assert_eq!(store.count_clients().unwrap(), 4);
+    assert_eq!(store.count_clients().unwrap(), 3);
 }
 
 #[test]

@@ -102,6 +102,9 @@ impl Builtin {
                 dir.path().join("state").display().to_string(),
             ),
             ("TWOBOT_POLICY_FILE", policy.display().to_string()),
+            // Tests run as root with no Codex user of its own: accept that by name (a
+            // test that sets TWOBOT_CODEX_USER overrides it with `extra`).
+            ("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER", "true".into()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))

@@ -42,7 +42,8 @@ fn builtin() -> Result<Setup> {
         .with("TWOBOT_AUTH_TOKENS", "ops:tok-ops-static-secret")
         .with("TWOBOT_OAUTH_BUILTIN", "true")
         .with("TWOBOT_BASE_URL", "https://mcp.example.com")
-        .with("TWOBOT_OAUTH_PASSWORD_FILE", password.display().to_string()))
+        .with("TWOBOT_OAUTH_PASSWORD_FILE", password.display().to_string())
+        .with("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER", "true"))
 }
 
 /// A P-256 key in PKCS#8 PEM, as the server writes `oauth-signing-key.pem`.
@@ -85,9 +86,11 @@ async fn doctor_checks_the_builtin_authorization_server_one_line_each() -> Resul
     let (code, out, _) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(0), "{out}");
     assert!(
-        out.contains("[warn] oauth signing key: ") && out.contains("set TWOBOT_CODEX_USER"),
+        out.contains("[warn] oauth codex user: Codex runs as 2Bot's own user")
+            && out.contains("accepted with TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true"),
         "{out}"
     );
+    assert!(out.contains("[ok  ] oauth signing key: "), "{out}");
     // Readable by others: anyone who reads it mints tokens.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
     let (code, out, _) = setup.run(&["doctor"]).await?;
@@ -196,6 +199,7 @@ async fn print_config_shows_the_builtin_settings_and_no_password_hash() -> Resul
         "TWOBOT_OAUTH_ACCESS_TOKEN_TTL_SEC=600  # environment".to_owned(),
         "TWOBOT_OAUTH_REFRESH_TOKEN_TTL_SEC=2592000  # default".to_owned(),
         "TWOBOT_OAUTH_CIMD_ALLOW_PRIVATE=false  # default".to_owned(),
+        "TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true  # environment".to_owned(),
     ] {
         assert!(out.contains(&line), "missing {line:?} in:\n{out}");
     }
@@ -206,5 +210,37 @@ async fn print_config_shows_the_builtin_settings_and_no_password_hash() -> Resul
             "{secret} leaked:\n{out}{err}"
         );
     }
+    Ok(())
+}
+
+/// Codex that can read the state directory (and so the signing key) is a failure naming
+/// both ways out; a separate user shut out of a 0700 directory passes; the opt-in turns
+/// the failure into a warning (issue 19, point 4).
+#[tokio::test]
+async fn doctor_fails_when_codex_can_read_the_builtin_state_directory() -> Result<()> {
+    let setup = builtin()?.without("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER");
+    let state = setup.path("state");
+    write_signing_key(&state, 0o600)?;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700))?;
+    let (code, out, _) = setup.run(&["doctor"]).await?;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("[FAIL] oauth codex user: Codex runs as 2Bot's own user")
+            && out.contains("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true"),
+        "{out}"
+    );
+    let apart = setup.with("TWOBOT_CODEX_USER", "nobody");
+    let (_, out, _) = apart.run(&["doctor"]).await?;
+    assert!(
+        out.contains("[ok  ] oauth codex user: Codex runs as nobody and cannot read"),
+        "{out}"
+    );
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755))?;
+    let (code, out, _) = apart.run(&["doctor"]).await?;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("[FAIL] oauth codex user: TWOBOT_STATE_DIR (mode 755"),
+        "{out}"
+    );
     Ok(())
 }

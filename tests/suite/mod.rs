@@ -17,6 +17,7 @@ mod jwks;
 mod oauth_builtin;
 mod oauth_builtin_attacks;
 mod oauth_builtin_cimd;
+mod oauth_builtin_hostile;
 mod oauth_builtin_ops;
 mod oauth_cimd;
 mod oauth_cli;

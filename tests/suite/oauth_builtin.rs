@@ -295,6 +295,8 @@ async fn the_built_in_server_refuses_to_start_without_its_settings() -> Result<(
         // https: a loopback http base would add its warning line to the refusal.
         ("TWOBOT_BASE_URL", "https://2bot.example.com"),
         ("TWOBOT_OAUTH_PASSWORD_FILE", &password),
+        // Codex runs as root here, like the server (tests run as root).
+        ("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER", "true"),
     ];
     let state = dir.path().join("state").display().to_string();
     let roots = dir.path().display().to_string();
@@ -307,6 +309,7 @@ async fn the_built_in_server_refuses_to_start_without_its_settings() -> Result<(
         ("TWOBOT_OAUTH_PASSWORD_FILE", Some("/nonexistent/password")),
         ("TWOBOT_JWT_ISSUER", Some("https://issuer.example.com")),
         ("TWOBOT_ENABLE_NO_AUTH", Some("true")),
+        ("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER", None),
     ];
     for (variable, value) in cases {
         let mut env: Vec<(String, String)> = good

@@ -1,4 +1,4 @@
-//! `2bot-mcp oauth list` and `2bot-mcp oauth revoke <client|all>`, run as an operator
+//! `2bot-mcp oauth list`, `oauth revoke <client|all>` and `oauth delete-client`, run as an operator
 //! would: the real binary on a state directory seeded through the library's store, with
 //! the database checked afterwards.
 
@@ -201,6 +201,43 @@ async fn oauth_revoke_of_an_unknown_client_fails_and_changes_nothing() -> Result
         "{err}"
     );
     assert!(!store.grant_revoked("g_chatgpt")? && !store.grant_revoked("g_claude")?);
+    Ok(())
+}
+
+/// `oauth delete-client` removes one client and its grants (the other client keeps its
+/// own); an unknown id fails and changes nothing (issue 19, point 6).
+#[tokio::test]
+async fn oauth_delete_client_removes_one_client_and_its_grants() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let store = seeded(dir.path())?;
+    let claude = "https://claude.ai/oauth/mcp-oauth-client-metadata";
+    let (code, out, err) = oauth(dir.path(), &["delete-client", claude]).await?;
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(
+        out.starts_with(&format!("deleted client {claude} (Claude) with its grants")),
+        "{out}"
+    );
+    assert!(store.client(claude)?.is_none());
+    assert!(store.grant_revoked("g_claude")?, "its grant is gone");
+    assert!(
+        !store.grant_revoked("g_chatgpt")?,
+        "the other client's grant"
+    );
+    let (_, listed, _) = oauth(dir.path(), &["list"]).await?;
+    assert!(
+        !listed.contains(claude) && listed.contains("ChatGPT"),
+        "{listed}"
+    );
+
+    let (code, out, err) = oauth(dir.path(), &["delete-client", claude]).await?;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        err.starts_with(&format!(
+            "error: oauth delete-client: no client \"{claude}\" in "
+        )),
+        "{err}"
+    );
+    assert!(store.client("c_chatgpt0000000000000000")?.is_some());
     Ok(())
 }
 

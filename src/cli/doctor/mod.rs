@@ -144,8 +144,7 @@ pub async fn run(cli: Cli) -> Vec<Check> {
     }
 
     report.extend(secret_file_checks(&cli));
-    let codex_apart = cli.codex_user.as_deref().is_some_and(|u| !u.is_empty());
-    let codex_user = cli.codex_user.clone();
+    let codex_user = cli.codex_user.clone().filter(|u| !u.is_empty());
 
     let config = if file.is_some() && roots_ok {
         match Config::load(cli) {
@@ -177,7 +176,7 @@ pub async fn run(cli: Cli) -> Vec<Check> {
     report.extend(codex::codex_checks(&config).await);
     report.push(state_dir_check(&config));
     report.extend(http::http_checks(&config).await);
-    report.extend(oauth::oauth_checks(&config, codex_apart));
+    report.extend(oauth::oauth_checks(&config, codex_user.as_deref()));
     report
 }
 

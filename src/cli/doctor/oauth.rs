@@ -3,7 +3,7 @@
 //! directory and its signing key, the redirect hosts, and no external-issuer setting
 //! beside it. What the server would refuse at start is a failure here; what works but
 //! weakens it (a world-readable hash, an http issuer on loopback, a signing key Codex
-//! can read) is a warning.
+//! can read with TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true) is a warning.
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::Path;
@@ -15,9 +15,9 @@ use crate::oauth::password::PasswordHashFile;
 /// The signing key's file name in the state directory.
 pub use crate::oauth::signing::KEY_FILE as SIGNING_KEY_FILE;
 
-/// Every check of the built-in set-up; one skip line when it is off. `codex_apart`:
-/// Codex runs as a user of its own (`TWOBOT_CODEX_USER`), so it cannot read 2Bot's files.
-pub(super) fn oauth_checks(config: &Config, codex_apart: bool) -> Vec<Check> {
+/// Every check of the built-in set-up; one skip line when it is off. `codex_user`:
+/// `TWOBOT_CODEX_USER`, the user Codex runs as when it is not 2Bot's own.
+pub(super) fn oauth_checks(config: &Config, codex_user: Option<&str>) -> Vec<Check> {
     let args = &config.oauth;
     if !args.oauth_builtin {
         return vec![check(
@@ -45,7 +45,14 @@ pub(super) fn oauth_checks(config: &Config, codex_apart: bool) -> Vec<Check> {
     } else {
         check(Level::Ok, "oauth no-auth", "TWOBOT_ENABLE_NO_AUTH=false")
     });
-    report.extend(state_checks(config.state_dir.as_deref(), codex_apart));
+    report.extend(state_checks(config.state_dir.as_deref()));
+    if let Some(dir) = config.state_dir.as_deref() {
+        report.push(codex_user_check(
+            codex_user,
+            dir,
+            args.oauth_allow_shared_codex_user,
+        ));
+    }
     report.push(redirect_hosts_check(&args.oauth_redirect_hosts));
     report.push(conflicts_check(config));
     report
@@ -113,7 +120,7 @@ fn base_url_check(base: Option<&str>) -> Check {
 
 /// The state directory (required: clients, grants and revocations live there) and the
 /// signing key in it.
-fn state_checks(dir: Option<&Path>, codex_apart: bool) -> Vec<Check> {
+fn state_checks(dir: Option<&Path>) -> Vec<Check> {
     let Some(dir) = dir else {
         return vec![check(
             Level::Fail,
@@ -144,11 +151,11 @@ fn state_checks(dir: Option<&Path>, codex_apart: bool) -> Vec<Check> {
             format!("{} (created at first start)", dir.display()),
         ),
     }];
-    report.push(signing_key_check(&dir.join(SIGNING_KEY_FILE), codex_apart));
+    report.push(signing_key_check(&dir.join(SIGNING_KEY_FILE)));
     report
 }
 
-fn signing_key_check(path: &Path, codex_apart: bool) -> Check {
+fn signing_key_check(path: &Path) -> Check {
     const NAME: &str = "oauth signing key";
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
@@ -188,15 +195,43 @@ fn signing_key_check(path: &Path, codex_apart: bool) -> Check {
                 path.display()
             ),
         ),
-        Ok(()) if !codex_apart => check(
-            Level::Warn,
+        Ok(()) => check(Level::Ok, NAME, format!("{} (ES256, 0600)", path.display())),
+    }
+}
+
+/// Whether Codex can read the state directory (and so the signing key): what the
+/// server refuses at start (`oauth::isolation`), a warning when the operator opted in.
+fn codex_user_check(codex_user: Option<&str>, dir: &Path, opted_in: bool) -> Check {
+    const NAME: &str = "oauth codex user";
+    let reader = match codex_user.map(crate::runner::user::resolve).transpose() {
+        Ok(user) => user.map(|u| crate::oauth::isolation::Reader {
+            uid: u.uid,
+            groups: u.groups,
+        }),
+        Err(e) => return check(Level::Fail, NAME, e.to_string()),
+    };
+    match crate::oauth::isolation::current(reader.as_ref(), dir) {
+        None => check(
+            Level::Ok,
             NAME,
             format!(
-                "{} (0600) is readable by Codex, which runs as 2Bot's own user: a caller's Codex command could read it and mint tokens with any scope; set TWOBOT_CODEX_USER",
-                path.display()
+                "Codex runs as {} and cannot read {}",
+                codex_user.unwrap_or_default(),
+                dir.display()
             ),
         ),
-        Ok(()) => check(Level::Ok, NAME, format!("{} (ES256, 0600)", path.display())),
+        Some(exposure) if opted_in => check(
+            Level::Warn,
+            NAME,
+            format!("{exposure}; accepted with TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true"),
+        ),
+        Some(exposure) => check(
+            Level::Fail,
+            NAME,
+            format!(
+                "{exposure}: the server refuses to start; set TWOBOT_CODEX_USER to a separate user that cannot read TWOBOT_STATE_DIR, or TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER=true to accept the risk"
+            ),
+        ),
     }
 }
 

@@ -31,13 +31,14 @@ use crate::job::Principal;
 use crate::metrics::{AuthFailure, metrics};
 use crate::runs::Observer;
 
-/// Whether the grant a JWT was issued under has been revoked since (the built-in
-/// authorization server's revocation list). Asked after the token verified, for tokens
-/// that carry a grant id (`gid`), so a revoked grant's access tokens stop at their next
-/// use instead of at their expiry.
+/// Whether a verified JWT is one its issuer still stands behind (the built-in
+/// authorization server: a live grant, a lifetime it would have issued). Asked after the
+/// signature and claims verified, for every JWT when set: with the built-in server its key
+/// is the only JWT key, and a token signed with it but not minted by it (the key read from
+/// the state directory) must not pass; a revoked grant's tokens stop at their next use.
 pub trait GrantCheck: Send + Sync + std::fmt::Debug {
-    /// `true` when the grant is revoked or unknown (or its state cannot be read).
-    fn revoked(&self, grant: String) -> BoxFuture<'static, bool>;
+    /// `true` when the token whose payload is `claims` may be honoured.
+    fn live(&self, claims: serde_json::Value) -> BoxFuture<'static, bool>;
 }
 
 /// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
@@ -70,7 +71,7 @@ impl AuthLayer {
         }
     }
 
-    /// Refuse JWTs whose grant `grants` says was revoked.
+    /// Refuse JWTs that `grants` says are not live.
     pub fn with_grant_check(mut self, grants: Option<Arc<dyn GrantCheck>>) -> Self {
         self.grants = grants;
         self
@@ -147,11 +148,16 @@ where
                     result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
                 }
             }
-            if let (Ok(_), Some(grants)) = (&result, &grants)
-                && let Some(grant) = bearer(header.as_ref()).and_then(grant_of)
-                && grants.revoked(grant).await
-            {
-                result = Err(AuthError::Invalid("the token's grant was revoked".into()));
+            if let (Ok(Principal::Authenticated { .. }), Some(grants)) = (&result, &grants) {
+                let live = match bearer(header.as_ref()).and_then(payload_of) {
+                    Some(claims) => grants.live(claims).await,
+                    None => false,
+                };
+                if !live {
+                    result = Err(AuthError::Invalid(
+                        "not a live token of the built-in authorization server (no such grant, revoked, or a lifetime it never issues)".into(),
+                    ));
+                }
             }
             match result {
                 Ok(principal) => {
@@ -186,16 +192,15 @@ where
     }
 }
 
-/// The grant id (`gid`) of a JWT that already verified; `None` for static tokens and
-/// JWTs without one.
-fn grant_of(token: &str) -> Option<String> {
+/// The payload of a JWT that already verified (`None` if it cannot be read, which
+/// refuses the token).
+fn payload_of(token: &str) -> Option<serde_json::Value> {
     use base64::Engine as _;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("gid")?.as_str().map(str::to_owned)
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// A refused request that was a `tools/call` is a refused run: it gets its audit record

@@ -1,6 +1,7 @@
 //! Why a client id or its document is refused: one variant per reason, each message a
 //! lower-case sentence specific enough for the client's developer to fix it (the
-//! authorize endpoint shows it on its error page).
+//! authorize endpoint shows it on its error page, less what the network says of the host:
+//! [`CimdError::page_reason`]).
 
 use std::net::IpAddr;
 
@@ -135,4 +136,46 @@ pub enum CimdError {
         /// Every cause.
         reason: String,
     },
+}
+
+impl CimdError {
+    /// What the authorize page may say to whoever opened it: the full message, except for
+    /// the network's view of the host. Whether a name resolves, and to what kind of
+    /// address, would let any visitor map the server's network, so those refusals share
+    /// one reason (the operator's log has the details).
+    pub fn page_reason(&self) -> String {
+        match self {
+            Self::Resolve { .. } | Self::Forbidden { .. } | Self::Request { .. } => {
+                "its host cannot be fetched from (it does not resolve to a public address, or the connection failed; the server's log says which)".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_reason_never_names_what_a_host_resolves_to() {
+        let forbidden = CimdError::Forbidden {
+            host: "intranet.example".into(),
+            ip: "10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            reason: "a private address",
+            hint: " (TWOBOT_OAUTH_CIMD_ALLOW_PRIVATE=true allows it on a closed network)",
+        };
+        let resolve = CimdError::Resolve {
+            host: "intranet.example".into(),
+            reason: "no such host".into(),
+        };
+        assert_eq!(forbidden.page_reason(), resolve.page_reason());
+        for secret in ["10.1.2.3", "private", "no such host", "ALLOW_PRIVATE"] {
+            assert!(!forbidden.page_reason().contains(secret), "{secret}");
+        }
+        assert_eq!(
+            CimdError::TooLarge.page_reason(),
+            CimdError::TooLarge.to_string()
+        );
+    }
 }

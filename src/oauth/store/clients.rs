@@ -52,23 +52,37 @@ impl Store {
         Ok(self.conn().query_row(&sql, [id], client_row).optional()?)
     }
 
-    /// How many clients are registered (the bound on open registration reads it).
+    /// How many clients dynamic registration made (the bound on open registration reads
+    /// it). Metadata-document clients do not count: they are stored only when the operator
+    /// consents, so strangers cannot fill the bound with them.
     pub fn count_clients(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn()
-            .query_row("SELECT COUNT(*) FROM clients", [], |r| r.get(0))?;
+        let n: i64 =
+            self.conn()
+                .query_row("SELECT COUNT(*) FROM clients WHERE kind = 'dcr'", [], |r| {
+                    r.get(0)
+                })?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Delete DCR clients registered before `registered_before` that never got a grant
-    /// (registrations nobody signed in for); returns how many.
+    /// Delete clients last registered or fetched before `registered_before` that have no
+    /// grant (registrations nobody signed in for, documents whose code was never traded);
+    /// returns how many.
     pub fn prune_unused_clients(&self, registered_before: i64) -> Result<u64, StoreError> {
         let deleted = self.conn().execute(
-            "DELETE FROM clients WHERE kind = 'dcr' AND created_at < ?1
+            "DELETE FROM clients WHERE COALESCE(fetched_at, created_at) < ?1
              AND NOT EXISTS (SELECT 1 FROM grants WHERE grants.client_id = clients.id)",
             [registered_before],
         )?;
         Ok(count(deleted))
+    }
+
+    /// Delete a client with its grants, codes and refresh tokens (its access tokens stop
+    /// at their next use: their grant is gone); `false` if there was no such client.
+    pub fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM clients WHERE id = ?1", [id])?
+            > 0)
     }
 
     /// Every client, oldest first, each with its live grants (see [`GrantListing`]).
