@@ -721,7 +721,9 @@ async fn five_hundred_concurrent_calls_are_bounded_and_leave_nothing_behind() ->
         "every call is answered or busy: {:?}",
         other.first()
     );
-    assert!((12..=60).contains(&answered), "answered {answered}");
+    // One caller: its 3 running slots (TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL, one
+    // below the global 4) plus its 8 queue places at least, then what frees up meanwhile.
+    assert!((11..=60).contains(&answered), "answered {answered}");
     assert_eq!(answered + busy, 500);
     let runs = recorded(&server.record)?.len();
     assert_eq!(runs, answered, "only admitted calls started Codex");
