@@ -40,6 +40,36 @@ async fn connect_from(server: &HttpServer, last: u8) -> Result<TcpStream> {
         .await?)
 }
 
+/// POST `body` to `/mcp` with a bearer token on a fresh connection from 127.0.0.`last`,
+/// as a flooder does: the whole request is written whether or not the server has
+/// answered already (a refusal before the body is read may reset the connection under
+/// the writer), then the answer's status is read.
+async fn raw_post(server: &HttpServer, last: u8, token: &str, body: &str) -> Result<u16> {
+    let mut stream = connect_from(server, last).await?;
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read).await?;
+    let text = String::from_utf8_lossy(&answer);
+    text.strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no status line in {text:?}"))
+}
+
 fn lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -70,16 +100,12 @@ async fn an_unauthenticated_flood_is_mostly_429_and_leaves_the_audit_log_small()
     let call = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
         "params": {"name": "run_codex_prompt",
                    "arguments": {"prompt": "let me in", "cwd": format!("/{big}"), "model": big}}});
-    let attacker = from(2)?;
+    let call = call.to_string();
     let started = Instant::now();
     let (mut limited, mut unauthorized) = (0u32, 0u64);
     for _ in 0..300 {
-        let status = post_from(&attacker, &server.url, &call)
-            .bearer_auth("not-a-token")
-            .send()
-            .await?
-            .status();
-        match status.as_u16() {
+        let status = raw_post(&server, 2, "not-a-token", &call).await?;
+        match status {
             429 => limited += 1,
             401 => unauthorized += 1,
             other => anyhow::bail!("unexpected {other}"),
@@ -227,7 +253,7 @@ async fn a_spoofed_x_forwarded_for_does_not_change_the_address_key() -> Result<(
         ("TWOBOT_ADDRESS_RATE_BURST", "3"),
     ])
     .await?;
-    let health = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let health = initialize_body();
     let send = |client: reqwest::Client, xff: Option<String>| {
         let url = server.url.clone();
         let body = health.clone();
@@ -274,7 +300,7 @@ async fn no_auth_with_a_public_allowed_host_or_origin_refuses_to_start_unless_op
         ("TWOBOT_ALLOWED_ORIGINS", "https://chatgpt.com"),
     ] {
         for args in [&[][..], &["doctor"][..]] {
-            let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
+            let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
                 .args(args)
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -283,8 +309,11 @@ async fn no_auth_with_a_public_allowed_host_or_origin_refuses_to_start_unless_op
                 .env("CODEX_BIN", fake_codex())
                 .env(var, value)
                 .stdin(std::process::Stdio::null())
-                .output()
-                .await?;
+                .kill_on_drop(true)
+                .output();
+            let out = tokio::time::timeout(Duration::from_secs(30), run)
+                .await
+                .with_context(|| format!("{var}={value} {args:?}: still running after 30 s"))??;
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             if args.is_empty() {
