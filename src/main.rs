@@ -250,7 +250,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         return ExitCode::from(2);
     };
     let audit = runs.observer().audit().cloned();
-    let authorization = match twobot::oauth::install(config, &mut settings, audit.clone()) {
+    let authorization = match twobot::oauth::install(config, &mut settings, audit) {
         Ok(routes) => routes,
         Err(e) => {
             eprintln!("error: {e}");
@@ -265,6 +265,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         ..Shutdown::default()
     };
     let tracker = runs.tracker();
+    let audit = runs.observer().audit().cloned();
     let app = router(&settings, runs, &shutdown, authorization);
     // The one line on stdout in http mode: where to connect.
     println!(
