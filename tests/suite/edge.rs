@@ -200,8 +200,10 @@ async fn trickling_sockets_from_one_address_leave_connections_for_another() -> R
         ("TWOBOT_MAX_CONNECTIONS", "40"),
         ("TWOBOT_HEADER_READ_TIMEOUT_SEC", "60"),
         ("TWOBOT_LOG_LEVEL", "info"),
+        ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
     ])
     .await?;
+    let metrics = metrics_url(&server.log).await?;
     let mut trickling = Vec::new();
     for _ in 0..45 {
         let mut s = connect_from(&server, 2).await?;
@@ -238,6 +240,15 @@ async fn trickling_sockets_from_one_address_leave_connections_for_another() -> R
     }
     let ok = statuses.iter().filter(|s| **s == 200).count();
     assert_eq!(ok, 50, "{statuses:?}");
+    let exposition = reqwest::get(&metrics).await?.text().await?;
+    let refused = sample(
+        &exposition,
+        r#"twobot_address_refusals_total{limit="connections"}"#,
+    );
+    assert!(
+        refused >= 14.0,
+        "13 trickling and 1 whole request over the cap: {refused}"
+    );
     // The trickling sockets are still open (they were neither served nor dropped).
     drop(trickling);
     Ok(())
@@ -346,6 +357,45 @@ async fn no_auth_with_a_public_allowed_host_or_origin_refuses_to_start_unless_op
     assert!(
         log.contains("WITHOUT AUTH") && log.contains("TWOBOT_ALLOWED_HOSTS"),
         "{log}"
+    );
+    Ok(())
+}
+
+/// `doctor` says whose forwarding headers are read, and warns in the proxy layout (bound
+/// to loopback, public base URL) when none are: every caller would share one budget.
+#[tokio::test]
+async fn doctor_names_the_trusted_proxies_and_warns_behind_a_proxy_without_them() -> Result<()> {
+    let doctor = |extra: Option<(&'static str, &'static str)>| async move {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+        cmd.arg("doctor")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TWOBOT_TRANSPORT", "http")
+            .env("TWOBOT_PORT", "0")
+            .env("CODEX_BIN", fake_codex())
+            .env("TWOBOT_ENABLE_NO_AUTH", "false")
+            .env("TWOBOT_AUTH_TOKENS", "alice:tok-alice")
+            .env("TWOBOT_BASE_URL", "https://mcp.example.com")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if let Some((k, v)) = extra {
+            cmd.env(k, v);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(60), cmd.output()).await??;
+        anyhow::Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let none = doctor(None).await?;
+    assert!(
+        none.lines()
+            .any(|l| l.starts_with("[warn] proxies:") && l.contains("TWOBOT_TRUSTED_PROXIES")),
+        "{none}"
+    );
+    let trusted = doctor(Some(("TWOBOT_TRUSTED_PROXIES", "127.0.0.1"))).await?;
+    assert!(
+        trusted
+            .lines()
+            .any(|l| l.starts_with("[ok  ] proxies:") && l.contains("127.0.0.1/32")),
+        "{trusted}"
     );
     Ok(())
 }
