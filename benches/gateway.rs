@@ -134,6 +134,9 @@ fn http_env(cost: &str) -> Vec<(String, String)> {
         ("TWOBOT_AUTH_TOKENS".into(), TOKEN.into()),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE".into(), "10000000".into()),
         ("TWOBOT_RATE_LIMIT_BURST".into(), "1000000".into()),
+        ("TWOBOT_ADDRESS_RATE_PER_MINUTE".into(), "10000000".into()),
+        ("TWOBOT_ADDRESS_RATE_BURST".into(), "1000000".into()),
+        ("TWOBOT_MAX_CONNECTIONS_PER_ADDRESS".into(), "100000".into()),
     ]);
     env
 }
@@ -244,6 +247,9 @@ async fn builtin_oauth(clients: usize, for_how_long: Duration, flows: usize) -> 
         ("TWOBOT_LOG_LEVEL", "info"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "10000000"),
         ("TWOBOT_RATE_LIMIT_BURST", "1000000"),
+        ("TWOBOT_ADDRESS_RATE_PER_MINUTE", "10000000"),
+        ("TWOBOT_ADDRESS_RATE_BURST", "1000000"),
+        ("TWOBOT_MAX_CONNECTIONS_PER_ADDRESS", "100000"),
     ])
     .await?;
     let mut samples = Vec::with_capacity(flows);

@@ -88,6 +88,8 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// Whether audit records keep prompts in full.
     pub audit_prompts: bool,
+    /// The audit log's size bound and summary interval.
+    pub audit_limits: crate::audit::AuditLimits,
     /// Where `/metrics` is served, if anywhere.
     pub metrics_addr: Option<std::net::SocketAddr>,
 }
@@ -246,6 +248,11 @@ impl Config {
             },
             audit_log: cli.audit_log,
             audit_prompts: cli.audit_prompts,
+            audit_limits: crate::audit::AuditLimits {
+                max_bytes: cli.audit_max_bytes,
+                keep: cli.audit_keep,
+                summary_every: std::time::Duration::from_secs(cli.audit_summary_sec),
+            },
             metrics_addr: cli.metrics_addr,
         })
     }

@@ -12,8 +12,9 @@
 //!   registration (DCR, CIMD), the operator's sign-in and consent pages, the token
 //!   endpoint, its SQLite state and signing key; its tokens are checked by `http::auth`.
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
-//!   each layer in its own file (origin, auth, rate limit, in flight, sessions, body
-//!   checks), every refusal rendered by `http::rescue` in one body shape.
+//!   each layer in its own file (per-address limit, origin, auth, rate limit, in flight,
+//!   sessions, body checks), connections capped in all and per address in `http::server`,
+//!   every refusal rendered by `http::rescue` in one body shape.
 //! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
 //!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling,
 //!   and the run card (MCP Apps).
@@ -37,7 +38,7 @@
 //! # Request path
 //!
 //! ```text
-//! stdio ──────────────┐   http: request id → trace → body deadline, limit → Host/Origin → auth
+//! stdio ──────────────┐   http: request id → trace → body deadline, limit → per address → Host/Origin → auth
 //!                     │         → rate limit → in flight → session guard → JSON body check
 //!                     ▼                                    │
 //!   mcp::TwoBot: caller + arguments → RunRequest  ◀────────┘

@@ -210,17 +210,19 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
         }
     };
     let audit = match &config.audit_log {
-        Some(path) => match twobot::audit::AuditLog::open(path, config.audit_prompts) {
-            Ok(log) => {
-                let log = std::sync::Arc::new(log);
-                reopen_on_sighup(log.clone());
-                Some(log)
+        Some(path) => {
+            match twobot::audit::AuditLog::open(path, config.audit_prompts, config.audit_limits) {
+                Ok(log) => {
+                    let log = std::sync::Arc::new(log);
+                    reopen_on_sighup(log.clone());
+                    Some(log)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return None;
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                return None;
-            }
-        },
+        }
         None => None,
     };
     if let Some(addr) = config.metrics_addr {
@@ -309,6 +311,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         ..Shutdown::default()
     };
     let tracker = runs.tracker();
+    let audit = runs.observer().audit().cloned();
     let app = router(&settings, runs, &shutdown, authorization);
     // The one line on stdout in http mode: where to connect.
     println!(
@@ -316,7 +319,12 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         settings.path
     );
     tracing::info!(url = %format!("http://{local}{}", settings.path), public = %settings.resource(), auth = settings.auth.is_some(), "listening");
-    match serve(listener, app, tracker, shutdown, settings.serve_limits()).await {
+    let served = serve(listener, app, tracker, shutdown, settings.serve_limits()).await;
+    if let Some(audit) = &audit {
+        // The last interval's unauthenticated refusals, before the process ends.
+        audit.write_summaries();
+    }
+    match served {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -23,8 +23,9 @@ use prometheus_client::registry::{Registry, Unit};
 mod labels;
 
 pub use self::labels::{
-    AuthFailure, AuthLabels, OAuthEvent, OAuthLabels, OutcomeLabel, PathLabel, ReasonLabels,
-    RefusalReason, RunLabels, StatusLabels, TokenKind, TokenLabels, TransportLabel,
+    AddressLabels, AddressRefusal, AuthFailure, AuthLabels, OAuthEvent, OAuthLabels, OutcomeLabel,
+    PathLabel, ReasonLabels, RefusalReason, RunLabels, StatusLabels, TokenKind, TokenLabels,
+    TransportLabel,
 };
 
 /// Every metric 2Bot keeps.
@@ -47,6 +48,8 @@ pub struct Metrics {
     pub auth_failures: Family<AuthLabels, Counter>,
     /// Requests answered 429 by the rate limiter.
     pub rate_limited: Counter,
+    /// Requests and connections refused by a per-address limit, before auth.
+    pub address_refusals: Family<AddressLabels, Counter>,
     /// Live MCP sessions (Streamable HTTP).
     pub sessions_active: Gauge,
     /// Tokens Codex reported, by kind.
@@ -108,6 +111,15 @@ impl Metrics {
             "Requests refused by the rate limiter (429)",
             rate_limited.clone(),
         );
+        let address_refusals = Family::<AddressLabels, Counter>::default();
+        registry.register(
+            "address_refusals",
+            "Requests and connections refused by a per-address limit before auth (429), by limit",
+            address_refusals.clone(),
+        );
+        for limit in [AddressRefusal::requests, AddressRefusal::connections] {
+            let _ = address_refusals.get_or_create(&AddressLabels { limit });
+        }
         let sessions_active = Gauge::default();
         registry.register(
             "sessions_active",
@@ -200,6 +212,7 @@ impl Metrics {
             http_requests,
             auth_failures,
             rate_limited,
+            address_refusals,
             sessions_active,
             codex_tokens,
             audit_write_failures,
@@ -225,6 +238,13 @@ impl Metrics {
     pub fn oauth(&self, event: OAuthEvent) {
         self.oauth_events
             .get_or_create(&OAuthLabels { event })
+            .inc();
+    }
+
+    /// Count a refusal by a per-address limit.
+    pub fn address_refused(&self, limit: AddressRefusal) {
+        self.address_refusals
+            .get_or_create(&AddressLabels { limit })
             .inc();
     }
 

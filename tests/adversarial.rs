@@ -370,6 +370,7 @@ fn raw(url: &str) -> reqwest::RequestBuilder {
 async fn hostile_http_input_is_refused_exactly() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_RATE_LIMIT_BURST", "1000"),
+        ("TWOBOT_ADDRESS_RATE_BURST", "100000"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "1000"),
     ])
     .await?;
@@ -549,6 +550,7 @@ async fn authentication_tricks_are_refused() -> Result<()> {
         ("TWOBOT_AUTH_TOKENS_FILE", &tokens.display().to_string()),
         ("TWOBOT_JWT_SECRET", "an-hs256-secret-of-at-least-32-bytes!"),
         ("TWOBOT_RATE_LIMIT_BURST", "1000"),
+        ("TWOBOT_ADDRESS_RATE_BURST", "100000"),
     ])
     .await?;
     let pid = server.child.id().context("pid")?;
@@ -676,6 +678,9 @@ async fn authentication_tricks_are_refused() -> Result<()> {
 async fn five_hundred_concurrent_calls_are_bounded_and_leave_nothing_behind() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_RATE_LIMIT_BURST", "100000"),
+        ("TWOBOT_ADDRESS_RATE_BURST", "100000"),
+        // 500 connections from one client on purpose: not the per-address cap under test.
+        ("TWOBOT_MAX_CONNECTIONS_PER_ADDRESS", "1024"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "100000"),
     ])
     .await?;
@@ -748,6 +753,10 @@ async fn slow_and_stuck_clients_do_not_hold_the_server() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_HEADER_READ_TIMEOUT_SEC", "2"),
         ("TWOBOT_RATE_LIMIT_BURST", "1000"),
+        ("TWOBOT_ADDRESS_RATE_BURST", "100000"),
+        // The slow clients and the others share 127.0.0.1 here: this is about the header
+        // deadline, not the per-address cap (tests/suite/edge.rs covers that).
+        ("TWOBOT_MAX_CONNECTIONS_PER_ADDRESS", "1024"),
     ])
     .await?;
     let pid = server.child.id().context("pid")?;

@@ -233,6 +233,10 @@ async fn ten_thousand_mixed_requests_leave_no_trace() -> Result<()> {
         // principals stay inside it; "burst" goes far past it.
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "600"),
         ("TWOBOT_RATE_LIMIT_BURST", "400"),
+        // Every principal here connects from 127.0.0.1: one address for all of them.
+        ("TWOBOT_ADDRESS_RATE_PER_MINUTE", "1000000"),
+        ("TWOBOT_ADDRESS_RATE_BURST", "1000000"),
+        ("TWOBOT_MAX_CONNECTIONS_PER_ADDRESS", "1024"),
         // Finished streams stay resumable (and in memory) for 2 s instead of 60, so
         // the comparison below sees the server's state, not a 60 s replay cache.
         ("TWOBOT_SSE_RESUME_SEC", "2"),

@@ -164,6 +164,18 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_AUDIT_PROMPTS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub audit_prompts: bool,
 
+    /// Bytes the audit log may reach before it is rotated (to FILE.1, FILE.2, …); every caller string in it is cut to 256 bytes.
+    #[arg(long, env = "TWOBOT_AUDIT_MAX_BYTES", default_value_t = 100 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(65_536..))]
+    pub audit_max_bytes: u64,
+
+    /// Rotated audit files kept (the oldest is deleted; 0 keeps none): the log takes at most MAX_BYTES × (KEEP + 1).
+    #[arg(long, env = "TWOBOT_AUDIT_KEEP", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub audit_keep: u32,
+
+    /// Seconds between the audit lines that count unauthenticated refusals (one per client address).
+    #[arg(long, env = "TWOBOT_AUDIT_SUMMARY_SEC", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub audit_summary_sec: u64,
+
     /// Serve Prometheus metrics at http://ADDR/metrics on a listener of their own, e.g. 127.0.0.1:9464 [default: off].
     #[arg(long, env = "TWOBOT_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,

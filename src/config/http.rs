@@ -107,9 +107,25 @@ pub struct HttpArgs {
     #[arg(long, env = "TWOBOT_ALLOW_PUBLIC_NO_AUTH", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub allow_public_no_auth: bool,
 
-    /// Trust X-Forwarded-For / Forwarded for the client address (only behind your own proxy).
+    /// Your proxies' addresses (IPs or CIDRs, comma-separated): X-Forwarded-For / Forwarded are read only from these peers, and the client is the right-most address there that is not one of them [default: none, headers ignored].
+    #[arg(long, env = "TWOBOT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+
+    /// Removed: `true` refuses to start (use TWOBOT_TRUSTED_PROXIES with your proxy's address); `false` does nothing.
     #[arg(long, env = "TWOBOT_TRUST_PROXY_HEADERS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub trust_proxy_headers: bool,
+
+    /// Requests per minute per client address, counted before auth (IPv6 by /64); 429 beyond.
+    #[arg(long, env = "TWOBOT_ADDRESS_RATE_PER_MINUTE", default_value_t = 300, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_rate_per_minute: u32,
+
+    /// Requests one client address may send in a burst, before auth.
+    #[arg(long, env = "TWOBOT_ADDRESS_RATE_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_rate_burst: u32,
+
+    /// Most open TCP connections from one client address (IPv6 by /64; TWOBOT_TRUSTED_PROXIES peers exempt); 429 and close beyond.
+    #[arg(long, env = "TWOBOT_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
 
     /// Requests per minute per principal (or client address).
     #[arg(long, env = "TWOBOT_RATE_LIMIT_PER_MINUTE", default_value_t = 120, value_parser = clap::value_parser!(u32).range(1..))]
@@ -139,24 +155,72 @@ fn parse_http_path(s: &str) -> Result<String, String> {
 }
 
 /// Where a server without auth would be reachable from beyond this machine, if anywhere:
-/// a non-loopback bind address, or a base URL whose host is not loopback (the proxy or
-/// tunnel layout, where the server binds 127.0.0.1 and the world reaches it anyway).
-pub fn public_exposure(host: IpAddr, base_url: Option<&str>) -> Option<String> {
+/// a non-loopback bind address, a base URL whose host is not loopback (the proxy or
+/// tunnel layout, where the server binds 127.0.0.1 and the world reaches it anyway), or
+/// a non-loopback allowed host or origin (the same layout, named another way: allowing
+/// `mcp.example.com` says requests for it arrive).
+pub fn public_exposure(
+    host: IpAddr,
+    base_url: Option<&str>,
+    allowed_hosts: &[String],
+    allowed_origins: &[String],
+) -> Option<String> {
     if !host.is_loopback() {
         return Some(format!("the non-loopback address {host}"));
     }
-    let base = base_url?;
-    let uri: http::Uri = base.parse().ok()?;
+    if let Some(base) = base_url
+        && let Some(name) = url_host(base)
+        && !is_loopback_name(&name)
+    {
+        return Some(format!("the public base URL {base} (TWOBOT_BASE_URL)"));
+    }
+    if let Some(h) = allowed_hosts
+        .iter()
+        .map(|h| h.trim())
+        .find(|h| !h.is_empty() && !is_loopback_name(strip_port(h)))
+    {
+        return Some(format!(
+            "the non-loopback allowed host {h} (TWOBOT_ALLOWED_HOSTS)"
+        ));
+    }
+    allowed_origins
+        .iter()
+        .map(|o| o.trim())
+        .find(|o| !o.is_empty() && url_host(o).is_none_or(|name| !is_loopback_name(&name)))
+        .map(|o| format!("the non-loopback allowed origin {o} (TWOBOT_ALLOWED_ORIGINS)"))
+}
+
+/// The host of an absolute URL, without brackets.
+fn url_host(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
     let name = uri.host()?;
-    let name = name.trim_start_matches('[').trim_end_matches(']');
-    let loopback = match name.parse::<IpAddr>() {
+    Some(
+        name.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    )
+}
+
+/// `host` of `host[:port]` or `[v6][:port]`, without brackets.
+fn strip_port(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match authority.rsplit_once(':') {
+        // More than one colon: a bare IPv6 address, no port.
+        Some((h, _)) if !h.contains(':') => h,
+        _ => authority,
+    }
+}
+
+fn is_loopback_name(name: &str) -> bool {
+    match name.parse::<IpAddr>() {
         Ok(ip) => ip.is_loopback(),
         Err(_) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             name == "localhost" || name.ends_with(".localhost")
         }
-    };
-    (!loopback).then(|| format!("the public base URL {base} (TWOBOT_BASE_URL)"))
+    }
 }
 
 #[cfg(test)]
@@ -188,12 +252,71 @@ mod tests {
             (lan, Some("http://127.0.0.1"), Some("192.168.1.5")),
         ];
         for (host, base, expect) in cases {
-            let got = public_exposure(host, base);
+            let got = public_exposure(host, base, &[], &[]);
             match expect {
                 None => assert_eq!(got, None, "{host} {base:?}"),
                 Some(part) => assert!(
                     got.as_deref().is_some_and(|g| g.contains(part)),
                     "{host} {base:?}: {got:?}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn any_non_loopback_allowed_host_or_origin_makes_no_auth_public() {
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let cases: [(Vec<String>, Vec<String>, Option<&str>); 9] = [
+            (
+                v(&["localhost", "127.0.0.1:9000", "[::1]:80", "app.localhost"]),
+                v(&[]),
+                None,
+            ),
+            (
+                v(&[]),
+                v(&[
+                    "http://localhost:6274",
+                    "http://127.0.0.1:3000",
+                    "http://[::1]",
+                ]),
+                None,
+            ),
+            (v(&[""]), v(&[""]), None),
+            (
+                v(&["mcp.example.com"]),
+                v(&[]),
+                Some("mcp.example.com (TWOBOT_ALLOWED_HOSTS)"),
+            ),
+            (
+                v(&["localhost", "10.0.0.5:9000"]),
+                v(&[]),
+                Some("10.0.0.5:9000 (TWOBOT_ALLOWED_HOSTS)"),
+            ),
+            (
+                v(&["localhost.evil.com"]),
+                v(&[]),
+                Some("TWOBOT_ALLOWED_HOSTS"),
+            ),
+            (
+                v(&[]),
+                v(&["https://chatgpt.com"]),
+                Some("https://chatgpt.com (TWOBOT_ALLOWED_ORIGINS)"),
+            ),
+            (
+                v(&[]),
+                v(&["http://localhost.evil.com"]),
+                Some("TWOBOT_ALLOWED_ORIGINS"),
+            ),
+            (v(&[]), v(&["not a url"]), Some("TWOBOT_ALLOWED_ORIGINS")),
+        ];
+        for (hosts, origins, expect) in cases {
+            let got = public_exposure(lo, None, &hosts, &origins);
+            match expect {
+                None => assert_eq!(got, None, "{hosts:?} {origins:?}"),
+                Some(part) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(part)),
+                    "{hosts:?} {origins:?}: {got:?}"
                 ),
             }
         }

@@ -13,25 +13,24 @@
 //!
 //! The quota key is the principal's owner key; in no-auth mode, where every HTTP caller
 //! is the one principal "anonymous", it is `anonymous@<client address>` (the address as
-//! the rate limiter sees it: the peer, or with `TWOBOT_TRUST_PROXY_HEADERS=true` the
-//! proxy's `X-Forwarded-For`), so anonymous clients on different machines get separate
-//! shares. It goes into the request's extensions for the session guard and the job stack.
+//! every per-address limit sees it, `client_addr.rs`: the peer, or what a
+//! `TWOBOT_TRUSTED_PROXIES` proxy reports; IPv6 by /64), so anonymous clients on
+//! different machines get separate shares. It goes into the request's extensions for the session guard and the job stack.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::body::Bytes;
-use axum::extract::ConnectInfo;
 use futures::future::BoxFuture;
 use http::{Request, Response};
 use http_body::Frame;
 use tower::{Layer, Service};
 
-use super::rate_limit::client_ip;
+use super::client_addr::{AddressKey, TrustedProxies, request_client};
 use super::rescue::{self, Rejection};
 use crate::job::{Principal, QuotaKey};
 
@@ -45,7 +44,7 @@ pub struct InflightLayer {
 struct State {
     counts: Mutex<HashMap<QuotaKey, usize>>,
     max: usize,
-    trust_proxy_headers: bool,
+    trusted: TrustedProxies,
 }
 
 impl State {
@@ -59,12 +58,12 @@ impl State {
 
 impl InflightLayer {
     /// At most `max` requests in flight per quota key.
-    pub fn new(max: usize, trust_proxy_headers: bool) -> Self {
+    pub fn new(max: usize, trusted: TrustedProxies) -> Self {
         Self {
             state: Arc::new(State {
                 counts: Mutex::default(),
                 max,
-                trust_proxy_headers,
+                trusted,
             }),
         }
     }
@@ -88,16 +87,11 @@ pub struct Inflight<S> {
 }
 
 /// The quota key of a request: see the module docs.
-pub fn quota_key(
-    principal: Option<&Principal>,
-    peer: Option<SocketAddr>,
-    headers: &http::HeaderMap,
-    trust_proxy_headers: bool,
-) -> QuotaKey {
+pub fn quota_key(principal: Option<&Principal>, client: Option<IpAddr>) -> QuotaKey {
     match principal {
         Some(p) if *p != Principal::Anonymous => QuotaKey::of(p),
-        _ => match client_ip(peer.map(|p| p.ip()), headers, trust_proxy_headers) {
-            Some(ip) => QuotaKey(format!("anonymous@{ip}")),
+        _ => match client {
+            Some(ip) => QuotaKey(format!("anonymous@{}", AddressKey::of(ip))),
             None => QuotaKey::of(&Principal::Anonymous),
         },
     }
@@ -167,12 +161,7 @@ where
         let state = self.state.clone();
         let key = quota_key(
             request.extensions().get::<Principal>(),
-            request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-            request.headers(),
-            state.trust_proxy_headers,
+            request_client(&request, &state.trusted),
         );
         let admitted = {
             let mut counts = state.counts();
@@ -211,13 +200,10 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     #[test]
     fn quotas_key_on_the_principal_and_without_auth_on_the_client_address() {
-        let peer: SocketAddr = "10.0.0.7:5555".parse().unwrap_or_else(|_| unreachable!());
-        let mut proxied = http::HeaderMap::new();
-        proxied.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+        let ip = |s: &str| s.parse::<IpAddr>().ok();
         let token = Principal::Token {
             name: "alice".into(),
         };
@@ -227,46 +213,27 @@ mod tests {
             scopes: vec![],
         };
         let anon = Principal::Anonymous;
-        let empty = http::HeaderMap::new();
-        type Case<'a> = (
-            Option<&'a Principal>,
-            Option<SocketAddr>,
-            &'a http::HeaderMap,
-            bool,
-            &'a str,
-        );
-        let cases: [Case<'_>; 7] = [
-            (Some(&token), Some(peer), &empty, false, "token:alice"),
+        let cases: [(Option<&Principal>, Option<IpAddr>, &str); 6] = [
+            (Some(&token), ip("10.0.0.7"), "token:alice"),
             (
                 Some(&jwt),
-                Some(peer),
-                &proxied,
-                true,
+                ip("203.0.113.9"),
                 r#"jwt-iss-sub:["https://idp","alice"]"#,
             ),
-            (Some(&anon), Some(peer), &empty, false, "anonymous@10.0.0.7"),
+            (Some(&anon), ip("10.0.0.7"), "anonymous@10.0.0.7"),
+            (None, ip("10.0.0.7"), "anonymous@10.0.0.7"),
             (
                 Some(&anon),
-                Some(peer),
-                &proxied,
-                false,
-                "anonymous@10.0.0.7",
+                ip("2001:db8:0:1::5"),
+                "anonymous@2001:db8:0:1::/64",
             ),
-            (
-                Some(&anon),
-                Some(peer),
-                &proxied,
-                true,
-                "anonymous@203.0.113.9",
-            ),
-            (None, Some(peer), &empty, false, "anonymous@10.0.0.7"),
-            (Some(&anon), None, &empty, false, "anonymous"),
+            (Some(&anon), None, "anonymous"),
         ];
-        for (principal, peer, headers, trust, want) in cases {
+        for (principal, client, want) in cases {
             assert_eq!(
-                quota_key(principal, peer, headers, trust).as_str(),
+                quota_key(principal, client).as_str(),
                 want,
-                "{principal:?} {peer:?} trust={trust}"
+                "{principal:?} {client:?}"
             );
         }
     }

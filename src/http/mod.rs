@@ -6,10 +6,12 @@
 //! SetRequestId → Trace → PropagateRequestId → body deadline → body limit   (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
 //!   /.well-known/oauth-authorization-server, /oauth/*: the built-in authorization
-//!         server (TWOBOT_OAUTH_BUILTIN): rate limit → its handlers (crate::oauth);
+//!         server (TWOBOT_OAUTH_BUILTIN): per-address limit → rate limit → its handlers
+//!         (crate::oauth);
 //!         the metadata and the JSON endpoints with CORS (no credentials), the sign-in
 //!         pages without
-//!   /mcp: Host/Origin check → auth → rate limit → in flight per principal → session guard
+//!   /mcp: per-address limit → Host/Origin check → auth → rate limit → in flight per
+//!         principal → session guard
 //!         → JSON body check
 //!         → StreamableHttpService(TwoBot)
 //!              └─ runs: admit (policy → thread owners → run queue) → runner
@@ -18,12 +20,16 @@
 //! Every layer refuses with a [`rescue::Rejection`]; `rescue` alone turns it into a
 //! response, so every refusal has the same body shape.
 //!
+//! Below the router, [`serve`] caps open connections, in all and per client address.
+//!
 //! [`serve`] runs it until shutdown: stop accepting, let running calls finish for the
 //! grace period, kill what is left, close the sessions, return.
 
+pub mod address_limit;
 pub mod auth;
 pub mod body_deadline;
 pub mod body_limit;
+pub mod client_addr;
 pub mod inflight;
 pub mod json_body;
 pub mod origin;
@@ -33,6 +39,7 @@ pub mod server;
 pub mod session;
 mod settings;
 
+pub use self::client_addr::{TrustedProxies, client_ip};
 pub use self::server::{ServeLimits, serve};
 pub use self::settings::{HttpSettings, advertised_scopes};
 
@@ -54,6 +61,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
+use self::address_limit::AddressLimitLayer;
 use self::auth::{AuthLayer, Jwks};
 use self::inflight::InflightLayer;
 use self::rate_limit::RateLimit;
@@ -99,7 +107,7 @@ pub fn router(
     );
     let inflight = InflightLayer::new(
         settings.max_inflight_per_principal,
-        settings.trust_proxy_headers,
+        settings.trusted_proxies.clone(),
     );
     let mcp = {
         let default_timeout = settings.default_timeout_sec;
@@ -127,9 +135,19 @@ pub fn router(
     let rate_limit = RateLimit::new(
         settings.rate_per_minute,
         settings.rate_burst,
-        settings.trust_proxy_headers,
+        settings.trusted_proxies.clone(),
     );
     rate_limit.spawn_pruner(Duration::from_secs(60), shutdown.sessions.clone());
+    let per_address = AddressLimitLayer::new(
+        settings.address_rate_per_minute,
+        settings.address_rate_burst,
+        settings.trusted_proxies.clone(),
+    );
+    per_address.spawn_pruner(Duration::from_secs(60), shutdown.sessions.clone());
+    if let Some(audit) = observer.audit() {
+        // Unauthenticated refusals are counted per address and written once per interval.
+        audit.spawn_summaries(shutdown.sessions.clone());
+    }
     let authenticator = match &settings.auth {
         Some(config) => {
             let jwks = match &config.jwks_url {
@@ -154,7 +172,10 @@ pub fn router(
     };
 
     let mcp_stack = ServiceBuilder::new()
-        // DNS-rebinding protection first: a hostile page gets 403 before anything else.
+        // Every request counts against its client address first, before auth: a flood
+        // without a token is refused before any token check, body read or log line.
+        .layer(per_address.clone())
+        // DNS-rebinding protection: a hostile page gets 403 before auth.
         .layer(ValidateRequestHeaderLayer::custom(
             settings.host_origin.clone(),
         ))
@@ -202,8 +223,12 @@ pub fn router(
     }
     if let Some(authorization) = authorization {
         // Sign-in pages and token requests: no bearer token (they are how one is got),
-        // the same per-address rate limit; their own guessing limits are inside.
-        router = router.merge(authorization.layer(ValidateRequestHeaderLayer::custom(rate_limit)));
+        // the same per-address limits; their own guessing limits are inside.
+        router = router.merge(
+            authorization
+                .layer(ValidateRequestHeaderLayer::custom(rate_limit))
+                .layer(per_address),
+        );
     }
     router.route_service(&settings.path, mcp_stack).layer(
         ServiceBuilder::new()

@@ -1,23 +1,24 @@
 //! Per-caller rate limiting with `governor` (GCRA), keyed by principal, else by client address.
 //!
 //! It sits after auth so an authenticated caller has its own budget wherever it
-//! connects from; anonymous callers are keyed by address (the proxy's `X-Forwarded-For`
-//! / `Forwarded` only with `TWOBOT_TRUST_PROXY_HEADERS=true`, since anyone can send
-//! them). Over the limit: 429 with `Retry-After`. Idle keys are pruned in the
+//! connects from; anonymous callers are keyed by client address (`client_addr.rs`: a
+//! proxy's `X-Forwarded-For` / `Forwarded` only from `TWOBOT_TRUSTED_PROXIES`, since
+//! anyone can send them; IPv6 by /64). Every address also has a budget of its own
+//! before auth (`address_limit.rs`). Over the limit: 429 with `Retry-After`. Idle keys are pruned in the
 //! background so memory stays bounded however many addresses call.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ConnectInfo;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use tower_http::validate_request::ValidateRequest;
 
+use super::client_addr::{AddressKey, TrustedProxies, request_client};
 use super::rescue::{self, Rejection};
 use crate::job::Principal;
 
@@ -25,7 +26,7 @@ use crate::job::Principal;
 #[derive(Clone)]
 pub struct RateLimit {
     limiter: Arc<DefaultKeyedRateLimiter<String>>,
-    trust_proxy_headers: bool,
+    trusted: Arc<TrustedProxies>,
 }
 
 impl std::fmt::Debug for RateLimit {
@@ -38,11 +39,11 @@ impl std::fmt::Debug for RateLimit {
 
 impl RateLimit {
     /// `per_minute` sustained, `burst` at once.
-    pub fn new(per_minute: NonZeroU32, burst: NonZeroU32, trust_proxy_headers: bool) -> Self {
+    pub fn new(per_minute: NonZeroU32, burst: NonZeroU32, trusted: TrustedProxies) -> Self {
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
         Self {
             limiter: Arc::new(RateLimiter::keyed(quota)),
-            trust_proxy_headers,
+            trusted: Arc::new(trusted),
         }
     }
 
@@ -79,79 +80,25 @@ impl RateLimit {
     }
 }
 
-/// The rate-limit key: the principal, else the client address.
-pub fn key_for(
-    principal: Option<&Principal>,
-    peer: Option<IpAddr>,
-    headers: &HeaderMap,
-    trust_proxy: bool,
-) -> String {
+/// The rate-limit key: the principal, else the client address (IPv6 by /64).
+pub fn key_for(principal: Option<&Principal>, client: Option<IpAddr>) -> String {
     match principal {
         // Issuer and subject, as ownership is keyed: `bob` of two issuers is two callers.
         Some(p @ (Principal::Token { .. } | Principal::Authenticated { .. })) => p.owner_key(),
-        _ => match client_ip(peer, headers, trust_proxy) {
-            Some(ip) => format!("ip:{ip}"),
+        _ => match client {
+            Some(ip) => format!("ip:{}", AddressKey::of(ip)),
             None => "ip:unknown".to_owned(),
         },
     }
-}
-
-/// The caller's address: what a trusted proxy reports, else the peer. Every per-client
-/// limit without a principal (rate limit, quotas in no-auth mode) keys on this.
-pub fn client_ip(peer: Option<IpAddr>, headers: &HeaderMap, trust_proxy: bool) -> Option<IpAddr> {
-    trust_proxy
-        .then(|| forwarded_client(headers))
-        .flatten()
-        .or(peer)
-}
-
-/// The client address a trusted proxy reports: the last `X-Forwarded-For` entry
-/// (the one our proxy appended), else the last `Forwarded: for=`.
-pub fn forwarded_client(headers: &HeaderMap) -> Option<IpAddr> {
-    let last_xff = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .rfind(|v| !v.is_empty());
-    if let Some(ip) = last_xff.and_then(parse_ip) {
-        return Some(ip);
-    }
-    headers
-        .get_all(http::header::FORWARDED)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .filter_map(|part| {
-            let (k, v) = part.trim().split_once('=')?;
-            k.eq_ignore_ascii_case("for").then(|| v.trim_matches('"'))
-        })
-        .filter_map(parse_ip)
-        .next_back()
-}
-
-fn parse_ip(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
-    s.parse()
-        .ok()
-        .or_else(|| s.parse::<SocketAddr>().ok().map(|a| a.ip()))
-        .or_else(|| s.trim_start_matches('[').split(']').next()?.parse().ok())
 }
 
 impl<B> ValidateRequest<B> for RateLimit {
     type ResponseBody = Body;
 
     fn validate(&mut self, request: &mut Request<B>) -> Result<(), Response<Body>> {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
         let key = key_for(
             request.extensions().get::<Principal>(),
-            peer,
-            request.headers(),
-            self.trust_proxy_headers,
+            request_client(request, &self.trusted),
         );
         self.check_key(&key).map_err(|wait| {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -168,7 +115,6 @@ impl<B> ValidateRequest<B> for RateLimit {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use http::HeaderValue;
 
     fn nz(n: u32) -> NonZeroU32 {
         NonZeroU32::new(n).unwrap()
@@ -176,7 +122,7 @@ mod tests {
 
     #[test]
     fn a_burst_is_allowed_then_refused_with_a_wait_and_keys_are_independent() {
-        let rl = RateLimit::new(nz(60), nz(3), false);
+        let rl = RateLimit::new(nz(60), nz(3), TrustedProxies::default());
         for _ in 0..3 {
             assert!(rl.check_key("a").is_ok());
         }
@@ -190,7 +136,7 @@ mod tests {
 
     #[test]
     fn pruning_keeps_memory_bounded_under_many_keys() {
-        let rl = RateLimit::new(nz(60_000), nz(1000), false);
+        let rl = RateLimit::new(nz(60_000), nz(1000), TrustedProxies::default());
         for i in 0..10_000 {
             rl.check_key(&format!("ip:{i}")).unwrap();
         }
@@ -201,16 +147,10 @@ mod tests {
     }
 
     #[test]
-    fn principals_key_by_identity_and_anonymous_callers_by_address() {
-        let h = HeaderMap::new();
+    fn principals_key_by_identity_and_anonymous_callers_by_address_or_64() {
         let peer = Some("10.0.0.1".parse().unwrap());
         assert_eq!(
-            key_for(
-                Some(&Principal::Token { name: "ci".into() }),
-                peer,
-                &h,
-                false
-            ),
+            key_for(Some(&Principal::Token { name: "ci".into() }), peer),
             "token:ci"
         );
         assert_eq!(
@@ -220,33 +160,15 @@ mod tests {
                     subject: "bob".into(),
                     scopes: vec![]
                 }),
-                peer,
-                &h,
-                false
+                peer
             ),
             r#"jwt-iss-sub:["https://a.example","bob"]"#
         );
+        assert_eq!(key_for(Some(&Principal::Anonymous), peer), "ip:10.0.0.1");
         assert_eq!(
-            key_for(Some(&Principal::Anonymous), peer, &h, false),
-            "ip:10.0.0.1"
+            key_for(None, Some("2001:db8:0:7::99".parse().unwrap())),
+            "ip:2001:db8:0:7::/64"
         );
-    }
-
-    #[test]
-    fn forwarded_headers_count_only_when_trusted() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("6.6.6.6, 203.0.113.7"),
-        );
-        let peer = Some("127.0.0.1".parse().unwrap());
-        assert_eq!(key_for(None, peer, &h, false), "ip:127.0.0.1");
-        assert_eq!(key_for(None, peer, &h, true), "ip:203.0.113.7");
-        let mut f = HeaderMap::new();
-        f.insert(
-            http::header::FORWARDED,
-            HeaderValue::from_static("for=192.0.2.60;proto=https, for=\"[2001:db8::1]:4711\""),
-        );
-        assert_eq!(forwarded_client(&f), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(key_for(None, None), "ip:unknown");
     }
 }

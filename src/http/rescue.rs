@@ -90,6 +90,23 @@ pub enum Rejection {
         /// Seconds until the next request is admitted (at least 1).
         retry_after_secs: u64,
     },
+    /// The client address is over its request rate (before auth).
+    #[error(
+        "this client address is over its request rate (TWOBOT_ADDRESS_RATE_PER_MINUTE, TWOBOT_ADDRESS_RATE_BURST); retry in {retry_after_secs} s"
+    )]
+    AddressRateLimited {
+        /// Seconds until the next request is admitted (at least 1).
+        retry_after_secs: u64,
+    },
+    /// The client address already holds its share of open connections (answered on
+    /// the raw socket, see `server.rs`).
+    #[error(
+        "this client address already holds {max} open connections (TWOBOT_MAX_CONNECTIONS_PER_ADDRESS); close unused ones, then retry"
+    )]
+    TooManyConnectionsFromAddress {
+        /// `TWOBOT_MAX_CONNECTIONS_PER_ADDRESS`.
+        max: usize,
+    },
     /// The caller already has its share of requests in flight.
     #[error(
         "this caller already has {max} requests or event streams open, its share of the server's connections (TWOBOT_MAX_INFLIGHT_PER_PRINCIPAL); let one finish or close unused streams, then retry"
@@ -175,9 +192,11 @@ impl Rejection {
             | Self::MalformedJson(_)
             | Self::NotOneMessage(_)
             | Self::RequestIdInFlight(_) => StatusCode::BAD_REQUEST,
-            Self::RateLimited { .. } | Self::TooManyInFlight { .. } | Self::SessionQuota { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            Self::RateLimited { .. }
+            | Self::AddressRateLimited { .. }
+            | Self::TooManyConnectionsFromAddress { .. }
+            | Self::TooManyInFlight { .. }
+            | Self::SessionQuota { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::TooManySessions { .. } | Self::TooManyConnections { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -198,6 +217,8 @@ impl Rejection {
             Self::HostNotAllowed(_) => "host_not_allowed",
             Self::OriginNotAllowed(_) => "origin_not_allowed",
             Self::RateLimited { .. } => "rate_limited",
+            Self::AddressRateLimited { .. } => "address_rate_limited",
+            Self::TooManyConnectionsFromAddress { .. } => "too_many_connections_from_address",
             Self::TooManyInFlight { .. } => "too_many_in_flight",
             Self::TooManySessions { .. } => "too_many_sessions",
             Self::SessionQuota { .. } => "session_quota_exceeded",
@@ -242,7 +263,11 @@ impl Rejection {
             | Self::UnacceptableToken { challenge: c, .. }
             | Self::InsufficientScope { challenge: c, .. }
             | Self::RepeatedAuthorization { challenge: c } => challenge(c),
-            Self::RateLimited { retry_after_secs } => vec![retry((*retry_after_secs).max(1))],
+            Self::RateLimited { retry_after_secs }
+            | Self::AddressRateLimited { retry_after_secs } => {
+                vec![retry((*retry_after_secs).max(1))]
+            }
+            Self::TooManyConnectionsFromAddress { .. } => vec![retry(1), close()],
             Self::TooManyInFlight { .. } => vec![retry(5), close()],
             Self::TooManySessions { .. } | Self::SessionQuota { .. } => vec![retry(30)],
             Self::TooManyConnections { .. } => vec![retry(1), close()],

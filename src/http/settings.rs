@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::ServeLimits;
 use super::auth::{self, AuthConfig, JwtKey, parse_tokens};
+use super::client_addr::TrustedProxies;
 use super::origin::HostOriginPolicy;
 use crate::config::{Config, ConfigError};
 
@@ -30,8 +31,14 @@ pub struct HttpSettings {
     pub rate_per_minute: NonZeroU32,
     /// Burst per caller.
     pub rate_burst: NonZeroU32,
-    /// Trust proxy headers for the client address.
-    pub trust_proxy_headers: bool,
+    /// The proxies whose forwarding headers name the client address.
+    pub trusted_proxies: TrustedProxies,
+    /// Requests per minute per client address, before auth.
+    pub address_rate_per_minute: NonZeroU32,
+    /// Burst per client address, before auth.
+    pub address_rate_burst: NonZeroU32,
+    /// Open connections per client address.
+    pub max_connections_per_address: usize,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Idle session lifetime.
@@ -88,7 +95,12 @@ impl HttpSettings {
             .collect();
 
         let public_no_auth = if config.enable_no_auth {
-            crate::config::public_exposure(config.host, config.base_url.as_deref())
+            crate::config::public_exposure(
+                config.host,
+                config.base_url.as_deref(),
+                &args.allowed_hosts,
+                &args.allowed_origins,
+            )
         } else {
             None
         };
@@ -187,6 +199,20 @@ impl HttpSettings {
         } else {
             args.auth_servers.clone()
         };
+        if args.trust_proxy_headers {
+            return Err(invalid(
+                "TWOBOT_TRUST_PROXY_HEADERS",
+                config.typed("TWOBOT_TRUST_PROXY_HEADERS", true),
+                "was replaced by TWOBOT_TRUSTED_PROXIES: set it to your proxy's address (e.g. TWOBOT_TRUSTED_PROXIES=127.0.0.1 for nginx or Caddy on this machine) and unset TWOBOT_TRUST_PROXY_HEADERS; headers from any other peer are ignored",
+            ));
+        }
+        let trusted_proxies = TrustedProxies::parse(&args.trusted_proxies).map_err(|e| {
+            invalid(
+                "TWOBOT_TRUSTED_PROXIES",
+                args.trusted_proxies.join(","),
+                e.to_string(),
+            )
+        })?;
         let nz = |var: &'static str, v: u32| {
             NonZeroU32::new(v).ok_or_else(|| invalid(var, "0", "must be at least 1"))
         };
@@ -202,7 +228,13 @@ impl HttpSettings {
             ),
             rate_per_minute: nz("TWOBOT_RATE_LIMIT_PER_MINUTE", args.rate_limit_per_minute)?,
             rate_burst: nz("TWOBOT_RATE_LIMIT_BURST", args.rate_limit_burst)?,
-            trust_proxy_headers: args.trust_proxy_headers,
+            trusted_proxies,
+            address_rate_per_minute: nz(
+                "TWOBOT_ADDRESS_RATE_PER_MINUTE",
+                args.address_rate_per_minute,
+            )?,
+            address_rate_burst: nz("TWOBOT_ADDRESS_RATE_BURST", args.address_rate_burst)?,
+            max_connections_per_address: args.max_connections_per_address as usize,
             max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
             session_idle: Duration::from_secs(args.session_idle_sec),
             sse_resume: Duration::from_secs(args.sse_resume_sec),
@@ -224,6 +256,8 @@ impl HttpSettings {
     pub fn serve_limits(&self) -> ServeLimits {
         ServeLimits {
             max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            trusted_proxies: std::sync::Arc::new(self.trusted_proxies.clone()),
             header_read_timeout: self.header_read_timeout,
             grace: self.shutdown_grace,
         }

@@ -116,6 +116,18 @@ pub enum AuthFailure {
     malformed,
 }
 
+impl AuthFailure {
+    /// The label value, as the audit log's unauthenticated `reasons` too.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::missing => "missing",
+            Self::invalid => "invalid",
+            Self::insufficient_scope => "insufficient_scope",
+            Self::malformed => "malformed",
+        }
+    }
+}
+
 /// `twobot_auth_failures_total{reason}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AuthLabels {
@@ -202,4 +214,21 @@ impl OAuthEvent {
 pub struct OAuthLabels {
     /// What happened.
     pub event: OAuthEvent,
+}
+
+/// Which per-address limit refused, `twobot_address_refusals_total{limit}`.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum AddressRefusal {
+    /// A request over `TWOBOT_ADDRESS_RATE_PER_MINUTE`/`_BURST` (429).
+    requests,
+    /// A connection over `TWOBOT_MAX_CONNECTIONS_PER_ADDRESS` (429, closed).
+    connections,
+}
+
+/// `twobot_address_refusals_total{limit}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AddressLabels {
+    /// The limit that refused.
+    pub limit: AddressRefusal,
 }

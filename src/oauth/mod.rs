@@ -300,12 +300,8 @@ fn caller_ip(server: &AuthorizationServer, request: &axum::extract::Request) -> 
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    crate::http::rate_limit::client_ip(
-        peer,
-        request.headers(),
-        server.settings().trust_proxy_headers,
-    )
-    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
+    crate::http::client_ip(peer, request.headers(), &server.settings().trusted_proxies)
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
 /// `bytes` random bytes from the operating system, base64url without padding.

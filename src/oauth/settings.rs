@@ -36,8 +36,8 @@ pub struct OAuthSettings {
     pub policy: std::sync::Arc<crate::policy::Policy>,
     /// Cookies are `Secure` (an https issuer).
     pub secure_cookies: bool,
-    /// Trust X-Forwarded-For / Forwarded for the sign-in limit's client address.
-    pub trust_proxy_headers: bool,
+    /// The proxies whose X-Forwarded-For / Forwarded give the sign-in limit's client address.
+    pub trusted_proxies: crate::http::TrustedProxies,
 }
 
 fn invalid(var: &'static str, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -96,8 +96,13 @@ impl OAuthSettings {
         };
         let secure_cookies = base.starts_with("https://");
         if !secure_cookies
-            && crate::config::public_exposure(std::net::Ipv4Addr::LOCALHOST.into(), Some(&base))
-                .is_some()
+            && crate::config::public_exposure(
+                std::net::Ipv4Addr::LOCALHOST.into(),
+                Some(&base),
+                &[],
+                &[],
+            )
+            .is_some()
         {
             return Err(invalid(
                 "TWOBOT_BASE_URL",
@@ -169,7 +174,7 @@ impl OAuthSettings {
             required_scopes,
             policy: config.policy.clone(),
             secure_cookies,
-            trust_proxy_headers: http.trust_proxy_headers,
+            trusted_proxies: http.trusted_proxies.clone(),
         }))
     }
 

@@ -292,6 +292,8 @@ async fn many_small_background_runs_keep_the_registry_and_memory_bounded() -> Re
         ("TWOBOT_MAX_CONCURRENT_RUNS", "8"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "100000"),
         ("TWOBOT_RATE_LIMIT_BURST", "100000"),
+        ("TWOBOT_ADDRESS_RATE_PER_MINUTE", "100000"),
+        ("TWOBOT_ADDRESS_RATE_BURST", "100000"),
     ])
     .await?;
     let client = http_client(&server.url, None).await?;

@@ -171,7 +171,7 @@ async fn behind_the_shipped_nginx_config_a_session_streams_and_rate_limits_key_o
         return Ok(());
     };
     let server = spawn_http(&[
-        ("TWOBOT_TRUST_PROXY_HEADERS", "true"),
+        ("TWOBOT_TRUSTED_PROXIES", "127.0.0.1"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "1"),
         ("TWOBOT_RATE_LIMIT_BURST", "12"),
     ])

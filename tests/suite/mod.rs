@@ -8,6 +8,7 @@ mod containment_process;
 pub mod deploy;
 mod doctor;
 mod doctor_oauth;
+mod edge;
 mod fail_fast;
 mod fairness;
 mod first_contact;

@@ -23,6 +23,7 @@ pub(super) async fn http_checks(config: &Config) -> Vec<Check> {
         }
     };
     report.extend(auth_coherence(config, &settings));
+    report.push(proxies(config, &settings));
     match tokio::net::TcpListener::bind(bind).await {
         Ok(_) => report.push(check(Level::Ok, "port", format!("{bind} is free"))),
         Err(e) => report.push(check(
@@ -32,6 +33,38 @@ pub(super) async fn http_checks(config: &Config) -> Vec<Check> {
         )),
     }
     report
+}
+
+/// Whose forwarding headers are read, and the proxy layout that reads none: bound to
+/// loopback behind a public base URL, every caller arrives from the proxy's address and
+/// shares one per-address budget (429 for everyone at once under load).
+fn proxies(config: &Config, settings: &crate::http::HttpSettings) -> Check {
+    if !settings.trusted_proxies.is_empty() {
+        return check(
+            Level::Ok,
+            "proxies",
+            format!(
+                "X-Forwarded-For / Forwarded read only from {} (TWOBOT_TRUSTED_PROXIES)",
+                settings.trusted_proxies
+            ),
+        );
+    }
+    let behind_proxy = config.host.is_loopback()
+        && crate::config::public_exposure(config.host, config.base_url.as_deref(), &[], &[])
+            .is_some();
+    if behind_proxy {
+        check(
+            Level::Warn,
+            "proxies",
+            "TWOBOT_BASE_URL is public but the server listens on loopback, behind a proxy or tunnel, and TWOBOT_TRUSTED_PROXIES is not set: every caller shares the proxy's per-address budget; set it to the proxy's address (e.g. 127.0.0.1)",
+        )
+    } else {
+        check(
+            Level::Ok,
+            "proxies",
+            "none trusted: every limit keys on the TCP peer's address (X-Forwarded-For ignored)",
+        )
+    }
 }
 
 /// Auth settings that start but will not work with a real authorization server.

@@ -26,6 +26,7 @@ use tower::{Layer, Service};
 pub use self::jwks::{Jwks, JwksError, validate_url};
 pub use self::keys::{JwtKey, StaticToken, parse_tokens};
 pub use self::verify::{AuthConfig, AuthError, Authenticator, bearer};
+use crate::http::client_addr::{AddressKey, ClientAddr};
 use crate::http::rescue;
 use crate::job::Principal;
 use crate::metrics::{AuthFailure, metrics};
@@ -169,17 +170,28 @@ where
                     inner.call(request).await
                 }
                 Err(error) => {
-                    tracing::info!(reason = %error, "request not authenticated");
-                    metrics().auth_failed(match &error {
+                    // Debug, not info: a caller without a token chooses how many lines
+                    // this would be; the audit log and the metrics count them instead.
+                    tracing::debug!(reason = %error, "request not authenticated");
+                    let failure = match &error {
                         AuthError::Missing => AuthFailure::missing,
                         AuthError::InsufficientScope(_) => AuthFailure::insufficient_scope,
                         AuthError::Repeated => AuthFailure::malformed,
                         AuthError::Invalid(_)
                         | AuthError::Unacceptable(_)
                         | AuthError::UnknownKid(_) => AuthFailure::invalid,
-                    });
-                    if observer.audit().is_some() {
-                        audit_denied_tool_call(&observer, request, &error).await;
+                    };
+                    metrics().auth_failed(failure);
+                    if let Some(log) = observer.audit() {
+                        // Counted per address; only an address's first refusal of the
+                        // interval may get a record of its own.
+                        let client = request.extensions().get::<ClientAddr>().map_or_else(
+                            || "unknown".to_owned(),
+                            |c| AddressKey::of(c.0).to_string(),
+                        );
+                        if log.unauthenticated(&client, failure.as_str()) {
+                            audit_denied_tool_call(&observer, request, &error).await;
+                        }
                     }
                     Ok(rescue::render(&Authenticator::reject(
                         &config,

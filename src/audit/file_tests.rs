@@ -1,0 +1,178 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+use crate::audit::{AuditRecord, Outcome, PromptDigest, RunPath, Transport};
+
+fn record(outcome: Outcome) -> AuditRecord {
+    AuditRecord {
+        time: now_rfc3339(),
+        request_id: Some("r-1".into()),
+        principal: "token:alice".into(),
+        transport: Transport::Http,
+        path: RunPath::Direct,
+        cwd: Some("/srv/work".into()),
+        sandbox: Some("read-only".into()),
+        model: None,
+        thread_id: None,
+        outcome,
+        reason: None,
+        exit_code: Some(0),
+        duration_ms: 12,
+        input_tokens: 1,
+        cached_input_tokens: 0,
+        output_tokens: 2,
+        commands: 3,
+        files_changed: 0,
+        prompt: PromptDigest::of("hello", false),
+    }
+}
+
+fn open(path: &Path, keep_prompts: bool, max_bytes: u64, keep: u32) -> AuditLog {
+    let limits = AuditLimits {
+        max_bytes,
+        keep,
+        ..AuditLimits::default()
+    };
+    AuditLog::open(path, keep_prompts, limits).unwrap()
+}
+
+#[test]
+fn records_are_appended_one_line_each_to_a_private_file_and_survive_a_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path, false, AuditLimits::default()).unwrap();
+    assert!(log.write(&record(Outcome::Ok)));
+    assert!(log.write(&record(Outcome::Busy)));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // logrotate: move the file away, then SIGHUP → reopen by name.
+    let rotated = dir.path().join("audit.jsonl.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    assert!(log.write(&record(Outcome::Failed)));
+    log.reopen();
+    assert!(log.write(&record(Outcome::Refused)));
+
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    let new = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(old.lines().count(), 3);
+    assert_eq!(new.lines().count(), 1);
+    let line: serde_json::Value = serde_json::from_str(new.trim()).unwrap();
+    assert_eq!(line["outcome"], "refused");
+    assert_eq!(line["transport"], "http");
+    assert_eq!(line["path"], "direct");
+    assert_eq!(line["prompt"]["len"], 5);
+}
+
+#[test]
+fn an_unopenable_path_is_a_clear_error() {
+    let e = AuditLog::open(
+        Path::new("/nonexistent-dir/audit.jsonl"),
+        false,
+        AuditLimits::default(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("TWOBOT_AUDIT_LOG"), "{e}");
+}
+
+#[test]
+fn caller_strings_are_cut_in_the_line_and_a_short_record_keeps_its_field_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = open(&path, false, 1 << 20, 1);
+    assert!(log.write(&record(Outcome::Ok)));
+    let mut hostile = record(Outcome::Refused);
+    hostile.cwd = Some("/".repeat(100_000));
+    hostile.model = Some("m".repeat(100_000));
+    hostile.thread_id = Some("t".repeat(100_000));
+    hostile.reason = Some(format!("cwd {} is outside", "x".repeat(100_000)));
+    assert!(log.write(&hostile));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with(r#"{"time":"#), "{}", lines[0]);
+    assert!(lines[1].len() < 2_000, "{} bytes", lines[1].len());
+    let line: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    for (field, len) in [("cwd", 100_000), ("model", 100_000), ("thread_id", 100_000)] {
+        let value = line[field].as_str().unwrap();
+        assert!(value.ends_with(&format!("… [cut: {len} bytes]")), "{field}");
+    }
+    assert!(line["reason"].as_str().unwrap().starts_with("cwd xxx"));
+}
+
+#[test]
+fn a_kept_prompt_stays_whole_unless_its_line_could_not_fit_in_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = open(&path, true, 64 * 1024, 1);
+    let mut r = record(Outcome::Ok);
+    r.prompt = PromptDigest::of(&"p".repeat(10_000), true);
+    assert!(log.write(&r));
+    r.prompt = PromptDigest::of(&"q".repeat(100_000), true);
+    assert!(log.write(&r));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let texts: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["prompt"]["text"].to_string()
+        })
+        .collect();
+    assert_eq!(texts[0].len(), 10_002, "kept whole, as asked");
+    assert!(texts[1].contains("[cut: 100000 bytes]"), "{}", texts[1]);
+}
+
+#[test]
+fn under_a_flood_no_file_exceeds_the_cap_and_only_keep_old_files_remain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let cap = 16 * 1024;
+    let log = open(&path, false, cap, 2);
+    let mut hostile = record(Outcome::Refused);
+    hostile.cwd = Some("c".repeat(100_000));
+    for _ in 0..1_000 {
+        assert!(log.write(&hostile));
+    }
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]);
+    for name in &names {
+        let meta = std::fs::metadata(dir.path().join(name)).unwrap();
+        assert!(meta.len() <= cap, "{name}: {} bytes", meta.len());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{name}");
+    }
+    let full = std::fs::metadata(dir.path().join("audit.jsonl.1")).unwrap();
+    assert!(full.len() > cap / 2, "a rotated file was filled first");
+
+    let none = dir.path().join("none.jsonl");
+    let log = open(&none, false, cap, 0);
+    for _ in 0..100 {
+        assert!(log.write(&hostile));
+    }
+    assert!(std::fs::metadata(&none).unwrap().len() <= cap);
+    assert!(
+        !dir.path().join("none.jsonl.1").exists(),
+        "KEEP=0 keeps none"
+    );
+}
+
+#[test]
+fn unauthenticated_refusals_become_one_summary_line_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = open(&path, false, 1 << 20, 1);
+    assert!(log.unauthenticated("192.0.2.1", "missing"));
+    for _ in 0..299 {
+        assert!(!log.unauthenticated("192.0.2.1", "missing"));
+    }
+    assert!(log.write_summaries());
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["kind"], "unauthenticated");
+    assert_eq!(line["client"], "192.0.2.1");
+    assert_eq!(line["refused"], 300);
+    assert_eq!(line["reasons"]["missing"], 300);
+}
