@@ -382,6 +382,8 @@ async fn no_fresh_session_of_one_principal_is_usable_by_another() -> Result<()> 
         ("TWOBOT_RATE_LIMIT_BURST", "1000000"),
         ("TWOBOT_ADDRESS_RATE_PER_MINUTE", "1000000"),
         ("TWOBOT_ADDRESS_RATE_BURST", "1000000"),
+        // Connections come and go from one loopback address faster than they close.
+        ("TWOBOT_MAX_CONNECTIONS_PER_ADDRESS", "4096"),
         ("TWOBOT_LOG_LEVEL", "warn"),
         // The race needs one initialize to finish while another is between reading the
         // live sessions and recording its owner: more runtime threads than this
