@@ -48,7 +48,8 @@
 //!        │                                                ▼
 //!        │                        a run slot (run_queue) → runner::CodexRunner
 //!        │                                                ▼
-//!        │                        2bot-mcp __supervise (subreaper) → codex exec --json -
+//!        │                        runner::spawn → 2bot-mcp __supervise → the run's init
+//!        │                          (pid 1 of private mount + PID namespaces) → codex exec --json -
 //!        ▼                                                │ progress, outcome
 //!   mcp::results ◀── RunHandle: a direct call awaits it; ─┘
 //!                    a task or a background run is kept in runs::KeptRuns

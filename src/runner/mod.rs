@@ -12,6 +12,10 @@
 //!   fitted to 256 KB ([`bound`]); the fold itself lives in `fold.rs`.
 //! - A Codex that keeps retrying its model connection is stopped after
 //!   `model_unreachable`, with the endpoint and the cause (`crate::model_endpoint`).
+//! - Codex is started in one place ([`spawn`]), through the run supervisor
+//!   ([`supervise`]), which gives each run private mount and PID namespaces
+//!   ([`namespace`]): Codex gets its directories at private names ([`isolation`]) that
+//!   no other process can re-point, and nothing of the run outlives it.
 
 pub mod bound;
 pub mod cwd;
