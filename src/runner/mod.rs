@@ -53,7 +53,7 @@ use self::fold::{Finish, Fold, Stop};
 use self::group::{ProcessGroup, terminate};
 use self::io::{Line, LineReader, TailBuffer, strip_backtraces};
 use crate::codex::exec_argv;
-use crate::codex::stderr::{RefusalCounter, rust_log};
+use crate::codex::stderr::RefusalCounter;
 use crate::error::ToolError;
 use crate::job::{Job, RunOutput};
 use crate::policy::EnvPolicy;
@@ -212,20 +212,6 @@ fn roots_text(roots: &[PathBuf]) -> String {
     }
 }
 
-/// The child's environment, plus the `RUST_LOG` that makes Codex report sandbox refusals.
-fn child_env(
-    policy: &EnvPolicy,
-    request_id: Option<&str>,
-) -> std::collections::BTreeMap<std::ffi::OsString, std::ffi::OsString> {
-    let mut vars = env::child_env(std::env::vars_os(), policy, request_id);
-    let log = rust_log(
-        vars.get(std::ffi::OsStr::new("RUST_LOG"))
-            .and_then(|v| v.to_str()),
-    );
-    vars.insert("RUST_LOG".into(), log.into());
-    vars
-}
-
 /// After Codex exits, how long its stdout may stay open (held by a grandchild) before we stop reading.
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
@@ -288,7 +274,7 @@ pub async fn run(config: &RunnerConfig, job: Job) -> Result<RunOutput, ToolError
         }
     });
     let argv = exec_argv(&spec, schema_file.as_ref().map(|f| f.path()));
-    let env = child_env(&config.env, ctx.request_id.as_deref());
+    let env = spawn::run_env(&config.env, ctx.request_id.as_deref());
     let cwd = workdir.proc_path();
     let mut command = spawn::command(
         config,

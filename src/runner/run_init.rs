@@ -7,19 +7,19 @@
 //! When the init itself ends, the kernel kills whatever remains in the namespace.
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, getppid};
 
+use super::signals::wait_for_stop;
 use super::supervise::{Args, End, Failure, TICK};
 
 /// The program name that makes the init report success without starting anything: the
@@ -56,17 +56,8 @@ fn outside(args: &Args, signals: &SignalFd, init: Pid, report: OwnedFd) -> End {
             Ok(WaitStatus::Exited(..) | WaitStatus::Signaled(..)) | Err(_) => break,
             Ok(_) => {}
         }
-        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(TICK).unwrap_or(PollTimeout::NONE),
-        );
-        while let Ok(Some(info)) = signals.read_signal() {
-            if let Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) =
-                Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0))
-            {
-                let _ = kill(init, Signal::SIGTERM);
-            }
+        if wait_for_stop(signals, TICK).unwrap_or(false) {
+            let _ = kill(init, Signal::SIGTERM);
         }
         if getppid().as_raw() != args.parent {
             // The server is gone: the init's death takes the whole namespace with it.
@@ -181,20 +172,10 @@ fn start_and_wait(args: &Args) -> Result<End, String> {
             while waitpid(Pid::from_raw(-1), None).is_ok() {}
             return Ok(end);
         }
-        let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
-        let _ = poll(
-            &mut fds,
-            PollTimeout::try_from(TICK).unwrap_or(PollTimeout::NONE),
-        );
-        while let Ok(Some(info)) = signals.read_signal() {
-            if let Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) =
-                Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0))
-                && deadline.is_none()
-            {
-                // Every process of the run, `setsid` or not, at once.
-                let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
-                deadline = Some(Instant::now() + args.grace * 4 / 5);
-            }
+        if wait_for_stop(&signals, TICK).unwrap_or(false) && deadline.is_none() {
+            // Every process of the run, `setsid` or not, at once.
+            let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
+            deadline = Some(Instant::now() + args.grace * 4 / 5);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) && !killed {
             let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);

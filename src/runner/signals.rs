@@ -1,7 +1,13 @@
 //! The signals of a run's own processes: which ones the supervisor and a run's init read
 //! from a signalfd, and the default dispositions Codex must start with.
 
+use std::os::fd::AsFd;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::SignalFd;
 
 /// The signals the supervisor (and a run's init) read from a signalfd, blocked.
 pub fn stop_signals() -> SigSet {
@@ -32,4 +38,27 @@ pub fn default_dispositions() {
         #[allow(unsafe_code)]
         let _ = unsafe { signal(sig, SigHandler::SigDfl) };
     }
+}
+
+/// Wait at most `tick` for a signal on `signals` and drain them: `Ok(true)` when a stop
+/// (SIGTERM, SIGINT, SIGHUP) came. SIGCHLD only wakes the caller to reap; SIGUSR1 (the
+/// parent-death signal) decides nothing, since it also comes when the server *thread*
+/// that forked us exits: only `getppid()` tells.
+pub fn wait_for_stop(signals: &SignalFd, tick: Duration) -> Result<bool, Errno> {
+    let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+    match poll(
+        &mut fds,
+        PollTimeout::try_from(tick).unwrap_or(PollTimeout::NONE),
+    ) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        Err(e) => return Err(e),
+    }
+    let mut stop = false;
+    while let Ok(Some(info)) = signals.read_signal() {
+        stop |= matches!(
+            Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)),
+            Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP)
+        );
+    }
+    Ok(stop)
 }

@@ -31,6 +31,21 @@ pub struct Launch<'a> {
     pub env: &'a BTreeMap<OsString, OsString>,
 }
 
+/// A run's environment: the scrubbed one ([`super::env::child_env`]), plus the `RUST_LOG`
+/// that makes Codex report sandbox refusals.
+pub fn run_env(
+    policy: &crate::policy::EnvPolicy,
+    request_id: Option<&str>,
+) -> BTreeMap<OsString, OsString> {
+    let mut vars = super::env::child_env(std::env::vars_os(), policy, request_id);
+    let log = crate::codex::stderr::rust_log(
+        vars.get(std::ffi::OsStr::new("RUST_LOG"))
+            .and_then(|v| v.to_str()),
+    );
+    vars.insert("RUST_LOG".into(), log.into());
+    vars
+}
+
 /// The `Command` for `launch`: stdin, stdout and stderr piped, its own process group.
 pub fn command(config: &RunnerConfig, launch: Launch<'_>) -> Command {
     let mut command = match &config.supervisor {

@@ -17,14 +17,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
-use std::os::fd::AsFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
@@ -301,24 +299,8 @@ fn supervise(args: &Args) -> Result<End, Failure> {
             kill_all(me);
             return Ok(end);
         }
-        let mut stop = false;
-        // Wait for a signal or the next tick.
-        let fd = signals.as_fd();
-        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-        let timeout = PollTimeout::try_from(TICK).unwrap_or(PollTimeout::NONE);
-        match poll(&mut fds, timeout) {
-            Ok(_) | Err(Errno::EINTR) => {}
-            Err(e) => return Err(Failure::Setup(format!("poll failed: {e}"))),
-        }
-        while let Ok(Some(info)) = signals.read_signal() {
-            match Signal::try_from(i32::try_from(info.ssi_signo).unwrap_or(0)) {
-                Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP) => stop = true,
-                // The parent-death signal may come from the exit of the server thread that
-                // forked us, while the server lives on: only getppid() decides.
-                Ok(Signal::SIGUSR1) => {}
-                _ => {}
-            }
-        }
+        let mut stop = super::signals::wait_for_stop(&signals, TICK)
+            .map_err(|e| Failure::Setup(format!("poll failed: {e}")))?;
         let parent_gone = getppid().as_raw() != args.parent;
         stop |= parent_gone;
         if stop && stop_deadline.is_none() {
