@@ -245,14 +245,18 @@ pub fn alive(pid: i32) -> bool {
 
 /// A process the fake Codex recorded from inside its run: 2Bot runs Codex in its own PID
 /// namespace, where a pid means nothing on the host, so the fake writes its pid there and
-/// its start time (ticks since boot, the same in every namespace). The pair names one
-/// process on the host, alive or not, with no pid reuse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// its start time (ticks since boot, the same in every namespace). With the test's own
+/// record directory (in the process's environment, `FAKE_CODEX_RECORD`) the triple names
+/// one process on the host, alive or not: runs of parallel tests, each in its own
+/// namespace, share small pids and may share a 10 ms tick.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunPid {
     /// The pid inside the run's namespace (the host pid when the run had none).
     pub inner: i32,
     /// Field 22 of its `/proc/<pid>/stat`.
     pub start: u64,
+    /// The record directory of the server that ran it (`FAKE_CODEX_RECORD`), when known.
+    pub record: Option<PathBuf>,
 }
 
 impl std::str::FromStr for RunPid {
@@ -265,6 +269,7 @@ impl std::str::FromStr for RunPid {
         Ok(Self {
             inner: inner.parse()?,
             start: start.parse()?,
+            record: None,
         })
     }
 }
@@ -299,6 +304,14 @@ impl RunPid {
                 start == Some(self.start)
                     && innermost == Some(self.inner)
                     && !matches!(fields.first(), Some(&"Z" | &"X"))
+                    && self.record.as_ref().is_none_or(|record| {
+                        let environ =
+                            std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+                        let wanted = format!("FAKE_CODEX_RECORD={}", record.display());
+                        environ
+                            .split(|b| *b == 0)
+                            .any(|var| var == wanted.as_bytes())
+                    })
             })
     }
 }
@@ -315,22 +328,38 @@ impl Process for i32 {
     }
 }
 
+impl<T: Process> Process for &T {
+    fn is_alive(&self) -> bool {
+        (*self).is_alive()
+    }
+}
+
 impl Process for RunPid {
     fn is_alive(&self) -> bool {
         self.host().is_some()
     }
 }
 
-/// Read a pid the fake Codex recorded (see [`RunPid`]).
+/// Read a pid the fake Codex recorded at `<record>/<run>/<file>` (see [`RunPid`]).
 pub fn read_run_pid(path: &Path) -> Result<RunPid> {
-    std::fs::read_to_string(path)
-        .with_context(|| format!("read {}", path.display()))?
-        .parse()
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    with_record(text.parse()?, path)
 }
 
 /// Wait (bounded) for a pid the fake Codex records, and read it.
 pub async fn wait_for_run_pid(path: &Path, limit: Duration) -> Result<RunPid> {
-    wait_for_file(path, limit).await?.parse()
+    with_record(wait_for_file(path, limit).await?.parse()?, path)
+}
+
+fn with_record(pid: RunPid, path: &Path) -> Result<RunPid> {
+    let record = path
+        .parent()
+        .and_then(Path::parent)
+        .with_context(|| format!("{} lies in no record directory", path.display()))?;
+    Ok(RunPid {
+        record: Some(record.to_owned()),
+        ..pid
+    })
 }
 
 /// Wait (bounded) until `pid` is gone; returns whether it is.

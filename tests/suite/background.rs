@@ -173,11 +173,11 @@ async fn cancelling_a_background_run_kills_codex_and_keeps_the_partial_result() 
     assert_eq!(s["status"], "cancelled", "{s}");
     assert_eq!(s["result"]["cancelled"], true);
     assert!(
-        gone_within(codex, Duration::from_secs(10)).await,
+        gone_within(&codex, Duration::from_secs(10)).await,
         "codex survived"
     );
     assert!(
-        gone_within(grandchild, Duration::from_secs(10)).await,
+        gone_within(&grandchild, Duration::from_secs(10)).await,
         "grandchild survived"
     );
     // Still fetchable afterwards.

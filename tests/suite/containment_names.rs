@@ -171,7 +171,7 @@ async fn a_command_cannot_kill_its_supervisor_and_its_setsid_child_dies_with_the
     let run = only_run(&server.record)?;
     let setsid = read_run_pid(&run.dir.join("setsid.pid"))?;
     assert!(
-        gone_within(setsid, Duration::from_secs(5)).await,
+        gone_within(&setsid, Duration::from_secs(5)).await,
         "the setsid process {setsid} outlived its run"
     );
     server.client.cancel().await?;
@@ -215,10 +215,10 @@ async fn a_server_started_with_sigterm_ignored_still_stops_codex_at_once() -> Re
     handle.cancel(Some("stop".into())).await?;
     // The grace period is 3 s: SIGTERM must have done it.
     assert!(
-        gone_within(codex, Duration::from_millis(1500)).await,
+        gone_within(&codex, Duration::from_millis(1500)).await,
         "Codex outlived SIGTERM"
     );
-    assert!(gone_within(grandchild, Duration::from_millis(1500)).await);
+    assert!(gone_within(&grandchild, Duration::from_millis(1500)).await);
     client.cancel().await?;
     Ok(())
 }

@@ -132,7 +132,7 @@ async fn a_setsid_process_dies_when_its_run_ends_normally() -> Result<()> {
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     let pid = setsid_pid(&server.record).await?;
     assert!(
-        gone_within(pid, WITHIN).await,
+        gone_within(&pid, WITHIN).await,
         "setsid process {pid} survived the run"
     );
     server.client.cancel().await?;
@@ -156,7 +156,7 @@ async fn a_setsid_process_dies_when_its_run_times_out() -> Result<()> {
     );
     let pid = setsid_pid(&server.record).await?;
     assert!(
-        gone_within(pid, WITHIN).await,
+        gone_within(&pid, WITHIN).await,
         "setsid process {pid} survived the timeout"
     );
     server.client.cancel().await?;
@@ -182,7 +182,7 @@ async fn a_setsid_process_dies_when_its_call_is_cancelled() -> Result<()> {
         ))
         .await?;
     assert!(
-        gone_within(pid, WITHIN).await,
+        gone_within(&pid, WITHIN).await,
         "setsid process {pid} survived the cancel"
     );
     server.client.cancel().await?;
@@ -206,11 +206,11 @@ async fn a_setsid_process_dies_when_the_stdio_server_is_killed() -> Result<()> {
         nix::sys::signal::Signal::SIGKILL,
     )?;
     assert!(
-        gone_within(pid, WITHIN).await,
+        gone_within(&pid, WITHIN).await,
         "setsid process {pid} survived the server"
     );
     assert!(
-        gone_within(codex, WITHIN).await,
+        gone_within(&codex, WITHIN).await,
         "codex {codex} survived the server"
     );
     assert_no_supervisor_of(server.pid).await;
@@ -262,11 +262,11 @@ async fn a_setsid_process_dies_when_the_http_server_is_killed() -> Result<()> {
     let server_pid = server.child.id().context("server pid")?;
     server.child.start_kill()?;
     assert!(
-        gone_within(pid, WITHIN).await,
+        gone_within(&pid, WITHIN).await,
         "setsid process {pid} survived the server"
     );
     assert!(
-        gone_within(codex, WITHIN).await,
+        gone_within(&codex, WITHIN).await,
         "codex {codex} survived the server"
     );
     assert_no_supervisor_of(server_pid).await;

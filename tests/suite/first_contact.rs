@@ -352,7 +352,7 @@ async fn at_info_a_session_logs_a_line_per_request_and_a_cancel_logs_no_error() 
     let codex =
         wait_for_run_pid(&run.join("codex.pid"), std::time::Duration::from_secs(20)).await?;
     handle.cancel(Some("user pressed stop".into())).await?;
-    assert!(gone_within(codex, std::time::Duration::from_secs(20)).await);
+    assert!(gone_within(&codex, std::time::Duration::from_secs(20)).await);
     // The server is healthy and the session still answers.
     assert_eq!(client.list_all_tools().await?.len(), 1);
     client.cancel().await?;
@@ -419,7 +419,7 @@ async fn a_2026_07_28_client_that_closes_its_stream_cancels_the_run_without_an_e
         wait_for_run_pid(&run.join("codex.pid"), std::time::Duration::from_secs(20)).await?;
     drop(stream);
     assert!(
-        gone_within(codex, std::time::Duration::from_secs(20)).await,
+        gone_within(&codex, std::time::Duration::from_secs(20)).await,
         "closing the stream must cancel the run"
     );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

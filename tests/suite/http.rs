@@ -397,7 +397,7 @@ async fn after_the_grace_period_running_codex_is_killed() -> Result<()> {
     let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;
     assert!(status.success(), "{status}");
     assert!(
-        gone_within(grandchild, Duration::from_secs(5)).await,
+        gone_within(&grandchild, Duration::from_secs(5)).await,
         "grandchild survived shutdown"
     );
     call.abort();

@@ -78,7 +78,7 @@ async fn a_browser_host_shows_the_card_live_cancels_from_it_and_keeps_hostile_ou
     for file in ["codex.pid", "grandchild.pid"] {
         let pid = wait_for_run_pid(&hang.dir.join(file), Duration::from_secs(10)).await?;
         assert!(
-            gone_within(pid, Duration::from_secs(20)).await,
+            gone_within(&pid, Duration::from_secs(20)).await,
             "{file} {pid:?} outlived the cancel"
         );
     }

@@ -240,11 +240,11 @@ async fn a_timeout_kills_the_whole_tree_and_keeps_partial_output() -> Result<()>
     let grandchild = read_run_pid(&run.dir.join("grandchild.pid"))?;
     let codex = read_run_pid(&run.dir.join("codex.pid"))?;
     assert!(
-        gone_within(codex, Duration::from_secs(2)).await,
+        gone_within(&codex, Duration::from_secs(2)).await,
         "codex survived"
     );
     assert!(
-        gone_within(grandchild, Duration::from_secs(2)).await,
+        gone_within(&grandchild, Duration::from_secs(2)).await,
         "grandchild {grandchild} survived"
     );
     server.client.cancel().await?;
@@ -265,7 +265,7 @@ async fn a_codex_ignoring_sigterm_is_killed_after_the_grace_period() -> Result<(
     assert!(s["exit_code"].is_null(), "killed by a signal: {s}");
     let run = only_run(&server.record)?;
     let codex = read_run_pid(&run.dir.join("codex.pid"))?;
-    assert!(gone_within(codex, Duration::from_secs(2)).await);
+    assert!(gone_within(&codex, Duration::from_secs(2)).await);
     server.client.cancel().await?;
     Ok(())
 }
@@ -291,11 +291,11 @@ async fn cancelling_a_call_kills_codex_and_its_children() -> Result<()> {
         ))
         .await?;
     assert!(
-        gone_within(codex, Duration::from_secs(10)).await,
+        gone_within(&codex, Duration::from_secs(10)).await,
         "codex survived cancellation"
     );
     assert!(
-        gone_within(grandchild, Duration::from_secs(10)).await,
+        gone_within(&grandchild, Duration::from_secs(10)).await,
         "grandchild survived cancellation"
     );
     // The server is still healthy afterwards.

@@ -133,11 +133,11 @@ async fn stdin_eof_kills_running_codex_and_exits_zero() -> Result<()> {
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
     assert!(status.success(), "exit status {status}");
     assert!(
-        gone_within(codex, Duration::from_secs(5)).await,
+        gone_within(&codex, Duration::from_secs(5)).await,
         "codex {codex} survived"
     );
     assert!(
-        gone_within(grandchild, Duration::from_secs(5)).await,
+        gone_within(&grandchild, Duration::from_secs(5)).await,
         "grandchild {grandchild} survived"
     );
     Ok(())

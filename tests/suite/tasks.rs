@@ -176,11 +176,11 @@ async fn cancelling_a_task_leaves_no_process_behind() -> Result<()> {
 
     client.cancel_task(CancelTaskParams::new(&id)).await?;
     assert!(
-        gone_within(codex, Duration::from_secs(10)).await,
+        gone_within(&codex, Duration::from_secs(10)).await,
         "codex survived"
     );
     assert!(
-        gone_within(grandchild, Duration::from_secs(10)).await,
+        gone_within(&grandchild, Duration::from_secs(10)).await,
         "codex's child survived"
     );
     let deadline = Instant::now() + Duration::from_secs(10);
