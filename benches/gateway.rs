@@ -8,7 +8,8 @@
 //! 4. HTTP `tools/list` throughput with every layer on (auth, rate limit, tracing), with
 //!    a static token and with a built-in OAuth token; the built-in OAuth flow's latency.
 //!
-//! `BENCH_CALLS` (default 200) sets the calls per latency row.
+//! `BENCH_CALLS` (default 200) sets the calls per latency row; `BENCH_RUN_NAMESPACES`
+//! (`auto`, `off`) sets `TWOBOT_RUN_NAMESPACES` for the servers it starts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -89,12 +90,17 @@ async fn direct(calls: usize, root: &std::path::Path, cost: &str) -> Result<Vec<
 }
 
 fn bench_env(cost: &str) -> Vec<(String, String)> {
-    vec![
+    let mut env = vec![
         ("FAKE_CODEX_COST_MS".into(), cost.into()),
         // No per-run recording in the fake: the baseline does none either.
         ("FAKE_CODEX_RECORD".into(), String::new()),
         ("TWOBOT_LOG_LEVEL".into(), "info".into()),
-    ]
+    ];
+    // `BENCH_RUN_NAMESPACES=off` measures what each run's private namespaces cost.
+    if let Ok(mode) = std::env::var("BENCH_RUN_NAMESPACES") {
+        env.push(("TWOBOT_RUN_NAMESPACES".into(), mode));
+    }
+    env
 }
 
 /// Latencies seen by the client, and 2Bot's own share of each: the latency minus the
