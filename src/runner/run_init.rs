@@ -93,17 +93,6 @@ fn init(args: &Args, report: OwnedFd) -> i32 {
     use nix::sys::prctl;
     // Our supervisor gone means the run is over: our death ends the namespace.
     let _ = prctl::set_pdeathsig(Signal::SIGKILL);
-    // A /proc of this namespace: Codex's own sandbox (bwrap) looks itself up there by its
-    // pid here, and commands see only the run's processes. Best effort (a container may
-    // forbid it): signals cannot leave the namespace either way, since kill() takes pids
-    // of the caller's namespace, where the supervisor and the server have none.
-    let _ = mount(
-        Some("proc"),
-        "/proc",
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    );
     let mut out = std::fs::File::from(report);
     let end = match start_and_wait(args) {
         Ok(end) => end,
@@ -117,6 +106,18 @@ fn init(args: &Args, report: OwnedFd) -> i32 {
 }
 
 fn start_and_wait(args: &Args) -> Result<End, String> {
+    // A /proc of this namespace: Codex's own sandbox (bwrap) looks itself up there by its
+    // pid here, so without it every command would fail; and commands see only the run's
+    // processes. Where it is refused (a container may), the start-up probe fails too,
+    // and `auto` runs without namespaces rather than with a broken Codex.
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| format!("cannot mount /proc for the run's PID namespace: {e}"))?;
     let mask = super::signals::stop_signals();
     let signals = SignalFd::with_flags(
         &mask,
