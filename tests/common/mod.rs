@@ -441,3 +441,43 @@ pub fn codex_leftovers(record: &Path) -> Vec<u32> {
         })
         .collect()
 }
+
+/// Exchanges two names (`renameat2(RENAME_EXCHANGE)`) in a tight loop on its own thread,
+/// as an attacker racing 2Bot's checks would, until dropped.
+pub struct SwapLoop {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Start swapping `a` and `b` (see [`SwapLoop`]).
+pub fn swap_loop(a: &Path, b: &Path) -> SwapLoop {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread = {
+        let stop = stop.clone();
+        let (a, b) = (a.to_owned(), b.to_owned());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = nix::fcntl::renameat2(
+                    nix::fcntl::AT_FDCWD,
+                    &a,
+                    nix::fcntl::AT_FDCWD,
+                    &b,
+                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+                );
+            }
+        })
+    };
+    SwapLoop {
+        stop,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for SwapLoop {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

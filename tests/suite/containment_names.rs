@@ -8,8 +8,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -63,22 +61,7 @@ async fn a_name_swapped_while_codex_resolves_it_never_leads_a_run_outside_the_ro
     let link = server.root.join("work-swap");
     std::fs::create_dir_all(&work)?;
     std::os::unix::fs::symlink(&outside, &link)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let swapper = {
-        let stop = stop.clone();
-        let (work, link) = (work.clone(), link.clone());
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::Relaxed) {
-                let _ = nix::fcntl::renameat2(
-                    nix::fcntl::AT_FDCWD,
-                    &work,
-                    nix::fcntl::AT_FDCWD,
-                    &link,
-                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-                );
-            }
-        })
-    };
+    let swapping = swap_loop(&work, &link);
     let mut started = 0;
     for _ in 0..TRIES {
         let r = call(
@@ -90,8 +73,7 @@ async fn a_name_swapped_while_codex_resolves_it_never_leads_a_run_outside_the_ro
             started += 1;
         }
     }
-    stop.store(true, Ordering::Relaxed);
-    let _ = swapper.join();
+    drop(swapping);
     let escaped = markers(&outside);
     assert!(
         escaped.is_empty(),

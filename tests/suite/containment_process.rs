@@ -291,22 +291,7 @@ async fn a_cwd_swapped_for_a_symlink_between_check_and_spawn_never_starts_codex_
     std::fs::create_dir_all(&work)?;
     std::os::unix::fs::symlink(&outside, &link)?;
     let work_id = dir_id(&work)?;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let swapper = {
-        let stop = stop.clone();
-        let (work, link) = (work.clone(), link.clone());
-        std::thread::spawn(move || {
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = nix::fcntl::renameat2(
-                    nix::fcntl::AT_FDCWD,
-                    &work,
-                    nix::fcntl::AT_FDCWD,
-                    &link,
-                    nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-                );
-            }
-        })
-    };
+    let swapping = swap_loop(&work, &link);
     let (mut started, mut refused, mut named) = (0, 0, Vec::new());
     for _ in 0..300 {
         let r = call(
@@ -325,8 +310,7 @@ async fn a_cwd_swapped_for_a_symlink_between_check_and_spawn_never_starts_codex_
             refused += 1;
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let _ = swapper.join();
+    drop(swapping);
     for run in recorded(&server.record)? {
         // Codex sees its cwd at a private name; what counts is which directory that is.
         let cwd = std::fs::read_to_string(run.dir.join("cwd_id"))?;
