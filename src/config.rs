@@ -25,7 +25,9 @@ mod oauth;
 mod parse;
 mod settings;
 
-pub use self::cli::{Cli, Command, LogFormat, OauthCommand, RunNamespaces, Transport};
+pub use self::cli::{
+    Cli, CodexBackend, Command, LogFormat, OauthCommand, RunNamespaces, Transport,
+};
 pub use self::http::{HttpArgs, public_exposure};
 pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs, builtin_conflicts};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
@@ -76,6 +78,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Whether runs get private namespaces (`runner.isolate` says whether they do).
     pub run_namespaces: RunNamespaces,
+    /// How long an approval request waits for a person (`TWOBOT_APPROVAL_TIMEOUT_SEC`).
+    pub approval_timeout: std::time::Duration,
     /// HTTP settings, validated by `http::HttpConfig` when the transport is http.
     pub http: HttpArgs,
     /// The built-in authorization server's settings, validated by `oauth::OAuthSettings`.
@@ -217,6 +221,10 @@ impl Config {
         let mut runner = RunnerConfig::new(cli.codex_bin.clone());
         runner.env = file.codex_env;
         runner.model_unreachable = std::time::Duration::from_secs(cli.model_unreachable_sec);
+        runner.backend = match cli.codex_backend {
+            CodexBackend::Exec => crate::runner::Backend::Exec,
+            CodexBackend::AppServer => crate::runner::Backend::AppServer,
+        };
 
         Ok(Self {
             transport: cli.transport,
@@ -236,6 +244,7 @@ impl Config {
             runner,
             log_format: cli.log_format,
             run_namespaces: cli.run_namespaces,
+            approval_timeout: std::time::Duration::from_secs(cli.approval_timeout_sec),
             http: cli.http,
             oauth: cli.oauth,
             state_dir: cli.state_dir.or_else(default_state_dir),

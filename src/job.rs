@@ -12,6 +12,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod control;
 mod output;
 mod principal;
 
@@ -320,6 +321,8 @@ pub struct CallContext {
     pub cancel: tokio_util::sync::CancellationToken,
     /// One-line progress messages for the client; lossy, so a slow client never stalls Codex.
     pub progress: Option<tokio::sync::mpsc::Sender<String>>,
+    /// Approvals and steering for this run (used by the app-server backend).
+    pub control: std::sync::Arc<control::RunControl>,
 }
 
 impl CallContext {
@@ -331,6 +334,7 @@ impl CallContext {
             request_id: None,
             cancel: tokio_util::sync::CancellationToken::new(),
             progress: None,
+            control: std::sync::Arc::default(),
         }
     }
 }

@@ -128,6 +128,20 @@ pub struct Cli {
     )]
     pub run_namespaces: RunNamespaces,
 
+    /// How Codex is driven: exec (`codex exec --json -`, headless) or app-server (`codex app-server`, one per run: approvals a person answers, steering, interrupt, diffs).
+    #[arg(
+        long,
+        env = "TWOBOT_CODEX_BACKEND",
+        value_enum,
+        default_value = "exec",
+        ignore_case = true
+    )]
+    pub codex_backend: CodexBackend,
+
+    /// Seconds an approval request (app-server backend) waits for a person before it is declined (1 to 3600).
+    #[arg(long, env = "TWOBOT_APPROVAL_TIMEOUT_SEC", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub approval_timeout_sec: u64,
+
     /// Where 2Bot keeps its small state (who started which thread) [default: $XDG_DATA_HOME/2bot or ~/.local/share/2bot].
     #[arg(long, env = "TWOBOT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
@@ -248,6 +262,26 @@ impl RunNamespaces {
             Self::Auto => "auto",
             Self::Required => "required",
             Self::Off => "off",
+        }
+    }
+}
+
+/// How Codex is driven (`TWOBOT_CODEX_BACKEND`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum CodexBackend {
+    /// `codex exec --json -` per run: headless, never asks.
+    #[default]
+    Exec,
+    /// `codex app-server` per run, over JSON-RPC: approvals, steering, interrupt, diffs.
+    AppServer,
+}
+
+impl CodexBackend {
+    /// The value as the setting spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exec => "exec",
+            Self::AppServer => "app-server",
         }
     }
 }

@@ -10,6 +10,8 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::control::ApprovalRecord;
+
 /// One command Codex ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandRun {
@@ -77,6 +79,14 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Lines that were not Codex events (not JSON, or of an unknown type).
     pub unrecognized_lines: u64,
+    /// The turn's unified diff (app-server backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    /// Approval requests and their answers (app-server backend).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // Declared as objects: the full shape would double the pinned tools/list.
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
+    pub approvals: Vec<ApprovalRecord>,
     /// What was cut to keep the reply small (absent if nothing was).
     #[serde(default, skip_serializing_if = "Truncated::is_empty")]
     pub truncated: Truncated,
@@ -100,6 +110,9 @@ pub struct Truncated {
     pub final_message_bytes_cut: u64,
     /// Bytes cut from the front of stderr_tail.
     pub stderr_bytes_cut: u64,
+    /// Bytes cut from diff.
+    #[serde(default)]
+    pub diff_bytes_cut: u64,
 }
 
 impl Truncated {
@@ -129,6 +142,7 @@ impl Truncated {
                 "tool calls, searches, errors or warnings left out",
             ),
             (self.stderr_bytes_cut, "bytes of stderr cut"),
+            (self.diff_bytes_cut, "bytes cut from the end of the diff"),
         ]
         .into_iter()
         .filter(|(n, _)| *n > 0)

@@ -39,6 +39,8 @@ pub fn of(
         request_id,
         transport,
         path,
+        // Decided by the tool handler, which knows the client's capabilities.
+        approvals: crate::job::control::ControlConfig::default(),
     }
 }
 

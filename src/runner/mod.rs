@@ -86,6 +86,18 @@ pub struct RunnerConfig {
     /// Run each Codex in private mount and PID namespaces ([`namespace`]); decided at
     /// start by `TWOBOT_RUN_NAMESPACES` and [`namespace::probe`]. Needs `supervisor`.
     pub isolate: bool,
+    /// How Codex is driven (`TWOBOT_CODEX_BACKEND`).
+    pub backend: Backend,
+}
+
+/// How Codex is driven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Backend {
+    /// `codex exec --json -`: the prompt on stdin, JSONL events on stdout.
+    #[default]
+    Exec,
+    /// `codex app-server`, one per run: JSON-RPC over stdio, with approvals and steering.
+    AppServer,
 }
 
 impl RunnerConfig {
@@ -103,6 +115,7 @@ impl RunnerConfig {
             roots: Vec::new(),
             codex_user: None,
             isolate: false,
+            backend: Backend::Exec,
         }
     }
 }

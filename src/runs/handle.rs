@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ToolError;
 use crate::job::RunOutput;
+use crate::job::control::RunControl;
 
 /// Progress messages kept per run (the latest ones).
 pub const PROGRESS_KEPT: usize = 50;
@@ -99,6 +100,7 @@ struct Shared {
     created_at: String,
     updated_at: Mutex<String>,
     ended_at: Mutex<Option<Instant>>,
+    control: Arc<RunControl>,
 }
 
 /// One admitted run. Cheap to clone; clones see the same run.
@@ -134,6 +136,7 @@ pub(crate) fn channel(cancel: CancellationToken) -> (RunHandle, Publisher) {
         updated_at: Mutex::new(created_at.clone()),
         created_at,
         ended_at: Mutex::new(None),
+        control: Arc::default(),
     });
     (
         RunHandle {
@@ -192,6 +195,11 @@ impl RunHandle {
     /// The run's id (`run_id` of background runs, `taskId` of tasks).
     pub fn id(&self) -> &str {
         &self.shared.id
+    }
+
+    /// Approvals waiting for a person, and steering (app-server backend).
+    pub fn control(&self) -> &Arc<RunControl> {
+        &self.shared.control
     }
 
     /// Stop the run: its whole process tree is killed; partial output is kept.

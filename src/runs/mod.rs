@@ -32,6 +32,7 @@ pub use self::refusal::RunRefusal;
 pub use self::store::{KeptConfig, KeptError, KeptRuns, Reservation};
 use crate::audit::{RunPath, Transport};
 use crate::error::ToolError;
+use crate::job::control::ControlConfig;
 use crate::job::{CallContext, Job, Principal, QuotaKey, RunRequest, RunSpec};
 use crate::policy::{Policy, Refusal, check};
 use crate::run_queue::{RunQueue, Ticket};
@@ -53,6 +54,9 @@ pub struct Caller {
     pub transport: Transport,
     /// direct, task or background.
     pub path: RunPath,
+    /// How this caller's run asks a person for approvals (whether any channel reaches
+    /// one, and for how long a request waits).
+    pub approvals: ControlConfig,
 }
 
 /// Everything a run needs, shared by every transport.
@@ -241,6 +245,8 @@ impl Admitted {
         } = self;
         let cancel = stop.child_token();
         let (handle, publisher) = handle::channel(cancel.clone());
+        let control = handle.control().clone();
+        control.configure(caller.approvals);
         if let Some(reservation) = reservation {
             reservation.keep(handle.clone());
         }
@@ -267,6 +273,7 @@ impl Admitted {
                             request_id: caller.request_id.clone(),
                             cancel,
                             progress: Some(tx),
+                            control: control.clone(),
                         },
                     };
                     let collect = async {
@@ -294,6 +301,8 @@ impl Admitted {
                     }
                 }
             };
+            // Whatever still waits for a person is declined now; nothing hangs.
+            control.end();
             inner
                 .observer
                 .ended(&caller, facts, &ended, admitted.elapsed());
