@@ -10,7 +10,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::control::ApprovalRecord;
+use super::approval::ApprovalRecord;
 
 /// One command Codex ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
