@@ -145,9 +145,9 @@ fn answers(seen: &[Value]) -> Vec<String> {
         .collect()
 }
 
-fn strings(v: &[&str]) -> Vec<String> {
-    v.iter().map(|s| (*s).to_owned()).collect()
-}
+/// The pins every run gets with no writable roots, and who reviews approvals.
+const PINS: &str = "-c sandbox_workspace_write.writable_roots=[]";
+const USER: &str = "-c approvals_reviewer=\"user\"";
 
 #[tokio::test]
 async fn a_plain_turn_runs_the_exec_fake_and_ends_with_its_answer_and_a_completed_turn()
@@ -178,22 +178,8 @@ async fn a_plain_turn_runs_the_exec_fake_and_ends_with_its_answer_and_a_complete
     let run = only_run(&server.record)?;
     let cwd = server.cwd.display().to_string();
     assert_eq!(
-        run.argv,
-        strings(&[
-            "exec",
-            "--json",
-            "-s",
-            "read-only",
-            "-C",
-            &cwd,
-            "-c",
-            "sandbox_workspace_write.writable_roots=[]",
-            "-c",
-            "approval_policy=\"never\"",
-            "-c",
-            "approvals_reviewer=\"user\"",
-            "-",
-        ])
+        run.argv.join(" "),
+        format!("exec --json -s read-only -C {cwd} {PINS} -c approval_policy=\"never\" {USER} -")
     );
     assert_eq!(run.stdin, "scenario:ok please");
     assert_eq!(run.cwd, cwd);
@@ -205,7 +191,7 @@ async fn a_plain_turn_runs_the_exec_fake_and_ends_with_its_answer_and_a_complete
 #[tokio::test]
 async fn thread_and_turn_options_become_the_exec_backends_argv_for_new_resumed_and_review_runs()
 -> Result<()> {
-    let roots = "sandbox_workspace_write.writable_roots=[\"/srv/a\",\"/srv/b\"]";
+    let roots = r#"sandbox_workspace_write.writable_roots=["/srv/a","/srv/b"]"#;
     let args = [
         "-p",
         "fast",
@@ -219,101 +205,53 @@ async fn thread_and_turn_options_become_the_exec_backends_argv_for_new_resumed_a
                         "approvalPolicy": "on-request"});
     let (mut server, thread) = AppServer::with_thread(&args, params).await?;
     let cwd = server.cwd.display().to_string();
-    let schema = json!({"type": "object"});
-    server
-        .request(
-            "turn/start",
-            json!({"threadId": thread, "effort": "high", "outputSchema": schema, "input": [
-                {"type": "text", "text": "scenario:ok"},
-                {"type": "localImage", "path": "/srv/a/x.png"}]}),
-        )
-        .await?;
+    let input = json!([{"type": "text", "text": "scenario:ok"},
+                       {"type": "localImage", "path": "/srv/a/x.png"}]);
+    let turn = json!({"threadId": thread, "effort": "high", "outputSchema": {"type": "object"},
+                      "input": input});
+    server.request("turn/start", turn).await?;
     server.until(method("turn/completed")).await?;
     let run = only_run(&server.record)?;
-    let at = run
-        .argv
-        .iter()
-        .position(|a| a == "--output-schema")
-        .context("schema")?;
-    let schema_file = run.argv[at + 1].clone();
-    assert!(
-        !Path::new(&schema_file).exists(),
-        "{schema_file} outlived its turn"
+    let at = run.argv.iter().position(|a| a == "--output-schema");
+    let schema = run.argv[at.context("--output-schema")? + 1].clone();
+    assert!(!Path::new(&schema).exists(), "{schema} outlived its turn");
+    let dirs = "--add-dir /srv/a --add-dir /srv/b";
+    let pins = format!("-c {roots} -c approval_policy=\"on-request\" {USER}");
+    assert_eq!(
+        run.argv.join(" "),
+        format!(
+            "exec --json -s workspace-write -C {cwd} {dirs} -m gpt-5 -p fast --skip-git-repo-check \
+             --ephemeral --image=/srv/a/x.png --output-schema {schema} {pins} \
+             -c model_reasoning_effort=\"high\" -"
+        )
     );
-    let pins = [
-        "-c",
-        roots,
-        "-c",
-        "approval_policy=\"on-request\"",
-        "-c",
-        "approvals_reviewer=\"user\"",
-    ];
-    let mut expected = strings(&[
-        "exec",
-        "--json",
-        "-s",
-        "workspace-write",
-        "-C",
-        &cwd,
-        "--add-dir",
-        "/srv/a",
-        "--add-dir",
-        "/srv/b",
-        "-m",
-        "gpt-5",
-        "-p",
-        "fast",
-        "--skip-git-repo-check",
-        "--ephemeral",
-        "--image=/srv/a/x.png",
-        "--output-schema",
-        &schema_file,
-    ]);
-    expected.extend(strings(&pins));
-    expected.extend(strings(&["-c", "model_reasoning_effort=\"high\"", "-"]));
-    assert_eq!(run.argv, expected);
     std::fs::remove_dir_all(&run.dir)?;
 
+    let old = "fake-thread-1-2";
     let resumed = server
         .request(
             "thread/resume",
-            json!({"threadId": "fake-thread-1-2", "sandbox": "read-only"}),
+            json!({"threadId": old, "sandbox": "read-only"}),
         )
         .await?;
-    assert_eq!(
-        resumed["result"]["thread"]["id"], "fake-thread-1-2",
-        "{resumed}"
-    );
-    server.turn("fake-thread-1-2", "scenario:ok").await?;
+    assert_eq!(resumed["result"]["thread"]["id"], old, "{resumed}");
+    server.turn(old, "scenario:ok").await?;
     server.until(method("turn/completed")).await?;
     let run = only_run(&server.record)?;
-    let mut expected = strings(&[
-        "exec",
-        "-s",
-        "read-only",
-        "-p",
-        "fast",
-        "resume",
-        "--json",
-        "-c",
-        "sandbox_mode=\"read-only\"",
-        "--skip-git-repo-check",
-    ]);
-    expected.extend(strings(&pins[..2]));
-    expected.extend(strings(&[
-        "-c",
-        "approval_policy=\"never\"",
-        "-c",
-        "approvals_reviewer=\"user\"",
-    ]));
-    expected.extend(strings(&["--", "fake-thread-1-2", "-"]));
-    assert_eq!(run.argv, expected);
+    assert_eq!(
+        run.argv.join(" "),
+        format!(
+            "exec -s read-only -p fast resume --json -c sandbox_mode=\"read-only\" \
+             --skip-git-repo-check -c {roots} -c approval_policy=\"never\" {USER} -- {old} -"
+        )
+    );
     std::fs::remove_dir_all(&run.dir)?;
 
+    let target = json!({"type": "baseBranch", "branch": "main"});
     let review = server
         .request(
             "review/start",
-            json!({"threadId": thread, "target": {"type": "baseBranch", "branch": "main"}}),
+            json!({"threadId": thread, "target": target}),
         )
         .await?;
     assert_eq!(
@@ -324,23 +262,12 @@ async fn thread_and_turn_options_become_the_exec_backends_argv_for_new_resumed_a
     server.until(method("turn/completed")).await?;
     let run = only_run(&server.record)?;
     assert_eq!(
-        run.argv[..8],
-        strings(&[
-            "exec",
-            "-s",
-            "workspace-write",
-            "-C",
-            &cwd,
-            "--add-dir",
-            "/srv/a",
-            "--add-dir"
-        ])
-    );
-    assert_eq!(run.argv[run.argv.len() - 2..], strings(&["--base", "main"]));
-    assert!(
-        !run.argv.iter().any(|a| a.starts_with("--image")),
-        "{:?}",
-        run.argv
+        run.argv.join(" "),
+        format!(
+            "exec -s workspace-write -C {cwd} {dirs} -p fast review --json \
+             -c sandbox_mode=\"workspace-write\" -m gpt-5 --skip-git-repo-check --ephemeral \
+             {pins} -c model_reasoning_effort=\"high\" --base main"
+        )
     );
     Ok(())
 }
