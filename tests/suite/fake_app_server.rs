@@ -145,6 +145,10 @@ fn answers(seen: &[Value]) -> Vec<String> {
         .collect()
 }
 
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
 /// The pins every run gets with no writable roots, and who reviews approvals.
 const PINS: &str = "-c sandbox_workspace_write.writable_roots=[]";
 const USER: &str = "-c approvals_reviewer=\"user\"";
@@ -273,11 +277,17 @@ async fn thread_and_turn_options_become_the_exec_backends_argv_for_new_resumed_a
 }
 
 /// An accepted command approval runs the command in the thread's cwd and reports its
-/// output; a declined one never runs; both requests and replies are recorded.
+/// output; a declined one never runs, nor a cancelled one, which also interrupts the
+/// turn (as Codex's schema says); every request and reply is recorded.
 #[tokio::test]
 async fn an_accepted_command_approval_runs_the_command_and_a_declined_one_does_not() -> Result<()> {
     let (mut server, thread) = AppServer::with_thread(&["app-server"], json!({})).await?;
-    for (file, decision) in [("accepted.txt", "accept"), ("declined.txt", "decline")] {
+    let cases = [
+        ("accepted.txt", "accept", "completed"),
+        ("declined.txt", "decline", "completed"),
+        ("cancelled.txt", "cancel", "interrupted"),
+    ];
+    for (file, decision, ending) in cases {
         let command = format!("echo ran > {file}; echo out");
         let turn = server
             .turn(&thread, &format!("scenario:approve_command {command}"))
@@ -311,7 +321,7 @@ async fn an_accepted_command_approval_runs_the_command_and_a_declined_one_does_n
         let status = &item["params"]["item"]["status"];
         assert_eq!(
             seen.last().context("done")?["params"]["turn"]["status"],
-            "completed"
+            ending
         );
         if decision == "accept" {
             assert_eq!(status, "completed");
@@ -320,8 +330,15 @@ async fn an_accepted_command_approval_runs_the_command_and_a_declined_one_does_n
             assert!(server.cwd.join(file).exists(), "the accepted command ran");
         } else {
             assert_eq!(status, "declined");
-            assert_eq!(answers(&seen), ["declined"]);
-            assert!(!server.cwd.join(file).exists(), "the declined command ran");
+            let said = answers(&seen);
+            assert_eq!(
+                said,
+                strings(&["declined"][..usize::from(decision == "decline")])
+            );
+            assert!(
+                !server.cwd.join(file).exists(),
+                "the command ran after {decision}"
+            );
         }
     }
     let run = only_run(&server.record)?;
@@ -330,7 +347,7 @@ async fn an_accepted_command_approval_runs_the_command_and_a_declined_one_does_n
         .lines()
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()?;
-    assert_eq!(replies.len(), 2, "{approvals}");
+    assert_eq!(replies.len(), 3, "{approvals}");
     assert_eq!(replies[1]["reply"]["result"]["decision"], "decline");
     Ok(())
 }
