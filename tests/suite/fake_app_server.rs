@@ -481,7 +481,8 @@ async fn an_exec_run_that_exits_before_its_turn_completes_fails_the_turn_with_it
 }
 
 /// Out-of-protocol requests get the errors Codex 0.169 sends (measured): before
-/// `initialize`, an unknown method, a thread it never stored.
+/// `initialize`, twice `initialize`, an unknown sandbox or method, a thread it never
+/// stored, a steer or interrupt with no turn running.
 #[tokio::test]
 async fn requests_out_of_protocol_get_the_errors_real_codex_sends() -> Result<()> {
     let mut server = AppServer::start(&["app-server"]).await?;
@@ -498,6 +499,13 @@ async fn requests_out_of_protocol_get_the_errors_real_codex_sends() -> Result<()
         .await?;
     let again = server.request("initialize", json!({})).await?;
     assert_eq!(again["error"]["message"], "Already initialized");
+    let bogus = server
+        .request("thread/start", json!({"sandbox": "bogus"}))
+        .await?;
+    assert_eq!(
+        bogus["error"]["message"],
+        "Invalid request: unknown variant `bogus`, expected one of `read-only`, `workspace-write`, `danger-full-access`"
+    );
     let unknown = server.request("nope/nope", json!({})).await?;
     assert_eq!(unknown["error"]["code"], -32600, "{unknown}");
     let lost = server
@@ -508,6 +516,14 @@ async fn requests_out_of_protocol_get_the_errors_real_codex_sends() -> Result<()
         message.starts_with("no rollout found for thread id"),
         "{lost}"
     );
+    let started = server.request("thread/start", json!({})).await?;
+    let thread = &started["result"]["thread"]["id"];
+    for (method, verb) in [("turn/steer", "steer"), ("turn/interrupt", "interrupt")] {
+        let params = json!({"threadId": thread, "turnId": "t", "expectedTurnId": "t", "input": []});
+        let idle = server.request(method, params).await?;
+        let wanted = format!("no active turn to {verb}");
+        assert_eq!(idle["error"]["message"], wanted.as_str(), "{idle}");
+    }
     assert!(
         early.get("jsonrpc").is_none(),
         "Codex omits the jsonrpc member"
