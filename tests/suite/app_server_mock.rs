@@ -242,3 +242,53 @@ async fn a_steer_message_reaches_the_models_next_request() -> Result<()> {
     );
     Ok(())
 }
+
+/// An accepted patch is written and its unified diff arrives as `turn/diff/updated`.
+#[tokio::test]
+async fn an_accepted_patch_is_written_and_its_diff_is_reported() -> Result<()> {
+    let mock = MockResponses::start(vec![
+        vec![apply_patch(&add_file_patch(
+            "hello.txt",
+            &["hello patched"],
+        ))],
+        vec![message("patched")],
+    ])
+    .await?;
+    let (home, cwd) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (mut server, thread) = AppServer::start(&mock, home.path(), cwd.path()).await?;
+    server.turn(&thread, "write hello").await?;
+    let asked = server
+        .answer("item/fileChange/requestApproval", "accept")
+        .await?;
+    let change = server.item("fileChange").cloned();
+    let started = server
+        .seen
+        .iter()
+        .find(|m| m["method"] == "item/started" && m["params"]["item"]["type"] == "fileChange")
+        .context("no fileChange item before the request")?;
+    assert_eq!(started["params"]["item"]["id"], asked["itemId"], "{asked}");
+    assert!(
+        change.is_none(),
+        "the change completed before it was approved"
+    );
+    let turn = server.completed().await?;
+    assert_eq!(turn["status"], "completed", "{turn}");
+    let written = std::fs::read_to_string(cwd.path().join("hello.txt"))?;
+    assert_eq!(written, "hello patched\n");
+    let diff = server
+        .seen
+        .iter()
+        .rev()
+        .find(|m| m["method"] == "turn/diff/updated")
+        .context("no turn/diff/updated")?;
+    let diff = diff["params"]["diff"].as_str().unwrap_or_default();
+    // Paths are relative to the nearest ancestor holding a `.git` (Codex's sandbox leaves an
+    // empty one in /tmp), else to cwd: so only the file name is certain.
+    assert!(
+        diff.lines()
+            .any(|l| l.starts_with("+++ b/") && l.ends_with("hello.txt"))
+            && diff.contains("\n+hello patched\n"),
+        "{diff}"
+    );
+    Ok(())
+}
