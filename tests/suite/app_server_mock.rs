@@ -292,3 +292,40 @@ async fn an_accepted_patch_is_written_and_its_diff_is_reported() -> Result<()> {
     );
     Ok(())
 }
+
+/// `turn/interrupt` while the model is held back by [`delay`] ends the turn `interrupted`
+/// at once, and the same app-server then runs the next turn.
+#[tokio::test]
+async fn an_interrupted_turn_ends_at_once_and_the_server_stays_usable() -> Result<()> {
+    let mock = MockResponses::start(vec![
+        vec![delay(60_000), message("too late")],
+        vec![message("second turn ok")],
+    ])
+    .await?;
+    let (home, cwd) = (tempfile::tempdir()?, tempfile::tempdir()?);
+    let (mut server, thread) = AppServer::start(&mock, home.path(), cwd.path()).await?;
+    let turn = server.turn(&thread, "go").await?;
+    mock.wait_for_requests(1, Duration::from_secs(30)).await?;
+    let asked = std::time::Instant::now();
+    server
+        .request(
+            "turn/interrupt",
+            json!({"threadId": thread, "turnId": turn}),
+        )
+        .await?;
+    let done = server.completed().await?;
+    assert_eq!(done["status"], "interrupted", "{done}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
+    server.turn(&thread, "again").await?;
+    let again = server.completed().await?;
+    assert_eq!(again["status"], "completed", "{again}");
+    assert_eq!(
+        server.item("agentMessage").context("no message")?["text"],
+        "second turn ok"
+    );
+    Ok(())
+}
