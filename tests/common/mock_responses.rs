@@ -2,12 +2,15 @@
 //!
 //! Each `POST /v1/responses` is answered from a script (one list of output items per
 //! request, in order; a plain "mock done" message once the script is exhausted) as the
-//! SSE stream Codex expects. Every request body is kept for assertions.
+//! SSE stream Codex expects. Every request body is kept for assertions. A [`delay`] item in
+//! a response holds that response back (so a test can steer or interrupt a running turn).
+//! `docs/app-server-protocol.md` records what Codex 0.169 does with each item.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Result;
 use axum::Router;
@@ -50,6 +53,44 @@ pub fn exec_command(cmd: &str) -> Value {
     json!({"type": "function_call", "name": "exec_command", "call_id": format!("call_mock_{n}"),
            "arguments": json!({"cmd": cmd}).to_string()})
 }
+
+/// Like [`exec_command`], but asks to run outside the sandbox (`require_escalated`), which
+/// Codex 0.169 under `approval_policy = "on-request"` (read-only or workspace-write) turns
+/// into an `item/commandExecution/requestApproval` carrying `justification` as its `reason`.
+/// Accepted, the command runs unsandboxed; declined, it never starts. `login: false` keeps a
+/// login shell's profile (e.g. a stuck `pyenv rehash` lock) from stalling the approved run.
+pub fn exec_command_escalated(cmd: &str, justification: &str) -> Value {
+    let mut call = exec_command(cmd);
+    call["arguments"] = json!({"cmd": cmd, "sandbox_permissions": "require_escalated",
+                               "justification": justification, "login": false})
+    .to_string()
+    .into();
+    call
+}
+
+/// A file edit: Codex 0.169 exposes no `apply_patch` tool to an unknown model, but it
+/// intercepts `apply_patch` run through `exec_command` and turns it into a `fileChange`
+/// item and `turn/diff/updated`. Under on-request it asks (`item/fileChange/requestApproval`)
+/// when the sandbox would not allow the write: read-only, or a path outside the writable
+/// roots (which under workspace-write include cwd and /tmp).
+pub fn apply_patch(patch: &str) -> Value {
+    exec_command(&format!("apply_patch <<'PATCH'\n{patch}PATCH\n"))
+}
+
+/// A patch (for [`apply_patch`]) that creates `path` (relative to the run's cwd, or absolute)
+/// with `lines`.
+pub fn add_file_patch(path: &str, lines: &[&str]) -> String {
+    let body: String = lines.iter().map(|l| format!("+{l}\n")).collect();
+    format!("*** Begin Patch\n*** Add File: {path}\n{body}*** End Patch\n")
+}
+
+/// Not an output item: holds the response it is in back for `ms` milliseconds before any
+/// byte is sent, so the turn stays running (for `turn/steer` and `turn/interrupt`).
+pub fn delay(ms: u64) -> Value {
+    json!({"type": DELAY, "ms": ms})
+}
+
+const DELAY: &str = "mock_delay";
 
 impl MockResponses {
     /// Start on an ephemeral loopback port with `script`.
@@ -102,6 +143,24 @@ stream_max_retries = 0
     pub fn requests(&self) -> Vec<Value> {
         self.shared.requests.lock().unwrap().clone()
     }
+
+    /// Wait until at least `n` requests have arrived (e.g. the turn is now waiting on a
+    /// [`delay`]ed response), or fail after `within`.
+    pub async fn wait_for_requests(&self, n: usize, within: Duration) -> Result<Vec<Value>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return Ok(requests);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the mock got {} of {n} requests within {within:?}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 async fn respond(State(shared): State<Shared>, body: axum::body::Bytes) -> impl IntoResponse {
@@ -114,6 +173,12 @@ async fn respond(State(shared): State<Shared>, body: axum::body::Bytes) -> impl 
         .unwrap()
         .pop_front()
         .unwrap_or_else(|| vec![message("mock done")]);
+    let (delays, items): (Vec<Value>, Vec<Value>) =
+        items.into_iter().partition(|i| i["type"] == DELAY);
+    let wait: u64 = delays.iter().filter_map(|d| d["ms"].as_u64()).sum();
+    if wait > 0 {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
     let id = format!("resp_{n}");
     let mut events = vec![json!({"type": "response.created", "response": {"id": id}})];
     for item in items {
