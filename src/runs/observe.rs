@@ -11,8 +11,12 @@ use super::Caller;
 use super::handle::Ended;
 use super::refusal::RunRefusal;
 use super::store::KeptRefusal;
-use crate::audit::{AuditLog, AuditRecord, Outcome, PromptDigest, RunPath, Transport, now_rfc3339};
+use crate::audit::{
+    ApprovalAuditRecord, AuditLog, AuditRecord, Outcome, PromptDigest, RunPath, Transport,
+    now_rfc3339,
+};
 use crate::error::ToolError;
+use crate::job::control::ApprovalRecord;
 use crate::job::{RunRequest, RunSpec};
 use crate::metrics::{RefusalReason, RunLabels, TokenKind, TokenLabels, metrics};
 use crate::run_queue::QueueRefusal;
@@ -44,7 +48,7 @@ impl Observer {
         self.audit.as_ref()
     }
 
-    fn write(&self, record: impl FnOnce(bool) -> AuditRecord) {
+    fn write<R: serde::Serialize>(&self, record: impl FnOnce(bool) -> R) {
         if let Some(log) = &self.audit
             && !log.write(&record(log.keeps_prompts()))
         {
@@ -203,6 +207,33 @@ impl Observer {
             prompt: facts
                 .prompt
                 .unwrap_or_else(|| PromptDigest::of("", keep_prompts)),
+        });
+    }
+
+    /// An approval request of run `run_id` was answered (by a person or a fallback).
+    pub fn approval(&self, caller: &Caller, run_id: &str, record: &ApprovalRecord) {
+        metrics().approval(record.decision, record.channel);
+        tracing::info!(
+            run_id,
+            approval_id = %record.id,
+            decision = record.decision.as_str(),
+            channel = record.channel.as_str(),
+            by = record.answered_by.as_deref().unwrap_or(""),
+            "approval decided"
+        );
+        self.write(|_| ApprovalAuditRecord {
+            time: now_rfc3339(),
+            kind: "approval",
+            request_id: caller.request_id.clone(),
+            principal: caller.principal.owner_key(),
+            run_id: run_id.to_owned(),
+            approval_id: record.id.clone(),
+            request: record.request.clone(),
+            decision: record.decision.as_str(),
+            channel: record.channel.as_str(),
+            answered_by: record.answered_by.clone(),
+            note: record.note.clone(),
+            waited_ms: record.waited_ms,
         });
     }
 
