@@ -14,6 +14,7 @@ mod fairness;
 mod first_contact;
 mod http;
 mod http_limits;
+mod interactive;
 mod jwks;
 mod oauth_builtin;
 mod oauth_builtin_attacks;
