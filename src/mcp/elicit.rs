@@ -82,3 +82,7 @@ async fn ask(control: &RunControl, peer: &Peer<RoleServer>, pending: Pending, by
         ),
     }
 }
+
+#[cfg(test)]
+#[path = "elicit_tests.rs"]
+mod tests;

@@ -253,3 +253,88 @@ fn count(transport: Transport, path: RunPath, outcome: Outcome) {
         })
         .inc();
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::job::control::{ApprovalKind, Channel, Decision};
+    use crate::job::{Principal, QuotaKey};
+
+    /// Every decision is one audit line (who, what, how, which way) and one count, with
+    /// caller-sized strings cut like every other line's.
+    #[test]
+    fn an_approval_decision_is_one_audit_line_and_one_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path, false, Default::default()).unwrap();
+        let observer = Observer::new(Some(Arc::new(log)));
+        let principal = Principal::Token {
+            name: "alice".into(),
+        };
+        let caller = Caller {
+            quota: QuotaKey::of(&principal),
+            owner: principal.owner_key(),
+            principal,
+            request_id: Some("req-1".into()),
+            transport: Transport::Http,
+            path: RunPath::Background,
+            approvals: Default::default(),
+        };
+        let counted = || {
+            metrics()
+                .approvals
+                .get_or_create(&crate::metrics::ApprovalLabels {
+                    decision: Decision::Accept.into(),
+                    channel: Channel::Card.into(),
+                })
+                .get()
+        };
+        let before = counted();
+        observer.approval(
+            &caller,
+            "run-1",
+            &ApprovalRecord {
+                id: "a1".into(),
+                request: ApprovalKind::Command {
+                    command: format!("touch ran {}", "x".repeat(100_000)),
+                    cwd: "/repo".into(),
+                },
+                reason: None,
+                decision: Decision::Accept,
+                channel: Channel::Card,
+                answered_by: Some("alice".into()),
+                note: None,
+                waited_ms: 1200,
+            },
+        );
+        assert_eq!(counted(), before + 1);
+        assert!(
+            metrics()
+                .encode()
+                .contains(r#"twobot_approvals_total{decision="accept",channel="card"}"#)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.len() < 20_000,
+            "the command was cut: {} bytes",
+            text.len()
+        );
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["kind"], "approval");
+        assert_eq!(line["principal"], "token:alice");
+        assert_eq!(line["run_id"], "run-1");
+        assert_eq!(line["approval_id"], "a1");
+        assert_eq!(line["decision"], "accept");
+        assert_eq!(line["channel"], "card");
+        assert_eq!(line["answered_by"], "alice");
+        assert_eq!(line["request"]["cwd"], "/repo");
+        assert!(
+            line["request"]["command"]
+                .as_str()
+                .unwrap()
+                .starts_with("touch ran")
+        );
+    }
+}
