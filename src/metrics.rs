@@ -207,6 +207,22 @@ impl Metrics {
         ] {
             let _ = oauth_events.get_or_create(&OAuthLabels { event });
         }
+        for decision in [
+            DecisionLabel::accept,
+            DecisionLabel::decline,
+            DecisionLabel::cancel,
+        ] {
+            for channel in [
+                ChannelLabel::elicitation,
+                ChannelLabel::input_required,
+                ChannelLabel::card,
+                ChannelLabel::timeout,
+                ChannelLabel::unreachable,
+                ChannelLabel::run_ended,
+            ] {
+                let _ = approvals.get_or_create(&ApprovalLabels { decision, channel });
+            }
+        }
         for kind in [TokenKind::input, TokenKind::cached_input, TokenKind::output] {
             let _ = codex_tokens.get_or_create(&TokenLabels { kind });
         }

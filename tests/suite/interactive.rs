@@ -193,3 +193,32 @@ async fn a_forged_request_state_starts_no_run_and_finds_no_one_elses() -> Result
     );
     Ok(())
 }
+
+/// `/metrics` of the real binary has `twobot_approvals_total` for every decision and
+/// channel from the start (at zero), so dashboards see the series before the first one.
+#[tokio::test]
+async fn the_approvals_metric_is_served_for_every_decision_and_channel() -> Result<()> {
+    let server = spawn_http(&[("TWOBOT_METRICS_ADDR", "127.0.0.1:0")]).await?;
+    let metrics = metrics_url(&server.log).await?;
+    let text = reqwest::get(&metrics).await?.text().await?;
+    assert!(
+        text.contains("# TYPE twobot_approvals_total counter"),
+        "{text}"
+    );
+    for decision in ["accept", "decline", "cancel"] {
+        for channel in [
+            "elicitation",
+            "input_required",
+            "card",
+            "timeout",
+            "unreachable",
+            "run_ended",
+        ] {
+            let series = format!(
+                "twobot_approvals_total{{decision=\"{decision}\",channel=\"{channel}\"}} 0"
+            );
+            assert!(text.contains(&series), "{series} missing");
+        }
+    }
+    Ok(())
+}
