@@ -36,31 +36,12 @@ impl TwoBot {
             }
             std::future::pending::<()>().await
         };
-        let round_trip = {
-            let (handle, kept, caller) = (&handle, self.runs.kept(), &caller);
-            let mut asked = asked.unwrap_or_default();
-            async move {
-                if !reach.input_required {
-                    return std::future::pending().await;
-                }
-                loop {
-                    let new = input_required::new_pending(handle.control(), &asked).await;
-                    // The retry must find the run: keep it for this caller, once.
-                    if kept.get(handle.id(), &caller.owner).is_ok() {
-                        return (new, asked);
-                    }
-                    match kept.reserve(&caller.owner, &caller.quota) {
-                        Ok(reservation) => {
-                            reservation.keep(handle.clone());
-                            return (new, asked);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "no room to keep the run between input rounds; its approvals wait for their timeout");
-                            asked.extend(new.into_iter().map(|p| p.id));
-                        }
-                    }
-                }
+        let round_trip = async {
+            if !reach.input_required {
+                return std::future::pending().await;
             }
+            let asked = asked.unwrap_or_default();
+            input_required::next_round(&handle, self.runs.kept(), &caller, asked).await
         };
         let ended = tokio::select! {
             ended = handle.outcome() => ended,

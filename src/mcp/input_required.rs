@@ -18,8 +18,11 @@ use std::collections::BTreeMap;
 use rmcp::model::{InputRequest, InputRequiredResult, InputResponses};
 use serde_json::json;
 
+use std::sync::Arc;
+
 use super::approvals;
 use crate::job::control::{Answer, Channel, Pending, RunControl};
+use crate::runs::{Caller, KeptRuns, RunHandle};
 
 /// Longest `requestState` 2Bot reads (its own are far shorter).
 pub const MAX_STATE_LEN: usize = 4096;
@@ -102,6 +105,33 @@ pub async fn new_pending(control: &RunControl, asked: &[String]) -> Vec<Pending>
     }
 }
 
+/// Wait for requests of `handle`'s run not yet `asked`, and keep the run for `caller`
+/// (once) so that the retry finds it; returns them and everything asked so far. With no
+/// room to keep the run, its requests are left to their timeout (and not asked).
+pub async fn next_round(
+    handle: &RunHandle,
+    kept: &Arc<KeptRuns>,
+    caller: &Caller,
+    mut asked: Vec<String>,
+) -> (Vec<Pending>, Vec<String>) {
+    loop {
+        let new = new_pending(handle.control(), &asked).await;
+        if kept.get(handle.id(), &caller.owner).is_ok() {
+            return (new, asked);
+        }
+        match kept.reserve(&caller.owner, &caller.quota) {
+            Ok(reservation) => {
+                reservation.keep(handle.clone());
+                return (new, asked);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no room to keep the run between input rounds; its approvals wait for their timeout");
+                asked.extend(new.into_iter().map(|p| p.id));
+            }
+        }
+    }
+}
+
 /// Apply the client's answers to the approvals it was asked about (`asked`); answers
 /// to anything else, and replies that are not an `ElicitResult`, are ignored (the
 /// request then waits for the card or its timeout). Returns how many were applied.
@@ -165,6 +195,67 @@ mod tests {
         ] {
             assert_eq!(State::decode(bad), None, "{bad}");
         }
+    }
+
+    /// Between rounds the run is kept for the caller who started it: the retry finds it,
+    /// anyone else's lookup does not, and a second round asks only what is new.
+    #[tokio::test]
+    async fn the_run_is_kept_for_its_owner_between_rounds_and_nothing_is_asked_twice() {
+        use crate::job::control::{ApprovalKind, ApprovalRequest, ControlConfig};
+        use crate::job::{Principal, QuotaKey};
+        let (handle, _publisher) =
+            crate::runs::handle::channel(tokio_util::sync::CancellationToken::new());
+        handle.control().configure(ControlConfig {
+            approval_timeout: std::time::Duration::from_secs(30),
+            reachable: true,
+        });
+        let kept = Arc::new(KeptRuns::new(crate::config::KeptConfig::default()));
+        let alice = Principal::Token {
+            name: "alice".into(),
+        };
+        let caller = Caller {
+            quota: QuotaKey::of(&alice),
+            owner: alice.owner_key(),
+            principal: alice,
+            request_id: None,
+            transport: crate::audit::Transport::Http,
+            path: crate::audit::RunPath::Direct,
+            approvals: ControlConfig::default(),
+        };
+        let ask = |command: &str| {
+            let control = handle.control().clone();
+            let command = command.to_owned();
+            tokio::spawn(async move {
+                control
+                    .ask(ApprovalRequest {
+                        kind: ApprovalKind::Command {
+                            command,
+                            cwd: "/r".into(),
+                        },
+                        reason: None,
+                    })
+                    .await
+            })
+        };
+        let _first = ask("one");
+        let (new, asked) = next_round(&handle, &kept, &caller, vec![]).await;
+        assert_eq!(new.len(), 1);
+        assert!(asked.is_empty());
+        assert!(
+            kept.get(handle.id(), &caller.owner).is_ok(),
+            "the retry finds the run"
+        );
+        assert!(
+            kept.get(handle.id(), "token:mallory").is_err(),
+            "nobody else does"
+        );
+        let _second = ask("two");
+        let (new, _) = next_round(&handle, &kept, &caller, vec!["a1".into()]).await;
+        assert_eq!(
+            new.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["a2"]
+        );
+        assert_eq!(kept.len(), 1, "kept once");
     }
 
     #[tokio::test]
