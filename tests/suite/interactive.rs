@@ -222,3 +222,41 @@ async fn the_approvals_metric_is_served_for_every_decision_and_channel() -> Resu
     }
     Ok(())
 }
+
+/// The official Python SDK, declaring elicitation, in both generations: a legacy
+/// (2025-11-25) session and the 2026-07-28 default. A call with nothing to approve
+/// answers as before, with no dialog shown and no `input_required` round.
+#[tokio::test]
+async fn a_python_sdk_client_that_declares_elicitation_gets_the_plain_result_in_both_generations()
+-> Result<()> {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let Some(python) = crate::suite::deploy::installed(
+        &[&python.display().to_string()],
+        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
+    ) else {
+        return Ok(());
+    };
+    let server = spawn_http(&[]).await?;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients/python_approval_client.py");
+    for (mode, protocol) in [("legacy", "2025-11-25"), ("modern", "2026-07-28")] {
+        let out = tokio::process::Command::new(&python)
+            .arg(&script)
+            .args([server.url.as_str(), mode, "accept", "scenario:ok"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{mode}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_str(stdout.trim())?;
+        assert_eq!(report["protocol"], protocol, "{report}");
+        assert_eq!(report["text"], json!(["fake answer"]), "{report}");
+        assert_eq!(report["shown"], json!([]), "{report}");
+        assert_eq!(report["structuredContent"]["ok"], true, "{report}");
+    }
+    Ok(())
+}
