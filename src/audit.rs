@@ -200,6 +200,37 @@ pub struct OAuthRecord {
     pub scope: Option<String>,
 }
 
+/// One line per answered approval request of a Codex run (`"kind": "approval"`): who
+/// answered what, how, and how it was decided. Strings are cut like every other line's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalAuditRecord {
+    /// RFC 3339 UTC time of the decision.
+    pub time: String,
+    /// Always `approval`.
+    pub kind: &'static str,
+    /// The HTTP request id of the call that started the run, if any.
+    pub request_id: Option<String>,
+    /// Whose run it is (the principal's ownership key).
+    pub principal: String,
+    /// The run.
+    pub run_id: String,
+    /// The request's id within the run (`a1`, `a2`, …).
+    pub approval_id: String,
+    /// What was asked: the request as the result shows it (command and cwd, files and
+    /// diff, or the permissions).
+    pub request: crate::job::control::ApprovalKind,
+    /// `accept`, `decline` or `cancel`.
+    pub decision: &'static str,
+    /// `elicitation`, `input_required`, `card`, `timeout`, `unreachable` or `run_ended`.
+    pub channel: &'static str,
+    /// Who answered (a principal's label), absent for the fallbacks.
+    pub answered_by: Option<String>,
+    /// Why, when declined without a person (or a dismissed dialog).
+    pub note: Option<String>,
+    /// Milliseconds the request waited.
+    pub waited_ms: u64,
+}
+
 /// RFC 3339 UTC now, as the audit record's `time`.
 pub fn now_rfc3339() -> String {
     rmcp::task_manager::current_timestamp()

@@ -80,6 +80,8 @@ pub struct Config {
     pub run_namespaces: RunNamespaces,
     /// How long an approval request waits for a person (`TWOBOT_APPROVAL_TIMEOUT_SEC`).
     pub approval_timeout: std::time::Duration,
+    /// Whether `ask_codex` is listed (`TWOBOT_ENABLE_ASK_TOOL`).
+    pub enable_ask_tool: bool,
     /// HTTP settings, validated by `http::HttpConfig` when the transport is http.
     pub http: HttpArgs,
     /// The built-in authorization server's settings, validated by `oauth::OAuthSettings`.
@@ -245,6 +247,7 @@ impl Config {
             log_format: cli.log_format,
             run_namespaces: cli.run_namespaces,
             approval_timeout: std::time::Duration::from_secs(cli.approval_timeout_sec),
+            enable_ask_tool: cli.enable_ask_tool,
             http: cli.http,
             oauth: cli.oauth,
             state_dir: cli.state_dir.or_else(default_state_dir),

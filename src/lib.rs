@@ -17,7 +17,8 @@
 //!   every refusal rendered by `http::rescue` in one body shape.
 //! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
 //!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling,
-//!   and the run card (MCP Apps).
+//!   the run card (MCP Apps), and Codex's approval requests relayed to a person
+//!   (elicitation, the 2026-07-28 `input_required` round trip, the card's answer tool).
 //! - [`runs`]: the one run lifecycle every path shares: `admit` (a permit or a typed
 //!   refusal, nothing spawned), `RunHandle` (progress, cancel, outcome), kept runs (tasks
 //!   and background runs), and where audit records and metrics are written.

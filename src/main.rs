@@ -238,14 +238,20 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
             }
         }
     }
-    Some(twobot::runs::Runs::new(
-        config.policy.clone(),
-        std::sync::Arc::new(threads),
-        twobot::run_queue::RunQueue::new(config.limits),
-        config.runs,
-        config.runner.clone(),
-        twobot::runs::Observer::new(audit),
-    ))
+    Some(
+        twobot::runs::Runs::new(
+            config.policy.clone(),
+            std::sync::Arc::new(threads),
+            twobot::run_queue::RunQueue::new(config.limits),
+            config.runs,
+            config.runner.clone(),
+            twobot::runs::Observer::new(audit),
+        )
+        .with_interaction(twobot::runs::Interaction {
+            approval_timeout: config.approval_timeout,
+            ask_tool: config.enable_ask_tool,
+        }),
+    )
 }
 
 /// logrotate moves the audit log away and sends SIGHUP: reopen it by name.

@@ -23,9 +23,9 @@ use prometheus_client::registry::{Registry, Unit};
 mod labels;
 
 pub use self::labels::{
-    AddressLabels, AddressRefusal, AuthFailure, AuthLabels, OAuthEvent, OAuthLabels, OutcomeLabel,
-    PathLabel, ReasonLabels, RefusalReason, RunLabels, StatusLabels, TokenKind, TokenLabels,
-    TransportLabel,
+    AddressLabels, AddressRefusal, ApprovalLabels, AuthFailure, AuthLabels, ChannelLabel,
+    DecisionLabel, OAuthEvent, OAuthLabels, OutcomeLabel, PathLabel, ReasonLabels, RefusalReason,
+    RunLabels, StatusLabels, TokenKind, TokenLabels, TransportLabel,
 };
 
 /// Every metric 2Bot keeps.
@@ -58,6 +58,8 @@ pub struct Metrics {
     pub audit_write_failures: Counter,
     /// The built-in authorization server's events.
     pub oauth_events: Family<OAuthLabels, Counter>,
+    /// Approval requests answered, by decision and channel.
+    pub approvals: Family<ApprovalLabels, Counter>,
 }
 
 impl Metrics {
@@ -144,6 +146,12 @@ impl Metrics {
             "Events of the built-in OAuth authorization server (sign-ins, tokens, replays)",
             oauth_events.clone(),
         );
+        let approvals = Family::<ApprovalLabels, Counter>::default();
+        registry.register(
+            "approvals",
+            "Approval requests of Codex runs answered, by decision and channel",
+            approvals.clone(),
+        );
         // Every series with a closed label set starts at zero, so dashboards and `rate()`
         // see it before its first event rather than a missing series.
         for outcome in [
@@ -199,6 +207,22 @@ impl Metrics {
         ] {
             let _ = oauth_events.get_or_create(&OAuthLabels { event });
         }
+        for decision in [
+            DecisionLabel::accept,
+            DecisionLabel::decline,
+            DecisionLabel::cancel,
+        ] {
+            for channel in [
+                ChannelLabel::elicitation,
+                ChannelLabel::input_required,
+                ChannelLabel::card,
+                ChannelLabel::timeout,
+                ChannelLabel::unreachable,
+                ChannelLabel::run_ended,
+            ] {
+                let _ = approvals.get_or_create(&ApprovalLabels { decision, channel });
+            }
+        }
         for kind in [TokenKind::input, TokenKind::cached_input, TokenKind::output] {
             let _ = codex_tokens.get_or_create(&TokenLabels { kind });
         }
@@ -217,6 +241,7 @@ impl Metrics {
             codex_tokens,
             audit_write_failures,
             oauth_events,
+            approvals,
         }
     }
 
@@ -232,6 +257,20 @@ impl Metrics {
     /// Count a refusal.
     pub fn refused(&self, reason: RefusalReason) {
         self.refusals.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// Count an answered approval request.
+    pub fn approval(
+        &self,
+        decision: crate::job::control::Decision,
+        channel: crate::job::control::Channel,
+    ) {
+        self.approvals
+            .get_or_create(&ApprovalLabels {
+                decision: decision.into(),
+                channel: channel.into(),
+            })
+            .inc();
     }
 
     /// Count an event of the built-in authorization server.

@@ -150,6 +150,10 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_ENABLE_BACKGROUND_RUNS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub enable_background_runs: bool,
 
+    /// List ask_codex beside run_codex_prompt: a read-only tool (sandbox read-only, no approvals, readOnlyHint), so hosts that confirm every other tool (ChatGPT) ask no confirmation for questions about code.
+    #[arg(long, env = "TWOBOT_ENABLE_ASK_TOOL", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
+    pub enable_ask_tool: bool,
+
     /// Run a task-capable client's calls as MCP tasks (SEP-2663: tasks/get, tasks/cancel).
     #[arg(long, env = "TWOBOT_ENABLE_TASKS", default_value = "true", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub enable_tasks: bool,

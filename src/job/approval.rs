@@ -143,4 +143,6 @@ pub struct Answer {
     pub channel: Channel,
     /// Who gave it.
     pub by: Option<String>,
+    /// What the result should say of it (a dismissed dialog), if anything.
+    pub note: Option<String>,
 }

@@ -127,6 +127,11 @@ impl RunControl {
         *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
     }
 
+    /// How unanswered requests are handled (for the seconds a request has left).
+    pub fn config(&self) -> ControlConfig {
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// Call `hook` for every answered request.
     pub fn on_decided(&self, hook: OnDecided) {
         *self
@@ -194,6 +199,7 @@ impl RunControl {
                 decision: Decision::Decline,
                 channel,
                 by: None,
+                note: None,
             };
             return self.record(id, request, answer, Some(note.to_owned()), asked.elapsed());
         }
@@ -205,12 +211,16 @@ impl RunControl {
         let answer = tokio::time::timeout(config.approval_timeout, rx).await;
         drop(guard);
         let (answer, note) = match answer {
-            Ok(Ok(answer)) => (answer, None),
+            Ok(Ok(answer)) => {
+                let note = answer.note.clone();
+                (answer, note)
+            }
             Ok(Err(_)) => (
                 Answer {
                     decision: Decision::Decline,
                     channel: Channel::RunEnded,
                     by: None,
+                    note: None,
                 },
                 Some("declined: the run ended before anyone answered".to_owned()),
             ),
@@ -219,6 +229,7 @@ impl RunControl {
                     decision: Decision::Decline,
                     channel: Channel::Timeout,
                     by: None,
+                    note: None,
                 },
                 Some(format!(
                     "declined: nobody answered within {} s (TWOBOT_APPROVAL_TIMEOUT_SEC)",

@@ -47,6 +47,7 @@ async fn an_answer_reaches_the_asker_and_is_recorded_once() {
         decision: Decision::Accept,
         channel: Channel::Card,
         by: Some("alice".into()),
+        note: None,
     };
     control.answer("a1", accept.clone()).unwrap();
     let record = asker.await.unwrap();

@@ -8,7 +8,8 @@
 use rmcp::model::{MetaObject, ReadResourceResult, Resource, ResourceContents};
 use serde_json::json;
 
-/// The run card's URI, linked from `run_codex_prompt`'s `_meta.ui.resourceUri`.
+/// The run card's first, unhashed URI: still read (hosts that cached the link), never
+/// linked any more.
 pub const RUN_CARD_URI: &str = "ui://2bot/run-card.html";
 /// The MIME type MCP Apps hosts render.
 pub const MCP_APP_MIME: &str = "text/html;profile=mcp-app";
@@ -17,19 +18,35 @@ pub const EXTENSION_ID: &str = "io.modelcontextprotocol/ui";
 /// The view: one self-contained HTML file (inline JS and CSS, nothing fetched).
 pub const RUN_CARD_HTML: &str = include_str!("apps/run-card.html");
 
+/// The URI of a card whose HTML is `html`: `ui://2bot/run-card-<12 hex of its
+/// SHA-256>.html`, so a changed card has a new URI and no host serves it from a cache.
+pub fn card_uri_for(html: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(html.as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("ui://2bot/run-card-{hex}.html")
+}
+
+/// The run card's URI, linked from the run tools' `_meta.ui.resourceUri` and
+/// `openai/outputTemplate`.
+pub fn run_card_uri() -> &'static str {
+    static URI: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URI.get_or_init(|| card_uri_for(RUN_CARD_HTML))
+}
+
 /// Why a resource could not be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AppsError {
     /// The URI names no resource of this server.
-    #[error("unknown resource: {0} (2Bot serves only {RUN_CARD_URI})")]
+    #[error("unknown resource: {0} (2Bot serves only its run card, ui://2bot/run-card-….html)")]
     UnknownResource(String),
 }
 
 /// `_meta` of `run_codex_prompt`: the MCP Apps link, and ChatGPT's older alias of it.
 pub fn run_tool_meta() -> MetaObject {
     object(json!({
-        "ui": { "resourceUri": RUN_CARD_URI },
-        "openai/outputTemplate": RUN_CARD_URI,
+        "ui": { "resourceUri": run_card_uri() },
+        "openai/outputTemplate": run_card_uri(),
         "openai/toolInvocation/invoking": "Starting Codex…",
         "openai/toolInvocation/invoked": "Codex run",
     }))
@@ -39,6 +56,16 @@ pub fn run_tool_meta() -> MetaObject {
 /// every tool be by default; ChatGPT's Apps SDK wants it said).
 pub fn follow_tool_meta() -> MetaObject {
     object(json!({ "openai/widgetAccessible": true }))
+}
+
+/// `_meta` of a tool only the card may call: MCP Apps hosts keep `visibility: ["app"]`
+/// tools from the model, ChatGPT keeps `openai/visibility: private` ones.
+pub fn app_only_tool_meta() -> MetaObject {
+    object(json!({
+        "ui": { "visibility": ["app"] },
+        "openai/visibility": "private",
+        "openai/widgetAccessible": true,
+    }))
 }
 
 /// The card's `_meta.ui`: a CSP with no connect, resource or frame domains (the view
@@ -64,7 +91,7 @@ fn object(value: serde_json::Value) -> MetaObject {
 /// What `resources/list` shows.
 pub fn resources() -> Vec<Resource> {
     vec![
-        Resource::new(RUN_CARD_URI, "run-card")
+        Resource::new(run_card_uri(), "run-card")
             .with_title("Codex run card")
             .with_description("Live view of a Codex run for MCP Apps hosts")
             .with_mime_type(MCP_APP_MIME)
@@ -75,12 +102,12 @@ pub fn resources() -> Vec<Resource> {
 
 /// `resources/read` of `uri`.
 pub fn read(uri: &str) -> Result<ReadResourceResult, AppsError> {
-    if uri != RUN_CARD_URI {
+    if uri != run_card_uri() && uri != RUN_CARD_URI {
         return Err(AppsError::UnknownResource(uri.to_owned()));
     }
     Ok(ReadResourceResult::new(vec![
         ResourceContents::TextResourceContents {
-            uri: RUN_CARD_URI.to_owned(),
+            uri: uri.to_owned(),
             mime_type: Some(MCP_APP_MIME.to_owned()),
             text: RUN_CARD_HTML.to_owned(),
             meta: Some(resource_meta()),
@@ -95,10 +122,10 @@ mod tests {
 
     #[test]
     fn the_card_is_served_as_an_mcp_app_with_a_csp_that_allows_no_network() {
-        let read = serde_json::to_value(read(RUN_CARD_URI).unwrap()).unwrap();
+        let read = serde_json::to_value(read(run_card_uri()).unwrap()).unwrap();
         let content = &read["contents"][0];
         assert_eq!(content["mimeType"], MCP_APP_MIME);
-        assert_eq!(content["uri"], RUN_CARD_URI);
+        assert_eq!(content["uri"], run_card_uri());
         let csp = &content["_meta"]["ui"]["csp"];
         assert_eq!(csp["connectDomains"], json!([]));
         assert_eq!(csp["resourceDomains"], json!([]));
@@ -147,7 +174,40 @@ mod tests {
     #[test]
     fn the_run_tool_links_the_card_for_mcp_apps_and_for_chatgpt() {
         let meta = serde_json::Value::Object(run_tool_meta().0);
-        assert_eq!(meta["ui"]["resourceUri"], RUN_CARD_URI);
-        assert_eq!(meta["openai/outputTemplate"], RUN_CARD_URI);
+        assert_eq!(meta["ui"]["resourceUri"], run_card_uri());
+        assert_eq!(meta["openai/outputTemplate"], run_card_uri());
+    }
+
+    /// The URI is a pure function of the bytes: a changed card gets a new one, so a
+    /// host's cache cannot serve the old view under the new link.
+    #[test]
+    fn the_card_uri_is_a_hash_of_its_html_and_changes_with_it() {
+        let uri = run_card_uri();
+        assert!(
+            uri.starts_with("ui://2bot/run-card-") && uri.ends_with(".html"),
+            "{uri}"
+        );
+        let hex = &uri["ui://2bot/run-card-".len()..uri.len() - ".html".len()];
+        assert_eq!(hex.len(), 12);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(card_uri_for(RUN_CARD_HTML), uri);
+        let changed = RUN_CARD_HTML.replacen("Codex run", "Codex  run", 1);
+        assert_ne!(card_uri_for(&changed), uri);
+        assert_eq!(card_uri_for("abc"), card_uri_for("abc"));
+        // The first, unhashed link still reads (hosts that cached it), and says it is that one.
+        let old = serde_json::to_value(read(RUN_CARD_URI).unwrap()).unwrap();
+        assert_eq!(old["contents"][0]["uri"], RUN_CARD_URI);
+        assert_eq!(old["contents"][0]["text"], RUN_CARD_HTML);
+        assert_eq!(serde_json::to_value(resources()).unwrap()[0]["uri"], uri);
+    }
+
+    #[test]
+    fn the_card_only_tool_is_hidden_from_the_model_by_both_spellings() {
+        let meta = serde_json::Value::Object(app_only_tool_meta().0);
+        assert_eq!(meta["ui"]["visibility"], json!(["app"]));
+        assert_eq!(meta["openai/visibility"], "private");
     }
 }

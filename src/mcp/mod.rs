@@ -8,8 +8,13 @@
 //! - [`caller`]: who is calling.
 //! - [`apps`]: the MCP Apps run card (`resources/list`, `resources/read`).
 
+pub mod approvals;
 pub mod apps;
 pub mod caller;
+mod calls;
+pub mod elicit;
+pub mod input_required;
+pub mod interactive;
 pub mod progress;
 pub mod results;
 pub mod schema;
@@ -64,8 +69,9 @@ impl TwoBot {
         shutdown: CancellationToken,
     ) -> Self {
         let background = runs.kept().config().background;
+        let ask = runs.interaction().ask_tool;
         Self {
-            tools_listed: Arc::new(tools::listed(default_timeout_sec, background)),
+            tools_listed: Arc::new(tools::listed(default_timeout_sec, background, ask)),
             runs,
             default_principal,
             transport,
@@ -74,7 +80,10 @@ impl TwoBot {
     }
 
     fn caller(&self, ctx: &RequestContext<RoleServer>, path: RunPath) -> crate::runs::Caller {
-        caller::of(ctx, &self.default_principal, self.transport, path)
+        let mut caller = caller::of(ctx, &self.default_principal, self.transport, path);
+        caller.approvals = approvals::reach(approvals::facts(ctx), path)
+            .control(self.runs.interaction().approval_timeout);
+        caller
     }
 
     fn kept(
@@ -90,29 +99,39 @@ impl TwoBot {
             .map_err(|e| e.to_string())
     }
 
-    /// `run_codex_prompt`: parse, pick the path (direct, task, background), admit, run.
+    /// `run_codex_prompt` and `ask_codex`: parse, pick the path (direct, task,
+    /// background), admit, run. A retry that carries a `requestState` goes on waiting
+    /// for the run it names instead ([`input_required`]).
     async fn run(
         &self,
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResponse {
+        if let Some(state) = params.request_state {
+            return self.resume(&state, params.input_responses, ctx).await;
+        }
+        let tool = params.name.to_string();
         let mut args = params.arguments.unwrap_or_default();
         let background = match args.remove("background") {
             None | Some(serde_json::Value::Bool(false)) => false,
-            Some(serde_json::Value::Bool(true)) => true,
+            Some(serde_json::Value::Bool(true)) if tool == TOOL_NAME => true,
             Some(other) => {
                 return results::error_text(format!(
-                    "invalid arguments for {TOOL_NAME}: background must be a boolean, not {other}"
+                    "invalid arguments for {tool}: background must be a boolean, not {other}"
                 ))
                 .into();
             }
         };
-        let request: RunRequest = match serde_json::from_value(serde_json::Value::Object(args)) {
+        let parsed = if tool == interactive::ASK_TOOL {
+            interactive::parse::<interactive::AskArgs>(&tool, Some(args)).map(RunRequest::from)
+        } else {
+            interactive::parse::<RunRequest>(&tool, Some(args))
+        };
+        let request = match parsed {
             Ok(r) => r,
             Err(e) => {
                 crate::metrics::metrics().refused(crate::metrics::RefusalReason::invalid_arguments);
-                return results::error_text(format!("invalid arguments for {TOOL_NAME}: {e}"))
-                    .into();
+                return results::error_text(e).into();
             }
         };
         // SEP-2663: a call whose request declares the tasks extension (per-request client
@@ -136,7 +155,7 @@ impl TwoBot {
         // span (parent of the run's) picks the caller's trace up again.
         let span = tracing::info_span!(
             "tools/call",
-            tool = TOOL_NAME,
+            tool = tool.as_str(),
             path = path.as_str(),
             request_id = caller.request_id.as_deref().unwrap_or(""),
             principal = %caller.principal.label(),
@@ -152,32 +171,12 @@ impl TwoBot {
             };
             match path {
                 RunPath::Task => tasks::created(self.runs.kept(), &handle),
-                RunPath::Background => results::snapshot(&handle.snapshot()).into(),
-                RunPath::Direct => self.direct(handle, &ctx).await.into(),
+                RunPath::Background => results::snapshot_of(&handle).into(),
+                RunPath::Direct => self.direct(handle, &ctx, None).await,
             }
         }
         .instrument(span)
         .await
-    }
-
-    /// A direct call waits for its run, relaying progress; the client's cancellation
-    /// stops the run (a dropped connection does not: the run finishes on its own).
-    async fn direct(&self, handle: RunHandle, ctx: &RequestContext<RoleServer>) -> CallToolResult {
-        let relay = ctx
-            .meta
-            .get_progress_token()
-            .map(|token| tokio::spawn(progress::relay(handle.clone(), ctx.peer.clone(), token)));
-        let ended = tokio::select! {
-            ended = handle.outcome() => ended,
-            () = ctx.ct.cancelled() => {
-                handle.cancel();
-                handle.outcome().await
-            }
-        };
-        if let Some(relay) = relay {
-            let _ = relay.await;
-        }
-        results::ended(&ended)
     }
 
     /// `get_codex_run` and `cancel_codex_run`.
@@ -206,10 +205,18 @@ impl TwoBot {
             };
             match self.kept(&ctx, &args.run_id, RunPath::Background) {
                 Ok(handle) => {
-                    handle
-                        .outcome_within(Duration::from_secs(wait), &ctx.ct)
-                        .await;
-                    results::snapshot(&handle.snapshot())
+                    // A new approval request answers at once: a person is waited for.
+                    let seen: Vec<String> = handle
+                        .control()
+                        .pending()
+                        .into_iter()
+                        .map(|p| p.id)
+                        .collect();
+                    tokio::select! {
+                        _ = handle.outcome_within(Duration::from_secs(wait), &ctx.ct) => {}
+                        _ = input_required::new_pending(handle.control(), &seen) => {}
+                    }
+                    results::snapshot_of(&handle)
                 }
                 Err(e) => results::error_text(e),
             }
@@ -226,7 +233,7 @@ impl TwoBot {
                     handle
                         .outcome_within(Duration::from_secs(10), &CancellationToken::new())
                         .await;
-                    results::snapshot(&handle.snapshot())
+                    results::snapshot_of(&handle)
                 }
                 Err(e) => results::error_text(e),
             }
@@ -308,8 +315,10 @@ impl ServerHandler for TwoBot {
                 None,
             ));
         }
-        if name == TOOL_NAME {
+        if name == TOOL_NAME || name == interactive::ASK_TOOL {
             Ok(self.run(request, context).await)
+        } else if name == interactive::STEER_RUN || name == interactive::ANSWER_APPROVAL {
+            Ok(self.control(&name, request, context).await.into())
         } else {
             Ok(self.follow(&name, request, context).await.into())
         }

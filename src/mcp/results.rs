@@ -7,7 +7,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use super::tools::GET_RUN;
 use crate::error::ToolError;
 use crate::job::RunOutput;
-use crate::runs::{Ended, RunRefusal, RunSnapshot, RunStatus};
+use crate::runs::{Ended, RunHandle, RunRefusal, RunSnapshot, RunStatus};
 
 /// A tool error with `text` as its only content.
 pub fn error_text(text: String) -> CallToolResult {
@@ -70,6 +70,17 @@ fn output_result(output: &RunOutput) -> CallToolResult {
 /// A kept run as `get_codex_run`, `cancel_codex_run` and a background start answer it.
 pub fn snapshot(snapshot: &RunSnapshot) -> CallToolResult {
     let text = match (&snapshot.status, &snapshot.result, &snapshot.error) {
+        (RunStatus::Working, _, _) if !snapshot.pending_approvals.is_empty() => format!(
+            "Run {} is waiting for a person to approve {} request(s) in the run card (declined after {} s without an answer). Call {GET_RUN} with this run_id to follow it.",
+            snapshot.run_id,
+            snapshot.pending_approvals.len(),
+            snapshot
+                .pending_approvals
+                .iter()
+                .map(|p| p.seconds_left)
+                .min()
+                .unwrap_or(0)
+        ),
         (RunStatus::Working, _, _) => format!(
             "Run {} is working ({} s so far{}). Call {GET_RUN} with this run_id to follow it.",
             snapshot.run_id,
@@ -91,6 +102,29 @@ pub fn snapshot(snapshot: &RunSnapshot) -> CallToolResult {
         Err(e) => tracing::warn!(error = %e, "run snapshot did not serialize"),
     }
     result.is_error = Some(failed);
+    result
+}
+
+/// The `_meta` key under which the run card finds the pending approvals' tokens.
+pub const APPROVAL_TOKENS_META: &str = "2bot/approvalTokens";
+
+/// A kept run's snapshot as a result, with the tokens of its pending approvals in
+/// `_meta` only: hosts give a result's `_meta` to the view and keep it from the model,
+/// so the card can answer and the model cannot. Never in content or structuredContent.
+pub fn snapshot_of(handle: &RunHandle) -> CallToolResult {
+    let mut result = snapshot(&handle.snapshot());
+    let tokens: serde_json::Map<String, serde_json::Value> = handle
+        .control()
+        .pending()
+        .into_iter()
+        .filter(|p| !p.token.is_empty())
+        .map(|p| (p.id, serde_json::Value::String(p.token)))
+        .collect();
+    if !tokens.is_empty() {
+        let mut meta = rmcp::model::MetaObject::new();
+        meta.0.insert(APPROVAL_TOKENS_META.into(), tokens.into());
+        result.meta = Some(meta);
+    }
     result
 }
 

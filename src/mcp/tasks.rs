@@ -36,6 +36,19 @@ pub fn task_of(kept: &KeptRuns, handle: &RunHandle) -> DetailedTask {
     .with_ttl_ms(u64::try_from(kept.config().ttl.as_millis()).unwrap_or(u64::MAX))
     .with_poll_interval_ms(TASK_POLL_INTERVAL_MS);
     let payload = match handle.ended() {
+        None if !snapshot.pending_approvals.is_empty() => {
+            task = task.with_status_message(format!(
+                "waiting for a person to approve {} request(s); declined after {} s without an answer",
+                snapshot.pending_approvals.len(),
+                snapshot
+                    .pending_approvals
+                    .iter()
+                    .map(|p| p.seconds_left)
+                    .min()
+                    .unwrap_or(0)
+            ));
+            TaskPayload::Working
+        }
         None => {
             task = task.with_status_message(
                 snapshot

@@ -22,8 +22,9 @@ pub const CANCEL_RUN: &str = "cancel_codex_run";
 /// Longest `wait_sec` of `get_codex_run`: under the ~60 s after which clients give up.
 pub const MAX_WAIT_SEC: i64 = 55;
 
-/// The tools listed: the one tool, or it and the two background-run tools.
-pub fn listed(default_timeout_sec: u64, background: bool) -> Vec<Tool> {
+/// The tools listed: the one tool, or it and the background-run tools (following,
+/// cancelling, steering, and the card's answer tool); `ask_codex` when `ask`.
+pub fn listed(default_timeout_sec: u64, background: bool, ask: bool) -> Vec<Tool> {
     let mut tools = if background {
         [
             background_tool_definition(default_timeout_sec),
@@ -42,6 +43,13 @@ pub fn listed(default_timeout_sec: u64, background: bool) -> Vec<Tool> {
         } else {
             super::apps::follow_tool_meta()
         });
+    }
+    if ask {
+        tools.insert(1, super::interactive::ask_definition(default_timeout_sec));
+    }
+    if background {
+        tools.push(super::interactive::steer_definition());
+        tools.push(super::interactive::answer_definition());
     }
     tools
 }
@@ -174,10 +182,10 @@ pub fn tool_definition(default_timeout_sec: u64) -> Tool {
         )
 }
 
-const DESCRIPTION: &str = "Run the local OpenAI Codex CLI (`codex exec --json`) on a prompt and return its final \
+const DESCRIPTION: &str = "Run the local OpenAI Codex CLI on a prompt and return its final \
 message, thread id, token usage, commands and file changes. Codex works in `cwd` (inside the allowed roots) under a \
 sandbox, `read-only` by default; writing needs `allow_edits=true`. Killed after `timeout_sec` (partial output kept). \
-Runs can take minutes; progress is reported. `ok` is true only when Codex completed its turn; else `error` says why.";
+Runs take minutes; progress is reported. `ok` is true only when Codex completed its turn; else `error` says why.";
 
 #[cfg(test)]
 mod tests {

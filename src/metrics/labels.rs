@@ -232,3 +232,51 @@ pub struct AddressLabels {
     /// The limit that refused.
     pub limit: AddressRefusal,
 }
+
+/// Labels of `twobot_approvals_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApprovalLabels {
+    /// accept, decline or cancel.
+    pub decision: DecisionLabel,
+    /// How the answer came (a person's channel, or the fallback that declined).
+    pub channel: ChannelLabel,
+}
+
+label_enum!(DecisionLabel {
+    accept,
+    decline,
+    cancel
+});
+label_enum!(ChannelLabel {
+    elicitation,
+    input_required,
+    card,
+    timeout,
+    unreachable,
+    run_ended
+});
+
+impl From<crate::job::control::Decision> for DecisionLabel {
+    fn from(d: crate::job::control::Decision) -> Self {
+        use crate::job::control::Decision;
+        match d {
+            Decision::Accept => Self::accept,
+            Decision::Decline => Self::decline,
+            Decision::Cancel => Self::cancel,
+        }
+    }
+}
+
+impl From<crate::job::control::Channel> for ChannelLabel {
+    fn from(c: crate::job::control::Channel) -> Self {
+        use crate::job::control::Channel;
+        match c {
+            Channel::Elicitation => Self::elicitation,
+            Channel::InputRequired => Self::input_required,
+            Channel::Card => Self::card,
+            Channel::Timeout => Self::timeout,
+            Channel::Unreachable => Self::unreachable,
+            Channel::RunEnded => Self::run_ended,
+        }
+    }
+}

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ToolError;
 use crate::job::RunOutput;
-use crate::job::control::RunControl;
+use crate::job::control::{ApprovalKind, Pending, RunControl};
 
 /// Progress messages kept per run (the latest ones).
 pub const PROGRESS_KEPT: usize = 50;
@@ -86,6 +86,46 @@ pub struct RunSnapshot {
     /// The full result, once finished: the same as a direct `run_codex_prompt` call.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<RunOutput>,
+    /// Approval requests waiting for a person now (app-server backend); absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    // Declared as objects: the full shape would double the pinned tools/list.
+    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
+    pub pending_approvals: Vec<PendingApproval>,
+}
+
+/// A request waiting for a person, as snapshots show it (never with its token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PendingApproval {
+    /// Its id within the run (`a1`, `a2`, …).
+    pub id: String,
+    /// What would happen on approve: `command` and `cwd`, or `paths` and `diff` (text).
+    #[serde(flatten)]
+    pub request: ApprovalKind,
+    /// Codex's reason, when it gave one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When it was asked, seconds since the Unix epoch.
+    pub asked_at: u64,
+    /// Seconds before it is declined for want of an answer.
+    pub seconds_left: u64,
+}
+
+impl PendingApproval {
+    /// `pending` as shown, `timeout` after it was asked.
+    pub fn of(pending: &Pending, timeout: Duration) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let waited = Duration::from_millis(now_ms.saturating_sub(pending.asked_at_ms));
+        Self {
+            id: pending.id.clone(),
+            request: pending.request.kind.clone(),
+            reason: pending.request.reason.clone(),
+            asked_at: pending.asked_at_ms / 1000,
+            seconds_left: timeout.saturating_sub(waited).as_secs(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -321,6 +361,15 @@ impl RunHandle {
                 .unwrap_or_default(),
             error,
             result,
+            pending_approvals: {
+                let timeout = self.shared.control.config().approval_timeout;
+                self.shared
+                    .control
+                    .pending()
+                    .iter()
+                    .map(|p| PendingApproval::of(p, timeout))
+                    .collect()
+            },
         }
     }
 }

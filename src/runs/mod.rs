@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-pub use self::handle::{Ended, RunHandle, RunSnapshot, RunStatus};
+pub use self::handle::{Ended, PendingApproval, RunHandle, RunSnapshot, RunStatus};
 pub use self::observe::Observer;
 pub use self::refusal::RunRefusal;
 pub use self::store::{KeptConfig, KeptError, KeptRuns, Reservation};
@@ -59,6 +59,24 @@ pub struct Caller {
     pub approvals: ControlConfig,
 }
 
+/// What the MCP layer offers around runs: how long approvals wait, which tools it lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interaction {
+    /// How long an approval request waits for a person (`TWOBOT_APPROVAL_TIMEOUT_SEC`).
+    pub approval_timeout: std::time::Duration,
+    /// Whether the read-only `ask_codex` is listed (`TWOBOT_ENABLE_ASK_TOOL`).
+    pub ask_tool: bool,
+}
+
+impl Default for Interaction {
+    fn default() -> Self {
+        Self {
+            approval_timeout: crate::job::control::DEFAULT_APPROVAL_TIMEOUT,
+            ask_tool: false,
+        }
+    }
+}
+
 /// Everything a run needs, shared by every transport.
 #[derive(Debug, Clone)]
 pub struct Runs {
@@ -74,6 +92,7 @@ struct Inner {
     runner: CodexRunner,
     observer: Observer,
     tracker: TaskTracker,
+    interaction: Interaction,
 }
 
 /// A call that passed admission: it holds its queue place (and kept place) and has not
@@ -108,8 +127,22 @@ impl Runs {
                 runner,
                 observer,
                 tracker,
+                interaction: Interaction::default(),
             }),
         }
+    }
+
+    /// The same lifecycle with `interaction` (call before sharing it).
+    pub fn with_interaction(mut self, interaction: Interaction) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.interaction = interaction;
+        }
+        self
+    }
+
+    /// Approval timeout and the optional tools.
+    pub fn interaction(&self) -> Interaction {
+        self.inner.interaction
     }
 
     /// How Codex is started, for probes that must start it as runs do (`/readyz`).
@@ -125,6 +158,11 @@ impl Runs {
     /// Tasks and background runs.
     pub fn kept(&self) -> &Arc<KeptRuns> {
         &self.inner.kept
+    }
+
+    /// The longest prompt the policy takes, in bytes (a steering message's cap too).
+    pub fn max_prompt_bytes(&self) -> usize {
+        self.inner.policy.max_prompt_bytes
     }
 
     /// The audit log and metrics.
@@ -247,6 +285,15 @@ impl Admitted {
         let (handle, publisher) = handle::channel(cancel.clone());
         let control = handle.control().clone();
         control.configure(caller.approvals);
+        {
+            // Every decision, whoever made it, is one audit line and one metric.
+            let observer = runs.inner.observer.clone();
+            let caller = caller.clone();
+            let run_id = handle.id().to_owned();
+            control.on_decided(Arc::new(move |record| {
+                observer.approval(&caller, &run_id, record);
+            }));
+        }
         if let Some(reservation) = reservation {
             reservation.keep(handle.clone());
         }

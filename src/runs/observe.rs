@@ -11,8 +11,12 @@ use super::Caller;
 use super::handle::Ended;
 use super::refusal::RunRefusal;
 use super::store::KeptRefusal;
-use crate::audit::{AuditLog, AuditRecord, Outcome, PromptDigest, RunPath, Transport, now_rfc3339};
+use crate::audit::{
+    ApprovalAuditRecord, AuditLog, AuditRecord, Outcome, PromptDigest, RunPath, Transport,
+    now_rfc3339,
+};
 use crate::error::ToolError;
+use crate::job::control::ApprovalRecord;
 use crate::job::{RunRequest, RunSpec};
 use crate::metrics::{RefusalReason, RunLabels, TokenKind, TokenLabels, metrics};
 use crate::run_queue::QueueRefusal;
@@ -44,7 +48,7 @@ impl Observer {
         self.audit.as_ref()
     }
 
-    fn write(&self, record: impl FnOnce(bool) -> AuditRecord) {
+    fn write<R: serde::Serialize>(&self, record: impl FnOnce(bool) -> R) {
         if let Some(log) = &self.audit
             && !log.write(&record(log.keeps_prompts()))
         {
@@ -206,6 +210,33 @@ impl Observer {
         });
     }
 
+    /// An approval request of run `run_id` was answered (by a person or a fallback).
+    pub fn approval(&self, caller: &Caller, run_id: &str, record: &ApprovalRecord) {
+        metrics().approval(record.decision, record.channel);
+        tracing::info!(
+            run_id,
+            approval_id = %record.id,
+            decision = record.decision.as_str(),
+            channel = record.channel.as_str(),
+            by = record.answered_by.as_deref().unwrap_or(""),
+            "approval decided"
+        );
+        self.write(|_| ApprovalAuditRecord {
+            time: now_rfc3339(),
+            kind: "approval",
+            request_id: caller.request_id.clone(),
+            principal: caller.principal.owner_key(),
+            run_id: run_id.to_owned(),
+            approval_id: record.id.clone(),
+            request: record.request.clone(),
+            decision: record.decision.as_str(),
+            channel: record.channel.as_str(),
+            answered_by: record.answered_by.clone(),
+            note: record.note.clone(),
+            waited_ms: record.waited_ms,
+        });
+    }
+
     fn count(&self, caller: &Caller, outcome: Outcome) {
         count(caller.transport, caller.path, outcome);
     }
@@ -221,4 +252,89 @@ fn count(transport: Transport, path: RunPath, outcome: Outcome) {
             path: path.into(),
         })
         .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::job::control::{ApprovalKind, Channel, Decision};
+    use crate::job::{Principal, QuotaKey};
+
+    /// Every decision is one audit line (who, what, how, which way) and one count, with
+    /// caller-sized strings cut like every other line's.
+    #[test]
+    fn an_approval_decision_is_one_audit_line_and_one_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog::open(&path, false, Default::default()).unwrap();
+        let observer = Observer::new(Some(Arc::new(log)));
+        let principal = Principal::Token {
+            name: "alice".into(),
+        };
+        let caller = Caller {
+            quota: QuotaKey::of(&principal),
+            owner: principal.owner_key(),
+            principal,
+            request_id: Some("req-1".into()),
+            transport: Transport::Http,
+            path: RunPath::Background,
+            approvals: Default::default(),
+        };
+        let counted = || {
+            metrics()
+                .approvals
+                .get_or_create(&crate::metrics::ApprovalLabels {
+                    decision: Decision::Accept.into(),
+                    channel: Channel::Card.into(),
+                })
+                .get()
+        };
+        let before = counted();
+        observer.approval(
+            &caller,
+            "run-1",
+            &ApprovalRecord {
+                id: "a1".into(),
+                request: ApprovalKind::Command {
+                    command: format!("touch ran {}", "x".repeat(100_000)),
+                    cwd: "/repo".into(),
+                },
+                reason: None,
+                decision: Decision::Accept,
+                channel: Channel::Card,
+                answered_by: Some("alice".into()),
+                note: None,
+                waited_ms: 1200,
+            },
+        );
+        assert_eq!(counted(), before + 1);
+        assert!(
+            metrics()
+                .encode()
+                .contains(r#"twobot_approvals_total{decision="accept",channel="card"}"#)
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.len() < 20_000,
+            "the command was cut: {} bytes",
+            text.len()
+        );
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["kind"], "approval");
+        assert_eq!(line["principal"], "token:alice");
+        assert_eq!(line["run_id"], "run-1");
+        assert_eq!(line["approval_id"], "a1");
+        assert_eq!(line["decision"], "accept");
+        assert_eq!(line["channel"], "card");
+        assert_eq!(line["answered_by"], "alice");
+        assert_eq!(line["request"]["cwd"], "/repo");
+        assert!(
+            line["request"]["command"]
+                .as_str()
+                .unwrap()
+                .starts_with("touch ran")
+        );
+    }
 }

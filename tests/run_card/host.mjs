@@ -172,6 +172,14 @@ try {
     await frame.waitForFunction(() => /sleep 300/.test(document.getElementById("commands").innerText), null, { timeout: LIMIT });
     const theme = await frame.evaluate(() => document.documentElement.dataset.theme);
     check("the card follows the host's theme", theme === "dark", theme);
+    // Steering from the card reaches the server; on the exec backend its refusal shows.
+    const steerShown = await frame.locator("#steer-box").isVisible();
+    check("a background run offers the steer box", steerShown, steerShown);
+    await frame.locator("#steer-text").fill("also run the tests");
+    await frame.locator("#steer-send").click();
+    await frame.waitForFunction(() => /app-server/.test(document.getElementById("errors").innerText), null, { timeout: LIMIT });
+    const steerError = await text(frame, "errors");
+    check("the steer refusal is shown as text", /TWOBOT_CODEX_BACKEND=app-server/.test(steerError), steerError);
     await frame.locator("#cancel").focus();
     await page.keyboard.press("Enter");
     await statusIs(frame, "cancelled");

@@ -78,7 +78,13 @@ async fn a_long_background_run_is_followed_to_completion_and_hidden_from_others(
         .collect();
     assert_eq!(
         names,
-        ["run_codex_prompt", "get_codex_run", "cancel_codex_run"]
+        [
+            "run_codex_prompt",
+            "get_codex_run",
+            "cancel_codex_run",
+            "steer_codex_run",
+            "answer_codex_approval"
+        ]
     );
 
     let started = Instant::now();
@@ -96,11 +102,22 @@ async fn a_long_background_run_is_followed_to_completion_and_hidden_from_others(
     assert_eq!(s["status"], "working");
     let run_id = s["run_id"].as_str().unwrap().to_owned();
 
-    // Bob cannot see or cancel it.
-    for name in ["get_codex_run", "cancel_codex_run"] {
-        let r = tool(&bob, name, json!({"run_id": run_id})).await?;
+    // Bob cannot see, cancel, steer or answer it.
+    for (name, args) in [
+        ("get_codex_run", json!({"run_id": run_id})),
+        ("cancel_codex_run", json!({"run_id": run_id})),
+        (
+            "steer_codex_run",
+            json!({"run_id": run_id, "message": "stop"}),
+        ),
+        (
+            "answer_codex_approval",
+            json!({"run_id": run_id, "approval_id": "a1", "token": "t", "decision": "approve"}),
+        ),
+    ] {
+        let r = tool(&bob, name, args).await?;
         assert_eq!(r.is_error, Some(true));
-        assert!(text(&r).contains("no run"), "{}", text(&r));
+        assert!(text(&r).contains("no run"), "{name}: {}", text(&r));
     }
 
     let mut polls = 0;

@@ -79,6 +79,32 @@ async fn the_background_tool_list_is_the_pinned_schema() -> Result<()> {
     Ok(())
 }
 
+/// `TWOBOT_ENABLE_ASK_TOOL=true` lists the read-only `ask_codex` beside the run tool,
+/// pinned; ChatGPT asks no confirmation for a tool with `readOnlyHint: true`.
+#[tokio::test]
+async fn the_ask_tool_is_listed_only_when_enabled_read_only_and_pinned() -> Result<()> {
+    let tools = listed_tools(&[("TWOBOT_ENABLE_ASK_TOOL", "true")]).await?;
+    pinned("tests/fixtures/tools-list-ask.json", &tools)?;
+    let names: Vec<&str> = tools
+        .as_array()
+        .context("tools")?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["run_codex_prompt", "ask_codex"]);
+    let ask = &tools[1];
+    assert_eq!(ask["annotations"]["readOnlyHint"], true);
+    assert_eq!(ask["annotations"]["destructiveHint"], false);
+    assert_eq!(ask["annotations"]["openWorldHint"], false);
+    for absent in ["sandbox", "allow_edits", "approval_policy", "background"] {
+        assert!(
+            ask["inputSchema"]["properties"].get(absent).is_none(),
+            "{absent}"
+        );
+    }
+    Ok(())
+}
+
 /// Portability, checked without any client: no `$ref`/`$defs`, one `type` per schema,
 /// no boolean schema, in every listed schema of every tool.
 #[tokio::test]
@@ -116,7 +142,11 @@ async fn every_listed_schema_is_self_contained_single_typed_and_has_no_boolean_s
             _ => problems.push(format!("{path}: not a schema")),
         }
     }
-    let tools = listed_tools(&[("TWOBOT_ENABLE_BACKGROUND_RUNS", "true")]).await?;
+    let tools = listed_tools(&[
+        ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),
+        ("TWOBOT_ENABLE_ASK_TOOL", "true"),
+    ])
+    .await?;
     let mut problems = Vec::new();
     for tool in tools.as_array().context("tools")? {
         let name = tool["name"].as_str().unwrap_or("?");
@@ -166,7 +196,7 @@ fn inspector() -> Option<PathBuf> {
 }
 
 /// The MCP Inspector's schema lint (`--strict`) finds no error and no warning, in the
-/// default tool list and in background mode's three tools.
+/// default tool list and in background mode's five tools (with `ask_codex`: six).
 #[tokio::test]
 async fn the_mcp_inspector_strict_lint_finds_nothing_to_report() -> Result<()> {
     let Some(bin) = inspector() else {
@@ -185,6 +215,8 @@ async fn the_mcp_inspector_strict_lint_finds_nothing_to_report() -> Result<()> {
             ))
             .args(["-e", "TWOBOT_LOG_LEVEL=error", "-e"])
             .arg(format!("TWOBOT_ENABLE_BACKGROUND_RUNS={background}"))
+            .arg("-e")
+            .arg(format!("TWOBOT_ENABLE_ASK_TOOL={background}"))
             .arg("-e")
             .arg(format!(
                 "TWOBOT_STATE_DIR={}",
@@ -209,7 +241,7 @@ async fn the_mcp_inspector_strict_lint_finds_nothing_to_report() -> Result<()> {
         }
         let listed: Value = serde_json::from_slice(&out.stdout)?;
         let count = listed["tools"].as_array().map_or(0, Vec::len);
-        assert_eq!(count, if background == "true" { 3 } else { 1 });
+        assert_eq!(count, if background == "true" { 6 } else { 1 });
     }
     Ok(())
 }

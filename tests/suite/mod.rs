@@ -16,6 +16,7 @@ mod fake_app_server;
 mod first_contact;
 mod http;
 mod http_limits;
+mod interactive;
 mod jwks;
 mod oauth_builtin;
 mod oauth_builtin_attacks;

@@ -115,11 +115,30 @@ async fn a_client_without_mcp_apps_gets_the_plain_result_and_the_card_only_as_a_
     );
     let listed = server.client.list_all_resources().await?;
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].uri, "ui://2bot/run-card.html");
+    // Content-hashed, so a changed card is never served from a host's cache; the tool
+    // links the same URI, and it reads back.
+    let uri = listed[0].uri.clone();
+    assert!(
+        uri.starts_with("ui://2bot/run-card-")
+            && uri.len() == "ui://2bot/run-card-.html".len() + 12,
+        "{uri}"
+    );
+    let tools = serde_json::to_value(server.client.list_all_tools().await?)?;
+    assert_eq!(tools[0]["_meta"]["ui"]["resourceUri"], uri.as_str());
+    assert_eq!(tools[0]["_meta"]["openai/outputTemplate"], uri.as_str());
     let read = server
+        .client
+        .read_resource(ReadResourceRequestParams::new(uri.clone()))
+        .await?;
+    // The first, unhashed URI still reads (hosts that cached the old link).
+    let old = server
         .client
         .read_resource(ReadResourceRequestParams::new("ui://2bot/run-card.html"))
         .await?;
+    assert_eq!(
+        serde_json::to_value(&old.contents[0])?["text"],
+        serde_json::to_value(&read.contents[0])?["text"]
+    );
     let ResourceContents::TextResourceContents {
         mime_type, text, ..
     } = &read.contents[0]
