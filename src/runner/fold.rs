@@ -113,7 +113,6 @@ impl Fold {
     }
 
     /// Keep one raw message in the opt-in event log (app-server: the JSON-RPC message).
-    #[allow(dead_code)] // the app-server driver's, next commit
     pub fn keep_raw(&mut self, line: &Line) {
         if self.events.is_some() {
             match serde_json::from_slice(&line.bytes) {
@@ -124,7 +123,6 @@ impl Fold {
     }
 
     /// A line that is no message at all.
-    #[allow(dead_code)] // the app-server driver's, next commit
     pub fn unparsed(&mut self, line: &Line) {
         self.summary.unrecognized();
         let text = String::from_utf8_lossy(&line.bytes).into_owned();
