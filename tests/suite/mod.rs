@@ -11,6 +11,7 @@ mod doctor_oauth;
 mod edge;
 mod fail_fast;
 mod fairness;
+mod fake_app_server;
 mod first_contact;
 mod http;
 mod http_limits;
