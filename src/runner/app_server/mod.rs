@@ -13,6 +13,7 @@
 //! (its partial output kept), then terminate the group as exec does.
 
 pub mod fold;
+mod outgoing;
 pub mod params;
 pub mod protocol;
 pub mod rpc;
