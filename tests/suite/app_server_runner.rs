@@ -114,3 +114,64 @@ async fn a_profile_on_app_server_is_refused_with_the_reason() -> Result<()> {
     server.client.cancel().await?;
     Ok(())
 }
+
+/// Cancel interrupts the turn, then the group goes: nothing of the run is left.
+#[tokio::test]
+async fn cancelling_an_app_server_run_leaves_no_process() -> Result<()> {
+    let server = spawn_stdio(app_server()).await?;
+    let handle = start_call(
+        &server.client,
+        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+    )
+    .await?;
+    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
+    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
+    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    server
+        .client
+        .peer()
+        .notify_cancelled(rmcp::model::CancelledNotificationParam::new(
+            Some(handle.id.clone()),
+            Some("user pressed stop".into()),
+        ))
+        .await?;
+    assert!(
+        gone_within(&codex, Duration::from_secs(10)).await,
+        "codex survived"
+    );
+    assert!(
+        gone_within(&grandchild, Duration::from_secs(10)).await,
+        "grandchild survived"
+    );
+    let r = call(&server.client, json!({"prompt": "scenario:ok"})).await?;
+    assert_eq!(r.is_error, Some(false));
+    assert!(std::fs::read_to_string(&server.log)?.contains("cancelled=true"));
+    server.client.cancel().await?;
+    Ok(())
+}
+
+/// A server that dies mid-run: not ok, with its exit status and its last words.
+#[tokio::test]
+async fn an_app_server_that_dies_mid_run_gives_a_failed_result_with_the_reason() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let script = dir.path().join("dying-codex");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nread -r line\necho '{\"id\":1,\"result\":{}}'\nread -r line\necho 'Error: the server fell over' >&2\nexit 3\n",
+    )?;
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let mut opts = app_server();
+    opts.codex = script;
+    let server = spawn_stdio(opts).await?;
+    let started = Instant::now();
+    let s = structured(&call(&server.client, json!({"prompt": "hello"})).await?);
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang");
+    assert_eq!(s["ok"], false, "{s}");
+    let error = s["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains('3') && error.contains("the server fell over"),
+        "{error}"
+    );
+    server.client.cancel().await?;
+    Ok(())
+}

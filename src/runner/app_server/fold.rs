@@ -32,6 +32,8 @@ pub struct Translate {
     /// The latest diff.
     pub diff: Option<String>,
     usage: Breakdown,
+    /// `turn_id` came from the turn request's response.
+    turn_known: bool,
     /// `fileChange` items by id, for the approval request that names one.
     files: HashMap<String, Vec<(String, String)>>,
 }
@@ -86,16 +88,24 @@ impl Translate {
         }]
     }
 
-    /// The turn the run started (from `turn/start`'s response or `turn/started`).
-    pub fn turn(&mut self, response: &Value) -> Vec<ThreadEvent> {
-        let Ok(r) = serde_json::from_value::<TurnResponse>(response.clone()) else {
+    /// The turn the run started: `turn/start`'s (or `review/start`'s) response, which
+    /// names the id `turn/completed` will carry, or `turn/started`, which may come first
+    /// but for a review names another id (measured on 0.169), so it never overrides.
+    pub fn turn(&mut self, params: &Value, response: bool) -> Vec<ThreadEvent> {
+        let Ok(r) = serde_json::from_value::<TurnResponse>(params.clone()) else {
             return Vec::new();
         };
-        if self.turn_id.as_deref() == Some(r.turn.id.as_str()) || r.turn.id.is_empty() {
+        if r.turn.id.is_empty() || (self.turn_known && !response) {
             return Vec::new();
         }
+        let first = self.turn_id.is_none();
+        self.turn_known |= response;
         self.turn_id = Some(r.turn.id);
-        vec![ThreadEvent::TurnStarted {}]
+        if first {
+            vec![ThreadEvent::TurnStarted {}]
+        } else {
+            Vec::new()
+        }
     }
 
     /// One notification, as exec events.
@@ -105,7 +115,7 @@ impl Translate {
             "thread/started" => serde_json::from_value::<ThreadStarted>(p)
                 .map(|t| self.thread(&t.thread.id))
                 .unwrap_or_default(),
-            "turn/started" => self.turn(params),
+            "turn/started" => self.turn(params, false),
             "item/started" | "item/completed" => {
                 let Ok(n) = serde_json::from_value::<ItemNotification>(p) else {
                     return Vec::new();
@@ -152,7 +162,8 @@ impl Translate {
                 let Ok(c) = serde_json::from_value::<TurnCompleted>(p) else {
                     return Vec::new();
                 };
-                if let Some(ours) = &self.turn_id
+                if self.turn_known
+                    && let Some(ours) = &self.turn_id
                     && !c.turn.id.is_empty()
                     && *ours != c.turn.id
                 {

@@ -124,14 +124,38 @@ fn only_a_completed_turn_counts_as_completed() {
 
 #[test]
 fn another_turn_s_completion_does_not_end_ours() {
-    let (tr, _) = fold(&[
-        ("turn/started", json!({"turn": {"id": "ours"}})),
-        (
-            "turn/completed",
-            json!({"turn": {"id": "a-subagent", "status": "completed"}}),
-        ),
-    ]);
+    let mut tr = Translate::default();
+    tr.turn(&json!({"turn": {"id": "ours"}}), true);
+    tr.notification(
+        "turn/completed",
+        &json!({"turn": {"id": "a-subagent", "status": "completed"}}),
+    );
     assert_eq!(tr.ended, None);
+}
+
+/// Measured on 0.169: a review's `turn/started` names another id than the `review/start`
+/// reply, and `turn/completed` carries the reply's.
+#[test]
+fn a_review_ends_on_the_id_its_reply_named_not_turn_started_s() {
+    let mut tr = Translate::default();
+    assert_eq!(
+        tr.turn(&json!({"turn": {"id": "R"}, "reviewThreadId": "T"}), true)
+            .len(),
+        1
+    );
+    assert!(
+        tr.notification(
+            "turn/started",
+            &json!({"turn": {"id": "other", "rootTurnId": "R"}})
+        )
+        .is_empty()
+    );
+    assert_eq!(tr.turn_id.as_deref(), Some("R"));
+    tr.notification(
+        "turn/completed",
+        &json!({"turn": {"id": "R", "status": "completed"}}),
+    );
+    assert_eq!(tr.ended.as_deref(), Some("completed"));
 }
 
 #[test]

@@ -182,7 +182,7 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
                                 waiting.insert(id, Purpose::Turn);
                             }
                             (Some(Purpose::Turn), Ok(value)) => {
-                                for event in tr.turn(&value) {
+                                for event in tr.turn(&value, true) {
                                     fold.event(&event);
                                 }
                             }

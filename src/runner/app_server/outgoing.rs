@@ -25,6 +25,10 @@ pub struct ThreadParams {
     /// Keep no rollout (not on resume, which has no such field).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ephemeral: Option<bool>,
+    /// Resume and fork: leave the thread's past turns out of the reply (it could outgrow
+    /// a line; and 0.169 refuses an ephemeral fork without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exclude_turns: Option<bool>,
     /// Config overrides by dotted key, as `-c` takes them.
     pub config: serde_json::Map<String, Value>,
 }

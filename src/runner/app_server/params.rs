@@ -159,6 +159,7 @@ pub fn plan(spec: &RunSpec) -> Result<Plan, ToolError> {
         approvals_reviewer: "user".to_owned(),
         model: spec.model.clone(),
         ephemeral: (thread_method != "thread/resume").then_some(spec.ephemeral),
+        exclude_turns: (thread_method != "thread/start").then_some(true),
         config,
     };
     let turn = match &spec.review {
