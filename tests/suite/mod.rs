@@ -1,3 +1,4 @@
+mod app_server_control;
 mod app_server_runner;
 mod background;
 mod clients;
