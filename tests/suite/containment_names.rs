@@ -181,6 +181,7 @@ async fn a_server_started_with_sigterm_ignored_still_stops_codex_at_once() -> Re
         .env("FAKE_CODEX_RECORD", &record)
         .env("TWOBOT_STATE_DIR", base.join("state"))
         .current_dir(&base);
+    crate::common::with_backend(&mut cmd);
     let (transport, _) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
         .spawn()?;
