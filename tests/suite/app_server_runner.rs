@@ -74,6 +74,12 @@ async fn an_approval_nobody_can_answer_is_declined_at_once_and_the_command_does_
     assert_eq!(s["approvals"][0]["decision"], "decline", "{s}");
     assert_eq!(s["approvals"][0]["channel"], "unreachable", "{s}");
     assert_eq!(s["approvals"][0]["request"]["type"], "command", "{s}");
+    // The person would see the caller's real directory, never Codex's private name.
+    assert_eq!(
+        s["approvals"][0]["request"]["cwd"],
+        server.root.display().to_string(),
+        "{s}"
+    );
     assert_eq!(s["commands"][0]["status"], "declined", "{s}");
     server.client.cancel().await?;
     Ok(())
