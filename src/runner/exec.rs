@@ -21,7 +21,7 @@ use crate::error::ToolError;
 use crate::job::{Job, RunOutput};
 
 /// After Codex exits, how long its stdout may stay open (held by a grandchild) before we stop reading.
-const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+pub(super) const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 
 /// Run one job to the end. Only a failure to start Codex is an `Err`.
 pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutput, ToolError> {

@@ -1,5 +1,6 @@
-//! [`CodexRunner`]: the innermost service of the job stack. It runs one
-//! `codex exec --json -` per [`Job`] and always returns what it saw.
+//! [`CodexRunner`]: the innermost service of the job stack. It runs one Codex per [`Job`]
+//! (`codex exec --json -`, or `codex app-server`: [`Backend`]) and always returns what
+//! it saw.
 //!
 //! - No shell: the program and argv (from `codex::exec_argv`) go straight to `execve`.
 //! - The prompt is written to stdin, then stdin is closed (Codex waits for EOF).

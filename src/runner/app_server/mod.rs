@@ -222,6 +222,11 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
             exited = child.wait(), if status.is_none() => {
                 status = exited.ok();
                 if status.is_none() { break; }
+                // What the server flushed before it went is read for a moment more; a
+                // grandchild holding its stdout does not keep the run open.
+                if grace.is_none() {
+                    grace = Some(Box::pin(tokio::time::sleep(super::exec::DRAIN_AFTER_EXIT)));
+                }
             },
         }
         // A stop asked for just now: interrupt the turn, give it `kill_grace` to end.
