@@ -11,8 +11,8 @@
 //!   model can never approve a request; only a person can, through 2Bot.
 //! - a profile cannot be said: `codex app-server` refuses `--profile` (0.169: "--profile
 //!   only applies to runtime commands"), so a run with one is refused with that reason.
-//! - `skip_git_repo_check` has no app-server meaning (it never checks for a repository);
-//!   it is passed as config only so that a run records what was asked.
+//! - `skip_git_repo_check` has no app-server meaning (it never checks for a repository),
+//!   and is not passed: as config, Codex 0.169 warns it is ignored, into every result.
 //! - images go in as `localImage` inputs (the run's private copies); the output schema
 //!   inline (`outputSchema`), so no schema file is needed.
 
@@ -142,9 +142,6 @@ pub fn plan(spec: &RunSpec) -> Result<Plan, ToolError> {
     );
     if let Some(effort) = &effort {
         config.insert("model_reasoning_effort".into(), json!(effort));
-    }
-    if spec.skip_git_repo_check {
-        config.insert("skip_git_repo_check".into(), json!(true));
     }
     let (thread_method, thread_id) = match (&spec.review, &spec.resume, &spec.fork) {
         (None, Some(thread), _) => ("thread/resume", Some(thread.clone())),

@@ -100,11 +100,6 @@ fn every_option_lands_where_app_server_reads_it() {
             json!(["/mnt/b"]),
         ),
         (
-            |s| s.skip_git_repo_check = true,
-            "/thread/config/skip_git_repo_check",
-            json!(true),
-        ),
-        (
             |s| s.reasoning_effort = Some(ReasoningEffort::High),
             "/turn/effort",
             json!("high"),
@@ -218,6 +213,13 @@ fn a_profile_is_refused_with_the_reason_and_the_way_out() {
         e.contains("profile") && e.contains("TWOBOT_CODEX_BACKEND=exec"),
         "{e}"
     );
+}
+
+#[test]
+fn skip_git_repo_check_is_not_passed_as_config_codex_would_warn_it_is_ignored() {
+    let mut s = spec();
+    s.skip_git_repo_check = true;
+    assert_eq!(plan(&s).unwrap().thread, plan(&spec()).unwrap().thread);
 }
 
 #[test]
