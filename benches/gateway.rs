@@ -9,7 +9,11 @@
 //!    a static token and with a built-in OAuth token; the built-in OAuth flow's latency.
 //!
 //! `BENCH_CALLS` (default 200) sets the calls per latency row; `BENCH_RUN_NAMESPACES`
-//! (`auto`, `off`) sets `TWOBOT_RUN_NAMESPACES` for the servers it starts.
+//! (`auto`, `off`) sets `TWOBOT_RUN_NAMESPACES` for the servers it starts;
+//! `BENCH_CODEX_BACKEND` (`exec`, `app-server`) sets `TWOBOT_CODEX_BACKEND` for them, so the
+//! rows then compare one `codex app-server` per call (initialize, thread/start, turn/start,
+//! turn/completed, stdin EOF; the fake's app server runs the same fixed-cost exec fake
+//! inside) with the same direct `codex exec` baseline.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -99,6 +103,10 @@ fn bench_env(cost: &str) -> Vec<(String, String)> {
     // `BENCH_RUN_NAMESPACES=off` measures what each run's private namespaces cost.
     if let Ok(mode) = std::env::var("BENCH_RUN_NAMESPACES") {
         env.push(("TWOBOT_RUN_NAMESPACES".into(), mode));
+    }
+    // `BENCH_CODEX_BACKEND=app-server` measures the app-server runner's per-call cost.
+    if let Ok(backend) = std::env::var("BENCH_CODEX_BACKEND") {
+        env.push(("TWOBOT_CODEX_BACKEND".into(), backend));
     }
     env
 }

@@ -40,6 +40,15 @@ pub enum ToolError {
     /// The output schema could not be written for Codex.
     #[error("cannot write the output schema for Codex: {0}; Codex was not started")]
     OutputSchemaFile(String),
+    /// The run asks for something the configured backend cannot do (a profile on the
+    /// app-server backend, whose `codex app-server` refuses `--profile`).
+    #[error("refused: {param}: {reason}; Codex was not started")]
+    Unsupported {
+        /// The parameter that cannot be honoured.
+        param: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
     /// The Codex executable could not be started.
     #[error("cannot start Codex ({program}): {source}; check CODEX_BIN")]
     Spawn {

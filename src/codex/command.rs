@@ -198,7 +198,7 @@ fn pins(spec: &RunSpec, argv: &mut Vec<OsString>) {
 }
 
 /// A TOML basic string (what `-c key=value` parses the value as).
-fn toml_string(s: &str) -> String {
+pub(crate) fn toml_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -5,7 +5,8 @@
 //! The summary already keeps memory flat while the run goes (`codex::summary`); [`fit`]
 //! then measures the serialized result and, only when it is still too big, leaves out
 //! what matters least first: older commands, then file changes beyond the first, other
-//! lists, stderr, the remaining commands, and last the end of the final message. Every
+//! lists, stderr, the remaining commands, the end of the diff, and last the end of the
+//! final message. Every
 //! cut is counted in `truncated`. The opt-in event log (`include_event_log`) is not part of
 //! the budget: it has its own cap.
 
@@ -63,6 +64,21 @@ pub fn fit(out: &mut RunOutput, budget: usize) {
     }
     if excess > 0 {
         excess = drop_commands(out, 0, excess);
+    }
+    // The diff repeats what `file_changes` lists: it goes before the answer does.
+    while excess > 0 {
+        let Some(diff) = out.summary.diff.as_mut() else {
+            break;
+        };
+        if diff.is_empty() {
+            break;
+        }
+        let encoded = json_len(diff.as_str()).max(diff.len());
+        let cut = excess.saturating_mul(diff.len()) / encoded + 1;
+        let kept = cap_head(diff, diff.len().saturating_sub(cut));
+        out.summary.truncated.diff_bytes_cut += (diff.len() - kept.len()) as u64;
+        *diff = kept;
+        excess = size(out).saturating_sub(budget);
     }
     // Last, the answer itself: it appears twice (text and structured), so each byte cut
     // saves at least two.
@@ -200,6 +216,17 @@ mod tests {
         fit(&mut out, REPLY_BUDGET);
         assert!(out.summary.truncated.is_empty());
         assert!(out.events.is_some());
+    }
+
+    #[test]
+    fn a_huge_diff_is_cut_before_the_answer_and_counted() {
+        let mut out = run(0, 0, 1000);
+        out.summary.diff = Some("+ line \"quoted\"\n".repeat(40_000));
+        fit(&mut out, REPLY_BUDGET);
+        assert!(size(&out) <= REPLY_BUDGET);
+        assert!(out.summary.truncated.diff_bytes_cut > 0);
+        assert_eq!(out.summary.truncated.final_message_bytes_cut, 0);
+        assert!(!out.summary.diff.as_deref().unwrap_or_default().is_empty());
     }
 
     #[test]

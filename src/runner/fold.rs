@@ -22,6 +22,9 @@ pub(super) enum Stop {
     ModelUnreachable(String),
 }
 
+/// Bytes of a turn's diff kept in memory; the reply budget may cut it further.
+pub(super) const MAX_DIFF: usize = 128 * 1024;
+
 /// Accumulates the stdout side of a run.
 pub(super) struct Fold {
     summary: SummaryBuilder,
@@ -32,6 +35,7 @@ pub(super) struct Fold {
     progress: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
+#[derive(Default)]
 pub(super) struct Finish {
     pub status: Option<ExitStatus>,
     pub stop: Option<Stop>,
@@ -43,6 +47,13 @@ pub(super) struct Finish {
     pub timeout: Duration,
     /// The run's private names, when it was isolated: reported paths map back through it.
     pub view: Option<super::isolation::View>,
+    /// The turn's unified diff (app-server).
+    pub diff: Option<String>,
+    /// Approval requests and their answers, in order (app-server).
+    pub approvals: Vec<crate::job::control::ApprovalRecord>,
+    /// Why the turn did not complete although Codex exited cleanly (app-server: an
+    /// interrupted or failed turn, a server that ended early); replaces the generic text.
+    pub incomplete: Option<String>,
 }
 
 impl Fold {
@@ -72,12 +83,7 @@ impl Fold {
         }
         match ThreadEvent::parse(&line.bytes) {
             Some(event) => {
-                if let Some(message) = self.summary.apply(&event)
-                    && let Some(progress) = &self.progress
-                {
-                    // Lossy by design: a slow client must never stall Codex's stdout.
-                    let _ = progress.try_send(message);
-                }
+                self.event(&event);
                 if self.events.is_some()
                     && let Ok(value) = serde_json::from_slice(&line.bytes)
                 {
@@ -94,6 +100,36 @@ impl Fold {
                 );
             }
         }
+    }
+
+    /// Fold one event in (a line of exec, or what the app-server fold made of a message).
+    pub fn event(&mut self, event: &ThreadEvent) {
+        if let Some(message) = self.summary.apply(event)
+            && let Some(progress) = &self.progress
+        {
+            // Lossy by design: a slow client must never stall Codex's stdout.
+            let _ = progress.try_send(message);
+        }
+    }
+
+    /// Keep one raw message in the opt-in event log (app-server: the JSON-RPC message).
+    pub fn keep_raw(&mut self, line: &Line) {
+        if self.events.is_some() {
+            match serde_json::from_slice(&line.bytes) {
+                Ok(value) => self.keep(value, line.len),
+                Err(_) => self.unparsed(line),
+            }
+        }
+    }
+
+    /// A line that is no message at all.
+    pub fn unparsed(&mut self, line: &Line) {
+        self.summary.unrecognized();
+        let text = String::from_utf8_lossy(&line.bytes).into_owned();
+        self.keep(
+            serde_json::json!({"type": "2bot.unparsed_line", "line": text}),
+            line.len,
+        );
     }
 
     /// Whether Codex is retrying its model connection right now.
@@ -129,6 +165,12 @@ impl Fold {
         let turn_failed = self.summary.turn_failed().map(str::to_owned);
         let turn_completed = self.summary.turn_completed();
         let mut summary = self.summary.finish();
+        summary.approvals = f.approvals;
+        if let Some(diff) = f.diff {
+            let kept = crate::codex::summary::cap_head(&diff, MAX_DIFF);
+            summary.truncated.diff_bytes_cut = (diff.len() - kept.len()) as u64;
+            summary.diff = Some(kept);
+        }
         if let Some(view) = &f.view {
             // The caller knows the real directories, not the run's private names.
             for change in &mut summary.file_changes {
@@ -154,6 +196,7 @@ impl Fold {
                     Some(code) => format!("Codex exited with status {code}: {}", stderr_reason(&f.stderr, &summary.errors)),
                     None => format!("Codex was killed by a signal ({status})"),
                 }),
+                (Some(_), None) if !turn_completed && f.incomplete.is_some() => f.incomplete,
                 (Some(_), None) if !turn_completed => Some(format!(
                     "Codex exited without completing its turn: {}",
                     stderr_reason(&f.stderr, &summary.errors)

@@ -156,3 +156,85 @@ pub async fn probe(
     }
     Ok(output)
 }
+
+/// Start one run's Codex: `args` through [`command`], in the opened `workdir` (closed in
+/// this process once the child has it). The only failure is Codex not starting.
+pub(super) fn start_run(
+    config: &RunnerConfig,
+    args: Vec<OsString>,
+    workdir: super::cwd::OpenDir,
+    isolation: Option<Isolation>,
+    env: &BTreeMap<OsString, OsString>,
+) -> Result<tokio::process::Child, crate::error::ToolError> {
+    let cwd = workdir.proc_path();
+    let mut command = command(
+        config,
+        Launch {
+            args,
+            cwd: &cwd,
+            isolation,
+            env,
+        },
+    );
+    let spawned = command.spawn();
+    drop(workdir);
+    spawned.map_err(|source| crate::error::ToolError::Spawn {
+        program: config.program.display().to_string(),
+        source,
+    })
+}
+
+/// Read a run's stderr to its end in the background: the bounded tail, and Codex's
+/// sandbox refusals counted on the way.
+pub(super) fn stderr_task(
+    child: &mut tokio::process::Child,
+    max: usize,
+) -> Option<tokio::task::JoinHandle<(String, u64)>> {
+    use tokio::io::AsyncReadExt;
+    child.stderr.take().map(|mut stderr| {
+        tokio::spawn(async move {
+            let mut tail = super::io::TailBuffer::new(max);
+            let mut refusals = crate::codex::stderr::RefusalCounter::default();
+            let mut chunk = vec![0u8; 8192];
+            while let Ok(n) = stderr.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                tail.push(&chunk[..n]);
+                refusals.feed(&chunk[..n]);
+            }
+            (tail.into_string(), refusals.finish())
+        })
+    })
+}
+
+/// What the stderr task kept, waiting at most a second (a grandchild may hold stderr).
+pub(super) async fn stderr_of(
+    task: Option<tokio::task::JoinHandle<(String, u64)>>,
+) -> (String, u64) {
+    match task {
+        Some(task) => tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default(),
+        None => (String::new(), 0),
+    }
+}
+
+/// The supervisor started but Codex did not: the same error as a direct spawn.
+pub(super) fn supervised_spawn_failure(
+    config: &RunnerConfig,
+    status: Option<std::process::ExitStatus>,
+    stderr: &str,
+) -> Option<crate::error::ToolError> {
+    if config.supervisor.is_none()
+        || status.and_then(|s| s.code()) != Some(i32::from(supervise::SPAWN_FAILED))
+    {
+        return None;
+    }
+    supervise::spawn_failure(stderr).map(|reason| crate::error::ToolError::Spawn {
+        program: config.program.display().to_string(),
+        source: std::io::Error::other(reason),
+    })
+}

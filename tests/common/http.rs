@@ -49,6 +49,7 @@ pub async fn spawn_http(env: &[(&str, &str)]) -> Result<HttpServer> {
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true);
+    super::with_backend(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }

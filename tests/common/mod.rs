@@ -94,6 +94,45 @@ impl Default for Options {
     }
 }
 
+tokio::task_local! {
+    /// The Codex backend the current test runs against, set by [`both_backends!`].
+    pub static BACKEND: &'static str;
+}
+
+/// The backend the current test runs against (`exec` outside [`both_backends!`]).
+pub fn backend() -> &'static str {
+    BACKEND.try_with(|b| *b).unwrap_or("exec")
+}
+
+/// Give `cmd` the current test's `TWOBOT_CODEX_BACKEND`, when it runs on both backends.
+pub fn with_backend(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
+    if let Ok(backend) = BACKEND.try_with(|b| *b) {
+        cmd.env("TWOBOT_CODEX_BACKEND", backend);
+    }
+    cmd
+}
+
+/// `both_backends!(name);` before `async fn name() -> Result<()>` makes two tests of it,
+/// `name::on_exec` and `name::on_app_server`, each starting its servers with that
+/// `TWOBOT_CODEX_BACKEND` ([`with_backend`]).
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn on_exec() -> anyhow::Result<()> {
+                $crate::common::BACKEND.scope("exec", super::$name()).await
+            }
+            #[tokio::test]
+            async fn on_app_server() -> anyhow::Result<()> {
+                $crate::common::BACKEND
+                    .scope("app-server", super::$name())
+                    .await
+            }
+        }
+    };
+}
+
 /// Start `2bot-mcp` (stdio) with a temp allowed root and connect a client.
 pub async fn spawn_stdio(opts: Options) -> Result<StdioServer> {
     let tmp = tempfile::tempdir()?;
@@ -118,6 +157,7 @@ pub async fn spawn_stdio(opts: Options) -> Result<StdioServer> {
         // Never the user's own state directory.
         .env("TWOBOT_STATE_DIR", base.join("state"))
         .current_dir(&base);
+    with_backend(&mut cmd);
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }

@@ -60,7 +60,7 @@ fn trickle(addr: &str, limit: Duration) -> Result<Trickled> {
     })
 }
 
-#[tokio::test]
+crate::both_backends!(a_body_that_trickles_in_gets_408_and_a_closed_connection);
 async fn a_body_that_trickles_in_gets_408_and_a_closed_connection() -> Result<()> {
     let server = spawn_http(&[("TWOBOT_BODY_READ_TIMEOUT_SEC", "2")]).await?;
     let addr = addr(&server);
@@ -93,7 +93,7 @@ async fn a_body_that_trickles_in_gets_408_and_a_closed_connection() -> Result<()
     Ok(())
 }
 
-#[tokio::test]
+crate::both_backends!(tricklers_beyond_the_connection_cap_do_not_keep_healthz_down);
 async fn tricklers_beyond_the_connection_cap_do_not_keep_healthz_down() -> Result<()> {
     const CAP: usize = 3;
     let server = spawn_http(&[
@@ -132,6 +132,7 @@ async fn tricklers_beyond_the_connection_cap_do_not_keep_healthz_down() -> Resul
 async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>, String, String)> {
     let root = tempfile::tempdir()?;
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+    crate::common::with_backend(&mut cmd);
     cmd.args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -154,7 +155,9 @@ async fn run_binary(args: &[&str], env: &[(&str, &str)]) -> Result<(Option<i32>,
     ))
 }
 
-#[tokio::test]
+crate::both_backends!(
+    no_auth_behind_a_public_base_url_refuses_to_start_unless_the_operator_opts_in
+);
 async fn no_auth_behind_a_public_base_url_refuses_to_start_unless_the_operator_opts_in()
 -> Result<()> {
     let public = [("TWOBOT_BASE_URL", "https://mcp.example.com")];
@@ -200,7 +203,7 @@ async fn no_auth_behind_a_public_base_url_refuses_to_start_unless_the_operator_o
     Ok(())
 }
 
-#[tokio::test]
+crate::both_backends!(a_refused_path_reveals_neither_etc_nor_the_server_s_directory);
 async fn a_refused_path_reveals_neither_etc_nor_the_server_s_directory() -> Result<()> {
     let server = spawn_http(&[]).await?;
     // spawn_http leaves the server in the test's own working directory.
@@ -262,7 +265,7 @@ fn claims_for(aud: &str, iss: Option<&str>, sub: Option<&str>) -> serde_json::Va
     claims
 }
 
-#[tokio::test]
+crate::both_backends!(jwts_without_iss_or_sub_or_with_an_unknown_crit_are_401_with_a_reason);
 async fn jwts_without_iss_or_sub_or_with_an_unknown_crit_are_401_with_a_reason() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
@@ -316,7 +319,9 @@ async fn jwts_without_iss_or_sub_or_with_an_unknown_crit_are_401_with_a_reason()
     Ok(())
 }
 
-#[tokio::test]
+crate::both_backends!(
+    threads_are_owned_by_issuer_and_subject_and_old_subject_only_records_stay_closed
+);
 async fn threads_are_owned_by_issuer_and_subject_and_old_subject_only_records_stay_closed()
 -> Result<()> {
     let state = tempfile::tempdir()?;
@@ -404,6 +409,7 @@ async fn spawn_http_without_roots(env: &[(&str, &str)]) -> Result<HttpServer> {
     std::fs::create_dir_all(&record)?;
     let log = base.join("server.log");
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"));
+    crate::common::with_backend(&mut cmd);
     cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("TWOBOT_TRANSPORT", "http")
@@ -435,12 +441,12 @@ async fn spawn_http_without_roots(env: &[(&str, &str)]) -> Result<HttpServer> {
     })
 }
 
+crate::both_backends!(images_are_read_as_the_codex_user_and_never_from_proc_sys_dev_or_a_fifo);
 /// Issue 19 point 3: with no roots and a separate Codex user, 2Bot (root) copied any file
 /// as an image, so the least-trusted caller read `/etc/shadow` and `/proc/self/environ`.
 /// Now images are read as Codex's user, `/proc`, `/sys` and `/dev` never, FIFOs and
 /// devices neither: each is a tool error naming `images[0]`, and Codex never starts. A
 /// file Codex's user may read still reaches Codex.
-#[tokio::test]
 async fn images_are_read_as_the_codex_user_and_never_from_proc_sys_dev_or_a_fifo() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     if !nix::unistd::geteuid().is_root() {

@@ -48,11 +48,11 @@ fn outside_dir(server: &StdioServer) -> Result<PathBuf> {
     Ok(outside)
 }
 
+crate::both_backends!(a_name_swapped_while_codex_resolves_it_never_leads_a_run_outside_the_roots);
 /// A loop outside any run swaps a checked directory with a symlink to outside the roots
 /// (`renameat2(RENAME_EXCHANGE)`) while 200 runs each have Codex resolve its `-C` name a
 /// moment after the spawn and write a marker there: every marker lands in the directory
 /// that was checked, none outside.
-#[tokio::test]
 async fn a_name_swapped_while_codex_resolves_it_never_leads_a_run_outside_the_roots() -> Result<()>
 {
     let server = spawn_stdio(Options::default()).await?;
@@ -88,9 +88,9 @@ async fn a_name_swapped_while_codex_resolves_it_never_leads_a_run_outside_the_ro
     Ok(())
 }
 
+crate::both_backends!(a_run_that_swaps_names_in_a_loop_cannot_lead_later_runs_outside_the_roots);
 /// With tool calls alone: run 1 (workspace-write) makes `b` a symlink to outside the roots
 /// and swaps `a` and `b` in a loop; 200 later runs with `cwd=proj/a` never write outside.
-#[tokio::test]
 async fn a_run_that_swaps_names_in_a_loop_cannot_lead_later_runs_outside_the_roots() -> Result<()> {
     let server = spawn_stdio(Options::default()).await?;
     let outside = outside_dir(&server)?;
@@ -136,10 +136,10 @@ async fn a_run_that_swaps_names_in_a_loop_cannot_lead_later_runs_outside_the_roo
     Ok(())
 }
 
+crate::both_backends!(a_command_cannot_kill_its_supervisor_and_its_setsid_child_dies_with_the_run);
 /// A command that SIGKILLs every `2bot-mcp` process it can see (its supervisor among
 /// them, were it visible) and leaves a `setsid` process behind: the run still ends
 /// normally, and the `setsid` process is gone with it.
-#[tokio::test]
 async fn a_command_cannot_kill_its_supervisor_and_its_setsid_child_dies_with_the_run() -> Result<()>
 {
     let server = spawn_stdio(Options::default()).await?;
@@ -160,10 +160,10 @@ async fn a_command_cannot_kill_its_supervisor_and_its_setsid_child_dies_with_the
     Ok(())
 }
 
+crate::both_backends!(a_server_started_with_sigterm_ignored_still_stops_codex_at_once);
 /// 2Bot started from a wrapper that ignores SIGTERM (`trap '' TERM`; an ignored signal
 /// stays ignored across exec): a cancelled run's Codex is still stopped at once, well
 /// within the grace period, not SIGKILLed after it.
-#[tokio::test]
 async fn a_server_started_with_sigterm_ignored_still_stops_codex_at_once() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let base = tmp.path().canonicalize()?;
@@ -181,6 +181,7 @@ async fn a_server_started_with_sigterm_ignored_still_stops_codex_at_once() -> Re
         .env("FAKE_CODEX_RECORD", &record)
         .env("TWOBOT_STATE_DIR", base.join("state"))
         .current_dir(&base);
+    crate::common::with_backend(&mut cmd);
     let (transport, _) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::null())
         .spawn()?;
@@ -221,9 +222,9 @@ fn probes(dir: &Path) -> Result<Vec<String>> {
 const TOKEN: &str = "tok-probe-5c1e9a7b3d2f";
 const JWT_SECRET: &str = "jwt-probe-secret-8e2d4c6a0b1f3579";
 
+crate::both_backends!(the_readiness_probe_starts_codex_as_a_run_does_without_the_servers_secrets);
 /// Every probe sees what a run sees: the Codex `--version` of `/readyz` starts through the
 /// run supervisor with Codex's scrubbed environment, never the server's secrets.
-#[tokio::test]
 async fn the_readiness_probe_starts_codex_as_a_run_does_without_the_servers_secrets() -> Result<()>
 {
     let probe_dir = tempfile::tempdir()?;
@@ -243,8 +244,8 @@ async fn the_readiness_probe_starts_codex_as_a_run_does_without_the_servers_secr
     Ok(())
 }
 
+crate::both_backends!(doctor_starts_codex_as_a_run_does_without_the_servers_secrets);
 /// `doctor` probes Codex the same way (`--version`, flag help, its sandbox).
-#[tokio::test]
 async fn doctor_starts_codex_as_a_run_does_without_the_servers_secrets() -> Result<()> {
     let probe_dir = tempfile::tempdir()?;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))

@@ -1,4 +1,6 @@
+mod app_server_control;
 mod app_server_mock;
+mod app_server_runner;
 mod background;
 mod clients;
 mod codex_features;

@@ -25,8 +25,8 @@ async fn real_server(mock: &MockResponses) -> Result<(StdioServer, tempfile::Tem
     Ok((server, home))
 }
 
+crate::both_backends!(real_codex_returns_the_final_message_thread_id_and_usage);
 /// The tool returns the model's final message, a thread id and token usage.
-#[tokio::test]
 async fn real_codex_returns_the_final_message_thread_id_and_usage() -> Result<()> {
     let mock = MockResponses::start(vec![vec![message("hello from the mock model")]]).await?;
     let (server, _home) = real_server(&mock).await?;
@@ -56,8 +56,8 @@ async fn real_codex_returns_the_final_message_thread_id_and_usage() -> Result<()
     Ok(())
 }
 
+crate::both_backends!(real_codex_reports_the_commands_it_ran);
 /// A command the model asks for shows up in `commands`, with its output and exit code.
-#[tokio::test]
 async fn real_codex_reports_the_commands_it_ran() -> Result<()> {
     let mock = MockResponses::start(vec![
         vec![exec_command("echo twobot-was-here")],
@@ -92,8 +92,8 @@ async fn real_codex_reports_the_commands_it_ran() -> Result<()> {
     Ok(())
 }
 
+crate::both_backends!(real_codex_sandbox_blocks_writes_unless_edits_are_allowed);
 /// Under read-only a write by Codex fails; under workspace-write (with allow_edits) it lands.
-#[tokio::test]
 async fn real_codex_sandbox_blocks_writes_unless_edits_are_allowed() -> Result<()> {
     let mock = MockResponses::start(vec![
         vec![exec_command("echo data > written-ro.txt")],
@@ -133,8 +133,8 @@ async fn real_codex_sandbox_blocks_writes_unless_edits_are_allowed() -> Result<(
     Ok(())
 }
 
+crate::both_backends!(real_codex_explains_why_untrusted_approval_is_rejected);
 /// Codex 0.169 rejects approval_policy="untrusted"; the caller reads Codex's own reason.
-#[tokio::test]
 async fn real_codex_explains_why_untrusted_approval_is_rejected() -> Result<()> {
     let mock = MockResponses::start(vec![]).await?;
     let (server, _home) = real_server(&mock).await?;
@@ -158,8 +158,8 @@ async fn real_codex_explains_why_untrusted_approval_is_rejected() -> Result<()> 
     Ok(())
 }
 
+crate::both_backends!(real_codex_resumes_a_thread_with_the_earlier_conversation);
 /// A resumed thread carries the earlier conversation to the model.
-#[tokio::test]
 async fn real_codex_resumes_a_thread_with_the_earlier_conversation() -> Result<()> {
     let mock = MockResponses::start(vec![
         vec![message("noted: pineapple")],
@@ -198,11 +198,11 @@ async fn real_codex_resumes_a_thread_with_the_earlier_conversation() -> Result<(
     Ok(())
 }
 
+crate::both_backends!(a_resumed_real_codex_thread_cannot_escalate_beyond_the_policy);
 /// Resuming a thread started with workspace-write does not inherit it: the policy's
 /// sandbox for this call (read-only by default) is what the real Codex enforces. Holds on
 /// any machine: Codex 0.169 often reports no `command_execution` item for a command its
 /// sandbox stopped, so the test asserts the file and the refusal the caller is told of.
-#[tokio::test]
 async fn a_resumed_real_codex_thread_cannot_escalate_beyond_the_policy() -> Result<()> {
     let mock = MockResponses::start(vec![
         vec![exec_command("touch first.txt")],

@@ -86,10 +86,48 @@ pub(super) async fn codex_checks(config: &Config) -> Vec<Check> {
         ),
     };
     report.push(check(level, "codex", detail));
+    report.push(backend_check(&runner, &config.policy.default_cwd).await);
     report.push(credentials_check(&env));
     report.push(model_endpoint_check(&env).await);
     report.push(sandbox_check(&runner, &config.policy.default_cwd).await);
     report
+}
+
+/// Which backend runs Codex (`TWOBOT_CODEX_BACKEND`), and for app-server whether this
+/// Codex has `app-server` (started as a run starts it).
+async fn backend_check(runner: &RunnerConfig, cwd: &Path) -> Check {
+    const NAME: &str = "codex backend";
+    match runner.backend {
+        crate::runner::Backend::Exec => check(
+            Level::Ok,
+            NAME,
+            "exec: one `codex exec --json -` per run (TWOBOT_CODEX_BACKEND=exec)",
+        ),
+        crate::runner::Backend::AppServer => {
+            match spawn::probe(runner, &["app-server", "--help"], cwd, PROBE_TIMEOUT).await {
+                Ok(out) if out.status.success() => check(
+                    Level::Ok,
+                    NAME,
+                    "app-server: one `codex app-server` per run, with approvals and steering (TWOBOT_CODEX_BACKEND=app-server; profiles need exec)",
+                ),
+                Ok(out) => check(
+                    Level::Fail,
+                    NAME,
+                    format!(
+                        "TWOBOT_CODEX_BACKEND=app-server, but `codex app-server --help` exited with {}: install @openai/codex@0.169.0 or use TWOBOT_CODEX_BACKEND=exec",
+                        out.status
+                    ),
+                ),
+                Err(e) => check(
+                    Level::Fail,
+                    NAME,
+                    format!(
+                        "TWOBOT_CODEX_BACKEND=app-server, but `codex app-server --help` failed: {e}"
+                    ),
+                ),
+            }
+        }
+    }
 }
 
 /// Whether Codex's sandbox can run one command here, as a run would: same environment,
