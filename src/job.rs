@@ -307,6 +307,9 @@ pub struct RunSpec {
     pub output_schema: Option<String>,
     /// A review run (`codex exec review`) instead of a task.
     pub review: Option<Review>,
+    /// The most this caller may have (the policy's ceiling for the principal): an
+    /// approval whose accept would go beyond it is declined without asking.
+    pub ceiling: SandboxMode,
 }
 
 /// Where a call came from and how to talk back to it; travels with the request through every layer.

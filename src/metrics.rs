@@ -219,6 +219,7 @@ impl Metrics {
                 ChannelLabel::timeout,
                 ChannelLabel::unreachable,
                 ChannelLabel::run_ended,
+                ChannelLabel::policy,
             ] {
                 let _ = approvals.get_or_create(&ApprovalLabels { decision, channel });
             }

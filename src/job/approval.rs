@@ -79,6 +79,8 @@ pub enum Channel {
     Unreachable,
     /// The run ended (timeout, cancel, shutdown) while the request waited: declined.
     RunEnded,
+    /// Beyond what the policy lets this caller have: declined without asking anyone.
+    Policy,
 }
 
 impl Channel {
@@ -91,6 +93,7 @@ impl Channel {
             Self::Timeout => "timeout",
             Self::Unreachable => "unreachable",
             Self::RunEnded => "run_ended",
+            Self::Policy => "policy",
         }
     }
 }

@@ -240,6 +240,23 @@ impl RunControl {
         self.record(id, request, answer, note, asked.elapsed())
     }
 
+    /// Decline `request` without asking anyone (the policy forbids what it would do);
+    /// recorded, audited and counted like every answer. Runner side.
+    pub fn refuse(&self, request: ApprovalRequest, note: String) -> ApprovalRecord {
+        let id = {
+            let mut state = self.lock();
+            state.next += 1;
+            format!("a{}", state.next)
+        };
+        let answer = Answer {
+            decision: Decision::Decline,
+            channel: Channel::Policy,
+            by: None,
+            note: None,
+        };
+        self.record(id, request, answer, Some(note), Duration::ZERO)
+    }
+
     fn record(
         &self,
         id: String,

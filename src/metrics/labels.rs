@@ -253,7 +253,8 @@ label_enum!(ChannelLabel {
     card,
     timeout,
     unreachable,
-    run_ended
+    run_ended,
+    policy
 });
 
 impl From<crate::job::control::Decision> for DecisionLabel {
@@ -277,6 +278,7 @@ impl From<crate::job::control::Channel> for ChannelLabel {
             Channel::Timeout => Self::timeout,
             Channel::Unreachable => Self::unreachable,
             Channel::RunEnded => Self::run_ended,
+            Channel::Policy => Self::policy,
         }
     }
 }

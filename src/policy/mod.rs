@@ -7,6 +7,7 @@
 //! Admission ([`crate::runs`]) asks it first, before thread ownership and the run queue;
 //! [`file`] reads the operator's TOML policy.
 
+pub mod approvals;
 pub mod features;
 pub mod file;
 
@@ -364,6 +365,7 @@ pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result
         images: features.images,
         output_schema: features.output_schema,
         review: features.review,
+        ceiling: policy.ceiling_for(principal),
     })
 }
 

@@ -36,6 +36,7 @@ fn job(root: &std::path::Path, prompt: String, control: Arc<RunControl>) -> Job 
             images: vec![],
             output_schema: None,
             review: None,
+            ceiling: twobot::job::SandboxMode::DangerFullAccess,
         },
         ctx,
     }

@@ -55,11 +55,15 @@ async fn a_plain_run_on_app_server_gives_the_same_result_shape_as_exec() -> Resu
 }
 
 /// With no channel to a person, an approval is declined at once, the command does not
-/// run, and the result says so.
+/// run, and the result says so. (The server allows danger-full-access: below it the
+/// policy declines first, see the next test.)
 #[tokio::test]
 async fn an_approval_nobody_can_answer_is_declined_at_once_and_the_command_does_not_run()
 -> Result<()> {
-    let server = spawn_stdio(app_server()).await?;
+    let mut opts = app_server();
+    opts.env
+        .push(("TWOBOT_ALLOW_DANGER_FULL_ACCESS".into(), "true".into()));
+    let server = spawn_stdio(opts).await?;
     let marker = server.root.join("ran");
     let started = Instant::now();
     let result = call(
@@ -81,6 +85,32 @@ async fn an_approval_nobody_can_answer_is_declined_at_once_and_the_command_does_
         "{s}"
     );
     assert_eq!(s["commands"][0]["status"], "declined", "{s}");
+    server.client.cancel().await?;
+    Ok(())
+}
+
+/// Codex 0.169 runs an approved command outside its sandbox: below danger-full-access
+/// nobody is even asked; the policy declines, says why, and the command does not run.
+#[tokio::test]
+async fn an_approval_beyond_the_callers_ceiling_is_declined_by_policy_without_asking() -> Result<()>
+{
+    let server = spawn_stdio(app_server()).await?;
+    let marker = server.root.join("ran");
+    let result = call(
+        &server.client,
+        json!({"prompt": format!("scenario:approve_command touch {}", marker.display()),
+               "sandbox": "workspace-write", "approval_policy": "on-request", "allow_edits": true}),
+    )
+    .await?;
+    let s = structured(&result);
+    assert!(!marker.exists(), "a command beyond the ceiling ran");
+    assert_eq!(s["approvals"][0]["decision"], "decline", "{s}");
+    assert_eq!(s["approvals"][0]["channel"], "policy", "{s}");
+    let note = s["approvals"][0]["note"].as_str().unwrap_or_default();
+    assert!(
+        note.contains("outside Codex's sandbox") && note.contains("workspace-write"),
+        "{s}"
+    );
     server.client.cancel().await?;
     Ok(())
 }

@@ -54,6 +54,12 @@ enum Purpose {
 /// Run one job on `codex app-server`. Only a failure to start Codex is an `Err`.
 pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutput, ToolError> {
     let Job { spec, ctx } = job;
+    // The run's real directories, before `prepare` gives Codex their private names: an
+    // approval may only concern what the policy lets this caller have.
+    let ceiling = spec.ceiling;
+    let dirs: Vec<std::path::PathBuf> = std::iter::once(spec.cwd.clone())
+        .chain(spec.add_dirs.iter().cloned())
+        .collect();
     let Prepared {
         spec,
         workdir,
@@ -150,10 +156,14 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
                         match tr.request(&method, &params, view.as_ref()) {
                             Ask::Person(request, shape) => {
                                 let control = ctx.control.clone();
-                                asks.push(async move {
-                                    let record = control.ask(request).await;
+                                let verdict = crate::policy::approvals::approvable(&request.kind, ceiling, &dirs);
+                                asks.push(Box::pin(async move {
+                                    let record = match verdict {
+                                        Ok(()) => control.ask(request).await,
+                                        Err(note) => control.refuse(request, note),
+                                    };
                                     (id, shape, record)
-                                });
+                                }));
                             }
                             Ask::Now(result, warning) => {
                                 warnings.extend(warning);

@@ -29,6 +29,7 @@ fn spec() -> RunSpec {
         images: vec![],
         output_schema: None,
         review: None,
+        ceiling: SandboxMode::WorkspaceWrite,
     }
 }
 

@@ -1,0 +1,130 @@
+//! Which approval requests a person may be asked at all. Codex 0.169 runs an approved
+//! command outside its sandbox, and writes an approved patch even under `read-only`
+//! (measured, docs/app-server-protocol.md), so a person's accept must never give a run
+//! more than the policy lets its caller have: what would go beyond the caller's ceiling
+//! is declined without asking, with the reason in the result.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::job::SandboxMode;
+use crate::job::approval::ApprovalKind;
+
+/// `Ok` when `kind` may be put to a person for a caller whose ceiling is `ceiling` and
+/// whose run may write in `dirs` (canonical cwd and extra directories); else the note
+/// the result and the audit line carry.
+pub fn approvable(
+    kind: &ApprovalKind,
+    ceiling: SandboxMode,
+    dirs: &[PathBuf],
+) -> Result<(), String> {
+    if ceiling == SandboxMode::DangerFullAccess {
+        return Ok(());
+    }
+    match kind {
+        ApprovalKind::Command { .. } => Err(format!(
+            "declined by policy: an approved command runs outside Codex's sandbox, and this caller may use at most {ceiling}"
+        )),
+        ApprovalKind::Permissions { .. } => Err(format!(
+            "declined by policy: wider sandbox permissions go beyond {ceiling}, the most this caller may use"
+        )),
+        ApprovalKind::FileChange { paths, .. } => {
+            if ceiling < SandboxMode::WorkspaceWrite {
+                return Err(format!(
+                    "declined by policy: this caller may use at most {ceiling}, which writes nothing"
+                ));
+            }
+            match paths.iter().find(|p| !inside(Path::new(p), dirs)) {
+                None if !paths.is_empty() => Ok(()),
+                None => Err("declined by policy: the change names no file".to_owned()),
+                Some(outside) => Err(format!(
+                    "declined by policy: {outside} is outside the run's directories, and this caller may use at most {ceiling}"
+                )),
+            }
+        }
+    }
+}
+
+/// `path` is absolute, has no `..`, and (through the symlinks of its existing part) lies
+/// beneath one of `dirs`.
+fn inside(path: &Path, dirs: &[PathBuf]) -> bool {
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return false;
+    }
+    // Resolve the longest part that exists: a symlink in it must not lead outside.
+    let mut existing = path.to_path_buf();
+    let mut rest = Vec::new();
+    let resolved = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break rest
+                .iter()
+                .rev()
+                .fold(real, |acc: PathBuf, part| acc.join(part));
+        }
+        match (
+            existing.file_name().map(ToOwned::to_owned),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return false,
+        }
+    };
+    dirs.iter().any(|d| resolved.starts_with(d))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn change(paths: &[&str]) -> ApprovalKind {
+        ApprovalKind::FileChange {
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+            diff: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_person_is_asked_only_for_what_stays_within_the_callers_ceiling() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        let proj = root.join("proj");
+        std::fs::create_dir(&proj).unwrap();
+        std::os::unix::fs::symlink("/etc", proj.join("etc")).unwrap();
+        let dirs = [proj.clone()];
+        let p = |rel: &str| proj.join(rel).display().to_string();
+        let command = ApprovalKind::Command {
+            command: "make".into(),
+            cwd: p(""),
+        };
+        let permissions = ApprovalKind::Permissions {
+            summary: "network".into(),
+        };
+        use SandboxMode::*;
+        let table: Vec<(ApprovalKind, SandboxMode, bool)> = vec![
+            (command.clone(), DangerFullAccess, true),
+            (command.clone(), WorkspaceWrite, false),
+            (command, ReadOnly, false),
+            (permissions.clone(), DangerFullAccess, true),
+            (permissions, WorkspaceWrite, false),
+            (change(&[&p("new/file.rs")]), WorkspaceWrite, true),
+            (change(&[&p("src.rs")]), ReadOnly, false),
+            (change(&["/etc/passwd"]), WorkspaceWrite, false),
+            (change(&["/etc/passwd"]), DangerFullAccess, true),
+            (change(&[&p("../outside")]), WorkspaceWrite, false),
+            (change(&["relative.rs"]), WorkspaceWrite, false),
+            (change(&[&p("etc/passwd")]), WorkspaceWrite, false),
+            (change(&[&p("ok.rs"), "/tmp/x"]), WorkspaceWrite, false),
+            (change(&[]), WorkspaceWrite, false),
+        ];
+        for (kind, ceiling, allowed) in table {
+            let got = approvable(&kind, ceiling, &dirs);
+            assert_eq!(got.is_ok(), allowed, "{kind:?} at {ceiling}: {got:?}");
+            if let Err(note) = got {
+                assert!(note.starts_with("declined by policy"), "{note}");
+            }
+        }
+    }
+}
