@@ -36,6 +36,7 @@ mod policy;
 mod prometheus;
 mod readme;
 mod real_codex;
+mod real_codex_interactive;
 mod rejections;
 mod replies;
 mod resume;
