@@ -1,6 +1,7 @@
 mod app_server_control;
 mod app_server_mock;
 mod app_server_runner;
+mod approvals_card;
 mod background;
 mod clients;
 mod codex_features;
@@ -35,6 +36,7 @@ mod policy;
 mod prometheus;
 mod readme;
 mod real_codex;
+mod real_codex_interactive;
 mod rejections;
 mod replies;
 mod resume;
