@@ -200,6 +200,10 @@ async fn a_legacy_python_session_that_declines_or_dismisses_keeps_the_command_fr
         assert_eq!(s["ok"], true, "the turn completes: {report}");
         let said = report["text"].to_string();
         assert!(said.contains("declined"), "{answer}: not said: {report}");
+        if answer == "cancel" {
+            let note = s["approvals"][0]["note"].as_str().unwrap_or_default();
+            assert!(note.contains("dismissed"), "why is not said: {report}");
+        }
     }
     Ok(())
 }
