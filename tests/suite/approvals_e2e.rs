@@ -331,3 +331,47 @@ async fn a_patch_accepted_through_elicitation_is_written_and_its_diff_returned()
     }
     Ok(())
 }
+
+/// An accepted approval leaves one audit line (what was asked, how it was answered) and
+/// counts in `/metrics` under its decision and channel.
+#[tokio::test]
+async fn an_accepted_approval_is_one_audit_line_and_one_metric_count() -> Result<()> {
+    let Some(python) = python() else {
+        return Ok(());
+    };
+    let dir = tempfile::tempdir()?;
+    let audit = dir.path().join("audit.jsonl");
+    let audit_var = audit.to_str().context("utf-8 path")?.to_owned();
+    let extra = [
+        ("TWOBOT_AUDIT_LOG", audit_var.as_str()),
+        ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
+    ];
+    let (report, marker, server) = command_over_http(&python, "legacy", "accept", &extra).await?;
+    assert_accepted(&report, &marker, "elicitation");
+    let run_id = report["structuredContent"]["run_id"].clone();
+    let log = std::fs::read_to_string(&audit)?;
+    let lines: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["kind"] == "approval")
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    let line = &lines[0];
+    assert_eq!(line["decision"], "accept", "{line}");
+    assert_eq!(line["channel"], "elicitation", "{line}");
+    assert_eq!(line["approval_id"], "a1", "{line}");
+    assert!(line["run_id"].is_string(), "{line}");
+    if run_id.is_string() {
+        assert_eq!(line["run_id"], run_id, "{line}");
+    }
+    assert!(line["request"].to_string().contains("touch"), "{line}");
+    let metrics = reqwest::get(&metrics_url(&server.log).await?)
+        .await?
+        .text()
+        .await?;
+    let series = "twobot_approvals_total{decision=\"accept\",channel=\"elicitation\"} 1";
+    assert!(metrics.contains(series), "{series} missing");
+    let none = "twobot_approvals_total{decision=\"decline\",channel=\"elicitation\"} 0";
+    assert!(metrics.contains(none), "{none} missing");
+    Ok(())
+}
