@@ -2,6 +2,7 @@ mod app_server_control;
 mod app_server_mock;
 mod app_server_runner;
 mod approvals_card;
+mod approvals_e2e;
 mod background;
 mod clients;
 mod codex_features;
