@@ -101,7 +101,9 @@ async fn the_reasoning_effort_reaches_the_model_and_absent_leaves_codexs_own() -
     Ok(())
 }
 
-#[tokio::test]
+crate::both_backends!(
+    an_image_inside_the_root_reaches_the_model_and_one_outside_never_starts_codex
+);
 async fn an_image_inside_the_root_reaches_the_model_and_one_outside_never_starts_codex()
 -> Result<()> {
     let mock = MockResponses::start(vec![vec![message("a tiny image")]]).await?;
@@ -116,18 +118,26 @@ async fn an_image_inside_the_root_reaches_the_model_and_one_outside_never_starts
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
     assert_eq!(text(&r), "a tiny image");
     // Codex got a private copy (opened beneath the root, so a name swapped after the
-    // check cannot reach outside it), removed once the run ended.
+    // check cannot reach outside it), removed once the run ended: named by `--image` on
+    // exec's argv; on app-server a `localImage` input, whose copy is gone the same way.
     let argv = structured(&r)["argv"].to_string();
-    let copy = argv
-        .split('"')
-        .find_map(|a| a.strip_prefix("--image="))
-        .with_context(|| format!("no --image in {argv}"))?
-        .to_owned();
-    assert!(
-        copy.contains("2bot-images-") && copy.ends_with(".png"),
-        "{copy}"
-    );
-    assert!(!std::path::Path::new(&copy).exists(), "{copy} left behind");
+    if backend() == "exec" {
+        let copy = argv
+            .split('"')
+            .find_map(|a| a.strip_prefix("--image="))
+            .with_context(|| format!("no --image in {argv}"))?
+            .to_owned();
+        assert!(
+            copy.contains("2bot-images-") && copy.ends_with(".png"),
+            "{copy}"
+        );
+        assert!(!std::path::Path::new(&copy).exists(), "{copy} left behind");
+    } else {
+        assert!(
+            argv.contains("app-server") && !argv.contains("--image"),
+            "{argv}"
+        );
+    }
     let content = user_content(&mock.requests()[0]);
     let image = content
         .iter()
@@ -182,8 +192,9 @@ async fn an_image_inside_the_root_reaches_the_model_and_one_outside_never_starts
 }
 
 /// The schema reaches the model as the response format, a JSON answer comes back as
-/// `output`, a prose answer gets a warning instead, and the schema file is gone.
-#[tokio::test]
+/// `output`, a prose answer gets a warning instead, and the schema file is gone (exec;
+/// app-server takes the schema inline in `turn/start`, no file).
+crate::both_backends!(an_output_schema_reaches_the_model_and_a_json_answer_comes_back_as_output);
 async fn an_output_schema_reaches_the_model_and_a_json_answer_comes_back_as_output() -> Result<()> {
     let mock = MockResponses::start(vec![
         vec![message("{\"answer\": 42, \"unit\": \"apples\"}")],
@@ -207,15 +218,19 @@ async fn an_output_schema_reaches_the_model_and_a_json_answer_comes_back_as_outp
     assert_eq!(format["type"], "json_schema", "{format:#}");
     assert_eq!(format["schema"], schema, "{format:#}");
     let argv: Vec<String> = serde_json::from_value(s["argv"].clone())?;
-    let file = argv
-        .iter()
-        .position(|a| a == "--output-schema")
-        .and_then(|i| argv.get(i + 1))
-        .context("--output-schema on argv")?;
-    assert!(
-        !std::path::Path::new(file).exists(),
-        "{file} outlived its run"
-    );
+    if backend() == "exec" {
+        let file = argv
+            .iter()
+            .position(|a| a == "--output-schema")
+            .and_then(|i| argv.get(i + 1))
+            .context("--output-schema on argv")?;
+        assert!(
+            !std::path::Path::new(file).exists(),
+            "{file} outlived its run"
+        );
+    } else {
+        assert!(!argv.iter().any(|a| a == "--output-schema"), "{argv:?}");
+    }
 
     let prose = call(&server.client, args).await?;
     let s = structured(&prose);
