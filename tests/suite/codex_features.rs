@@ -49,7 +49,7 @@ fn user_content(request: &Value) -> Vec<Value> {
         .collect()
 }
 
-#[tokio::test]
+crate::both_backends!(the_reasoning_effort_reaches_the_model_and_absent_leaves_codexs_own);
 async fn the_reasoning_effort_reaches_the_model_and_absent_leaves_codexs_own() -> Result<()> {
     let mock =
         MockResponses::start(vec![vec![message("thought hard")], vec![message("ok")]]).await?;
@@ -191,10 +191,10 @@ async fn an_image_inside_the_root_reaches_the_model_and_one_outside_never_starts
     Ok(())
 }
 
+crate::both_backends!(an_output_schema_reaches_the_model_and_a_json_answer_comes_back_as_output);
 /// The schema reaches the model as the response format, a JSON answer comes back as
 /// `output`, a prose answer gets a warning instead, and the schema file is gone (exec;
 /// app-server takes the schema inline in `turn/start`, no file).
-crate::both_backends!(an_output_schema_reaches_the_model_and_a_json_answer_comes_back_as_output);
 async fn an_output_schema_reaches_the_model_and_a_json_answer_comes_back_as_output() -> Result<()> {
     let mock = MockResponses::start(vec![
         vec![message("{\"answer\": 42, \"unit\": \"apples\"}")],
