@@ -266,10 +266,10 @@ fn git_repo(root: &std::path::Path) -> Result<String> {
     git(&["rev-parse", "HEAD"])
 }
 
+crate::both_backends!(a_review_runs_read_only_with_its_target_and_a_custom_review_sends_the_prompt);
 /// A review of a target runs `codex exec review` under read-only (a write the model
 /// asks for does not land), with Codex's review instructions, and the caller is told
 /// the prompt was not sent; a custom review sends the prompt as its instructions.
-crate::both_backends!(a_review_runs_read_only_with_its_target_and_a_custom_review_sends_the_prompt);
 async fn a_review_runs_read_only_with_its_target_and_a_custom_review_sends_the_prompt() -> Result<()>
 {
     let mock = MockResponses::start(vec![
@@ -380,9 +380,9 @@ async fn a_review_runs_read_only_with_its_target_and_a_custom_review_sends_the_p
     Ok(())
 }
 
+crate::both_backends!(only_the_owner_forks_a_thread_and_the_fork_is_a_new_thread_they_own);
 /// Over authenticated HTTP only the owner of a thread may fork it; the fork is a new
 /// thread that carries the conversation and belongs to whoever forked it.
-crate::both_backends!(only_the_owner_forks_a_thread_and_the_fork_is_a_new_thread_they_own);
 async fn only_the_owner_forks_a_thread_and_the_fork_is_a_new_thread_they_own() -> Result<()> {
     let mock = MockResponses::start(vec![
         vec![message("noted: pineapple")],
