@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::common::http::*;
 use crate::common::*;
 
-#[tokio::test]
+crate::both_backends!(only_the_principal_who_started_a_thread_can_resume_it);
 async fn only_the_principal_who_started_a_thread_can_resume_it() -> Result<()> {
     let state = tempfile::tempdir()?;
     let state_dir = state.path().display().to_string();
