@@ -32,6 +32,8 @@
 //! - [`model_endpoint`]: the model endpoint Codex is configured for, and a connect-only probe.
 //! - [`metrics`]: the Prometheus metrics and their own listener.
 //! - [`audit`]: the audit log, one JSON line per run and per refusal.
+//! - [`state`]: lasting records (thread owners, kept runs, live instances) behind one
+//!   trait, SQLite embedded or PostgreSQL shared; plain rows, imports nothing.
 //! - [`job`]: plain data every layer speaks (request, spec, principal, output); imports nothing.
 //! - [`error`]: why an admitted run produced no Codex output.
 //! - [`telemetry`], [`shutdown`]: logging and traces, signals.
@@ -74,6 +76,7 @@ pub mod run_queue;
 pub mod runner;
 pub mod runs;
 pub mod shutdown;
+pub mod state;
 pub mod stdio;
 pub mod telemetry;
 pub mod thread_owners;
