@@ -39,6 +39,15 @@ async fn direct(home: &Path, root: &Path) -> Result<Duration> {
         .arg(root)
         .arg("-")
         .current_dir(root)
+        // The environment 2Bot gives Codex (its own minus TWOBOT_*): without this the
+        // baseline would read the user's whole environment, which Codex's start-up
+        // shell snapshot pays for, and the comparison would flatter 2Bot.
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "HOME",
+            std::env::var("HOME").unwrap_or_else(|_| "/tmp".into()),
+        )
         .env("CODEX_HOME", home)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
