@@ -13,8 +13,19 @@
 //! milliseconds since the Unix epoch (`i64`, as both databases store them natively).
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+pub mod postgres;
+
+pub use self::postgres::{PostgresStore, redact_url};
+
+/// The shared store at `url` (`TWOBOT_DATABASE_URL`), connected and migrated: the
+/// PostgreSQL branch of opening the state.
+pub async fn open_postgres(url: &str) -> Result<Arc<dyn StateStore>, StateError> {
+    Ok(Arc::new(PostgresStore::connect(url).await?))
+}
 
 /// Which database holds the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
