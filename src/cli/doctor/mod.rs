@@ -9,7 +9,7 @@
 //!
 //! This file holds the report and the checks of the set-up itself (policy file, roots,
 //! secret files, state directory); `codex.rs` checks Codex, `http.rs` the HTTP transport,
-//! `oauth.rs` the built-in authorization server.
+//! `oauth.rs` the built-in authorization server, `state.rs` the shared state database.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use crate::policy::PolicyFile;
 mod codex;
 mod http;
 mod oauth;
+mod state;
 
 pub use self::codex::{KNOWN_CODEX, missing_flags, parse_version};
 
@@ -175,6 +176,7 @@ pub async fn run(cli: Cli) -> Vec<Check> {
 
     report.extend(codex::codex_checks(&config).await);
     report.push(state_dir_check(&config));
+    report.extend(state::state_checks(&config).await);
     report.extend(http::http_checks(&config).await);
     report.extend(oauth::oauth_checks(&config, codex_user.as_deref()));
     report

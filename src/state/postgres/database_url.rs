@@ -79,14 +79,23 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 impl DatabaseUrl {
     /// Parse `url` (`postgres://` or `postgresql://`, libpq's parameters).
     pub fn parse(url: &str) -> Result<Self, StateError> {
+        Self::read(url).map_err(|why| {
+            StateError::Connect(format!("TWOBOT_DATABASE_URL {}: {why}", redact_url(url)))
+        })
+    }
+
+    /// Why `url` cannot be used, if it cannot (for the configuration's own message).
+    pub fn problem(url: &str) -> Option<String> {
+        Self::read(url).err()
+    }
+
+    fn read(url: &str) -> Result<Self, String> {
         let redacted = redact_url(url);
-        let invalid =
-            |why: String| StateError::Connect(format!("TWOBOT_DATABASE_URL {redacted}: {why}"));
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(invalid(
+            return Err(
                 "not a PostgreSQL URL (postgres://user:password@host:port/database?sslmode=…)"
                     .to_owned(),
-            ));
+            );
         }
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut ssl = SslMode::Prefer;
@@ -100,9 +109,9 @@ impl DatabaseUrl {
             match key {
                 "sslmode" => {
                     ssl = SslMode::parse(&value).ok_or_else(|| {
-                        invalid(format!(
+                        format!(
                             "sslmode={value} is not one of disable, prefer, require, verify-ca, verify-full"
-                        ))
+                        )
                     })?;
                 }
                 "sslrootcert" if value == "system" => root_cert = Some(RootCerts::System),
@@ -117,8 +126,9 @@ impl DatabaseUrl {
             format!("{base}?{rest}")
         };
         // tokio-postgres's parse errors name the option, never its value.
-        let mut config: tokio_postgres::Config =
-            plain.parse().map_err(|e| invalid(format!("{e}")))?;
+        let mut config: tokio_postgres::Config = plain
+            .parse()
+            .map_err(|e: tokio_postgres::Error| e.to_string())?;
         config.ssl_mode(match ssl {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
