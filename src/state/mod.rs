@@ -12,9 +12,21 @@
 //! The rows are plain data: this module knows nothing of MCP, HTTP or Codex. Times are
 //! milliseconds since the Unix epoch (`i64`, as both databases store them natively).
 
+pub mod sqlite;
+
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::sqlite::SqliteStore;
+
+/// Now, in milliseconds since the Unix epoch (the unit of every time in the store).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// Which database holds the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
