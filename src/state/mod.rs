@@ -12,12 +12,14 @@
 //! The rows are plain data: this module knows nothing of MCP, HTTP or Codex. Times are
 //! milliseconds since the Unix epoch (`i64`, as both databases store them natively).
 
+mod open;
 pub mod sqlite;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::open::{DEAD_AFTER, HEARTBEAT, Instance, Location, open};
 pub use self::sqlite::SqliteStore;
 
 /// Now, in milliseconds since the Unix epoch (the unit of every time in the store).
