@@ -22,6 +22,16 @@ use serde::{Deserialize, Serialize};
 pub use self::open::{DEAD_AFTER, HEARTBEAT, Instance, Location, open};
 pub use self::sqlite::SqliteStore;
 
+/// The store and the instance writing to it: what every writer of lasting records holds.
+#[derive(Debug, Clone)]
+pub struct Lasting {
+    /// The store.
+    pub store: std::sync::Arc<dyn StateStore>,
+    /// This process in the store (it holds the process's liveness lock, so it lives as
+    /// long as anything that writes).
+    pub instance: std::sync::Arc<Instance>,
+}
+
 /// Now, in milliseconds since the Unix epoch (the unit of every time in the store).
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
