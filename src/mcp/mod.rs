@@ -164,7 +164,7 @@ impl TwoBot {
             crate::telemetry::continue_trace(&span, &parts.headers);
         }
         async {
-            let handle = match self.runs.admit(&request, caller) {
+            let handle = match self.runs.admit(&request, caller).await {
                 Ok(admitted) => admitted.start(&self.shutdown),
                 // A refusal never becomes a task or a background run.
                 Err(refusal) => return results::refusal(&refusal).into(),

@@ -172,8 +172,12 @@ impl Runs {
 
     /// Decide whether `request` may run for `caller`: a permit to start it, or why not.
     /// Nothing is spawned here; a refusal is recorded (audit, metrics) before it returns.
-    pub fn admit(&self, request: &RunRequest, caller: Caller) -> Result<Admitted, RunRefusal> {
-        match self.decide(request, &caller) {
+    pub async fn admit(
+        &self,
+        request: &RunRequest,
+        caller: Caller,
+    ) -> Result<Admitted, RunRefusal> {
+        match self.decide(request, &caller).await {
             Ok((spec, reservation, ticket)) => Ok(Admitted {
                 spec,
                 caller,
@@ -193,7 +197,7 @@ impl Runs {
         }
     }
 
-    fn decide(
+    async fn decide(
         &self,
         request: &RunRequest,
         caller: &Caller,
@@ -207,7 +211,7 @@ impl Runs {
         // A resume or a fork must name a thread this caller started (a fork is a new
         // thread, owned by whoever forked it).
         if let Some(thread) = spec.resume.as_ref().or(spec.fork.as_ref())
-            && let Err(rule) = inner.owners.check(thread, &caller.principal)
+            && let Err(rule) = inner.owners.check(thread, &caller.principal).await
         {
             return Err(RunRefusal::ThreadOwner(Refusal {
                 param: "thread_id".into(),
@@ -336,11 +340,14 @@ impl Admitted {
                             if let (Some(ephemeral), Some(thread_id)) =
                                 (new_thread, &out.summary.thread_id)
                             {
-                                inner.owners.record(ThreadRecord {
-                                    thread_id: thread_id.clone(),
-                                    owner: caller.principal.owner_key(),
-                                    ephemeral,
-                                });
+                                inner
+                                    .owners
+                                    .record(ThreadRecord {
+                                        thread_id: thread_id.clone(),
+                                        owner: caller.principal.owner_key(),
+                                        ephemeral,
+                                    })
+                                    .await;
                             }
                             Ended::Ran(Box::new(out))
                         }

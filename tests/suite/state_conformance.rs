@@ -10,7 +10,8 @@ use std::sync::Arc;
 use serde_json::json;
 use twobot::state::postgres::SCHEMA_VERSION;
 use twobot::state::{
-    BackendKind, InstanceRow, PostgresStore, RunRow, RunState, StateError, StateStore, ThreadRow,
+    BackendKind, InstanceRow, PostgresStore, RunRow, RunState, SqliteStore, StateError, StateStore,
+    ThreadRow,
 };
 
 use crate::common::postgres;
@@ -75,13 +76,58 @@ impl Backend for Postgres {
     }
 }
 
-/// `behaviour::on_postgres` (and `::on_sqlite`) for `async fn behaviour(&dyn Backend)`.
+/// SQLite in a state directory of its own.
+struct Sqlite(tempfile::TempDir);
+
+impl Sqlite {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    fn raw(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.0.path().join(twobot::state::sqlite::DB_FILE)).unwrap()
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Sqlite {
+    async fn open(&self) -> Result<Arc<dyn StateStore>, StateError> {
+        Ok(Arc::new(SqliteStore::open(self.0.path())?))
+    }
+
+    async fn stamp_version(&self, version: i64) {
+        self.raw()
+            .execute(
+                "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, 0)",
+                [version],
+            )
+            .unwrap();
+    }
+
+    async fn applied(&self) -> Vec<i64> {
+        let conn = self.raw();
+        let mut stmt = conn
+            .prepare("SELECT version FROM schema_migrations ORDER BY version")
+            .unwrap();
+        stmt.query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+}
+
+/// `behaviour::on_postgres` and `behaviour::on_sqlite` for `async fn behaviour(&dyn Backend)`.
 macro_rules! on_both {
     ($($behaviour:ident),* $(,)?) => {$(
         mod $behaviour {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn on_postgres() {
                 super::$behaviour(&super::Postgres::new()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                super::$behaviour(&super::Sqlite::new()).await;
             }
         }
     )*};

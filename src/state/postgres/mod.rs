@@ -16,7 +16,7 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 
-use crate::state::StateError;
+use crate::state::{StateError, now_ms};
 
 mod database_url;
 mod migrate;
@@ -121,11 +121,4 @@ fn connect_error(e: &PoolError, url: &DatabaseUrl) -> StateError {
         ));
     }
     StateError::Connect(format!("{}: {why}", url.redacted))
-}
-
-/// Now, in the store's unit.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
