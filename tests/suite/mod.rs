@@ -44,5 +44,6 @@ mod resume;
 mod run_card;
 mod runner;
 mod state_conformance;
+mod state_postgres;
 mod stdio;
 mod tasks;
