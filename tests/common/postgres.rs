@@ -7,6 +7,8 @@
 //! started by the first test that asks and stopped (`pg_ctl stop -m immediate`) when the
 //! last test holding it ends. PostgreSQL refuses to run as root, so under root (CI) its
 //! programs run as the `postgres` user Debian's package creates, owning the directories.
+//! [`tls_cluster`] starts one of a test's own that also listens on 127.0.0.1 with TLS,
+//! its certificate issued for `localhost` by a CA made for it (openssl).
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -18,7 +20,8 @@ use std::time::{Duration, Instant};
 pub const NOT_INSTALLED: &str =
     "PostgreSQL is not installed: apt-get install postgresql (bash .ci/run installs it)";
 
-/// The port named in the socket's file name (`.s.PGSQL.<port>`); nothing listens on TCP.
+/// The port named in the shared cluster's socket file (`.s.PGSQL.<port>`); nothing
+/// listens on TCP there.
 pub const PORT: u16 = 5432;
 
 /// The cluster's superuser (trust authentication on the private socket).
@@ -35,6 +38,10 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     /// Whether its programs run as the `postgres` user (we are root).
     as_postgres: bool,
+    /// Its port: the socket file's name, and with TLS the TCP port on 127.0.0.1.
+    pub port: u16,
+    /// Whether `pg_ctl start` succeeded (so drop stops it).
+    running: bool,
     /// How long `initdb` plus `pg_ctl start` took.
     pub started_in: Duration,
 }
@@ -49,9 +56,10 @@ impl Database {
     /// A libpq URL for it over the unix socket (`sslmode` and the rest appended by callers).
     pub fn url(&self) -> String {
         format!(
-            "postgres://{USER}@/{}?host={}&port={PORT}",
+            "postgres://{USER}@/{}?host={}&port={}",
             self.name,
-            self.cluster.socket_dir().display()
+            self.cluster.socket_dir().display(),
+            self.cluster.port
         )
     }
 }
@@ -59,7 +67,11 @@ impl Database {
 /// A new, empty database, on the cluster the running tests share (started if none is).
 /// Panics (failing the test) with [`NOT_INSTALLED`] when PostgreSQL is missing.
 pub fn database() -> Database {
-    let cluster = cluster();
+    database_on(cluster())
+}
+
+/// A new, empty database on `cluster`.
+pub fn database_on(cluster: Arc<Cluster>) -> Database {
     let name = format!(
         "t{}_{}",
         std::process::id(),
@@ -68,7 +80,7 @@ pub fn database() -> Database {
     let out = Command::new(cluster.bin.join("createdb"))
         .args(["-h"])
         .arg(cluster.socket_dir())
-        .args(["-p", &PORT.to_string(), "-U", USER, &name])
+        .args(["-p", &cluster.port.to_string(), "-U", USER, &name])
         .output()
         .expect("run createdb");
     assert!(
@@ -85,13 +97,21 @@ pub fn cluster() -> Arc<Cluster> {
     if let Some(cluster) = shared.upgrade() {
         return cluster;
     }
-    let cluster = Arc::new(Cluster::start().unwrap_or_else(|e| panic!("{e}")));
+    let cluster = Arc::new(Cluster::start(false).unwrap_or_else(|e| panic!("{e}")));
     eprintln!(
         "postgres test cluster started in {} ms",
         cluster.started_in.as_millis()
     );
     *shared = Arc::downgrade(&cluster);
     cluster
+}
+
+/// A cluster of the caller's own that also serves TLS on 127.0.0.1 (`cluster.port`),
+/// with a certificate for `localhost` issued by the CA in the returned file.
+pub fn tls_cluster() -> (Arc<Cluster>, PathBuf) {
+    let cluster = Cluster::start(true).unwrap_or_else(|e| panic!("{e}"));
+    let ca = cluster.dir.path().join("tls/ca.pem");
+    (Arc::new(cluster), ca)
 }
 
 /// The directory holding `initdb`, `pg_ctl` and `createdb`: PATH first, then Debian's versioned
@@ -126,7 +146,7 @@ pub fn bin_dir() -> Option<PathBuf> {
 }
 
 impl Cluster {
-    fn start() -> Result<Self, String> {
+    fn start(tls: bool) -> Result<Self, String> {
         let begun = Instant::now();
         let bin = bin_dir().ok_or_else(|| NOT_INSTALLED.to_owned())?;
         let dir = tempfile::Builder::new()
@@ -134,6 +154,23 @@ impl Cluster {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         std::fs::create_dir(dir.path().join("sock")).map_err(|e| format!("socket dir: {e}"))?;
+        let port = if tls {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("a free port: {e}"))?
+                .port()
+        } else {
+            PORT
+        };
+        let mut extra = String::from("-c listen_addresses=''");
+        if tls {
+            let tls_dir = dir.path().join("tls");
+            make_certificates(&tls_dir)?;
+            extra = format!(
+                "-c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                tls_dir.display()
+            );
+        }
         let as_postgres = nix::unistd::geteuid().is_root();
         if as_postgres {
             let user = nix::unistd::User::from_name("postgres")
@@ -142,15 +179,22 @@ impl Cluster {
                 .ok_or_else(|| {
                     format!("running as root and there is no `postgres` user to run PostgreSQL as; {NOT_INSTALLED}")
                 })?;
-            for path in [dir.path(), &dir.path().join("sock")] {
-                nix::unistd::chown(path, Some(user.uid), Some(user.gid))
+            let owned = ["", "sock", "tls", "tls/server.key", "tls/server.pem"];
+            for path in owned
+                .iter()
+                .map(|p| dir.path().join(p))
+                .filter(|p| p.exists())
+            {
+                nix::unistd::chown(&path, Some(user.uid), Some(user.gid))
                     .map_err(|e| format!("chown {}: {e}", path.display()))?;
             }
         }
-        let cluster = Self {
+        let mut cluster = Self {
             bin,
             dir,
             as_postgres,
+            port,
+            running: false,
             started_in: Duration::ZERO,
         };
         let data = cluster.data_dir();
@@ -170,7 +214,7 @@ impl Cluster {
             ],
         )?;
         let options = format!(
-            "-k {} -c listen_addresses='' -p {PORT} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            "-k {} -p {port} {extra} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             cluster.socket_dir().display()
         );
         let log = cluster.dir.path().join("server.log").display().to_string();
@@ -180,7 +224,7 @@ impl Cluster {
                 "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
             ],
         )?;
-        let mut cluster = cluster;
+        cluster.running = true;
         cluster.started_in = begun.elapsed();
         Ok(cluster)
     }
@@ -231,9 +275,101 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if !self.running {
+            return;
+        }
         let data = self.data_dir();
         if let Err(e) = self.run("pg_ctl", &["-D", &data, "-m", "immediate", "-w", "stop"]) {
             eprintln!("stopping the test cluster: {e}");
         }
     }
+}
+
+/// A CA, and a server key and certificate for `localhost` that it signed, in `dir`
+/// (`ca.pem`, `server.key` 0600, `server.pem`).
+fn make_certificates(dir: &std::path::Path) -> Result<(), String> {
+    std::fs::create_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [&[&str]; 3] = [
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=2bot test CA",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+            ],
+        ]
+        .concat(),
+        &[
+            &["req"],
+            &ec[..],
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    ];
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .map_err(|e| format!("ext.cnf: {e}"))?;
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("openssl (apt-get install openssl): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .map_err(|e| format!("server.key: {e}"))
 }

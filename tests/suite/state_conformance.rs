@@ -395,3 +395,80 @@ async fn an_unreachable_database_is_a_connect_error_without_the_password() {
     assert!(!text.contains("s3cret"), "{text}");
     assert!(PostgresStore::inspect(&url).await.is_err());
 }
+
+/// Over TCP to a server with TLS, each `sslmode` checks what libpq's does: `verify-full`
+/// wants the CA and the name, `verify-ca` the CA only, `require` and `prefer` encrypt
+/// without checking; the server sees every accepted connection encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_sslmode_checks_the_server_certificate_as_libpq_does() {
+    let (cluster, ca) = postgres::tls_cluster();
+    let db = postgres::database_on(cluster.clone());
+    let tcp = |host: &str, query: String| {
+        format!(
+            "postgres://{}@{host}:{}/{}?{query}",
+            postgres::USER,
+            cluster.port,
+            db.name
+        )
+    };
+    let ca = ca.display();
+    let accepted = [
+        tcp("localhost", format!("sslmode=verify-full&sslrootcert={ca}")),
+        tcp("127.0.0.1", format!("sslmode=verify-ca&sslrootcert={ca}")),
+        tcp("127.0.0.1", "sslmode=require".to_owned()),
+        tcp("localhost", "sslmode=prefer".to_owned()),
+    ];
+    for (i, url) in accepted.iter().enumerate() {
+        let store = PostgresStore::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert!(
+            store
+                .insert_thread(&thread(&format!("tls-{i}"), "alice"))
+                .await
+                .unwrap()
+        );
+        let over_tcp = Postgres(postgres::Database {
+            cluster: cluster.clone(),
+            name: db.name.clone(),
+        })
+        .raw()
+        .await
+        .query_one(
+            "SELECT count(*), coalesce(bool_and(s.ssl), false) FROM pg_stat_ssl s
+             JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1 AND a.client_addr IS NOT NULL",
+            &[&db.name],
+        )
+        .await
+        .unwrap();
+        let (connections, all_tls): (i64, bool) = (over_tcp.get(0), over_tcp.get(1));
+        assert!(
+            connections >= 1 && all_tls,
+            "{url}: {connections} {all_tls}"
+        );
+    }
+    let refused = [
+        // The certificate names localhost, not 127.0.0.1.
+        (
+            tcp("127.0.0.1", format!("sslmode=verify-full&sslrootcert={ca}")),
+            "certificate",
+        ),
+        // The system's roots do not know the test CA.
+        (
+            tcp("localhost", "sslmode=verify-full".to_owned()),
+            "certificate",
+        ),
+        (
+            tcp(
+                "localhost",
+                "sslmode=verify-ca&sslrootcert=/nonexistent/ca.pem".to_owned(),
+            ),
+            "sslrootcert /nonexistent/ca.pem",
+        ),
+    ];
+    for (url, says) in refused {
+        let err = PostgresStore::connect(&url).await.unwrap_err().to_string();
+        eprintln!("refused as it should be: {err}");
+        assert!(err.contains(says), "{url}: {err}");
+    }
+}
