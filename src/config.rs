@@ -233,14 +233,14 @@ impl Config {
         };
 
         let database_url = cli.database_url.filter(|u| !u.is_empty());
-        if let Some(url) = &database_url {
-            if let Some(reason) = crate::state::postgres::DatabaseUrl::problem(url) {
-                return Err(ConfigError::Invalid {
-                    var: "TWOBOT_DATABASE_URL",
-                    value: crate::state::redact_url(url),
-                    reason,
-                });
-            }
+        if let Some(url) = &database_url
+            && let Some(reason) = crate::state::postgres::DatabaseUrl::problem(url)
+        {
+            return Err(ConfigError::Invalid {
+                var: "TWOBOT_DATABASE_URL",
+                value: crate::state::redact_url(url),
+                reason,
+            });
         }
 
         Ok(Self {
