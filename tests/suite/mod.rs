@@ -43,5 +43,6 @@ mod replies;
 mod resume;
 mod run_card;
 mod runner;
+mod state_restart;
 mod stdio;
 mod tasks;
