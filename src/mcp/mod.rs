@@ -4,6 +4,8 @@
 //!
 //! - [`tools`]: what `tools/list` shows (definitions and schemas).
 //! - [`results`]: the one mapping from a refusal, an ended run or a snapshot to a result.
+//! - `follow`: `get_codex_run`, `cancel_codex_run`, and where a follow-up finds its run
+//!   (memory, else the state store).
 //! - [`tasks`]: MCP tasks. [`progress`]: progress notifications for direct calls.
 //! - [`caller`]: who is calling.
 //! - [`apps`]: the MCP Apps run card (`resources/list`, `resources/read`).

@@ -8,9 +8,10 @@
 //! ```
 //!
 //! A direct `tools/call` awaits the [`RunHandle`], an MCP task and a background run keep
-//! it in [`KeptRuns`] and answer with snapshots. Because admission is decided before
-//! anything is spawned, a refusal is known at once on every path (no timing guesses),
-//! and [`observe`] writes the audit record and the metrics at the same two points for
+//! it in [`KeptRuns`] and answer with snapshots; [`persist`] records them in the state
+//! store too, which answers for them once they are not in memory (after a restart).
+//! Because admission is decided before anything is spawned, a refusal is known at once
+//! on every path (no timing guesses), and [`observe`] writes the audit record and the metrics at the same two points for
 //! all of them: a refusal at admission, and the end of an admitted run.
 
 mod asked;

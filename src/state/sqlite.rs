@@ -2,7 +2,7 @@
 //!
 //! One host needs nothing installed: the state is a SQLite database (bundled, WAL, so
 //! readers never wait for the writer) created 0600 beside the OAuth database. SQLite's
-//! calls block, so every query runs on tokio's blocking pool ([`SqliteStore::call`]),
+//! calls block, so every query runs on tokio's blocking pool (`SqliteStore::call`),
 //! never on a worker that serves requests. One connection behind a mutex is enough: every
 //! method is one short statement or transaction, and the busy timeout covers a second
 //! 2Bot process (a stdio session beside the HTTP server) on the same file.

@@ -248,3 +248,82 @@ async fn an_expired_run_is_gone_after_a_restart() -> Result<()> {
     assert_eq!(stored_state(state.path(), &run_id)?, None);
     Ok(())
 }
+
+/// `run_codex_prompt` as an MCP task (the request declares the tasks extension); its id.
+async fn start_task(client: &RunningService<RoleClient, Recorder>, prompt: &str) -> Result<String> {
+    use rmcp::model::{CallToolResponse, ClientCapabilities, MetaObject, RequestMetaObject};
+    let Value::Object(map) = json!({"prompt": prompt, "timeout_sec": 600}) else {
+        anyhow::bail!("arguments must be an object")
+    };
+    let mut params = CallToolRequestParams::new("run_codex_prompt").with_arguments(map);
+    let mut meta = RequestMetaObject(MetaObject::default());
+    meta.set_client_capabilities(ClientCapabilities::builder().enable_tasks().build());
+    params.meta = Some(meta);
+    match client.call_tool_once(params).await? {
+        CallToolResponse::Task(created) => Ok(created.task.task_id),
+        other => anyhow::bail!("expected a task, got {other:?}"),
+    }
+}
+
+async fn task(
+    client: &RunningService<RoleClient, Recorder>,
+    id: &str,
+) -> Result<rmcp::model::DetailedTask> {
+    Ok(client
+        .get_task(rmcp::model::GetTaskParams::new(id))
+        .await?
+        .task)
+}
+
+/// Tasks too: a finished one's result comes back after a restart, and one its server
+/// was running when killed fails as lost, never working.
+#[tokio::test]
+async fn tasks_survive_a_restart_finished_or_lost() -> Result<()> {
+    use rmcp::model::{TaskPayload, TaskStatus};
+    let state = tempfile::tempdir()?;
+    let server = server_on(state.path(), &[]).await?;
+    let alice = http_task_client(&server.url, Some("tok-alice")).await?;
+    let done = start_task(&alice, "scenario:ok").await?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let before = loop {
+        let t = task(&alice, &done).await?;
+        if t.task.status != TaskStatus::Working {
+            break t;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "task never finished");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let TaskPayload::Completed { result: before } = before.payload else {
+        anyhow::bail!("not completed: {before:?}")
+    };
+    wait_stored(state.path(), &done, "completed").await?;
+    let hung = start_task(&alice, "scenario:hang").await?;
+    wait_stored(state.path(), &hung, "running").await?;
+    kill(server).await?;
+
+    let server = server_on(state.path(), &[]).await?;
+    let alice = http_task_client(&server.url, Some("tok-alice")).await?;
+    let after = task(&alice, &done).await?;
+    assert_eq!(after.task.status, TaskStatus::Completed);
+    let TaskPayload::Completed { result: after } = after.payload else {
+        anyhow::bail!("not completed")
+    };
+    assert_eq!(after["structuredContent"], before["structuredContent"]);
+    assert_eq!(after["content"], before["content"]);
+
+    let lost = task(&alice, &hung).await?;
+    assert_eq!(lost.task.status, TaskStatus::Failed, "{lost:?}");
+    assert!(
+        lost.task
+            .status_message
+            .as_deref()
+            .is_some_and(|m| m.contains("lost")),
+        "{lost:?}"
+    );
+    let bob = http_task_client(&server.url, Some("tok-bob")).await?;
+    assert!(
+        task(&bob, &done).await.is_err(),
+        "another principal sees nothing"
+    );
+    Ok(())
+}
