@@ -35,8 +35,6 @@ pub struct Stored {
     pub snapshot: RunSnapshot,
     /// Where its row stands.
     pub state: RunState,
-    /// Whether the instance running it is this process.
-    pub here: bool,
     /// When it was admitted, ms since the Unix epoch.
     pub created_ms: i64,
     /// Its last change, ms since the Unix epoch.
@@ -139,7 +137,6 @@ impl Persist {
         (row.owner == owner).then(|| Stored {
             snapshot: snapshot_of(&row, now_ms()),
             state: row.state,
-            here: row.instance == self.lasting.instance.id(),
             created_ms: row.created_ms,
             updated_ms: row.updated_ms,
         })

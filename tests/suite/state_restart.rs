@@ -327,3 +327,64 @@ async fn tasks_survive_a_restart_finished_or_lost() -> Result<()> {
     );
     Ok(())
 }
+
+/// The run card (in headless Chromium, through the official AppBridge) shows a run lost
+/// with its server as ended, says why, and offers no Cancel.
+#[tokio::test]
+async fn the_card_shows_a_lost_run_as_ended_with_the_reason() -> Result<()> {
+    use crate::suite::deploy::installed;
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let Some(chromium) = installed(&["chromium", "/usr/bin/chromium"], "chromium") else {
+        return Ok(());
+    };
+    let Some(node) = installed(&["node"], "node") else {
+        return Ok(());
+    };
+    assert!(
+        repo.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing; `npm ci` installs it"
+    );
+    let state = tempfile::tempdir()?;
+    let server = server_on(state.path(), &[]).await?;
+    let alice = http_client(&server.url, Some("tok-alice")).await?;
+    let r = call(
+        &alice,
+        json!({"prompt": "scenario:hang", "background": true, "timeout_sec": 600}),
+    )
+    .await?;
+    let run_id = structured(&r)["run_id"]
+        .as_str()
+        .context("run_id")?
+        .to_owned();
+    wait_stored(state.path(), &run_id, "running").await?;
+    kill(server).await?;
+
+    let server = server_on(state.path(), &[]).await?;
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(node)
+            .arg(repo.join("tests/run_card/host.mjs"))
+            .current_dir(repo)
+            .env("TWOBOT_URL", &server.url)
+            .env("TWOBOT_TOKEN", "tok-alice")
+            .env("LOST_RUN_ID", &run_id)
+            .env("CHROMIUM", &chromium)
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .context("the browser test host did not finish in 300 s")??;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser checks failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passed = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["ok"] == true)
+        .count();
+    assert!(passed >= 8, "only {passed} checks ran:\n{stdout}");
+    Ok(())
+}
