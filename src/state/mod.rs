@@ -11,6 +11,11 @@
 //!
 //! The rows are plain data: this module knows nothing of MCP, HTTP or Codex. Times are
 //! milliseconds since the Unix epoch (`i64`, as both databases store them natively).
+//!
+//! - [`open()`] picks the backend for a [`Location`]; [`Instance`] is this process in the
+//!   store (a UUID per start, a heartbeat, and the reaping of dead instances, whose
+//!   queued and running runs become `lost`).
+//! - [`sqlite`]: the embedded backend, [`SqliteStore`].
 
 mod open;
 pub mod sqlite;
