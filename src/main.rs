@@ -257,7 +257,7 @@ async fn lasting(
 /// the audit log and the metrics listener. `None` (after one line on stderr) when one of
 /// them cannot be set up.
 async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twobot::runs::Runs> {
-    let (_lasting, threads) = lasting(config, shutdown).await?;
+    let (lasting, threads) = lasting(config, shutdown).await?;
     let audit = match &config.audit_log {
         Some(path) => {
             match twobot::audit::AuditLog::open(path, config.audit_prompts, config.audit_limits) {
@@ -291,6 +291,7 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
         twobot::runs::Runs::new(
             config.policy.clone(),
             std::sync::Arc::new(threads),
+            lasting,
             twobot::run_queue::RunQueue::new(config.limits),
             config.runs,
             config.runner.clone(),

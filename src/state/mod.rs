@@ -11,6 +11,13 @@
 //!
 //! The rows are plain data: this module knows nothing of MCP, HTTP or Codex. Times are
 //! milliseconds since the Unix epoch (`i64`, as both databases store them natively).
+//!
+//! - [`open()`] picks the backend for a [`Location`]; [`Instance`] is this process in the
+//!   store (a UUID per start, a heartbeat, and the reaping of dead instances, whose
+//!   queued and running runs become `lost`).
+//! - [`sqlite`]: the embedded backend, [`SqliteStore`].
+//! - [`postgres`]: the shared backend, [`PostgresStore`] (`TWOBOT_DATABASE_URL`; pooled,
+//!   TLS per the URL's `sslmode`, migrations under an advisory lock).
 
 mod open;
 pub mod postgres;

@@ -2,7 +2,7 @@
 //!
 //! One host needs nothing installed: the state is a SQLite database (bundled, WAL, so
 //! readers never wait for the writer) created 0600 beside the OAuth database. SQLite's
-//! calls block, so every query runs on tokio's blocking pool ([`SqliteStore::call`]),
+//! calls block, so every query runs on tokio's blocking pool (`SqliteStore::call`),
 //! never on a worker that serves requests. One connection behind a mutex is enough: every
 //! method is one short statement or transaction, and the busy timeout covers a second
 //! 2Bot process (a stdio session beside the HTTP server) on the same file.
@@ -93,6 +93,37 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<SqliteStore, StateError> {
         let conn = Connection::open_in_memory().map_err(|e| StateError::Connect(e.to_string()))?;
         Self::configure(conn, None)
+    }
+
+    /// The schema version of `state.db` in `state_dir`, read without creating or
+    /// migrating anything (for `doctor`): `None` when there is no file yet, and
+    /// [`StateError::SchemaTooNew`] when a newer 2Bot wrote it.
+    pub fn inspect(state_dir: &Path) -> Result<Option<i64>, StateError> {
+        let path = state_dir.join(DB_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| StateError::Connect(format!("{}: {e}", path.display())))?;
+        let found = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'schema_migrations'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| StateError::Connect(format!("{}: {e}", path.display())))?;
+        let version = if found == 0 {
+            0
+        } else {
+            schema::version(&conn)?
+        };
+        if version > SCHEMA_VERSION {
+            return Err(StateError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        Ok(Some(version))
     }
 
     /// The database file (`None` in memory).

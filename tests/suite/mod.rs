@@ -45,5 +45,6 @@ mod run_card;
 mod runner;
 mod state_conformance;
 mod state_postgres;
+mod state_restart;
 mod stdio;
 mod tasks;

@@ -84,7 +84,7 @@ async fn doctor_reports_the_database_connection_and_its_schema_version() -> Resu
     let (code, out, err) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(0), "{out}{err}");
     let fresh = format!(
-        "[ok  ] state database: {shown}: connected, no 2Bot schema yet (version 1 is created at the first start)"
+        "[ok  ] state store: {shown}: connected, no 2Bot schema yet (version 1 is created at the first start)"
     );
     assert!(out.contains(&fresh), "missing {fresh:?} in:\n{out}");
     assert!(!out.contains("hunter2"), "{out}");
@@ -101,7 +101,7 @@ async fn doctor_reports_the_database_connection_and_its_schema_version() -> Resu
     twobot::state::PostgresStore::connect(&db.url()).await?;
     let (code, out, _) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(0), "{out}");
-    let current = format!("[ok  ] state database: {shown}: connected, schema version 1 (current)");
+    let current = format!("[ok  ] state store: {shown}: connected, schema version 1 (current)");
     assert!(out.contains(&current), "missing {current:?} in:\n{out}");
 
     raw(&db)
@@ -114,7 +114,7 @@ async fn doctor_reports_the_database_connection_and_its_schema_version() -> Resu
     let (code, out, _) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(1), "{out}");
     let newer = format!(
-        "[FAIL] state database: {shown}: the state schema is at version 2, newer than this 2Bot knows (1)"
+        "[FAIL] state store: {shown}: the state schema is at version 2, newer than this 2Bot knows (1)"
     );
     assert!(out.contains(&newer), "missing {newer:?} in:\n{out}");
 
@@ -130,7 +130,7 @@ async fn doctor_reports_the_database_connection_and_its_schema_version() -> Resu
     assert_eq!(code, Some(1), "{out}");
     assert!(
         out.contains(
-            "[FAIL] state database: cannot reach the state database: postgres://twobot:***@/x"
+            "[FAIL] state store: cannot reach the state database: postgres://twobot:***@/x"
         ),
         "{out}"
     );

@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::state::postgres::{PostgresStore, SCHEMA_VERSION};
 use crate::state::{StateError, redact_url};
 
-const NAME: &str = "state database";
+const NAME: &str = "state store";
 
 pub(super) async fn state_checks(config: &Config) -> Vec<Check> {
     let Some(url) = &config.database_url else {

@@ -255,6 +255,31 @@ async fn a_schema_newer_than_this_build_is_refused() {
     );
 }
 
+#[test]
+fn inspecting_reads_the_version_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(SqliteStore::inspect(dir.path()).unwrap(), None);
+    assert!(
+        !dir.path().join(DB_FILE).exists(),
+        "inspect created nothing"
+    );
+    drop(SqliteStore::open(dir.path()).unwrap());
+    assert_eq!(
+        SqliteStore::inspect(dir.path()).unwrap(),
+        Some(SCHEMA_VERSION)
+    );
+    let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute(
+        "INSERT INTO schema_migrations (version, applied_ms) VALUES (?1, 0)",
+        [SCHEMA_VERSION + 1],
+    )
+    .unwrap();
+    assert!(matches!(
+        SqliteStore::inspect(dir.path()),
+        Err(StateError::SchemaTooNew { .. })
+    ));
+}
+
 #[tokio::test]
 async fn a_corrupt_run_row_is_reported_not_misread() {
     let store = SqliteStore::open_in_memory().unwrap();
