@@ -2,7 +2,7 @@
 //! throw-away PostgreSQL cluster (`common::postgres`, over its private unix socket).
 //! What an operator sees (`--print-config`, `doctor`), a server that cannot reach its
 //! database refusing to start, and two servers on one database acting as one service
-//! for thread ownership.
+//! for thread ownership and finished runs.
 
 use std::time::Duration;
 
@@ -225,4 +225,73 @@ async fn a_thread_started_on_one_server_is_owned_on_another_sharing_the_database
     assert_eq!(resumed.is_error, Some(false), "{}", text(&resumed));
     assert_eq!(structured(&resumed)["thread_id"], thread.as_str());
     Ok(())
+}
+
+/// A background run that ended on one server is served by another on the same
+/// database, with the same result, to its owner only.
+#[tokio::test]
+async fn a_run_finished_on_one_server_is_served_by_another_sharing_the_database() -> Result<()> {
+    let db = postgres::database();
+    let url = with_password(&db);
+    let env = [
+        ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "alice:tok-alice,bob:tok-bob"),
+        ("TWOBOT_DATABASE_URL", url.as_str()),
+    ];
+    let first = spawn_http(&env).await?;
+    let second = spawn_http(&env).await?;
+
+    let alice_first = http_client(&first.url, Some("tok-alice")).await?;
+    let started = call(
+        &alice_first,
+        json!({"prompt": "scenario:ok", "background": true}),
+    )
+    .await?;
+    let run_id = structured(&started)["run_id"].as_str().unwrap().to_owned();
+    let done = get_run(&alice_first, json!({"run_id": run_id, "wait_sec": 30})).await?;
+    assert_eq!(structured(&done)["status"], "completed", "{}", text(&done));
+
+    // The row lands a moment after the caller saw the end (its writer is off the run's path).
+    let client = raw(&db).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = client
+            .query_opt("SELECT state FROM runs WHERE run_id = $1", &[&run_id])
+            .await?;
+        if row.is_some_and(|r| r.get::<_, String>(0) == "completed") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "run {run_id} never stored as completed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let alice_second = http_client(&second.url, Some("tok-alice")).await?;
+    let served = get_run(&alice_second, json!({"run_id": run_id})).await?;
+    assert_eq!(served.is_error, Some(false), "{}", text(&served));
+    let s = structured(&served);
+    assert_eq!(s["status"], "completed", "{s}");
+    assert_eq!(s["result"], structured(&done)["result"], "the same result");
+    assert_eq!(text(&served), "fake answer");
+
+    let bob_second = http_client(&second.url, Some("tok-bob")).await?;
+    let hidden = get_run(&bob_second, json!({"run_id": run_id})).await?;
+    assert_eq!(hidden.is_error, Some(true), "{}", text(&hidden));
+    assert!(text(&hidden).contains("no run"), "{}", text(&hidden));
+    Ok(())
+}
+
+async fn get_run(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, crate::common::Recorder>,
+    args: serde_json::Value,
+) -> Result<rmcp::model::CallToolResult> {
+    let serde_json::Value::Object(map) = args else {
+        anyhow::bail!("arguments must be an object")
+    };
+    Ok(client
+        .call_tool(rmcp::model::CallToolRequestParams::new("get_codex_run").with_arguments(map))
+        .await?)
 }
