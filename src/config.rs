@@ -88,6 +88,10 @@ pub struct Config {
     pub oauth: OAuthArgs,
     /// State directory (`None`: nothing persists).
     pub state_dir: Option<PathBuf>,
+    /// The shared PostgreSQL database (`TWOBOT_DATABASE_URL`), checked to parse; when
+    /// set, the state lives there instead of `state_dir`. It holds a password: show
+    /// [`crate::state::redact_url`]'s form.
+    pub database_url: Option<String>,
     /// Background runs and their registry bounds.
     pub runs: KeptConfig,
     /// The audit log's file, if any.
@@ -228,6 +232,17 @@ impl Config {
             CodexBackend::AppServer => crate::runner::Backend::AppServer,
         };
 
+        let database_url = cli.database_url.filter(|u| !u.is_empty());
+        if let Some(url) = &database_url
+            && let Some(reason) = crate::state::postgres::DatabaseUrl::problem(url)
+        {
+            return Err(ConfigError::Invalid {
+                var: "TWOBOT_DATABASE_URL",
+                value: crate::state::redact_url(url),
+                reason,
+            });
+        }
+
         Ok(Self {
             transport: cli.transport,
             host: cli.host,
@@ -251,6 +266,7 @@ impl Config {
             http: cli.http,
             oauth: cli.oauth,
             state_dir: cli.state_dir.or_else(default_state_dir),
+            database_url,
             runs: KeptConfig {
                 background: cli.enable_background_runs,
                 tasks: cli.enable_tasks,

@@ -21,8 +21,11 @@
 //!   (elicitation, the 2026-07-28 `input_required` round trip, the card's answer tool).
 //! - [`runs`]: the one run lifecycle every path shares: `admit` (a permit or a typed
 //!   refusal, nothing spawned), `RunHandle` (progress, cancel, outcome), kept runs (tasks
-//!   and background runs), and where audit records and metrics are written.
-//! - [`thread_owners`]: who started which Codex thread; only they may resume it.
+//!   and background runs, in memory while live and recorded in [`state`], which answers
+//!   for them after a restart: finished, or `lost`), and where audit records and metrics
+//!   are written.
+//! - [`thread_owners`]: who started which Codex thread (in [`state`]; the old
+//!   `threads.jsonl` moved in once); only they may resume it.
 //! - [`run_queue`]: run slots and a bounded queue, fair across principals ("busy"/quota beyond).
 //! - [`config`]: flags, environment variables and the policy file, merged and validated.
 //! - [`runner`]: the Codex subprocess: spawn (through the run supervisor), stream, time
@@ -33,7 +36,9 @@
 //! - [`metrics`]: the Prometheus metrics and their own listener.
 //! - [`audit`]: the audit log, one JSON line per run and per refusal.
 //! - [`state`]: lasting records (thread owners, kept runs, live instances) behind one
-//!   trait, SQLite embedded or PostgreSQL shared; plain rows, imports nothing.
+//!   trait, SQLite embedded (`state.db` in `TWOBOT_STATE_DIR`, queries off the runtime)
+//!   or PostgreSQL shared; this process's instance id, heartbeat and the reaping of dead
+//!   ones (their runs `lost`); plain rows, imports nothing.
 //! - [`job`]: plain data every layer speaks (request, spec, principal, output); imports nothing.
 //! - [`error`]: why an admitted run produced no Codex output.
 //! - [`telemetry`], [`shutdown`]: logging and traces, signals.
@@ -56,6 +61,7 @@
 //!        ▼                                                │ progress, outcome
 //!   mcp::results ◀── RunHandle: a direct call awaits it; ─┘
 //!                    a task or a background run is kept in runs::KeptRuns
+//!                    and recorded in state (queued, running, final snapshot)
 //!
 //!   runs::observe writes the audit record and the metrics at a refusal and at a run's end.
 //! ```

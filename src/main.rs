@@ -187,28 +187,77 @@ async fn run(config: Config) -> ExitCode {
     }
 }
 
+/// The state store (SQLite in the state directory, else in memory), this process's
+/// instance in it (earlier dead ones' runs marked lost), and the thread record, with
+/// the old `threads.jsonl` moved in. `None` (after one line on stderr) when the store
+/// cannot be opened.
+async fn lasting(
+    config: &Config,
+    shutdown: &CancellationToken,
+) -> Option<(twobot::state::Lasting, twobot::thread_owners::ThreadOwners)> {
+    use twobot::state::{Instance, Lasting, Location};
+    let location = match (&config.database_url, &config.state_dir) {
+        (Some(url), _) => Location::Postgres(url.clone()),
+        (None, Some(dir)) => Location::Dir(dir.clone()),
+        (None, None) => {
+            tracing::warn!(
+                "no TWOBOT_STATE_DIR and no HOME: thread owners and finished runs are kept in memory only"
+            );
+            Location::Memory
+        }
+    };
+    let var = match location {
+        Location::Postgres(_) => "TWOBOT_DATABASE_URL",
+        Location::Dir(_) | Location::Memory => "TWOBOT_STATE_DIR",
+    };
+    let fail = |e: &dyn std::fmt::Display| {
+        eprintln!("error: {var}: the state store cannot be opened: {e}");
+    };
+    let store = match twobot::state::open(&location).await {
+        Ok(store) => store,
+        Err(e) => {
+            fail(&e);
+            return None;
+        }
+    };
+    let instance = match Instance::start(
+        store.clone(),
+        &location,
+        config.runs.ttl,
+        None,
+        shutdown.clone(),
+    )
+    .await
+    {
+        Ok(instance) => std::sync::Arc::new(instance),
+        Err(e) => {
+            fail(&e);
+            return None;
+        }
+    };
+    tracing::info!(instance = instance.id(), backend = %store.kind(), "state store open");
+    let lasting = Lasting { store, instance };
+    let env = twobot::runner::env::child_env(std::env::vars_os(), &config.runner.env, None);
+    let codex_home = twobot::model_endpoint::codex_home(&env)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let threads = twobot::thread_owners::ThreadOwners::new(lasting.clone(), codex_home);
+    if let Some(dir) = &config.state_dir
+        && let Err(e) = threads.migrate(dir).await
+    {
+        eprintln!(
+            "error: TWOBOT_STATE_DIR: threads.jsonl cannot be moved into the state store: {e}"
+        );
+        return None;
+    }
+    Some((lasting, threads))
+}
+
 /// The run lifecycle both transports share: the thread record in the state directory,
 /// the audit log and the metrics listener. `None` (after one line on stderr) when one of
 /// them cannot be set up.
 async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twobot::runs::Runs> {
-    let threads = match &config.state_dir {
-        Some(dir) => match twobot::thread_owners::ThreadOwners::open(dir) {
-            Ok(store) => store,
-            Err(e) => {
-                eprintln!(
-                    "error: TWOBOT_STATE_DIR: {:?} cannot hold the thread record: {e}",
-                    dir.display().to_string()
-                );
-                return None;
-            }
-        },
-        None => {
-            tracing::warn!(
-                "no TWOBOT_STATE_DIR and no HOME: thread ownership is kept in memory only"
-            );
-            twobot::thread_owners::ThreadOwners::in_memory()
-        }
-    };
+    let (lasting, threads) = lasting(config, shutdown).await?;
     let audit = match &config.audit_log {
         Some(path) => {
             match twobot::audit::AuditLog::open(path, config.audit_prompts, config.audit_limits) {
@@ -242,6 +291,7 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
         twobot::runs::Runs::new(
             config.policy.clone(),
             std::sync::Arc::new(threads),
+            lasting,
             twobot::run_queue::RunQueue::new(config.limits),
             config.runs,
             config.runner.clone(),

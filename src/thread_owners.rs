@@ -1,29 +1,33 @@
 //! Who started which Codex thread, so that only they can resume it.
 //!
 //! A thread id is all `codex exec resume` needs, and thread ids travel in results,
-//! logs and screenshots. Over authenticated HTTP that must not be enough: 2Bot keeps a
-//! small record (`threads.jsonl` in `TWOBOT_STATE_DIR`) of each thread it started and
-//! for whom, and admission ([`crate::runs`]) checks it before a resume takes a queue place. The record
-//! is append-only, loaded at start, compacted when it grows past twice its live size,
-//! and capped at [`MAX_THREADS`] (oldest forgotten first). Ephemeral threads, which
+//! logs and screenshots. Over authenticated HTTP that must not be enough: 2Bot records
+//! each resumable thread it started, for whom, and which instance and `CODEX_HOME` hold
+//! it, in the state store ([`crate::state`]), and admission ([`crate::runs`]) checks it
+//! before a resume takes a queue place. The record of older releases, `threads.jsonl`
+//! in `TWOBOT_STATE_DIR`, is moved into the store once at start ([`ThreadOwners::migrate`])
+//! and renamed `threads.jsonl.migrated`, never read again. Ephemeral threads, which
 //! Codex does not save and so can never be resumed, are remembered in memory only (for
-//! a clear refusal): the default `ephemeral=true` call writes nothing to disk.
+//! a clear refusal): the default `ephemeral=true` call writes nothing lasting.
 
 use std::collections::{HashMap, VecDeque};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
 use crate::job::Principal;
 use crate::policy::Rule;
+use crate::state::{Lasting, StateError, ThreadRow, now_ms};
 
-/// Resumable threads remembered at most.
-pub const MAX_THREADS: usize = 100_000;
 /// Ephemeral threads remembered at most (the most recent ones), only so that a resume
 /// of one is refused with the reason; older ones are simply unknown.
 pub const MAX_EPHEMERAL: usize = 4_096;
+
+/// The file older releases kept the record in, and its name once migrated.
+pub const LEGACY_FILE: &str = "threads.jsonl";
+/// [`LEGACY_FILE`] after its records moved into the store.
+pub const MIGRATED_FILE: &str = "threads.jsonl.migrated";
 
 /// One thread 2Bot started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,171 +54,143 @@ pub fn may_resume(record: Option<&ThreadRecord>, caller: &Principal) -> Result<(
     }
 }
 
-/// The record, in memory and (when a state dir is set) on disk.
-#[derive(Debug, Default)]
+/// The record: resumable threads in the store, ephemeral ones in memory.
+#[derive(Debug)]
 pub struct ThreadOwners {
-    inner: Mutex<Inner>,
-    file: Option<PathBuf>,
+    lasting: Lasting,
+    /// Where this instance's Codex keeps its threads (a resume must run there).
+    codex_home: String,
+    ephemeral: Mutex<Ephemeral>,
 }
 
 #[derive(Debug, Default)]
-struct Inner {
-    threads: HashMap<String, ThreadRecord>,
+struct Ephemeral {
+    owners: HashMap<String, String>,
     order: VecDeque<String>,
-    ephemeral_order: VecDeque<String>,
-    lines_on_disk: usize,
-}
-
-impl Inner {
-    fn insert(&mut self, record: ThreadRecord) {
-        let (order, cap) = if record.ephemeral {
-            (&mut self.ephemeral_order, MAX_EPHEMERAL)
-        } else {
-            (&mut self.order, MAX_THREADS)
-        };
-        if self
-            .threads
-            .insert(record.thread_id.clone(), record.clone())
-            .is_none()
-        {
-            order.push_back(record.thread_id);
-        }
-        while order.len() > cap {
-            if let Some(old) = order.pop_front() {
-                self.threads.remove(&old);
-            }
-        }
-    }
 }
 
 impl ThreadOwners {
-    /// A store that forgets everything at exit.
-    pub fn in_memory() -> Self {
-        Self::default()
+    /// The record in `lasting`'s store, for threads started under `codex_home`.
+    pub fn new(lasting: Lasting, codex_home: String) -> Self {
+        Self {
+            lasting,
+            codex_home,
+            ephemeral: Mutex::default(),
+        }
     }
 
-    /// Load (or create) the record in `dir`.
-    pub fn open(dir: &Path) -> std::io::Result<Self> {
-        create_private_dir(dir)?;
-        let file = dir.join("threads.jsonl");
-        let mut inner = Inner::default();
-        match std::fs::read_to_string(&file) {
-            Ok(text) => {
-                if !text.is_empty() && !text.ends_with('\n') {
-                    // End a torn last line so the next append starts a fresh one.
-                    open_private(&file, true)?.write_all(b"\n")?;
-                }
-                for line in text.lines() {
-                    inner.lines_on_disk += 1;
-                    // A torn last line (crash mid-write) is skipped, not fatal.
-                    if let Ok(record) = serde_json::from_str::<ThreadRecord>(line) {
-                        inner.insert(record);
+    /// Move `threads.jsonl` in `dir` into the store, once: afterwards it is renamed
+    /// [`MIGRATED_FILE`] and never read again. Torn lines (a crash mid-write) and
+    /// ephemeral records are skipped; a thread the store knows keeps its owner. Returns
+    /// how many records were read (0 when there is no file). On a store error the file
+    /// stays, so the next start tries again.
+    pub async fn migrate(&self, dir: &Path) -> Result<usize, MigrateError> {
+        let file = dir.join(LEGACY_FILE);
+        let text = match tokio::fs::read_to_string(&file).await {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(MigrateError::Read(file.display().to_string(), e)),
+        };
+        let records: Vec<ThreadRecord> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<ThreadRecord>(line).ok())
+            .filter(|r| !r.ephemeral)
+            .collect();
+        for record in &records {
+            self.lasting.store.insert_thread(&self.row(record)).await?;
+        }
+        let migrated = dir.join(MIGRATED_FILE);
+        tokio::fs::rename(&file, &migrated)
+            .await
+            .map_err(|e| MigrateError::Read(migrated.display().to_string(), e))?;
+        tracing::info!(threads = records.len(), from = %file.display(), "thread owners moved into the state store");
+        Ok(records.len())
+    }
+
+    fn row(&self, record: &ThreadRecord) -> ThreadRow {
+        ThreadRow {
+            thread_id: record.thread_id.clone(),
+            owner: record.owner.clone(),
+            instance: self.lasting.instance.id().to_owned(),
+            codex_home: self.codex_home.clone(),
+            created_ms: now_ms(),
+        }
+    }
+
+    /// Check a resume of `thread_id` by `caller`. A store that cannot answer refuses
+    /// (nobody resumes a thread whose owner is unknown because the database is down).
+    pub async fn check(&self, thread_id: &str, caller: &Principal) -> Result<(), Rule> {
+        let ephemeral = self
+            .ephemeral
+            .lock()
+            .map_err(|_| Rule::Unresolvable("thread record unavailable".into()))?
+            .owners
+            .get(thread_id)
+            .map(|owner| ThreadRecord {
+                thread_id: thread_id.to_owned(),
+                owner: owner.clone(),
+                ephemeral: true,
+            });
+        if ephemeral.is_some() {
+            return may_resume(ephemeral.as_ref(), caller);
+        }
+        let stored = match self.lasting.store.thread(thread_id).await {
+            Ok(row) => row.map(|r| ThreadRecord {
+                thread_id: r.thread_id,
+                owner: r.owner,
+                ephemeral: false,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "thread owner check: the state store did not answer");
+                return Err(Rule::Unresolvable(
+                    "the thread record is unavailable; try again".into(),
+                ));
+            }
+        };
+        may_resume(stored.as_ref(), caller)
+    }
+
+    /// Remember a thread (first owner wins: a resume never changes the owner). A store
+    /// error is logged, never the run's failure.
+    pub async fn record(&self, record: ThreadRecord) {
+        if record.ephemeral {
+            if let Ok(mut e) = self.ephemeral.lock()
+                && !e.owners.contains_key(&record.thread_id)
+            {
+                e.owners.insert(record.thread_id.clone(), record.owner);
+                e.order.push_back(record.thread_id);
+                while e.order.len() > MAX_EPHEMERAL {
+                    if let Some(old) = e.order.pop_front() {
+                        e.owners.remove(&old);
                     }
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        Ok(Self {
-            inner: Mutex::new(inner),
-            file: Some(file),
-        })
-    }
-
-    /// Number of threads remembered.
-    pub fn len(&self) -> usize {
-        self.inner.lock().map(|i| i.threads.len()).unwrap_or(0)
-    }
-
-    /// Whether nothing is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Check a resume of `thread_id` by `caller`.
-    pub fn check(&self, thread_id: &str, caller: &Principal) -> Result<(), Rule> {
-        let inner = self
-            .inner
-            .lock()
-            .map_err(|_| Rule::Unresolvable("thread record unavailable".into()))?;
-        may_resume(inner.threads.get(thread_id), caller)
-    }
-
-    /// Remember a thread (first owner wins: a resume never changes the owner).
-    pub fn record(&self, record: ThreadRecord) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
-        if inner.threads.contains_key(&record.thread_id) {
             return;
         }
-        inner.insert(record.clone());
-        let Some(file) = &self.file else {
-            return;
-        };
-        if record.ephemeral {
-            return;
-        }
-        let result = if inner.lines_on_disk >= 2 * inner.order.len().max(1024) {
-            let lines: Vec<String> = inner
-                .order
-                .iter()
-                .filter_map(|id| inner.threads.get(id))
-                .filter(|r| !r.ephemeral)
-                .filter_map(|r| serde_json::to_string(r).ok())
-                .collect();
-            inner.lines_on_disk = lines.len();
-            rewrite(file, &lines)
-        } else {
-            inner.lines_on_disk += 1;
-            append(file, &record)
-        };
-        if let Err(e) = result {
-            tracing::warn!(error = %e, file = %file.display(), "cannot save the thread record");
+        if let Err(e) = self.lasting.store.insert_thread(&self.row(&record)).await {
+            tracing::warn!(error = %e, thread_id = %record.thread_id, "cannot save the thread's owner");
         }
     }
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-fn open_private(path: &Path, append: bool) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(append)
-        .write(true)
-        .truncate(!append)
-        .mode(0o600)
-        .open(path)
-}
-
-fn append(file: &Path, record: &ThreadRecord) -> std::io::Result<()> {
-    let line = serde_json::to_string(record).map_err(std::io::Error::other)?;
-    let mut f = open_private(file, true)?;
-    writeln!(f, "{line}")
-}
-
-fn rewrite(file: &Path, lines: &[String]) -> std::io::Result<()> {
-    let tmp = file.with_extension("jsonl.tmp");
-    {
-        let mut f = open_private(&tmp, false)?;
-        for line in lines {
-            writeln!(f, "{line}")?;
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(tmp, file)
+/// Why `threads.jsonl` could not be moved into the store.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The old file could not be read or renamed.
+    #[error("{0}: {1}")]
+    Read(String, #[source] std::io::Error),
+    /// The store refused a record.
+    #[error(transparent)]
+    State(#[from] StateError),
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::Arc;
+
     use super::*;
+    use crate::state::{SqliteStore, StateStore};
 
     fn rec(owner: &str, ephemeral: bool) -> ThreadRecord {
         ThreadRecord {
@@ -222,6 +198,28 @@ mod tests {
             owner: owner.into(),
             ephemeral,
         }
+    }
+
+    async fn owners() -> (ThreadOwners, Arc<dyn StateStore>) {
+        let store: Arc<dyn StateStore> = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let instance = crate::state::Instance::start(
+            store.clone(),
+            &crate::state::Location::Memory,
+            std::time::Duration::from_secs(60),
+            None,
+            tokio_util::sync::CancellationToken::new(),
+        )
+        .await
+        .unwrap();
+        let lasting = Lasting {
+            store: store.clone(),
+            instance: Arc::new(instance),
+        };
+        (ThreadOwners::new(lasting, "/home/u/.codex".into()), store)
+    }
+
+    fn token(name: &str) -> Principal {
+        Principal::Token { name: name.into() }
     }
 
     #[test]
@@ -272,97 +270,105 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_record_survives_a_restart_and_skips_a_torn_line() -> std::io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = ThreadOwners::open(dir.path())?;
-        store.record(ThreadRecord {
-            thread_id: "t1".into(),
-            owner: "token:alice".into(),
-            ephemeral: false,
-        });
-        // A second record for the same thread does not change its owner.
-        store.record(ThreadRecord {
-            thread_id: "t1".into(),
-            owner: "token:mallory".into(),
-            ephemeral: false,
-        });
-        drop(store);
-        let path = dir.path().join("threads.jsonl");
-        let mut text = std::fs::read_to_string(&path)?;
-        text.push_str("{\"thread_id\":\"t2\",\"own");
-        std::fs::write(&path, text)?;
-        let store = ThreadOwners::open(dir.path())?;
-        assert_eq!(store.len(), 1);
-        let alice = Principal::Token {
-            name: "alice".into(),
-        };
-        assert_eq!(store.check("t1", &alice), Ok(()));
-        let mallory = Principal::Token {
-            name: "mallory".into(),
-        };
-        assert_eq!(store.check("t1", &mallory), Err(Rule::NotYourThread));
-        use std::os::unix::fs::PermissionsExt;
+    /// The old file moves in once: torn lines and ephemeral records are skipped, the
+    /// owner check holds afterwards, and the file is renamed so it is never read again.
+    #[tokio::test]
+    async fn threads_jsonl_is_migrated_once_and_then_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join(LEGACY_FILE);
+        std::fs::write(
+            &legacy,
+            "{\"thread_id\":\"t1\",\"owner\":\"token:alice\",\"ephemeral\":false}\n\
+             {\"thread_id\":\"e1\",\"owner\":\"token:alice\",\"ephemeral\":true}\n\
+             {\"thread_id\":\"t1\",\"owner\":\"token:mallory\",\"ephemeral\":false}\n\
+             {\"thread_id\":\"t2\",\"own",
+        )
+        .unwrap();
+        let (owners, store) = owners().await;
+        assert_eq!(owners.migrate(dir.path()).await.unwrap(), 2);
+        assert!(!legacy.exists());
+        assert!(dir.path().join(MIGRATED_FILE).exists());
+        assert_eq!(owners.check("t1", &token("alice")).await, Ok(()));
         assert_eq!(
-            std::fs::metadata(&path)?.permissions().mode() & 0o777,
-            0o600
+            owners.check("t1", &token("mallory")).await,
+            Err(Rule::NotYourThread)
         );
-        Ok(())
+        let row = store.thread("t1").await.unwrap().unwrap();
+        assert_eq!(
+            (row.instance.as_str(), row.codex_home.as_str()),
+            (owners.lasting.instance.id(), "/home/u/.codex")
+        );
+        assert!(store.thread("e1").await.unwrap().is_none());
+        // Nothing left to migrate: the renamed file is not read again.
+        assert_eq!(owners.migrate(dir.path()).await.unwrap(), 0);
     }
 
-    /// The default call (ephemeral) writes nothing; it is still refused clearly on resume.
-    #[test]
-    fn ephemeral_threads_are_remembered_in_memory_only() -> std::io::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let store = ThreadOwners::open(dir.path())?;
-        for i in 0..100 {
-            store.record(ThreadRecord {
-                thread_id: format!("e{i}"),
+    #[tokio::test]
+    async fn the_first_owner_stays_and_ephemeral_threads_stay_out_of_the_store() {
+        let (owners, store) = owners().await;
+        owners
+            .record(ThreadRecord {
+                thread_id: "t1".into(),
+                owner: "token:alice".into(),
+                ephemeral: false,
+            })
+            .await;
+        owners
+            .record(ThreadRecord {
+                thread_id: "t1".into(),
+                owner: "token:mallory".into(),
+                ephemeral: false,
+            })
+            .await;
+        owners
+            .record(ThreadRecord {
+                thread_id: "e1".into(),
                 owner: "local".into(),
                 ephemeral: true,
-            });
-        }
+            })
+            .await;
         assert_eq!(
-            store.check("e7", &Principal::Local),
+            store.thread("t1").await.unwrap().unwrap().owner,
+            "token:alice"
+        );
+        assert!(store.thread("e1").await.unwrap().is_none());
+        assert_eq!(
+            owners.check("e1", &Principal::Local).await,
             Err(Rule::EphemeralThread)
         );
-        let path = dir.path().join("threads.jsonl");
-        assert!(
-            std::fs::read_to_string(&path)
-                .unwrap_or_default()
-                .is_empty()
-        );
-        Ok(())
     }
 
-    /// Ephemeral records are capped on their own, so they never push out resumable ones
-    /// and memory stays small however many default calls run.
-    #[test]
-    fn ephemeral_records_are_capped_apart_from_resumable_ones() {
-        let store = ThreadOwners::in_memory();
-        store.record(ThreadRecord {
-            thread_id: "keep".into(),
-            owner: "token:alice".into(),
-            ephemeral: false,
-        });
+    /// Ephemeral records are capped, so memory stays small however many default calls run.
+    #[tokio::test]
+    async fn ephemeral_records_are_capped_apart_from_resumable_ones() {
+        let (owners, _store) = owners().await;
+        owners
+            .record(ThreadRecord {
+                thread_id: "keep".into(),
+                owner: "token:alice".into(),
+                ephemeral: false,
+            })
+            .await;
         for i in 0..MAX_EPHEMERAL + 500 {
-            store.record(ThreadRecord {
-                thread_id: format!("e{i}"),
-                owner: "local".into(),
-                ephemeral: true,
-            });
+            owners
+                .record(ThreadRecord {
+                    thread_id: format!("e{i}"),
+                    owner: "local".into(),
+                    ephemeral: true,
+                })
+                .await;
         }
-        assert_eq!(store.len(), MAX_EPHEMERAL + 1);
-        let alice = Principal::Token {
-            name: "alice".into(),
-        };
-        assert_eq!(store.check("keep", &alice), Ok(()));
+        let alice = token("alice");
+        assert_eq!(owners.check("keep", &alice).await, Ok(()));
         assert_eq!(
-            store.check("e0", &alice),
+            owners.check("e0", &alice).await,
             Err(Rule::NotYourThread),
             "forgotten"
         );
         let last = format!("e{}", MAX_EPHEMERAL + 499);
-        assert_eq!(store.check(&last, &alice), Err(Rule::EphemeralThread));
+        assert_eq!(
+            owners.check(&last, &alice).await,
+            Err(Rule::EphemeralThread)
+        );
     }
 }

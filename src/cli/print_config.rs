@@ -49,7 +49,10 @@ pub fn render(matches: &ArgMatches, config: &Config) -> String {
             _ => "unset",
         };
         let parsed_bool = matches.try_get_one::<bool>(id).ok().flatten().copied();
-        let (value, source) = match (merged(&name, config, source, policy_file), parsed_bool) {
+        let effective = merged(&name, config, source, policy_file);
+        // A merged value is shown as `merged` renders it (a URL without its password).
+        let hidden = arg.is_hide_env_values_set() && effective.is_none();
+        let (value, source) = match (effective, parsed_bool) {
             (Some(effective), _) => effective,
             // A boolean as it was read; what was typed, when that differs.
             (None, Some(parsed)) => {
@@ -73,13 +76,15 @@ pub fn render(matches: &ArgMatches, config: &Config) -> String {
                 (value, source.to_owned())
             }
         };
-        let value = if arg.is_hide_env_values_set() && !value.is_empty() {
+        let value = if hidden && !value.is_empty() {
             REDACTED.to_owned()
         } else {
             value
         };
         let _ = writeln!(out, "{name}={value}  # {source}");
     }
+
+    let _ = writeln!(out, "state: {}", state_backend(config));
 
     let p = &config.policy;
     let _ = writeln!(out, "# policy (TWOBOT_POLICY_FILE and the settings above)");
@@ -117,7 +122,18 @@ pub fn render(matches: &ArgMatches, config: &Config) -> String {
     out
 }
 
-/// The effective value of a setting the policy file can also supply, and its source.
+/// Where the lasting state is kept: the shared database when its URL is set, else the
+/// embedded SQLite in the state directory (or only in memory without one).
+pub fn state_backend(config: &Config) -> String {
+    match (&config.database_url, &config.state_dir) {
+        (Some(_), _) => "postgres".to_owned(),
+        (None, Some(dir)) => format!("sqlite ({})", dir.display()),
+        (None, None) => "sqlite (in memory)".to_owned(),
+    }
+}
+
+/// The effective value of a setting the policy file can also supply (or one shown in a
+/// form of its own), and its source.
 fn merged(
     name: &str,
     config: &Config,
@@ -178,6 +194,18 @@ fn merged(
                 "unset: in memory".to_owned()
             },
         ),
+        "TWOBOT_DATABASE_URL" => (
+            config
+                .database_url
+                .as_deref()
+                .map(crate::state::redact_url)
+                .unwrap_or_default(),
+            if given {
+                format!("{source}, password redacted")
+            } else {
+                "unset: state embedded in SQLite".to_owned()
+            },
+        ),
         _ => return None,
     })
 }
@@ -230,6 +258,31 @@ mod tests {
         assert!(out.contains("TWOBOT_HTTP_PATH=/mcp  # default"), "{out}");
         assert!(out.contains("sandbox_ceiling=workspace-write"), "{out}");
         assert!(!out.contains("print_config"), "{out}");
+    }
+
+    #[test]
+    fn the_database_url_is_shown_without_its_password_and_names_the_backend() {
+        let out = rendered(&[
+            "2bot-mcp",
+            "--state-dir",
+            "/var/lib/2bot",
+            "--database-url",
+            "postgres://bot:hunter2@db.internal/twobot?password=hunter3&sslmode=verify-full",
+        ]);
+        assert!(!out.contains("hunter"), "{out}");
+        assert!(
+            out.contains(
+                "TWOBOT_DATABASE_URL=postgres://bot:***@db.internal/twobot?password=***&sslmode=verify-full  # flag, password redacted"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("\nstate: postgres\n"), "{out}");
+        let out = rendered(&["2bot-mcp", "--state-dir", "/var/lib/2bot"]);
+        assert!(
+            out.contains("TWOBOT_DATABASE_URL=  # unset: state embedded in SQLite"),
+            "{out}"
+        );
+        assert!(out.contains("\nstate: sqlite (/var/lib/2bot)\n"), "{out}");
     }
 
     #[test]

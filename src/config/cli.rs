@@ -146,6 +146,10 @@ pub struct Cli {
     #[arg(long, env = "TWOBOT_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
 
+    /// Keep the state in this PostgreSQL database instead, shared by every instance of one service (postgres://user:password@host/db?sslmode=verify-full; libpq's sslmode and sslrootcert).
+    #[arg(long, env = "TWOBOT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
     /// Offer background runs to clients without MCP tasks: `background` on run_codex_prompt, plus get_codex_run and cancel_codex_run.
     #[arg(long, env = "TWOBOT_ENABLE_BACKGROUND_RUNS", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub enable_background_runs: bool,

@@ -4,6 +4,8 @@
 //!
 //! - [`tools`]: what `tools/list` shows (definitions and schemas).
 //! - [`results`]: the one mapping from a refusal, an ended run or a snapshot to a result.
+//! - `follow`: `get_codex_run`, `cancel_codex_run`, and where a follow-up finds its run
+//!   (memory, else the state store).
 //! - [`tasks`]: MCP tasks. [`progress`]: progress notifications for direct calls.
 //! - [`caller`]: who is calling.
 //! - [`apps`]: the MCP Apps run card (`resources/list`, `resources/read`).
@@ -13,6 +15,7 @@ pub mod apps;
 pub mod caller;
 mod calls;
 pub mod elicit;
+mod follow;
 pub mod input_required;
 pub mod interactive;
 pub mod progress;
@@ -22,23 +25,22 @@ pub mod tasks;
 pub mod tools;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, CustomRequest,
-    CustomResult, ErrorCode, GetTaskParams, GetTaskResult, Implementation, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ServerCapabilities, ServerConfig, Tool, UpdateTaskParams,
+    CallToolRequestParams, CallToolResponse, CancelTaskParams, CustomRequest, CustomResult,
+    ErrorCode, GetTaskParams, GetTaskResult, Implementation, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig, Tool, UpdateTaskParams,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use self::follow::Found;
 pub use self::progress::KEEPALIVE;
 pub use self::tasks::TASK_POLL_INTERVAL_MS;
 pub use self::tools::{CANCEL_RUN, GET_RUN, MAX_WAIT_SEC, TOOL_NAME};
-use self::tools::{CancelRunArgs, GetRunArgs};
 use crate::audit::{RunPath, Transport};
 use crate::job::{Principal, RunRequest};
 use crate::runs::{RunHandle, Runs};
@@ -164,7 +166,7 @@ impl TwoBot {
             crate::telemetry::continue_trace(&span, &parts.headers);
         }
         async {
-            let handle = match self.runs.admit(&request, caller) {
+            let handle = match self.runs.admit(&request, caller).await {
                 Ok(admitted) => admitted.start(&self.shutdown),
                 // A refusal never becomes a task or a background run.
                 Err(refusal) => return results::refusal(&refusal).into(),
@@ -177,67 +179,6 @@ impl TwoBot {
         }
         .instrument(span)
         .await
-    }
-
-    /// `get_codex_run` and `cancel_codex_run`.
-    async fn follow(
-        &self,
-        name: &str,
-        params: CallToolRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResult {
-        let args = serde_json::Value::Object(params.arguments.unwrap_or_default());
-        if name == GET_RUN {
-            let args: GetRunArgs = match serde_json::from_value(args) {
-                Ok(a) => a,
-                Err(e) => {
-                    return results::error_text(format!("invalid arguments for {GET_RUN}: {e}"));
-                }
-            };
-            let Some(wait) = u64::try_from(args.wait_sec)
-                .ok()
-                .filter(|w| *w <= MAX_WAIT_SEC.unsigned_abs())
-            else {
-                return results::error_text(format!(
-                    "refused: wait_sec = {} must be between 0 and {MAX_WAIT_SEC}",
-                    args.wait_sec
-                ));
-            };
-            match self.kept(&ctx, &args.run_id, RunPath::Background) {
-                Ok(handle) => {
-                    // A new approval request answers at once: a person is waited for.
-                    let seen: Vec<String> = handle
-                        .control()
-                        .pending()
-                        .into_iter()
-                        .map(|p| p.id)
-                        .collect();
-                    tokio::select! {
-                        _ = handle.outcome_within(Duration::from_secs(wait), &ctx.ct) => {}
-                        _ = input_required::new_pending(handle.control(), &seen) => {}
-                    }
-                    results::snapshot_of(&handle)
-                }
-                Err(e) => results::error_text(e),
-            }
-        } else {
-            let args: CancelRunArgs = match serde_json::from_value(args) {
-                Ok(a) => a,
-                Err(e) => {
-                    return results::error_text(format!("invalid arguments for {CANCEL_RUN}: {e}"));
-                }
-            };
-            match self.kept(&ctx, &args.run_id, RunPath::Background) {
-                Ok(handle) => {
-                    handle.cancel();
-                    handle
-                        .outcome_within(Duration::from_secs(10), &CancellationToken::new())
-                        .await;
-                    results::snapshot_of(&handle)
-                }
-                Err(e) => results::error_text(e),
-            }
-        }
     }
 }
 
@@ -329,13 +270,14 @@ impl ServerHandler for TwoBot {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        let handle = self
-            .kept(&context, &request.task_id, RunPath::Task)
+        let found = self
+            .find(&context, &request.task_id, RunPath::Task)
+            .await
             .map_err(|e| ErrorData::invalid_params(e, None))?;
-        Ok(GetTaskResult::new(tasks::task_of(
-            self.runs.kept(),
-            &handle,
-        )))
+        Ok(GetTaskResult::new(match found {
+            Found::Live(handle) => tasks::task_of(self.runs.kept(), &handle),
+            Found::Stored(stored) => tasks::stored_task_of(self.runs.kept(), &stored),
+        }))
     }
 
     /// `tasks/result` of MCP 2025-11-25, for clients of that generation: waits until the
@@ -364,11 +306,15 @@ impl ServerHandler for TwoBot {
                 None,
             ));
         };
-        let handle = self
-            .kept(&context, task_id, RunPath::Task)
-            .map_err(|e| ErrorData::invalid_params(e, None))?;
-        handle.outcome_within(tasks::RESULT_WAIT, &context.ct).await;
-        tasks::result_of(self.runs.kept(), &handle).map(CustomResult::new)
+        let task = match self.find(&context, task_id, RunPath::Task).await {
+            Ok(Found::Live(handle)) => {
+                handle.outcome_within(tasks::RESULT_WAIT, &context.ct).await;
+                tasks::task_of(self.runs.kept(), &handle)
+            }
+            Ok(Found::Stored(stored)) => tasks::stored_task_of(self.runs.kept(), &stored),
+            Err(e) => return Err(ErrorData::invalid_params(e, None)),
+        };
+        tasks::result_of(task).map(CustomResult::new)
     }
 
     /// 2Bot never asks for input mid-task; responses are acknowledged and ignored, as
@@ -378,7 +324,8 @@ impl ServerHandler for TwoBot {
         request: UpdateTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.kept(&context, &request.task_id, RunPath::Task)
+        self.find(&context, &request.task_id, RunPath::Task)
+            .await
             .map(drop)
             .map_err(|e| ErrorData::invalid_params(e, None))
     }
@@ -388,8 +335,26 @@ impl ServerHandler for TwoBot {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        self.kept(&context, &request.task_id, RunPath::Task)
-            .map(|handle| handle.cancel())
-            .map_err(|e| ErrorData::invalid_params(e, None))
+        match self.find(&context, &request.task_id, RunPath::Task).await {
+            Ok(Found::Live(handle)) => {
+                handle.cancel();
+                Ok(())
+            }
+            Ok(Found::Stored(stored)) => Err(ErrorData::invalid_params(
+                if stored.state.is_final() {
+                    format!(
+                        "task {} is already over: nothing to cancel",
+                        request.task_id
+                    )
+                } else {
+                    format!(
+                        "task {} runs in another 2Bot process on this state store; cancel it there",
+                        request.task_id
+                    )
+                },
+                None,
+            )),
+            Err(e) => Err(ErrorData::invalid_params(e, None)),
+        }
     }
 }

@@ -7,7 +7,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 use super::tools::GET_RUN;
 use crate::error::ToolError;
 use crate::job::RunOutput;
-use crate::runs::{Ended, RunHandle, RunRefusal, RunSnapshot, RunStatus};
+use crate::runs::{Ended, RunHandle, RunRefusal, RunSnapshot, RunStatus, Stored};
 
 /// A tool error with `text` as its only content.
 pub fn error_text(text: String) -> CallToolResult {
@@ -95,13 +95,45 @@ pub fn snapshot(snapshot: &RunSnapshot) -> CallToolResult {
         (_, None, Some(error)) => error.clone(),
         (_, None, None) => "The run ended without a result.".to_owned(),
     };
-    let failed = matches!(snapshot.status, RunStatus::Failed | RunStatus::Cancelled);
+    let failed = matches!(
+        snapshot.status,
+        RunStatus::Failed | RunStatus::Cancelled | RunStatus::Lost
+    );
     let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
     match serde_json::to_value(snapshot) {
         Ok(value) => result.structured_content = Some(value),
         Err(e) => tracing::warn!(error = %e, "run snapshot did not serialize"),
     }
     result.is_error = Some(failed);
+    result
+}
+
+/// `cancel_codex_run` of a run only the store knows. One that ended is already over
+/// (its snapshot, with a sentence saying so); one still running belongs to another 2Bot
+/// process on the same state, which alone can stop its processes.
+pub fn not_cancelled(stored: &Stored) -> CallToolResult {
+    let shown = &stored.snapshot;
+    if !stored.state.is_final() {
+        return error_text(format!(
+            "run {} is running in another 2Bot process on this state store; it cannot be cancelled from here (cancel it through the server that started it)",
+            shown.run_id
+        ));
+    }
+    let mut result = snapshot(shown);
+    let status = serde_json::to_value(shown.status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let before = result
+        .content
+        .first()
+        .and_then(|c| c.as_text())
+        .map(|t| t.text.clone())
+        .unwrap_or_default();
+    result.content = vec![ContentBlock::text(format!(
+        "Run {} is already over ({status}): nothing to cancel.\n\n{before}",
+        shown.run_id
+    ))];
     result
 }
 

@@ -10,7 +10,7 @@ use rmcp::model::{
 };
 
 use super::results;
-use crate::runs::{KeptRuns, RunHandle};
+use crate::runs::{Ended, KeptRuns, LOST_MESSAGE, RunHandle, RunStatus, Stored};
 
 /// How often a task-capable client is asked to poll `tasks/get`.
 pub const TASK_POLL_INTERVAL_MS: u64 = 2_000;
@@ -59,7 +59,7 @@ pub fn task_of(kept: &KeptRuns, handle: &RunHandle) -> DetailedTask {
             );
             TaskPayload::Working
         }
-        Some(_) if snapshot.status == crate::runs::RunStatus::Cancelled => {
+        Some(_) if snapshot.status == RunStatus::Cancelled => {
             task = task.with_status_message("cancelled: Codex and its children were killed");
             TaskPayload::Cancelled
         }
@@ -80,20 +80,116 @@ pub fn task_of(kept: &KeptRuns, handle: &RunHandle) -> DetailedTask {
     DetailedTask::new(task, payload)
 }
 
+/// A task only the store knows (this process restarted, or another one ran it): what
+/// its row says, read the same way as a live one. A lost task failed: its process died.
+pub fn stored_task_of(kept: &KeptRuns, stored: &Stored) -> DetailedTask {
+    let shown = &stored.snapshot;
+    let mut task = Task::new(
+        shown.run_id.clone(),
+        TaskStatus::Working,
+        rfc3339(stored.created_ms),
+        rfc3339(stored.updated_ms),
+    )
+    .with_ttl_ms(u64::try_from(kept.config().ttl.as_millis()).unwrap_or(u64::MAX))
+    .with_poll_interval_ms(TASK_POLL_INTERVAL_MS);
+    let payload = match shown.status {
+        RunStatus::Working => {
+            task = task.with_status_message("running in another 2Bot process on this state store");
+            TaskPayload::Working
+        }
+        RunStatus::Cancelled => {
+            task = task.with_status_message("cancelled: Codex and its children were killed");
+            TaskPayload::Cancelled
+        }
+        RunStatus::Lost => {
+            task = task.with_status_message(LOST_MESSAGE);
+            let error = ErrorData::internal_error(LOST_MESSAGE, None);
+            TaskPayload::Failed {
+                error: match serde_json::to_value(error) {
+                    Ok(serde_json::Value::Object(map)) => map,
+                    _ => serde_json::Map::new(),
+                },
+            }
+        }
+        RunStatus::Completed | RunStatus::Failed => {
+            let result = match (&shown.result, &shown.error) {
+                (Some(out), _) => results::ended(&Ended::Ran(Box::new(out.clone()))),
+                (None, error) => results::error_text(
+                    error
+                        .clone()
+                        .unwrap_or_else(|| "The run ended without a result.".to_owned()),
+                ),
+            };
+            task = task.with_status_message(if result.is_error == Some(true) {
+                "finished with an error"
+            } else {
+                "completed"
+            });
+            TaskPayload::Completed {
+                result: results::as_object(&result),
+            }
+        }
+    };
+    DetailedTask::new(task, payload)
+}
+
 /// `tasks/result`: the direct call's result once the task ended.
-pub fn result_of(kept: &KeptRuns, handle: &RunHandle) -> Result<serde_json::Value, ErrorData> {
-    match task_of(kept, handle).payload {
+pub fn result_of(task: DetailedTask) -> Result<serde_json::Value, ErrorData> {
+    let id = task.task.task_id;
+    match task.payload {
         TaskPayload::Completed { result } => Ok(serde_json::Value::Object(result)),
         TaskPayload::Cancelled => Err(ErrorData::invalid_request(
-            format!(
-                "task {} was cancelled; Codex and its children were killed",
-                handle.id()
-            ),
+            format!("task {id} was cancelled; Codex and its children were killed"),
+            None,
+        )),
+        TaskPayload::Failed { .. } => Err(ErrorData::invalid_request(
+            format!("task {id}: {LOST_MESSAGE}"),
             None,
         )),
         _ => Err(ErrorData::invalid_request(
-            format!("task {} has not finished", handle.id()),
+            format!("task {id} has not finished"),
             None,
         )),
+    }
+}
+
+/// `ms` since the Unix epoch as RFC 3339 UTC (what tasks' times are), e.g.
+/// `2026-12-05T05:10:40.000Z`. Days to civil dates after Howard Hinnant's algorithm.
+pub fn rfc3339(ms: i64) -> String {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, day_secs) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        day_secs / 3_600,
+        day_secs % 3_600 / 60,
+        day_secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_as_rfc_3339_utc() {
+        let cases = [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (1_764_911_440_123, "2025-12-05T05:10:40.123Z"),
+            (4_102_444_799_999, "2099-12-31T23:59:59.999Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(rfc3339(ms), want, "{ms}");
+        }
     }
 }

@@ -51,7 +51,7 @@ pub struct Status {
 }
 
 /// Where a run stands, as callers read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Codex is working (or the run waits for a slot).
@@ -62,6 +62,8 @@ pub enum RunStatus {
     Failed,
     /// Cancelled by the caller or the server.
     Cancelled,
+    /// The server restarted or died while it ran: it will never finish (see `error`).
+    Lost,
 }
 
 /// What `get_codex_run` and `cancel_codex_run` return.

@@ -8,13 +8,16 @@
 //! ```
 //!
 //! A direct `tools/call` awaits the [`RunHandle`], an MCP task and a background run keep
-//! it in [`KeptRuns`] and answer with snapshots. Because admission is decided before
-//! anything is spawned, a refusal is known at once on every path (no timing guesses),
-//! and [`observe`] writes the audit record and the metrics at the same two points for
+//! it in [`KeptRuns`] and answer with snapshots; [`persist`] records them in the state
+//! store too, which answers for them once they are not in memory (after a restart).
+//! Because admission is decided before anything is spawned, a refusal is known at once
+//! on every path (no timing guesses), and [`observe`] writes the audit record and the metrics at the same two points for
 //! all of them: a refusal at admission, and the end of an admitted run.
 
+mod asked;
 pub mod handle;
 pub mod observe;
+pub mod persist;
 mod refusal;
 pub mod store;
 
@@ -26,8 +29,10 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 use tracing::Instrument;
 
+use self::asked::Asked;
 pub use self::handle::{Ended, PendingApproval, RunHandle, RunSnapshot, RunStatus};
 pub use self::observe::Observer;
+pub use self::persist::{LOST_MESSAGE, Persist, Stored};
 pub use self::refusal::RunRefusal;
 pub use self::store::{KeptConfig, KeptError, KeptRuns, Reservation};
 use crate::audit::{RunPath, Transport};
@@ -37,6 +42,7 @@ use crate::job::{CallContext, Job, Principal, QuotaKey, RunRequest, RunSpec};
 use crate::policy::{Policy, Refusal, check};
 use crate::run_queue::{RunQueue, Ticket};
 use crate::runner::{CodexRunner, RunnerConfig};
+use crate::state::{Lasting, RunState};
 use crate::thread_owners::{ThreadOwners, ThreadRecord};
 
 /// Who is asking, and how they came in.
@@ -88,6 +94,7 @@ struct Inner {
     policy: Arc<Policy>,
     owners: Arc<ThreadOwners>,
     kept: Arc<KeptRuns>,
+    persist: Persist,
     queue: RunQueue,
     runner: CodexRunner,
     observer: Observer,
@@ -108,9 +115,11 @@ pub struct Admitted {
 
 impl Runs {
     /// The lifecycle over its parts, assembled once (see the module docs for the order).
+    /// Kept runs are recorded in `lasting`'s store.
     pub fn new(
         policy: Arc<Policy>,
         owners: Arc<ThreadOwners>,
+        lasting: Lasting,
         queue: RunQueue,
         kept: KeptConfig,
         runner: RunnerConfig,
@@ -123,6 +132,7 @@ impl Runs {
                 policy,
                 owners,
                 kept: Arc::new(KeptRuns::new(kept)),
+                persist: Persist::new(lasting, kept.ttl),
                 queue,
                 runner,
                 observer,
@@ -160,6 +170,11 @@ impl Runs {
         &self.inner.kept
     }
 
+    /// Kept runs' lasting records: what answers for a run not in memory.
+    pub fn persist(&self) -> &Persist {
+        &self.inner.persist
+    }
+
     /// The longest prompt the policy takes, in bytes (a steering message's cap too).
     pub fn max_prompt_bytes(&self) -> usize {
         self.inner.policy.max_prompt_bytes
@@ -172,8 +187,12 @@ impl Runs {
 
     /// Decide whether `request` may run for `caller`: a permit to start it, or why not.
     /// Nothing is spawned here; a refusal is recorded (audit, metrics) before it returns.
-    pub fn admit(&self, request: &RunRequest, caller: Caller) -> Result<Admitted, RunRefusal> {
-        match self.decide(request, &caller) {
+    pub async fn admit(
+        &self,
+        request: &RunRequest,
+        caller: Caller,
+    ) -> Result<Admitted, RunRefusal> {
+        match self.decide(request, &caller).await {
             Ok((spec, reservation, ticket)) => Ok(Admitted {
                 spec,
                 caller,
@@ -193,7 +212,7 @@ impl Runs {
         }
     }
 
-    fn decide(
+    async fn decide(
         &self,
         request: &RunRequest,
         caller: &Caller,
@@ -207,7 +226,7 @@ impl Runs {
         // A resume or a fork must name a thread this caller started (a fork is a new
         // thread, owned by whoever forked it).
         if let Some(thread) = spec.resume.as_ref().or(spec.fork.as_ref())
-            && let Err(rule) = inner.owners.check(thread, &caller.principal)
+            && let Err(rule) = inner.owners.check(thread, &caller.principal).await
         {
             return Err(RunRefusal::ThreadOwner(Refusal {
                 param: "thread_id".into(),
@@ -219,49 +238,17 @@ impl Runs {
         let reservation = match caller.path {
             RunPath::Direct => None,
             RunPath::Task | RunPath::Background => {
-                Some(inner.kept.reserve(&caller.owner, &caller.quota)?)
+                let reservation = inner.kept.reserve(&caller.owner, &caller.quota)?;
+                if !reservation.evicted().is_empty() {
+                    let (persist, evicted) =
+                        (inner.persist.clone(), reservation.evicted().to_vec());
+                    tokio::spawn(async move { persist.expire(evicted).await });
+                }
+                Some(reservation)
             }
         };
         let ticket = inner.queue.ticket(&caller.quota)?;
         Ok((spec, reservation, ticket))
-    }
-}
-
-/// What the call asked of Codex's features that its result must answer.
-#[derive(Debug, Clone, Copy)]
-struct Asked {
-    /// An output schema: return the final message as JSON too.
-    output: bool,
-    /// A review of a target, which Codex runs without the prompt.
-    target_review: bool,
-}
-
-impl Asked {
-    fn of(spec: &RunSpec) -> Self {
-        Self {
-            output: spec.output_schema.is_some(),
-            target_review: matches!(&spec.review, Some(r) if *r != crate::job::Review::Custom),
-        }
-    }
-
-    /// Add `output`, and the warnings the caller must read, to a finished run.
-    fn complete(self, out: &mut crate::job::RunOutput) {
-        if self.target_review {
-            out.summary.warnings.push(
-                "Codex 0.169 reviews --uncommitted, --base and --commit with its own instructions only: the prompt was not sent (use review={\"custom\":true} for instructions of your own)".to_owned(),
-            );
-        }
-        if self.output {
-            match crate::codex::structured::structured_output(out.summary.final_message.as_deref())
-            {
-                Ok(value) => out.output = Some(value),
-                Err(why) if out.ok => out
-                    .summary
-                    .warnings
-                    .push(format!("output_schema: {why}; `output` is absent")),
-                Err(_) => {}
-            }
-        }
     }
 }
 
@@ -294,9 +281,22 @@ impl Admitted {
                 observer.approval(&caller, &run_id, record);
             }));
         }
+        // A kept run is recorded in the store from admission on, off the run's path.
+        let writer = reservation.is_some().then(|| {
+            runs.inner.persist.writer(
+                &runs.inner.tracker,
+                handle.id(),
+                &caller.owner,
+                &caller.quota.0,
+            )
+        });
+        if let Some(writer) = &writer {
+            writer.send(RunState::Queued, None);
+        }
         if let Some(reservation) = reservation {
             reservation.keep(handle.clone());
         }
+        let watched = handle.clone();
         let inner = runs.inner.clone();
         // The driver runs on its own task: keep the caller's span (`tools/call`, with the
         // caller's trace) as the parent of the runner's `codex_run`.
@@ -311,6 +311,9 @@ impl Admitted {
                 None => Ended::NotRun(ToolError::CancelledInQueue),
                 Some(slot) => {
                     publisher.running();
+                    if let Some(writer) = &writer {
+                        writer.send(RunState::Running, None);
+                    }
                     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
                     let job = Job {
                         spec,
@@ -336,11 +339,14 @@ impl Admitted {
                             if let (Some(ephemeral), Some(thread_id)) =
                                 (new_thread, &out.summary.thread_id)
                             {
-                                inner.owners.record(ThreadRecord {
-                                    thread_id: thread_id.clone(),
-                                    owner: caller.principal.owner_key(),
-                                    ephemeral,
-                                });
+                                inner
+                                    .owners
+                                    .record(ThreadRecord {
+                                        thread_id: thread_id.clone(),
+                                        owner: caller.principal.owner_key(),
+                                        ephemeral,
+                                    })
+                                    .await;
                             }
                             Ended::Ran(Box::new(out))
                         }
@@ -354,6 +360,10 @@ impl Admitted {
                 .observer
                 .ended(&caller, facts, &ended, admitted.elapsed());
             publisher.ended(ended);
+            if let Some(writer) = &writer {
+                let snapshot = watched.snapshot();
+                writer.send(persist::state_of(snapshot.status), Some(&snapshot));
+            }
         };
         runs.inner.tracker.spawn(driver.instrument(span));
         handle

@@ -79,6 +79,7 @@ pub struct Reservation {
     owner: String,
     quota: QuotaKey,
     live: bool,
+    evicted: Vec<String>,
 }
 
 impl KeptRuns {
@@ -171,6 +172,7 @@ impl KeptRuns {
             owner: owner.to_owned(),
             quota: quota.clone(),
             live: true,
+            evicted: evict,
         })
     }
 
@@ -188,6 +190,11 @@ impl KeptRuns {
 }
 
 impl Reservation {
+    /// The finished runs evicted to make this room (their lasting records go too).
+    pub fn evicted(&self) -> &[String] {
+        &self.evicted
+    }
+
     fn unreserve(&self, inner: &mut Inner) {
         if let Some(n) = inner.reserved.get_mut(&self.quota) {
             *n = n.saturating_sub(1);

@@ -11,10 +11,43 @@
 //!
 //! The rows are plain data: this module knows nothing of MCP, HTTP or Codex. Times are
 //! milliseconds since the Unix epoch (`i64`, as both databases store them natively).
+//!
+//! - [`open()`] picks the backend for a [`Location`]; [`Instance`] is this process in the
+//!   store (a UUID per start, a heartbeat, and the reaping of dead instances, whose
+//!   queued and running runs become `lost`).
+//! - [`sqlite`]: the embedded backend, [`SqliteStore`].
+//! - [`postgres`]: the shared backend, [`PostgresStore`] (`TWOBOT_DATABASE_URL`; pooled,
+//!   TLS per the URL's `sslmode`, migrations under an advisory lock).
+
+mod open;
+pub mod postgres;
+pub mod sqlite;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+pub use self::open::{DEAD_AFTER, HEARTBEAT, Instance, Location, open};
+pub use self::postgres::{PostgresStore, redact_url};
+pub use self::sqlite::SqliteStore;
+
+/// The store and the instance writing to it: what every writer of lasting records holds.
+#[derive(Debug, Clone)]
+pub struct Lasting {
+    /// The store.
+    pub store: std::sync::Arc<dyn StateStore>,
+    /// This process in the store (it holds the process's liveness lock, so it lives as
+    /// long as anything that writes).
+    pub instance: std::sync::Arc<Instance>,
+}
+
+/// Now, in milliseconds since the Unix epoch (the unit of every time in the store).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// Which database holds the state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -7,6 +7,8 @@
 // would and prints one JSON line per check; any failed check exits non-zero.
 //
 // Env: TWOBOT_URL (…/mcp), CHROMIUM (executable), SCREENSHOT (PNG path to write).
+// With LOST_RUN_ID (and TWOBOT_TOKEN, its owner's bearer token) it checks only how the
+// card shows that run, which the server reports `lost` (its server died mid-run).
 
 import http from "node:http";
 import fs from "node:fs";
@@ -31,7 +33,9 @@ async function connect() {
     { name: "run-card-test-host", version: "1.0.0" },
     { capabilities: { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } } },
   );
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  const token = process.env.TWOBOT_TOKEN;
+  const opts = token ? { requestInit: { headers: { Authorization: `Bearer ${token}` } } } : undefined;
+  await client.connect(new StreamableHTTPClientTransport(new URL(url), opts));
   return client;
 }
 
@@ -79,7 +83,8 @@ class PageTransport {
   async close() { this.onclose && this.onclose(); }
 }
 
-async function openCard(browser, client, view, args, theme) {
+// `call`: how the model's call is made (default: run_codex_prompt with `args`).
+async function openCard(browser, client, view, args, theme, call) {
   const page = await browser.newPage({ viewport: { width: 640, height: 900 } });
   const transport = new PageTransport(page);
   await page.exposeFunction("__toNode", (m) => {
@@ -101,7 +106,7 @@ async function openCard(browser, client, view, args, theme) {
   await initialized;
   await bridge.sendToolInput({ arguments: args });
   // The model's call: its result goes to the card, as the host would forward it.
-  const result = await client.callTool({ name: "run_codex_prompt", arguments: args });
+  const result = await (call ? call() : client.callTool({ name: "run_codex_prompt", arguments: args }));
   await bridge.sendToolResult(result);
   const frame = page.frames().find((f) => f !== page.mainFrame());
   return { page, frame, result };
@@ -144,8 +149,26 @@ try {
   const errors = [];
   context.on("weberror", (e) => errors.push(String(e.error())));
 
+  // 0. A run lost with its server: shown as ended, with the reason; nothing to cancel.
+  const lostRunId = process.env.LOST_RUN_ID;
+  if (lostRunId) {
+    const follow = () => client.callTool({ name: "get_codex_run", arguments: { run_id: lostRunId, wait_sec: 0 } });
+    const { page, frame, result } = await openCard(browser, client, view, { prompt: "scenario:hang", background: true }, "light", follow);
+    check("the server reports the run lost", result.structuredContent && result.structuredContent.status === "lost", result.structuredContent);
+    await statusIs(frame, "lost");
+    const shown = await text(frame, "errors");
+    check("the card says why it ended", /lost: the server restarted or died while it ran/.test(shown), shown);
+    const cancelDisabled = await frame.locator("#cancel").isDisabled();
+    check("a lost run offers no Cancel", cancelDisabled, cancelDisabled);
+    const elapsed = await text(frame, "elapsed");
+    await page.waitForTimeout(2500);
+    const later = await text(frame, "elapsed");
+    check("its clock stopped: it is over", later === elapsed, { elapsed, later });
+    await page.close();
+  }
+
   // 1. Live progress, then completion (a background run, followed by the card itself).
-  {
+  if (!lostRunId) {
     const { page, frame, result } = await openCard(browser, client, view, { prompt: "scenario:long", background: true }, "light");
     check("the background start returned a run id", !!(result.structuredContent && result.structuredContent.run_id), result.structuredContent);
     await frame.waitForFunction(() => document.querySelectorAll("#commands li").length >= 2, null, { timeout: LIMIT });
@@ -166,7 +189,7 @@ try {
   }
 
   // 2. Cancel from the card (by keyboard) stops the run.
-  {
+  if (!lostRunId) {
     const { page, frame, result } = await openCard(browser, client, view, { prompt: "scenario:hang", background: true }, "dark");
     const runId = result.structuredContent.run_id;
     await frame.waitForFunction(() => /sleep 300/.test(document.getElementById("commands").innerText), null, { timeout: LIMIT });
@@ -190,7 +213,7 @@ try {
   }
 
   // 3. A hostile final message stays text; then the screenshot of a finished card.
-  {
+  if (!lostRunId) {
     const { page, frame } = await openCard(browser, client, view, { prompt: "scenario:hostile fix the parser", background: true }, "light");
     await statusIs(frame, "completed");
     const dom = await frame.evaluate(() => {

@@ -102,10 +102,42 @@ async fn doctor_passes_on_a_healthy_setup() -> Result<()> {
         "[ok  ] model endpoint: 127.0.0.1:",
         "[ok  ] auth: no-auth mode on loopback",
         "[ok  ] port:",
+        "[ok  ] state store: sqlite: state.db is created at first start",
         "doctor: no problem found",
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
+    Ok(())
+}
+
+/// The state store is checked read-only: its schema version once it exists, and one
+/// written by a newer 2Bot is a failure (the server would refuse to start on it).
+#[tokio::test]
+async fn doctor_reports_the_state_schema_and_fails_on_a_newer_one() -> Result<()> {
+    let setup = Setup::healthy()?;
+    let state = setup.path("state");
+    std::fs::create_dir_all(&state)?;
+    let db = state.join("state.db");
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_ms INTEGER NOT NULL);
+         INSERT INTO schema_migrations VALUES (1, 0);",
+    )?;
+    let (code, out, _) = setup.run(&["doctor"]).await?;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("[ok  ] state store: sqlite: state.db at schema version 1"),
+        "{out}"
+    );
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 0)", [])?;
+    let (code, out, _) = setup.run(&["doctor"]).await?;
+    assert_eq!(code, Some(1), "{out}");
+    let failures: Vec<&str> = out.lines().filter(|l| l.starts_with("[FAIL]")).collect();
+    assert_eq!(failures.len(), 1, "{out}");
+    assert!(
+        failures[0].starts_with("[FAIL] state store: sqlite: the state schema is at version 99"),
+        "{out}"
+    );
     Ok(())
 }
 

@@ -43,5 +43,8 @@ mod replies;
 mod resume;
 mod run_card;
 mod runner;
+mod state_conformance;
+mod state_postgres;
+mod state_restart;
 mod stdio;
 mod tasks;

@@ -9,7 +9,7 @@
 //!
 //! This file holds the report and the checks of the set-up itself (policy file, roots,
 //! secret files, state directory); `codex.rs` checks Codex, `http.rs` the HTTP transport,
-//! `oauth.rs` the built-in authorization server.
+//! `oauth.rs` the built-in authorization server, `state.rs` the shared state database.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use crate::policy::PolicyFile;
 mod codex;
 mod http;
 mod oauth;
+mod state;
 
 pub use self::codex::{KNOWN_CODEX, missing_flags, parse_version};
 
@@ -175,6 +176,11 @@ pub async fn run(cli: Cli) -> Vec<Check> {
 
     report.extend(codex::codex_checks(&config).await);
     report.push(state_dir_check(&config));
+    // The state lives in one of the two backends; each is checked read-only.
+    match &config.database_url {
+        Some(_) => report.extend(state::state_checks(&config).await),
+        None => report.push(state_store_check(&config)),
+    }
     report.extend(http::http_checks(&config).await);
     report.extend(oauth::oauth_checks(&config, codex_user.as_deref()));
     report
@@ -272,6 +278,34 @@ fn secret_file_checks(cli: &Cli) -> Vec<Check> {
             Err(e) => check(Level::Skip, "secret file", format!("{var} {}: {e}", path.display())),
         })
         .collect()
+}
+
+/// The state store: reachable, and at a schema version this build knows (read only).
+fn state_store_check(config: &Config) -> Check {
+    use crate::state::{SqliteStore, sqlite::SCHEMA_VERSION};
+    let Some(dir) = &config.state_dir else {
+        return check(Level::Skip, "state store", "in memory (no state directory)");
+    };
+    match SqliteStore::inspect(dir) {
+        Ok(None) => check(
+            Level::Ok,
+            "state store",
+            format!("sqlite: state.db is created at first start (schema version {SCHEMA_VERSION})"),
+        ),
+        Ok(Some(v)) if v == SCHEMA_VERSION => check(
+            Level::Ok,
+            "state store",
+            format!("sqlite: state.db at schema version {v}"),
+        ),
+        Ok(Some(v)) => check(
+            Level::Ok,
+            "state store",
+            format!(
+                "sqlite: state.db at schema version {v}; migrated to {SCHEMA_VERSION} at the next start"
+            ),
+        ),
+        Err(e) => check(Level::Fail, "state store", format!("sqlite: {e}")),
+    }
 }
 
 fn state_dir_check(config: &Config) -> Check {

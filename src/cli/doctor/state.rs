@@ -1,0 +1,100 @@
+//! The doctor's check of the shared state database (`TWOBOT_DATABASE_URL`): that it is
+//! reachable as configured (TLS included) and at a schema this binary can use.
+//!
+//! It reads the schema version without migrating, so running `doctor` against a
+//! production database changes nothing; the server migrates at its start.
+
+use super::{Check, Level, check};
+use crate::config::Config;
+use crate::state::postgres::{PostgresStore, SCHEMA_VERSION};
+use crate::state::{StateError, redact_url};
+
+const NAME: &str = "state store";
+
+pub(super) async fn state_checks(config: &Config) -> Vec<Check> {
+    let Some(url) = &config.database_url else {
+        return Vec::new();
+    };
+    let shown = redact_url(url);
+    let result = PostgresStore::inspect(url).await;
+    vec![schema_check(&shown, result)]
+}
+
+/// What the version found (or the failure to read it) means for starting the server.
+fn schema_check(shown: &str, found: Result<i64, StateError>) -> Check {
+    match found {
+        Ok(SCHEMA_VERSION) => check(
+            Level::Ok,
+            NAME,
+            format!("{shown}: connected, schema version {SCHEMA_VERSION} (current)"),
+        ),
+        Ok(0) => check(
+            Level::Ok,
+            NAME,
+            format!(
+                "{shown}: connected, no 2Bot schema yet (version {SCHEMA_VERSION} is created at the first start)"
+            ),
+        ),
+        Ok(found) if found < SCHEMA_VERSION => check(
+            Level::Ok,
+            NAME,
+            format!(
+                "{shown}: connected, schema version {found} (migrated to {SCHEMA_VERSION} at the next start)"
+            ),
+        ),
+        Ok(found) => check(
+            Level::Fail,
+            NAME,
+            format!(
+                "{shown}: {}",
+                StateError::SchemaTooNew {
+                    found,
+                    known: SCHEMA_VERSION
+                }
+            ),
+        ),
+        Err(e) => check(
+            Level::Fail,
+            NAME,
+            format!(
+                "{e}; check TWOBOT_DATABASE_URL (host, user, password, sslmode) and that the server is up"
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_version_found_decides_the_check() {
+        let shown = "postgres://u:***@db/x";
+        let table: [(Result<i64, StateError>, Level, &str); 5] = [
+            (Ok(SCHEMA_VERSION), Level::Ok, "(current)"),
+            (Ok(0), Level::Ok, "created at the first start"),
+            (
+                Ok(SCHEMA_VERSION + 1),
+                Level::Fail,
+                "newer than this 2Bot knows",
+            ),
+            (
+                Err(StateError::Connect(
+                    "postgres://u:***@db/x: connection refused".to_owned(),
+                )),
+                Level::Fail,
+                "connection refused",
+            ),
+            (
+                Err(StateError::Query("42501: permission denied".to_owned())),
+                Level::Fail,
+                "permission denied",
+            ),
+        ];
+        for (found, level, says) in table {
+            let got = schema_check(shown, found);
+            assert_eq!(got.level, level, "{got}");
+            assert!(got.detail.contains(says), "{got}");
+        }
+    }
+}
