@@ -18,6 +18,7 @@ pub mod interactive;
 pub mod progress;
 pub mod results;
 pub mod schema;
+pub mod session_runs;
 pub mod tasks;
 pub mod tools;
 
@@ -56,6 +57,8 @@ pub struct TwoBot {
     /// Cancelled at shutdown: every run in flight stops.
     shutdown: CancellationToken,
     tools_listed: Arc<Vec<Tool>>,
+    /// Direct calls' runs by HTTP session, stopped when the session ends.
+    session_runs: session_runs::SessionRuns,
 }
 
 impl TwoBot {
@@ -76,7 +79,16 @@ impl TwoBot {
             default_principal,
             transport,
             shutdown,
+            session_runs: session_runs::SessionRuns::default(),
         }
+    }
+
+    /// Record direct calls' runs in `runs`, whose session manager ends them with their
+    /// session.
+    #[must_use]
+    pub fn with_session_runs(mut self, runs: session_runs::SessionRuns) -> Self {
+        self.session_runs = runs;
+        self
     }
 
     fn caller(&self, ctx: &RequestContext<RoleServer>, path: RunPath) -> crate::runs::Caller {

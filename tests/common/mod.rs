@@ -6,6 +6,7 @@ pub mod http;
 pub mod mock_responses;
 pub mod oauth;
 pub mod oauth_builtin;
+pub mod programs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -184,3 +184,41 @@ async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() 
     assert!(!refused.status.success(), "a wrong token must fail");
     Ok(())
 }
+
+/// The official Python SDK ends its legacy session (a DELETE as its client closes)
+/// without the warning it prints for any answer but 200 or 204.
+#[tokio::test]
+async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Result<()> {
+    let python = crate::common::programs::python_sdk()?;
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
+    ])
+    .await?;
+    let out = tokio::process::Command::new(&python)
+        .arg(repo("tests/clients/python_mcp_client.py"))
+        .arg(&server.url)
+        .arg("tok-python")
+        .arg("scenario:ok")
+        .arg("legacy")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("Session termination failed"),
+        "the SDK warned as it closed: {stderr}"
+    );
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DELETE") && l.contains("204")),
+        "the SDK ended its session with a DELETE, answered 204: {}",
+        log.lines()
+            .filter(|l| l.contains("DELETE"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(())
+}

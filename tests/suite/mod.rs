@@ -43,5 +43,6 @@ mod replies;
 mod resume;
 mod run_card;
 mod runner;
+mod session_end;
 mod stdio;
 mod tasks;
