@@ -10,6 +10,7 @@
 
 pub mod approvals;
 pub mod apps;
+pub mod arguments;
 pub mod caller;
 mod calls;
 pub mod elicit;
@@ -129,7 +130,7 @@ impl TwoBot {
             Some(serde_json::Value::Bool(true)) if tool == TOOL_NAME => true,
             Some(other) => {
                 return results::error_text(format!(
-                    "invalid arguments for {tool}: background must be a boolean, not {other}"
+                    "invalid arguments for {tool}: background must be true or false, not {other}"
                 ))
                 .into();
             }
@@ -198,13 +199,11 @@ impl TwoBot {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = serde_json::Value::Object(params.arguments.unwrap_or_default());
+        let args = params.arguments;
         if name == GET_RUN {
-            let args: GetRunArgs = match serde_json::from_value(args) {
+            let args: GetRunArgs = match arguments::parse(GET_RUN, args) {
                 Ok(a) => a,
-                Err(e) => {
-                    return results::error_text(format!("invalid arguments for {GET_RUN}: {e}"));
-                }
+                Err(e) => return results::error_text(e),
             };
             let Some(wait) = u64::try_from(args.wait_sec)
                 .ok()
@@ -233,11 +232,9 @@ impl TwoBot {
                 Err(e) => results::error_text(e),
             }
         } else {
-            let args: CancelRunArgs = match serde_json::from_value(args) {
+            let args: CancelRunArgs = match arguments::parse(CANCEL_RUN, args) {
                 Ok(a) => a,
-                Err(e) => {
-                    return results::error_text(format!("invalid arguments for {CANCEL_RUN}: {e}"));
-                }
+                Err(e) => return results::error_text(e),
             };
             match self.kept(&ctx, &args.run_id, RunPath::Background) {
                 Ok(handle) => {
