@@ -240,7 +240,9 @@ impl Asked {
     fn of(spec: &RunSpec) -> Self {
         Self {
             output: spec.output_schema.is_some(),
-            target_review: matches!(&spec.review, Some(r) if *r != crate::job::Review::Custom),
+            // Said only to a caller who sent a prompt that was then left out.
+            target_review: matches!(&spec.review, Some(r) if *r != crate::job::Review::Custom)
+                && !spec.prompt.trim().is_empty(),
         }
     }
 

@@ -42,6 +42,7 @@ mod real_codex_interactive;
 mod rejections;
 mod replies;
 mod resume;
+mod review_prompt;
 mod run_card;
 mod runner;
 mod session_end;
