@@ -223,9 +223,13 @@ impl TwoBot {
                         .into_iter()
                         .map(|p| p.id)
                         .collect();
+                    // A queued run answers as it starts: the card shows "running" then,
+                    // not at the end of its poll.
+                    let queued = handle.snapshot().queued;
                     tokio::select! {
                         _ = handle.outcome_within(Duration::from_secs(wait), &ctx.ct) => {}
                         _ = input_required::new_pending(handle.control(), &seen) => {}
+                        () = handle.started(), if queued => {}
                     }
                     results::snapshot_of(&handle)
                 }

@@ -285,6 +285,16 @@ impl RunHandle {
         }
     }
 
+    /// Wait until the run has left the queue (Codex got a slot, or the run ended).
+    pub async fn started(&self) {
+        let mut rx = self.subscribe();
+        while matches!(rx.borrow_and_update().phase, Phase::Queued) {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
     /// Wait up to `wait` for the end, or until `stop` fires; `None` while still going.
     pub async fn outcome_within(
         &self,

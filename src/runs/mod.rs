@@ -296,6 +296,11 @@ impl Admitted {
                 observer.approval(&caller, &run_id, record);
             }));
         }
+        if ticket.starts_now() {
+            // Said before the caller's first snapshot (a background run's answer, a
+            // task's first `tasks/get`), not when the driver's task first runs.
+            publisher.running();
+        }
         if let Some(reservation) = reservation {
             reservation.keep(handle.clone());
         }

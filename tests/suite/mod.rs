@@ -19,6 +19,7 @@ mod fail_fast;
 mod fairness;
 mod fake_app_server;
 mod first_contact;
+mod first_snapshot;
 mod http;
 mod http_limits;
 mod interactive;
