@@ -24,6 +24,7 @@ mod http;
 mod http_limits;
 mod interactive;
 mod jwks;
+mod log_filter;
 mod oauth_builtin;
 mod oauth_builtin_attacks;
 mod oauth_builtin_cimd;
