@@ -222,3 +222,51 @@ async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Resul
     );
     Ok(())
 }
+
+/// The example MCP tasks client (tests/clients/python_tasks_client.py, the README's
+/// pointer for Python users) starts `run_codex_prompt` as a task, follows it with
+/// `tasks/get` (the `Mcp-Name` header carrying its id) and fetches `tasks/result`.
+#[tokio::test]
+async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Result<()> {
+    let python = crate::common::programs::python_sdk()?;
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
+    ])
+    .await?;
+    let out = tokio::process::Command::new(&python)
+        .arg(repo("tests/clients/python_tasks_client.py"))
+        .arg(&server.url)
+        .arg("scenario:slow")
+        .arg("tok-python")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(report["protocolVersion"], "2026-07-28", "{report:#}");
+    assert_eq!(report["created"]["resultType"], "task", "{report:#}");
+    assert_eq!(report["created"]["status"], "working", "{report:#}");
+    let polled = report["polled"].as_array().context("polled")?;
+    assert!(
+        polled.iter().all(|p| p["message"].is_string()),
+        "each tasks/get says where the run stands: {report:#}"
+    );
+    assert_eq!(report["lastGet"]["status"], "completed", "{report:#}");
+    let result = &report["result"];
+    assert_eq!(result["content"][0]["text"], "slow answer", "{report:#}");
+    assert_eq!(result["isError"], false, "{report:#}");
+    assert_eq!(result["structuredContent"]["ok"], true, "{report:#}");
+    assert_eq!(
+        report["lastGet"]["result"]["content"], result["content"],
+        "tasks/get folds in the same result: {report:#}"
+    );
+    let recorded = only_run(&server.record)?;
+    assert_eq!(recorded.stdin, "scenario:slow");
+    Ok(())
+}

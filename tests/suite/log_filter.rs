@@ -30,7 +30,10 @@ fn readme_example() -> Result<String> {
 #[tokio::test]
 async fn the_readmes_example_log_filter_keeps_2bots_own_lines() -> Result<()> {
     let filter = readme_example()?;
-    assert!(filter.contains("twobot="), "the example names 2Bot: {filter}");
+    assert!(
+        filter.contains("twobot="),
+        "the example names 2Bot: {filter}"
+    );
     // No HOME and no state directory: the binary warns that thread owners stay in memory.
     let mut server = spawn_http(&[("TWOBOT_LOG_LEVEL", filter.as_str())]).await?;
     let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id().context("pid")?)?);
@@ -38,11 +41,7 @@ async fn the_readmes_example_log_filter_keeps_2bots_own_lines() -> Result<()> {
     let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;
     assert!(status.success(), "{status}");
     let log = std::fs::read_to_string(&server.log)?;
-    for line in [
-        "listening",
-        "no TWOBOT_STATE_DIR and no HOME",
-        "stopped",
-    ] {
+    for line in ["listening", "no TWOBOT_STATE_DIR and no HOME", "stopped"] {
         assert!(
             log.contains(line),
             "{line:?} is missing with TWOBOT_LOG_LEVEL={filter}:\n{log}"
