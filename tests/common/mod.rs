@@ -27,7 +27,7 @@ pub fn fake_codex() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex")
 }
 
-/// The real Codex CLI installed by `.ci/run` (`npm ci`), if present.
+/// The real Codex CLI installed by `npm ci` (`scripts/test` runs it).
 pub fn real_codex() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/codex")
 }

@@ -34,6 +34,20 @@ pub fn find(name: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// Debian's packages, as `bash scripts/test` installs them (root, or passwordless sudo).
+pub const APT_NGINX: &str = "sudo apt-get install -y nginx-light openssl";
+/// Prometheus and promtool.
+pub const APT_PROMETHEUS: &str = "sudo apt-get install -y prometheus";
+/// Headless Chromium, driven by playwright-core.
+pub const APT_CHROMIUM: &str = "sudo apt-get install -y chromium";
+/// Node.js, which runs npm's tools.
+pub const APT_NODE: &str = "sudo apt-get install -y nodejs npm";
+/// Python 3 with its `venv` module.
+pub const APT_PYTHON: &str = "sudo apt-get install -y python3 python3-venv";
+/// npm's pinned tools (the real Codex CLI, the MCP Inspector, playwright-core,
+/// oidc-provider), into ./node_modules.
+pub const NPM_CI: &str = "npm ci";
+
 /// The command that makes `.venv` with the pinned official Python MCP SDK.
 pub const PYTHON_SDK_INSTALL: &str =
     "python3 -m venv .venv && .venv/bin/pip install -r tests/clients/requirements.txt";
@@ -46,4 +60,13 @@ pub fn python_sdk() -> Result<PathBuf> {
         "the official Python MCP SDK (.venv)",
         PYTHON_SDK_INSTALL,
     )
+}
+
+/// Root, for the tests that switch Codex to another user; else an error saying why and
+/// how to run them.
+pub fn require_root(why: &str) -> Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    bail!("this test needs root ({why}); run the tests as root, e.g. `sudo bash scripts/test`")
 }

@@ -1,7 +1,7 @@
 //! MCP clients that are not ours, against the real binary: the MCP Inspector CLI
 //! (`@modelcontextprotocol/inspector --cli`, pinned in package.json) over stdio and
 //! Streamable HTTP, and the official Python SDK (`mcp`, pinned in
-//! tests/clients/requirements.txt, installed into .venv by `.ci/run`) over Streamable
+//! tests/clients/requirements.txt, installed into .venv by `scripts/test`) over Streamable
 //! HTTP with a bearer token.
 
 use std::path::{Path, PathBuf};
@@ -10,21 +10,21 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::common::http::*;
+use crate::common::programs::{NPM_CI, require};
 use crate::common::*;
-use crate::suite::deploy::installed;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn inspector() -> Option<PathBuf> {
+fn inspector() -> Result<PathBuf> {
     let bin = repo("node_modules/.bin/mcp-inspector");
-    installed(&[&bin.display().to_string()], "the MCP Inspector (npm ci)")
+    require(&[&bin.display().to_string()], "the MCP Inspector", NPM_CI)
 }
 
 /// Run the Inspector CLI; its stdout parsed as JSON, or the failure.
 async fn inspect(args: &[String]) -> Result<std::result::Result<Value, String>> {
-    let bin = inspector().context("inspector")?;
+    let bin = inspector()?;
     let out = tokio::process::Command::new(bin)
         .arg("--cli")
         .args(args)
@@ -41,9 +41,7 @@ async fn inspect(args: &[String]) -> Result<std::result::Result<Value, String>> 
 
 #[tokio::test]
 async fn the_mcp_inspector_lists_and_calls_the_tool_over_stdio() -> Result<()> {
-    if inspector().is_none() {
-        return Ok(());
-    }
+    inspector()?;
     let root = tempfile::tempdir()?;
     let base = vec![
         "-e".to_owned(),
@@ -90,9 +88,7 @@ async fn the_mcp_inspector_lists_and_calls_the_tool_over_stdio() -> Result<()> {
 
 #[tokio::test]
 async fn the_mcp_inspector_calls_the_tool_over_http_with_a_bearer_token() -> Result<()> {
-    if inspector().is_none() {
-        return Ok(());
-    }
+    inspector()?;
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "inspector:tok-inspector"),
@@ -129,13 +125,7 @@ async fn the_mcp_inspector_calls_the_tool_over_http_with_a_bearer_token() -> Res
 
 #[tokio::test]
 async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() -> Result<()> {
-    let python = repo(".venv/bin/python");
-    let Some(python) = installed(
-        &[&python.display().to_string()],
-        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
-    ) else {
-        return Ok(());
-    };
+    let python = crate::common::programs::python_sdk()?;
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "python:tok-python"),

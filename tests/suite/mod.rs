@@ -50,3 +50,4 @@ mod runner;
 mod session_end;
 mod stdio;
 mod tasks;
+mod test_command;
