@@ -173,13 +173,22 @@ fn default_true() -> bool {
     true
 }
 
+/// `prompt` defaults to empty only so a review target can go without it: the schema
+/// advertises no default, as an empty prompt is refused everywhere else.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
+}
+
 /// Input of the `run_codex_prompt` tool: the seed's twelve parameters with its defaults,
 /// plus optional ones absent (or off) by default, so seed clients are unaffected.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "run_codex_prompt arguments")]
 pub struct RunRequest {
-    /// The task for Codex, in natural language. Sent to Codex on stdin, never on a command line.
+    /// The task for Codex, in natural language, sent on stdin (never on a command line).
+    /// Optional with a `review` target.
+    #[serde(default)]
+    #[schemars(transform = no_default)]
     pub prompt: String,
     /// Working directory for Codex. Must be an existing directory inside one of the server's
     /// allowed roots (symlinks resolved); relative paths resolve against the first allowed root.
@@ -238,8 +247,8 @@ pub struct RunRequest {
     /// returned as `output`.
     #[serde(default)]
     pub output_schema: Option<serde_json::Map<String, serde_json::Value>>,
-    /// Review code (`codex exec review`, read-only); exactly one key. With a target the
-    /// prompt is not sent; with `custom` it says what to review.
+    /// Review code (`codex exec review`, read-only); exactly one key. With a target no
+    /// prompt is sent; with `custom` it says what to review.
     #[serde(default)]
     pub review: Option<ReviewRequest>,
 }

@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 use twobot::config::{Cli, Command, Config, Transport};
 
+/// The binary's own log target: the library's name, not the binary's (`2bot_mcp`), so a
+/// filter written for 2Bot (`TWOBOT_LOG_LEVEL=twobot=debug`) keeps its "listening" and
+/// "stopped" lines and its errors.
+const LOG_TARGET: &str = "twobot";
+
 fn main() -> ExitCode {
     // First thing, before any secret is read: not dumpable, so a same-user process (a
     // command Codex runs) can neither read /proc/<pid>/environ or /mem nor ptrace us.
@@ -77,10 +82,10 @@ fn main() -> ExitCode {
         }
     };
     if telemetry.exporting() {
-        tracing::info!("exporting spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
+        tracing::info!(target: LOG_TARGET, "exporting spans over OTLP (OTEL_EXPORTER_OTLP_ENDPOINT)");
     }
     if let Some(reason) = not_isolated {
-        tracing::warn!(
+        tracing::warn!(target: LOG_TARGET,
             %reason,
             "runs are NOT isolated in private namespaces (TWOBOT_RUN_NAMESPACES={}): Codex receives directory names that a concurrent run able to write beneath a root could re-point (SECURITY.md, Containment)",
             config.run_namespaces.as_str()
@@ -178,7 +183,7 @@ async fn run(config: Config) -> ExitCode {
             {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(error = %e, "stdio session failed to initialise");
+                    tracing::error!(target: LOG_TARGET, error = %e, "stdio session failed to initialise");
                     ExitCode::FAILURE
                 }
             }
@@ -200,7 +205,7 @@ async fn lasting(
         (Some(url), _) => Location::Postgres(url.clone()),
         (None, Some(dir)) => Location::Dir(dir.clone()),
         (None, None) => {
-            tracing::warn!(
+            tracing::warn!(target: LOG_TARGET,
                 "no TWOBOT_STATE_DIR and no HOME: thread owners and finished runs are kept in memory only"
             );
             Location::Memory
@@ -235,7 +240,7 @@ async fn lasting(
             return None;
         }
     };
-    tracing::info!(instance = instance.id(), backend = %store.kind(), "state store open");
+    tracing::info!(target: LOG_TARGET, instance = instance.id(), backend = %store.kind(), "state store open");
     let lasting = Lasting { store, instance };
     let env = twobot::runner::env::child_env(std::env::vars_os(), &config.runner.env, None);
     let codex_home = twobot::model_endpoint::codex_home(&env)
@@ -278,7 +283,7 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
         match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => {
                 let local = listener.local_addr().unwrap_or(addr);
-                tracing::info!(url = %format!("http://{local}/metrics"), "serving metrics");
+                tracing::info!(target: LOG_TARGET, url = %format!("http://{local}/metrics"), "serving metrics");
                 tokio::spawn(twobot::metrics::serve(listener, shutdown.clone()));
             }
             Err(e) => {
@@ -316,7 +321,7 @@ fn reopen_on_sighup(log: std::sync::Arc<twobot::audit::AuditLog>) {
             });
         }
         Err(e) => {
-            tracing::warn!(error = %e, "no SIGHUP handler: the audit log will not be reopened")
+            tracing::warn!(target: LOG_TARGET, error = %e, "no SIGHUP handler: the audit log will not be reopened")
         }
     }
 }
@@ -360,7 +365,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     if let Some(exposure) = &settings.public_no_auth {
-        tracing::warn!(%exposure, "serving WITHOUT AUTH on {exposure} (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");
+        tracing::warn!(target: LOG_TARGET, %exposure, "serving WITHOUT AUTH on {exposure} (TWOBOT_ALLOW_PUBLIC_NO_AUTH=true)");
     }
     let shutdown = Shutdown {
         signal,
@@ -374,7 +379,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         "2Bot MCP endpoint listening on http://{local}{}",
         settings.path
     );
-    tracing::info!(url = %format!("http://{local}{}", settings.path), public = %settings.resource(), auth = settings.auth.is_some(), "listening");
+    tracing::info!(target: LOG_TARGET, url = %format!("http://{local}{}", settings.path), public = %settings.resource(), auth = settings.auth.is_some(), "listening");
     let served = serve(listener, app, tracker, shutdown, settings.serve_limits()).await;
     if let Some(audit) = &audit {
         // The last interval's unauthenticated refusals, before the process ends.
@@ -382,11 +387,11 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
     }
     match served {
         Ok(()) => {
-            tracing::info!("stopped");
+            tracing::info!(target: LOG_TARGET, "stopped");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            tracing::error!(error = %e, "server failed");
+            tracing::error!(target: LOG_TARGET, error = %e, "server failed");
             ExitCode::FAILURE
         }
     }

@@ -364,6 +364,12 @@ impl RunQueue {
 }
 
 impl Ticket {
+    /// Whether the slot is already this ticket's (a free slot at admission): the run's
+    /// first snapshot then says running, not queued.
+    pub fn starts_now(&self) -> bool {
+        matches!(self.state, TicketState::Start)
+    }
+
     /// Wait for a slot; `None` when `cancel` fires first (the place is given back).
     pub async fn slot(mut self, cancel: &CancellationToken) -> Option<RunPermit> {
         let given = match std::mem::replace(&mut self.state, TicketState::Spent) {

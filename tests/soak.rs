@@ -1,6 +1,6 @@
 //! The soak test: 10 000 mixed requests against one server, as traffic looks on a bad
 //! day: good calls, auth failures, a principal bursting past its rate limit,
-//! cancellations and timeouts. Ignored by default (it takes a minute or two); `.ci/run`
+//! cancellations and timeouts. Ignored by default (it takes a minute or two); `scripts/test`
 //! runs it: `cargo test --test soak -- --ignored`.
 //!
 //! It asserts zero panics, zero leaked processes and file descriptors, a resident set
@@ -217,7 +217,7 @@ async fn one(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "soak test: run by .ci/run with `cargo test --test soak -- --ignored`"]
+#[ignore = "soak test: run by scripts/test with `cargo test --test soak -- --ignored`"]
 async fn ten_thousand_mixed_requests_leave_no_trace() -> Result<()> {
     let tokens: Vec<String> = (0..PRINCIPALS)
         .map(|i| format!("p{i}:tok-p{i}"))

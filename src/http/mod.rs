@@ -92,13 +92,15 @@ pub fn router(
 ) -> Router {
     let observer = runs.observer().clone();
     let ready = Arc::new(Readiness::new(runs.runner_config()));
+    let session_runs = crate::mcp::session_runs::SessionRuns::default();
     let sessions = {
         let mut manager = LocalSessionManager::default();
         manager.session_config.keep_alive = Some(settings.session_idle);
         // A client that lost a stream may resume it (Last-Event-ID) this long; until
         // then the stream's events stay in memory, so this also bounds that memory.
         manager.session_config.completed_cache_ttl = settings.sse_resume;
-        Arc::new(OwnedSessions::new(manager))
+        let stop_wait = runs.runner_config().kill_grace + Duration::from_secs(2);
+        Arc::new(OwnedSessions::new(manager, session_runs.clone(), stop_wait))
     };
     let session_guard = SessionGuardLayer::new(
         sessions.clone(),
@@ -126,7 +128,8 @@ pub fn router(
                     Principal::Anonymous,
                     default_timeout,
                     kill_runs.clone(),
-                ))
+                )
+                .with_session_runs(session_runs.clone()))
             },
             sessions,
             config,

@@ -16,15 +16,19 @@
 //!   `TWOBOT_MAX_SESSIONS` gets `503`, beyond the caller's `TWOBOT_MAX_SESSIONS_PER_PRINCIPAL`
 //!   `429`, and a session id with no owner or another owner gets the same `404` as an
 //!   unknown id (so its existence is not revealed).
+//! - A session that ends stops the runs its direct calls wait on ([`SessionRuns`]) before
+//!   the DELETE is answered, and that answer is `204 No Content`: rmcp says `202`, which
+//!   the official Python SDK (it takes 200 or 204) warns about on every close.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use futures::Stream;
 use futures::future::BoxFuture;
-use http::{Method, Request, Response};
+use http::{Method, Request, Response, StatusCode};
 use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
 use rmcp::transport::streamable_http_server::session::local::{
     LocalSessionManager, LocalSessionManagerError,
@@ -36,6 +40,7 @@ use tower::{Layer, Service};
 
 use super::rescue::{self, Rejection};
 use crate::job::{Principal, QuotaKey};
+use crate::mcp::session_runs::SessionRuns;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
@@ -91,14 +96,20 @@ pub enum OwnedSessionsError {
 pub struct OwnedSessions {
     local: LocalSessionManager,
     owners: Mutex<Owners>,
+    runs: SessionRuns,
+    /// How long a closing session waits for each of its runs to stop (the kill grace
+    /// and some).
+    stop_wait: Duration,
 }
 
 impl OwnedSessions {
-    /// Wrap `local`.
-    pub fn new(local: LocalSessionManager) -> Self {
+    /// Wrap `local`; a session that closes stops its `runs`, waiting up to `stop_wait`.
+    pub fn new(local: LocalSessionManager, runs: SessionRuns, stop_wait: Duration) -> Self {
         Self {
             local,
             owners: Mutex::default(),
+            runs,
+            stop_wait,
         }
     }
 
@@ -157,6 +168,7 @@ impl SessionManager for OwnedSessions {
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
         // rmcp calls this for a DELETE and again when the session's worker ends (idle
         // expiry, shutdown): removing twice is harmless, and the gauge follows the map.
+        self.runs.end(id.as_ref(), self.stop_wait).await;
         let closed = self.local.close_session(id).await;
         let mut owners = self.owners();
         owners.by_id.remove(id.as_ref());
@@ -374,7 +386,12 @@ where
                 }
             }
             if !new_session {
-                return inner.call(request).await;
+                let delete = request.method() == Method::DELETE;
+                let mut response = inner.call(request).await?;
+                if delete && response.status() == StatusCode::ACCEPTED {
+                    *response.status_mut() = StatusCode::NO_CONTENT;
+                }
+                return Ok(response);
             }
             let creator = Creator {
                 owner: caller,

@@ -48,13 +48,16 @@ pub fn of(
 /// in no-auth mode every HTTP caller is the same anonymous principal, so there a task
 /// also belongs to the MCP session that started it.
 pub fn owner(ctx: &RequestContext<RoleServer>, principal: &Principal, path: RunPath) -> String {
-    let session = ctx
-        .extensions
-        .get::<http::request::Parts>()
-        .and_then(|p| p.headers.get("mcp-session-id"))
-        .and_then(|v| v.to_str().ok());
-    match (principal, session, path) {
+    match (principal, session(ctx), path) {
         (Principal::Anonymous, Some(session), RunPath::Task) => format!("anonymous@{session}"),
         _ => principal.owner_key(),
     }
+}
+
+/// The HTTP session this request came on, if any.
+pub fn session(ctx: &RequestContext<RoleServer>) -> Option<&str> {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
 }

@@ -7,14 +7,15 @@ use rmcp::RoleServer;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 
-use super::{TwoBot, approvals, elicit, input_required, interactive, progress, results};
+use super::{TwoBot, approvals, caller, elicit, input_required, interactive, progress, results};
 use crate::audit::RunPath;
 use crate::runs::RunHandle;
 
 impl TwoBot {
     /// A direct call waits for its run, relaying progress and approval requests; the
-    /// client's cancellation stops the run (a dropped connection does not: the run
-    /// finishes on its own). Approvals go to a person by elicitation on a legacy
+    /// client's cancellation stops the run, and so does the end of its HTTP session
+    /// ([`super::session_runs`]); a dropped connection does not (the run finishes on its
+    /// own). Approvals go to a person by elicitation on a legacy
     /// session, or (2026-07-28) by answering this call with `input_required`; `asked`
     /// is what earlier rounds of that already asked.
     pub(super) async fn direct(
@@ -30,6 +31,7 @@ impl TwoBot {
             .get_progress_token()
             .map(|token| tokio::spawn(progress::relay(handle.clone(), ctx.peer.clone(), token)));
         let by = caller.principal.label().to_owned();
+        let _tracked = caller::session(ctx).map(|id| self.session_runs.track(id, &handle));
         let elicitations = async {
             if reach.elicitation {
                 elicit::relay(&handle, &ctx.peer, &by).await;

@@ -11,7 +11,7 @@ use rmcp::service::RequestContext;
 use tokio_util::sync::CancellationToken;
 
 use super::tools::{CANCEL_RUN, CancelRunArgs, GET_RUN, GetRunArgs, MAX_WAIT_SEC};
-use super::{TwoBot, input_required, results};
+use super::{TwoBot, arguments, input_required, results};
 use crate::audit::RunPath;
 use crate::runs::{RunHandle, Stored};
 
@@ -48,13 +48,11 @@ impl TwoBot {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = serde_json::Value::Object(params.arguments.unwrap_or_default());
+        let args = params.arguments;
         if name == GET_RUN {
-            let args: GetRunArgs = match serde_json::from_value(args) {
+            let args: GetRunArgs = match arguments::parse(GET_RUN, args) {
                 Ok(a) => a,
-                Err(e) => {
-                    return results::error_text(format!("invalid arguments for {GET_RUN}: {e}"));
-                }
+                Err(e) => return results::error_text(e),
             };
             let Some(wait) = u64::try_from(args.wait_sec)
                 .ok()
@@ -74,9 +72,13 @@ impl TwoBot {
                         .into_iter()
                         .map(|p| p.id)
                         .collect();
+                    // A queued run answers as it starts: the card shows "running" then,
+                    // not at the end of its poll.
+                    let queued = handle.snapshot().queued;
                     tokio::select! {
                         _ = handle.outcome_within(Duration::from_secs(wait), &ctx.ct) => {}
                         _ = input_required::new_pending(handle.control(), &seen) => {}
+                        () = handle.started(), if queued => {}
                     }
                     results::snapshot_of(&handle)
                 }
@@ -85,11 +87,9 @@ impl TwoBot {
                 Err(e) => results::error_text(e),
             }
         } else {
-            let args: CancelRunArgs = match serde_json::from_value(args) {
+            let args: CancelRunArgs = match arguments::parse(CANCEL_RUN, args) {
                 Ok(a) => a,
-                Err(e) => {
-                    return results::error_text(format!("invalid arguments for {CANCEL_RUN}: {e}"));
-                }
+                Err(e) => return results::error_text(e),
             };
             match self.find(&ctx, &args.run_id, RunPath::Background).await {
                 Ok(Found::Live(handle)) => {

@@ -240,8 +240,7 @@ pub fn parse<T: serde::de::DeserializeOwned>(
     tool: &str,
     args: Option<rmcp::model::JsonObject>,
 ) -> Result<T, String> {
-    serde_json::from_value(serde_json::Value::Object(args.unwrap_or_default()))
-        .map_err(|e| format!("invalid arguments for {tool}: {e}"))
+    super::arguments::parse(tool, args)
 }
 
 /// What the answer tool returns.

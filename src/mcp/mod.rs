@@ -12,6 +12,7 @@
 
 pub mod approvals;
 pub mod apps;
+pub mod arguments;
 pub mod caller;
 mod calls;
 pub mod elicit;
@@ -21,6 +22,7 @@ pub mod interactive;
 pub mod progress;
 pub mod results;
 pub mod schema;
+pub mod session_runs;
 pub mod tasks;
 pub mod tools;
 
@@ -58,6 +60,8 @@ pub struct TwoBot {
     /// Cancelled at shutdown: every run in flight stops.
     shutdown: CancellationToken,
     tools_listed: Arc<Vec<Tool>>,
+    /// Direct calls' runs by HTTP session, stopped when the session ends.
+    session_runs: session_runs::SessionRuns,
 }
 
 impl TwoBot {
@@ -78,7 +82,16 @@ impl TwoBot {
             default_principal,
             transport,
             shutdown,
+            session_runs: session_runs::SessionRuns::default(),
         }
+    }
+
+    /// Record direct calls' runs in `runs`, whose session manager ends them with their
+    /// session.
+    #[must_use]
+    pub fn with_session_runs(mut self, runs: session_runs::SessionRuns) -> Self {
+        self.session_runs = runs;
+        self
     }
 
     fn caller(&self, ctx: &RequestContext<RoleServer>, path: RunPath) -> crate::runs::Caller {
@@ -119,7 +132,7 @@ impl TwoBot {
             Some(serde_json::Value::Bool(true)) if tool == TOOL_NAME => true,
             Some(other) => {
                 return results::error_text(format!(
-                    "invalid arguments for {tool}: background must be a boolean, not {other}"
+                    "invalid arguments for {tool}: background must be true or false, not {other}"
                 ))
                 .into();
             }

@@ -285,3 +285,55 @@ fn images_in_proc_sys_or_dev_are_refused_even_without_roots() {
     );
     assert!(etc.is_ok() || !std::path::Path::new("/etc/hostname").exists());
 }
+
+#[test]
+fn a_review_target_needs_no_prompt_and_its_own_error_shows_through_an_empty_one() {
+    let fx = fixture();
+    let review = |f: fn(&mut ReviewRequest)| {
+        let mut r = ReviewRequest::default();
+        f(&mut r);
+        req(move |q| {
+            q.prompt = String::new();
+            q.review = Some(r);
+        })
+    };
+    type Want = Result<Option<Review>, (&'static str, Rule)>;
+    let cases: Vec<(RunRequest, Want)> = vec![
+        (
+            review(|r| r.uncommitted = true),
+            Ok(Some(Review::Uncommitted)),
+        ),
+        (
+            review(|r| r.base = Some("main".into())),
+            Ok(Some(Review::Base("main".into()))),
+        ),
+        (
+            review(|r| r.base = Some("-bad..name".into())),
+            Err(("review.base", Rule::BadBranch)),
+        ),
+        (
+            review(|r| r.commit = Some("zz".into())),
+            Err(("review.commit", Rule::BadCommit)),
+        ),
+        // `custom` reviews as the prompt says: without one there is nothing to review.
+        (
+            review(|r| r.custom = true),
+            Err(("prompt", Rule::EmptyPrompt)),
+        ),
+        (
+            req(|q| q.prompt = " ".into()),
+            Err(("prompt", Rule::EmptyPrompt)),
+        ),
+    ];
+    for (request, want) in cases {
+        let got = check(&fx.policy, &Principal::Local, &request)
+            .map(|s| s.review)
+            .map_err(|e| (e.param, e.rule));
+        let got = got.as_ref().map_err(|(p, r)| (p.as_str(), r.clone()));
+        assert_eq!(
+            got,
+            want.as_ref().map_err(|(p, r)| (*p, r.clone())),
+            "{request:?}"
+        );
+    }
+}

@@ -289,7 +289,10 @@ impl Policy {
 
 /// Check `req` for `principal` against `policy`; on success, the exact run to start.
 pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result<RunSpec, Refusal> {
-    if req.prompt.trim().is_empty() {
+    // A review with a target (uncommitted, base, commit) sends no prompt, so it needs
+    // none; whether the target itself is valid is the review check's to say.
+    let review_target = req.review.as_ref().is_some_and(|r| !r.custom);
+    if req.prompt.trim().is_empty() && !review_target {
         return Err(refuse("prompt", "\"\"", Rule::EmptyPrompt));
     }
     if req.prompt.len() > policy.max_prompt_bytes {

@@ -16,7 +16,9 @@ impl Asked {
     pub(super) fn of(spec: &RunSpec) -> Self {
         Self {
             output: spec.output_schema.is_some(),
-            target_review: matches!(&spec.review, Some(r) if *r != crate::job::Review::Custom),
+            // Said only to a caller who sent a prompt that was then left out.
+            target_review: matches!(&spec.review, Some(r) if *r != crate::job::Review::Custom)
+                && !spec.prompt.trim().is_empty(),
         }
     }
 

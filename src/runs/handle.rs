@@ -16,7 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ToolError;
 use crate::job::RunOutput;
-use crate::job::control::{ApprovalKind, Pending, RunControl};
+use crate::job::control::RunControl;
+
+pub use super::pending::PendingApproval;
 
 /// Progress messages kept per run (the latest ones).
 pub const PROGRESS_KEPT: usize = 50;
@@ -93,41 +95,6 @@ pub struct RunSnapshot {
     // Declared as objects: the full shape would double the pinned tools/list.
     #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
     pub pending_approvals: Vec<PendingApproval>,
-}
-
-/// A request waiting for a person, as snapshots show it (never with its token).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PendingApproval {
-    /// Its id within the run (`a1`, `a2`, …).
-    pub id: String,
-    /// What would happen on approve: `command` and `cwd`, or `paths` and `diff` (text).
-    #[serde(flatten)]
-    pub request: ApprovalKind,
-    /// Codex's reason, when it gave one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// When it was asked, seconds since the Unix epoch.
-    pub asked_at: u64,
-    /// Seconds before it is declined for want of an answer.
-    pub seconds_left: u64,
-}
-
-impl PendingApproval {
-    /// `pending` as shown, `timeout` after it was asked.
-    pub fn of(pending: &Pending, timeout: Duration) -> Self {
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        let waited = Duration::from_millis(now_ms.saturating_sub(pending.asked_at_ms));
-        Self {
-            id: pending.id.clone(),
-            request: pending.request.kind.clone(),
-            reason: pending.request.reason.clone(),
-            asked_at: pending.asked_at_ms / 1000,
-            seconds_left: timeout.saturating_sub(waited).as_secs(),
-        }
-    }
 }
 
 #[derive(Debug)]
@@ -283,6 +250,16 @@ impl RunHandle {
             if rx.changed().await.is_err() {
                 // The driver is gone without a word: only possible if its task was aborted.
                 return Arc::new(Ended::NotRun(ToolError::CancelledInQueue));
+            }
+        }
+    }
+
+    /// Wait until the run has left the queue (Codex got a slot, or the run ended).
+    pub async fn started(&self) {
+        let mut rx = self.subscribe();
+        while matches!(rx.borrow_and_update().phase, Phase::Queued) {
+            if rx.changed().await.is_err() {
+                return;
             }
         }
     }

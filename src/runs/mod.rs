@@ -17,6 +17,7 @@
 mod asked;
 pub mod handle;
 pub mod observe;
+mod pending;
 pub mod persist;
 mod refusal;
 pub mod store;
@@ -292,6 +293,11 @@ impl Admitted {
         });
         if let Some(writer) = &writer {
             writer.send(RunState::Queued, None);
+        }
+        if ticket.starts_now() {
+            // Said before the caller's first snapshot (a background run's answer, a
+            // task's first `tasks/get`), not when the driver's task first runs.
+            publisher.running();
         }
         if let Some(reservation) = reservation {
             reservation.keep(handle.clone());

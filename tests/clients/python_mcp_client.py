@@ -1,6 +1,8 @@
 """Drive 2Bot with the official Python MCP SDK (`mcp` on PyPI) over Streamable HTTP.
 
-Usage: python_mcp_client.py URL TOKEN PROMPT
+Usage: python_mcp_client.py URL TOKEN PROMPT [MODE]
+MODE is the SDK's `mode=`: `auto` (its default: 2026-07-28, no session) or `legacy` (an
+initialize handshake and a session, which the SDK ends with a DELETE as it closes).
 Prints one JSON object: the server's name, the tool names, the progress messages that
 arrived, and the tool result (text, isError, structuredContent). Exit 0 when the
 session ran; assertions live in the Rust test that runs this script.
@@ -15,7 +17,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 
-async def main(url: str, token: str, prompt: str) -> None:
+async def main(url: str, token: str, prompt: str, mode: str = "auto") -> None:
     progress: list[str] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
@@ -23,7 +25,7 @@ async def main(url: str, token: str, prompt: str) -> None:
 
     http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
     async with http:
-        async with Client(streamable_http_client(url, http_client=http)) as client:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
             tools = await client.list_tools()
             result = await client.call_tool(
                 "run_codex_prompt", {"prompt": prompt}, progress_callback=on_progress
@@ -44,4 +46,4 @@ async def main(url: str, token: str, prompt: str) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))
+    asyncio.run(main(*sys.argv[1:5]))

@@ -7,6 +7,7 @@ pub mod mock_responses;
 pub mod oauth;
 pub mod oauth_builtin;
 pub mod postgres;
+pub mod programs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,7 @@ pub fn fake_codex() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-codex")
 }
 
-/// The real Codex CLI installed by `.ci/run` (`npm ci`), if present.
+/// The real Codex CLI installed by `npm ci` (`scripts/test` runs it).
 pub fn real_codex() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("node_modules/.bin/codex")
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::common::http::spawn_http;
-use crate::suite::deploy::installed;
+use crate::common::programs::{APT_CHROMIUM, APT_NODE, NPM_CI, require};
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -25,22 +25,15 @@ struct Clicked {
 }
 
 /// Start a background run asking to `touch` a marker, click `button` in the card.
-/// `None` when Chromium, node or playwright-core is missing here (never on CI).
-async fn click_in_card(button: &str) -> Result<Option<Clicked>> {
-    let Some(chromium) = installed(&["chromium", "/usr/bin/chromium"], "chromium") else {
-        return Ok(None);
-    };
-    let Some(node) = installed(&["node"], "node") else {
-        return Ok(None);
-    };
-    if !repo("node_modules/playwright-core").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "playwright-core is missing; `npm ci` installs it"
-        );
-        eprintln!("skipped: playwright-core is not installed here (run `npm ci`)");
-        return Ok(None);
-    }
+/// Fails naming the install command when Chromium, node or playwright-core is missing.
+async fn click_in_card(button: &str) -> Result<Clicked> {
+    let chromium = require(&["chromium", "/usr/bin/chromium"], "chromium", APT_CHROMIUM)?;
+    let node = require(&["node"], "node", APT_NODE)?;
+    require(
+        &[&repo("node_modules/playwright-core").display().to_string()],
+        "playwright-core",
+        NPM_CI,
+    )?;
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),
         ("TWOBOT_CODEX_BACKEND", "app-server"),
@@ -85,11 +78,11 @@ async fn click_in_card(button: &str) -> Result<Option<Clicked>> {
         .iter()
         .find_map(|l| l.get("final").cloned())
         .context("the final snapshot")?;
-    Ok(Some(Clicked {
+    Ok(Clicked {
         marker_exists: marker.exists(),
         last,
         screenshot: std::fs::read(&shot).ok(),
-    }))
+    })
 }
 
 /// Approve in the card runs the command; the result records a card accept. The card
@@ -98,9 +91,7 @@ async fn click_in_card(button: &str) -> Result<Option<Clicked>> {
 #[tokio::test]
 async fn the_card_shows_a_pending_command_with_its_cwd_and_its_approve_click_runs_it() -> Result<()>
 {
-    let Some(clicked) = click_in_card("Approve").await? else {
-        return Ok(());
-    };
+    let clicked = click_in_card("Approve").await?;
     let result = &clicked.last["result"];
     assert!(
         clicked.marker_exists,
@@ -120,9 +111,7 @@ async fn the_card_shows_a_pending_command_with_its_cwd_and_its_approve_click_run
 /// Deny in the card declines: the command never runs and the result says who declined.
 #[tokio::test]
 async fn a_deny_click_in_the_card_keeps_the_command_from_running() -> Result<()> {
-    let Some(clicked) = click_in_card("Deny").await? else {
-        return Ok(());
-    };
+    let clicked = click_in_card("Deny").await?;
     let result = &clicked.last["result"];
     assert!(!clicked.marker_exists, "the denied command ran: {result}");
     assert_eq!(result["approvals"][0]["decision"], "decline", "{result}");

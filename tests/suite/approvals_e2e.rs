@@ -20,12 +20,8 @@ const ENV: &[(&str, &str)] = &[
     ("TWOBOT_ALLOW_DANGER_FULL_ACCESS", "true"),
 ];
 
-fn python() -> Option<PathBuf> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    crate::suite::deploy::installed(
-        &[&venv.display().to_string()],
-        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
-    )
+fn python() -> Result<PathBuf> {
+    crate::common::programs::python_sdk()
 }
 
 /// Run the approving client against `target` and return its report.
@@ -114,9 +110,7 @@ fn assert_accepted(report: &Value, marker: &Path, channel: &str) {
 #[tokio::test]
 async fn a_legacy_python_session_that_accepts_over_http_sees_the_command_and_it_runs() -> Result<()>
 {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     let (report, marker, _server) = command_over_http(&python, "legacy", "accept", &[]).await?;
     assert_eq!(report["protocol"], "2025-11-25", "{report}");
     assert_accepted(&report, &marker, "elicitation");
@@ -132,9 +126,7 @@ async fn a_legacy_python_session_that_accepts_over_http_sees_the_command_and_it_
 #[tokio::test]
 async fn a_legacy_python_session_that_accepts_over_stdio_sees_the_command_and_it_runs() -> Result<()>
 {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     let tmp = tempfile::tempdir()?;
     let base = tmp.path().canonicalize()?;
     let (root, record) = (base.join("root"), base.join("record"));
@@ -179,9 +171,7 @@ async fn a_legacy_python_session_that_accepts_over_stdio_sees_the_command_and_it
 #[tokio::test]
 async fn a_legacy_python_session_that_declines_or_dismisses_keeps_the_command_from_running()
 -> Result<()> {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     for answer in ["decline", "cancel", "uncheck"] {
         let (report, marker, _server) = command_over_http(&python, "legacy", answer, &[]).await?;
         let s = &report["structuredContent"];
@@ -213,9 +203,7 @@ async fn a_legacy_python_session_that_declines_or_dismisses_keeps_the_command_fr
 #[tokio::test]
 async fn a_stateless_python_client_accepts_through_input_required_and_only_one_run_starts()
 -> Result<()> {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     let (report, marker, server) = command_over_http(&python, "modern", "accept", &[]).await?;
     assert_eq!(report["protocol"], "2026-07-28", "{report}");
     assert_accepted(&report, &marker, "input_required");
@@ -232,9 +220,7 @@ async fn a_stateless_python_client_accepts_through_input_required_and_only_one_r
 /// declined by `timeout` after TWOBOT_APPROVAL_TIMEOUT_SEC, and the run ends; no hang.
 #[tokio::test]
 async fn a_background_run_nobody_answers_is_declined_by_the_timeout_and_ends() -> Result<()> {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     let started = Instant::now();
     let env: Vec<_> = ENV
         .iter()
@@ -281,9 +267,7 @@ async fn a_background_run_nobody_answers_is_declined_by_the_timeout_and_ends() -
 /// A direct call from a client with no way to ask anyone: declined at once.
 #[tokio::test]
 async fn a_direct_call_from_a_client_without_elicitation_is_declined_at_once() -> Result<()> {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     let started = Instant::now();
     let (report, marker, _server) = command_over_http(&python, "none", "accept", &[]).await?;
     let s = &report["structuredContent"];
@@ -298,9 +282,7 @@ async fn a_direct_call_from_a_client_without_elicitation_is_declined_at_once() -
 /// result; declined, nothing is written and there is no diff.
 #[tokio::test]
 async fn a_patch_accepted_through_elicitation_is_written_and_its_diff_returned() -> Result<()> {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     for answer in ["accept", "decline"] {
         let server = spawn_http(&ENV[..1]).await?;
         let file = root_of(&server)?.join("notes.txt");
@@ -336,9 +318,7 @@ async fn a_patch_accepted_through_elicitation_is_written_and_its_diff_returned()
 /// counts in `/metrics` under its decision and channel.
 #[tokio::test]
 async fn an_accepted_approval_is_one_audit_line_and_one_metric_count() -> Result<()> {
-    let Some(python) = python() else {
-        return Ok(());
-    };
+    let python = python()?;
     let dir = tempfile::tempdir()?;
     let audit = dir.path().join("audit.jsonl");
     let audit_var = audit.to_str().context("utf-8 path")?.to_owned();

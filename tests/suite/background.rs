@@ -290,7 +290,7 @@ async fn the_registry_is_bounded_refusals_are_immediate_and_finished_runs_expire
     )
     .await?;
     assert!(
-        text(&r).contains("background must be a boolean"),
+        text(&r).contains("background must be true or false"),
         "{}",
         text(&r)
     );

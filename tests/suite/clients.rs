@@ -1,7 +1,7 @@
 //! MCP clients that are not ours, against the real binary: the MCP Inspector CLI
 //! (`@modelcontextprotocol/inspector --cli`, pinned in package.json) over stdio and
 //! Streamable HTTP, and the official Python SDK (`mcp`, pinned in
-//! tests/clients/requirements.txt, installed into .venv by `.ci/run`) over Streamable
+//! tests/clients/requirements.txt, installed into .venv by `scripts/test`) over Streamable
 //! HTTP with a bearer token.
 
 use std::path::{Path, PathBuf};
@@ -10,21 +10,21 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::common::http::*;
+use crate::common::programs::{NPM_CI, require};
 use crate::common::*;
-use crate::suite::deploy::installed;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn inspector() -> Option<PathBuf> {
+fn inspector() -> Result<PathBuf> {
     let bin = repo("node_modules/.bin/mcp-inspector");
-    installed(&[&bin.display().to_string()], "the MCP Inspector (npm ci)")
+    require(&[&bin.display().to_string()], "the MCP Inspector", NPM_CI)
 }
 
 /// Run the Inspector CLI; its stdout parsed as JSON, or the failure.
 async fn inspect(args: &[String]) -> Result<std::result::Result<Value, String>> {
-    let bin = inspector().context("inspector")?;
+    let bin = inspector()?;
     let out = tokio::process::Command::new(bin)
         .arg("--cli")
         .args(args)
@@ -41,9 +41,7 @@ async fn inspect(args: &[String]) -> Result<std::result::Result<Value, String>> 
 
 #[tokio::test]
 async fn the_mcp_inspector_lists_and_calls_the_tool_over_stdio() -> Result<()> {
-    if inspector().is_none() {
-        return Ok(());
-    }
+    inspector()?;
     let root = tempfile::tempdir()?;
     let base = vec![
         "-e".to_owned(),
@@ -90,9 +88,7 @@ async fn the_mcp_inspector_lists_and_calls_the_tool_over_stdio() -> Result<()> {
 
 #[tokio::test]
 async fn the_mcp_inspector_calls_the_tool_over_http_with_a_bearer_token() -> Result<()> {
-    if inspector().is_none() {
-        return Ok(());
-    }
+    inspector()?;
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "inspector:tok-inspector"),
@@ -129,13 +125,7 @@ async fn the_mcp_inspector_calls_the_tool_over_http_with_a_bearer_token() -> Res
 
 #[tokio::test]
 async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() -> Result<()> {
-    let python = repo(".venv/bin/python");
-    let Some(python) = installed(
-        &[&python.display().to_string()],
-        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
-    ) else {
-        return Ok(());
-    };
+    let python = crate::common::programs::python_sdk()?;
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
@@ -182,5 +172,91 @@ async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() 
 
     let refused = run("wrong-token").await?;
     assert!(!refused.status.success(), "a wrong token must fail");
+    Ok(())
+}
+
+/// The official Python SDK ends its legacy session (a DELETE as its client closes)
+/// without the warning it prints for any answer but 200 or 204.
+#[tokio::test]
+async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Result<()> {
+    let python = crate::common::programs::python_sdk()?;
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
+    ])
+    .await?;
+    let out = tokio::process::Command::new(&python)
+        .arg(repo("tests/clients/python_mcp_client.py"))
+        .arg(&server.url)
+        .arg("tok-python")
+        .arg("scenario:ok")
+        .arg("legacy")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("Session termination failed"),
+        "the SDK warned as it closed: {stderr}"
+    );
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(
+        log.lines()
+            .any(|l| l.contains("DELETE") && l.contains("204")),
+        "the SDK ended its session with a DELETE, answered 204: {}",
+        log.lines()
+            .filter(|l| l.contains("DELETE"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(())
+}
+
+/// The example MCP tasks client (tests/clients/python_tasks_client.py, the README's
+/// pointer for Python users) starts `run_codex_prompt` as a task, follows it with
+/// `tasks/get` (the `Mcp-Name` header carrying its id) and fetches `tasks/result`.
+#[tokio::test]
+async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Result<()> {
+    let python = crate::common::programs::python_sdk()?;
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
+    ])
+    .await?;
+    let out = tokio::process::Command::new(&python)
+        .arg(repo("tests/clients/python_tasks_client.py"))
+        .arg(&server.url)
+        .arg("scenario:slow")
+        .arg("tok-python")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(report["protocolVersion"], "2026-07-28", "{report:#}");
+    assert_eq!(report["created"]["resultType"], "task", "{report:#}");
+    assert_eq!(report["created"]["status"], "working", "{report:#}");
+    let polled = report["polled"].as_array().context("polled")?;
+    assert!(
+        polled.iter().all(|p| p["message"].is_string()),
+        "each tasks/get says where the run stands: {report:#}"
+    );
+    assert_eq!(report["lastGet"]["status"], "completed", "{report:#}");
+    let result = &report["result"];
+    assert_eq!(result["content"][0]["text"], "slow answer", "{report:#}");
+    assert_eq!(result["isError"], false, "{report:#}");
+    assert_eq!(result["structuredContent"]["ok"], true, "{report:#}");
+    assert_eq!(
+        report["lastGet"]["result"]["content"], result["content"],
+        "tasks/get folds in the same result: {report:#}"
+    );
+    let recorded = only_run(&server.record)?;
+    assert_eq!(recorded.stdin, "scenario:slow");
     Ok(())
 }

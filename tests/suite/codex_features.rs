@@ -27,7 +27,7 @@ async fn real_server(
     let codex = real_codex();
     assert!(
         codex.exists(),
-        "{} is missing: run `npm ci` in the repository root (see .ci/run)",
+        "{} is missing: run `npm ci` in the repository root (`bash scripts/test` does)",
         codex.display()
     );
     let home = tempfile::tempdir()?;

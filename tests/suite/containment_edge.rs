@@ -449,14 +449,7 @@ crate::both_backends!(images_are_read_as_the_codex_user_and_never_from_proc_sys_
 /// file Codex's user may read still reaches Codex.
 async fn images_are_read_as_the_codex_user_and_never_from_proc_sys_dev_or_a_fifo() -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    if !nix::unistd::geteuid().is_root() {
-        anyhow::ensure!(
-            std::env::var_os("CI").is_none(),
-            "needs root: switching to the Codex user needs CAP_SETUID"
-        );
-        eprintln!("not run: switching to the Codex user needs root");
-        return Ok(());
-    }
+    crate::common::programs::require_root("switching to the Codex user needs CAP_SETUID")?;
     let server = spawn_http_without_roots(&[("TWOBOT_CODEX_USER", "nobody")]).await?;
     let base = server
         .record

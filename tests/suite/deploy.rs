@@ -1,5 +1,5 @@
 //! The files in `deploy/`, run for real where a test machine can: nginx (Debian's
-//! package, installed by `.ci/run`) with `deploy/nginx/2bot.conf` in front of a real
+//! package, installed by `scripts/test`) with `deploy/nginx/2bot.conf` in front of a real
 //! 2Bot, over TLS with a certificate made here; `systemd-analyze verify` on the unit;
 //! and the facts the Dockerfile and compose file must keep (pinned Codex, non-root,
 //! health check on /readyz).
@@ -15,35 +15,11 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::json;
 
 use crate::common::http::*;
+use crate::common::programs::{APT_NGINX, find, require};
 use crate::common::*;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// A program the test needs: found, or (outside CI) a skip note. `.ci/run` installs
-/// every one of them, so under CI a missing program fails the test.
-pub fn installed(candidates: &[&str], what: &str) -> Option<PathBuf> {
-    let found = candidates.iter().find_map(|c| find(c));
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "{what} is missing; .ci/run installs it"
-        );
-        eprintln!("skipped: {what} is not installed here (.ci/run installs it)");
-    }
-    found
-}
-
-/// `name` as is when absolute, else the first match on `PATH`.
-fn find(name: &str) -> Option<PathBuf> {
-    let p = Path::new(name);
-    if p.is_absolute() {
-        return p.exists().then(|| p.to_owned());
-    }
-    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
 }
 
 fn free_port() -> Result<u16> {
@@ -167,9 +143,7 @@ fn https_client(pem: &[u8], source: Ipv4Addr) -> Result<reqwest::Client> {
 #[tokio::test]
 async fn behind_the_shipped_nginx_config_a_session_streams_and_rate_limits_key_on_clients()
 -> Result<()> {
-    let Some(nginx) = installed(&["nginx", "/usr/sbin/nginx"], "nginx") else {
-        return Ok(());
-    };
+    let nginx = require(&["nginx", "/usr/sbin/nginx"], "nginx", APT_NGINX)?;
     let server = spawn_http(&[
         ("TWOBOT_TRUSTED_PROXIES", "127.0.0.1"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "1"),

@@ -244,3 +244,30 @@ async fn doctor_fails_when_codex_can_read_the_builtin_state_directory() -> Resul
     );
     Ok(())
 }
+
+/// With only the built-in authorization server, the `auth` line says what its tokens are
+/// checked against (issuer, audience, signing key, grant store, password file), not
+/// nothing.
+#[tokio::test]
+async fn doctor_says_what_the_auth_line_checked_with_the_builtin_server() -> Result<()> {
+    let setup = builtin()?.without("TWOBOT_AUTH_TOKENS");
+    let (code, out, err) = setup.run(&["doctor"]).await?;
+    assert_eq!(code, Some(0), "{out}{err}");
+    let auth = out
+        .lines()
+        .find(|l| l.starts_with("[ok  ] auth:"))
+        .with_context(|| format!("an auth line in:\n{out}"))?;
+    let state = setup.path("state");
+    let password = setup.path("oauth-password");
+    for fact in [
+        "built-in authorization server".to_owned(),
+        "issuer https://mcp.example.com".to_owned(),
+        "audience https://mcp.example.com/mcp".to_owned(),
+        format!("signing key {}/oauth-signing-key.pem", state.display()),
+        format!("grants (revocable) in {}/oauth.sqlite3", state.display()),
+        format!("operator password file {}", password.display()),
+    ] {
+        assert!(auth.contains(&fact), "{fact:?} missing from {auth:?}");
+    }
+    Ok(())
+}

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::common::programs::{APT_PYTHON, NPM_CI, require};
 use crate::common::*;
-use crate::suite::deploy::installed;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -190,18 +190,16 @@ async fn optional_parameters_still_accept_null_and_results_carry_no_nulls() -> R
     Ok(())
 }
 
-fn inspector() -> Option<PathBuf> {
+fn inspector() -> Result<PathBuf> {
     let bin = repo("node_modules/.bin/mcp-inspector");
-    installed(&[&bin.display().to_string()], "the MCP Inspector (npm ci)")
+    require(&[&bin.display().to_string()], "the MCP Inspector", NPM_CI)
 }
 
 /// The MCP Inspector's schema lint (`--strict`) finds no error and no warning, in the
 /// default tool list and in background mode's five tools (with `ask_codex`: six).
 #[tokio::test]
 async fn the_mcp_inspector_strict_lint_finds_nothing_to_report() -> Result<()> {
-    let Some(bin) = inspector() else {
-        return Ok(());
-    };
+    let bin = inspector()?;
     let root = tempfile::tempdir()?;
     for background in ["false", "true"] {
         let out = tokio::process::Command::new(&bin)
@@ -552,9 +550,7 @@ async fn a_client_that_sends_a_whole_oversized_body_first_reads_the_413() -> Res
 /// The same with Python's `urllib`, which is how the problem was met.
 #[tokio::test]
 async fn python_urllib_reads_the_413_for_an_oversized_body() -> Result<()> {
-    let Some(python) = installed(&["python3"], "python3") else {
-        return Ok(());
-    };
+    let python = require(&["python3"], "python3", APT_PYTHON)?;
     let server = http::spawn_http(&[("TWOBOT_MAX_BODY_BYTES", "1024")]).await?;
     let script = r#"
 import sys, urllib.request, urllib.error

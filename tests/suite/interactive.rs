@@ -229,13 +229,7 @@ async fn the_approvals_metric_is_served_for_every_decision_and_channel() -> Resu
 #[tokio::test]
 async fn a_python_sdk_client_that_declares_elicitation_gets_the_plain_result_in_both_generations()
 -> Result<()> {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let Some(python) = crate::suite::deploy::installed(
-        &[&python.display().to_string()],
-        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
-    ) else {
-        return Ok(());
-    };
+    let python = crate::common::programs::python_sdk()?;
     let server = spawn_http(&[]).await?;
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients/python_approval_client.py");

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::common::oauth::*;
 use crate::common::oauth_builtin::*;
-use crate::suite::deploy::installed;
+use crate::common::programs::{APT_CHROMIUM, APT_NODE, NPM_CI, require};
 
 /// Each field of the authorization server metadata the design promises, exactly.
 fn assert_metadata(meta: &Value, base: &str) {
@@ -346,17 +346,17 @@ async fn the_built_in_server_refuses_to_start_without_its_settings() -> Result<(
 /// consent form's 303 reach the client) and no error.
 #[tokio::test]
 async fn the_sign_in_page_works_in_a_real_browser() -> Result<()> {
-    let Some(chromium) = installed(&["chromium", "/usr/bin/chromium"], "chromium") else {
-        return Ok(());
-    };
-    let Some(node) = installed(&["node"], "node") else {
-        return Ok(());
-    };
+    let chromium = require(&["chromium", "/usr/bin/chromium"], "chromium", APT_CHROMIUM)?;
+    let node = require(&["node"], "node", APT_NODE)?;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        root.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing; `npm ci` installs it"
-    );
+    require(
+        &[&root
+            .join("node_modules/playwright-core")
+            .display()
+            .to_string()],
+        "playwright-core",
+        NPM_CI,
+    )?;
     let server = Builtin::start(&[]).await?;
     let client = server.register_public("ChatGPT", REDIRECT_URI).await?;
     let ask = Ask::new(&client, REDIRECT_URI);

@@ -174,13 +174,7 @@ async fn a_browser_based_client_may_fetch_the_oauth_endpoints_but_not_the_sign_i
 #[tokio::test]
 async fn the_official_python_sdk_s_own_oauth_client_signs_in_and_runs_the_tool() -> Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let Some(python) = crate::suite::deploy::installed(
-        &[&python.display().to_string()],
-        "the Python MCP SDK (.venv, tests/clients/requirements.txt)",
-    ) else {
-        return Ok(());
-    };
+    let python = crate::common::programs::python_sdk()?;
     let server = Builtin::start(&[]).await?;
     let out = tokio::process::Command::new(&python)
         .arg(root.join("tests/clients/python_oauth_client.py"))

@@ -1,7 +1,7 @@
 //! A real Prometheus scrapes 2Bot: the exposition passes `promtool check metrics`, and
 //! after a few calls Prometheus's own HTTP API answers `twobot_runs_total`. The scrape
 //! config is the shipped `deploy/prometheus/prometheus.yml` (target and interval
-//! substituted). `.ci/run` installs Debian's `prometheus` package.
+//! substituted). `scripts/test` installs Debian's `prometheus` package.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::deploy::installed;
 use crate::common::http::*;
+use crate::common::programs::{APT_PROMETHEUS, require};
 use crate::common::*;
 
 fn free_port() -> Result<u16> {
@@ -33,12 +33,16 @@ impl Drop for KillOnDrop {
 /// reports the runs 2Bot made.
 #[tokio::test]
 async fn a_real_prometheus_scrapes_the_runs_with_the_shipped_config() -> Result<()> {
-    let (Some(prometheus), Some(promtool)) = (
-        installed(&["prometheus", "/usr/bin/prometheus"], "prometheus"),
-        installed(&["promtool", "/usr/bin/promtool"], "promtool"),
-    ) else {
-        return Ok(());
-    };
+    let prometheus = require(
+        &["prometheus", "/usr/bin/prometheus"],
+        "prometheus",
+        APT_PROMETHEUS,
+    )?;
+    let promtool = require(
+        &["promtool", "/usr/bin/promtool"],
+        "promtool",
+        APT_PROMETHEUS,
+    )?;
     let server = spawn_http(&[("TWOBOT_METRICS_ADDR", "127.0.0.1:0")]).await?;
     let metrics = metrics_url(&server.log).await?;
     let client = http_client(&server.url, None).await?;

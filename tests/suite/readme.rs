@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::common::mock_responses::{MockResponses, message};
-use crate::suite::deploy::installed;
+use crate::common::programs::{NPM_CI, require};
 
 /// README commands that cannot run offline, and why; printed so a reader sees what is not covered.
 const SKIPPED: &[(&str, &str)] = &[
@@ -161,23 +161,20 @@ fn expectation(command: &str) -> Option<&'static str> {
 
 #[tokio::test]
 async fn every_marked_readme_command_and_snippet_works_as_printed() -> Result<()> {
-    if installed(
+    require(
         &[&Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("node_modules/.bin/codex")
             .display()
             .to_string()],
-        "the real Codex and the MCP Inspector (npm ci)",
-    )
-    .is_none()
-    {
-        return Ok(());
-    }
+        "the real Codex and the MCP Inspector",
+        NPM_CI,
+    )?;
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))?;
     let blocks = marked_blocks(&readme);
     let mock = MockResponses::start(vec![vec![message("hello from the mock model")]]).await?;
     let world = World::new(&mock)?;
     for (command, why) in SKIPPED {
-        eprintln!("skipped: {command}: {why}");
+        eprintln!("not covered offline: {command}: {why}");
     }
     let mut ran = Vec::new();
     for (kind, body) in &blocks {

@@ -1,4 +1,4 @@
-//! The real Codex CLI 0.169 (installed by `.ci/run` with `npm ci`), fully offline
+//! The real Codex CLI 0.169 (installed by `scripts/test` with `npm ci`), fully offline
 //! against the mock Responses API on 127.0.0.1. These tests never skip: without the
 //! binary they fail and say how to install it.
 
@@ -12,7 +12,7 @@ async fn real_server(mock: &MockResponses) -> Result<(StdioServer, tempfile::Tem
     let codex = real_codex();
     assert!(
         codex.exists(),
-        "{} is missing: run `npm ci` in the repository root (see .ci/run)",
+        "{} is missing: run `npm ci` in the repository root (`bash scripts/test` does)",
         codex.display()
     );
     let home = tempfile::tempdir()?;

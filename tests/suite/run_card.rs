@@ -12,8 +12,8 @@ use rmcp::model::{ReadResourceRequestParams, ResourceContents};
 use serde_json::Value;
 
 use crate::common::http::spawn_http;
+use crate::common::programs::{APT_CHROMIUM, APT_NODE, NPM_CI, require};
 use crate::common::*;
-use crate::suite::deploy::installed;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -25,20 +25,13 @@ fn repo(path: &str) -> PathBuf {
 #[tokio::test]
 async fn a_browser_host_shows_the_card_live_cancels_from_it_and_keeps_hostile_output_inert()
 -> Result<()> {
-    let Some(chromium) = installed(&["chromium", "/usr/bin/chromium"], "chromium") else {
-        return Ok(());
-    };
-    let Some(node) = installed(&["node"], "node") else {
-        return Ok(());
-    };
-    if !repo("node_modules/playwright-core").exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "playwright-core is missing; `npm ci` installs it"
-        );
-        eprintln!("skipped: playwright-core is not installed here (run `npm ci`)");
-        return Ok(());
-    }
+    let chromium = require(&["chromium", "/usr/bin/chromium"], "chromium", APT_CHROMIUM)?;
+    let node = require(&["node"], "node", APT_NODE)?;
+    require(
+        &[&repo("node_modules/playwright-core").display().to_string()],
+        "playwright-core",
+        NPM_CI,
+    )?;
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),
         ("FAKE_CODEX_STEPS", "6"),

@@ -332,14 +332,10 @@ async fn tasks_survive_a_restart_finished_or_lost() -> Result<()> {
 /// with its server as ended, says why, and offers no Cancel.
 #[tokio::test]
 async fn the_card_shows_a_lost_run_as_ended_with_the_reason() -> Result<()> {
-    use crate::suite::deploy::installed;
+    use crate::common::programs::{APT_CHROMIUM, APT_NODE, require};
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let Some(chromium) = installed(&["chromium", "/usr/bin/chromium"], "chromium") else {
-        return Ok(());
-    };
-    let Some(node) = installed(&["node"], "node") else {
-        return Ok(());
-    };
+    let chromium = require(&["chromium", "/usr/bin/chromium"], "chromium", APT_CHROMIUM)?;
+    let node = require(&["node"], "node", APT_NODE)?;
     assert!(
         repo.join("node_modules/playwright-core").exists(),
         "playwright-core is missing; `npm ci` installs it"

@@ -88,6 +88,9 @@ fn auth_coherence(config: &Config, settings: &crate::http::HttpSettings) -> Vec<
         return report;
     };
     let mut kinds = Vec::new();
+    if config.oauth.oauth_builtin {
+        kinds.push(builtin_tokens(config, auth));
+    }
     if !auth.tokens.is_empty() {
         kinds.push(format!("{} static token(s)", auth.tokens.len()));
     }
@@ -136,4 +139,27 @@ fn auth_coherence(config: &Config, settings: &crate::http::HttpSettings) -> Vec<
         ));
     }
     report
+}
+
+/// What the built-in authorization server's tokens are checked against, for the `auth`
+/// line (its key is installed at start, so the settings hold no JWT key yet): the
+/// issuer, the audience, the signing key, the grant store and the operator's password,
+/// each of which an `oauth …` line checks.
+fn builtin_tokens(config: &Config, auth: &crate::http::auth::AuthConfig) -> String {
+    let state = config.state_dir.as_deref().map_or_else(
+        || "(no state directory)".to_owned(),
+        |d| d.display().to_string(),
+    );
+    let password = config
+        .oauth
+        .oauth_password_file
+        .as_deref()
+        .map_or_else(|| "not set".to_owned(), |p| p.display().to_string());
+    format!(
+        "tokens of the built-in authorization server: ES256, issuer {}, audience {}, signing key {state}/{}, grants (revocable) in {state}/{}, operator password file {password} (each checked on its `oauth` line)",
+        auth.issuer.as_deref().unwrap_or("(none)"),
+        auth.audience,
+        crate::oauth::signing::KEY_FILE,
+        crate::oauth::store::DB_FILE,
+    )
 }
