@@ -13,10 +13,12 @@ use tokio_util::sync::CancellationToken;
 use super::sqlite::liveness;
 use super::{InstanceRow, PostgresStore, SqliteStore, StateError, StateStore, now_ms, redact_url};
 
-/// How often a live instance says so.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
-/// An instance silent this long is dead: its runs become `lost` (three missed beats).
-pub const DEAD_AFTER: Duration = Duration::from_secs(30);
+/// How often a live instance says so (and reaps the silent ones).
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+/// An instance silent this long is dead: its runs become `lost` (four missed beats). A
+/// death is seen at the first reap after this, so within `DEAD_AFTER + HEARTBEAT` = 25 s,
+/// inside the 30 s operators are promised.
+pub const DEAD_AFTER: Duration = Duration::from_secs(20);
 
 /// Where the state lives, as the operator configured it.
 #[derive(Clone, PartialEq, Eq)]
