@@ -82,6 +82,19 @@ async fn wait_stored(state: &Path, run_id: &str, want: &str) -> Result<()> {
     }
 }
 
+/// Start a background run that hangs until it is killed; its run id.
+async fn start_hanging(client: &RunningService<RoleClient, Recorder>) -> Result<String> {
+    let r = call(
+        client,
+        json!({"prompt": "scenario:hang", "background": true, "timeout_sec": 600}),
+    )
+    .await?;
+    Ok(structured(&r)["run_id"]
+        .as_str()
+        .context("run_id")?
+        .to_owned())
+}
+
 /// Start a background run and follow it to its end; its final snapshot.
 async fn finished_run(client: &RunningService<RoleClient, Recorder>) -> Result<Value> {
     let r = call(client, json!({"prompt": "scenario:ok", "background": true})).await?;
@@ -140,15 +153,7 @@ async fn a_run_running_when_the_server_is_killed_is_lost_after_a_restart() -> Re
     let state = tempfile::tempdir()?;
     let server = server_on(state.path(), &[]).await?;
     let alice = http_client(&server.url, Some("tok-alice")).await?;
-    let r = call(
-        &alice,
-        json!({"prompt": "scenario:hang", "background": true, "timeout_sec": 600}),
-    )
-    .await?;
-    let run_id = structured(&r)["run_id"]
-        .as_str()
-        .context("run_id")?
-        .to_owned();
+    let run_id = start_hanging(&alice).await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
     let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
     let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
@@ -343,15 +348,7 @@ async fn the_card_shows_a_lost_run_as_ended_with_the_reason() -> Result<()> {
     let state = tempfile::tempdir()?;
     let server = server_on(state.path(), &[]).await?;
     let alice = http_client(&server.url, Some("tok-alice")).await?;
-    let r = call(
-        &alice,
-        json!({"prompt": "scenario:hang", "background": true, "timeout_sec": 600}),
-    )
-    .await?;
-    let run_id = structured(&r)["run_id"]
-        .as_str()
-        .context("run_id")?
-        .to_owned();
+    let run_id = start_hanging(&alice).await?;
     wait_stored(state.path(), &run_id, "running").await?;
     kill(server).await?;
 
