@@ -33,7 +33,7 @@ fn the_readmes_test_command_is_the_script_ci_runs_and_it_sets_everything_up() ->
     let ci = read(".ci/run")?;
     assert_eq!(
         ci.lines().rfind(|l| !l.trim().is_empty()),
-        Some("exec bash scripts/test")
+        Some("bash scripts/test")
     );
     let script = read("scripts/test")?;
     for step in [
