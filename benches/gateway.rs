@@ -13,7 +13,9 @@
 //! `BENCH_CODEX_BACKEND` (`exec`, `app-server`) sets `TWOBOT_CODEX_BACKEND` for them, so the
 //! rows then compare one `codex app-server` per call (initialize, thread/start, turn/start,
 //! turn/completed, stdin EOF; the fake's app server runs the same fixed-cost exec fake
-//! inside) with the same direct `codex exec` baseline.
+//! inside) with the same direct `codex exec` baseline. `BENCH_ONLY` (a comma list of
+//! `calls`, `cold`, `memory`, `throughput`, `oauth`) runs those sections alone, e.g. to
+//! profile one of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -246,17 +248,49 @@ async fn memory() -> Result<(u64, u64, Duration)> {
 }
 
 /// `tools/list` requests per second through every layer, from `clients` connections.
-async fn throughput(clients: usize, for_how_long: Duration, extra: &[(&str, &str)]) -> Result<f64> {
+async fn throughput(
+    clients: usize,
+    for_how_long: Duration,
+    extra: &[(&str, &str)],
+) -> Result<Throughput> {
     let mut env = vec![("TWOBOT_LOG_LEVEL", "info")];
     env.extend_from_slice(extra);
     let server = spawn_bench_http(&env).await?;
-    throughput_at(&server.url, "tok-bench-0123456789", clients, for_how_long).await
+    let pid = server.child.id().context("server pid")?;
+    throughput_at(
+        &server.url,
+        pid,
+        "tok-bench-0123456789",
+        clients,
+        for_how_long,
+    )
+    .await
 }
+
+/// The server's CPU time so far (user + system), from `/proc/PID/stat`, in µs: per
+/// request, it is the figure a busy machine disturbs least (requests/s halves when the
+/// load generator and a build share the two cores; CPU per request barely moves).
+fn cpu_us(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at `state` (field 3).
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks * 10_000)
+}
+
+/// Requests per second, and the server's CPU µs per request.
+type Throughput = (f64, f64);
 
 /// [`throughput`] with a token of the built-in authorization server (an ES256 JWT checked
 /// by the verifier, then its grant looked up in SQLite on every request); and the time
 /// of the whole OAuth flow (register, authorize, sign-in with Argon2id, consent, token).
-async fn builtin_oauth(clients: usize, for_how_long: Duration, flows: usize) -> Result<(f64, Row)> {
+async fn builtin_oauth(
+    clients: usize,
+    for_how_long: Duration,
+    flows: usize,
+) -> Result<(Throughput, Row)> {
     let server = common::oauth_builtin::Builtin::start(&[
         ("TWOBOT_LOG_LEVEL", "info"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "10000000"),
@@ -274,17 +308,20 @@ async fn builtin_oauth(clients: usize, for_how_long: Duration, flows: usize) -> 
         samples.push(t.elapsed());
         access = tokens.access;
     }
-    let rps = throughput_at(&server.server.url, &access, clients, for_how_long).await?;
+    let pid = server.server.child.id().context("server pid")?;
+    let rps = throughput_at(&server.server.url, pid, &access, clients, for_how_long).await?;
     Ok((rps, row("register → sign-in → consent → token", samples)))
 }
 
 async fn throughput_at(
     url: &str,
+    pid: u32,
     token: &str,
     clients: usize,
     for_how_long: Duration,
-) -> Result<f64> {
+) -> Result<Throughput> {
     let session = raw_session(url, Some(token)).await?;
+    let cpu_before = cpu_us(pid).context("server cpu time")?;
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + for_how_long;
     let mut workers = Vec::new();
@@ -320,7 +357,12 @@ async fn throughput_at(
     for w in workers {
         w.await??;
     }
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let cpu = cpu_us(pid).context("server cpu time")? - cpu_before;
+    let requests = done.load(Ordering::Relaxed) as f64;
+    Ok((
+        requests / started.elapsed().as_secs_f64(),
+        cpu as f64 / requests.max(1.0),
+    ))
 }
 
 #[tokio::main]
@@ -334,6 +376,8 @@ async fn main() -> Result<()> {
     let root = root.path().canonicalize()?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("2Bot gateway benchmark: {calls} calls per latency row, {cores} cores\n");
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
 
     println!(
         "| per call (fake Codex of fixed cost) | p50 | p99 | p50 vs direct | p50 difference |"
@@ -348,7 +392,7 @@ async fn main() -> Result<()> {
         ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
     ];
     let mut own_rows = Vec::new();
-    for cost in COSTS_MS {
+    for cost in COSTS_MS.into_iter().filter(|_| wanted("calls")) {
         // Warm the page cache and the shell before measuring.
         let _ = direct(5, &root, cost).await?;
         let base = row(
@@ -388,14 +432,31 @@ async fn main() -> Result<()> {
             );
         }
     }
-    println!(
-        "\n| 2Bot's own time per call: client latency minus the Codex run's duration_ms | p50 | p99 |"
-    );
-    println!("|---|---|---|");
-    for r in &own_rows {
-        println!("| {} | {} | {} |", r.what, ms(r.p50), ms(r.p99));
+    if wanted("calls") {
+        println!(
+            "\n| 2Bot's own time per call: client latency minus the Codex run's duration_ms | p50 | p99 |"
+        );
+        println!("|---|---|---|");
+        for r in &own_rows {
+            println!("| {} | {} | {} |", r.what, ms(r.p50), ms(r.p99));
+        }
     }
+    if wanted("cold") {
+        cold_starts().await?;
+    }
+    if wanted("memory") {
+        memory_rows().await?;
+    }
+    if wanted("throughput") {
+        throughput_rows(&observed).await?;
+    }
+    if wanted("oauth") {
+        oauth_rows().await?;
+    }
+    Ok(())
+}
 
+async fn cold_starts() -> Result<()> {
     let cold_s = row("stdio", cold_stdio(20).await?);
     let cold_h = row("HTTP", cold_http(20).await?);
     println!("\n| cold start to a served initialize | p50 | p99 |");
@@ -403,7 +464,10 @@ async fn main() -> Result<()> {
     for r in [&cold_s, &cold_h] {
         println!("| {} | {} | {} |", r.what, ms(r.p50), ms(r.p99));
     }
+    Ok(())
+}
 
+async fn memory_rows() -> Result<()> {
     let (idle, peak, took) = memory().await?;
     println!("\n| server memory | RSS |");
     println!("|---|---|");
@@ -416,18 +480,30 @@ async fn main() -> Result<()> {
         took.as_secs_f64(),
         peak as f64 / 1024.0
     );
+    Ok(())
+}
 
+async fn throughput_rows(observed: &[(&str, &str)]) -> Result<()> {
     let rps = throughput(16, Duration::from_secs(10), &[]).await?;
-    let observed_rps = throughput(16, Duration::from_secs(10), &observed).await?;
+    let observed_rps = throughput(16, Duration::from_secs(10), observed).await?;
     println!(
-        "\n| HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s | requests/s |"
+        "\n| HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s | requests/s | server CPU per request |"
     );
-    println!("|---|---|");
-    println!("| one session | {rps:.0} |");
-    println!("| one session, audit log + metrics on | {observed_rps:.0} |");
+    println!("|---|---|---|");
+    println!("| one session | {:.0} | {:.1} µs |", rps.0, rps.1);
+    println!(
+        "| one session, audit log + metrics on | {:.0} | {:.1} µs |",
+        observed_rps.0, observed_rps.1
+    );
+    Ok(())
+}
 
+async fn oauth_rows() -> Result<()> {
     let (oauth_rps, flow) = builtin_oauth(16, Duration::from_secs(10), 10).await?;
-    println!("| one session, a built-in OAuth token (ES256 JWT + grant lookup) | {oauth_rps:.0} |");
+    println!(
+        "| one session, a built-in OAuth token (ES256 JWT + grant lookup) | {:.0} | {:.1} µs |",
+        oauth_rps.0, oauth_rps.1
+    );
     println!(
         "\n| built-in authorization server, whole flow over loopback (10 flows) | p50 | p99 |"
     );

@@ -8,8 +8,10 @@
 //!
 //! JWT algorithms are pinned to the key type: an HMAC secret admits HS256/384/512 only,
 //! an RSA key RS*/PS* only, an EC key ES256/384, an Ed25519 key EdDSA. `alg: none` and
-//! HS-signed-with-the-public-key tokens therefore never verify.
+//! HS-signed-with-the-public-key tokens therefore never verify. A JWT that verified is
+//! remembered by its hash until it expires ([`cache`]): one signature check per token.
 
+mod cache;
 mod jwks;
 mod keys;
 mod verify;
@@ -23,6 +25,7 @@ use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
+pub use self::cache::{Verdict, Verdicts};
 pub use self::jwks::{Jwks, JwksError, validate_url};
 pub use self::keys::{JwtKey, StaticToken, parse_tokens};
 pub use self::verify::{AuthConfig, AuthError, Authenticator, bearer};
@@ -48,6 +51,7 @@ pub struct AuthLayer {
     config: Option<Arc<AuthConfig>>,
     jwks: Option<Arc<Jwks>>,
     grants: Option<Arc<dyn GrantCheck>>,
+    verdicts: Verdicts,
     observer: Observer,
 }
 
@@ -58,6 +62,7 @@ impl AuthLayer {
             config: None,
             jwks: None,
             grants: None,
+            verdicts: Verdicts::default(),
             observer: Observer::default(),
         }
     }
@@ -68,6 +73,7 @@ impl AuthLayer {
             config: Some(Arc::new(config)),
             jwks,
             grants: None,
+            verdicts: Verdicts::default(),
             observer: Observer::default(),
         }
     }
@@ -127,31 +133,66 @@ where
         };
         let jwks = self.layer.jwks.clone();
         let grants = self.layer.grants.clone();
+        let verdicts = self.layer.verdicts.clone();
         let observer = self.layer.observer.clone();
         Box::pin(async move {
             let header = request.headers().get(AUTHORIZATION).cloned();
-            let (seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
-            let mut result = if request
+            let token = bearer(header.as_ref());
+            let (mut seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
+            let jwts = !config.jwt_keys.is_empty() || config.jwks_url.is_some();
+            let repeated = request
                 .headers()
                 .get_all(AUTHORIZATION)
                 .iter()
                 .nth(1)
-                .is_some()
-            {
+                .is_some();
+            let remembered = match token {
+                Some(token) if jwts && !repeated => verdicts.get(token, seen),
+                _ => None,
+            };
+            let mut result = if repeated {
                 // Which one would count is anybody's guess (proxies differ): neither.
                 Err(AuthError::Repeated)
+            } else if let Some(verdict) = &remembered {
+                Ok(verdict.principal.clone())
             } else {
                 Authenticator::verify(&config, &fetched, header.as_ref())
             };
             if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
                 tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
                 if jwks.refresh_throttled(seen).await {
-                    result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
+                    let (now_seen, keys) = jwks.snapshot();
+                    seen = now_seen;
+                    result = Authenticator::verify(&config, &keys, header.as_ref());
                 }
             }
+            // The claims of a JWT that verified: remembered, or read now and remembered.
+            let claims = match (&result, remembered, token) {
+                (Ok(Principal::Authenticated { .. }), Some(verdict), _) => {
+                    Some(Arc::clone(&verdict.claims))
+                }
+                (Ok(principal @ Principal::Authenticated { .. }), None, Some(token)) => {
+                    payload_of(token).map(|claims| {
+                        let claims = Arc::new(claims);
+                        if let Some(expires_at) = claims["exp"].as_u64() {
+                            verdicts.insert(
+                                token,
+                                Verdict {
+                                    principal: principal.clone(),
+                                    claims: Arc::clone(&claims),
+                                    expires_at,
+                                    keys: seen,
+                                },
+                            );
+                        }
+                        claims
+                    })
+                }
+                _ => None,
+            };
             if let (Ok(Principal::Authenticated { .. }), Some(grants)) = (&result, &grants) {
-                let live = match bearer(header.as_ref()).and_then(payload_of) {
-                    Some(claims) => grants.live(claims).await,
+                let live = match claims {
+                    Some(claims) => grants.live((*claims).clone()).await,
                     None => false,
                 };
                 if !live {
