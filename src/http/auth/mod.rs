@@ -37,9 +37,22 @@ use crate::runs::Observer;
 /// signature and claims verified, for every JWT when set: with the built-in server its key
 /// is the only JWT key, and a token signed with it but not minted by it (the key read from
 /// the state directory) must not pass; a revoked grant's tokens stop at their next use.
+/// It may also hold keys of its own, changing while the server runs (the built-in
+/// server's key set, rotated through the state store), tried like a JWKS's.
 pub trait GrantCheck: Send + Sync + std::fmt::Debug {
     /// `true` when the token whose payload is `claims` may be honoured.
     fn live(&self, claims: serde_json::Value) -> BoxFuture<'static, bool>;
+
+    /// The issuer's own verification keys now, with their generation.
+    fn keys(&self) -> (u64, Arc<Vec<JwtKey>>) {
+        (0, Arc::default())
+    }
+
+    /// A token named a `kid` not among [`Self::keys`] of generation `seen`: look again
+    /// (throttled); `true` when the keys changed since.
+    fn reread_keys(&self, _seen: u64) -> BoxFuture<'static, bool> {
+        Box::pin(async { false })
+    }
 }
 
 /// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
@@ -130,7 +143,12 @@ where
         let observer = self.layer.observer.clone();
         Box::pin(async move {
             let header = request.headers().get(AUTHORIZATION).cloned();
-            let (seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
+            // The built-in server is the only issuer when it is on: never both.
+            let (seen, fetched) = match (&jwks, &grants) {
+                (Some(jwks), _) => jwks.snapshot(),
+                (None, Some(grants)) => grants.keys(),
+                (None, None) => Default::default(),
+            };
             let mut result = if request
                 .headers()
                 .get_all(AUTHORIZATION)
@@ -143,10 +161,16 @@ where
             } else {
                 Authenticator::verify(&config, &fetched, header.as_ref())
             };
-            if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
-                tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
-                if jwks.refresh_throttled(seen).await {
-                    result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
+            if let Err(AuthError::UnknownKid(kid)) = &result {
+                tracing::debug!(kid = %kid, "unknown kid; refreshing the keys");
+                if let Some(jwks) = &jwks {
+                    if jwks.refresh_throttled(seen).await {
+                        result = Authenticator::verify(&config, &jwks.keys(), header.as_ref());
+                    }
+                } else if let Some(grants) = &grants
+                    && grants.reread_keys(seen).await
+                {
+                    result = Authenticator::verify(&config, &grants.keys().1, header.as_ref());
                 }
             }
             if let (Ok(Principal::Authenticated { .. }), Some(grants)) = (&result, &grants) {
