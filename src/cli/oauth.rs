@@ -175,7 +175,11 @@ pub async fn delete_client(target: Target<'_>, id: &str) -> Result<String, Oauth
         id: id.to_owned(),
         db: db.clone(),
     };
-    let client = store.client(id).await.map_err(failed)?.ok_or_else(unknown)?;
+    let client = store
+        .client(id)
+        .await
+        .map_err(failed)?
+        .ok_or_else(unknown)?;
     if !store.delete_client(&client.id).await.map_err(failed)? {
         return Err(unknown());
     }

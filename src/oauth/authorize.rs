@@ -17,8 +17,8 @@ use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 
 use super::pages;
-use crate::state::oauth::{AuthMethod, Client, ClientKind};
 use super::{AuthorizationServer, now, random_token, redirect};
+use crate::state::oauth::{AuthMethod, Client, ClientKind};
 
 /// How long a started sign-in stays valid.
 pub(super) const PENDING_TTL: Duration = Duration::from_secs(600);

@@ -21,7 +21,11 @@ fn a_successor_is_due_without_keys_or_once_the_newest_is_a_rotation_period_old()
         (&[], 0, true),
         (&[t(1, 0, 0)], 29 * DAY, false),
         (&[t(1, 0, 0)], 30 * DAY, true),
-        (&[t(1, 0, 0), t(2, 30 * DAY, 30 * DAY + LEAD_SEC)], 31 * DAY, false),
+        (
+            &[t(1, 0, 0), t(2, 30 * DAY, 30 * DAY + LEAD_SEC)],
+            31 * DAY,
+            false,
+        ),
         (&[t(2, 30 * DAY, 30 * DAY), t(1, 0, 0)], 60 * DAY, true),
     ];
     for (keys, now, due) in cases {
@@ -41,7 +45,11 @@ fn the_newest_started_key_signs_and_a_published_successor_waits_for_its_start() 
         assert_eq!(signer(&keys, now), want, "at {now}");
     }
     assert_eq!(signer(&[], 0), None);
-    assert_eq!(signer(&[t(3, 10, 500), t(4, 20, 600)], 0), Some(0), "clock gone back");
+    assert_eq!(
+        signer(&[t(3, 10, 500), t(4, 20, 600)], 0),
+        Some(0),
+        "clock gone back"
+    );
 }
 
 async fn store() -> Arc<dyn StateStore> {
@@ -62,8 +70,7 @@ async fn two_instances_on_one_store_share_one_key_and_accept_each_other_s_tokens
 }
 
 #[tokio::test]
-async fn a_due_successor_is_published_first_and_the_old_key_retires_after_the_longest_token_life()
-{
+async fn a_due_successor_is_published_first_and_the_old_key_retires_after_the_longest_token_life() {
     let store = store().await;
     let dir = tempfile::tempdir().unwrap();
     let ring = KeyRing::open(store.clone(), Duration::ZERO, dir.path())
@@ -86,7 +93,11 @@ async fn a_due_successor_is_published_first_and_the_old_key_retires_after_the_lo
     assert_eq!(ring.jwks()["keys"].as_array().unwrap().len(), 2);
     let header = |t: &str| jsonwebtoken::decode_header(t).unwrap().kid.unwrap();
     let still = ring.sign(&serde_json::json!({"gid": "g"})).unwrap();
-    assert_eq!(header(&still), header(&old), "the successor does not sign yet");
+    assert_eq!(
+        header(&still),
+        header(&old),
+        "the successor does not sign yet"
+    );
     assert!(ring.own_claims(&old).is_some());
     let retired = rows[0].retire_at.unwrap();
     assert_eq!(store.signing_keys(retired).await.unwrap().len(), 1);
@@ -103,12 +114,16 @@ async fn an_old_key_file_is_moved_into_the_store_once_and_keeps_signing() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let store = store().await;
     let month = Duration::from_secs(30 * DAY as u64);
-    let ring = KeyRing::open(store.clone(), month, dir.path()).await.unwrap();
+    let ring = KeyRing::open(store.clone(), month, dir.path())
+        .await
+        .unwrap();
     assert!(!path.exists());
     assert!(dir.path().join("oauth-signing-key.pem.migrated").exists());
     let token = ring.sign(&serde_json::json!({"gid": "g"})).unwrap();
     let kid = jsonwebtoken::decode_header(&token).unwrap().kid.unwrap();
     assert_eq!(kid, key.kid());
-    KeyRing::open(store.clone(), month, dir.path()).await.unwrap();
+    KeyRing::open(store.clone(), month, dir.path())
+        .await
+        .unwrap();
     assert_eq!(store.signing_keys(0).await.unwrap().len(), 1);
 }

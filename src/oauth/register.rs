@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Detail;
-use crate::state::oauth::{AuthMethod, Client, ClientKind, sha256_hex};
 use super::{AuthorizationServer, caller_ip, now, random_token, redirect};
 use crate::metrics::OAuthEvent;
+use crate::state::oauth::{AuthMethod, Client, ClientKind, sha256_hex};
 
 /// Clients kept at most; beyond, registration is refused until unused ones are pruned.
 const MAX_CLIENTS: u64 = 1000;

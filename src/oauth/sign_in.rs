@@ -18,9 +18,9 @@ use super::authorize::{
     CODE_TTL_SEC, MAX_FORM_BYTES, PENDING_TTL, Pending, View, back_to_client, view,
 };
 use super::pages::{self, ScopeLine};
-use crate::state::oauth::{NewCode, sha256_hex};
 use super::{AuthorizationServer, caller_ip, now, random_token};
 use crate::metrics::OAuthEvent;
+use crate::state::oauth::{NewCode, sha256_hex};
 
 /// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
 struct Posted {

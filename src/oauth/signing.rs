@@ -191,8 +191,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_generated_key_reads_back_from_its_pem_with_the_same_kid_and_publishes_no_private_part()
-    {
+    fn a_generated_key_reads_back_from_its_pem_with_the_same_kid_and_publishes_no_private_part() {
         let (key, pem) = SigningKey::generate().unwrap();
         let again = SigningKey::from_pem(&pem).unwrap();
         assert_eq!(key.kid(), again.kid());

@@ -20,9 +20,9 @@ use subtle::ConstantTimeEq as _;
 
 use super::Detail;
 use super::client_auth::{TokenError, authenticate, error, read_form};
-use crate::state::oauth::{Exchange, Grant, NewRefresh, Rotation, sha256_hex};
 use super::{AuthorizationServer, now, random_token};
 use crate::metrics::{OAuthEvent, metrics};
+use crate::state::oauth::{Exchange, Grant, NewRefresh, Rotation, sha256_hex};
 
 /// The subject of every built-in token: the one operator.
 pub const SUBJECT: &str = "operator";
@@ -128,7 +128,11 @@ async fn exchange(
             let grant_id = format!("g_{}", random_token(16));
             let issued = next.clone();
             match server
-                .store(server.db().exchange_code(&code_hash, now, &grant_id, &issued))
+                .store(
+                    server
+                        .db()
+                        .exchange_code(&code_hash, now, &grant_id, &issued),
+                )
                 .await
                 .map_err(broken)?
             {

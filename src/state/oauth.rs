@@ -13,8 +13,8 @@
 mod rows;
 
 pub use self::rows::{
-    AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange, Grant, GrantListing,
-    NewCode, NewRefresh, Rotation, SigningKeyRow, sha256_hex,
+    AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange, Grant, GrantListing, NewCode,
+    NewRefresh, Rotation, SigningKeyRow, sha256_hex,
 };
 use super::StateError;
 

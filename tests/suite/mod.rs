@@ -34,6 +34,8 @@ mod oauth_cimd;
 mod oauth_cli;
 mod oauth_password;
 mod oauth_proof;
+mod oauth_state;
+mod oauth_state_more;
 mod operators;
 mod otel;
 mod policy;

@@ -31,7 +31,8 @@ pub async fn exchange_code(
     let Some(row) = row else {
         return Ok(Exchange::Unknown);
     };
-    let (client_id, scope, resource): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+    let (client_id, scope, resource): (String, String, String) =
+        (row.get(0), row.get(1), row.get(2));
     let (expires_at, used_at, made): (i64, Option<i64>, Option<String>) =
         (row.get(3), row.get(4), row.get(5));
     if used_at.is_some() {
@@ -163,7 +164,10 @@ pub async fn purge(client: &mut Object, now: i64) -> Result<u64, StateError> {
             "DELETE FROM oauth_codes WHERE expires_at < $1",
             now - CODE_MEMORY_SEC,
         ),
-        ("DELETE FROM oauth_refresh_tokens WHERE expires_at <= $1", now),
+        (
+            "DELETE FROM oauth_refresh_tokens WHERE expires_at <= $1",
+            now,
+        ),
         (
             "DELETE FROM oauth_grants g WHERE g.last_used_at <= $1
              AND NOT EXISTS (SELECT 1 FROM oauth_refresh_tokens t WHERE t.grant_id = g.id)",

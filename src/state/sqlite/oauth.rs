@@ -159,8 +159,10 @@ impl OAuthStore for SqliteStore {
 
     async fn delete_client(&self, id: &str) -> Result<bool, StateError> {
         let id = id.to_owned();
-        self.call(move |conn| Ok(conn.execute("DELETE FROM oauth_clients WHERE id = ?1", [id])? > 0))
-            .await
+        self.call(move |conn| {
+            Ok(conn.execute("DELETE FROM oauth_clients WHERE id = ?1", [id])? > 0)
+        })
+        .await
     }
 
     async fn listing(&self, now: i64) -> Result<Vec<ClientListing>, StateError> {
@@ -169,7 +171,8 @@ impl OAuthStore for SqliteStore {
 
     async fn insert_code(&self, code: &NewCode) -> Result<(), StateError> {
         let code = code.clone();
-        self.call(move |conn| tokens::insert_code(conn, &code)).await
+        self.call(move |conn| tokens::insert_code(conn, &code))
+            .await
     }
 
     async fn code(&self, code_hash: &str) -> Result<Option<CodeRow>, StateError> {

@@ -87,8 +87,10 @@ pub fn import_legacy(conn: &mut Connection, state_dir: &Path) -> Result<bool, St
         .ok_or_else(|| StateError::Connect(format!("{}: not UTF-8", path.display())))?;
     conn.execute("ATTACH DATABASE ?1 AS legacy", [name])
         .map_err(failed)?;
-    let copied = copy_legacy(conn).map_err(|e| StateError::Query(format!("{}: {e}", path.display())));
-    conn.execute_batch("DETACH DATABASE legacy").map_err(failed)?;
+    let copied =
+        copy_legacy(conn).map_err(|e| StateError::Query(format!("{}: {e}", path.display())));
+    conn.execute_batch("DETACH DATABASE legacy")
+        .map_err(failed)?;
     let rows = copied?;
     let moved = path.with_file_name(format!("{LEGACY_FILE}.migrated"));
     std::fs::rename(&path, &moved)

@@ -59,7 +59,16 @@ pub fn exchange_code(
             "SELECT client_id, scope, resource, expires_at, used_at, grant_id
              FROM oauth_codes WHERE code_hash = ?1",
             [code_hash],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
         )
         .optional()?;
     let Some((client_id, scope, resource, expires_at, used_at, made)) = row else {
