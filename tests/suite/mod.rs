@@ -32,6 +32,7 @@ mod oauth_builtin_hostile;
 mod oauth_builtin_ops;
 mod oauth_cimd;
 mod oauth_cli;
+mod oauth_instances;
 mod oauth_password;
 mod oauth_proof;
 mod oauth_state;
