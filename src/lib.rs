@@ -37,8 +37,9 @@
 //! - [`metrics`]: the Prometheus metrics and their own listener.
 //! - [`audit`]: the audit log, one JSON line per run and per refusal.
 //! - [`state`]: lasting records (thread owners, kept runs, live instances, the built-in
-//!   authorization server's clients, grants, tokens and signing keys) behind one trait, SQLite embedded (`state.db` in `TWOBOT_STATE_DIR`, queries off the runtime)
-//!   or PostgreSQL shared; this process's instance id, heartbeat and the reaping of dead
+//!   authorization server's clients, grants, tokens and signing keys) behind one trait,
+//!   SQLite embedded (`state.db` in `TWOBOT_STATE_DIR`, queries off the runtime) or
+//!   PostgreSQL shared; this process's instance id, heartbeat and the reaping of dead
 //!   ones (their runs `lost`); plain rows, imports nothing.
 //! - [`job`]: plain data every layer speaks (request, spec, principal, output); imports nothing.
 //! - [`error`]: why an admitted run produced no Codex output.
