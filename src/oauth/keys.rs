@@ -119,6 +119,15 @@ impl KeyRing {
     ) -> Result<Arc<Self>, KeysError> {
         if store.kind() == BackendKind::Sqlite {
             import_legacy(store.as_ref(), legacy_dir).await?;
+        } else if [
+            super::signing::KEY_FILE,
+            crate::state::sqlite::LEGACY_OAUTH_FILE,
+        ]
+        .iter()
+        .any(|f| legacy_dir.join(f).exists())
+        {
+            // Moving one host's state into the shared database is the operator's call.
+            tracing::warn!(dir = %legacy_dir.display(), "an OAuth database or signing key of an earlier 2Bot is in TWOBOT_STATE_DIR; with TWOBOT_DATABASE_URL it is not used (its clients sign in again)");
         }
         let ring = Arc::new(Self {
             store,
