@@ -37,6 +37,7 @@ mod oauth_password;
 mod oauth_proof;
 mod oauth_state;
 mod oauth_state_more;
+mod oauth_state_races;
 mod operators;
 mod otel;
 mod policy;
