@@ -68,8 +68,9 @@ async fn jwks(server: &str) -> Result<Value> {
 }
 
 /// Signed in on A: B serves tools/list with the token and refreshes it; the new token
-/// works on A; `oauth revoke all` on the database (no instance asked) makes both refuse
-/// the grant's access token and its refresh token.
+/// works on A; `oauth list --database-url` shows the grant, and `oauth revoke all` with
+/// TWOBOT_DATABASE_URL (no instance asked) makes both refuse the grant's access token and
+/// its refresh token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_from_one_instance_is_accepted_refreshed_and_revoked_on_all() -> Result<()> {
     let db = postgres::database();
@@ -86,13 +87,14 @@ async fn a_token_from_one_instance_is_accepted_refreshed_and_revoked_on_all() ->
     assert_eq!(initialize_with(&a.server.url, &fresh.access).await?.0, 200);
     assert_eq!(initialize_with(&b.server.url, &fresh.access).await?.0, 200);
 
-    let env = vec![("TWOBOT_DATABASE_URL".to_owned(), db.url())];
-    let (code, out, err) = run_binary(&["oauth", "list"], &env, "").await?;
+    let url = db.url();
+    let (code, out, err) = run_binary(&["--database-url", &url, "oauth", "list"], &[], "").await?;
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains(&ask.client_id) && out.contains("1 live grant(s)"),
         "{out}"
     );
+    let env = vec![("TWOBOT_DATABASE_URL".to_owned(), url)];
     let (code, out, err) = run_binary(&["oauth", "revoke", "all"], &env, "").await?;
     assert_eq!(code, Some(0), "{err}");
     assert!(
