@@ -10,7 +10,8 @@
 //! - [`stdio`]: the stdio transport (the caller is the local user).
 //! - [`oauth`]: the built-in OAuth authorization server (`TWOBOT_OAUTH_BUILTIN`): metadata,
 //!   registration (DCR, CIMD), the operator's sign-in and consent pages, the token
-//!   endpoint, its SQLite state and signing key; its tokens are checked by `http::auth`.
+//!   endpoint, its signing key set (in [`state`], rotated there); its tokens are checked
+//!   by `http::auth`, its records kept in [`state`].
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
 //!   each layer in its own file (per-address limit, origin, auth, rate limit, in flight,
 //!   sessions, body checks), connections capped in all and per address in `http::server`,
@@ -35,9 +36,10 @@
 //! - [`model_endpoint`]: the model endpoint Codex is configured for, and a connect-only probe.
 //! - [`metrics`]: the Prometheus metrics and their own listener.
 //! - [`audit`]: the audit log, one JSON line per run and per refusal.
-//! - [`state`]: lasting records (thread owners, kept runs, live instances) behind one
-//!   trait, SQLite embedded (`state.db` in `TWOBOT_STATE_DIR`, queries off the runtime)
-//!   or PostgreSQL shared; this process's instance id, heartbeat and the reaping of dead
+//! - [`state`]: lasting records (thread owners, kept runs, live instances, the built-in
+//!   authorization server's clients, grants, tokens and signing keys) behind one trait,
+//!   SQLite embedded (`state.db` in `TWOBOT_STATE_DIR`, queries off the runtime) or
+//!   PostgreSQL shared; this process's instance id, heartbeat and the reaping of dead
 //!   ones (their runs `lost`); plain rows, imports nothing.
 //! - [`job`]: plain data every layer speaks (request, spec, principal, output); imports nothing.
 //! - [`error`]: why an admitted run produced no Codex output.

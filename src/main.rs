@@ -38,13 +38,18 @@ fn main() -> ExitCode {
         return twobot::runner::image_reader::reader_main(args.get(2..).unwrap_or_default());
     }
     let (cli, matches) = Cli::parse_with_matches_or_exit();
-    // The oauth subcommands need only the state directory, not a configuration that serves.
+    // The oauth subcommands need only the state store, not a configuration that serves.
     if let Some(Command::Oauth(command)) = &cli.command {
         let state_dir = cli
             .state_dir
             .clone()
             .or_else(twobot::config::default_state_dir);
-        return twobot::cli::oauth::run(command, state_dir.as_deref());
+        let database_url = cli.database_url.clone().filter(|u| !u.is_empty());
+        let target = twobot::cli::oauth::Target {
+            state_dir: state_dir.as_deref(),
+            database_url: database_url.as_deref(),
+        };
+        return twobot::cli::oauth::run(command, target);
     }
     if cli.command == Some(Command::Doctor) {
         return doctor(cli);
@@ -362,7 +367,8 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         return ExitCode::from(2);
     };
     let audit = runs.observer().audit().cloned();
-    let authorization = match twobot::oauth::install(oauth, &mut settings, audit) {
+    let store = runs.persist().lasting().store.clone();
+    let authorization = match twobot::oauth::install(oauth, store, &mut settings, audit).await {
         Ok(routes) => routes,
         Err(e) => {
             eprintln!("error: {e}");

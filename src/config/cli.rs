@@ -237,7 +237,7 @@ pub enum Command {
 pub enum OauthCommand {
     /// Read a password on stdin and print its Argon2id hash, for TWOBOT_OAUTH_PASSWORD_FILE.
     HashPassword,
-    /// List the registered clients and their live grants (in TWOBOT_STATE_DIR).
+    /// List the registered clients and their live grants (in the state store: TWOBOT_DATABASE_URL, else TWOBOT_STATE_DIR).
     List,
     /// End the grants of one client (its client id) or of `all` clients: refresh tokens stop at once, access tokens at their next use.
     Revoke {

@@ -34,6 +34,10 @@ pub struct OAuthArgs {
     #[arg(long, env = "TWOBOT_OAUTH_REFRESH_TOKEN_TTL_SEC", default_value_t = 2_592_000, value_parser = clap::value_parser!(u64).range(60..=31_536_000))]
     pub oauth_refresh_token_ttl_sec: u64,
 
+    /// Days a signing key signs before a successor takes over (the old key is still accepted until every token it signed has expired); every instance of a service shares the key set.
+    #[arg(long, env = "TWOBOT_OAUTH_KEY_ROTATION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub oauth_key_rotation_days: u64,
+
     /// Fetch client metadata documents (CIMD) from loopback and private addresses too; for a closed network or tests only (link-local addresses are never fetched).
     #[arg(long, env = "TWOBOT_OAUTH_CIMD_ALLOW_PRIVATE", default_value = "false", value_parser = parse_bool, action = clap::ArgAction::Set)]
     pub oauth_cimd_allow_private: bool,

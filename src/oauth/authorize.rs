@@ -17,8 +17,8 @@ use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 
 use super::pages;
-use super::store::{AuthMethod, Client, ClientKind};
 use super::{AuthorizationServer, now, random_token, redirect};
+use crate::state::oauth::{AuthMethod, Client, ClientKind};
 
 /// How long a started sign-in stays valid.
 pub(super) const PENDING_TTL: Duration = Duration::from_secs(600);
@@ -280,7 +280,7 @@ async fn client(server: &AuthorizationServer, client_id: &str) -> Result<Client,
         });
     }
     let id = client_id.to_owned();
-    match server.store(move |s| s.client(&id)).await {
+    match server.store(server.db().client(&id)).await {
         Ok(Some(client)) => Ok(client),
         Ok(None) => Err(pages::error(
             StatusCode::BAD_REQUEST,

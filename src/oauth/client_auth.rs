@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
 
 use super::AuthorizationServer;
-use super::store::{AuthMethod, Client};
+use crate::state::oauth::{AuthMethod, Client};
 
 /// Largest token request body.
 const MAX_FORM_BYTES: usize = 16 * 1024;
@@ -143,7 +143,7 @@ pub(super) async fn authenticate(
     };
     let lookup = id.clone();
     let client = server
-        .store(move |s| s.client(&lookup))
+        .store(server.db().client(&lookup))
         .await
         .map_err(|_| error("server_error", "the server cannot read its state"))?
         .ok_or_else(|| invalid_client("unknown client; register again"))?;

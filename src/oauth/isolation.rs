@@ -1,5 +1,5 @@
-//! Whether Codex can read the built-in server's state directory. The signing key lives
-//! there, and a valid signature is what the MCP endpoint checks first: a Codex that can
+//! Whether Codex can read the built-in server's state directory. The signing keys live
+//! there (in `state.db`, with the embedded store), and a valid signature is what the MCP endpoint checks first: a Codex that can
 //! read the key (the default, Codex running as 2Bot's own user) lets any caller who may
 //! run a command mint tokens. `live.rs` stops minted tokens that name no live grant; this
 //! stops the key from being readable at all. The built-in server therefore starts only
@@ -147,12 +147,18 @@ pub fn exposure(
 
 /// [`exposure`] for this process, the configured Codex user and `state_dir` as they are now.
 pub fn current(codex: Option<&Reader>, state_dir: &Path) -> Option<Exposure> {
-    exposure(
-        nix::unistd::geteuid().as_raw(),
-        codex,
-        Facts::of(state_dir),
-        Facts::of(&state_dir.join(super::signing::KEY_FILE)),
-    )
+    // The keys are in `state.db` (SQLite), or still in an old key file not yet moved in.
+    let dir = Facts::of(state_dir);
+    [crate::state::sqlite::DB_FILE, super::signing::KEY_FILE]
+        .iter()
+        .find_map(|file| {
+            exposure(
+                nix::unistd::geteuid().as_raw(),
+                codex,
+                dir,
+                Facts::of(&state_dir.join(file)),
+            )
+        })
 }
 
 #[cfg(test)]

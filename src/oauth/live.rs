@@ -1,17 +1,19 @@
-//! Which JWTs signed with the built-in server's key are honoured: only those it could
-//! have minted itself. A valid signature is not enough, because the key sits in the
-//! state directory, and whoever reads it (a same-user Codex) can sign any claims: no
+//! Which JWTs signed with the built-in server's keys are honoured: only those it could
+//! have minted itself. A valid signature is not enough, because the keys sit in the
+//! state store, and whoever reads them (a same-user Codex) can sign any claims: no
 //! grant id, `codex:write`, a year of life. So a token must also name a grant that exists
 //! and is not revoked (which `oauth revoke` ends at once), and carry an `iat`/`exp` pair
 //! the server would have written: issued not in the future, living no longer than the
 //! access-token lifetime. Refusals are the generic 401 of any bad token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use super::store::Store;
-use crate::http::auth::GrantCheck;
+use super::keys::KeyRing;
+use crate::http::auth::{GrantCheck, JwtKey};
+use crate::state::OAuthStore;
 
 /// Clock skew tolerated on `iat` (the verifier's own leeway is of the same size).
 pub const SKEW_SEC: i64 = 60;
@@ -54,11 +56,14 @@ pub fn grant_of(claims: &serde_json::Value, now: i64, ttl: Duration) -> Result<&
 }
 
 /// The check the MCP endpoint runs on every JWT: the shape above, then the grant in the
-/// store (unknown or revoked: refused).
+/// store (unknown or revoked: refused); and the keys it verifies with, the set in the
+/// store.
 #[derive(Debug)]
 pub struct StoreGrants {
     /// The grants.
-    pub store: Store,
+    pub store: Arc<dyn OAuthStore>,
+    /// The signing key set.
+    pub keys: Arc<KeyRing>,
     /// The access-token lifetime tokens are minted with.
     pub access_ttl: Duration,
 }
@@ -74,16 +79,23 @@ impl GrantCheck for StoreGrants {
         };
         let store = self.store.clone();
         Box::pin(async move {
-            match tokio::task::spawn_blocking(move || store.grant_revoked(&grant)).await {
-                Ok(Ok(revoked)) => !revoked,
-                Ok(Err(e)) => {
+            match store.grant_revoked(&grant).await {
+                Ok(revoked) => !revoked,
+                Err(e) => {
                     // Fail closed: a token whose grant cannot be checked is not honoured.
                     tracing::error!(error = %e, "cannot read the grant's state; refusing the token");
                     false
                 }
-                Err(_) => false,
             }
         })
+    }
+
+    fn keys(&self) -> (u64, Arc<Vec<JwtKey>>) {
+        self.keys.snapshot()
+    }
+
+    fn reread_keys(&self, seen: u64) -> BoxFuture<'static, bool> {
+        self.keys.reread_for_unknown_kid(seen)
     }
 }
 

@@ -19,7 +19,8 @@
 //! Here: [`AuthorizationServer`] (state shared by the handlers) and its wiring into the
 //! resource server. The decisions live beside their handlers: `authorize.rs` (request
 //! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `client_auth.rs` (client credentials, the OAuth error), `register.rs`
-//! (metadata, JWKS, registration); what persists in `store.rs`, the key in `signing.rs`,
+//! (metadata, JWKS, registration); what persists is in the state store
+//! ([`crate::state::oauth`]), the key set in `keys.rs` (one key in `signing.rs`),
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
 //! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`, which
 //! of the key's tokens are honoured in `live.rs`, and whether Codex can read the state
@@ -29,6 +30,7 @@ pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
 pub mod isolation;
+pub mod keys;
 pub mod limits;
 pub mod live;
 pub mod pages;
@@ -38,7 +40,6 @@ pub mod register;
 pub mod settings;
 pub mod sign_in;
 pub mod signing;
-pub mod store;
 pub mod token;
 
 pub use self::settings::OAuthSettings;
@@ -51,22 +52,22 @@ use base64::Engine as _;
 
 use self::authorize::Pending;
 use self::cimd::CimdFetcher;
+use self::keys::KeyRing;
 use self::limits::Window;
 use self::password::PasswordHashFile;
-use self::signing::SigningKey;
-use self::store::Store;
 use crate::http::HttpSettings;
 use crate::metrics::{OAuthEvent, metrics};
+use crate::state::{OAuthStore, StateError, StateStore};
 
 /// Why the authorization server cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
-    /// The database.
+    /// The state store.
+    #[error("the OAuth state: {0}")]
+    Store(#[from] StateError),
+    /// The signing keys.
     #[error("TWOBOT_STATE_DIR: {0}")]
-    Store(#[from] store::StoreError),
-    /// The signing key.
-    #[error("TWOBOT_STATE_DIR: {0}")]
-    Signing(#[from] signing::SigningError),
+    Keys(#[from] keys::KeysError),
     /// The password file (its message names the variable).
     #[error(transparent)]
     Password(#[from] password::PasswordError),
@@ -88,18 +89,20 @@ pub fn prepare(
     Ok(OAuthSettings::new(config, http)?)
 }
 
-/// The built-in authorization server from [`prepare`]'s settings: opened, attached to
-/// the MCP endpoint's verifier; its routes for the HTTP router.
-pub fn install(
+/// The built-in authorization server from [`prepare`]'s settings, its records in
+/// `store`: opened, attached to the MCP endpoint's verifier; its routes for the HTTP
+/// router.
+pub async fn install(
     settings: Option<OAuthSettings>,
+    store: Arc<dyn StateStore>,
     http: &mut HttpSettings,
     audit: Option<Arc<crate::audit::AuditLog>>,
 ) -> Result<Option<Router>, OAuthError> {
     let Some(settings) = settings else {
         return Ok(None);
     };
-    let server = AuthorizationServer::open(settings, audit)?;
-    server.attach(http)?;
+    let server = AuthorizationServer::open(settings, store, audit).await?;
+    server.attach(http);
     if let Some(warning) = server.inner.password.warning() {
         tracing::warn!("{warning}");
     }
@@ -117,8 +120,8 @@ pub struct AuthorizationServer {
 #[derive(Debug)]
 struct Inner {
     settings: OAuthSettings,
-    store: Store,
-    key: SigningKey,
+    store: Arc<dyn OAuthStore>,
+    keys: Arc<KeyRing>,
     password: Arc<PasswordHashFile>,
     cimd: CimdFetcher,
     pending: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
@@ -154,22 +157,23 @@ impl<'a> Detail<'a> {
 }
 
 impl AuthorizationServer {
-    /// Open the state (database, signing key) and read the password hash; events are
-    /// also written to `audit`.
-    pub fn open(
+    /// Open the state (the records in `store`, the signing key set) and read the
+    /// password hash; events are also written to `audit`.
+    pub async fn open(
         settings: OAuthSettings,
+        store: Arc<dyn StateStore>,
         audit: Option<Arc<crate::audit::AuditLog>>,
     ) -> Result<Self, OAuthError> {
         // The password first: a set-up refused for it leaves no state behind.
         let password = Arc::new(PasswordHashFile::load(&settings.password_file)?);
-        let store = Store::open(&settings.state_dir)?;
-        let key = SigningKey::load_or_create(&settings.state_dir)?;
+        let keys = KeyRing::open(store.clone(), settings.key_rotation, &settings.state_dir).await?;
+        keys.spawn_rereads();
         let cimd = CimdFetcher::new(settings.cimd_allow_private);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 store,
-                key,
+                keys,
                 password,
                 cimd,
                 pending: std::sync::Mutex::new(std::collections::HashMap::new()),
@@ -181,19 +185,15 @@ impl AuthorizationServer {
         })
     }
 
-    /// Make the MCP endpoint accept this server's tokens: its key joins the verifier's
-    /// keys (the issuer and audience are already the base URL and the resource), and
-    /// only tokens it could have minted are honoured (a live grant, its lifetime).
-    pub fn attach(&self, http: &mut HttpSettings) -> Result<(), OAuthError> {
-        let key = self.inner.key.verification_key().map_err(OAuthError::Key)?;
-        if let Some(auth) = http.auth.as_mut() {
-            auth.jwt_keys.push(key);
-        }
+    /// Make the MCP endpoint accept this server's tokens: its key set is the verifier's
+    /// (the issuer and audience are already the base URL and the resource), and only
+    /// tokens it could have minted are honoured (a live grant, its lifetime).
+    pub fn attach(&self, http: &mut HttpSettings) {
         http.grant_check = Some(Arc::new(live::StoreGrants {
             store: self.inner.store.clone(),
+            keys: self.inner.keys.clone(),
             access_ttl: self.inner.settings.access_ttl,
         }));
-        Ok(())
     }
 
     /// The routes, to be merged into the HTTP router (outside the MCP endpoint's auth).
@@ -229,11 +229,13 @@ impl AuthorizationServer {
             loop {
                 tick.tick().await;
                 let now = now();
+                let db = server.db();
                 let result = server
-                    .store(move |s| {
+                    .store(async {
                         Ok((
-                            s.purge(now)?,
-                            s.prune_unused_clients(now - register::UNUSED_CLIENT_SEC)?,
+                            db.purge(now).await?,
+                            db.prune_unused_clients(now - register::UNUSED_CLIENT_SEC)
+                                .await?,
                         ))
                     })
                     .await;
@@ -267,25 +269,21 @@ impl AuthorizationServer {
         &self.inner.settings
     }
 
-    /// Run a store call off the async workers (SQLite blocks). An error is logged here
-    /// and comes back as a [`Broken`] the handlers answer with `server_error`.
-    async fn store<T, F>(&self, f: F) -> Result<T, Broken>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Store) -> Result<T, store::StoreError> + Send + 'static,
-    {
-        let store = self.inner.store.clone();
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "the OAuth state cannot be read or written");
-                Err(Broken)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "an OAuth state task failed");
-                Err(Broken)
-            }
-        }
+    /// The records.
+    fn db(&self) -> &dyn OAuthStore {
+        self.inner.store.as_ref()
+    }
+
+    /// Await a store call. An error is logged here and comes back as a [`Broken`] the
+    /// handlers answer with `server_error`.
+    async fn store<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StateError>>,
+    ) -> Result<T, Broken> {
+        call.await.map_err(|e| {
+            tracing::error!(error = %e, "the OAuth state cannot be read or written");
+            Broken
+        })
     }
 }
 

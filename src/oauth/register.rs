@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Detail;
-use super::store::{AuthMethod, Client, ClientKind, sha256_hex};
 use super::{AuthorizationServer, caller_ip, now, random_token, redirect};
 use crate::metrics::OAuthEvent;
+use crate::state::oauth::{AuthMethod, Client, ClientKind, sha256_hex};
 
 /// Clients kept at most; beyond, registration is refused until unused ones are pruned.
 const MAX_CLIENTS: u64 = 1000;
@@ -52,7 +52,7 @@ pub async fn metadata(State(server): State<AuthorizationServer>) -> Json<Value> 
 
 /// `GET /oauth/jwks.json`.
 pub async fn jwks(State(server): State<AuthorizationServer>) -> Response {
-    let mut response = Json(server.inner.key.jwks()).into_response();
+    let mut response = Json(server.inner.keys.jwks()).into_response();
     response.headers_mut().insert(
         CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=300"),
@@ -119,27 +119,28 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
     let stored = client.clone();
     let cutoff = now() - UNUSED_CLIENT_SEC;
     let outcome = server
-        .store(move |s| {
-            if s.count_clients()? >= MAX_CLIENTS {
-                s.prune_unused_clients(cutoff)?;
-                if s.count_clients()? >= MAX_CLIENTS {
-                    return Ok(false);
+        .store(async {
+            let s = server.db();
+            if s.count_clients().await? >= MAX_CLIENTS {
+                s.prune_unused_clients(cutoff).await?;
+                if s.count_clients().await? >= MAX_CLIENTS {
+                    return Ok(Some(false));
                 }
             }
-            s.insert_client(&stored)?;
-            Ok(true)
+            // A taken id (32 random bytes: never in practice) stores nothing: refused.
+            Ok(s.insert_client(&stored).await?.then_some(true))
         })
         .await;
     match outcome {
-        Ok(true) => {}
-        Ok(false) => {
+        Ok(Some(true)) => {}
+        Ok(Some(false)) => {
             return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "too many registered clients; the operator can remove some with `2bot-mcp oauth delete-client`",
             );
         }
-        Err(_) => {
+        Ok(None) | Err(_) => {
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",

@@ -16,7 +16,8 @@ pub struct OAuthSettings {
     pub issuer: String,
     /// The one resource tokens are for: the MCP endpoint's URL.
     pub resource: String,
-    /// Where the database and the signing key live.
+    /// The state directory (with SQLite, the state store; an old signing key file is
+    /// imported from it once).
     pub state_dir: PathBuf,
     /// The operator's Argon2id hash.
     pub password_file: PathBuf,
@@ -26,6 +27,8 @@ pub struct OAuthSettings {
     pub access_ttl: Duration,
     /// Refresh token lifetime (from each rotation).
     pub refresh_ttl: Duration,
+    /// How long a signing key signs before a successor takes over.
+    pub key_rotation: Duration,
     /// Fetch CIMD documents from loopback and private addresses too.
     pub cimd_allow_private: bool,
     /// Scopes a client may ask for: the required ones, then the policy's.
@@ -169,6 +172,7 @@ impl OAuthSettings {
             redirect_hosts,
             access_ttl: Duration::from_secs(args.oauth_access_token_ttl_sec),
             refresh_ttl: Duration::from_secs(args.oauth_refresh_token_ttl_sec),
+            key_rotation: Duration::from_secs(args.oauth_key_rotation_days.saturating_mul(86_400)),
             cimd_allow_private: args.oauth_cimd_allow_private,
             scopes: http.scopes.clone(),
             required_scopes,

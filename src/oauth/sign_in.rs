@@ -18,9 +18,9 @@ use super::authorize::{
     CODE_TTL_SEC, MAX_FORM_BYTES, PENDING_TTL, Pending, View, back_to_client, view,
 };
 use super::pages::{self, ScopeLine};
-use super::store::{NewCode, sha256_hex};
 use super::{AuthorizationServer, caller_ip, now, random_token};
 use crate::metrics::OAuthEvent;
+use crate::state::oauth::{NewCode, sha256_hex};
 
 /// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
 struct Posted {
@@ -228,14 +228,18 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
     // A metadata-document client is stored now, when the operator has said yes to it.
     let cimd = pending.cimd.clone();
     let stored = server
-        .store(move |s| {
-            if let Some(client) = &cimd {
-                s.upsert_cimd_client(client)?;
+        .store(async {
+            let s = server.db();
+            if let Some(client) = &cimd
+                && !s.upsert_cimd_client(client).await?
+            {
+                // A dynamically registered client has this id: no code for it.
+                return Ok(false);
             }
-            s.insert_code(&row)
+            s.insert_code(&row).await.map(|()| true)
         })
         .await;
-    if stored.is_err() {
+    if !matches!(stored, Ok(true)) {
         return back_to_client(
             &server,
             &pending.redirect_uri,

@@ -1,10 +1,10 @@
-//! The built-in authorization server's signing key: ES256 (P-256), generated on first
-//! start into the state directory (0600, never overwritten), published at `jwks_uri`,
-//! and handed to the resource server's verifier as one more JWT key, so built-in tokens
-//! are checked by exactly the code that checks an external server's.
+//! One signing key of the built-in authorization server: ES256 (P-256), its `kid` (the
+//! RFC 7638 thumbprint), its public JWK for `jwks_uri` and the resource server's
+//! verifier, so built-in tokens are checked by exactly the code that checks an external
+//! server's. The set of keys and their rotation live in `keys.rs`, the keys themselves
+//! in the state store; the key file older 2Bots kept (`oauth-signing-key.pem`) is read
+//! here once, to move it in.
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
@@ -20,17 +20,9 @@ pub const KEY_FILE: &str = "oauth-signing-key.pem";
 /// Why the signing key cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SigningError {
-    /// The key file exists but cannot be read.
+    /// The old key file exists but cannot be read.
     #[error("{path}: cannot be read: {source}")]
     Read {
-        /// The key file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The key file cannot be created.
-    #[error("{path}: cannot be created: {source}")]
-    Create {
         /// The key file.
         path: PathBuf,
         /// Why.
@@ -74,58 +66,39 @@ impl std::fmt::Debug for SigningKey {
 }
 
 impl SigningKey {
-    /// Load `dir/oauth-signing-key.pem`, or create it (0600, exclusively) if missing.
-    pub fn load_or_create(dir: &Path) -> Result<Self, SigningError> {
-        let path = dir.join(KEY_FILE);
-        match std::fs::read_to_string(&path) {
-            Ok(pem) => {
-                let mode = std::fs::metadata(&path)
-                    .map_err(|source| SigningError::Read {
-                        path: path.clone(),
-                        source,
-                    })
-                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))?;
-                if mode & 0o077 != 0 {
-                    return Err(SigningError::Exposed {
-                        path,
-                        mode: mode & 0o777,
-                    });
-                }
-                Self::from_pem(&pem).map_err(|reason| SigningError::NotAKey { path, reason })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::create(&path),
-            Err(source) => Err(SigningError::Read { path, source }),
-        }
+    /// A new key, with its PKCS#8 PEM (for the store).
+    pub fn generate() -> Result<(Self, String), SigningError> {
+        let pem = new_pem().map_err(SigningError::Sign)?;
+        let key = Self::from_pem(&pem).map_err(SigningError::Sign)?;
+        Ok((key, pem))
     }
 
-    fn create(path: &Path) -> Result<Self, SigningError> {
-        let create_err = |source| SigningError::Create {
-            path: path.to_owned(),
-            source,
+    /// The PEM of the key file an older 2Bot kept in `dir`, if there is one, refused if
+    /// other users may read it (it was the signing key: whoever read it could mint
+    /// tokens) or if it holds no key. Read once, to move the key into the store.
+    pub fn read_legacy(dir: &Path) -> Result<Option<(PathBuf, String)>, SigningError> {
+        let path = dir.join(KEY_FILE);
+        let pem = match std::fs::read_to_string(&path) {
+            Ok(pem) => pem,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(SigningError::Read { path, source }),
         };
-        let pem = new_pem().map_err(|e| create_err(std::io::Error::other(e)))?;
-        // O_EXCL: two servers starting at once never overwrite each other's key; the
-        // loser reads the winner's.
-        let mut file = match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Self::load_or_create(path.parent().unwrap_or(Path::new(".")));
-            }
-            Err(e) => return Err(create_err(e)),
-        };
-        file.write_all(pem.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(create_err)?;
-        tracing::info!(path = %path.display(), "created the OAuth signing key");
-        Self::from_pem(&pem).map_err(|reason| SigningError::NotAKey {
-            path: path.to_owned(),
-            reason,
-        })
+        let mode = std::fs::metadata(&path)
+            .map_err(|source| SigningError::Read {
+                path: path.clone(),
+                source,
+            })
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))?;
+        if mode & 0o077 != 0 {
+            return Err(SigningError::Exposed {
+                path,
+                mode: mode & 0o777,
+            });
+        }
+        if let Err(reason) = Self::from_pem(&pem) {
+            return Err(SigningError::NotAKey { path, reason });
+        }
+        Ok(Some((path, pem)))
     }
 
     /// A key from its PKCS#8 PEM.
@@ -152,9 +125,9 @@ impl SigningKey {
         &self.kid
     }
 
-    /// The JWKS document served at `jwks_uri`.
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": [self.jwk] })
+    /// The public key as a JWK (with its `kid`; no private part).
+    pub fn jwk(&self) -> &Jwk {
+        &self.jwk
     }
 
     /// The public key as the resource server's verifier takes it.
@@ -218,54 +191,50 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_key_is_created_once_with_mode_600_and_read_back_with_the_same_kid() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = SigningKey::load_or_create(dir.path()).unwrap();
-        let mode = std::fs::metadata(dir.path().join(KEY_FILE))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600);
-        let again = SigningKey::load_or_create(dir.path()).unwrap();
-        assert_eq!(first.kid(), again.kid());
-        assert_eq!(first.jwks()["keys"][0]["kid"], first.kid());
-        assert_eq!(first.jwks()["keys"][0]["crv"], "P-256");
-        assert!(
-            first.jwks()["keys"][0].get("d").is_none(),
-            "no private part"
-        );
+    fn a_generated_key_reads_back_from_its_pem_with_the_same_kid_and_publishes_no_private_part() {
+        let (key, pem) = SigningKey::generate().unwrap();
+        let again = SigningKey::from_pem(&pem).unwrap();
+        assert_eq!(key.kid(), again.kid());
+        let jwk = serde_json::to_value(key.jwk()).unwrap();
+        assert_eq!(jwk["kid"], key.kid());
+        assert_eq!(jwk["crv"], "P-256");
+        assert!(jwk.get("d").is_none(), "no private part");
+        assert_ne!(SigningKey::generate().unwrap().0.kid(), key.kid());
     }
 
     #[test]
-    fn a_readable_or_broken_key_file_is_refused_with_the_reason() {
+    fn an_old_key_file_is_read_only_when_private_and_a_key() {
         let dir = tempfile::tempdir().unwrap();
-        SigningKey::load_or_create(dir.path()).unwrap();
+        assert!(SigningKey::read_legacy(dir.path()).unwrap().is_none());
         let path = dir.path().join(KEY_FILE);
+        let (key, pem) = SigningKey::generate().unwrap();
+        std::fs::write(&path, &pem).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let (_, read) = SigningKey::read_legacy(dir.path()).unwrap().unwrap();
+        assert_eq!(SigningKey::from_pem(&read).unwrap().kid(), key.kid());
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let err = SigningKey::load_or_create(dir.path()).unwrap_err();
+        let err = SigningKey::read_legacy(dir.path()).unwrap_err();
         assert!(err.to_string().contains("chmod 600"), "{err}");
         std::fs::write(&path, "junk").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let err = SigningKey::load_or_create(dir.path()).unwrap_err();
+        let err = SigningKey::read_legacy(dir.path()).unwrap_err();
         assert!(err.to_string().contains("not a PKCS#8"), "{err}");
     }
 
     #[test]
     fn a_signed_token_verifies_with_the_published_key_and_says_at_jwt() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::load_or_create(dir.path()).unwrap();
+        let (key, _) = SigningKey::generate().unwrap();
         let token = key
             .sign(&serde_json::json!({"sub": "operator", "aud": "r", "exp": 4_000_000_000u64}))
             .unwrap();
         let header = jsonwebtoken::decode_header(&token).unwrap();
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert_eq!(header.kid.as_deref(), Some(key.kid()));
-        let jwk: Jwk = serde_json::from_value(key.jwks()["keys"][0].clone()).unwrap();
         let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
         validation.set_audience(&["r"]);
         jsonwebtoken::decode::<serde_json::Value>(
             &token,
-            &jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap(),
+            &jsonwebtoken::DecodingKey::from_jwk(key.jwk()).unwrap(),
             &validation,
         )
         .unwrap();
@@ -274,14 +243,12 @@ mod tests {
 
     #[test]
     fn only_this_key_s_access_tokens_are_its_own_expired_or_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let key = SigningKey::load_or_create(dir.path()).unwrap();
+        let (key, _) = SigningKey::generate().unwrap();
         let expired = key
             .sign(&serde_json::json!({"gid": "g_1", "exp": 1}))
             .unwrap();
         assert_eq!(key.own_claims(&expired).unwrap()["gid"], "g_1");
-        let other_dir = tempfile::tempdir().unwrap();
-        let other = SigningKey::load_or_create(other_dir.path()).unwrap();
+        let (other, _) = SigningKey::generate().unwrap();
         let foreign = other.sign(&serde_json::json!({"gid": "g_1"})).unwrap();
         assert!(key.own_claims(&foreign).is_none(), "another key's token");
         let mut header = Header::new(Algorithm::ES256);

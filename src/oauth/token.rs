@@ -20,9 +20,9 @@ use subtle::ConstantTimeEq as _;
 
 use super::Detail;
 use super::client_auth::{TokenError, authenticate, error, read_form};
-use super::store::{Exchange, Grant, NewRefresh, Rotation, sha256_hex};
 use super::{AuthorizationServer, now, random_token};
 use crate::metrics::{OAuthEvent, metrics};
+use crate::state::oauth::{Exchange, Grant, NewRefresh, Rotation, sha256_hex};
 
 /// The subject of every built-in token: the one operator.
 pub const SUBJECT: &str = "operator";
@@ -81,7 +81,7 @@ async fn exchange(
             let code_hash = sha256_hex(form.require("code")?);
             let lookup = code_hash.clone();
             let row = server
-                .store(move |s| s.code(&lookup))
+                .store(server.db().code(&lookup))
                 .await
                 .map_err(broken)?
                 .ok_or_else(|| error("invalid_grant", "unknown authorization code"))?;
@@ -120,7 +120,7 @@ async fn exchange(
             if let Some((code, reason)) = refused {
                 let burn = code_hash.clone();
                 server
-                    .store(move |s| s.burn_code(&burn, now))
+                    .store(server.db().burn_code(&burn, now))
                     .await
                     .map_err(broken)?;
                 return Err(error(code, reason));
@@ -128,7 +128,11 @@ async fn exchange(
             let grant_id = format!("g_{}", random_token(16));
             let issued = next.clone();
             match server
-                .store(move |s| s.exchange_code(&code_hash, now, &grant_id, &issued))
+                .store(
+                    server
+                        .db()
+                        .exchange_code(&code_hash, now, &grant_id, &issued),
+                )
                 .await
                 .map_err(broken)?
             {
@@ -166,7 +170,7 @@ async fn exchange(
             let client_id = client.id.clone();
             let issued = next.clone();
             let grant = match server
-                .store(move |s| s.rotate_refresh(&old, &client_id, now, &issued))
+                .store(server.db().rotate_refresh(&old, &client_id, now, &issued))
                 .await
                 .map_err(broken)?
             {
@@ -260,7 +264,7 @@ fn mint(
         scope,
         gid: &grant.id,
     };
-    server.inner.key.sign(&claims).map_err(|e| {
+    server.inner.keys.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "cannot sign an access token");
         error("server_error", "the server cannot sign tokens")
     })
@@ -284,17 +288,19 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
         let (headers, form) = read_form(request).await?;
         let client = authenticate(&server, &headers, &form).await?;
         let token = form.require("token")?;
-        if let Some(claims) = server.inner.key.own_claims(token) {
+        if let Some(claims) = server.inner.keys.own_claims(token) {
             // An access token: its grant ends (its refresh tokens with it), if the
             // caller is the client it was issued to.
             if claims["client_id"] == client.id.as_str()
                 && let Some(grant) = claims["gid"].as_str().map(str::to_owned)
             {
-                let client_id = client.id.clone();
                 let revoked = server
-                    .store(move |s| {
-                        s.revoke_grant_of(&grant, &client_id, "revoked by the client", now())
-                    })
+                    .store(server.db().revoke_grant_of(
+                        &grant,
+                        &client.id,
+                        "revoked by the client",
+                        now(),
+                    ))
                     .await
                     .map_err(|_| error("server_error", "the server cannot write its state"))?;
                 tracing::info!(revoked, "revocation request (access token)");
@@ -302,9 +308,12 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
         } else if token.starts_with("rt_") {
             let hash = sha256_hex(token);
             let revoked = server
-                .store(move |s| {
-                    s.revoke_refresh_family(&hash, Some(&client.id), "revoked by the client", now())
-                })
+                .store(server.db().revoke_refresh_family(
+                    &hash,
+                    Some(&client.id),
+                    "revoked by the client",
+                    now(),
+                ))
                 .await
                 .map_err(|_| error("server_error", "the server cannot write its state"))?;
             tracing::info!(revoked, "revocation request");

@@ -18,7 +18,10 @@
 //! - [`sqlite`]: the embedded backend, [`SqliteStore`].
 //! - [`postgres`]: the shared backend, [`PostgresStore`] (`TWOBOT_DATABASE_URL`; pooled,
 //!   TLS per the URL's `sslmode`, migrations under an advisory lock).
+//! - [`oauth`]: [`OAuthStore`], the built-in authorization server's clients, codes,
+//!   grants, refresh tokens and signing keys, which every [`StateStore`] also keeps.
 
+pub mod oauth;
 mod open;
 pub mod postgres;
 pub mod sqlite;
@@ -27,6 +30,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::oauth::OAuthStore;
 pub use self::open::{DEAD_AFTER, HEARTBEAT, Instance, Location, open};
 pub use self::postgres::{PostgresStore, redact_url};
 pub use self::sqlite::SqliteStore;
@@ -195,9 +199,10 @@ pub struct InstanceRow {
     pub heartbeat_ms: i64,
 }
 
-/// The one interface to lasting state. Every method is one short transaction.
+/// The one interface to lasting state. Every method is one short transaction. The
+/// built-in authorization server's records are its [`OAuthStore`] half.
 #[async_trait::async_trait]
-pub trait StateStore: Send + Sync + fmt::Debug {
+pub trait StateStore: OAuthStore + Send + Sync + fmt::Debug {
     /// Which backend this is.
     fn kind(&self) -> BackendKind;
 

@@ -8,6 +8,9 @@
 //! 2Bot process (a stdio session beside the HTTP server) on the same file.
 
 pub mod liveness;
+mod oauth;
+mod oauth_schema;
+mod oauth_tokens;
 mod queries;
 mod schema;
 
@@ -17,6 +20,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use self::oauth_schema::LEGACY_FILE as LEGACY_OAUTH_FILE;
 pub use self::schema::SCHEMA_VERSION;
 use super::StateError;
 
@@ -85,7 +89,12 @@ impl SqliteStore {
         }
         let conn = Connection::open(&path)
             .map_err(|e| StateError::Connect(format!("{}: {e}", path.display())))?;
-        Self::configure(conn, Some(path))
+        let store = Self::configure(conn, Some(path))?;
+        {
+            let mut conn = store.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            oauth_schema::import_legacy(&mut conn, state_dir)?;
+        }
+        Ok(store)
     }
 
     /// A database that lives as long as this value: the state when no directory is
@@ -133,11 +142,13 @@ impl SqliteStore {
 
     fn configure(mut conn: Connection, path: Option<PathBuf>) -> Result<SqliteStore, StateError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        // WAL: readers never wait for the writer. NORMAL: a power cut may lose the last
-        // commits but never corrupts the file; nothing here is a secret to rotate.
+        // WAL: readers never wait for the writer. FULL: a refresh-token rotation that was
+        // answered is on disk, so a power cut cannot bring back a token already spent.
         let _mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        // The OAuth tables cascade: a deleted client takes its grants and tokens along.
+        conn.pragma_update(None, "foreign_keys", true)?;
         schema::migrate(&mut conn, super::now_ms())?;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),

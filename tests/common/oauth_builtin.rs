@@ -124,6 +124,18 @@ impl Builtin {
         })
     }
 
+    /// The private key that signs now (PKCS#8 PEM), read from `state.db` as a
+    /// same-user process could.
+    pub fn signing_key_pem(&self) -> Result<Vec<u8>> {
+        let db = rusqlite::Connection::open(self.state_dir().join("state.db"))?;
+        let pem: String = db.query_row(
+            "SELECT private_pem FROM oauth_signing_keys ORDER BY generation DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(pem.into_bytes())
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }

@@ -70,7 +70,7 @@ async fn doctor_checks_the_builtin_authorization_server_one_line_each() -> Resul
         "[ok  ] oauth issuer: https://mcp.example.com (https)",
         "[ok  ] oauth no-auth: TWOBOT_ENABLE_NO_AUTH=false",
         "(created at first start)",
-        "oauth-signing-key.pem will be created at first start",
+        "[ok  ] oauth signing key: kept in the state store (made at first start, rotated there)",
         "[ok  ] oauth redirect hosts: chatgpt.com, chat.openai.com, claude.ai, claude.com (and http on loopback)",
         "[ok  ] oauth issuer settings: no external issuer configured",
         "doctor: no problem found",
@@ -263,8 +263,10 @@ async fn doctor_says_what_the_auth_line_checked_with_the_builtin_server() -> Res
         "built-in authorization server".to_owned(),
         "issuer https://mcp.example.com".to_owned(),
         "audience https://mcp.example.com/mcp".to_owned(),
-        format!("signing key {}/oauth-signing-key.pem", state.display()),
-        format!("grants (revocable) in {}/oauth.sqlite3", state.display()),
+        format!(
+            "signing keys and grants (revocable) in the state store {}/state.db",
+            state.display()
+        ),
         format!("operator password file {}", password.display()),
     ] {
         assert!(auth.contains(&fact), "{fact:?} missing from {auth:?}");

@@ -235,7 +235,7 @@ async fn a_token_for_another_audience_is_refused() -> Result<()> {
     assert_token_error(&other, StatusCode::BAD_REQUEST, "invalid_target");
 
     let (_, tokens) = server.tokens().await?;
-    let pem = std::fs::read(server.state_dir().join("oauth-signing-key.pem"))?;
+    let pem = server.signing_key_pem()?;
     let key = EncodingKey::from_ec_pem(&pem)?;
     let mut header = Header::new(Algorithm::ES256);
     header.typ = Some("at+jwt".into());

@@ -70,7 +70,7 @@ async fn concurrent_wrong_passwords_from_one_address_get_at_most_five_checks() -
 /// An ES256 token signed with the key read from the state directory, as a same-user
 /// Codex would: `claims` on top of an issuer, subject, audience and `codex:write`.
 fn minted(server: &Builtin, claims: Value) -> Result<String> {
-    let pem = std::fs::read(server.state_dir().join("oauth-signing-key.pem"))?;
+    let pem = server.signing_key_pem()?;
     let key = EncodingKey::from_ec_pem(&pem)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -205,8 +205,8 @@ async fn the_built_in_server_starts_only_if_codex_cannot_read_its_state() -> Res
         .collect();
     let server = crate::common::http::spawn_http(&pairs).await?;
     assert!(
-        state.join("oauth-signing-key.pem").exists(),
-        "the server started without making its key"
+        state.join("state.db").exists(),
+        "the server started without making its state"
     );
     drop(server);
 

@@ -5,9 +5,17 @@
 use std::path::Path;
 
 use anyhow::{Result, ensure};
-use twobot::oauth::store::{
-    AuthMethod, Client, ClientKind, Exchange, NewCode, NewRefresh, Rotation, Store,
+use twobot::state::oauth::{
+    AuthMethod, Client, ClientKind, Exchange, NewCode, NewRefresh, Rotation,
 };
+use twobot::state::{SqliteStore, StateStore};
+
+type Store = std::sync::Arc<dyn StateStore>;
+
+/// The state store in `state` (`state.db`), as the server opens it.
+fn open(state: &Path) -> Result<Store> {
+    Ok(std::sync::Arc::new(SqliteStore::open(state)?))
+}
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -47,31 +55,33 @@ fn client(id: &str, kind: ClientKind, name: &str, redirect: &str, at: i64) -> Cl
 
 /// A sign-in as the authorization endpoint and the token endpoint record it: a code,
 /// then its exchange into grant `gid` with refresh token `rt`.
-fn sign_in(store: &Store, client_id: &str, gid: &str, rt: &str, at: i64) -> Result<()> {
+async fn sign_in(store: &Store, client_id: &str, gid: &str, rt: &str, at: i64) -> Result<()> {
     let code = format!("code-{gid}");
-    store.insert_code(&NewCode {
-        code_hash: code.clone(),
-        client_id: client_id.into(),
-        redirect_uri: "https://chatgpt.com/cb".into(),
-        code_challenge: "challenge".into(),
-        resource: "https://bot.example/mcp".into(),
-        scope: "codex:run".into(),
-        expires_at: at + 60,
-    })?;
+    store
+        .insert_code(&NewCode {
+            code_hash: code.clone(),
+            client_id: client_id.into(),
+            redirect_uri: "https://chatgpt.com/cb".into(),
+            code_challenge: "challenge".into(),
+            resource: "https://bot.example/mcp".into(),
+            scope: "codex:run".into(),
+            expires_at: at + 60,
+        })
+        .await?;
     let refresh = NewRefresh {
         token_hash: rt.into(),
         issued_at: at,
         expires_at: at + 30 * 86_400,
     };
-    let out = store.exchange_code(&code, at, gid, &refresh)?;
+    let out = store.exchange_code(&code, at, gid, &refresh).await?;
     ensure!(matches!(out, Exchange::Issued(_)), "{out:?}");
     Ok(())
 }
 
 /// ChatGPT (DCR) with one live and one revoked grant, Claude (CIMD) with one live grant.
-fn seeded(state: &Path) -> Result<Store> {
+async fn seeded(state: &Path) -> Result<Store> {
     let at = now() - 120;
-    let store = Store::open(state)?;
+    let store = open(state)?;
     let chatgpt = client(
         "c_chatgpt0000000000000000",
         ClientKind::Dcr,
@@ -79,10 +89,12 @@ fn seeded(state: &Path) -> Result<Store> {
         "https://chatgpt.com/connector_platform_oauth_redirect",
         at,
     );
-    store.insert_client(&chatgpt)?;
-    sign_in(&store, &chatgpt.id, "g_old", "rt_old", at)?;
-    store.revoke_refresh_family("rt_old", None, "test", at)?;
-    sign_in(&store, &chatgpt.id, "g_chatgpt", "rt_chatgpt", at)?;
+    store.insert_client(&chatgpt).await?;
+    sign_in(&store, &chatgpt.id, "g_old", "rt_old", at).await?;
+    store
+        .revoke_refresh_family("rt_old", None, "test", at)
+        .await?;
+    sign_in(&store, &chatgpt.id, "g_chatgpt", "rt_chatgpt", at).await?;
     let claude = client(
         "https://claude.ai/oauth/mcp-oauth-client-metadata",
         ClientKind::Cimd,
@@ -90,15 +102,15 @@ fn seeded(state: &Path) -> Result<Store> {
         "https://claude.ai/api/mcp/auth_callback",
         at + 1,
     );
-    store.upsert_cimd_client(&claude)?;
-    sign_in(&store, &claude.id, "g_claude", "rt_claude", at + 1)?;
+    store.upsert_cimd_client(&claude).await?;
+    sign_in(&store, &claude.id, "g_claude", "rt_claude", at + 1).await?;
     Ok(store)
 }
 
 #[tokio::test]
 async fn oauth_list_shows_each_client_with_its_live_grants_and_revoke_ends_them() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = seeded(dir.path())?;
+    let store = seeded(dir.path()).await?;
 
     let (code, out, err) = oauth(dir.path(), &["list"]).await?;
     assert_eq!(code, Some(0), "{err}");
@@ -153,9 +165,9 @@ async fn oauth_list_shows_each_client_with_its_live_grants_and_revoke_ends_them(
         out.starts_with("revoked 1 grant(s) of client c_chatgpt0000000000000000 (ChatGPT)"),
         "{out}"
     );
-    assert!(store.grant_revoked("g_chatgpt")?);
+    assert!(store.grant_revoked("g_chatgpt").await?);
     assert!(
-        !store.grant_revoked("g_claude")?,
+        !store.grant_revoked("g_claude").await?,
         "another client's grant stays"
     );
     let next = NewRefresh {
@@ -164,7 +176,9 @@ async fn oauth_list_shows_each_client_with_its_live_grants_and_revoke_ends_them(
         expires_at: now() + 60,
     };
     assert_eq!(
-        store.rotate_refresh("rt_chatgpt", "c_chatgpt0000000000000000", now(), &next)?,
+        store
+            .rotate_refresh("rt_chatgpt", "c_chatgpt0000000000000000", now(), &next)
+            .await?,
         Rotation::Revoked,
         "the revoked grant's refresh token stops working at once"
     );
@@ -180,7 +194,7 @@ async fn oauth_list_shows_each_client_with_its_live_grants_and_revoke_ends_them(
         out.starts_with("revoked 1 grant(s) of all clients"),
         "{out}"
     );
-    assert!(store.grant_revoked("g_claude")?);
+    assert!(store.grant_revoked("g_claude").await?);
     let (code, out, _) = oauth(dir.path(), &["revoke", "all"]).await?;
     assert_eq!(
         (code, out.as_str()),
@@ -192,7 +206,7 @@ async fn oauth_list_shows_each_client_with_its_live_grants_and_revoke_ends_them(
 #[tokio::test]
 async fn oauth_revoke_of_an_unknown_client_fails_and_changes_nothing() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = seeded(dir.path())?;
+    let store = seeded(dir.path()).await?;
     let (code, out, err) = oauth(dir.path(), &["revoke", "c_nobody"]).await?;
     assert_eq!(code, Some(1), "{out}");
     assert!(
@@ -200,7 +214,7 @@ async fn oauth_revoke_of_an_unknown_client_fails_and_changes_nothing() -> Result
             && err.contains("oauth list"),
         "{err}"
     );
-    assert!(!store.grant_revoked("g_chatgpt")? && !store.grant_revoked("g_claude")?);
+    assert!(!store.grant_revoked("g_chatgpt").await? && !store.grant_revoked("g_claude").await?);
     Ok(())
 }
 
@@ -209,7 +223,7 @@ async fn oauth_revoke_of_an_unknown_client_fails_and_changes_nothing() -> Result
 #[tokio::test]
 async fn oauth_delete_client_removes_one_client_and_its_grants() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = seeded(dir.path())?;
+    let store = seeded(dir.path()).await?;
     let claude = "https://claude.ai/oauth/mcp-oauth-client-metadata";
     let (code, out, err) = oauth(dir.path(), &["delete-client", claude]).await?;
     assert_eq!(code, Some(0), "{out}{err}");
@@ -217,10 +231,10 @@ async fn oauth_delete_client_removes_one_client_and_its_grants() -> Result<()> {
         out.starts_with(&format!("deleted client {claude} (Claude) with its grants")),
         "{out}"
     );
-    assert!(store.client(claude)?.is_none());
-    assert!(store.grant_revoked("g_claude")?, "its grant is gone");
+    assert!(store.client(claude).await?.is_none());
+    assert!(store.grant_revoked("g_claude").await?, "its grant is gone");
     assert!(
-        !store.grant_revoked("g_chatgpt")?,
+        !store.grant_revoked("g_chatgpt").await?,
         "the other client's grant"
     );
     let (_, listed, _) = oauth(dir.path(), &["list"]).await?;
@@ -237,7 +251,7 @@ async fn oauth_delete_client_removes_one_client_and_its_grants() -> Result<()> {
         )),
         "{err}"
     );
-    assert!(store.client("c_chatgpt0000000000000000")?.is_some());
+    assert!(store.client("c_chatgpt0000000000000000").await?.is_some());
     Ok(())
 }
 
@@ -263,7 +277,7 @@ async fn oauth_commands_on_a_directory_without_state_say_so_and_create_nothing()
         "nothing was created"
     );
 
-    Store::open(dir.path())?;
+    open(dir.path())?;
     let (code, out, _) = oauth(dir.path(), &["list"]).await?;
     assert_eq!((code, out.as_str()), (Some(0), "no clients\n"));
     Ok(())
@@ -272,14 +286,16 @@ async fn oauth_commands_on_a_directory_without_state_say_so_and_create_nothing()
 #[tokio::test]
 async fn a_client_name_with_terminal_escapes_is_listed_harmless() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = Store::open(dir.path())?;
-    store.insert_client(&client(
-        "c_evil",
-        ClientKind::Dcr,
-        "Evil\x1b]0;pwned\x07\x1b[2J\u{202e}",
-        "http://127.0.0.1:9/cb",
-        now(),
-    ))?;
+    let store = open(dir.path())?;
+    store
+        .insert_client(&client(
+            "c_evil",
+            ClientKind::Dcr,
+            "Evil\x1b]0;pwned\x07\x1b[2J\u{202e}",
+            "http://127.0.0.1:9/cb",
+            now(),
+        ))
+        .await?;
     let (code, out, _) = oauth(dir.path(), &["list"]).await?;
     assert_eq!(code, Some(0));
     assert!(

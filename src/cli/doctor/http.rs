@@ -142,24 +142,26 @@ fn auth_coherence(config: &Config, settings: &crate::http::HttpSettings) -> Vec<
 }
 
 /// What the built-in authorization server's tokens are checked against, for the `auth`
-/// line (its key is installed at start, so the settings hold no JWT key yet): the
-/// issuer, the audience, the signing key, the grant store and the operator's password,
+/// line (its keys are loaded at start, so the settings hold no JWT key yet): the
+/// issuer, the audience, the state store (keys and grants) and the operator's password,
 /// each of which an `oauth …` line checks.
 fn builtin_tokens(config: &Config, auth: &crate::http::auth::AuthConfig) -> String {
-    let state = config.state_dir.as_deref().map_or_else(
-        || "(no state directory)".to_owned(),
-        |d| d.display().to_string(),
-    );
+    let store = match (&config.database_url, config.state_dir.as_deref()) {
+        (Some(url), _) => crate::state::redact_url(url),
+        (None, Some(dir)) => dir
+            .join(crate::state::sqlite::DB_FILE)
+            .display()
+            .to_string(),
+        (None, None) => "(no state directory)".to_owned(),
+    };
     let password = config
         .oauth
         .oauth_password_file
         .as_deref()
         .map_or_else(|| "not set".to_owned(), |p| p.display().to_string());
     format!(
-        "tokens of the built-in authorization server: ES256, issuer {}, audience {}, signing key {state}/{}, grants (revocable) in {state}/{}, operator password file {password} (each checked on its `oauth` line)",
+        "tokens of the built-in authorization server: ES256, issuer {}, audience {}, signing keys and grants (revocable) in the state store {store}, operator password file {password} (each checked on its `oauth` line)",
         auth.issuer.as_deref().unwrap_or("(none)"),
         auth.audience,
-        crate::oauth::signing::KEY_FILE,
-        crate::oauth::store::DB_FILE,
     )
 }

@@ -163,7 +163,7 @@ fn signing_key_check(path: &Path) -> Check {
             return check(
                 Level::Ok,
                 NAME,
-                format!("{} will be created at first start", path.display()),
+                "kept in the state store (made at first start, rotated there)",
             );
         }
         Err(e) => return check(Level::Fail, NAME, format!("{}: {e}", path.display())),
@@ -195,7 +195,14 @@ fn signing_key_check(path: &Path) -> Check {
                 path.display()
             ),
         ),
-        Ok(()) => check(Level::Ok, NAME, format!("{} (ES256, 0600)", path.display())),
+        Ok(()) => check(
+            Level::Ok,
+            NAME,
+            format!(
+                "{} (ES256, 0600; moved into the state store at the next start with SQLite)",
+                path.display()
+            ),
+        ),
     }
 }
 

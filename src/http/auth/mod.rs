@@ -40,9 +40,22 @@ use crate::runs::Observer;
 /// signature and claims verified, for every JWT when set: with the built-in server its key
 /// is the only JWT key, and a token signed with it but not minted by it (the key read from
 /// the state directory) must not pass; a revoked grant's tokens stop at their next use.
+/// It may also hold keys of its own, changing while the server runs (the built-in
+/// server's key set, rotated through the state store), tried like a JWKS's.
 pub trait GrantCheck: Send + Sync + std::fmt::Debug {
     /// `true` when the token whose payload is `claims` may be honoured.
     fn live(&self, claims: serde_json::Value) -> BoxFuture<'static, bool>;
+
+    /// The issuer's own verification keys now, with their generation.
+    fn keys(&self) -> (u64, Arc<Vec<JwtKey>>) {
+        (0, Arc::default())
+    }
+
+    /// A token named a `kid` not among [`Self::keys`] of generation `seen`: look again
+    /// (throttled); `true` when the keys changed since.
+    fn reread_keys(&self, _seen: u64) -> BoxFuture<'static, bool> {
+        Box::pin(async { false })
+    }
 }
 
 /// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
@@ -138,8 +151,13 @@ where
         Box::pin(async move {
             let header = request.headers().get(AUTHORIZATION).cloned();
             let token = bearer(header.as_ref());
-            let (mut seen, fetched) = jwks.as_ref().map(|j| j.snapshot()).unwrap_or_default();
-            let jwts = !config.jwt_keys.is_empty() || config.jwks_url.is_some();
+            // The built-in server is the only issuer when it is on: never both.
+            let (mut seen, fetched) = match (&jwks, &grants) {
+                (Some(jwks), _) => jwks.snapshot(),
+                (None, Some(grants)) => grants.keys(),
+                (None, None) => Default::default(),
+            };
+            let jwts = !config.jwt_keys.is_empty() || !fetched.is_empty();
             let repeated = request
                 .headers()
                 .get_all(AUTHORIZATION)
@@ -158,10 +176,18 @@ where
             } else {
                 Authenticator::verify(&config, &fetched, header.as_ref())
             };
-            if let (Err(AuthError::UnknownKid(kid)), Some(jwks)) = (&result, &jwks) {
-                tracing::debug!(kid = %kid, "unknown kid; refreshing the JWKS");
-                if jwks.refresh_throttled(seen).await {
-                    let (now_seen, keys) = jwks.snapshot();
+            if let Err(AuthError::UnknownKid(kid)) = &result {
+                tracing::debug!(kid = %kid, "unknown kid; refreshing the keys");
+                let refreshed = if let Some(jwks) = &jwks {
+                    jwks.refresh_throttled(seen).await.then(|| jwks.snapshot())
+                } else if let Some(grants) = &grants
+                    && grants.reread_keys(seen).await
+                {
+                    Some(grants.keys())
+                } else {
+                    None
+                };
+                if let Some((now_seen, keys)) = refreshed {
                     seen = now_seen;
                     result = Authenticator::verify(&config, &keys, header.as_ref());
                 }

@@ -381,6 +381,26 @@ fn fetched_keys_are_matched_by_kid_and_an_unknown_kid_asks_for_a_refresh() {
     assert!(check(&forged, &fetched).is_err());
 }
 
+/// The built-in server's key set arrives like a JWKS's keys (no URL): a kid outside it may
+/// be a key another instance just added, so it asks for a re-read too.
+#[test]
+fn the_built_in_key_set_is_matched_by_kid_and_an_unknown_kid_asks_for_a_reread() {
+    let mut config = config();
+    config.jwt_keys.clear();
+    let held = [jwks_key("k1")];
+    let check = |token: &str, keys: &[JwtKey]| {
+        let header = HeaderValue::from_str(&format!("Bearer {token}")).unwrap();
+        Authenticator::verify(&config, keys, Some(&header))
+    };
+    assert!(check(&rs_with_kid("k1"), &held).is_ok());
+    let unknown = check(&rs_with_kid("k2"), &held);
+    assert_eq!(unknown, Err(AuthError::UnknownKid("k2".into())));
+    assert!(matches!(
+        check(&rs_with_kid("k1"), &[]),
+        Err(AuthError::Invalid(_))
+    ));
+}
+
 #[test]
 fn a_jwk_naming_its_algorithm_admits_only_that_one() {
     let private = EncodingKey::from_rsa_pem(&key("rsa-private.pem")).unwrap();

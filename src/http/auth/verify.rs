@@ -83,7 +83,8 @@ pub struct Authenticator;
 
 impl Authenticator {
     /// The decision: who presents `authorization`, or why nobody. `fetched` are the
-    /// keys of the JWKS (if one is configured), tried alongside the configured keys.
+    /// keys of the JWKS (if one is configured) or the built-in server's current set,
+    /// tried alongside the configured keys.
     pub fn verify(
         config: &AuthConfig,
         fetched: &[JwtKey],
@@ -97,7 +98,7 @@ impl Authenticator {
                 });
             }
         }
-        if config.jwt_keys.is_empty() && config.jwks_url.is_none() {
+        if config.jwt_keys.is_empty() && config.jwks_url.is_none() && fetched.is_empty() {
             return Err(AuthError::Invalid("unknown static token".into()));
         }
         let header =
@@ -126,7 +127,10 @@ impl Authenticator {
             .collect();
         if candidates.is_empty() {
             return Err(match header.kid {
-                Some(kid) if config.jwks_url.is_some() => AuthError::UnknownKid(kid),
+                // Keys that change (a JWKS, the built-in server's set) may gain it.
+                Some(kid) if config.jwks_url.is_some() || !fetched.is_empty() => {
+                    AuthError::UnknownKid(kid)
+                }
                 _ => AuthError::Invalid(format!("algorithm {:?} is not accepted", header.alg)),
             });
         }

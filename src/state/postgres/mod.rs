@@ -20,6 +20,9 @@ use crate::state::{StateError, now_ms};
 
 mod database_url;
 mod migrate;
+mod oauth;
+mod oauth_schema;
+mod oauth_tokens;
 mod store;
 mod tls;
 

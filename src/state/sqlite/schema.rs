@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use crate::state::StateError;
 
 /// The newest schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Version 1: thread owners, kept runs, live instances. Times are Unix milliseconds.
 /// `runs(instance, state)` finds a dead instance's unfinished runs; `runs(expires_ms)`
@@ -44,7 +44,7 @@ CREATE TABLE instances (
 ";
 
 /// Every migration, in order: version and SQL.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, super::oauth_schema::V2)];
 
 /// The version the database is at (0: nothing applied yet).
 pub fn version(conn: &Connection) -> Result<i64, StateError> {

@@ -1,7 +1,7 @@
-//! The plain rows the store reads and writes, and how its two enums are spelled in the
-//! database (the same words as on the wire: `dcr`/`cimd`, RFC 7591 auth method names).
+//! The plain rows of the built-in authorization server, and how its two enums are
+//! spelled in the database (the same words as on the wire: `dcr`/`cimd`, RFC 7591 auth
+//! method names). Times are unix seconds, as in the tokens themselves.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -21,6 +21,13 @@ impl ClientKind {
             Self::Dcr => "dcr",
             Self::Cimd => "cimd",
         }
+    }
+
+    /// The kind the database spells `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        [Self::Dcr, Self::Cimd]
+            .into_iter()
+            .find(|k| k.as_str() == name)
     }
 }
 
@@ -136,7 +143,7 @@ pub struct Grant {
     pub created_at: i64,
 }
 
-/// The outcome of [`super::Store::exchange_code`].
+/// The outcome of [`super::OAuthStore::exchange_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Exchange {
     /// The code was good: this grant now exists, with the first refresh token.
@@ -149,7 +156,7 @@ pub enum Exchange {
     Unknown,
 }
 
-/// The outcome of [`super::Store::rotate_refresh`].
+/// The outcome of [`super::OAuthStore::rotate_refresh`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The old token is used up and the new one stored, in this grant.
@@ -199,35 +206,36 @@ pub fn sha256_hex(secret: &str) -> String {
         })
 }
 
-impl ToSql for ClientKind {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
+/// One key of the signing key set (ES256, PKCS#8 PEM). Every instance of a service reads
+/// the same set: tokens are signed with the newest key whose `not_before` has come, and
+/// verified with any key not yet retired.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeyRow {
+    /// The key id (RFC 7638 thumbprint), the `kid` of the tokens it signs.
+    pub kid: String,
+    /// Its place in the set: a successor is `generation + 1`, which exactly one instance
+    /// manages to insert (the column is unique), however many try at once.
+    pub generation: i64,
+    /// The private key, PKCS#8 PEM: whoever reads it can mint tokens.
+    pub private_pem: String,
+    /// When it was made, unix seconds.
+    pub created_at: i64,
+    /// When it starts signing (published before, so every instance knows it first).
+    pub not_before: i64,
+    /// When it stops being accepted (its successor's start plus the longest access-token
+    /// life); `None` while it is the newest.
+    pub retire_at: Option<i64>,
 }
 
-impl FromSql for ClientKind {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        match value.as_str()? {
-            "dcr" => Ok(Self::Dcr),
-            "cimd" => Ok(Self::Cimd),
-            other => Err(FromSqlError::Other(
-                format!("unknown client kind {other:?}").into(),
-            )),
-        }
-    }
-}
-
-impl ToSql for AuthMethod {
-    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-        Ok(ToSqlOutput::from(self.as_str()))
-    }
-}
-
-impl FromSql for AuthMethod {
-    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-        let name = value.as_str()?;
-        Self::parse(name).ok_or_else(|| {
-            FromSqlError::Other(format!("unknown token endpoint auth method {name:?}").into())
-        })
+// By hand: the private key never reaches a log.
+impl std::fmt::Debug for SigningKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeyRow")
+            .field("kid", &self.kid)
+            .field("generation", &self.generation)
+            .field("created_at", &self.created_at)
+            .field("not_before", &self.not_before)
+            .field("retire_at", &self.retire_at)
+            .finish_non_exhaustive()
     }
 }
