@@ -21,6 +21,8 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "support/previous.rs"]
+mod previous;
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::http::*;
 use common::*;
+use previous::{Previous, table};
 
 /// The fake Codex's fixed cost per run, in ms: a realistic floor, and none at all
 /// (which leaves only process start-up, so 2Bot's own cost shows best).
@@ -379,10 +382,8 @@ async fn main() -> Result<()> {
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let wanted = |section: &str| only.is_empty() || only.split(',').any(|s| s.trim() == section);
 
-    println!(
-        "| per call (fake Codex of fixed cost) | p50 | p99 | p50 vs direct | p50 difference |"
-    );
-    println!("|---|---|---|---|---|");
+    let previous = Previous::load();
+    let mut call_rows = Vec::new();
     // Issue 12's operator features: an audit record per run and every metric, on.
     let audit_dir = tempfile::tempdir()?;
     let audit_path = audit_dir.path().join("audit.jsonl");
@@ -422,92 +423,125 @@ async fn main() -> Result<()> {
         );
         for r in [&base, &stdio, &http, &observed_http] {
             let diff = r.p50.as_secs_f64() - base.p50.as_secs_f64();
-            println!(
-                "| {} | {} | {} | {:.3}x | {:+.1} ms |",
-                r.what,
-                ms(r.p50),
-                ms(r.p99),
-                r.p50.as_secs_f64() / base.p50.as_secs_f64(),
-                diff * 1000.0,
-            );
+            call_rows.push((
+                r.what.clone(),
+                vec![
+                    ms(r.p50),
+                    ms(r.p99),
+                    format!("{:.3}x", r.p50.as_secs_f64() / base.p50.as_secs_f64()),
+                    format!("{:+.1} ms", diff * 1000.0),
+                ],
+            ));
         }
     }
     if wanted("calls") {
-        println!(
-            "\n| 2Bot's own time per call: client latency minus the Codex run's duration_ms | p50 | p99 |"
+        table(
+            &previous,
+            "per call (fake Codex of fixed cost)",
+            &["p50", "p99", "p50 vs direct", "p50 difference"],
+            &call_rows,
         );
-        println!("|---|---|---|");
-        for r in &own_rows {
-            println!("| {} | {} | {} |", r.what, ms(r.p50), ms(r.p99));
-        }
+        table(
+            &previous,
+            "2Bot's own time per call: client latency minus the Codex run's duration_ms",
+            &["p50", "p99"],
+            &latency_rows(&own_rows),
+        );
     }
     if wanted("cold") {
-        cold_starts().await?;
+        cold_starts(&previous).await?;
     }
     if wanted("memory") {
-        memory_rows().await?;
+        memory_rows(&previous).await?;
     }
     if wanted("throughput") {
-        throughput_rows(&observed).await?;
+        throughput_rows(&previous, &observed).await?;
     }
     if wanted("oauth") {
-        oauth_rows().await?;
+        oauth_rows(&previous).await?;
     }
     Ok(())
 }
 
-async fn cold_starts() -> Result<()> {
+fn latency_rows(rows: &[Row]) -> Vec<(String, Vec<String>)> {
+    rows.iter()
+        .map(|r| (r.what.clone(), vec![ms(r.p50), ms(r.p99)]))
+        .collect()
+}
+
+async fn cold_starts(previous: &Previous) -> Result<()> {
     let cold_s = row("stdio", cold_stdio(20).await?);
     let cold_h = row("HTTP", cold_http(20).await?);
-    println!("\n| cold start to a served initialize | p50 | p99 |");
-    println!("|---|---|---|");
-    for r in [&cold_s, &cold_h] {
-        println!("| {} | {} | {} |", r.what, ms(r.p50), ms(r.p99));
-    }
+    table(
+        previous,
+        "cold start to a served initialize",
+        &["p50", "p99"],
+        &latency_rows(&[cold_s, cold_h]),
+    );
     Ok(())
 }
 
-async fn memory_rows() -> Result<()> {
+async fn memory_rows(previous: &Previous) -> Result<()> {
     let (idle, peak, took) = memory().await?;
-    println!("\n| server memory | RSS |");
-    println!("|---|---|");
-    println!(
-        "| idle (HTTP, after initialize) | {:.1} MiB |",
-        idle as f64 / 1024.0
-    );
-    println!(
-        "| peak, 32 concurrent calls each streaming 50 MB ({:.1} s) | {:.1} MiB |",
-        took.as_secs_f64(),
-        peak as f64 / 1024.0
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    table(
+        previous,
+        "server memory",
+        &["RSS"],
+        &[
+            ("idle (HTTP, after initialize)".to_owned(), vec![mib(idle)]),
+            (
+                "peak, 32 concurrent calls each streaming 50 MB".to_owned(),
+                vec![format!("{} ({:.1} s)", mib(peak), took.as_secs_f64())],
+            ),
+        ],
     );
     Ok(())
 }
 
-async fn throughput_rows(observed: &[(&str, &str)]) -> Result<()> {
+const THROUGHPUT: &str = "HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s";
+
+fn throughput_row(label: &str, (rps, cpu): Throughput) -> (String, Vec<String>) {
+    (
+        label.to_owned(),
+        vec![format!("{rps:.0}"), format!("{cpu:.1} µs")],
+    )
+}
+
+async fn throughput_rows(previous: &Previous, observed: &[(&str, &str)]) -> Result<()> {
     let rps = throughput(16, Duration::from_secs(10), &[]).await?;
     let observed_rps = throughput(16, Duration::from_secs(10), observed).await?;
-    println!(
-        "\n| HTTP tools/list, auth + rate limit + tracing, 16 connections, 10 s | requests/s | server CPU per request |"
-    );
-    println!("|---|---|---|");
-    println!("| one session | {:.0} | {:.1} µs |", rps.0, rps.1);
-    println!(
-        "| one session, audit log + metrics on | {:.0} | {:.1} µs |",
-        observed_rps.0, observed_rps.1
+    table(
+        previous,
+        THROUGHPUT,
+        &["requests/s", "server CPU per request"],
+        &[
+            throughput_row("one session, a static token", rps),
+            throughput_row(
+                "one session, a static token, audit log + metrics on",
+                observed_rps,
+            ),
+        ],
     );
     Ok(())
 }
 
-async fn oauth_rows() -> Result<()> {
+async fn oauth_rows(previous: &Previous) -> Result<()> {
     let (oauth_rps, flow) = builtin_oauth(16, Duration::from_secs(10), 10).await?;
-    println!(
-        "| one session, a built-in OAuth token (ES256 JWT + grant lookup) | {:.0} | {:.1} µs |",
-        oauth_rps.0, oauth_rps.1
+    table(
+        previous,
+        THROUGHPUT,
+        &["requests/s", "server CPU per request"],
+        &[throughput_row(
+            "one session, a built-in OAuth token (ES256 JWT + grant check)",
+            oauth_rps,
+        )],
     );
-    println!(
-        "\n| built-in authorization server, whole flow over loopback (10 flows) | p50 | p99 |"
+    table(
+        previous,
+        "built-in authorization server, whole flow over loopback (10 flows)",
+        &["p50", "p99"],
+        &latency_rows(&[flow]),
     );
-    println!("|---|---|---|");
-    println!("| {} | {} | {} |", flow.what, ms(flow.p50), ms(flow.p99));
     Ok(())
 }

@@ -5,6 +5,7 @@ mod approvals_card;
 mod approvals_e2e;
 mod arguments;
 mod background;
+mod bench_figures;
 mod clients;
 mod codex_features;
 mod codex_profiles;
