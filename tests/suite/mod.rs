@@ -3,6 +3,7 @@ mod app_server_mock;
 mod app_server_runner;
 mod approvals_card;
 mod approvals_e2e;
+mod approvals_tasks;
 mod arguments;
 mod background;
 mod clients;
