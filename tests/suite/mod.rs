@@ -41,6 +41,7 @@ mod policy;
 mod prometheus;
 mod readme;
 mod real_codex;
+mod real_codex_approvals;
 mod real_codex_interactive;
 mod rejections;
 mod replies;

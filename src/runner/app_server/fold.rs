@@ -69,6 +69,35 @@ pub fn reply(shape: &Shape, decision: Decision) -> Value {
     }
 }
 
+/// What an `item/permissions/requestApproval` asks, in words a person reads: the paths
+/// to write and read (as the caller knows them) and whether the network is wanted, e.g.
+/// `write /srv/app/out; network`. Codex 0.169 sends `{"fileSystem": {"read", "write",
+/// "entries"}, "network": {"enabled"}}`; anything else is shown as its JSON.
+pub fn permissions_summary(permissions: &Value, real: impl Fn(&str) -> String) -> String {
+    let fs = &permissions["fileSystem"];
+    let paths = |key: &str| -> Vec<String> {
+        fs[key]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(&real).collect())
+            .unwrap_or_default()
+    };
+    let mut parts = Vec::new();
+    for (key, said) in [("write", "write"), ("read", "read")] {
+        let list = paths(key);
+        if !list.is_empty() {
+            parts.push(format!("{said} {}", list.join(", ")));
+        }
+    }
+    if permissions["network"]["enabled"] == Value::Bool(true) {
+        parts.push("network".to_owned());
+    }
+    if parts.is_empty() {
+        permissions.to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
 fn status(s: &str) -> String {
     match s {
         "inProgress" => "in_progress".to_owned(),
@@ -311,7 +340,7 @@ impl Translate {
                 Ask::Person(
                     ApprovalRequest {
                         kind: ApprovalKind::Permissions {
-                            summary: a.permissions.to_string(),
+                            summary: permissions_summary(&a.permissions, real),
                         },
                         reason: a.reason,
                     },

@@ -246,3 +246,28 @@ fn replies_use_the_spec_words_and_never_accept_for_the_session() {
         json!({"permissions": {}, "scope": "turn"})
     );
 }
+
+/// A permission request reads as what it grants, with the caller's paths.
+#[test]
+fn a_permission_request_is_shown_as_the_paths_and_network_it_would_grant() {
+    let real = |p: &str| p.replace("/mnt/app", "/srv/app");
+    let table = [
+        (
+            json!({"network": null, "fileSystem": {"read": null, "write": ["/mnt/app/out"],
+                   "entries": [{"path": {"type": "path", "path": "/mnt/app/out"}, "access": "write"}]}}),
+            "write /srv/app/out",
+        ),
+        (
+            json!({"network": {"enabled": true}, "fileSystem": {"read": ["/a", "/b"], "write": null}}),
+            "read /a, /b; network",
+        ),
+        (
+            json!({"network": {"enabled": false}}),
+            "{\"network\":{\"enabled\":false}}",
+        ),
+        (json!(null), "null"),
+    ];
+    for (asked, shown) in table {
+        assert_eq!(permissions_summary(&asked, real), shown, "{asked}");
+    }
+}
