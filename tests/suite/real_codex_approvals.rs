@@ -55,6 +55,18 @@ async fn session(
     answer: &str,
     args: Value,
 ) -> Result<Session> {
+    session_on("app-server", mock, features, danger, answer, args).await
+}
+
+/// [`session`] on the backend `backend` (`exec` or `app-server`).
+async fn session_on(
+    backend: &str,
+    mock: &MockResponses,
+    features: &str,
+    danger: bool,
+    answer: &str,
+    args: Value,
+) -> Result<Session> {
     let codex = real_codex();
     assert!(
         codex.exists(),
@@ -83,7 +95,7 @@ async fn session(
         .env("CODEX_HOME", home.path())
         .env("CODEX_ALLOWED_ROOTS", &root)
         .env("TWOBOT_STATE_DIR", base.join("state"))
-        .env("TWOBOT_CODEX_BACKEND", "app-server")
+        .env("TWOBOT_CODEX_BACKEND", backend)
         .env("TWOBOT_ALLOW_DANGER_FULL_ACCESS", danger.to_string())
         .current_dir(&base)
         .stdin(std::process::Stdio::null())
@@ -161,6 +173,38 @@ async fn a_granular_knob_left_off_makes_codex_decline_without_asking_anyone() ->
         told.contains("sandbox_approval: false") && told.contains("reject command"),
         "{told}"
     );
+    Ok(())
+}
+
+/// The ceiling holds under granular as under on-request: below danger-full-access an
+/// escalated command (which Codex would run unsandboxed) is declined by policy, nobody is
+/// asked, and nothing runs.
+#[tokio::test]
+async fn a_granular_command_approval_beyond_the_ceiling_is_declined_by_policy() -> Result<()> {
+    let mock = MockResponses::start(escalated_script()).await?;
+    let s = session(&mock, "", false, "accept", write_args("granular")).await?;
+    let r = s.result();
+    assert!(!s.root.join("ran.txt").exists(), "{r:#}");
+    assert!(s.shown().is_empty(), "{:?}", s.shown());
+    assert_eq!(r["approvals"][0]["decision"], "decline", "{r:#}");
+    assert_eq!(r["approvals"][0]["channel"], "policy", "{r:#}");
+    Ok(())
+}
+
+/// `codex exec` would run a granular policy as `never`: on the exec backend the call is
+/// a tool error naming the backend that can ask, and Codex is never started.
+#[tokio::test]
+async fn granular_on_the_exec_backend_is_refused_naming_the_app_server_backend() -> Result<()> {
+    let mock = MockResponses::start(escalated_script()).await?;
+    let s = session_on("exec", &mock, "", true, "accept", write_args("granular")).await?;
+    assert_eq!(s.report["isError"], true, "{:#}", s.report);
+    let said = s.report["text"].to_string();
+    assert!(
+        said.contains("TWOBOT_CODEX_BACKEND=app-server") && said.contains("approval_policy"),
+        "{said}"
+    );
+    assert!(mock.requests().is_empty(), "Codex ran");
+    assert!(!s.root.join("ran.txt").exists());
     Ok(())
 }
 
