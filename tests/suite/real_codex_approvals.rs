@@ -231,15 +231,18 @@ async fn an_unknown_granular_knob_is_a_clear_error_and_starts_nothing() -> Resul
     Ok(())
 }
 
-/// The model asks for write access to `sub`, then writes there with a sandboxed command.
-fn permissions_script() -> Vec<Vec<Value>> {
+/// The model asks for `permissions`, then writes into `sub` with a sandboxed command.
+fn permissions_script(permissions: Value) -> Vec<Vec<Value>> {
     let mut write = exec_command("echo granted > sub/granted.txt; echo wrote");
     write["arguments"] =
         json!({"cmd": "echo granted > sub/granted.txt; echo wrote", "login": false})
             .to_string()
             .into();
     vec![
-        vec![request_permissions(&["sub"], "write the report into sub")],
+        vec![request_permissions(
+            permissions,
+            "write the report into sub",
+        )],
         vec![write],
         vec![message("after the permission request")],
     ]
@@ -247,13 +250,14 @@ fn permissions_script() -> Vec<Vec<Value>> {
 
 const PERMISSIONS: &str = "features.request_permissions_tool = true\n";
 
-/// Below a danger-full-access ceiling a permission request is declined by policy: nobody
-/// is asked, the turn goes on at once, the sandbox still refuses the write, and the
-/// result says what was declined and why.
+/// Network access goes beyond a workspace-write ceiling, so a request for it (with a
+/// write in the run's directory) is declined by policy: nobody is asked, the turn goes on
+/// at once, the sandbox still refuses the write, and the result says what and why.
 #[tokio::test]
 async fn a_permission_request_beyond_the_ceiling_is_declined_with_the_reason_and_never_hangs()
 -> Result<()> {
-    let mock = MockResponses::start(permissions_script()).await?;
+    let asked = json!({"file_system": {"write": ["sub"]}, "network": {"enabled": true}});
+    let mock = MockResponses::start(permissions_script(asked)).await?;
     let args =
         json!({"approval_policy": "on-request", "skip_git_repo_check": true, "timeout_sec": 120});
     let s = session(&mock, PERMISSIONS, false, "accept", args).await?;
@@ -277,7 +281,7 @@ async fn a_permission_request_beyond_the_ceiling_is_declined_with_the_reason_and
         a["request"]["summary"]
             .as_str()
             .unwrap_or_default()
-            .contains("write"),
+            .contains("network"),
         "{r:#}"
     );
     assert!(
@@ -288,15 +292,17 @@ async fn a_permission_request_beyond_the_ceiling_is_declined_with_the_reason_and
     Ok(())
 }
 
-/// Under a danger-full-access ceiling, `granular` (whose default set asks for permission
-/// requests) puts the request to the person, who sees the path; accepted, Codex grants
-/// exactly that, and the next sandboxed command writes there.
+/// Write access inside the run's directory is within a workspace-write ceiling, so under
+/// `granular` (whose default set asks for permission requests) the request is put to the
+/// person, who sees the path; accepted, Codex grants exactly that, and the next command,
+/// still sandboxed read-only, writes there.
 #[tokio::test]
 async fn a_permission_request_is_relayed_to_the_person_and_their_accept_grants_it() -> Result<()> {
-    let mock = MockResponses::start(permissions_script()).await?;
+    let asked = json!({"file_system": {"write": ["sub"]}});
+    let mock = MockResponses::start(permissions_script(asked)).await?;
     let args =
         json!({"approval_policy": "granular", "skip_git_repo_check": true, "timeout_sec": 120});
-    let s = session(&mock, PERMISSIONS, true, "accept", args).await?;
+    let s = session(&mock, PERMISSIONS, false, "accept", args).await?;
     let r = s.result();
     let shown = s.shown();
     assert!(
