@@ -1,5 +1,6 @@
 //! Plain data that flows through the job stack: the tool's wire input
-//! ([`RunRequest`]), the validated [`RunSpec`] that policy hands to the runner,
+//! ([`RunRequest`], its [`ApprovalPolicy`] string in `approval_policy.rs`), the validated
+//! [`RunSpec`] that policy hands to the runner,
 //! who asked ([`Principal`], in `principal.rs`) and what came back ([`RunOutput`], in
 //! `output.rs`).
 //!
