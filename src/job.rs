@@ -1,5 +1,6 @@
 //! Plain data that flows through the job stack: the tool's wire input
-//! ([`RunRequest`]), the validated [`RunSpec`] that policy hands to the runner,
+//! ([`RunRequest`], its [`ApprovalPolicy`] string in `approval_policy.rs`), the validated
+//! [`RunSpec`] that policy hands to the runner,
 //! who asked ([`Principal`], in `principal.rs`) and what came back ([`RunOutput`], in
 //! `output.rs`).
 //!
@@ -13,10 +14,12 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod approval;
+mod approval_policy;
 pub mod control;
 mod output;
 mod principal;
 
+pub use self::approval_policy::{ApprovalPolicy, GRANULAR_KNOBS, Granular};
 pub use self::output::{CommandRun, FileChange, RunOutput, Summary, Truncated, Usage};
 pub use self::principal::{Principal, QuotaKey};
 
@@ -73,29 +76,6 @@ impl std::str::FromStr for SandboxMode {
             other => Err(format!(
                 "`{other}` is not a sandbox mode (read-only, workspace-write, danger-full-access)"
             )),
-        }
-    }
-}
-
-/// When Codex asks before running a command. Passed as `-c approval_policy="…"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ApprovalPolicy {
-    /// Ask for anything not known to be safe (rejected by Codex 0.169, which explains why).
-    Untrusted,
-    /// The model decides when to ask.
-    OnRequest,
-    /// Never ask; failures go back to the model.
-    Never,
-}
-
-impl ApprovalPolicy {
-    /// The spelling Codex's config uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Untrusted => "untrusted",
-            Self::OnRequest => "on-request",
-            Self::Never => "never",
         }
     }
 }
@@ -205,7 +185,8 @@ pub struct RunRequest {
     /// `add_dirs`) or `danger-full-access` (only if the operator allows); both need `allow_edits`.
     #[serde(default)]
     pub sandbox: SandboxMode,
-    /// `-c approval_policy=…` (Codex 0.169 rejects `untrusted`). Default: Codex's own.
+    /// `never` (default), `on-request`, `granular` or `granular:KNOB,…`; asking needs
+    /// the app-server backend (README, Approvals).
     #[serde(default)]
     pub approval_policy: Option<ApprovalPolicy>,
     /// Must be true for any sandbox that lets Codex write files.

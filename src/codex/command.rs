@@ -21,6 +21,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
+use crate::error::ToolError;
 use crate::job::{ApprovalPolicy, Review, RunSpec};
 
 /// Every flag [`exec_argv`] may pass to `codex exec` (before `resume`, for a resumed
@@ -68,6 +69,18 @@ pub const REVIEW_FLAGS: &[&str] = &[
 /// The approval policy a run gets when the caller names none: `codex exec` has nobody
 /// to ask, and pinning it keeps a config or profile from choosing one that asks.
 const DEFAULT_APPROVAL: ApprovalPolicy = ApprovalPolicy::Never;
+
+/// Why `codex exec` cannot run `spec` as asked, if it cannot. A granular approval policy:
+/// `codex exec` 0.169 parses `-c approval_policy={granular={…}}` and then runs as if it
+/// said `never` (measured: an escalated command gets "approval policy is Never; reject
+/// command"), since exec has nobody to ask; so it is refused rather than silently ignored.
+pub fn exec_unsupported(spec: &RunSpec) -> Option<ToolError> {
+    let policy = spec.approval_policy.filter(|p| p.is_granular())?;
+    Some(ToolError::Unsupported {
+        param: format!("approval_policy = {:?}", policy.to_string()),
+        reason: "`codex exec` has nobody to ask, so it runs a granular policy as `never`; approvals a person answers need TWOBOT_CODEX_BACKEND=app-server".to_owned(),
+    })
+}
 
 /// Build the arguments (after the program name) for one run of `codex exec --json`;
 /// `output_schema` is the private file the runner wrote `spec.output_schema` to.
@@ -192,7 +205,7 @@ fn pins(spec: &RunSpec, argv: &mut Vec<OsString>) {
     );
     let approval = spec.approval_policy.unwrap_or(DEFAULT_APPROVAL);
     argv.push("-c".into());
-    argv.push(format!("approval_policy={}", toml_string(approval.as_str())).into());
+    argv.push(format!("approval_policy={}", approval.toml()).into());
     argv.push("-c".into());
     argv.push("approvals_reviewer=\"user\"".into());
 }

@@ -305,3 +305,28 @@ fn each_review_target_maps_to_its_flag_and_only_a_custom_review_reads_stdin() {
         assert_eq!(argv, expected);
     }
 }
+
+/// `codex exec` would run a granular policy as `never`: refused with the way out; every
+/// other policy runs as before.
+#[test]
+fn exec_refuses_a_granular_policy_and_names_the_app_server_backend() {
+    let table: Vec<(Option<ApprovalPolicy>, bool)> = vec![
+        (None, false),
+        (Some(ApprovalPolicy::Never), false),
+        (Some(ApprovalPolicy::OnRequest), false),
+        (Some("granular".parse().unwrap()), true),
+        (Some("granular:rules".parse().unwrap()), true),
+    ];
+    for (policy, refused) in table {
+        let mut s = spec();
+        s.approval_policy = policy;
+        let got = exec_unsupported(&s).map(|e| e.to_string());
+        assert_eq!(got.is_some(), refused, "{policy:?}: {got:?}");
+        if let Some(e) = got {
+            assert!(
+                e.contains("TWOBOT_CODEX_BACKEND=app-server") && e.contains("approval_policy"),
+                "{e}"
+            );
+        }
+    }
+}

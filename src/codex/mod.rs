@@ -11,6 +11,6 @@ pub mod stderr;
 pub mod structured;
 pub mod summary;
 
-pub use command::exec_argv;
+pub use command::{exec_argv, exec_unsupported};
 pub use events::{ThreadEvent, ThreadItem};
 pub use summary::{Summary, SummaryBuilder};

@@ -28,6 +28,14 @@ pub enum ApprovalKind {
     Permissions {
         /// What would be granted, in words.
         summary: String,
+        /// The paths write access is asked for, as the caller knows them (the policy
+        /// reads them; `summary` shows them).
+        #[serde(default, skip)]
+        write: Vec<String>,
+        /// Network access, or a grant 2Bot does not read (patterns, special paths):
+        /// only a `danger-full-access` ceiling may approve it.
+        #[serde(default, skip)]
+        wider: bool,
     },
 }
 

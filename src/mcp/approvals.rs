@@ -117,7 +117,7 @@ pub fn message(pending: &Pending) -> String {
                 .collect::<Vec<_>>()
                 .join("\n")
         ),
-        ApprovalKind::Permissions { summary } => {
+        ApprovalKind::Permissions { summary, .. } => {
             format!("Codex wants more permissions for its commands:\n\n{summary}")
         }
     };

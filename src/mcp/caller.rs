@@ -54,6 +54,25 @@ pub fn owner(ctx: &RequestContext<RoleServer>, principal: &Principal, path: RunP
     }
 }
 
+/// Every owner whose kept runs a follow-up call on `path` may reach. The card's tools
+/// and `get_codex_run` come on the background path; they also reach the runs the same
+/// caller started as tasks, whose owner differs only for an anonymous caller (then it
+/// is the session: the card on that session reaches them, another session does not).
+pub fn owners(
+    ctx: &RequestContext<RoleServer>,
+    principal: &Principal,
+    path: RunPath,
+) -> Vec<String> {
+    let mut owners = vec![owner(ctx, principal, path)];
+    if path == RunPath::Background {
+        let task = owner(ctx, principal, RunPath::Task);
+        if !owners.contains(&task) {
+            owners.push(task);
+        }
+    }
+    owners
+}
+
 /// The HTTP session this request came on, if any.
 pub fn session(ctx: &RequestContext<RoleServer>) -> Option<&str> {
     ctx.extensions

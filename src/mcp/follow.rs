@@ -31,14 +31,21 @@ impl TwoBot {
         id: &str,
         path: RunPath,
     ) -> Result<Found, String> {
-        let owner = self.caller(ctx, path).owner;
-        match self.runs.kept().get(id, &owner) {
-            Ok(handle) => Ok(Found::Live(handle)),
-            Err(missing) => match self.runs.persist().stored(id, &owner).await {
-                Some(stored) => Ok(Found::Stored(Box::new(stored))),
-                None => Err(missing.to_string()),
-            },
+        let principal = self.caller(ctx, path).principal;
+        let owners = super::caller::owners(ctx, &principal, path);
+        let mut missing = String::new();
+        for owner in &owners {
+            match self.runs.kept().get(id, owner) {
+                Ok(handle) => return Ok(Found::Live(handle)),
+                Err(e) => missing = e.to_string(),
+            }
         }
+        for owner in &owners {
+            if let Some(stored) = self.runs.persist().stored(id, owner).await {
+                return Ok(Found::Stored(Box::new(stored)));
+            }
+        }
+        Err(missing)
     }
 
     /// `get_codex_run` and `cancel_codex_run`.

@@ -108,10 +108,11 @@ impl TwoBot {
         path: RunPath,
     ) -> Result<RunHandle, String> {
         let caller = self.caller(ctx, path);
-        self.runs
-            .kept()
-            .get(id, &caller.owner)
-            .map_err(|e| e.to_string())
+        let kept = self.runs.kept();
+        caller::owners(ctx, &caller.principal, path)
+            .iter()
+            .find_map(|owner| kept.get(id, owner).ok())
+            .ok_or_else(|| crate::runs::KeptError::NotFound(id.to_owned()).to_string())
     }
 
     /// `run_codex_prompt` and `ask_codex`: parse, pick the path (direct, task,

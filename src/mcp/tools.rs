@@ -268,9 +268,9 @@ mod tests {
             "read-only",
             "workspace-write",
             "danger-full-access",
-            "untrusted",
             "on-request",
             "never",
+            "granular:KNOB",
         ] {
             assert!(text.contains(value), "{value} missing from {text}");
         }

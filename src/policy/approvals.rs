@@ -2,7 +2,9 @@
 //! command outside its sandbox, and writes an approved patch even under `read-only`
 //! (measured, docs/app-server-protocol.md), so a person's accept must never give a run
 //! more than the policy lets its caller have: what would go beyond the caller's ceiling
-//! is declined without asking, with the reason in the result.
+//! is declined without asking, with the reason in the result. A permission request
+//! (`request_permissions`) is judged like a file change by the paths it would make
+//! writable; network access, or a grant 2Bot does not read, only at danger-full-access.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -24,23 +26,39 @@ pub fn approvable(
         ApprovalKind::Command { .. } => Err(format!(
             "declined by policy: an approved command runs outside Codex's sandbox, and this caller may use at most {ceiling}"
         )),
-        ApprovalKind::Permissions { .. } => Err(format!(
-            "declined by policy: wider sandbox permissions go beyond {ceiling}, the most this caller may use"
+        ApprovalKind::Permissions { wider: true, .. } => Err(format!(
+            "declined by policy: network access (or a grant 2Bot does not read) goes beyond {ceiling}, the most this caller may use"
         )),
-        ApprovalKind::FileChange { paths, .. } => {
-            if ceiling < SandboxMode::WorkspaceWrite {
-                return Err(format!(
-                    "declined by policy: this caller may use at most {ceiling}, which writes nothing"
-                ));
+        ApprovalKind::Permissions { write, .. } => {
+            if write.is_empty() {
+                // Reading is what every sandbox allows; nothing to ask a person about
+                // beyond what the caller has, but a request for nothing is not asked.
+                return Err("declined by policy: the request names no path to write".to_owned());
             }
-            match paths.iter().find(|p| !inside(Path::new(p), dirs)) {
-                None if !paths.is_empty() => Ok(()),
-                None => Err("declined by policy: the change names no file".to_owned()),
-                Some(outside) => Err(format!(
-                    "declined by policy: {outside} is outside the run's directories, and this caller may use at most {ceiling}"
-                )),
-            }
+            writable(write, ceiling, dirs)
         }
+        ApprovalKind::FileChange { paths, .. } => {
+            if paths.is_empty() {
+                return Err("declined by policy: the change names no file".to_owned());
+            }
+            writable(paths, ceiling, dirs)
+        }
+    }
+}
+
+/// A write to every one of `paths` stays within `ceiling`: workspace-write or more, and
+/// each path inside the run's directories.
+fn writable(paths: &[String], ceiling: SandboxMode, dirs: &[PathBuf]) -> Result<(), String> {
+    if ceiling < SandboxMode::WorkspaceWrite {
+        return Err(format!(
+            "declined by policy: this caller may use at most {ceiling}, which writes nothing"
+        ));
+    }
+    match paths.iter().find(|p| !inside(Path::new(p), dirs)) {
+        None => Ok(()),
+        Some(outside) => Err(format!(
+            "declined by policy: {outside} is outside the run's directories, and this caller may use at most {ceiling}"
+        )),
     }
 }
 
@@ -99,16 +117,30 @@ mod tests {
             command: "make".into(),
             cwd: p(""),
         };
-        let permissions = ApprovalKind::Permissions {
+        let network = ApprovalKind::Permissions {
             summary: "network".into(),
+            write: vec![],
+            wider: true,
+        };
+        let grant = |paths: &[&str]| ApprovalKind::Permissions {
+            summary: String::new(),
+            write: paths.iter().map(|p| (*p).to_owned()).collect(),
+            wider: false,
         };
         use SandboxMode::*;
         let table: Vec<(ApprovalKind, SandboxMode, bool)> = vec![
             (command.clone(), DangerFullAccess, true),
             (command.clone(), WorkspaceWrite, false),
             (command, ReadOnly, false),
-            (permissions.clone(), DangerFullAccess, true),
-            (permissions, WorkspaceWrite, false),
+            (network.clone(), DangerFullAccess, true),
+            (network, WorkspaceWrite, false),
+            (grant(&[&p("out")]), WorkspaceWrite, true),
+            (grant(&[&p("out")]), ReadOnly, false),
+            (grant(&["/etc"]), WorkspaceWrite, false),
+            (grant(&["/etc"]), DangerFullAccess, true),
+            (grant(&[&p("etc/cron.d")]), WorkspaceWrite, false),
+            (grant(&[&p("out"), "/tmp/x"]), WorkspaceWrite, false),
+            (grant(&[]), WorkspaceWrite, false),
             (change(&[&p("new/file.rs")]), WorkspaceWrite, true),
             (change(&[&p("src.rs")]), ReadOnly, false),
             (change(&["/etc/passwd"]), WorkspaceWrite, false),

@@ -16,7 +16,7 @@ use super::group::{ProcessGroup, terminate};
 use super::io::{Line, LineReader, strip_backtraces};
 use super::prepare::{Prepared, prepare};
 use super::{RunnerConfig, spawn};
-use crate::codex::exec_argv;
+use crate::codex::{exec_argv, exec_unsupported};
 use crate::error::ToolError;
 use crate::job::{Job, RunOutput};
 
@@ -26,6 +26,9 @@ pub(super) const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Run one job to the end. Only a failure to start Codex is an `Err`.
 pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutput, ToolError> {
     let Job { spec, ctx } = job;
+    if let Some(refused) = exec_unsupported(&spec) {
+        return Err(refused);
+    }
     let Prepared {
         spec,
         workdir,

@@ -84,6 +84,27 @@ pub fn add_file_patch(path: &str, lines: &[&str]) -> String {
     format!("*** Begin Patch\n*** Add File: {path}\n{body}*** End Patch\n")
 }
 
+/// The model asks for wider sandbox permissions, e.g. `{"file_system": {"write": ["sub"]},
+/// "network": {"enabled": true}}` (paths relative to the run's cwd, or absolute). Codex 0.169 offers the `request_permissions` tool only
+/// with its `request_permissions_tool` feature, and then sends
+/// `item/permissions/requestApproval` under `on-request` or `granular` with
+/// `request_permissions` on (never under `never`, nor granular without it: those grant
+/// nothing without asking). What is granted applies to later commands of the turn.
+pub fn request_permissions(permissions: Value, reason: &str) -> Value {
+    json!({"type": "function_call", "name": "request_permissions", "call_id": "call_mock_permissions",
+           "arguments": json!({"permissions": permissions, "reason": reason}).to_string()})
+}
+
+/// The model asks the user a question (`request_user_input`, offered by Codex 0.169 in Plan
+/// mode or with its `default_mode_request_user_input` feature, under any approval policy):
+/// Codex sends `item/tool/requestUserInput` and waits for the answers.
+pub fn request_user_input(id: &str, question: &str) -> Value {
+    json!({"type": "function_call", "name": "request_user_input", "call_id": "call_mock_question",
+           "arguments": json!({"questions": [{"id": id, "header": "Question", "question": question,
+               "options": [{"label": "Yes (Recommended)", "description": "go on"},
+                           {"label": "No", "description": "stop"}]}]}).to_string()})
+}
+
 /// Not an output item: holds the response it is in back for `ms` milliseconds before any
 /// byte is sent, so the turn stays running (for `turn/steer` and `turn/interrupt`).
 pub fn delay(ms: u64) -> Value {

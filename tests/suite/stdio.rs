@@ -54,9 +54,9 @@ async fn initialize_names_the_server_2bot_and_lists_exactly_one_tool() -> Result
     for value in [
         "workspace-write",
         "danger-full-access",
-        "untrusted",
         "on-request",
         "never",
+        "granular",
     ] {
         assert!(text.contains(value), "{value}");
     }

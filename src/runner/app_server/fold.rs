@@ -69,6 +69,63 @@ pub fn reply(shape: &Shape, decision: Decision) -> Value {
     }
 }
 
+/// What an `item/permissions/requestApproval` asks, as an approval: the paths to write
+/// (the caller's names, which the policy checks), whether anything wider is asked
+/// (network, or a form 2Bot does not read: patterns, special paths, unknown keys), and
+/// all of it in words, e.g. `write /srv/app/out; network`. Codex 0.169 sends
+/// `{"fileSystem": {"read", "write", "entries"}, "network": {"enabled"}}`.
+pub fn permissions_kind(permissions: &Value, real: impl Fn(&str) -> String) -> ApprovalKind {
+    let fs = &permissions["fileSystem"];
+    let network = permissions["network"]["enabled"] == Value::Bool(true);
+    // What 2Bot cannot read is shown as JSON and approved only where anything may be.
+    let mut unread = !permissions.is_object()
+        || unknown_keys(permissions, &["network", "fileSystem"])
+        || unknown_keys(fs, &["read", "write", "entries", "globScanMaxDepth"]);
+    let mut paths = |access: &str| -> Vec<String> {
+        let listed = fs[access].as_array().into_iter().flatten();
+        let entries = fs["entries"].as_array().into_iter().flatten();
+        let mut found: Vec<String> = listed.filter_map(Value::as_str).map(&real).collect();
+        for entry in entries.filter(|e| e["access"] == access) {
+            match (
+                entry["path"]["type"].as_str(),
+                entry["path"]["path"].as_str(),
+            ) {
+                (Some("path"), Some(path)) => found.push(real(path)),
+                _ => unread = true,
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
+    };
+    let (write, read) = (paths("write"), paths("read"));
+    let mut parts = Vec::new();
+    for (said, list) in [("write", &write), ("read", &read)] {
+        if !list.is_empty() {
+            parts.push(format!("{said} {}", list.join(", ")));
+        }
+    }
+    if network {
+        parts.push("network".to_owned());
+    }
+    if parts.is_empty() || unread {
+        parts.push(permissions.to_string());
+    }
+    ApprovalKind::Permissions {
+        summary: parts.join("; "),
+        write,
+        wider: network || unread,
+    }
+}
+
+/// `value` holds a non-null key other than `known`.
+fn unknown_keys(value: &Value, known: &[&str]) -> bool {
+    value.as_object().is_some_and(|m| {
+        m.iter()
+            .any(|(k, v)| !v.is_null() && !known.contains(&k.as_str()))
+    })
+}
+
 fn status(s: &str) -> String {
     match s {
         "inProgress" => "in_progress".to_owned(),
@@ -310,9 +367,7 @@ impl Translate {
                 let a: PermissionsApproval = serde_json::from_value(p).unwrap_or_default();
                 Ask::Person(
                     ApprovalRequest {
-                        kind: ApprovalKind::Permissions {
-                            summary: a.permissions.to_string(),
-                        },
+                        kind: permissions_kind(&a.permissions, real),
                         reason: a.reason,
                     },
                     Shape::Permissions(a.permissions),

@@ -246,3 +246,55 @@ fn replies_use_the_spec_words_and_never_accept_for_the_session() {
         json!({"permissions": {}, "scope": "turn"})
     );
 }
+
+/// A permission request becomes what it grants: paths to write (the caller's), and
+/// anything wider (network, patterns, unknown keys), in words.
+#[test]
+fn a_permission_request_is_read_as_the_paths_it_writes_and_anything_wider() {
+    let real = |p: &str| p.replace("/mnt/app", "/srv/app");
+    let table = [
+        (
+            json!({"network": null, "fileSystem": {"read": null, "write": ["/mnt/app/out"],
+                   "entries": [{"path": {"type": "path", "path": "/mnt/app/out"}, "access": "write"}]}}),
+            "write /srv/app/out",
+            vec!["/srv/app/out"],
+            false,
+        ),
+        (
+            json!({"network": {"enabled": true}, "fileSystem": {"read": ["/a", "/b"], "write": null}}),
+            "read /a, /b; network",
+            vec![],
+            true,
+        ),
+        (
+            json!({"fileSystem": {"entries": [{"path": {"type": "glob_pattern", "pattern": "/**"}, "access": "write"}]}}),
+            "{\"fileSystem\":{\"entries\":[{\"access\":\"write\",\"path\":{\"pattern\":\"/**\",\"type\":\"glob_pattern\"}}]}}",
+            vec![],
+            true,
+        ),
+        (
+            json!({"fileSystem": {"write": ["/mnt/app/x"]}, "macos": {"x": 1}}),
+            "write /srv/app/x; {\"fileSystem\":{\"write\":[\"/mnt/app/x\"]},\"macos\":{\"x\":1}}",
+            vec!["/srv/app/x"],
+            true,
+        ),
+        (
+            json!({"network": {"enabled": false}}),
+            "{\"network\":{\"enabled\":false}}",
+            vec![],
+            false,
+        ),
+        (json!(null), "null", vec![], true),
+    ];
+    for (asked, shown, writes, wide) in table {
+        assert_eq!(
+            permissions_kind(&asked, real),
+            ApprovalKind::Permissions {
+                summary: shown.to_owned(),
+                write: writes.into_iter().map(str::to_owned).collect(),
+                wider: wide,
+            },
+            "{asked}"
+        );
+    }
+}

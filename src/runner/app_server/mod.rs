@@ -91,12 +91,7 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
     let mut warnings: Vec<String> = Vec::new();
     let mut incomplete: Option<String> = None;
 
-    let id = writer
-        .request(
-            "initialize",
-            json!({"clientInfo": {"name": "2bot", "title": "2Bot", "version": env!("CARGO_PKG_VERSION")}}),
-        )
-        .await;
+    let id = writer.request("initialize", plan.initialize.clone()).await;
     waiting.insert(id, Purpose::Initialize);
 
     let deadline = tokio::time::sleep(spec.timeout);

@@ -15,8 +15,9 @@ pub struct ThreadParams {
     pub cwd: String,
     /// `read-only`, `workspace-write`, `danger-full-access`.
     pub sandbox: String,
-    /// `never`, `on-request`, `untrusted`.
-    pub approval_policy: String,
+    /// `never`, `on-request`, `untrusted`, or `{"granular": {…}}` (which Codex 0.169 takes
+    /// only after an `initialize` that declared `capabilities.experimentalApi`).
+    pub approval_policy: Value,
     /// Always `user`: Codex's own reviewer model never approves anything.
     pub approvals_reviewer: String,
     /// The model.

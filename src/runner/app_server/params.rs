@@ -30,6 +30,9 @@ use crate::job::{ApprovalPolicy, Review, RunSpec};
 pub struct Plan {
     /// Codex's arguments (after the program name).
     pub args: Vec<OsString>,
+    /// `initialize`'s params: the experimental API is declared only for a granular
+    /// policy, which Codex 0.169 refuses without it.
+    pub initialize: Value,
     /// `thread/start`, `thread/resume` or `thread/fork`.
     pub thread_method: &'static str,
     /// Its params.
@@ -109,7 +112,7 @@ pub fn plan(spec: &RunSpec) -> Result<Plan, ToolError> {
             reason: format!("it is not JSON ({e})"),
         })?;
     let sandbox = spec.sandbox.as_str();
-    let approval = spec.approval_policy.unwrap_or(DEFAULT_APPROVAL).as_str();
+    let approval = spec.approval_policy.unwrap_or(DEFAULT_APPROVAL);
     let roots: Vec<String> = spec
         .add_dirs
         .iter()
@@ -128,7 +131,7 @@ pub fn plan(spec: &RunSpec) -> Result<Plan, ToolError> {
         "sandbox_workspace_write.writable_roots",
         format!("[{}]", toml_roots.join(",")),
     );
-    pin("approval_policy", toml_string(approval));
+    pin("approval_policy", approval.toml());
     pin("approvals_reviewer", toml_string("user"));
     if let Some(effort) = &effort {
         pin("model_reasoning_effort", toml_string(effort));
@@ -152,7 +155,7 @@ pub fn plan(spec: &RunSpec) -> Result<Plan, ToolError> {
         thread_id,
         cwd: spec.cwd.to_string_lossy().into_owned(),
         sandbox: sandbox.to_owned(),
-        approval_policy: approval.to_owned(),
+        approval_policy: approval.json(),
         approvals_reviewer: "user".to_owned(),
         model: spec.model.clone(),
         ephemeral: (thread_method != "thread/resume").then_some(spec.ephemeral),
@@ -182,8 +185,13 @@ pub fn plan(spec: &RunSpec) -> Result<Plan, ToolError> {
             output_schema,
         },
     };
+    let mut initialize = json!({"clientInfo": {"name": "2bot", "title": "2Bot", "version": env!("CARGO_PKG_VERSION")}});
+    if approval.is_granular() {
+        initialize["capabilities"] = json!({"experimentalApi": true});
+    }
     Ok(Plan {
         args,
+        initialize,
         thread_method,
         thread,
         turn,

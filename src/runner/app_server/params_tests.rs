@@ -233,3 +233,37 @@ fn the_prompt_never_appears_on_the_command_line() {
             .any(|a| a.contains("secret"))
     );
 }
+
+#[test]
+fn a_granular_policy_declares_the_experimental_api_and_says_every_knob_in_toml_and_json() {
+    let mut s = spec();
+    s.approval_policy = Some("granular:sandbox_approval,rules".parse().unwrap());
+    let p = plan(&s).unwrap();
+    assert_eq!(
+        p.initialize["capabilities"],
+        json!({"experimentalApi": true})
+    );
+    assert!(
+        args(&p).iter().any(|a| a
+            == "approval_policy={granular={sandbox_approval=true,rules=true,request_permissions=false,mcp_elicitations=false,skill_approval=false}}"),
+        "{:?}",
+        args(&p)
+    );
+    assert_eq!(
+        json!(p.thread)["approvalPolicy"],
+        json!({"granular": {"sandbox_approval": true, "rules": true, "request_permissions": false,
+                            "mcp_elicitations": false, "skill_approval": false}})
+    );
+    // Any other policy keeps to the stable API.
+    for other in [
+        None,
+        Some(ApprovalPolicy::OnRequest),
+        Some(ApprovalPolicy::Never),
+    ] {
+        let mut s = spec();
+        s.approval_policy = other;
+        let p = plan(&s).unwrap();
+        assert!(p.initialize.get("capabilities").is_none(), "{other:?}");
+        assert_eq!(p.initialize["clientInfo"]["name"], "2bot");
+    }
+}
