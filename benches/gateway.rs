@@ -286,6 +286,58 @@ fn cpu_us(pid: u32) -> Option<u64> {
 /// Requests per second, and the server's CPU µs per request.
 type Throughput = (f64, f64);
 
+/// A 2026-07-28 `tools/list`: no session, everything the server needs in the request.
+fn stateless_tools_list(id: &str) -> String {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "tools/list",
+        "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"}
+        }}
+    })
+    .to_string()
+}
+
+/// `tools/list` requests per second as 2026-07-28 stateless requests (no session, so
+/// any instance behind a balancer can answer each), from `clients` connections to `url`.
+async fn stateless_rps(url: &str, token: &str, clients: usize, for_how_long: Duration) -> Result<f64> {
+    let done = Arc::new(AtomicUsize::new(0));
+    let deadline = Instant::now() + for_how_long;
+    let mut workers = Vec::new();
+    for worker in 0..clients {
+        let (url, token, done) = (url.to_owned(), token.to_owned(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                let response = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", "2026-07-28")
+                    .header("mcp-method", "tools/list")
+                    .bearer_auth(&token)
+                    .body(stateless_tools_list(&format!("{worker}-{n}")))
+                    .send()
+                    .await?;
+                anyhow::ensure!(response.status() == 200, "{}", response.status());
+                let _ = response.bytes().await?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    let started = Instant::now();
+    for w in workers {
+        w.await??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
 /// [`throughput`] with a token of the built-in authorization server (an ES256 JWT checked
 /// by the verifier, then its grant looked up in SQLite on every request); and the time
 /// of the whole OAuth flow (register, authorize, sign-in with Argon2id, consent, token).
