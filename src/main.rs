@@ -229,7 +229,7 @@ async fn lasting(
         store.clone(),
         &location,
         config.runs.ttl,
-        None,
+        config.peers.url.clone(),
         shutdown.clone(),
     )
     .await
@@ -263,6 +263,11 @@ async fn lasting(
 /// them cannot be set up.
 async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twobot::runs::Runs> {
     let (lasting, threads) = lasting(config, shutdown).await?;
+    // Only a shared store has other instances to reach.
+    let peers = config.database_url.is_some().then(|| {
+        let (me, store) = (lasting.instance.id(), lasting.store.clone());
+        twobot::peer::Peers::new(me, config.peers.secret.clone(), store)
+    });
     let audit = match &config.audit_log {
         Some(path) => {
             match twobot::audit::AuditLog::open(path, config.audit_prompts, config.audit_limits) {
@@ -305,7 +310,8 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
         .with_interaction(twobot::runs::Interaction {
             approval_timeout: config.approval_timeout,
             ask_tool: config.enable_ask_tool,
-        }),
+        })
+        .with_peers_if(peers),
     )
 }
 

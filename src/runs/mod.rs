@@ -40,6 +40,7 @@ use crate::audit::{RunPath, Transport};
 use crate::error::ToolError;
 use crate::job::control::ControlConfig;
 use crate::job::{CallContext, Job, Principal, QuotaKey, RunRequest, RunSpec};
+use crate::peer::Peers;
 use crate::policy::{Policy, Refusal, check};
 use crate::run_queue::{RunQueue, Ticket};
 use crate::runner::{CodexRunner, RunnerConfig};
@@ -101,6 +102,7 @@ struct Inner {
     observer: Observer,
     tracker: TaskTracker,
     interaction: Interaction,
+    peers: Option<Peers>,
 }
 
 /// A call that passed admission: it holds its queue place (and kept place) and has not
@@ -139,6 +141,7 @@ impl Runs {
                 observer,
                 tracker,
                 interaction: Interaction::default(),
+                peers: None,
             }),
         }
     }
@@ -149,6 +152,28 @@ impl Runs {
             inner.interaction = interaction;
         }
         self
+    }
+
+    /// The same lifecycle reaching the other instances of its service through `peers`
+    /// (call before sharing it).
+    pub fn with_peers(mut self, peers: Peers) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.peers = Some(peers);
+        }
+        self
+    }
+
+    /// [`Self::with_peers`] when there are `peers`.
+    pub fn with_peers_if(self, peers: Option<Peers>) -> Self {
+        match peers {
+            Some(peers) => self.with_peers(peers),
+            None => self,
+        }
+    }
+
+    /// The other instances, when several share the store.
+    pub fn peers(&self) -> Option<&Peers> {
+        self.inner.peers.as_ref()
     }
 
     /// Approval timeout and the optional tools.
