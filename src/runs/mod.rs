@@ -16,9 +16,11 @@
 
 mod asked;
 pub mod handle;
+pub mod lease;
 pub mod observe;
 mod pending;
 pub mod persist;
+mod placement;
 mod refusal;
 pub mod store;
 
@@ -113,6 +115,7 @@ pub struct Admitted {
     caller: Caller,
     ticket: Ticket,
     reservation: Option<Reservation>,
+    lease: Option<lease::Lease>,
     runs: Runs,
 }
 
@@ -219,11 +222,12 @@ impl Runs {
         caller: Caller,
     ) -> Result<Admitted, RunRefusal> {
         match self.decide(request, &caller).await {
-            Ok((spec, reservation, ticket)) => Ok(Admitted {
+            Ok((spec, reservation, (ticket, lease))) => Ok(Admitted {
                 spec,
                 caller,
                 ticket,
                 reservation,
+                lease,
                 runs: self.clone(),
             }),
             Err(refusal) => {
@@ -242,7 +246,7 @@ impl Runs {
         &self,
         request: &RunRequest,
         caller: &Caller,
-    ) -> Result<(RunSpec, Option<Reservation>, Ticket), RunRefusal> {
+    ) -> Result<(RunSpec, Option<Reservation>, (Ticket, Option<lease::Lease>)), RunRefusal> {
         let inner = &self.inner;
         if caller.path == RunPath::Background && !inner.kept.config().background {
             return Err(RunRefusal::BackgroundDisabled);
@@ -273,8 +277,20 @@ impl Runs {
                 Some(reservation)
             }
         };
+        if let Some(thread) = &spec.resume {
+            self.resume_here(thread).await?;
+        }
         let ticket = inner.queue.ticket(&caller.quota)?;
-        Ok((spec, reservation, ticket))
+        // Several instances: the principal's share of the whole service, in the store
+        // (after the local ticket, so a call this instance refuses costs no round trip).
+        let lease = match &inner.peers {
+            Some(_) => {
+                let limit = lease::service_limit(inner.queue.limits());
+                lease::take(inner.persist.lasting(), &caller.quota, limit).await?
+            }
+            None => None,
+        };
+        Ok((spec, reservation, (ticket, lease)))
     }
 }
 
@@ -292,6 +308,7 @@ impl Admitted {
             caller,
             ticket,
             reservation,
+            lease,
             runs,
         } = self;
         let cancel = stop.child_token();
@@ -385,6 +402,8 @@ impl Admitted {
                     }
                 }
             };
+            // The run no longer counts against its principal's share of the service.
+            drop(lease);
             // Whatever still waits for a person is declined now; nothing hangs.
             control.end();
             inner

@@ -12,15 +12,16 @@ use tokio_postgres::Client;
 use crate::state::StateError;
 
 /// The newest schema version this binary migrates to.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key the migrations hold ("2botstat" in ASCII): any fixed number
 /// works, as long as every 2Bot uses the same one.
 const MIGRATION_LOCK: i64 = 0x3262_6f74_7374_6174;
 
 /// Each migration, by the version it brings the schema to.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
     "CREATE TABLE threads (
         thread_id  TEXT PRIMARY KEY,
         owner      TEXT NOT NULL,
@@ -48,7 +49,19 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         started_ms   BIGINT NOT NULL,
         heartbeat_ms BIGINT NOT NULL
     );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE run_leases (
+        lease_id   TEXT PRIMARY KEY,
+        quota_key  TEXT NOT NULL,
+        instance   TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE INDEX run_leases_key ON run_leases (quota_key, expires_ms);
+    CREATE INDEX run_leases_instance ON run_leases (instance);",
+    ),
+];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; returns the version it is at.
 pub async fn migrate(client: &mut Client, now_ms: i64) -> Result<i64, StateError> {
