@@ -49,6 +49,7 @@ mod run_card;
 mod runner;
 mod session_end;
 mod state_conformance;
+mod state_leases;
 mod state_postgres;
 mod state_restart;
 mod stdio;
