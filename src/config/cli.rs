@@ -11,8 +11,8 @@ use clap::{Parser, ValueEnum};
 
 use super::http::HttpArgs;
 use super::oauth::OAuthArgs;
-use super::peers::PeerArgs;
 use super::parse::{parse_base_url, parse_bool, parse_log_level};
+use super::peers::PeerArgs;
 
 /// Which transport to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -131,10 +131,30 @@ mod tests {
             (None, None, false, Ok(())),
             (Some("http://10.0.0.5:8811/"), Some(SECRET), true, Ok(())),
             (None, Some(SECRET), true, Ok(())),
-            (Some("http://10.0.0.5:8811"), Some(SECRET), false, Err("needs TWOBOT_DATABASE_URL")),
-            (Some("http://10.0.0.5:8811"), None, true, Err("needs TWOBOT_INSTANCE_SECRET")),
-            (Some("ftp://10.0.0.5"), Some(SECRET), true, Err("no path or query")),
-            (Some("http://h:1/mcp"), Some(SECRET), true, Err("no path or query")),
+            (
+                Some("http://10.0.0.5:8811"),
+                Some(SECRET),
+                false,
+                Err("needs TWOBOT_DATABASE_URL"),
+            ),
+            (
+                Some("http://10.0.0.5:8811"),
+                None,
+                true,
+                Err("needs TWOBOT_INSTANCE_SECRET"),
+            ),
+            (
+                Some("ftp://10.0.0.5"),
+                Some(SECRET),
+                true,
+                Err("no path or query"),
+            ),
+            (
+                Some("http://h:1/mcp"),
+                Some(SECRET),
+                true,
+                Err("no path or query"),
+            ),
             (None, Some("short"), true, Err("at least 32")),
         ];
         for (url, secret, shared, want) in table {

@@ -123,7 +123,12 @@ impl TwoBot {
                     {
                         return results::error_text(e);
                     }
-                    let call = (crate::peer::Action::Steer, args.run_id.as_str(), caller.owner, raw);
+                    let call = (
+                        crate::peer::Action::Steer,
+                        args.run_id.as_str(),
+                        caller.owner,
+                        raw,
+                    );
                     let wait = std::time::Duration::from_secs(10);
                     self.forward(&stored, call, wait).await
                 }

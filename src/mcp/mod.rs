@@ -362,15 +362,17 @@ impl ServerHandler for TwoBot {
                 let owner = self.caller(&context, RunPath::Task).owner;
                 let mut args = serde_json::Map::new();
                 args.insert("run_id".into(), request.task_id.clone().into());
-                let call = (crate::peer::Action::Cancel, request.task_id.as_str(), owner, args);
+                let call = (
+                    crate::peer::Action::Cancel,
+                    request.task_id.as_str(),
+                    owner,
+                    args,
+                );
                 let answer = self
                     .forward(&stored, call, std::time::Duration::from_secs(10))
                     .await;
                 match answer.is_error {
-                    Some(true) => Err(ErrorData::invalid_params(
-                        forward::text_of(&answer),
-                        None,
-                    )),
+                    Some(true) => Err(ErrorData::invalid_params(forward::text_of(&answer), None)),
                     _ => Ok(()),
                 }
             }

@@ -73,13 +73,17 @@ pub struct Forwarded {
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     /// This instance has no secret, so it cannot sign.
-    #[error("the run is on instance {instance}, and this instance cannot reach it: TWOBOT_INSTANCE_SECRET is not set")]
+    #[error(
+        "the run is on instance {instance}, and this instance cannot reach it: TWOBOT_INSTANCE_SECRET is not set"
+    )]
     NoSecret {
         /// The holder.
         instance: String,
     },
     /// The holder is gone or never said where it listens.
-    #[error("the run is on instance {instance}, which has no TWOBOT_INSTANCE_URL in the store (or is gone)")]
+    #[error(
+        "the run is on instance {instance}, which has no TWOBOT_INSTANCE_URL in the store (or is gone)"
+    )]
     NoAddress {
         /// The holder.
         instance: String,
@@ -95,7 +99,9 @@ pub enum PeerError {
         reason: String,
     },
     /// The holder refused it (a signature problem, most likely a different secret).
-    #[error("the run is on instance {instance} ({url}), which refused the forwarded call ({status}): {body}")]
+    #[error(
+        "the run is on instance {instance} ({url}), which refused the forwarded call ({status}): {body}"
+    )]
     Refused {
         /// The holder.
         instance: String,

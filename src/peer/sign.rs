@@ -80,7 +80,11 @@ fn mac(secret: &[u8], method: &str, path: &str, stamp: &Stamp, body: &[u8]) -> H
 
 /// The signature of a request.
 pub fn sign(secret: &[u8], method: &str, path: &str, stamp: &Stamp, body: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(mac(secret, method, path, stamp, body).finalize().into_bytes())
+    URL_SAFE_NO_PAD.encode(
+        mac(secret, method, path, stamp, body)
+            .finalize()
+            .into_bytes(),
+    )
 }
 
 /// The headers a signed request carries, as read from it (`None`: absent).
@@ -199,12 +203,34 @@ mod tests {
         let wrong_key: &[u8] = b"another-secret-another-secret-xx";
         let table: [(&[u8], i64, &[u8], Option<&str>, Result<(), Rejected>); 7] = [
             (KEY, now, body, None, Ok(())),
-            (KEY, now, body, Some(H_SIGNATURE), Err(Rejected::Missing(H_SIGNATURE))),
+            (
+                KEY,
+                now,
+                body,
+                Some(H_SIGNATURE),
+                Err(Rejected::Missing(H_SIGNATURE)),
+            ),
             (KEY, now, body, Some(H_TIME), Err(Rejected::Missing(H_TIME))),
             (wrong_key, now, body, None, Err(Rejected::BadSignature)),
             (KEY, now, other, None, Err(Rejected::BadSignature)),
-            (KEY, now - WINDOW_MS - 1, body, None, Err(Rejected::Stale { age_ms: WINDOW_MS + 1 })),
-            (KEY, now + WINDOW_MS + 1, body, None, Err(Rejected::Stale { age_ms: -WINDOW_MS - 1 })),
+            (
+                KEY,
+                now - WINDOW_MS - 1,
+                body,
+                None,
+                Err(Rejected::Stale {
+                    age_ms: WINDOW_MS + 1,
+                }),
+            ),
+            (
+                KEY,
+                now + WINDOW_MS + 1,
+                body,
+                None,
+                Err(Rejected::Stale {
+                    age_ms: -WINDOW_MS - 1,
+                }),
+            ),
         ];
         for (i, (key, signed_at, presented, strip, want)) in table.into_iter().enumerate() {
             let s = stamp(signed_at, &format!("n{i}"));
@@ -228,7 +254,14 @@ mod tests {
     fn a_forged_request_does_not_spend_the_real_ones_nonce() {
         let nonces = Nonces::default();
         let s = stamp(5_000, "mine");
-        let forged = check(b"wrong-wrong-wrong-wrong-wrong-wr", (&s, b"{}"), b"{}", 5_000, &nonces, None);
+        let forged = check(
+            b"wrong-wrong-wrong-wrong-wrong-wr",
+            (&s, b"{}"),
+            b"{}",
+            5_000,
+            &nonces,
+            None,
+        );
         assert_eq!(forged, Err(Rejected::BadSignature));
         assert!(check(KEY, (&s, b"{}"), b"{}", 5_000, &nonces, None).is_ok());
     }

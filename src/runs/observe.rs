@@ -67,9 +67,7 @@ impl Observer {
             RunRefusal::Queue(QueueRefusal::Busy { .. }) => (Outcome::Busy, RefusalReason::busy),
             RunRefusal::Queue(QueueRefusal::PrincipalQueueFull { .. })
             | RunRefusal::Kept(KeptRefusal::PrincipalFull(_))
-            | RunRefusal::ServiceQuota { .. } => {
-                (Outcome::Busy, RefusalReason::quota)
-            }
+            | RunRefusal::ServiceQuota { .. } => (Outcome::Busy, RefusalReason::quota),
             RunRefusal::Kept(KeptRefusal::Full(_)) => (Outcome::Busy, RefusalReason::too_many_runs),
         };
         self.count(caller, outcome);

@@ -22,6 +22,7 @@ mod first_contact;
 mod first_snapshot;
 mod http;
 mod http_limits;
+mod instances;
 mod interactive;
 mod jwks;
 mod log_filter;

@@ -43,15 +43,40 @@ fn lease(id: &str, key: &str, instance: &str, expires_ms: i64) -> LeaseRow {
 async fn a_key_gets_at_most_its_limit_of_leases_and_a_release_makes_room(b: &dyn Backend) {
     let store = b.open().await.unwrap();
     let now = 1_000;
-    assert!(store.acquire_lease(&lease("a1", "alice", "i1", 9_000), 2, now).await.unwrap());
-    assert!(store.acquire_lease(&lease("a2", "alice", "i2", 9_000), 2, now).await.unwrap());
-    assert!(!store.acquire_lease(&lease("a3", "alice", "i3", 9_000), 2, now).await.unwrap());
+    assert!(
+        store
+            .acquire_lease(&lease("a1", "alice", "i1", 9_000), 2, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_lease(&lease("a2", "alice", "i2", 9_000), 2, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .acquire_lease(&lease("a3", "alice", "i3", 9_000), 2, now)
+            .await
+            .unwrap()
+    );
     // Another principal's share is its own.
-    assert!(store.acquire_lease(&lease("b1", "bob", "i1", 9_000), 1, now).await.unwrap());
+    assert!(
+        store
+            .acquire_lease(&lease("b1", "bob", "i1", 9_000), 1, now)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.live_leases("alice", now).await.unwrap(), 2);
     store.release_lease("a1").await.unwrap();
     assert_eq!(store.live_leases("alice", now).await.unwrap(), 1);
-    assert!(store.acquire_lease(&lease("a3", "alice", "i3", 9_000), 2, now).await.unwrap());
+    assert!(
+        store
+            .acquire_lease(&lease("a3", "alice", "i3", 9_000), 2, now)
+            .await
+            .unwrap()
+    );
 }
 
 async fn many_instances_asking_at_once_never_exceed_the_limit(b: &dyn Backend) {
@@ -85,9 +110,23 @@ async fn an_expired_or_reaped_instances_leases_stop_counting_and_renewed_ones_do
     assert_eq!(store.renew_leases("live", 30_000, 4_000).await.unwrap(), 1);
     store.drop_leases("reaped").await.unwrap();
     assert_eq!(store.live_leases("alice", 4_000).await.unwrap(), 2);
-    assert_eq!(store.live_leases("alice", 6_000).await.unwrap(), 1, "expired");
+    assert_eq!(
+        store.live_leases("alice", 6_000).await.unwrap(),
+        1,
+        "expired"
+    );
     // A later renewal also forgets the expired rows for good.
     store.renew_leases("live", 40_000, 6_000).await.unwrap();
-    assert!(!store.acquire_lease(&lease("x", "alice", "i", 50_000), 1, 6_000).await.unwrap());
-    assert!(store.acquire_lease(&lease("y", "alice", "i", 50_000), 2, 6_000).await.unwrap());
+    assert!(
+        !store
+            .acquire_lease(&lease("x", "alice", "i", 50_000), 1, 6_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .acquire_lease(&lease("y", "alice", "i", 50_000), 2, 6_000)
+            .await
+            .unwrap()
+    );
 }

@@ -47,9 +47,7 @@ pub async fn acquire(
 /// Live leases of `quota_key`.
 pub async fn live(client: &Object, quota_key: &str, now_ms: i64) -> Result<u64, StateError> {
     let stmt = client
-        .prepare_cached(
-            "SELECT COUNT(*) FROM run_leases WHERE quota_key = $1 AND expires_ms > $2",
-        )
+        .prepare_cached("SELECT COUNT(*) FROM run_leases WHERE quota_key = $1 AND expires_ms > $2")
         .await
         .map_err(query)?;
     let n: i64 = client

@@ -8,9 +8,11 @@
 
 use tokio_postgres::Row;
 
-use super::{PostgresStore, leases};
 use super::migrate::{self, query};
-use crate::state::{BackendKind, InstanceRow, LeaseRow, RunRow, RunState, StateError, StateStore, ThreadRow};
+use super::{PostgresStore, leases};
+use crate::state::{
+    BackendKind, InstanceRow, LeaseRow, RunRow, RunState, StateError, StateStore, ThreadRow,
+};
 
 /// The states `mark_lost` and the reaper end.
 const NOT_FINAL: [&str; 2] = ["queued", "running"];

@@ -3,7 +3,9 @@
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
 use super::{SqliteStore, leases, schema};
-use crate::state::{BackendKind, InstanceRow, LeaseRow, RunRow, RunState, StateError, StateStore, ThreadRow};
+use crate::state::{
+    BackendKind, InstanceRow, LeaseRow, RunRow, RunState, StateError, StateStore, ThreadRow,
+};
 
 const RUN_COLUMNS: &str = "run_id, owner, quota_key, instance, state, created_ms, updated_ms, \
                            ended_ms, expires_ms, snapshot";
@@ -248,7 +250,8 @@ impl StateStore for SqliteStore {
 
     async fn live_leases(&self, quota_key: &str, now_ms: i64) -> Result<u64, StateError> {
         let key = quota_key.to_owned();
-        self.call(move |conn| leases::live(conn, &key, now_ms)).await
+        self.call(move |conn| leases::live(conn, &key, now_ms))
+            .await
     }
 
     async fn release_lease(&self, lease_id: &str) -> Result<(), StateError> {
@@ -269,6 +272,7 @@ impl StateStore for SqliteStore {
 
     async fn drop_leases(&self, instance: &str) -> Result<(), StateError> {
         let me = instance.to_owned();
-        self.call(move |conn| leases::drop_instance(conn, &me)).await
+        self.call(move |conn| leases::drop_instance(conn, &me))
+            .await
     }
 }
