@@ -127,7 +127,9 @@ mod tests {
 
     #[test]
     fn an_instance_url_needs_a_shared_store_a_secret_and_a_bare_origin() {
-        let table: [(Option<&str>, Option<&str>, bool, Result<(), &str>); 8] = [
+        // url, secret, shared store, what it gives.
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, bool, Result<(), &'a str>);
+        let table: [Case; 8] = [
             (None, None, false, Ok(())),
             (Some("http://10.0.0.5:8811/"), Some(SECRET), true, Ok(())),
             (None, Some(SECRET), true, Ok(())),

@@ -201,7 +201,15 @@ mod tests {
         let body: &[u8] = br#"{"owner":"token:alice"}"#;
         let other: &[u8] = br#"{"owner":"token:mallory"}"#;
         let wrong_key: &[u8] = b"another-secret-another-secret-xx";
-        let table: [(&[u8], i64, &[u8], Option<&str>, Result<(), Rejected>); 7] = [
+        // key verified with, signed at, body presented, header stripped, outcome.
+        type Case<'a> = (
+            &'a [u8],
+            i64,
+            &'a [u8],
+            Option<&'a str>,
+            Result<(), Rejected>,
+        );
+        let table: [Case; 7] = [
             (KEY, now, body, None, Ok(())),
             (
                 KEY,

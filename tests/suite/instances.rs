@@ -294,6 +294,9 @@ async fn three_instances_behind_round_robin_nginx_serve_as_one() -> Result<()> {
     Ok(())
 }
 
+/// Request headers as (name, value).
+type Headers = Vec<(&'static str, String)>;
+
 /// A signed request as another instance would send it.
 fn signed(
     path: &str,
@@ -345,7 +348,9 @@ async fn the_internal_route_answers_only_requests_signed_by_a_peer() -> Result<(
         "authorization",
         format!("Bearer {}", PEOPLE.token("alice")?),
     )];
-    let cases: Vec<(&str, String, Vec<(&'static str, String)>, &str)> = vec![
+    // What is tried, where, with which headers, and the reason the 401 must give.
+    type Case<'a> = (&'a str, String, Headers, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "no signature",
             direct.clone(),

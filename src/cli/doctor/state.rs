@@ -17,7 +17,32 @@ pub(super) async fn state_checks(config: &Config) -> Vec<Check> {
     };
     let shown = redact_url(url);
     let result = PostgresStore::inspect(url).await;
-    vec![schema_check(&shown, result)]
+    vec![schema_check(&shown, result), peer_check(&config.peers)]
+}
+
+/// Whether the other instances can reach this one (`TWOBOT_INSTANCE_URL`, with the
+/// shared secret `TWOBOT_INSTANCE_SECRET`; the config refuses a URL without a secret).
+fn peer_check(peers: &crate::config::PeerConfig) -> Check {
+    const PEERS: &str = "instance address";
+    match (&peers.url, &peers.secret) {
+        (Some(url), Some(_)) => check(
+            Level::Ok,
+            PEERS,
+            format!(
+                "{url}: other instances forward a live run's get, cancel and steer here, signed with TWOBOT_INSTANCE_SECRET"
+            ),
+        ),
+        (None, Some(_)) => check(
+            Level::Warn,
+            PEERS,
+            "TWOBOT_INSTANCE_URL is unset: this instance can forward to the others, but a follow-up of one of its own live runs that reaches another instance is answered from the store (no live progress; cancel and steer refused)",
+        ),
+        (_, None) => check(
+            Level::Warn,
+            PEERS,
+            "TWOBOT_INSTANCE_SECRET and TWOBOT_INSTANCE_URL are unset: with several instances, a live run's get, cancel and steer work only on the instance that runs it (elsewhere the store answers; cancel and steer are refused)",
+        ),
+    }
 }
 
 /// What the version found (or the failure to read it) means for starting the server.
