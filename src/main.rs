@@ -266,7 +266,8 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
     // Only a shared store has other instances to reach.
     let peers = config.database_url.is_some().then(|| {
         let (me, store) = (lasting.instance.id(), lasting.store.clone());
-        twobot::peer::Peers::new(me, config.peers.secret.clone(), store)
+        let url = config.peers.url.clone();
+        twobot::peer::Peers::new(me, url, config.peers.secret.clone(), store)
     });
     let audit = match &config.audit_log {
         Some(path) => {

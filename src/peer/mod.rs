@@ -118,14 +118,20 @@ pub enum PeerError {
 #[derive(Debug, Clone)]
 pub struct Peers {
     me: String,
+    url: Option<String>,
     secret: Option<PeerSecret>,
     store: Arc<dyn StateStore>,
     client: reqwest::Client,
 }
 
 impl Peers {
-    /// Forwarding from instance `me`, finding the others in `store`.
-    pub fn new(me: &str, secret: Option<PeerSecret>, store: Arc<dyn StateStore>) -> Self {
+    /// Forwarding from instance `me` (reached at `url`), finding the others in `store`.
+    pub fn new(
+        me: &str,
+        url: Option<String>,
+        secret: Option<PeerSecret>,
+        store: Arc<dyn StateStore>,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             // Internal addresses only; a redirect would re-send the signed body elsewhere.
@@ -134,6 +140,7 @@ impl Peers {
             .unwrap_or_default();
         Self {
             me: me.to_owned(),
+            url,
             secret,
             store,
             client,
@@ -143,6 +150,11 @@ impl Peers {
     /// This instance's id.
     pub fn me(&self) -> &str {
         &self.me
+    }
+
+    /// This instance's internal address, if it has one.
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// The secret requests to this instance must be signed with, if peering is on.

@@ -72,6 +72,7 @@ async fn print_config_names_postgres_and_never_shows_the_database_password() -> 
 /// is not there.
 #[tokio::test]
 async fn doctor_reports_the_database_connection_and_its_schema_version() -> Result<()> {
+    use twobot::state::postgres::SCHEMA_VERSION;
     let db = postgres::database();
     let setup = Setup::healthy()?.with("TWOBOT_DATABASE_URL", with_password(&db));
     let shown = format!(
@@ -84,7 +85,7 @@ async fn doctor_reports_the_database_connection_and_its_schema_version() -> Resu
     let (code, out, err) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(0), "{out}{err}");
     let fresh = format!(
-        "[ok  ] state store: {shown}: connected, no 2Bot schema yet (version 1 is created at the first start)"
+        "[ok  ] state store: {shown}: connected, no 2Bot schema yet (version {SCHEMA_VERSION} is created at the first start)"
     );
     assert!(out.contains(&fresh), "missing {fresh:?} in:\n{out}");
     assert!(!out.contains("hunter2"), "{out}");
@@ -101,20 +102,23 @@ async fn doctor_reports_the_database_connection_and_its_schema_version() -> Resu
     twobot::state::PostgresStore::connect(&db.url()).await?;
     let (code, out, _) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(0), "{out}");
-    let current = format!("[ok  ] state store: {shown}: connected, schema version 1 (current)");
+    let current = format!(
+        "[ok  ] state store: {shown}: connected, schema version {SCHEMA_VERSION} (current)"
+    );
     assert!(out.contains(&current), "missing {current:?} in:\n{out}");
 
     raw(&db)
         .await
         .execute(
-            "INSERT INTO schema_migrations (version, applied_ms) VALUES (2, 0)",
-            &[],
+            "INSERT INTO schema_migrations (version, applied_ms) VALUES ($1, 0)",
+            &[&(SCHEMA_VERSION + 1)],
         )
         .await?;
     let (code, out, _) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(1), "{out}");
     let newer = format!(
-        "[FAIL] state store: {shown}: the state schema is at version 2, newer than this 2Bot knows (1)"
+        "[FAIL] state store: {shown}: the state schema is at version {}, newer than this 2Bot knows ({SCHEMA_VERSION})",
+        SCHEMA_VERSION + 1
     );
     assert!(out.contains(&newer), "missing {newer:?} in:\n{out}");
 
