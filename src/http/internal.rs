@@ -1,5 +1,6 @@
-//! `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer}`: the other instances of this
-//! service asking about a run this instance holds (`crate::peer`).
+//! `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer|run}`: the other instances of
+//! this service asking about a run this instance holds, or resuming a thread it holds
+//! (`crate::peer`).
 //!
 //! It sits beside `/mcp` on the same listener but outside the bearer-token layers: a
 //! caller's token is no credential here, only a signature made with the instances'
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
 use http::{HeaderMap, StatusCode, Uri};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
 use crate::peer::sign::{self, Nonces, Presented};
 use crate::peer::{Action, Forwarded, PREFIX};
@@ -26,13 +28,16 @@ use crate::state::now_ms;
 struct Internal {
     runs: Runs,
     nonces: Nonces,
+    /// Stops runs started here for another instance (shutdown's kill stage).
+    stop: CancellationToken,
 }
 
-/// The internal routes, answering for `runs`.
-pub fn routes(runs: Runs) -> Router {
+/// The internal routes, answering for `runs`; a forwarded run stops when `stop` fires.
+pub fn routes(runs: Runs, stop: CancellationToken) -> Router {
     let state = Arc::new(Internal {
         runs,
         nonces: Nonces::default(),
+        stop,
     });
     Router::new().route(
         &format!("{PREFIX}/{{run_id}}/{{action}}"),
@@ -89,7 +94,7 @@ async fn forwarded(
         return refuse(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no internal action {action:?}; get, cancel or steer"),
+            format!("no internal action {action:?}; get, cancel, steer or run"),
         );
     };
     let call: Forwarded = match serde_json::from_slice(&body) {
@@ -103,6 +108,7 @@ async fn forwarded(
         }
     };
     tracing::info!(from = %stamp.from, %run_id, action = action.as_str(), "a forwarded follow-up");
-    let answer = crate::mcp::forward::answer(&internal.runs, action, &run_id, call).await;
+    let answer =
+        crate::mcp::forward::answer(&internal.runs, action, &run_id, call, &internal.stop).await;
     Json(answer).into_response()
 }

@@ -94,7 +94,7 @@ pub fn router(
     authorization: Option<Router>,
 ) -> Router {
     let observer = runs.observer().clone();
-    let internal = internal::routes(runs.clone());
+    let internal = internal::routes(runs.clone(), shutdown.kill_runs.clone());
     let ready = Arc::new(Readiness::new(runs.runner_config()));
     let session_runs = crate::mcp::session_runs::SessionRuns::default();
     let sessions = {

@@ -1,5 +1,6 @@
-//! Follow-ups of a run another instance holds, both ways: [`TwoBot::forward`] sends one
-//! there (`crate::peer`) and relays the holder's answer; [`answer`] is the holder's side,
+//! Follow-ups of a run another instance holds, and resumes of a thread it holds, both
+//! ways: [`TwoBot::forward`] and [`TwoBot::forward_run`] send one there (`crate::peer`)
+//! and relay the holder's answer; [`answer`] is the holder's side,
 //! called by the internal route (`http::internal`) once the signature checked out. The
 //! owner key travels in the signed body, so the owner check happens where the run is,
 //! with the same code as for the holder's own callers.
@@ -12,8 +13,11 @@ use tokio_util::sync::CancellationToken;
 use super::follow::{cancel_live, get_live, wait_of};
 use super::tools::{GET_RUN, GetRunArgs};
 use super::{TwoBot, arguments, interactive, results};
-use crate::peer::{Action, Forwarded};
-use crate::runs::{RunHandle, Runs, Stored};
+use crate::audit::{RunPath, Transport};
+use crate::job::control::ControlConfig;
+use crate::job::{QuotaKey, RunRequest};
+use crate::peer::{Action, Forwarded, ForwardedCaller};
+use crate::runs::{Caller, RunHandle, RunRefusal, Runs, Stored};
 
 /// A call to forward: what, on which run, for whom, with the caller's arguments.
 pub(super) type Call<'a> = (Action, &'a str, String, JsonObject);
@@ -30,7 +34,11 @@ impl TwoBot {
         let (action, run_id, owner, arguments) = call;
         let sent = match self.runs.peers() {
             Some(peers) => {
-                let call = Forwarded { owner, arguments };
+                let call = Forwarded {
+                    owner,
+                    arguments,
+                    caller: None,
+                };
                 peers
                     .forward(&stored.instance, action, run_id, &call, wait)
                     .await
@@ -48,10 +56,89 @@ impl TwoBot {
                 match action {
                     // What the store knows; if the holder died, the run reads `lost` soon.
                     Action::Get => results::snapshot(&stored.snapshot),
-                    Action::Cancel | Action::Steer => results::error_text(format!("refused: {e}")),
+                    Action::Cancel | Action::Steer | Action::Run => {
+                        results::error_text(format!("refused: {e}"))
+                    }
                 }
             }
         }
+    }
+}
+
+impl TwoBot {
+    /// Run `call` (a resume of a thread `instance` holds) there, for `caller`; the
+    /// holder's answer: a background run's first snapshot, or a direct call's result
+    /// when the run ends (no progress is relayed on the way).
+    pub(super) async fn forward_run(
+        &self,
+        instance: &str,
+        caller: ForwardedCaller,
+        call: (String, JsonObject),
+        wait: Duration,
+    ) -> CallToolResult {
+        let Some(peers) = self.runs.peers() else {
+            return results::error_text(format!("refused: thread held by instance {instance}"));
+        };
+        let (owner, arguments) = call;
+        let thread = arguments
+            .get("thread_id")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let call = Forwarded {
+            owner,
+            arguments,
+            caller: Some(caller),
+        };
+        match peers
+            .forward(instance, Action::Run, &thread, &call, wait)
+            .await
+        {
+            Ok(answer) => serde_json::from_value(answer).unwrap_or_else(|e| {
+                results::error_text(format!(
+                    "instance {instance} gave an unreadable answer: {e}"
+                ))
+            }),
+            Err(e) => results::error_text(format!("refused: {e}")),
+        }
+    }
+}
+
+impl TwoBot {
+    /// A resume (or fork) of a thread whose Codex home is on another live instance, for
+    /// a direct call or a background run: forwarded there. `None`: it runs here (also a
+    /// task, which lives where it was created; it is refused with the holder's name).
+    pub(super) async fn resume_elsewhere(
+        &self,
+        request: &RunRequest,
+        arguments: JsonObject,
+        tool: &str,
+        caller: &Caller,
+    ) -> Option<CallToolResult> {
+        let thread = request.thread_id.as_deref()?;
+        if caller.path == RunPath::Task || self.runs.peers()?.secret().is_none() {
+            return None;
+        }
+        let Err(RunRefusal::ThreadElsewhere { instance, .. }) = self.runs.resume_here(thread).await
+        else {
+            return None;
+        };
+        let background = caller.path == RunPath::Background;
+        let wait = if background {
+            Duration::from_secs(10)
+        } else {
+            let timeout = request.timeout_sec.and_then(|t| u64::try_from(t).ok());
+            Duration::from_secs(timeout.unwrap_or(7200).saturating_add(30))
+        };
+        tracing::info!(%thread, %instance, "a resume of a thread another instance holds: forwarded there");
+        let who = ForwardedCaller {
+            principal: caller.principal.clone(),
+            quota: caller.quota.0.clone(),
+            tool: tool.to_owned(),
+            background,
+        };
+        let call = (caller.owner.clone(), arguments);
+        Some(self.forward_run(&instance, who, call, wait).await)
     }
 }
 
@@ -64,8 +151,18 @@ pub(super) fn text_of(result: &CallToolResult) -> String {
         .unwrap_or_default()
 }
 
-/// The holder's answer to a forwarded `call` on `run_id`.
-pub async fn answer(runs: &Runs, action: Action, run_id: &str, call: Forwarded) -> CallToolResult {
+/// The holder's answer to a forwarded `call` on `run_id` (for [`Action::Run`], the
+/// thread it resumes); a run started here stops when `stop` fires (shutdown).
+pub async fn answer(
+    runs: &Runs,
+    action: Action,
+    run_id: &str,
+    call: Forwarded,
+    stop: &CancellationToken,
+) -> CallToolResult {
+    if action == Action::Run {
+        return run_here(runs, call, stop).await;
+    }
     let handle = match runs.kept().get(run_id, &call.owner) {
         Ok(handle) => handle,
         // Not live here (it ended and was evicted, or this is a restarted instance): what
@@ -75,7 +172,7 @@ pub async fn answer(runs: &Runs, action: Action, run_id: &str, call: Forwarded) 
                 Some(stored) => match action {
                     Action::Get => results::snapshot(&stored.snapshot),
                     Action::Cancel => results::not_cancelled(&stored),
-                    Action::Steer => results::error_text(format!(
+                    Action::Steer | Action::Run => results::error_text(format!(
                         "refused: run {run_id} is not running (status {})",
                         stored.state.as_str()
                     )),
@@ -95,7 +192,7 @@ pub async fn answer(runs: &Runs, action: Action, run_id: &str, call: Forwarded) 
                 Err(e) => results::error_text(e),
             }
         }
-        Action::Cancel => cancel_live(&handle).await,
+        Action::Cancel | Action::Run => cancel_live(&handle).await,
         Action::Steer => {
             let args: interactive::SteerArgs =
                 match interactive::parse(interactive::STEER_RUN, Some(call.arguments)) {
@@ -115,5 +212,45 @@ pub(super) async fn steer_live(runs: &Runs, handle: &RunHandle, message: String)
     match handle.control().steer(message).await {
         Ok(()) => results::snapshot_of(handle),
         Err(e) => results::error_text(format!("refused: {e}")),
+    }
+}
+
+/// A resume forwarded here: admitted for the forwarded caller exactly as for a caller
+/// of this instance (policy, thread owner, quotas), then run.
+async fn run_here(runs: &Runs, call: Forwarded, stop: &CancellationToken) -> CallToolResult {
+    let Some(who) = call.caller else {
+        return results::error_text("a forwarded run names no caller".to_owned());
+    };
+    let parsed = if who.tool == interactive::ASK_TOOL {
+        interactive::parse::<interactive::AskArgs>(&who.tool, Some(call.arguments))
+            .map(RunRequest::from)
+    } else {
+        interactive::parse::<RunRequest>(&who.tool, Some(call.arguments))
+    };
+    let request = match parsed {
+        Ok(r) => r,
+        Err(e) => return results::error_text(e),
+    };
+    let path = if who.background {
+        RunPath::Background
+    } else {
+        RunPath::Direct
+    };
+    let caller = Caller {
+        owner: who.principal.owner_key(),
+        principal: who.principal,
+        quota: QuotaKey(who.quota),
+        request_id: None,
+        transport: Transport::Http,
+        path,
+        approvals: ControlConfig::default(),
+    };
+    let handle = match runs.admit(&request, caller).await {
+        Ok(admitted) => admitted.start(stop),
+        Err(refusal) => return results::refusal(&refusal),
+    };
+    match path {
+        RunPath::Background => results::snapshot_of(&handle),
+        _ => results::ended(&*handle.outcome().await),
     }
 }

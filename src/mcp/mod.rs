@@ -138,6 +138,7 @@ impl TwoBot {
                 .into();
             }
         };
+        let forwardable = args.clone();
         let parsed = if tool == interactive::ASK_TOOL {
             interactive::parse::<interactive::AskArgs>(&tool, Some(args)).map(RunRequest::from)
         } else {
@@ -167,6 +168,12 @@ impl TwoBot {
             RunPath::Direct
         };
         let caller = self.caller(&ctx, path);
+        if let Some(answer) = self
+            .resume_elsewhere(&request, forwardable, &tool, &caller)
+            .await
+        {
+            return answer.into();
+        }
         // rmcp serves the call on a session task, outside the HTTP request's span: this
         // span (parent of the run's) picks the caller's trace up again.
         let span = tracing::info_span!(

@@ -9,7 +9,10 @@
 //! (`TWOBOT_INSTANCE_SECRET`). The holder checks the signature, then the owner, exactly
 //! as for its own callers; its answer is relayed unchanged.
 //!
-//! The route is `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer}` on the same
+//! A resume of a thread whose Codex home is on another instance is forwarded the same
+//! way ([`Action::Run`], with the caller's principal): the holder admits and runs it.
+//!
+//! The route is `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer|run}` on the same
 //! listener as `/mcp`, outside the bearer-token layers (a caller's token is no
 //! credential there) and refused without a valid signature (`http::internal`).
 
@@ -21,6 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::PeerSecret;
+use crate::job::Principal;
 use crate::state::{StateStore, now_ms};
 
 /// Where the internal routes live.
@@ -36,6 +40,8 @@ pub enum Action {
     Cancel,
     /// `steer_codex_run`.
     Steer,
+    /// `run_codex_prompt` or `ask_codex` resuming a thread this instance holds.
+    Run,
 }
 
 impl Action {
@@ -45,6 +51,7 @@ impl Action {
             Self::Get => "get",
             Self::Cancel => "cancel",
             Self::Steer => "steer",
+            Self::Run => "run",
         }
     }
 
@@ -54,6 +61,7 @@ impl Action {
             "get" => Self::Get,
             "cancel" => Self::Cancel,
             "steer" => Self::Steer,
+            "run" => Self::Run,
             _ => return None,
         })
     }
@@ -67,6 +75,24 @@ pub struct Forwarded {
     pub owner: String,
     /// The tool's arguments, as the caller sent them.
     pub arguments: serde_json::Map<String, serde_json::Value>,
+    /// For [`Action::Run`]: who calls, as the forwarding instance authenticated them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller: Option<ForwardedCaller>,
+}
+
+/// The caller of a forwarded run: the holder admits the run for it (policy, thread
+/// owner, quotas) as if it had called there.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ForwardedCaller {
+    /// Who is calling.
+    pub principal: Principal,
+    /// Whose share of the service the run uses.
+    pub quota: String,
+    /// `run_codex_prompt` or `ask_codex`.
+    pub tool: String,
+    /// A background run (answered at once with its `run_id`) rather than a direct call
+    /// (answered with the result when the run ends).
+    pub background: bool,
 }
 
 /// Why a call could not be forwarded.

@@ -11,7 +11,7 @@ use super::{RunRefusal, Runs};
 
 impl Runs {
     /// `Ok` when `thread` may resume on this instance.
-    pub(super) async fn resume_here(&self, thread: &str) -> Result<(), RunRefusal> {
+    pub async fn resume_here(&self, thread: &str) -> Result<(), RunRefusal> {
         let Some(peers) = &self.inner.peers else {
             return Ok(());
         };

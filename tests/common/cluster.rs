@@ -109,6 +109,11 @@ impl Cluster {
 
     /// Start an instance on `port` with the cluster's settings.
     pub async fn member(&self, port: u16) -> Result<Member> {
+        self.member_with(port, &[]).await
+    }
+
+    /// Start an instance on `port` with the cluster's settings and `extra` of its own.
+    pub async fn member_with(&self, port: u16, extra: &[(&str, &str)]) -> Result<Member> {
         let (port_s, url) = (port.to_string(), format!("http://127.0.0.1:{port}"));
         let mut env: Vec<(&str, &str)> = self
             .env
@@ -119,6 +124,7 @@ impl Cluster {
             ("TWOBOT_PORT", port_s.as_str()),
             ("TWOBOT_INSTANCE_URL", url.as_str()),
         ]);
+        env.extend_from_slice(extra);
         let server = spawn_http(&env).await?;
         Ok(Member { server, port })
     }

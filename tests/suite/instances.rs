@@ -294,6 +294,91 @@ async fn three_instances_behind_round_robin_nginx_serve_as_one() -> Result<()> {
     Ok(())
 }
 
+/// A resume that lands on an instance whose Codex home lacks the thread runs on the
+/// instance that holds it, for the same caller (the holder checks the owner): a direct
+/// call answers with the result, a background run is followed from the first instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_landing_elsewhere_runs_on_the_instance_holding_the_thread() -> Result<()> {
+    let sdk = Sdk::new()?;
+    let homes = tempfile::tempdir()?;
+    let mut cluster = Cluster::start(0, &PEOPLE, &[]).await?;
+    for m in 0..2 {
+        let home = homes.path().join(format!("codex-home-{m}"));
+        std::fs::create_dir(&home)?;
+        let home = home.display().to_string();
+        let member = cluster
+            .member_with(
+                crate::common::cluster::free_port()?,
+                &[("CODEX_HOME", &home)],
+            )
+            .await?;
+        cluster.members.push(member);
+    }
+    let (holder, other) = (cluster.members[0].mcp(), cluster.members[1].mcp());
+    let call = |url: &str, who: &str, args: Value| {
+        let (url, token) = (url.to_owned(), PEOPLE.token(who));
+        let sdk = &sdk;
+        async move { sdk.call(&url, &token?, "run_codex_prompt", args).await }
+    };
+    let runs_on = |m: usize| run_dirs(&cluster.members[m].server.record).len();
+
+    let started = call(
+        &holder,
+        "alice",
+        json!({"prompt": "scenario:ok", "ephemeral": false}),
+    )
+    .await?;
+    let thread = started["structuredContent"]["thread_id"]
+        .as_str()
+        .context("thread_id")?
+        .to_owned();
+    let resumed = call(
+        &other,
+        "alice",
+        json!({"prompt": "scenario:ok", "thread_id": thread, "ephemeral": false}),
+    )
+    .await?;
+    ensure!(
+        resumed["isError"] != true && resumed["structuredContent"]["thread_id"] == thread.as_str(),
+        "{resumed}"
+    );
+    ensure!(
+        (runs_on(0), runs_on(1)) == (2, 0),
+        "the resume ran where the thread is not"
+    );
+
+    let background = call(&other, "alice", json!({"prompt": "scenario:ok", "thread_id": thread, "ephemeral": false, "background": true})).await?;
+    let run_id = background["structuredContent"]["run_id"]
+        .as_str()
+        .context("run_id")?;
+    let done = sdk
+        .call(
+            &other,
+            "tok-alice",
+            "get_codex_run",
+            json!({"run_id": run_id, "wait_sec": 20}),
+        )
+        .await?;
+    ensure!(done["structuredContent"]["status"] == "completed", "{done}");
+    ensure!(
+        (runs_on(0), runs_on(1)) == (3, 0),
+        "the background resume ran where the thread is not"
+    );
+
+    let stolen = call(
+        &other,
+        "bob",
+        json!({"prompt": "scenario:ok", "thread_id": thread, "ephemeral": false}),
+    )
+    .await?;
+    ensure!(
+        stolen["isError"] == true && stolen["text"].to_string().contains("only your own threads"),
+        "{stolen}"
+    );
+    ensure!(runs_on(0) == 3, "bob's resume ran");
+    Ok(())
+}
+
 /// Request headers as (name, value).
 type Headers = Vec<(&'static str, String)>;
 
