@@ -93,6 +93,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_instance_address_check_says_what_several_instances_can_do() {
+        use crate::config::{PeerArgs, PeerConfig};
+        let peers = |url: Option<&str>, secret: Option<&str>| {
+            let args = PeerArgs {
+                instance_url: url.map(str::to_owned),
+                instance_secret: secret.map(str::to_owned),
+            };
+            PeerConfig::from_args(args, true).map_err(|e| e.to_string())
+        };
+        let secret = Some("0123456789abcdef0123456789abcdef");
+        let table = [
+            (
+                peers(Some("http://10.0.0.5:8811"), secret),
+                Level::Ok,
+                "forward a live run's",
+            ),
+            (
+                peers(None, secret),
+                Level::Warn,
+                "TWOBOT_INSTANCE_URL is unset",
+            ),
+            (
+                peers(None, None),
+                Level::Warn,
+                "work only on the instance that runs it",
+            ),
+        ];
+        for (config, level, needle) in table {
+            let got = peer_check(&config.unwrap_or_default());
+            assert_eq!(got.level, level, "{got}");
+            assert!(got.detail.contains(needle), "{got}");
+        }
+    }
+
+    #[test]
     fn the_schema_version_found_decides_the_check() {
         let shown = "postgres://u:***@db/x";
         let table: [(Result<i64, StateError>, Level, &str); 5] = [
