@@ -15,7 +15,7 @@ use super::tools::{GET_RUN, GetRunArgs};
 use super::{TwoBot, arguments, interactive, results};
 use crate::audit::{RunPath, Transport};
 use crate::job::control::ControlConfig;
-use crate::job::{QuotaKey, RunRequest};
+use crate::job::{Principal, QuotaKey, RunRequest};
 use crate::peer::{Action, Forwarded, ForwardedCaller};
 use crate::runs::{Caller, RunHandle, RunRefusal, Runs, Stored};
 
@@ -116,7 +116,9 @@ impl TwoBot {
         caller: &Caller,
     ) -> Option<CallToolResult> {
         let thread = request.thread_id.as_deref()?;
-        if caller.path == RunPath::Task || self.runs.peers()?.secret().is_none() {
+        // The local (stdio) user is local to its host: its rights do not travel.
+        let local = caller.principal == Principal::Local;
+        if local || caller.path == RunPath::Task || self.runs.peers()?.secret().is_none() {
             return None;
         }
         let Err(RunRefusal::ThreadElsewhere { instance, .. }) = self.runs.resume_here(thread).await
@@ -221,6 +223,11 @@ async fn run_here(runs: &Runs, call: Forwarded, stop: &CancellationToken) -> Cal
     let Some(who) = call.caller else {
         return results::error_text("a forwarded run names no caller".to_owned());
     };
+    if who.principal == Principal::Local {
+        return results::error_text(
+            "refused: the local user of another host has no rights on this one".to_owned(),
+        );
+    }
     let parsed = if who.tool == interactive::ASK_TOOL {
         interactive::parse::<interactive::AskArgs>(&who.tool, Some(call.arguments))
             .map(RunRequest::from)
