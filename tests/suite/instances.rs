@@ -154,6 +154,15 @@ async fn three_instances_behind_round_robin_nginx_serve_as_one() -> Result<()> {
         log_of(&s.cluster.members[holder].server).contains("a forwarded follow-up"),
         "step 2: the get at another instance was not forwarded to the holder"
     );
+    let (here, there) = (
+        per_call(&s.cluster.members[holder].mcp(), &hang).await?,
+        per_call(&elsewhere, &hang).await?,
+    );
+    eprintln!(
+        "get_codex_run on a live run, median of 20 (debug build): {} µs at its holder, {} µs forwarded from another instance",
+        here.as_micros(),
+        there.as_micros()
+    );
     let snooped = s
         .call(&elsewhere, "bob", "get_codex_run", json!({"run_id": hang}))
         .await?;
@@ -377,6 +386,28 @@ async fn a_resume_landing_elsewhere_runs_on_the_instance_holding_the_thread() ->
     );
     ensure!(runs_on(0) == 3, "bob's resume ran");
     Ok(())
+}
+
+/// The median time of 20 `get_codex_run` calls (no wait) for `run_id` at `url`, on one
+/// rmcp session as alice (so the SDK's start-up is not what is measured).
+async fn per_call(url: &str, run_id: &str) -> Result<Duration> {
+    use rmcp::model::CallToolRequestParams;
+    let client = crate::common::http::http_client(url, Some("tok-alice")).await?;
+    let mut times = Vec::new();
+    for _ in 0..20 {
+        let args = json!({"run_id": run_id, "wait_sec": 0});
+        let Value::Object(args) = args else {
+            anyhow::bail!("arguments")
+        };
+        let began = Instant::now();
+        let r = client
+            .call_tool(CallToolRequestParams::new("get_codex_run").with_arguments(args))
+            .await?;
+        times.push(began.elapsed());
+        ensure!(r.is_error != Some(true), "{r:?}");
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
 }
 
 /// Request headers as (name, value).
