@@ -63,9 +63,6 @@ impl TwoBot {
             }
         }
     }
-}
-
-impl TwoBot {
     /// Run `call` (a resume of a thread `instance` holds) there, for `caller`; the
     /// holder's answer: a background run's first snapshot, or a direct call's result
     /// when the run ends (no progress is relayed on the way).
@@ -102,9 +99,6 @@ impl TwoBot {
             Err(e) => results::error_text(format!("refused: {e}")),
         }
     }
-}
-
-impl TwoBot {
     /// A resume (or fork) of a thread whose Codex home is on another live instance, for
     /// a direct call or a background run: forwarded there. `None`: it runs here (also a
     /// task, which lives where it was created; it is refused with the holder's name).
