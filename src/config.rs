@@ -23,6 +23,7 @@ mod cli;
 mod http;
 mod oauth;
 mod parse;
+mod peers;
 mod settings;
 
 pub use self::cli::{
@@ -31,6 +32,7 @@ pub use self::cli::{
 pub use self::http::{HttpArgs, public_exposure};
 pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs, builtin_conflicts};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
+pub use self::peers::{MIN_SECRET_BYTES, PeerArgs, PeerConfig, PeerSecret};
 pub use self::settings::{KeptConfig, RunLimits, per_principal_runs};
 
 /// A configuration that cannot be used; printed as one line, exit code 2.
@@ -92,6 +94,8 @@ pub struct Config {
     /// set, the state lives there instead of `state_dir`. It holds a password: show
     /// [`crate::state::redact_url`]'s form.
     pub database_url: Option<String>,
+    /// How this instance reaches the others of its service, and they it.
+    pub peers: PeerConfig,
     /// Background runs and their registry bounds.
     pub runs: KeptConfig,
     /// The audit log's file, if any.
@@ -243,6 +247,7 @@ impl Config {
             });
         }
 
+        let peers = PeerConfig::from_args(cli.peers, database_url.is_some())?;
         Ok(Self {
             transport: cli.transport,
             host: cli.host,
@@ -267,6 +272,7 @@ impl Config {
             oauth: cli.oauth,
             state_dir: cli.state_dir.or_else(default_state_dir),
             database_url,
+            peers,
             runs: KeptConfig {
                 background: cli.enable_background_runs,
                 tasks: cli.enable_tasks,

@@ -25,6 +25,9 @@
 //!   and background runs, in memory while live and recorded in [`state`], which answers
 //!   for them after a restart: finished, or `lost`), and where audit records and metrics
 //!   are written.
+//! - [`peer`]: instances of one service reaching each other: a live run's follow-ups,
+//!   and a resume of a thread another host holds, forwarded to the instance that holds
+//!   it, signed with the shared instance secret (`TWOBOT_INSTANCE_SECRET`).
 //! - [`thread_owners`]: who started which Codex thread (in [`state`]; the old
 //!   `threads.jsonl` moved in once); only they may resume it.
 //! - [`run_queue`]: run slots and a bounded queue, fair across principals ("busy"/quota beyond).
@@ -79,6 +82,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod model_endpoint;
 pub mod oauth;
+pub mod peer;
 pub mod policy;
 pub mod run_queue;
 pub mod runner;

@@ -239,7 +239,7 @@ async fn lasting(
         store.clone(),
         &location,
         config.runs.ttl,
-        None,
+        config.peers.url.clone(),
         shutdown.clone(),
     )
     .await
@@ -273,6 +273,12 @@ async fn lasting(
 /// them cannot be set up.
 async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twobot::runs::Runs> {
     let (lasting, threads) = lasting(config, shutdown).await?;
+    // Only a shared store has other instances to reach.
+    let peers = config.database_url.is_some().then(|| {
+        let (me, store) = (lasting.instance.id(), lasting.store.clone());
+        let url = config.peers.url.clone();
+        twobot::peer::Peers::new(me, url, config.peers.secret.clone(), store)
+    });
     let audit = match &config.audit_log {
         Some(path) => {
             match twobot::audit::AuditLog::open(path, config.audit_prompts, config.audit_limits) {
@@ -315,7 +321,8 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
         .with_interaction(twobot::runs::Interaction {
             approval_timeout: config.approval_timeout,
             ask_tool: config.enable_ask_tool,
-        }),
+        })
+        .with_peers_if(peers),
     )
 }
 

@@ -318,6 +318,11 @@ impl RunQueue {
         self.with(|s| s.scheduler.load())
     }
 
+    /// Its bounds, as the scheduler applies them.
+    pub fn limits(&self) -> QueueLimits {
+        self.with(|s| s.scheduler.limits)
+    }
+
     fn release(&self, key: &QuotaKey) {
         self.with(|s| {
             if let Some((_, ticket)) = s.scheduler.finish(key)

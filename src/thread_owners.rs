@@ -79,6 +79,11 @@ impl ThreadOwners {
         }
     }
 
+    /// Where this instance's Codex keeps its threads.
+    pub fn codex_home(&self) -> &str {
+        &self.codex_home
+    }
+
     /// Move `threads.jsonl` in `dir` into the store, once: afterwards it is renamed
     /// [`MIGRATED_FILE`] and never read again. Torn lines (a crash mid-write) and
     /// ephemeral records are skipped; a thread the store knows keeps its owner. Returns

@@ -286,6 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn the_instance_address_is_shown_and_its_secret_redacted() {
+        let out = rendered(&[
+            "2bot-mcp",
+            "--database-url",
+            "postgres://bot@db/twobot",
+            "--instance-url",
+            "http://10.0.0.5:8811",
+            "--instance-secret",
+            "s3cret-s3cret-s3cret-s3cret-s3cret",
+        ]);
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(
+            out.contains("TWOBOT_INSTANCE_URL=http://10.0.0.5:8811  # flag"),
+            "{out}"
+        );
+        assert!(
+            out.contains("TWOBOT_INSTANCE_SECRET=<redacted>  # flag"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn an_unset_secret_is_shown_empty_not_redacted() {
         let out = rendered(&["2bot-mcp"]);
         assert!(out.contains("TWOBOT_JWT_SECRET=  # unset"), "{out}");

@@ -12,6 +12,7 @@ use clap::{Parser, ValueEnum};
 use super::http::HttpArgs;
 use super::oauth::OAuthArgs;
 use super::parse::{parse_base_url, parse_bool, parse_log_level};
+use super::peers::PeerArgs;
 
 /// Which transport to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -207,6 +208,9 @@ pub struct Cli {
 
     #[command(flatten)]
     pub oauth: OAuthArgs,
+
+    #[command(flatten)]
+    pub peers: PeerArgs,
 
     /// Print the effective configuration (with where each value came from, secrets redacted) and exit.
     #[arg(long)]

@@ -5,6 +5,8 @@
 //! ```text
 //! SetRequestId → Trace → PropagateRequestId → body deadline → body limit   (every route)
 //!   /healthz, /readyz, /.well-known/oauth-protected-resource[/path]   (no auth)
+//!   /_2bot/internal/runs/*: the other instances' forwarded follow-ups (a signature
+//!         made with TWOBOT_INSTANCE_SECRET, never a bearer token; internal.rs)
 //!   /.well-known/oauth-authorization-server, /oauth/*: the built-in authorization
 //!         server (TWOBOT_OAUTH_BUILTIN): per-address limit → rate limit → its handlers
 //!         (crate::oauth);
@@ -31,6 +33,7 @@ pub mod body_deadline;
 pub mod body_limit;
 pub mod client_addr;
 pub mod inflight;
+pub mod internal;
 pub mod json_body;
 pub mod origin;
 pub mod rate_limit;
@@ -91,6 +94,7 @@ pub fn router(
     authorization: Option<Router>,
 ) -> Router {
     let observer = runs.observer().clone();
+    let internal = internal::routes(runs.clone(), shutdown.kill_runs.clone());
     let ready = Arc::new(Readiness::new(runs.runner_config()));
     let session_runs = crate::mcp::session_runs::SessionRuns::default();
     let sessions = {
@@ -206,6 +210,8 @@ pub fn router(
 
     let mut router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        // Other instances of the service: signed requests only, no bearer token (internal.rs).
+        .merge(internal)
         .route("/readyz", get(readyz).with_state(ready));
     // RFC 9728 metadata only when a token is required: in no-auth mode a document with
     // no authorization server reads as "OAuth required but broken", so it is a 404.

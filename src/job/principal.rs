@@ -3,7 +3,8 @@
 //! ownership checks and per-principal quotas of the stack.
 
 /// Who is asking. Policy may narrow what a principal can do; the runner never sees credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Serialisable so a run forwarded to the instance holding its thread carries its caller.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Principal {
     /// The local user on the other end of stdio.
     Local,

@@ -107,21 +107,37 @@ impl TwoBot {
     ) -> CallToolResult {
         let caller = self.caller(&ctx, RunPath::Background);
         if name == interactive::STEER_RUN {
+            let params_arguments = params.arguments.clone().unwrap_or_default();
             let args: interactive::SteerArgs = match interactive::parse(name, params.arguments) {
                 Ok(a) => a,
                 Err(e) => return results::error_text(e),
             };
-            if let Err(e) = interactive::steer_message(&args.message, self.runs.max_prompt_bytes())
-            {
-                return results::error_text(e);
-            }
-            let handle = match self.kept(&ctx, &args.run_id, RunPath::Background) {
-                Ok(h) => h,
-                Err(e) => return results::error_text(e),
-            };
-            match handle.control().steer(args.message).await {
-                Ok(()) => results::snapshot_of(&handle),
-                Err(e) => results::error_text(format!("refused: {e}")),
+            let raw = params_arguments;
+            match super::follow::find(&self.runs, &args.run_id, &caller.owner).await {
+                Ok(super::follow::Found::Live(handle)) => {
+                    super::forward::steer_live(&self.runs, &handle, args.message).await
+                }
+                Ok(super::follow::Found::Elsewhere(stored)) => {
+                    if let Err(e) =
+                        interactive::steer_message(&args.message, self.runs.max_prompt_bytes())
+                    {
+                        return results::error_text(e);
+                    }
+                    let call = (
+                        crate::peer::Action::Steer,
+                        args.run_id.as_str(),
+                        caller.owner,
+                        raw,
+                    );
+                    let wait = std::time::Duration::from_secs(10);
+                    self.forward(&stored, call, wait).await
+                }
+                Ok(super::follow::Found::Stored(stored)) => results::error_text(format!(
+                    "refused: run {} is not running (status {})",
+                    args.run_id,
+                    stored.state.as_str()
+                )),
+                Err(e) => results::error_text(e),
             }
         } else {
             let args: interactive::AnswerArgs = match interactive::parse(name, params.arguments) {

@@ -1,7 +1,8 @@
 //! `get_codex_run` and `cancel_codex_run`, and where every follow-up finds its run: in
-//! memory while this process holds it, else in the state store (a finished run after a
-//! restart, or a run whose process died: `lost`). Owner-checked the same way on both
-//! paths: anyone else is told the run does not exist.
+//! memory while this process holds it; on the instance that holds it when another one
+//! does (forwarded, [`super::forward`]); else in the state store (a finished run, after
+//! a restart or from another instance, or a run whose process died: `lost`).
+//! Owner-checked the same way on every path: anyone else is told the run does not exist.
 
 use std::time::Duration;
 
@@ -13,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use super::tools::{CANCEL_RUN, CancelRunArgs, GET_RUN, GetRunArgs, MAX_WAIT_SEC};
 use super::{TwoBot, arguments, input_required, results};
 use crate::audit::RunPath;
-use crate::runs::{RunHandle, Stored};
+use crate::peer::Action;
+use crate::runs::{RunHandle, Runs, Stored};
 
 /// A run a follow-up names, where it was found.
 pub(super) enum Found {
@@ -21,6 +23,73 @@ pub(super) enum Found {
     Live(RunHandle),
     /// Only in the store: what its row says.
     Stored(Box<Stored>),
+    /// Queued or running on another instance (which live answers come from); its row.
+    Elsewhere(Box<Stored>),
+}
+
+/// The run `id` of `owner` as this process sees it: memory, then the store.
+pub(super) async fn find(runs: &Runs, id: &str, owner: &str) -> Result<Found, String> {
+    match runs.kept().get(id, owner) {
+        Ok(handle) => Ok(Found::Live(handle)),
+        Err(missing) => match runs.persist().stored(id, owner).await {
+            Some(stored)
+                if !stored.state.is_final()
+                    && runs.peers().is_some_and(|p| p.me() != stored.instance) =>
+            {
+                Ok(Found::Elsewhere(Box::new(stored)))
+            }
+            Some(stored) => Ok(Found::Stored(Box::new(stored))),
+            None => Err(missing.to_string()),
+        },
+    }
+}
+
+/// `get_codex_run` on a run held here: wait up to `wait` for its end, a new approval
+/// request, or (queued) its start; then its snapshot.
+pub(super) async fn get_live(
+    handle: &RunHandle,
+    wait: Duration,
+    ct: &CancellationToken,
+) -> CallToolResult {
+    // A new approval request answers at once: a person is waited for.
+    let seen: Vec<String> = handle
+        .control()
+        .pending()
+        .into_iter()
+        .map(|p| p.id)
+        .collect();
+    // A queued run answers as it starts: the card shows "running" then, not at the end
+    // of its poll.
+    let queued = handle.snapshot().queued;
+    tokio::select! {
+        _ = handle.outcome_within(wait, ct) => {}
+        _ = input_required::new_pending(handle.control(), &seen) => {}
+        () = handle.started(), if queued => {}
+    }
+    results::snapshot_of(handle)
+}
+
+/// `cancel_codex_run` on a run held here: cancel, wait briefly for its processes to go.
+pub(super) async fn cancel_live(handle: &RunHandle) -> CallToolResult {
+    handle.cancel();
+    handle
+        .outcome_within(Duration::from_secs(10), &CancellationToken::new())
+        .await;
+    results::snapshot_of(handle)
+}
+
+/// A `get_codex_run`'s `wait_sec`, if in range.
+pub(super) fn wait_of(args: &GetRunArgs) -> Result<Duration, String> {
+    u64::try_from(args.wait_sec)
+        .ok()
+        .filter(|w| *w <= MAX_WAIT_SEC.unsigned_abs())
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            format!(
+                "refused: wait_sec = {} must be between 0 and {MAX_WAIT_SEC}",
+                args.wait_sec
+            )
+        })
 }
 
 impl TwoBot {
@@ -33,16 +102,13 @@ impl TwoBot {
     ) -> Result<Found, String> {
         let principal = self.caller(ctx, path).principal;
         let owners = super::caller::owners(ctx, &principal, path);
-        let mut missing = String::new();
+        let mut missing = String::from("no such run");
+        // A run has one owner; the caller may answer to several keys (an anonymous
+        // caller's task belongs to its session).
         for owner in &owners {
-            match self.runs.kept().get(id, owner) {
-                Ok(handle) => return Ok(Found::Live(handle)),
-                Err(e) => missing = e.to_string(),
-            }
-        }
-        for owner in &owners {
-            if let Some(stored) = self.runs.persist().stored(id, owner).await {
-                return Ok(Found::Stored(Box::new(stored)));
+            match find(&self.runs, id, owner).await {
+                Ok(found) => return Ok(found),
+                Err(e) => missing = e,
             }
         }
         Err(missing)
@@ -55,56 +121,37 @@ impl TwoBot {
         params: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
-        let args = params.arguments;
+        let raw = params.arguments.clone().unwrap_or_default();
+        let owner = self.caller(&ctx, RunPath::Background).owner;
         if name == GET_RUN {
-            let args: GetRunArgs = match arguments::parse(GET_RUN, args) {
+            let args: GetRunArgs = match arguments::parse(GET_RUN, params.arguments) {
                 Ok(a) => a,
                 Err(e) => return results::error_text(e),
             };
-            let Some(wait) = u64::try_from(args.wait_sec)
-                .ok()
-                .filter(|w| *w <= MAX_WAIT_SEC.unsigned_abs())
-            else {
-                return results::error_text(format!(
-                    "refused: wait_sec = {} must be between 0 and {MAX_WAIT_SEC}",
-                    args.wait_sec
-                ));
+            let wait = match wait_of(&args) {
+                Ok(w) => w,
+                Err(e) => return results::error_text(e),
             };
-            match self.find(&ctx, &args.run_id, RunPath::Background).await {
-                Ok(Found::Live(handle)) => {
-                    // A new approval request answers at once: a person is waited for.
-                    let seen: Vec<String> = handle
-                        .control()
-                        .pending()
-                        .into_iter()
-                        .map(|p| p.id)
-                        .collect();
-                    // A queued run answers as it starts: the card shows "running" then,
-                    // not at the end of its poll.
-                    let queued = handle.snapshot().queued;
-                    tokio::select! {
-                        _ = handle.outcome_within(Duration::from_secs(wait), &ctx.ct) => {}
-                        _ = input_required::new_pending(handle.control(), &seen) => {}
-                        () = handle.started(), if queued => {}
-                    }
-                    results::snapshot_of(&handle)
+            match find(&self.runs, &args.run_id, &owner).await {
+                Ok(Found::Live(handle)) => get_live(&handle, wait, &ctx.ct).await,
+                Ok(Found::Elsewhere(stored)) => {
+                    let call = (Action::Get, args.run_id.as_str(), owner, raw);
+                    self.forward(&stored, call, wait).await
                 }
                 // Nothing here changes it: no waiting.
                 Ok(Found::Stored(stored)) => results::snapshot(&stored.snapshot),
                 Err(e) => results::error_text(e),
             }
         } else {
-            let args: CancelRunArgs = match arguments::parse(CANCEL_RUN, args) {
+            let args: CancelRunArgs = match arguments::parse(CANCEL_RUN, params.arguments) {
                 Ok(a) => a,
                 Err(e) => return results::error_text(e),
             };
-            match self.find(&ctx, &args.run_id, RunPath::Background).await {
-                Ok(Found::Live(handle)) => {
-                    handle.cancel();
-                    handle
-                        .outcome_within(Duration::from_secs(10), &CancellationToken::new())
-                        .await;
-                    results::snapshot_of(&handle)
+            match find(&self.runs, &args.run_id, &owner).await {
+                Ok(Found::Live(handle)) => cancel_live(&handle).await,
+                Ok(Found::Elsewhere(stored)) => {
+                    let call = (Action::Cancel, args.run_id.as_str(), owner, raw);
+                    self.forward(&stored, call, Duration::from_secs(10)).await
                 }
                 Ok(Found::Stored(stored)) => results::not_cancelled(&stored),
                 Err(e) => results::error_text(e),

@@ -16,7 +16,8 @@ pub mod arguments;
 pub mod caller;
 mod calls;
 pub mod elicit;
-mod follow;
+pub(crate) mod follow;
+pub mod forward;
 pub mod input_required;
 pub mod interactive;
 pub mod progress;
@@ -138,6 +139,7 @@ impl TwoBot {
                 .into();
             }
         };
+        let forwardable = args.clone();
         let parsed = if tool == interactive::ASK_TOOL {
             interactive::parse::<interactive::AskArgs>(&tool, Some(args)).map(RunRequest::from)
         } else {
@@ -167,6 +169,12 @@ impl TwoBot {
             RunPath::Direct
         };
         let caller = self.caller(&ctx, path);
+        if let Some(answer) = self
+            .resume_elsewhere(&request, forwardable, &tool, &caller)
+            .await
+        {
+            return answer.into();
+        }
         // rmcp serves the call on a session task, outside the HTTP request's span: this
         // span (parent of the run's) picks the caller's trace up again.
         let span = tracing::info_span!(
@@ -290,7 +298,9 @@ impl ServerHandler for TwoBot {
             .map_err(|e| ErrorData::invalid_params(e, None))?;
         Ok(GetTaskResult::new(match found {
             Found::Live(handle) => tasks::task_of(self.runs.kept(), &handle),
-            Found::Stored(stored) => tasks::stored_task_of(self.runs.kept(), &stored),
+            Found::Stored(stored) | Found::Elsewhere(stored) => {
+                tasks::stored_task_of(self.runs.kept(), &stored)
+            }
         }))
     }
 
@@ -325,7 +335,9 @@ impl ServerHandler for TwoBot {
                 handle.outcome_within(tasks::RESULT_WAIT, &context.ct).await;
                 tasks::task_of(self.runs.kept(), &handle)
             }
-            Ok(Found::Stored(stored)) => tasks::stored_task_of(self.runs.kept(), &stored),
+            Ok(Found::Stored(stored) | Found::Elsewhere(stored)) => {
+                tasks::stored_task_of(self.runs.kept(), &stored)
+            }
             Err(e) => return Err(ErrorData::invalid_params(e, None)),
         };
         tasks::result_of(task).map(CustomResult::new)
@@ -353,6 +365,24 @@ impl ServerHandler for TwoBot {
             Ok(Found::Live(handle)) => {
                 handle.cancel();
                 Ok(())
+            }
+            Ok(Found::Elsewhere(stored)) => {
+                let owner = self.caller(&context, RunPath::Task).owner;
+                let mut args = serde_json::Map::new();
+                args.insert("run_id".into(), request.task_id.clone().into());
+                let call = (
+                    crate::peer::Action::Cancel,
+                    request.task_id.as_str(),
+                    owner,
+                    args,
+                );
+                let answer = self
+                    .forward(&stored, call, std::time::Duration::from_secs(10))
+                    .await;
+                match answer.is_error {
+                    Some(true) => Err(ErrorData::invalid_params(forward::text_of(&answer), None)),
+                    _ => Ok(()),
+                }
             }
             Ok(Found::Stored(stored)) => Err(ErrorData::invalid_params(
                 if stored.state.is_final() {

@@ -16,9 +16,11 @@
 
 mod asked;
 pub mod handle;
+pub mod lease;
 pub mod observe;
 mod pending;
 pub mod persist;
+mod placement;
 mod refusal;
 pub mod store;
 
@@ -40,6 +42,7 @@ use crate::audit::{RunPath, Transport};
 use crate::error::ToolError;
 use crate::job::control::ControlConfig;
 use crate::job::{CallContext, Job, Principal, QuotaKey, RunRequest, RunSpec};
+use crate::peer::Peers;
 use crate::policy::{Policy, Refusal, check};
 use crate::run_queue::{RunQueue, Ticket};
 use crate::runner::{CodexRunner, RunnerConfig};
@@ -101,6 +104,7 @@ struct Inner {
     observer: Observer,
     tracker: TaskTracker,
     interaction: Interaction,
+    peers: Option<Peers>,
 }
 
 /// A call that passed admission: it holds its queue place (and kept place) and has not
@@ -111,6 +115,7 @@ pub struct Admitted {
     caller: Caller,
     ticket: Ticket,
     reservation: Option<Reservation>,
+    lease: Option<lease::Lease>,
     runs: Runs,
 }
 
@@ -139,6 +144,7 @@ impl Runs {
                 observer,
                 tracker,
                 interaction: Interaction::default(),
+                peers: None,
             }),
         }
     }
@@ -149,6 +155,28 @@ impl Runs {
             inner.interaction = interaction;
         }
         self
+    }
+
+    /// The same lifecycle reaching the other instances of its service through `peers`
+    /// (call before sharing it).
+    pub fn with_peers(mut self, peers: Peers) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.peers = Some(peers);
+        }
+        self
+    }
+
+    /// [`Self::with_peers`] when there are `peers`.
+    pub fn with_peers_if(self, peers: Option<Peers>) -> Self {
+        match peers {
+            Some(peers) => self.with_peers(peers),
+            None => self,
+        }
+    }
+
+    /// The other instances, when several share the store.
+    pub fn peers(&self) -> Option<&Peers> {
+        self.inner.peers.as_ref()
     }
 
     /// Approval timeout and the optional tools.
@@ -194,11 +222,12 @@ impl Runs {
         caller: Caller,
     ) -> Result<Admitted, RunRefusal> {
         match self.decide(request, &caller).await {
-            Ok((spec, reservation, ticket)) => Ok(Admitted {
+            Ok((spec, reservation, (ticket, lease))) => Ok(Admitted {
                 spec,
                 caller,
                 ticket,
                 reservation,
+                lease,
                 runs: self.clone(),
             }),
             Err(refusal) => {
@@ -217,7 +246,7 @@ impl Runs {
         &self,
         request: &RunRequest,
         caller: &Caller,
-    ) -> Result<(RunSpec, Option<Reservation>, Ticket), RunRefusal> {
+    ) -> Result<(RunSpec, Option<Reservation>, (Ticket, Option<lease::Lease>)), RunRefusal> {
         let inner = &self.inner;
         if caller.path == RunPath::Background && !inner.kept.config().background {
             return Err(RunRefusal::BackgroundDisabled);
@@ -248,8 +277,20 @@ impl Runs {
                 Some(reservation)
             }
         };
+        if let Some(thread) = &spec.resume {
+            self.resume_here(thread).await?;
+        }
         let ticket = inner.queue.ticket(&caller.quota)?;
-        Ok((spec, reservation, ticket))
+        // Several instances: the principal's share of the whole service, in the store
+        // (after the local ticket, so a call this instance refuses costs no round trip).
+        let lease = match &inner.peers {
+            Some(_) => {
+                let limit = lease::service_limit(inner.queue.limits());
+                lease::take(inner.persist.lasting(), &caller.quota, limit).await?
+            }
+            None => None,
+        };
+        Ok((spec, reservation, (ticket, lease)))
     }
 }
 
@@ -267,6 +308,7 @@ impl Admitted {
             caller,
             ticket,
             reservation,
+            lease,
             runs,
         } = self;
         let cancel = stop.child_token();
@@ -360,6 +402,8 @@ impl Admitted {
                     }
                 }
             };
+            // The run no longer counts against its principal's share of the service.
+            drop(lease);
             // Whatever still waits for a person is declined now; nothing hangs.
             control.end();
             inner

@@ -60,13 +60,14 @@ impl Observer {
     pub fn refused(&self, caller: &Caller, request: &RunRequest, refusal: &RunRefusal) {
         let (outcome, reason) = match refusal {
             RunRefusal::Policy(_) => (Outcome::Refused, RefusalReason::policy),
-            RunRefusal::ThreadOwner(_) => (Outcome::Refused, RefusalReason::thread_owner),
+            RunRefusal::ThreadOwner(_) | RunRefusal::ThreadElsewhere { .. } => {
+                (Outcome::Refused, RefusalReason::thread_owner)
+            }
             RunRefusal::BackgroundDisabled => (Outcome::Refused, RefusalReason::disabled),
             RunRefusal::Queue(QueueRefusal::Busy { .. }) => (Outcome::Busy, RefusalReason::busy),
             RunRefusal::Queue(QueueRefusal::PrincipalQueueFull { .. })
-            | RunRefusal::Kept(KeptRefusal::PrincipalFull(_)) => {
-                (Outcome::Busy, RefusalReason::quota)
-            }
+            | RunRefusal::Kept(KeptRefusal::PrincipalFull(_))
+            | RunRefusal::ServiceQuota { .. } => (Outcome::Busy, RefusalReason::quota),
             RunRefusal::Kept(KeptRefusal::Full(_)) => (Outcome::Busy, RefusalReason::too_many_runs),
         };
         self.count(caller, outcome);

@@ -39,6 +39,8 @@ pub struct Stored {
     pub created_ms: i64,
     /// Its last change, ms since the Unix epoch.
     pub updated_ms: i64,
+    /// The instance that runs (or ran) it.
+    pub instance: String,
 }
 
 /// One run's writer: rows sent here reach the store in order, off the run's path.
@@ -139,6 +141,7 @@ impl Persist {
             state: row.state,
             created_ms: row.created_ms,
             updated_ms: row.updated_ms,
+            instance: row.instance,
         })
     }
 }

@@ -22,6 +22,7 @@
 //!   grants, refresh tokens and signing keys, which every [`StateStore`] also keeps.
 
 pub mod oauth;
+pub mod leases;
 mod open;
 pub mod postgres;
 pub mod sqlite;
@@ -31,6 +32,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use self::oauth::OAuthStore;
+pub use self::leases::LeaseRow;
 pub use self::open::{DEAD_AFTER, HEARTBEAT, Instance, Location, open};
 pub use self::postgres::{PostgresStore, redact_url};
 pub use self::sqlite::SqliteStore;
@@ -241,4 +243,30 @@ pub trait StateStore: OAuthStore + Send + Sync + fmt::Debug {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<Vec<String>, StateError>;
+
+    /// Take a lease for one admitted run if fewer than `limit` unexpired leases hold
+    /// its quota key; false at the limit ([`leases`]: race-free across instances).
+    async fn acquire_lease(
+        &self,
+        lease: &LeaseRow,
+        limit: u64,
+        now_ms: i64,
+    ) -> Result<bool, StateError>;
+
+    /// Unexpired leases of `quota_key`.
+    async fn live_leases(&self, quota_key: &str, now_ms: i64) -> Result<u64, StateError>;
+
+    /// Give a lease back (its run ended).
+    async fn release_lease(&self, lease_id: &str) -> Result<(), StateError>;
+
+    /// Renew `instance`'s leases until `expires_ms` and forget expired ones (heartbeat).
+    async fn renew_leases(
+        &self,
+        instance: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StateError>;
+
+    /// Remove a reaped instance's leases.
+    async fn drop_leases(&self, instance: &str) -> Result<(), StateError>;
 }

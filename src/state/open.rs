@@ -133,7 +133,12 @@ async fn beat(store: &dyn StateStore, row: &InstanceRow, ttl_ms: i64) -> Result<
         .await?
     {
         tracing::warn!(%instance, "a 2Bot instance stopped answering: its unfinished runs are lost");
+        store.drop_leases(&instance).await?;
     }
+    // This instance's runs keep their share of their principals' quotas one more period.
+    store
+        .renew_leases(&row.instance, now + dead_after, now)
+        .await?;
     store.delete_expired_runs(now).await?;
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! client over its stdio, and read what the fake Codex recorded.
 
 pub mod cimd;
+pub mod cluster;
 pub mod http;
 pub mod mock_responses;
 pub mod oauth;

@@ -18,7 +18,7 @@ use crate::common::postgres;
 
 /// A place to open a store again and again, and to tamper with behind its back.
 #[async_trait::async_trait]
-trait Backend: Send + Sync {
+pub(super) trait Backend: Send + Sync {
     /// Open (and migrate) the store.
     async fn open(&self) -> Result<Arc<dyn StateStore>, StateError>;
     /// Record that a migration to `version` ran (as a newer 2Bot would).
@@ -27,10 +27,10 @@ trait Backend: Send + Sync {
     async fn applied(&self) -> Vec<i64>;
 }
 
-struct Postgres(postgres::Database);
+pub(super) struct Postgres(postgres::Database);
 
 impl Postgres {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(postgres::database())
     }
 
@@ -77,10 +77,10 @@ impl Backend for Postgres {
 }
 
 /// SQLite in a state directory of its own.
-struct Sqlite(tempfile::TempDir);
+pub(super) struct Sqlite(tempfile::TempDir);
 
 impl Sqlite {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(tempfile::tempdir().unwrap())
     }
 

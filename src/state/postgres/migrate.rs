@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use crate::state::StateError;
 
 /// The newest schema version this binary migrates to.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock key the migrations hold ("2botstat" in ASCII): any fixed number
 /// works, as long as every 2Bot uses the same one.
@@ -51,6 +51,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );",
     ),
     (2, super::oauth_schema::V2),
+    (
+        3,
+        "CREATE TABLE run_leases (
+        lease_id   TEXT PRIMARY KEY,
+        quota_key  TEXT NOT NULL,
+        instance   TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE INDEX run_leases_key ON run_leases (quota_key, expires_ms);
+    CREATE INDEX run_leases_instance ON run_leases (instance);",
+    ),
 ];
 
 /// Bring the schema to [`SCHEMA_VERSION`]; returns the version it is at.

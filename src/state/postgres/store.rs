@@ -8,9 +8,11 @@
 
 use tokio_postgres::Row;
 
-use super::PostgresStore;
 use super::migrate::{self, query};
-use crate::state::{BackendKind, InstanceRow, RunRow, RunState, StateError, StateStore, ThreadRow};
+use super::{PostgresStore, leases};
+use crate::state::{
+    BackendKind, InstanceRow, LeaseRow, RunRow, RunState, StateError, StateStore, ThreadRow,
+};
 
 /// The states `mark_lost` and the reaper end.
 const NOT_FINAL: [&str; 2] = ["queued", "running"];
@@ -215,6 +217,37 @@ impl StateStore for PostgresStore {
         }
         tx.commit().await.map_err(query)?;
         Ok(dead)
+    }
+
+    async fn acquire_lease(
+        &self,
+        lease: &LeaseRow,
+        limit: u64,
+        now_ms: i64,
+    ) -> Result<bool, StateError> {
+        let mut client = self.client().await?;
+        leases::acquire(&mut client, lease, limit, now_ms).await
+    }
+
+    async fn live_leases(&self, quota_key: &str, now_ms: i64) -> Result<u64, StateError> {
+        leases::live(&self.client().await?, quota_key, now_ms).await
+    }
+
+    async fn release_lease(&self, lease_id: &str) -> Result<(), StateError> {
+        leases::release(&self.client().await?, lease_id).await
+    }
+
+    async fn renew_leases(
+        &self,
+        instance: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StateError> {
+        leases::renew(&self.client().await?, instance, expires_ms, now_ms).await
+    }
+
+    async fn drop_leases(&self, instance: &str) -> Result<(), StateError> {
+        leases::drop_instance(&self.client().await?, instance).await
     }
 }
 

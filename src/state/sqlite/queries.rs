@@ -2,8 +2,10 @@
 
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 
-use super::{SqliteStore, schema};
-use crate::state::{BackendKind, InstanceRow, RunRow, RunState, StateError, StateStore, ThreadRow};
+use super::{SqliteStore, leases, schema};
+use crate::state::{
+    BackendKind, InstanceRow, LeaseRow, RunRow, RunState, StateError, StateStore, ThreadRow,
+};
 
 const RUN_COLUMNS: &str = "run_id, owner, quota_key, instance, state, created_ms, updated_ms, \
                            ended_ms, expires_ms, snapshot";
@@ -233,5 +235,44 @@ impl StateStore for SqliteStore {
             Ok(dead)
         })
         .await
+    }
+
+    async fn acquire_lease(
+        &self,
+        lease: &LeaseRow,
+        limit: u64,
+        now_ms: i64,
+    ) -> Result<bool, StateError> {
+        let lease = lease.clone();
+        self.call(move |conn| leases::acquire(conn, &lease, limit, now_ms))
+            .await
+    }
+
+    async fn live_leases(&self, quota_key: &str, now_ms: i64) -> Result<u64, StateError> {
+        let key = quota_key.to_owned();
+        self.call(move |conn| leases::live(conn, &key, now_ms))
+            .await
+    }
+
+    async fn release_lease(&self, lease_id: &str) -> Result<(), StateError> {
+        let id = lease_id.to_owned();
+        self.call(move |conn| leases::release(conn, &id)).await
+    }
+
+    async fn renew_leases(
+        &self,
+        instance: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StateError> {
+        let me = instance.to_owned();
+        self.call(move |conn| leases::renew(conn, &me, expires_ms, now_ms))
+            .await
+    }
+
+    async fn drop_leases(&self, instance: &str) -> Result<(), StateError> {
+        let me = instance.to_owned();
+        self.call(move |conn| leases::drop_instance(conn, &me))
+            .await
     }
 }

@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use crate::state::StateError;
 
 /// The newest schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Version 1: thread owners, kept runs, live instances. Times are Unix milliseconds.
 /// `runs(instance, state)` finds a dead instance's unfinished runs; `runs(expires_ms)`
@@ -43,8 +43,20 @@ CREATE TABLE instances (
 ) STRICT;
 ";
 
+/// Version 3: run leases (a principal's admitted runs, counted across instances).
+const V3: &str = "
+CREATE TABLE run_leases (
+    lease_id TEXT PRIMARY KEY,
+    quota_key TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    expires_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX run_leases_by_key ON run_leases(quota_key, expires_ms);
+CREATE INDEX run_leases_by_instance ON run_leases(instance);
+";
+
 /// Every migration, in order: version and SQL.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, super::oauth_schema::V2)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, super::oauth_schema::V2), (3, V3)];
 
 /// The version the database is at (0: nothing applied yet).
 pub fn version(conn: &Connection) -> Result<i64, StateError> {

@@ -1,0 +1,257 @@
+//! Follow-ups of a run another instance holds, and resumes of a thread it holds, both
+//! ways: [`TwoBot::forward`] and [`TwoBot::forward_run`] send one there (`crate::peer`)
+//! and relay the holder's answer; [`answer`] is the holder's side,
+//! called by the internal route (`http::internal`) once the signature checked out. The
+//! owner key travels in the signed body, so the owner check happens where the run is,
+//! with the same code as for the holder's own callers.
+
+use std::time::Duration;
+
+use rmcp::model::{CallToolResult, JsonObject};
+use tokio_util::sync::CancellationToken;
+
+use super::follow::{cancel_live, get_live, wait_of};
+use super::tools::{GET_RUN, GetRunArgs};
+use super::{TwoBot, arguments, interactive, results};
+use crate::audit::{RunPath, Transport};
+use crate::job::control::ControlConfig;
+use crate::job::{Principal, QuotaKey, RunRequest};
+use crate::peer::{Action, Forwarded, ForwardedCaller};
+use crate::runs::{Caller, RunHandle, RunRefusal, Runs, Stored};
+
+/// A call to forward: what, on which run, for whom, with the caller's arguments.
+pub(super) type Call<'a> = (Action, &'a str, String, JsonObject);
+
+impl TwoBot {
+    /// Send `call` to the instance holding `stored`'s run; its answer, or (that
+    /// instance unreachable) the row's for a `get`, a clear refusal for the others.
+    pub(super) async fn forward(
+        &self,
+        stored: &Stored,
+        call: Call<'_>,
+        wait: Duration,
+    ) -> CallToolResult {
+        let (action, run_id, owner, arguments) = call;
+        let sent = match self.runs.peers() {
+            Some(peers) => {
+                let call = Forwarded {
+                    owner,
+                    arguments,
+                    caller: None,
+                };
+                peers
+                    .forward(&stored.instance, action, run_id, &call, wait)
+                    .await
+            }
+            None => return results::snapshot(&stored.snapshot),
+        };
+        match sent {
+            Ok(answer) => serde_json::from_value(answer).unwrap_or_else(|e| {
+                results::error_text(format!(
+                    "the instance holding run {run_id} gave an unreadable answer: {e}"
+                ))
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, %run_id, action = action.as_str(), "a forwarded follow-up failed");
+                match action {
+                    // What the store knows; if the holder died, the run reads `lost` soon.
+                    Action::Get => results::snapshot(&stored.snapshot),
+                    Action::Cancel | Action::Steer | Action::Run => {
+                        results::error_text(format!("refused: {e}"))
+                    }
+                }
+            }
+        }
+    }
+    /// Run `call` (a resume of a thread `instance` holds) there, for `caller`; the
+    /// holder's answer: a background run's first snapshot, or a direct call's result
+    /// when the run ends (no progress is relayed on the way).
+    pub(super) async fn forward_run(
+        &self,
+        instance: &str,
+        caller: ForwardedCaller,
+        call: (String, JsonObject),
+        wait: Duration,
+    ) -> CallToolResult {
+        let Some(peers) = self.runs.peers() else {
+            return results::error_text(format!("refused: thread held by instance {instance}"));
+        };
+        let (owner, arguments) = call;
+        let thread = arguments
+            .get("thread_id")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let call = Forwarded {
+            owner,
+            arguments,
+            caller: Some(caller),
+        };
+        match peers
+            .forward(instance, Action::Run, &thread, &call, wait)
+            .await
+        {
+            Ok(answer) => serde_json::from_value(answer).unwrap_or_else(|e| {
+                results::error_text(format!(
+                    "instance {instance} gave an unreadable answer: {e}"
+                ))
+            }),
+            Err(e) => results::error_text(format!("refused: {e}")),
+        }
+    }
+    /// A resume (or fork) of a thread whose Codex home is on another live instance, for
+    /// a direct call or a background run: forwarded there. `None`: it runs here (also a
+    /// task, which lives where it was created; it is refused with the holder's name).
+    pub(super) async fn resume_elsewhere(
+        &self,
+        request: &RunRequest,
+        arguments: JsonObject,
+        tool: &str,
+        caller: &Caller,
+    ) -> Option<CallToolResult> {
+        let thread = request.thread_id.as_deref()?;
+        // The local (stdio) user is local to its host: its rights do not travel.
+        let local = caller.principal == Principal::Local;
+        if local || caller.path == RunPath::Task || self.runs.peers()?.secret().is_none() {
+            return None;
+        }
+        let Err(RunRefusal::ThreadElsewhere { instance, .. }) = self.runs.resume_here(thread).await
+        else {
+            return None;
+        };
+        let background = caller.path == RunPath::Background;
+        let wait = if background {
+            Duration::from_secs(10)
+        } else {
+            let timeout = request.timeout_sec.and_then(|t| u64::try_from(t).ok());
+            Duration::from_secs(timeout.unwrap_or(7200).saturating_add(30))
+        };
+        tracing::info!(%thread, %instance, "a resume of a thread another instance holds: forwarded there");
+        let who = ForwardedCaller {
+            principal: caller.principal.clone(),
+            quota: caller.quota.0.clone(),
+            tool: tool.to_owned(),
+            background,
+        };
+        let call = (caller.owner.clone(), arguments);
+        Some(self.forward_run(&instance, who, call, wait).await)
+    }
+}
+
+/// The first text of `result` (an error's message).
+pub(super) fn text_of(result: &CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .find_map(|c| c.as_text().map(|t| t.text.clone()))
+        .unwrap_or_default()
+}
+
+/// The holder's answer to a forwarded `call` on `run_id` (for [`Action::Run`], the
+/// thread it resumes); a run started here stops when `stop` fires (shutdown).
+pub async fn answer(
+    runs: &Runs,
+    action: Action,
+    run_id: &str,
+    call: Forwarded,
+    stop: &CancellationToken,
+) -> CallToolResult {
+    if action == Action::Run {
+        return run_here(runs, call, stop).await;
+    }
+    let handle = match runs.kept().get(run_id, &call.owner) {
+        Ok(handle) => handle,
+        // Not live here (it ended and was evicted, or this is a restarted instance): what
+        // the store says. Never forwarded again, so two instances cannot loop.
+        Err(missing) => {
+            return match runs.persist().stored(run_id, &call.owner).await {
+                Some(stored) => match action {
+                    Action::Get => results::snapshot(&stored.snapshot),
+                    Action::Cancel => results::not_cancelled(&stored),
+                    Action::Steer | Action::Run => results::error_text(format!(
+                        "refused: run {run_id} is not running (status {})",
+                        stored.state.as_str()
+                    )),
+                },
+                None => results::error_text(missing.to_string()),
+            };
+        }
+    };
+    match action {
+        Action::Get => {
+            let args: GetRunArgs = match arguments::parse(GET_RUN, Some(call.arguments)) {
+                Ok(a) => a,
+                Err(e) => return results::error_text(e),
+            };
+            match wait_of(&args) {
+                Ok(wait) => get_live(&handle, wait, &CancellationToken::new()).await,
+                Err(e) => results::error_text(e),
+            }
+        }
+        Action::Cancel | Action::Run => cancel_live(&handle).await,
+        Action::Steer => {
+            let args: interactive::SteerArgs =
+                match interactive::parse(interactive::STEER_RUN, Some(call.arguments)) {
+                    Ok(a) => a,
+                    Err(e) => return results::error_text(e),
+                };
+            steer_live(runs, &handle, args.message).await
+        }
+    }
+}
+
+/// `steer_codex_run` on a run held here.
+pub(super) async fn steer_live(runs: &Runs, handle: &RunHandle, message: String) -> CallToolResult {
+    if let Err(e) = interactive::steer_message(&message, runs.max_prompt_bytes()) {
+        return results::error_text(e);
+    }
+    match handle.control().steer(message).await {
+        Ok(()) => results::snapshot_of(handle),
+        Err(e) => results::error_text(format!("refused: {e}")),
+    }
+}
+
+/// A resume forwarded here: admitted for the forwarded caller exactly as for a caller
+/// of this instance (policy, thread owner, quotas), then run.
+async fn run_here(runs: &Runs, call: Forwarded, stop: &CancellationToken) -> CallToolResult {
+    let Some(who) = call.caller else {
+        return results::error_text("a forwarded run names no caller".to_owned());
+    };
+    if who.principal == Principal::Local {
+        return results::error_text(
+            "refused: the local user of another host has no rights on this one".to_owned(),
+        );
+    }
+    let parsed = if who.tool == interactive::ASK_TOOL {
+        interactive::parse::<interactive::AskArgs>(&who.tool, Some(call.arguments))
+            .map(RunRequest::from)
+    } else {
+        interactive::parse::<RunRequest>(&who.tool, Some(call.arguments))
+    };
+    let request = match parsed {
+        Ok(r) => r,
+        Err(e) => return results::error_text(e),
+    };
+    let path = if who.background {
+        RunPath::Background
+    } else {
+        RunPath::Direct
+    };
+    let caller = Caller {
+        owner: who.principal.owner_key(),
+        principal: who.principal,
+        quota: QuotaKey(who.quota),
+        request_id: None,
+        transport: Transport::Http,
+        path,
+        approvals: ControlConfig::default(),
+    };
+    let handle = match runs.admit(&request, caller).await {
+        Ok(admitted) => admitted.start(stop),
+        Err(refusal) => return results::refusal(&refusal),
+    };
+    match path {
+        RunPath::Background => results::snapshot_of(&handle),
+        _ => results::ended(&*handle.outcome().await),
+    }
+}
