@@ -303,7 +303,12 @@ fn stateless_tools_list(id: &str) -> String {
 
 /// `tools/list` requests per second as 2026-07-28 stateless requests (no session, so
 /// any instance behind a balancer can answer each), from `clients` connections to `url`.
-async fn stateless_rps(url: &str, token: &str, clients: usize, for_how_long: Duration) -> Result<f64> {
+async fn stateless_rps(
+    url: &str,
+    token: &str,
+    clients: usize,
+    for_how_long: Duration,
+) -> Result<f64> {
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + for_how_long;
     let mut workers = Vec::new();

@@ -100,14 +100,25 @@ impl TwoBot {
         id: &str,
         path: RunPath,
     ) -> Result<Found, String> {
+        self.find_owned(ctx, id, path).await.map(|(found, _)| found)
+    }
+
+    /// [`Self::find`], with the owner key the run is kept under (what a forwarded
+    /// follow-up carries to the instance holding it).
+    pub(super) async fn find_owned(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        id: &str,
+        path: RunPath,
+    ) -> Result<(Found, String), String> {
         let principal = self.caller(ctx, path).principal;
         let owners = super::caller::owners(ctx, &principal, path);
         let mut missing = String::from("no such run");
         // A run has one owner; the caller may answer to several keys (an anonymous
         // caller's task belongs to its session).
-        for owner in &owners {
-            match find(&self.runs, id, owner).await {
-                Ok(found) => return Ok(found),
+        for owner in owners {
+            match find(&self.runs, id, &owner).await {
+                Ok(found) => return Ok((found, owner)),
                 Err(e) => missing = e,
             }
         }
@@ -122,7 +133,6 @@ impl TwoBot {
         ctx: RequestContext<RoleServer>,
     ) -> CallToolResult {
         let raw = params.arguments.clone().unwrap_or_default();
-        let owner = self.caller(&ctx, RunPath::Background).owner;
         if name == GET_RUN {
             let args: GetRunArgs = match arguments::parse(GET_RUN, params.arguments) {
                 Ok(a) => a,
@@ -132,14 +142,17 @@ impl TwoBot {
                 Ok(w) => w,
                 Err(e) => return results::error_text(e),
             };
-            match find(&self.runs, &args.run_id, &owner).await {
-                Ok(Found::Live(handle)) => get_live(&handle, wait, &ctx.ct).await,
-                Ok(Found::Elsewhere(stored)) => {
+            match self
+                .find_owned(&ctx, &args.run_id, RunPath::Background)
+                .await
+            {
+                Ok((Found::Live(handle), _)) => get_live(&handle, wait, &ctx.ct).await,
+                Ok((Found::Elsewhere(stored), owner)) => {
                     let call = (Action::Get, args.run_id.as_str(), owner, raw);
                     self.forward(&stored, call, wait).await
                 }
                 // Nothing here changes it: no waiting.
-                Ok(Found::Stored(stored)) => results::snapshot(&stored.snapshot),
+                Ok((Found::Stored(stored), _)) => results::snapshot(&stored.snapshot),
                 Err(e) => results::error_text(e),
             }
         } else {
@@ -147,13 +160,16 @@ impl TwoBot {
                 Ok(a) => a,
                 Err(e) => return results::error_text(e),
             };
-            match find(&self.runs, &args.run_id, &owner).await {
-                Ok(Found::Live(handle)) => cancel_live(&handle).await,
-                Ok(Found::Elsewhere(stored)) => {
+            match self
+                .find_owned(&ctx, &args.run_id, RunPath::Background)
+                .await
+            {
+                Ok((Found::Live(handle), _)) => cancel_live(&handle).await,
+                Ok((Found::Elsewhere(stored), owner)) => {
                     let call = (Action::Cancel, args.run_id.as_str(), owner, raw);
                     self.forward(&stored, call, Duration::from_secs(10)).await
                 }
-                Ok(Found::Stored(stored)) => results::not_cancelled(&stored),
+                Ok((Found::Stored(stored), _)) => results::not_cancelled(&stored),
                 Err(e) => results::error_text(e),
             }
         }

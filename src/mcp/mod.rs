@@ -361,13 +361,15 @@ impl ServerHandler for TwoBot {
         request: CancelTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
-        match self.find(&context, &request.task_id, RunPath::Task).await {
-            Ok(Found::Live(handle)) => {
+        match self
+            .find_owned(&context, &request.task_id, RunPath::Task)
+            .await
+        {
+            Ok((Found::Live(handle), _)) => {
                 handle.cancel();
                 Ok(())
             }
-            Ok(Found::Elsewhere(stored)) => {
-                let owner = self.caller(&context, RunPath::Task).owner;
+            Ok((Found::Elsewhere(stored), owner)) => {
                 let mut args = serde_json::Map::new();
                 args.insert("run_id".into(), request.task_id.clone().into());
                 let call = (
@@ -384,7 +386,7 @@ impl ServerHandler for TwoBot {
                     _ => Ok(()),
                 }
             }
-            Ok(Found::Stored(stored)) => Err(ErrorData::invalid_params(
+            Ok((Found::Stored(stored), _)) => Err(ErrorData::invalid_params(
                 if stored.state.is_final() {
                     format!(
                         "task {} is already over: nothing to cancel",

@@ -21,8 +21,8 @@
 //! - [`oauth`]: [`OAuthStore`], the built-in authorization server's clients, codes,
 //!   grants, refresh tokens and signing keys, which every [`StateStore`] also keeps.
 
-pub mod oauth;
 pub mod leases;
+pub mod oauth;
 mod open;
 pub mod postgres;
 pub mod sqlite;
@@ -31,8 +31,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::oauth::OAuthStore;
 pub use self::leases::LeaseRow;
+pub use self::oauth::OAuthStore;
 pub use self::open::{DEAD_AFTER, HEARTBEAT, Instance, Location, open};
 pub use self::postgres::{PostgresStore, redact_url};
 pub use self::sqlite::SqliteStore;
