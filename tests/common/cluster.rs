@@ -187,10 +187,15 @@ impl Balancer {
 
     /// nginx in front of `ports` (Debian's package; the test fails naming it if absent).
     pub async fn start(ports: &[u16]) -> Result<Self> {
+        Self::start_on(free_port()?, ports).await
+    }
+
+    /// [`Self::start`] on `port`, known before the instances start (the built-in
+    /// authorization server's issuer is the balancer's address).
+    pub async fn start_on(port: u16, ports: &[u16]) -> Result<Self> {
         let nginx = require(&["nginx", "/usr/sbin/nginx"], "nginx", APT_NGINX)?;
         let dir = tempfile::tempdir()?;
         let tmp = dir.path().display().to_string();
-        let port = free_port()?;
         let servers: String = ports
             .iter()
             .map(|p| format!("    server 127.0.0.1:{p};\n"))

@@ -26,137 +26,74 @@ pub const SCOPES_POLICY: &str =
 /// What a client asks for: every scope the metadata lists.
 pub const SCOPE: &str = "codex:read codex:write";
 
-/// A running 2Bot that is its own authorization server.
-pub struct Builtin {
-    pub server: HttpServer,
-    /// `http://127.0.0.1:PORT`: the issuer.
-    pub base: String,
+/// Where the built-in authorization server answers: one instance, or a balancer in
+/// front of several.
+pub trait Site {
+    /// `http://HOST:PORT`: the issuer.
+    fn base(&self) -> &str;
     /// `{base}/mcp`: the audience of its tokens.
-    pub resource: String,
-    pub dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
-}
-
-/// Run `2bot-mcp ARGS` with `env` and `stdin`; exit code, stdout, stderr. A binary that
-/// is still running after 60 s (a server that started instead of refusing) is killed.
-pub async fn run_binary(
-    args: &[&str],
-    env: &[(String, String)],
-    stdin: &str,
-) -> Result<(Option<i32>, String, String)> {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut input = child.stdin.take().context("stdin")?;
-    input.write_all(stdin.as_bytes()).await?;
-    drop(input);
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .with_context(|| format!("2bot-mcp {args:?} still running after 60 s"))??;
-    Ok((
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    ))
-}
-
-/// `PASSWORD`'s hash from `2bot-mcp oauth hash-password` (stdin), written 0600 where
-/// TWOBOT_OAUTH_PASSWORD_FILE will point, as the operator makes it.
-pub async fn password_file(dir: &std::path::Path) -> Result<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let (code, stdout, stderr) = run_binary(&["oauth", "hash-password"], &[], PASSWORD).await?;
-    ensure!(code == Some(0), "oauth hash-password: {code:?} {stderr}");
-    ensure!(stdout.starts_with("$argon2id$"), "{stdout}");
-    let path = dir.join("password");
-    std::fs::write(&path, stdout)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    Ok(path)
-}
-
-impl Builtin {
-    /// Start with the scopes policy and `extra` on top of the built-in settings.
-    pub async fn start(extra: &[(&str, &str)]) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let port = free_port()?;
-        let base = format!("http://127.0.0.1:{port}");
-        let policy = dir.path().join("policy.toml");
-        std::fs::write(&policy, SCOPES_POLICY)?;
-        let mut env: Vec<(String, String)> = [
-            ("TWOBOT_PORT", port.to_string()),
-            ("TWOBOT_BASE_URL", base.clone()),
-            ("TWOBOT_ENABLE_NO_AUTH", "false".into()),
-            ("TWOBOT_OAUTH_BUILTIN", "true".into()),
-            (
-                "TWOBOT_OAUTH_PASSWORD_FILE",
-                password_file(dir.path()).await?.display().to_string(),
-            ),
-            (
-                "TWOBOT_STATE_DIR",
-                dir.path().join("state").display().to_string(),
-            ),
-            ("TWOBOT_POLICY_FILE", policy.display().to_string()),
-            // Tests run as root with no Codex user of its own: accept that by name (a
-            // test that sets TWOBOT_CODEX_USER overrides it with `extra`).
-            ("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER", "true".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
-        env.extend(
-            extra
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-        );
-        let server = spawn(&env).await?;
-        Ok(Self {
-            server,
-            resource: format!("{base}/mcp"),
-            base,
-            dir,
-            env,
-        })
-    }
-
-    /// The private key that signs now (PKCS#8 PEM), read from `state.db` as a
-    /// same-user process could.
-    pub fn signing_key_pem(&self) -> Result<Vec<u8>> {
-        let db = rusqlite::Connection::open(self.state_dir().join("state.db"))?;
-        let pem: String = db.query_row(
-            "SELECT private_pem FROM oauth_signing_keys ORDER BY generation DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )?;
-        Ok(pem.into_bytes())
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
+    fn resource(&self) -> &str;
     /// `{base}{path}`
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base())
     }
+}
 
-    /// Stop the server (SIGKILL: no chance to flush anything) and start it again on the
-    /// same port with the same state directory.
-    pub async fn restart(&mut self) -> Result<()> {
-        self.server.child.kill().await?;
-        self.server = spawn(&self.env).await?;
-        Ok(())
+/// The authorization server at an address, with the flows a client goes through.
+#[derive(Debug, Clone)]
+pub struct Issuer {
+    pub base: String,
+    pub resource: String,
+}
+
+impl Site for Issuer {
+    fn base(&self) -> &str {
+        &self.base
     }
+    fn resource(&self) -> &str {
+        &self.resource
+    }
+}
 
-    /// `2bot-mcp oauth ARGS` with the server's own settings.
-    pub async fn oauth_cli(&self, args: &[&str]) -> Result<(Option<i32>, String, String)> {
-        let args: Vec<&str> = ["oauth"].into_iter().chain(args.iter().copied()).collect();
-        run_binary(&args, &self.env, "").await
+impl Site for Builtin {
+    fn base(&self) -> &str {
+        &self.base
+    }
+    fn resource(&self) -> &str {
+        &self.resource
+    }
+}
+
+/// The environment that makes a 2Bot its own authorization server with issuer `base`
+/// (the scopes policy and the operator's password under `dir`).
+pub async fn builtin_env(base: &str, dir: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, SCOPES_POLICY)?;
+    Ok([
+        ("TWOBOT_BASE_URL", base.to_owned()),
+        ("TWOBOT_ENABLE_NO_AUTH", "false".into()),
+        ("TWOBOT_OAUTH_BUILTIN", "true".into()),
+        (
+            "TWOBOT_OAUTH_PASSWORD_FILE",
+            password_file(dir).await?.display().to_string(),
+        ),
+        ("TWOBOT_POLICY_FILE", policy.display().to_string()),
+        // Tests run as root with no Codex user of its own: accept that by name (a
+        // test that sets TWOBOT_CODEX_USER overrides it with `extra`).
+        ("TWOBOT_OAUTH_ALLOW_SHARED_CODEX_USER", "true".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect())
+}
+
+impl Issuer {
+    /// The server whose issuer is `base`.
+    pub fn at(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            resource: format!("{base}/mcp"),
+        }
     }
 
     /// POST /oauth/register.
@@ -221,15 +158,7 @@ impl Builtin {
     }
 
     /// The whole browser part for `ask`: authorize, sign in, allow every scope; the code.
-    pub async fn code_for(&self, ask: &Ask) -> Result<String> {
-        self.browse(ask).await.with_context(|| {
-            let log = std::fs::read_to_string(&self.server.log).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(15).collect();
-            format!("server log, last lines first:\n{}", tail.join("\n"))
-        })
-    }
-
-    async fn browse(&self, ask: &Ask) -> Result<String> {
+    pub async fn browse(&self, ask: &Ask) -> Result<String> {
         let mut browser = Browser::new()?;
         let page = browser.send(browser.http.get(ask.url(self)?)).await?;
         ensure!(
@@ -256,6 +185,180 @@ impl Builtin {
             .get("code")
             .with_context(|| format!("{params:?}"))?
             .clone())
+    }
+
+    /// A new public client's tokens, through the whole flow.
+    pub async fn tokens(&self) -> Result<(Ask, Tokens)> {
+        let client_id = self
+            .register_public("ChatGPT", super::oauth::REDIRECT_URI)
+            .await?;
+        let ask = Ask::new(&client_id, super::oauth::REDIRECT_URI);
+        let code = self.browse(&ask).await?;
+        let (status, body) = self.exchange(&ask, &code).await?;
+        ensure!(status == StatusCode::OK, "token: {status} {body}");
+        Ok((ask, Tokens::from(&body)?))
+    }
+}
+
+/// A running 2Bot that is its own authorization server.
+pub struct Builtin {
+    pub server: HttpServer,
+    /// `http://127.0.0.1:PORT`: the issuer.
+    pub base: String,
+    /// `{base}/mcp`: the audience of its tokens.
+    pub resource: String,
+    pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+/// Run `2bot-mcp ARGS` with `env` and `stdin`; exit code, stdout, stderr. A binary that
+/// is still running after 60 s (a server that started instead of refusing) is killed.
+pub async fn run_binary(
+    args: &[&str],
+    env: &[(String, String)],
+    stdin: &str,
+) -> Result<(Option<i32>, String, String)> {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_2bot-mcp"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut input = child.stdin.take().context("stdin")?;
+    input.write_all(stdin.as_bytes()).await?;
+    drop(input);
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .with_context(|| format!("2bot-mcp {args:?} still running after 60 s"))??;
+    Ok((
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// `PASSWORD`'s hash from `2bot-mcp oauth hash-password` (stdin), written 0600 where
+/// TWOBOT_OAUTH_PASSWORD_FILE will point, as the operator makes it.
+pub async fn password_file(dir: &std::path::Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (code, stdout, stderr) = run_binary(&["oauth", "hash-password"], &[], PASSWORD).await?;
+    ensure!(code == Some(0), "oauth hash-password: {code:?} {stderr}");
+    ensure!(stdout.starts_with("$argon2id$"), "{stdout}");
+    let path = dir.join("password");
+    std::fs::write(&path, stdout)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(path)
+}
+
+impl Builtin {
+    /// Start with the scopes policy and `extra` on top of the built-in settings.
+    pub async fn start(extra: &[(&str, &str)]) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let mut env = builtin_env(&base, dir.path()).await?;
+        env.extend([
+            ("TWOBOT_PORT".to_owned(), port.to_string()),
+            (
+                "TWOBOT_STATE_DIR".to_owned(),
+                dir.path().join("state").display().to_string(),
+            ),
+        ]);
+        env.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let server = spawn(&env).await?;
+        Ok(Self {
+            server,
+            resource: format!("{base}/mcp"),
+            base,
+            dir,
+            env,
+        })
+    }
+
+    /// The private key that signs now (PKCS#8 PEM), read from `state.db` as a
+    /// same-user process could.
+    pub fn signing_key_pem(&self) -> Result<Vec<u8>> {
+        let db = rusqlite::Connection::open(self.state_dir().join("state.db"))?;
+        let pem: String = db.query_row(
+            "SELECT private_pem FROM oauth_signing_keys ORDER BY generation DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(pem.into_bytes())
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `{base}{path}`
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stop the server (SIGKILL: no chance to flush anything) and start it again on the
+    /// same port with the same state directory.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.server.child.kill().await?;
+        self.server = spawn(&self.env).await?;
+        Ok(())
+    }
+
+    /// `2bot-mcp oauth ARGS` with the server's own settings.
+    pub async fn oauth_cli(&self, args: &[&str]) -> Result<(Option<i32>, String, String)> {
+        let args: Vec<&str> = ["oauth"].into_iter().chain(args.iter().copied()).collect();
+        run_binary(&args, &self.env, "").await
+    }
+
+    /// The flows, at this server's address.
+    pub fn issuer(&self) -> Issuer {
+        Issuer::at(&self.base)
+    }
+
+    /// POST /oauth/register.
+    pub async fn register(&self, body: Value) -> Result<(StatusCode, Value)> {
+        self.issuer().register(body).await
+    }
+
+    /// A public client (no secret) registered by DCR, as ChatGPT registers itself.
+    pub async fn register_public(&self, name: &str, redirect_uri: &str) -> Result<String> {
+        self.issuer().register_public(name, redirect_uri).await
+    }
+
+    /// POST /oauth/token with `pairs`: status and JSON body.
+    pub async fn token(&self, pairs: &[(&str, &str)]) -> Result<(StatusCode, Value)> {
+        self.issuer().token(pairs).await
+    }
+
+    /// Trade `ask`'s `code` for tokens.
+    pub async fn exchange(&self, ask: &Ask, code: &str) -> Result<(StatusCode, Value)> {
+        self.issuer().exchange(ask, code).await
+    }
+
+    /// Use `refresh_token` for `client_id`.
+    pub async fn refresh(
+        &self,
+        client_id: &str,
+        refresh_token: &str,
+    ) -> Result<(StatusCode, Value)> {
+        self.issuer().refresh(client_id, refresh_token).await
+    }
+
+    /// The whole browser part for `ask`: authorize, sign in, allow every scope; the code.
+    pub async fn code_for(&self, ask: &Ask) -> Result<String> {
+        self.issuer().browse(ask).await.with_context(|| {
+            let log = std::fs::read_to_string(&self.server.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(15).collect();
+            format!("server log, last lines first:\n{}", tail.join("\n"))
+        })
     }
 
     /// A new public client's tokens, through the whole flow.
@@ -331,7 +434,7 @@ impl Ask {
     }
 
     /// The authorize URL, with `resource` = the server's unless the test set one.
-    pub fn url(&self, server: &Builtin) -> Result<String> {
+    pub fn url(&self, server: &impl Site) -> Result<String> {
         let mut url = url::Url::parse(&server.url("/oauth/authorize"))?;
         {
             let mut query = url.query_pairs_mut();
@@ -339,7 +442,7 @@ impl Ask {
                 query.append_pair(k, v);
             }
             if !self.params.contains_key("resource") {
-                query.append_pair("resource", &server.resource);
+                query.append_pair("resource", server.resource());
             }
         }
         Ok(url.to_string())
@@ -401,7 +504,7 @@ pub fn page_text(html: &str) -> String {
 
 /// Submit the sign-in form of `page` with `password`.
 pub async fn sign_in(
-    server: &Builtin,
+    server: &impl Site,
     browser: &mut Browser,
     page: &str,
     password: &str,
@@ -421,7 +524,7 @@ pub async fn sign_in(
 
 /// Submit the consent form of `page` with `decision`, ticking `scopes` (None: as the page ticks them).
 pub async fn decide(
-    server: &Builtin,
+    server: &impl Site,
     browser: &mut Browser,
     page: &str,
     decision: &str,

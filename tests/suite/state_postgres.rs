@@ -72,7 +72,6 @@ async fn print_config_names_postgres_and_never_shows_the_database_password() -> 
 /// is not there.
 #[tokio::test]
 async fn doctor_reports_the_database_connection_and_its_schema_version() -> Result<()> {
-    use twobot::state::postgres::SCHEMA_VERSION;
     let db = postgres::database();
     let setup = Setup::healthy()?.with("TWOBOT_DATABASE_URL", with_password(&db));
     let shown = format!(
