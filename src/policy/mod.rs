@@ -5,7 +5,7 @@
 //! symlinks, so a link inside a root that points outside is caught). A refusal names the
 //! parameter, the value and the rule, so the client (often a model) can correct itself.
 //! Admission ([`crate::runs`]) asks it first, before thread ownership and the run queue;
-//! [`file`] reads the operator's TOML policy; `refusal` says why a request was refused.
+//! [`file`](mod@file) reads the operator's TOML policy; `refusal` says why a request was refused.
 
 pub mod approvals;
 pub mod features;

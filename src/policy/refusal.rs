@@ -17,7 +17,7 @@ pub struct Refusal {
     pub rule: Rule,
 }
 
-/// The rules of [`check`]; the message is written for the caller.
+/// The rules of [`check`](super::check); the message is written for the caller.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rule {
     /// The prompt is empty or blank.
