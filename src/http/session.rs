@@ -15,10 +15,12 @@
 //! - [`SessionGuard`] sits between auth and rmcp: a new session beyond
 //!   `TWOBOT_MAX_SESSIONS` gets `503`, beyond the caller's `TWOBOT_MAX_SESSIONS_PER_PRINCIPAL`
 //!   `429`, and a session id with no owner or another owner gets the same `404` as an
-//!   unknown id (so its existence is not revealed).
+//!   unknown id (so its existence is not revealed); the decision itself is [`verdict`]'s.
 //! - A session that ends stops the runs its direct calls wait on ([`SessionRuns`]) before
 //!   the DELETE is answered, and that answer is `204 No Content`: rmcp says `202`, which
 //!   the official Python SDK (it takes 200 or 204) warns about on every close.
+
+pub mod verdict;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -38,6 +40,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 use tower::{Layer, Service};
 
+use self::verdict::{Seen, Verdict, decide};
 use super::rescue::{self, Rejection};
 use crate::job::{Principal, QuotaKey};
 use crate::mcp::session_runs::SessionRuns;
@@ -258,49 +261,6 @@ pub struct SessionGuard<S> {
     state: SessionGuardLayer,
 }
 
-/// What the guard decides for one request.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Pass the request on.
-    Pass,
-    /// A new session would exceed the server's cap.
-    TooManySessions,
-    /// A new session would exceed the caller's share.
-    TooManyForPrincipal,
-    /// The session has no owner or belongs to someone else: answer as if it did not exist.
-    NotYours,
-}
-
-/// What the guard knows when it decides.
-#[derive(Debug, Clone, Copy)]
-pub struct Seen<'a> {
-    /// The presented session id, if any.
-    pub session: Option<&'a str>,
-    /// That session's recorded owner.
-    pub owner: Option<&'a str>,
-    /// The caller's owner key.
-    pub caller: &'a str,
-    /// Live sessions now.
-    pub live: usize,
-    /// Sessions the caller's quota key holds (or is creating).
-    pub held: usize,
-}
-
-/// The decision, pure.
-pub fn decide(method: &Method, seen: Seen<'_>, max: usize, max_per_principal: usize) -> Verdict {
-    match seen.session {
-        Some(_) => match seen.owner {
-            Some(owner) if owner == seen.caller => Verdict::Pass,
-            // Unknown, ended, ownerless or someone else's: one answer for all.
-            _ => Verdict::NotYours,
-        },
-        None if method != Method::POST => Verdict::Pass,
-        None if seen.live >= max => Verdict::TooManySessions,
-        None if seen.held >= max_per_principal => Verdict::TooManyForPrincipal,
-        None => Verdict::Pass,
-    }
-}
-
 impl<S, B> Service<Request<B>> for SessionGuard<S>
 where
     S: Service<Request<B>, Response = Response<Body>> + Clone + Send + 'static,
@@ -425,7 +385,3 @@ impl Drop for Reserved {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "session_tests.rs"]
-mod tests;

@@ -11,7 +11,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Policy, Refusal, Rule, quoted, refuse, resolve_path};
+use super::refusal::{Refusal, Rule, quoted, refuse};
+use super::{Policy, resolve_path};
 use crate::job::{ReasoningEffort, Review, ReviewRequest, RunRequest, SandboxMode};
 
 /// Images a call may attach by default.

@@ -2,7 +2,7 @@
 //! can be neither a flag nor a path, and the policy's lists (apart from mod.rs, which
 //! holds the decision and its rules).
 
-use super::{Refusal, Rule, quoted, refuse};
+use super::refusal::{Refusal, Rule, quoted, refuse};
 
 /// A model or profile name: safe charset, and listed when the policy lists names.
 pub(super) fn checked_name(

@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Policy, Refusal, Rule, quoted, refuse};
+use super::Policy;
+use super::refusal::{Refusal, Rule, quoted, refuse};
 
 /// Resolve a path parameter (a directory, or with `dir = false` a regular file):
 /// absolute or relative to the default cwd, symlinks followed, and inside an allowed

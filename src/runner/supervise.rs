@@ -15,7 +15,6 @@
 //!
 //! It is synchronous and small on purpose: no runtime, no logging set-up, one signalfd.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -27,6 +26,8 @@ use nix::sys::signal::{SigSet, Signal, kill};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{Gid, Pid, Uid, getpid, getppid};
+
+use super::proc_tree::{kill_all, signal_all};
 
 /// The hidden subcommand (kept out of `--help`: `main` dispatches on it before clap).
 pub const SUBCOMMAND: &str = "__supervise";
@@ -321,84 +322,6 @@ fn supervise(args: &Args) -> Result<End, Failure> {
             killed = true;
         }
     }
-}
-
-/// Send `signal` to every descendant of `me`.
-fn signal_all(me: Pid, signal: Signal) {
-    for pid in descendants(me, &process_table()) {
-        let _ = kill(pid, signal);
-    }
-}
-
-/// SIGKILL every descendant of `me` and reap them, until none is left (bounded).
-fn kill_all(me: Pid) {
-    // No child at all (ECHILD) means no descendant at all: every living descendant has a
-    // living ancestor among our children, or is one (orphans are reparented to us). This
-    // spares the common clean end the /proc scan.
-    if waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) == Err(Errno::ECHILD) {
-        return;
-    }
-    let started = Instant::now();
-    loop {
-        let found = descendants(me, &process_table());
-        if found.is_empty() || started.elapsed() > Duration::from_secs(10) {
-            break;
-        }
-        for pid in &found {
-            let _ = kill(*pid, Signal::SIGKILL);
-        }
-        // Killed children (and orphans reparented to us meanwhile) are reaped here.
-        while let Ok(status) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            if status == WaitStatus::StillAlive {
-                std::thread::sleep(Duration::from_millis(5));
-                break;
-            }
-        }
-    }
-    while matches!(
-        waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)),
-        Ok(s) if s != WaitStatus::StillAlive
-    ) {}
-}
-
-/// pid → ppid for every process visible in /proc (zombies excluded: they are dead already).
-fn process_table() -> BTreeMap<i32, i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return BTreeMap::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|p| p.parse::<i32>().ok()))
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            parse_stat(&stat)
-                .filter(|(_, state)| *state != 'Z')
-                .map(|(ppid, _)| (pid, ppid))
-        })
-        .collect()
-}
-
-/// The parent pid and state from a `/proc/<pid>/stat` line (the command name may hold
-/// spaces and parentheses, so read after the last `)`).
-pub fn parse_stat(stat: &str) -> Option<(i32, char)> {
-    let (_, rest) = stat.rsplit_once(") ")?;
-    let mut fields = rest.split(' ');
-    let state = fields.next()?.chars().next()?;
-    let ppid = fields.next()?.parse().ok()?;
-    Some((ppid, state))
-}
-
-/// Every pid below `root` in `table` (pid → ppid).
-pub fn descendants(root: Pid, table: &BTreeMap<i32, i32>) -> Vec<Pid> {
-    let mut found = BTreeSet::new();
-    let mut frontier = vec![root.as_raw()];
-    while let Some(parent) = frontier.pop() {
-        for (pid, ppid) in table {
-            if *ppid == parent && *pid != root.as_raw() && found.insert(*pid) {
-                frontier.push(*pid);
-            }
-        }
-    }
-    found.into_iter().map(Pid::from_raw).collect()
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! started like exec ([`super::spawn`]: supervisor, namespaces, Codex user, env policy,
 //! process group), spoken to over newline-delimited JSON-RPC on its stdin and stdout
 //! ([`rpc`], [`protocol`]). [`params`] says the run in the protocol; [`fold`] turns what
-//! the server says into the exec fold's events.
+//! the server says into the exec fold's events; [`ask`] turns its requests into questions
+//! for a person or immediate answers.
 //!
 //! The driver: `initialize` → `thread/start|resume|fork` → `turn/start` (or
 //! `review/start`) → pump until `turn/completed`, then close stdin and reap; the group is
@@ -12,6 +13,7 @@
 //! interrupt the turn first (`turn/interrupt`), wait up to `kill_grace` for it to end
 //! (its partial output kept), then terminate the group as exec does.
 
+pub mod ask;
 pub mod fold;
 mod outgoing;
 pub mod params;
@@ -30,7 +32,8 @@ use nix::sys::signal::Signal;
 use serde_json::json;
 use tokio::io::BufReader;
 
-use self::fold::{Ask, Translate};
+use self::ask::Ask;
+use self::fold::Translate;
 use self::protocol::{Incoming, ThreadResponse};
 use super::exec::next_line;
 use super::fold::{Finish, Fold, Stop, stderr_reason};
@@ -204,7 +207,7 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
                 }
             },
             Some((id, shape, record)) = asks.next(), if !asks.is_empty() => {
-                writer.reply(id, fold::reply(&shape, record.decision)).await;
+                writer.reply(id, ask::reply(&shape, record.decision)).await;
                 approvals.push(record);
             },
             steer = next_steer(&mut steering), if steering.is_some() => {

@@ -1,4 +1,4 @@
-//! Unit tests of the session guard's decisions (apart from session.rs so that file reads
+//! Table tests of the session guard's decisions (apart from verdict.rs so that file reads
 //! as the code).
 
 use super::*;
