@@ -19,6 +19,7 @@ use deadpool_postgres::{
 use crate::state::{StateError, now_ms};
 
 mod database_url;
+mod listen;
 mod migrate;
 mod oauth;
 mod oauth_schema;
