@@ -7,9 +7,11 @@
 //! served (a round trip on the local network; the tests bound it at 500 ms). That is the
 //! one difference from the SQLite watch, which is exact to the request.
 //!
-//! While the connection is down (not yet up, broken, or silent for [`PING_TIMEOUT`]) the
-//! watch is [`Changes::Blind`]: the view asks the store on every request, logged once.
-//! After each (re)connection, and every [`RESYNC`] while up, it reports
+//! The connection is proven by a probe: it notifies the channel with a payload of its
+//! own and must hear it back within [`PING_TIMEOUT`], after `LISTEN` and every
+//! [`RESYNC`]. While it is down (not yet up, broken, or its probe unanswered: a dead
+//! link, or a pooler in transaction mode that never delivers notifications) the watch is
+//! [`Changes::Blind`]: the view asks the store on every request, logged once. After each (re)connection, and every [`RESYNC`] while up, it reports
 //! [`Changes::Anything`], so a notification lost with a connection cannot leave a revoked
 //! grant remembered as live.
 
@@ -38,6 +40,12 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// Grant ids kept between two looks; beyond this, the look says [`Changes::Anything`].
 const PENDING_MAX: usize = 1024;
+
+/// The listening connection's `application_name` (as `pg_stat_activity` shows it).
+pub const APPLICATION_NAME: &str = "2bot-revocations";
+
+/// How a listener's own probe payload starts (never a grant id, which is base64url).
+const PROBE: &str = "~probe-";
 
 /// What the listener heard since the view last looked.
 #[derive(Debug, Default)]
@@ -121,27 +129,65 @@ pub async fn start(url: &DatabaseUrl) -> Result<Arc<Listener>, StateError> {
     Ok(listener)
 }
 
-/// A listening connection: its client (for the checks) and the task driving it.
-type Session = (tokio_postgres::Client, tokio::task::JoinHandle<String>);
+/// A listening connection: its client (for the checks), the task driving it, the
+/// payload of its own probe and the signal that the probe came back.
+struct Session {
+    client: tokio_postgres::Client,
+    driver: tokio::task::JoinHandle<String>,
+    probe: String,
+    echoed: Arc<tokio::sync::Notify>,
+}
 
-/// Connect, start the task that reads notifications into `listener`, and `LISTEN`.
+impl Session {
+    /// Notify the channel with this connection's own probe and wait for it to come back:
+    /// proof that the connection is alive and that notifications reach it (behind a
+    /// pooler in transaction mode `LISTEN` succeeds, yet nothing ever arrives).
+    async fn probe(&self) -> Result<(), String> {
+        let echo = async {
+            self.client
+                .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.probe])
+                .await
+                .map_err(|e| e.to_string())?;
+            self.echoed.notified().await;
+            Ok(())
+        };
+        tokio::time::timeout(PING_TIMEOUT, echo)
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "its own notification did not come back within {}s (a pooler in transaction mode?)",
+                    PING_TIMEOUT.as_secs()
+                ))
+            })
+    }
+}
+
+/// Connect, start the task that reads notifications into `listener`, `LISTEN`, and
+/// check that notifications arrive.
 async fn listen(
     url: &DatabaseUrl,
     tls: &MakeRustlsConnect,
     listener: &Arc<Listener>,
 ) -> Result<Session, StateError> {
-    let (client, mut connection) = url
-        .config
+    let mut config = url.config.clone();
+    config.application_name(APPLICATION_NAME);
+    let (client, mut connection) = config
         .connect(tls.clone())
         .await
         .map_err(|e| StateError::Connect(format!("{}: {e}", url.redacted)))?;
     let owner = Arc::downgrade(listener);
+    let probe = format!("{PROBE}{}", uuid::Uuid::new_v4());
+    let echoed = Arc::new(tokio::sync::Notify::new());
+    let (mine, echo) = (probe.clone(), echoed.clone());
     let driver = tokio::spawn(async move {
         loop {
             match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
                 Some(Ok(AsyncMessage::Notification(n))) => match owner.upgrade() {
-                    Some(listener) => listener.heard(n.payload()),
                     None => return "no longer watched".to_owned(),
+                    Some(_) if n.payload() == mine => echo.notify_one(),
+                    // Another instance's probe.
+                    Some(_) if n.payload().starts_with(PROBE) => {}
+                    Some(listener) => listener.heard(n.payload()),
                 },
                 Some(Ok(_notice)) => {}
                 Some(Err(e)) => return e.to_string(),
@@ -153,12 +199,22 @@ async fn listen(
         .batch_execute(&format!("LISTEN {CHANNEL}"))
         .await
         .map_err(query);
-    if let Err(e) = listening {
-        driver.abort();
+    let session = Session {
+        client,
+        driver,
+        probe,
+        echoed,
+    };
+    let checked = match listening {
+        Ok(()) => session.probe().await.map_err(StateError::Connect),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
+        session.driver.abort();
         return Err(e);
     }
     listener.set_up(true);
-    Ok((client, driver))
+    Ok(session)
 }
 
 /// Serve `first` (if any), then reconnect whenever the connection ends, until the watch
@@ -171,9 +227,9 @@ async fn keep_listening(
 ) {
     let mut retry = Duration::from_secs(1);
     loop {
-        if let Some((client, driver)) = session.take() {
+        if let Some(listening) = session.take() {
             retry = Duration::from_secs(1);
-            let why = serve(&client, driver, &owner).await;
+            let why = serve(listening, &owner).await;
             let Some(listener) = owner.upgrade() else {
                 return;
             };
@@ -195,30 +251,25 @@ async fn keep_listening(
     }
 }
 
-/// Check the connection every [`RESYNC`] (asking for a resync each time) until it ends
+/// Probe the connection every [`RESYNC`] (asking for a resync each time) until it ends
 /// or the watch is dropped; why it ended.
-async fn serve(
-    client: &tokio_postgres::Client,
-    mut driver: tokio::task::JoinHandle<String>,
-    owner: &Weak<Listener>,
-) -> String {
+async fn serve(mut session: Session, owner: &Weak<Listener>) -> String {
     let mut every = tokio::time::interval(RESYNC);
     every.tick().await;
     let why = loop {
         tokio::select! {
-            ended = &mut driver => break ended.unwrap_or_else(|e| e.to_string()),
+            ended = &mut session.driver => break ended.unwrap_or_else(|e| e.to_string()),
             _ = every.tick() => {
                 let Some(listener) = owner.upgrade() else {
                     break "no longer watched".to_owned();
                 };
-                match tokio::time::timeout(PING_TIMEOUT, client.simple_query("SELECT 1")).await {
-                    Ok(Ok(_)) => listener.set_up(true),
-                    Ok(Err(e)) => break e.to_string(),
-                    Err(_) => break format!("no answer within {}s", PING_TIMEOUT.as_secs()),
+                match session.probe().await {
+                    Ok(()) => listener.set_up(true),
+                    Err(e) => break e,
                 }
             }
         }
     };
-    driver.abort();
+    session.driver.abort();
     why
 }
