@@ -106,7 +106,8 @@ impl Memory {
             // A refusal forgotten no longer stops an answer already on its way.
             self.epoch += 1;
         }
-        self.refused.insert(grant.to_owned(), now + REFUSAL_USEFUL_SEC);
+        self.refused
+            .insert(grant.to_owned(), now + REFUSAL_USEFUL_SEC);
     }
 
     /// Any grant may have ended: confirm each again.

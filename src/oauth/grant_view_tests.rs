@@ -56,21 +56,85 @@ fn the_view_trusts_memory_only_while_nothing_could_have_ended_the_grant() {
     let cases: Vec<(&str, Vec<Step>, Decision)> = vec![
         ("never seen: ask", vec![], ask(0)),
         ("confirmed live", vec![Answer(false)], Decision::Live),
-        ("confirmed, then nothing", vec![Answer(false), Watch(Changes::Nothing)], Decision::Live),
-        ("revoked in the store: refused", vec![Answer(true)], Decision::Refused),
-        ("unknown stays refused after any change", vec![Answer(true), Watch(Changes::Anything)], Decision::Refused),
-        ("confirmed, then anything: ask again", vec![Answer(false), Watch(Changes::Anything)], ask(1)),
-        ("confirmed, then it was revoked elsewhere", vec![Answer(false), revoked(&["g1"])], Decision::Refused),
-        ("confirmed, another grant revoked", vec![Answer(false), revoked(&["g2"])], Decision::Live),
-        ("confirmed, then revoked here", vec![Answer(false), Refuse], Decision::Refused),
-        ("confirmed, then some grants ended here", vec![Answer(false), Forget], ask(1)),
-        ("confirmed, watch blind: ask", vec![Answer(false), Watch(Changes::Blind)], ask(0)),
-        ("blind, then sees again", vec![Answer(false), Watch(Changes::Blind), Watch(Changes::Nothing)], Decision::Live),
-        ("a live answer that crossed a change is not remembered", vec![AskThen(false, vec![Watch(Changes::Anything)])], ask(1)),
-        ("a live answer that crossed a revocation is not remembered", vec![AskThen(false, vec![revoked(&["g1"])])], Decision::Refused),
-        ("a live answer that crossed a local end is not remembered", vec![AskThen(false, vec![Forget])], ask(1)),
-        ("a live answer with nothing in between is", vec![AskThen(false, vec![Watch(Changes::Nothing)])], Decision::Live),
-        ("a refusal is remembered whatever crossed it", vec![AskThen(true, vec![Watch(Changes::Anything)])], Decision::Refused),
+        (
+            "confirmed, then nothing",
+            vec![Answer(false), Watch(Changes::Nothing)],
+            Decision::Live,
+        ),
+        (
+            "revoked in the store: refused",
+            vec![Answer(true)],
+            Decision::Refused,
+        ),
+        (
+            "unknown stays refused after any change",
+            vec![Answer(true), Watch(Changes::Anything)],
+            Decision::Refused,
+        ),
+        (
+            "confirmed, then anything: ask again",
+            vec![Answer(false), Watch(Changes::Anything)],
+            ask(1),
+        ),
+        (
+            "confirmed, then it was revoked elsewhere",
+            vec![Answer(false), revoked(&["g1"])],
+            Decision::Refused,
+        ),
+        (
+            "confirmed, another grant revoked",
+            vec![Answer(false), revoked(&["g2"])],
+            Decision::Live,
+        ),
+        (
+            "confirmed, then revoked here",
+            vec![Answer(false), Refuse],
+            Decision::Refused,
+        ),
+        (
+            "confirmed, then some grants ended here",
+            vec![Answer(false), Forget],
+            ask(1),
+        ),
+        (
+            "confirmed, watch blind: ask",
+            vec![Answer(false), Watch(Changes::Blind)],
+            ask(0),
+        ),
+        (
+            "blind, then sees again",
+            vec![
+                Answer(false),
+                Watch(Changes::Blind),
+                Watch(Changes::Nothing),
+            ],
+            Decision::Live,
+        ),
+        (
+            "a live answer that crossed a change is not remembered",
+            vec![AskThen(false, vec![Watch(Changes::Anything)])],
+            ask(1),
+        ),
+        (
+            "a live answer that crossed a revocation is not remembered",
+            vec![AskThen(false, vec![revoked(&["g1"])])],
+            Decision::Refused,
+        ),
+        (
+            "a live answer that crossed a local end is not remembered",
+            vec![AskThen(false, vec![Forget])],
+            ask(1),
+        ),
+        (
+            "a live answer with nothing in between is",
+            vec![AskThen(false, vec![Watch(Changes::Nothing)])],
+            Decision::Live,
+        ),
+        (
+            "a refusal is remembered whatever crossed it",
+            vec![AskThen(true, vec![Watch(Changes::Anything)])],
+            Decision::Refused,
+        ),
     ];
     for (what, steps, want) in cases {
         let mut memory = Memory::default();
@@ -98,7 +162,10 @@ fn memory_is_bounded_and_forgetting_a_refusal_stops_answers_on_their_way() {
         memory.refuse(&format!("bad{i}"), NOW);
     }
     assert!(memory.refused.len() <= REFUSED_MAX);
-    assert!(!memory.refused.contains_key("g1"), "g1's refusal was dropped");
+    assert!(
+        !memory.refused.contains_key("g1"),
+        "g1's refusal was dropped"
+    );
     memory.learn("g1", epoch, false, NOW);
     assert_ne!(memory.decide("g1"), Decision::Live);
 
@@ -118,7 +185,11 @@ struct Scripted(Mutex<VecDeque<Changes>>);
 
 impl RevocationWatch for Scripted {
     fn changes(&self) -> Changes {
-        self.0.lock().unwrap().pop_front().unwrap_or(Changes::Nothing)
+        self.0
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or(Changes::Nothing)
     }
 }
 
@@ -166,5 +237,8 @@ async fn seed(store: &SqliteStore, gid: &str) {
         expires_at: NOW + 3600,
         issued_at: NOW,
     };
-    store.exchange_code("code", NOW, gid, &refresh).await.unwrap();
+    store
+        .exchange_code("code", NOW, gid, &refresh)
+        .await
+        .unwrap();
 }

@@ -127,9 +127,7 @@ pub trait OAuthStore: Send + Sync + std::fmt::Debug {
     /// A watch on grants revoked or deleted through other connections from now on (see
     /// [`RevocationWatch`]), for a view of live grants kept in memory. PostgreSQL: a
     /// dedicated `LISTEN` connection, reconnected while the process lives.
-    async fn watch_revocations(
-        &self,
-    ) -> Result<std::sync::Arc<dyn RevocationWatch>, StateError>;
+    async fn watch_revocations(&self) -> Result<std::sync::Arc<dyn RevocationWatch>, StateError>;
 
     /// End every grant of a client (every client with `None`), and use up its pending
     /// codes (a code issued just before cannot start a new grant); returns how many

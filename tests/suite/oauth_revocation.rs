@@ -110,11 +110,15 @@ async fn a_client_deleted_from_the_command_line_is_refused_by_every_instance() -
     served(&b.server.url, &tokens.access).await?;
 
     let env = vec![("TWOBOT_DATABASE_URL".to_owned(), db.url())];
-    let (code, out, err) = run_binary(&["oauth", "delete-client", &ask.client_id], &env, "").await?;
+    let (code, out, err) =
+        run_binary(&["oauth", "delete-client", &ask.client_id], &env, "").await?;
     assert_eq!(code, Some(0), "{out}{err}");
     for server in [&a.server, &b.server] {
         let took = refused_within(&server.url, &tokens.access, NOTIFY_BOUND).await?;
-        eprintln!("{} refused the deleted client's grant after {took:?}", server.base);
+        eprintln!(
+            "{} refused the deleted client's grant after {took:?}",
+            server.base
+        );
     }
     Ok(())
 }

@@ -107,7 +107,10 @@ async fn each_revocation_through_another_connection_is_reported(pair: Pair) {
         Rotation::Reused
     );
     let seen = first_report(watch.as_ref(), pair.bound).await;
-    assert!(tells_end_of(&seen, "g2"), "a replayed refresh token: {seen:?}");
+    assert!(
+        tells_end_of(&seen, "g2"),
+        "a replayed refresh token: {seen:?}"
+    );
 
     assert_eq!(s.revoke_grants(Some("c2"), "test", NOW).await.unwrap(), 1);
     let seen = first_report(watch.as_ref(), pair.bound).await;

@@ -11,11 +11,11 @@ use super::SqliteStore;
 use super::data_version::DataVersion;
 use super::oauth_tokens as tokens;
 use crate::state::StateError;
+use crate::state::oauth::watch::NoOtherWriter;
 use crate::state::oauth::{
     ACCESS_TTL_MAX_SEC, AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange,
     GrantListing, NewCode, NewRefresh, OAuthStore, RevocationWatch, Rotation, SigningKeyRow,
 };
-use crate::state::oauth::watch::NoOtherWriter;
 
 const CLIENT_COLUMNS: &str = "id, kind, name, redirect_uris, auth_method, secret_hash, created_at";
 const KEY_COLUMNS: &str = "kid, generation, private_pem, created_at, not_before, retire_at";
