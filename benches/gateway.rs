@@ -344,7 +344,8 @@ async fn stateless_rps(
 }
 
 /// [`throughput`] with a token of the built-in authorization server (an ES256 JWT checked
-/// by the verifier, then its grant looked up in SQLite on every request); and the time
+/// once by the verifier and its verdict remembered, its grant confirmed live once and then
+/// answered from memory while the state file's change counter stays put); and the time
 /// of the whole OAuth flow (register, authorize, sign-in with Argon2id, consent, token).
 async fn builtin_oauth(
     clients: usize,

@@ -11,7 +11,8 @@
 //! - [`oauth`]: the built-in OAuth authorization server (`TWOBOT_OAUTH_BUILTIN`): metadata,
 //!   registration (DCR, CIMD), the operator's sign-in and consent pages, the token
 //!   endpoint, its signing key set (in [`state`], rotated there); its tokens are checked
-//!   by `http::auth`, its records kept in [`state`].
+//!   by `http::auth`, their grants answered from memory kept exact by the store's
+//!   revocation watch, its records kept in [`state`].
 //! - [`http`]: the Streamable HTTP transport: its tower stack assembled once in `http/mod.rs`,
 //!   each layer in its own file (per-address limit, origin, auth, rate limit, in flight,
 //!   sessions, body checks), connections capped in all and per address in `http::server`,

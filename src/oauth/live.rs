@@ -2,7 +2,7 @@
 //! have minted itself. A valid signature is not enough, because the keys sit in the
 //! state store, and whoever reads them (a same-user Codex) can sign any claims: no
 //! grant id, `codex:write`, a year of life. So a token must also name a grant that exists
-//! and is not revoked (which `oauth revoke` ends at once), and carry an `iat`/`exp` pair
+//! and is not revoked (which `oauth revoke` ends at once: see `grant_view.rs`), and carry an `iat`/`exp` pair
 //! the server would have written: issued not in the future, living no longer than the
 //! access-token lifetime. Refusals are the generic 401 of any bad token.
 
@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 
+use super::grant_view::GrantView;
 use super::keys::KeyRing;
 use crate::http::auth::{GrantCheck, JwtKey};
-use crate::state::OAuthStore;
 
 /// Clock skew tolerated on `iat` (the verifier's own leeway is of the same size).
 pub const SKEW_SEC: i64 = 60;
@@ -55,13 +55,14 @@ pub fn grant_of(claims: &serde_json::Value, now: i64, ttl: Duration) -> Result<&
     Ok(gid)
 }
 
-/// The check the MCP endpoint runs on every JWT: the shape above, then the grant in the
-/// store (unknown or revoked: refused); and the keys it verifies with, the set in the
-/// store.
+/// The check the MCP endpoint runs on every JWT: the shape above, then the grant in this
+/// process's [`GrantView`] (unknown or revoked: refused; no query while it is confirmed
+/// live and the store's watch saw nothing end); and the keys it verifies with, the set
+/// in the store.
 #[derive(Debug)]
 pub struct StoreGrants {
     /// The grants.
-    pub store: Arc<dyn OAuthStore>,
+    pub view: Arc<GrantView>,
     /// The signing key set.
     pub keys: Arc<KeyRing>,
     /// The access-token lifetime tokens are minted with.
@@ -77,17 +78,8 @@ impl GrantCheck for StoreGrants {
                 return Box::pin(async { false });
             }
         };
-        let store = self.store.clone();
-        Box::pin(async move {
-            match store.grant_revoked(&grant).await {
-                Ok(revoked) => !revoked,
-                Err(e) => {
-                    // Fail closed: a token whose grant cannot be checked is not honoured.
-                    tracing::error!(error = %e, "cannot read the grant's state; refusing the token");
-                    false
-                }
-            }
-        })
+        let view = self.view.clone();
+        Box::pin(async move { view.live(&grant).await })
     }
 
     fn keys(&self) -> (u64, Arc<Vec<JwtKey>>) {

@@ -23,12 +23,15 @@
 //! ([`crate::state::oauth`]), the key set in `keys.rs` (one key in `signing.rs`),
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
 //! rules in `redirect.rs`, the pages in `pages.rs`, guessing limits in `limits.rs`, which
-//! of the key's tokens are honoured in `live.rs`, and whether Codex can read the state
+//! of the key's tokens are honoured in `live.rs` (their grants in memory, kept exact by
+//! the store's watch, in `grant_view.rs`; every revocation made here told to it on the
+//! way, in `revoking.rs`), and whether Codex can read the state
 //! directory (refused at start) in `isolation.rs`.
 
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
+pub mod grant_view;
 pub mod isolation;
 pub mod keys;
 pub mod limits;
@@ -37,6 +40,7 @@ pub mod pages;
 pub mod password;
 pub mod redirect;
 pub mod register;
+pub mod revoking;
 pub mod settings;
 pub mod sign_in;
 pub mod signing;
@@ -52,9 +56,11 @@ use base64::Engine as _;
 
 use self::authorize::Pending;
 use self::cimd::CimdFetcher;
+use self::grant_view::GrantView;
 use self::keys::KeyRing;
 use self::limits::Window;
 use self::password::PasswordHashFile;
+use self::revoking::Revoking;
 use crate::http::HttpSettings;
 use crate::metrics::{OAuthEvent, metrics};
 use crate::state::{OAuthStore, StateError, StateStore};
@@ -120,7 +126,10 @@ pub struct AuthorizationServer {
 #[derive(Debug)]
 struct Inner {
     settings: OAuthSettings,
-    store: Arc<dyn OAuthStore>,
+    /// The records, every revocation told to `view` (see `revoking.rs`).
+    store: Arc<Revoking>,
+    /// Which grants are live, without a query per request.
+    view: Arc<GrantView>,
     keys: Arc<KeyRing>,
     password: Arc<PasswordHashFile>,
     cimd: CimdFetcher,
@@ -168,11 +177,17 @@ impl AuthorizationServer {
         let password = Arc::new(PasswordHashFile::load(&settings.password_file)?);
         let keys = KeyRing::open(store.clone(), settings.key_rotation, &settings.state_dir).await?;
         keys.spawn_rereads();
+        let view = Arc::new(GrantView::open(store.clone()).await?);
+        let store = Arc::new(Revoking {
+            store,
+            view: view.clone(),
+        });
         let cimd = CimdFetcher::new(settings.cimd_allow_private);
         Ok(Self {
             inner: Arc::new(Inner {
                 settings,
                 store,
+                view,
                 keys,
                 password,
                 cimd,
@@ -190,7 +205,7 @@ impl AuthorizationServer {
     /// tokens it could have minted are honoured (a live grant, its lifetime).
     pub fn attach(&self, http: &mut HttpSettings) {
         http.grant_check = Some(Arc::new(live::StoreGrants {
-            store: self.inner.store.clone(),
+            view: self.inner.view.clone(),
             keys: self.inner.keys.clone(),
             access_ttl: self.inner.settings.access_ttl,
         }));

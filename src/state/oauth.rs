@@ -11,11 +11,13 @@
 //! database holds (SECURITY.md says so). Times here are unix seconds, as in the tokens.
 
 mod rows;
+pub mod watch;
 
 pub use self::rows::{
     AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange, Grant, GrantListing, NewCode,
     NewRefresh, Rotation, SigningKeyRow, sha256_hex,
 };
+pub use self::watch::{Changes, RevocationWatch};
 use super::StateError;
 
 /// The longest life `TWOBOT_OAUTH_ACCESS_TOKEN_TTL_SEC` allows: a grant that issued tokens
@@ -121,6 +123,11 @@ pub trait OAuthStore: Send + Sync + std::fmt::Debug {
 
     /// Whether tokens of this grant must be refused: it was revoked, or it is unknown.
     async fn grant_revoked(&self, grant_id: &str) -> Result<bool, StateError>;
+
+    /// A watch on grants revoked or deleted through other connections from now on (see
+    /// [`RevocationWatch`]), for a view of live grants kept in memory. PostgreSQL: a
+    /// dedicated `LISTEN` connection, reconnected while the process lives.
+    async fn watch_revocations(&self) -> Result<std::sync::Arc<dyn RevocationWatch>, StateError>;
 
     /// End every grant of a client (every client with `None`), and use up its pending
     /// codes (a code issued just before cannot start a new grant); returns how many

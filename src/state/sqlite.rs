@@ -7,6 +7,7 @@
 //! method is one short statement or transaction, and the busy timeout covers a second
 //! 2Bot process (a stdio session beside the HTTP server) on the same file.
 
+mod data_version;
 mod leases;
 pub mod liveness;
 mod oauth;

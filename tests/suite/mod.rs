@@ -38,6 +38,8 @@ mod oauth_cli;
 mod oauth_instances;
 mod oauth_password;
 mod oauth_proof;
+mod oauth_revocation;
+mod oauth_revocation_watch;
 mod oauth_state;
 mod oauth_state_more;
 mod oauth_state_races;

@@ -20,6 +20,7 @@ use crate::state::{StateError, now_ms};
 
 mod database_url;
 mod leases;
+mod listen;
 mod migrate;
 mod oauth;
 mod oauth_schema;

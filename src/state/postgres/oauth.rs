@@ -12,6 +12,7 @@ use super::PostgresStore;
 use super::migrate::query;
 use super::oauth_tokens as tokens;
 use crate::state::StateError;
+use crate::state::oauth::watch::{CHANNEL, EVERY_GRANT};
 use crate::state::oauth::{
     ACCESS_TTL_MAX_SEC, AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange, Grant,
     GrantListing, NewCode, NewRefresh, OAuthStore, Rotation, SigningKeyRow,
@@ -126,8 +127,14 @@ impl OAuthStore for PostgresStore {
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StateError> {
+        // Its grants go with it, leaving no revoked row behind: every grant may have
+        // ended, as far as the instances listening can tell.
         Ok(self
-            .exec("DELETE FROM oauth_clients WHERE id = $1", &[&id])
+            .exec(
+                "WITH gone AS (DELETE FROM oauth_clients WHERE id = $1 RETURNING id)
+                 SELECT pg_notify($2, $3) FROM gone",
+                &[&id, &CHANNEL, &EVERY_GRANT],
+            )
             .await?
             > 0)
     }
@@ -251,12 +258,14 @@ impl OAuthStore for PostgresStore {
         reason: &str,
         now: i64,
     ) -> Result<bool, StateError> {
-        // One conditional UPDATE: the grant ends only if it is this client's and live.
+        // One conditional UPDATE: the grant ends only if it is this client's and live;
+        // the instances listening hear of it when it commits.
         Ok(self
             .exec(
-                "UPDATE oauth_grants SET revoked_at = $3, revoked_reason = $4
-                 WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL",
-                &[&grant_id, &client_id, &now, &reason],
+                "WITH ended AS (UPDATE oauth_grants SET revoked_at = $3, revoked_reason = $4
+                     WHERE id = $1 AND client_id = $2 AND revoked_at IS NULL RETURNING id)
+                 SELECT pg_notify($5, id) FROM ended",
+                &[&grant_id, &client_id, &now, &reason, &CHANNEL],
             )
             .await?
             > 0)
@@ -270,6 +279,12 @@ impl OAuthStore for PostgresStore {
             )
             .await?;
         Ok(rows.first().is_none_or(|r| r.get(0)))
+    }
+
+    async fn watch_revocations(
+        &self,
+    ) -> Result<std::sync::Arc<dyn crate::state::oauth::RevocationWatch>, StateError> {
+        Ok(super::listen::start(&self.url).await?)
     }
 
     async fn revoke_grants(

@@ -1,13 +1,16 @@
 //! Codes, grants and refresh tokens on PostgreSQL: each exchange and rotation is one
 //! transaction that locks the code or token row (and its grant) with `SELECT … FOR
 //! UPDATE` before deciding, so of two instances presenting one code at once the second
-//! waits, then finds it used (and revokes what it issued, as a replay must).
+//! waits, then finds it used (and revokes what it issued, as a replay must). A
+//! transaction that revokes notifies the revocation channel, so every instance drops
+//! the grant from its memory once it commits.
 
 use deadpool_postgres::{Object, Transaction};
 
 use super::migrate::query;
 use super::oauth::grant_row;
 use crate::state::StateError;
+use crate::state::oauth::watch::{CHANNEL, EVERY_GRANT};
 use crate::state::oauth::{
     ACCESS_TTL_MAX_SEC, CODE_MEMORY_SEC, Exchange, Grant, NewRefresh, Rotation,
 };
@@ -152,6 +155,9 @@ pub async fn revoke_grants(
     )
     .await
     .map_err(query)?;
+    if ended > 0 {
+        notify(&tx, EVERY_GRANT).await?;
+    }
     tx.commit().await.map_err(query)?;
     Ok(ended)
 }
@@ -242,5 +248,17 @@ async fn revoke_grant(
         )
         .await
         .map_err(query)?;
+    if changed > 0 {
+        notify(tx, grant_id).await?;
+    }
     Ok(changed > 0)
+}
+
+/// Tell every instance listening that `payload` (a grant id, or [`EVERY_GRANT`]) ended;
+/// delivered when, and only if, the transaction commits.
+async fn notify(tx: &Transaction<'_>, payload: &str) -> Result<(), StateError> {
+    tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+        .await
+        .map_err(query)
+        .map(drop)
 }

@@ -2,15 +2,19 @@
 //! grants and refresh tokens in `oauth_tokens.rs`; each call one statement or one
 //! IMMEDIATE transaction (the write lock taken before the read) on the blocking pool.
 
+use std::sync::Arc;
+
 use rusqlite::types::Type;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::SqliteStore;
+use super::data_version::DataVersion;
 use super::oauth_tokens as tokens;
 use crate::state::StateError;
+use crate::state::oauth::watch::NoOtherWriter;
 use crate::state::oauth::{
     ACCESS_TTL_MAX_SEC, AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange,
-    GrantListing, NewCode, NewRefresh, OAuthStore, Rotation, SigningKeyRow,
+    GrantListing, NewCode, NewRefresh, OAuthStore, RevocationWatch, Rotation, SigningKeyRow,
 };
 
 const CLIENT_COLUMNS: &str = "id, kind, name, redirect_uris, auth_method, secret_hash, created_at";
@@ -256,6 +260,16 @@ impl OAuthStore for SqliteStore {
             Ok(revoked.unwrap_or(true))
         })
         .await
+    }
+
+    async fn watch_revocations(&self) -> Result<Arc<dyn RevocationWatch>, StateError> {
+        let Some(path) = self.path.clone() else {
+            return Ok(Arc::new(NoOtherWriter));
+        };
+        let watch = tokio::task::spawn_blocking(move || DataVersion::open(&path))
+            .await
+            .map_err(|e| StateError::Connect(format!("the change counter: {e}")))??;
+        Ok(Arc::new(watch))
     }
 
     async fn revoke_grants(
