@@ -569,6 +569,13 @@ fn throughput_row(label: &str, (rps, cpu): Throughput) -> (String, Vec<String>) 
 async fn throughput_rows(previous: &Previous, observed: &[(&str, &str)]) -> Result<()> {
     let rps = throughput(16, Duration::from_secs(10), &[]).await?;
     let observed_rps = throughput(16, Duration::from_secs(10), observed).await?;
+    let server = spawn_bench_http(&[]).await?;
+    let pid = server.child.id().context("server pid")?;
+    let before = cpu_us(pid).context("server cpu time")?;
+    let token = "tok-bench-0123456789";
+    let stateless = stateless_rps(&server.url, token, 16, Duration::from_secs(10)).await?;
+    let spent = cpu_us(pid).context("server cpu time")? - before;
+    let cpu = spent as f64 / (stateless * 10.0).max(1.0);
     table(
         previous,
         THROUGHPUT,
@@ -579,6 +586,7 @@ async fn throughput_rows(previous: &Previous, observed: &[(&str, &str)]) -> Resu
                 "one session, a static token, audit log + metrics on",
                 observed_rps,
             ),
+            throughput_row("stateless (2026-07-28), a static token", (stateless, cpu)),
         ],
     );
     Ok(())
