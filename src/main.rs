@@ -10,11 +10,6 @@ use twobot::config::{Cli, Command, Config, Transport};
 /// "stopped" lines and its errors.
 const LOG_TARGET: &str = "twobot";
 
-/// mimalloc, not glibc's malloc: under load glibc's arena locks put futex waits on the
-/// request path (see docs/profiles/README.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     // First thing, before any secret is read: not dumpable, so a same-user process (a
     // command Codex runs) can neither read /proc/<pid>/environ or /mem nor ptrace us.
