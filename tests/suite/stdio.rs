@@ -113,6 +113,9 @@ async fn stdin_eof_kills_running_codex_and_exits_zero() -> Result<()> {
         .env("CODEX_BIN", fake_codex())
         .env("CODEX_ALLOWED_ROOTS", tmp.path())
         .env("FAKE_CODEX_RECORD", &record)
+        // Its own state, never the home directory's (which another build may have
+        // migrated).
+        .env("TWOBOT_STATE_DIR", tmp.path().join("state"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
