@@ -175,7 +175,9 @@ async fn a_browser_based_client_may_fetch_the_oauth_endpoints_but_not_the_sign_i
 async fn the_official_python_sdk_s_own_oauth_client_signs_in_and_runs_the_tool() -> Result<()> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = crate::common::programs::python_sdk()?;
-    let server = Builtin::start(&[]).await?;
+    // httpx reuses pooled connections for POSTs without retrying: on a loaded 2-core CI
+    // machine a pause past the 10 s idle close raced a request into a dropped socket.
+    let server = Builtin::start(&[("TWOBOT_HEADER_READ_TIMEOUT_SEC", "60")]).await?;
     let out = tokio::process::Command::new(&python)
         .arg(root.join("tests/clients/python_oauth_client.py"))
         .arg(&server.resource)
