@@ -8,6 +8,13 @@
 //! passed, the body yields an error to whoever reads it, and the response the inner
 //! service made of that error is replaced by a `408` with the project's JSON error body
 //! and `Connection: close`, so hyper closes the connection after sending it.
+//!
+//! The same wrapper notes whether the body was read to its end. A response made without
+//! reading it (a 401 before the JSON-RPC body, a 429) leaves bytes hyper may not be able
+//! to drain, and then hyper closes the connection right after the response. Saying
+//! `Connection: close` on such a response tells the client: without it, a client's pool
+//! (httpx's, the Python SDK's) sent its next request on a socket the server was closing
+//! and got "Server disconnected without sending a response".
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,7 +25,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use futures::future::BoxFuture;
-use http::{Request, Response};
+use http::{HeaderValue, Request, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use tower::{Layer, Service};
 
@@ -60,12 +67,14 @@ pub struct BodyDeadline<S> {
     deadline: Duration,
 }
 
-/// A request body that fails once its deadline has passed, and says so in `expired`.
+/// A request body that fails once its deadline has passed, and says so in `expired`;
+/// `finished` says it was read to its end.
 pub struct TimedBody {
     inner: Body,
     sleep: Pin<Box<tokio::time::Sleep>>,
     deadline: Duration,
     expired: Arc<AtomicBool>,
+    finished: Arc<AtomicBool>,
 }
 
 impl http_body::Body for TimedBody {
@@ -77,6 +86,9 @@ impl http_body::Body for TimedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            if frame.is_none() || self.inner.is_end_stream() {
+                self.finished.store(true, Ordering::Release);
+            }
             return Poll::Ready(frame);
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
@@ -125,12 +137,14 @@ where
         }
         let deadline = self.deadline;
         let expired = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
         let request = request.map(|body| {
             Body::new(TimedBody {
                 inner: body,
                 sleep: Box::pin(tokio::time::sleep(deadline)),
                 deadline,
                 expired: expired.clone(),
+                finished: finished.clone(),
             })
         });
         Box::pin(async move {
@@ -142,13 +156,20 @@ where
                 );
                 return Ok(timed_out(deadline));
             }
-            Ok(response.map(Body::new))
+            let mut response = response.map(Body::new);
+            if !finished.load(Ordering::Acquire) {
+                response
+                    .headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use http_body_util::BodyExt;
 
@@ -161,6 +182,7 @@ mod tests {
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(2))),
             deadline: Duration::from_secs(2),
             expired: expired.clone(),
+            finished: Arc::new(AtomicBool::new(false)),
         };
         let error = body.collect().await.err().map(|e| e.to_string());
         assert_eq!(
@@ -170,17 +192,49 @@ mod tests {
         assert!(expired.load(Ordering::Acquire));
 
         let expired = Arc::new(AtomicBool::new(false));
+        let finished = Arc::new(AtomicBool::new(false));
         let body = TimedBody {
             inner: Body::from("{}"),
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(2))),
             deadline: Duration::from_secs(2),
             expired: expired.clone(),
+            finished: finished.clone(),
         };
         assert_eq!(
             body.collect().await.ok().map(|c| c.to_bytes()),
             Some(Bytes::from("{}"))
         );
         assert!(!expired.load(Ordering::Acquire));
+        assert!(finished.load(Ordering::Acquire));
+    }
+
+    /// The `Connection` header the layer sets on a response to a one-chunk body, when
+    /// the inner service reads the body (`read`) or answers without reading it.
+    async fn connection_header(read: bool) -> Option<String> {
+        let inner = tower::service_fn(move |request: Request<Body>| async move {
+            if read {
+                let _ = request.into_body().collect().await;
+            }
+            Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+        });
+        let mut service = BodyDeadlineLayer::new(Duration::from_secs(5)).layer(inner);
+        let (mut tx, body) =
+            futures::channel::mpsc::channel::<Result<Frame<Bytes>, axum::Error>>(1);
+        tx.try_send(Ok(Frame::data(Bytes::from("{\"jsonrpc\""))))
+            .unwrap();
+        drop(tx);
+        let request = Request::new(Body::new(http_body_util::StreamBody::new(body)));
+        let response = service.call(request).await.unwrap();
+        response
+            .headers()
+            .get(http::header::CONNECTION)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[tokio::test]
+    async fn a_response_made_without_reading_the_body_says_the_connection_closes() {
+        assert_eq!(connection_header(false).await.as_deref(), Some("close"));
+        assert_eq!(connection_header(true).await, None);
     }
 
     #[test]

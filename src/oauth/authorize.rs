@@ -5,11 +5,9 @@
 //! Until the redirect URI is known to belong to the client and to an allowed host, every
 //! error is a page here, never a redirect (RFC 6749 §4.1.2.1): a forged request cannot
 //! bounce the browser anywhere. After that, errors go back to the client, with `iss`.
-//! A pending request lives in memory for ten minutes and is bound to the browser that
-//! started it by a CSRF token held both in a SameSite=Strict cookie and in the form.
+//! The checked request waits in the state store for the operator (`pending.rs`).
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
@@ -17,36 +15,14 @@ use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 
 use super::pages;
+use super::pending::{self, Pending};
 use super::{AuthorizationServer, now, random_token, redirect};
 use crate::state::oauth::{AuthMethod, Client, ClientKind};
 
-/// How long a started sign-in stays valid.
-pub(super) const PENDING_TTL: Duration = Duration::from_secs(600);
-/// Sign-ins pending at once; beyond, the oldest is dropped.
-const MAX_PENDING: usize = 1000;
 /// How long a code may wait for its exchange.
 pub const CODE_TTL_SEC: i64 = 60;
 /// Largest form body the sign-in pages read.
 pub(super) const MAX_FORM_BYTES: usize = 16 * 1024;
-
-/// A checked authorization request waiting for the operator.
-#[derive(Debug, Clone)]
-pub struct Pending {
-    pub(super) client_id: String,
-    pub(super) client_name: String,
-    pub(super) redirect_uri: url::Url,
-    pub(super) state: Option<String>,
-    pub(super) challenge: String,
-    pub(super) resource: String,
-    pub(super) scopes: Vec<String>,
-    pub(super) csrf: String,
-    pub(super) created: Instant,
-    pub(super) signed_in: bool,
-    /// A metadata-document client, fetched and checked but not stored: it is written
-    /// to the store only when the operator consents (so a flood of document URLs at
-    /// this unauthenticated endpoint stores nothing).
-    pub(super) cimd: Option<Client>,
-}
 
 /// Where the code or the error goes: the redirect URI with `params` (and `iss`, RFC 9207).
 pub(super) fn back_to_client(
@@ -213,30 +189,17 @@ pub async fn start(
         resource,
         scopes,
         csrf: random_token(32),
-        created: Instant::now(),
         signed_in: false,
         cimd,
     };
-    let id = random_token(16);
+    let Ok(id) = pending::begin(&server, &pending).await else {
+        return pages::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The server cannot write down this sign-in; see its log.",
+        );
+    };
     let csrf = pending.csrf.clone();
     let view = view(&server, &id, &pending);
-    {
-        let mut all = server
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        all.retain(|_, p| p.created.elapsed() < PENDING_TTL);
-        if all.len() >= MAX_PENDING
-            && let Some(oldest) = all
-                .iter()
-                .min_by_key(|(_, p)| p.created)
-                .map(|(k, _)| k.clone())
-        {
-            all.remove(&oldest);
-        }
-        all.insert(id, pending);
-    }
     let mut response = pages::sign_in(&view.request(&csrf), false);
     pages::set_cookie(&mut response, &csrf, server.settings().secure_cookies);
     response

@@ -18,7 +18,9 @@
 //!
 //! Here: [`AuthorizationServer`] (state shared by the handlers) and its wiring into the
 //! resource server. The decisions live beside their handlers: `authorize.rs` (request
-//! checks, pending requests), `sign_in.rs` (password, consent, code), `token.rs` (grants), `client_auth.rs` (client credentials, the OAuth error), `register.rs`
+//! checks), `pending.rs` (a started sign-in, kept in the store so any instance serves
+//! its next page), `sign_in.rs` (password, consent, code), `token.rs` (grants),
+//! `client_auth.rs` (client credentials, the OAuth error), `register.rs`
 //! (metadata, JWKS, registration); what persists is in the state store
 //! ([`crate::state::oauth`]), the key set in `keys.rs` (one key in `signing.rs`),
 //! the password in `password.rs`, client metadata documents in `cimd.rs`, redirect URI
@@ -38,6 +40,7 @@ pub mod limits;
 pub mod live;
 pub mod pages;
 pub mod password;
+pub mod pending;
 pub mod redirect;
 pub mod register;
 pub mod revoking;
@@ -54,7 +57,6 @@ use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine as _;
 
-use self::authorize::Pending;
 use self::cimd::CimdFetcher;
 use self::grant_view::GrantView;
 use self::keys::KeyRing;
@@ -133,7 +135,6 @@ struct Inner {
     keys: Arc<KeyRing>,
     password: Arc<PasswordHashFile>,
     cimd: CimdFetcher,
-    pending: std::sync::Mutex<std::collections::HashMap<String, Pending>>,
     sign_ins: Window,
     registrations: Window,
     /// Argon2id costs ~19 MiB and tens of ms per check: two at a time at most.
@@ -191,7 +192,6 @@ impl AuthorizationServer {
                 keys,
                 password,
                 cimd,
-                pending: std::sync::Mutex::new(std::collections::HashMap::new()),
                 sign_ins: Window::sign_ins(),
                 registrations: Window::registrations(),
                 verifying: tokio::sync::Semaphore::new(2),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::grant_view::GrantView;
 use crate::state::oauth::{
     Client, ClientListing, CodeRow, Exchange, NewCode, NewRefresh, RevocationWatch, Rotation,
-    SigningKeyRow,
+    SignInRow, SigningKeyRow,
 };
 use crate::state::{OAuthStore, StateError};
 
@@ -43,6 +43,22 @@ impl Revoking {
 impl OAuthStore for Revoking {
     async fn insert_client(&self, c: &Client) -> Result<bool, StateError> {
         self.store.insert_client(c).await
+    }
+
+    async fn insert_sign_in(&self, row: &SignInRow, max_pending: u64) -> Result<(), StateError> {
+        self.store.insert_sign_in(row, max_pending).await
+    }
+
+    async fn sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError> {
+        self.store.sign_in(id_hash, now).await
+    }
+
+    async fn mark_signed_in(&self, id_hash: &str, now: i64) -> Result<bool, StateError> {
+        self.store.mark_signed_in(id_hash, now).await
+    }
+
+    async fn take_sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError> {
+        self.store.take_sign_in(id_hash, now).await
     }
 
     async fn upsert_cimd_client(&self, c: &Client) -> Result<bool, StateError> {

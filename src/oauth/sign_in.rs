@@ -11,16 +11,14 @@ use axum::extract::{Request, State};
 use axum::response::Response;
 use http::header::COOKIE;
 use http::{HeaderMap, StatusCode};
-use subtle::ConstantTimeEq as _;
 
 use super::Detail;
-use super::authorize::{
-    CODE_TTL_SEC, MAX_FORM_BYTES, PENDING_TTL, Pending, View, back_to_client, view,
-};
+use super::authorize::{CODE_TTL_SEC, MAX_FORM_BYTES, View, back_to_client, view};
 use super::pages::{self, ScopeLine};
+use super::pending::{self, Pending, Refusal};
 use super::{AuthorizationServer, caller_ip, now, random_token};
 use crate::metrics::OAuthEvent;
-use crate::state::oauth::{NewCode, sha256_hex};
+use crate::state::oauth::{NewCode, SignInRow, sha256_hex};
 
 /// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
 struct Posted {
@@ -37,7 +35,9 @@ impl Posted {
         request: Request,
     ) -> Result<(Self, String, Pending), Box<Response>> {
         let form = Self::read(server, request).await.map_err(Box::new)?;
-        let (id, pending) = form.pending(server)?;
+        let id = form.field("request").unwrap_or_default().to_owned();
+        let row = pending::find(server, &id).await.map_err(|_| unreadable())?;
+        let pending = form.check(row)?;
         Ok((form, id, pending))
     }
 
@@ -60,37 +60,26 @@ impl Posted {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The pending request this form continues, if its CSRF token matches both the
-    /// cookie and the request's own.
-    fn pending(&self, server: &AuthorizationServer) -> Result<(String, Pending), Box<Response>> {
-        let id = self.field("request").unwrap_or_default().to_owned();
-        let pending = {
-            let all = server
-                .inner
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            all.get(&id)
-                .filter(|p| p.created.elapsed() < PENDING_TTL)
-                .cloned()
-        };
-        let Some(pending) = pending else {
-            return Err(Box::new(pages::error(
-                StatusCode::BAD_REQUEST,
-                "This sign-in has expired or was already used. Start again from the application.",
-            )));
-        };
-        let same = |given: Option<&str>| {
-            given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(pending.csrf.as_bytes())))
-        };
-        if !same(self.field("csrf")) || !same(self.cookie.as_deref()) {
-            return Err(Box::new(pages::error(
-                StatusCode::FORBIDDEN,
-                "This form was not sent by the page this browser opened (CSRF check failed). Start again from the application.",
-            )));
-        }
-        Ok((id, pending))
+    /// The pending request `row` is, if this form's CSRF token matches both the cookie
+    /// and the request's own.
+    fn check(&self, row: Option<SignInRow>) -> Result<Pending, Box<Response>> {
+        pending::continued(row, self.field("csrf"), self.cookie.as_deref()).map_err(|refusal| {
+            let status = match refusal {
+                Refusal::Gone => StatusCode::BAD_REQUEST,
+                Refusal::Csrf => StatusCode::FORBIDDEN,
+                Refusal::Unreadable => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            Box::new(pages::error(status, &refusal.to_string()))
+        })
     }
+}
+
+/// The page for a store that cannot be read.
+fn unreadable() -> Box<Response> {
+    Box::new(pages::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "The server cannot read its state; see its log.",
+    ))
 }
 
 fn cookie(headers: &HeaderMap) -> Option<String> {
@@ -140,15 +129,10 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     }
     server.inner.sign_ins.clear(form.ip);
     server.note(OAuthEvent::sign_in_ok, detail(&pending, form.ip));
-    {
-        let mut all = server
-            .inner
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(p) = all.get_mut(&id) {
-            p.signed_in = true;
-        }
+    match pending::mark_signed_in(&server, &id).await {
+        Ok(true) => {}
+        Ok(false) => return pages::error(StatusCode::BAD_REQUEST, &Refusal::Gone.to_string()),
+        Err(_) => return *unreadable(),
     }
     tracing::info!(client = %pending.client_id, "operator signed in");
     consent_page(&server, &view, &pending)
@@ -183,13 +167,16 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
     if !pending.signed_in {
         return pages::error(StatusCode::FORBIDDEN, "Sign in first.");
     }
-    // One decision per request: a second POST finds nothing.
-    server
-        .inner
-        .pending
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(&id);
+    // One decision per request: the first to take it out of the store decides; a
+    // second POST, on any instance, finds nothing.
+    let taken = match pending::take(&server, &id).await {
+        Ok(taken) => taken,
+        Err(_) => return *unreadable(),
+    };
+    let pending = match form.check(taken) {
+        Ok(p) => p,
+        Err(page) => return *page,
+    };
     let state = pending.state.as_deref();
     if form.field("decision") != Some("allow") {
         tracing::info!(client = %pending.client_id, "operator denied access");

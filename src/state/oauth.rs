@@ -15,7 +15,7 @@ pub mod watch;
 
 pub use self::rows::{
     AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange, Grant, GrantListing, NewCode,
-    NewRefresh, Rotation, SigningKeyRow, sha256_hex,
+    NewRefresh, Rotation, SignInRow, SigningKeyRow, sha256_hex,
 };
 pub use self::watch::{Changes, RevocationWatch};
 use super::StateError;
@@ -141,9 +141,28 @@ pub trait OAuthStore: Send + Sync + std::fmt::Debug {
 
     /// Forget what can no longer matter, to bound the tables: codes a day past their
     /// expiry, expired refresh tokens, grants with no token that can still be valid
-    /// (revoked or not: an unknown grant counts as revoked), and retired signing keys.
+    /// (revoked or not: an unknown grant counts as revoked), retired signing keys and
+    /// expired pending sign-ins.
     /// Returns the rows deleted.
     async fn purge(&self, now: i64) -> Result<u64, StateError>;
+
+    // === pending sign-ins ===
+
+    /// Remember a started sign-in. Expired ones are deleted on the way, and beyond
+    /// `max_pending` unexpired ones the oldest go (the authorization endpoint is open to
+    /// anyone: this is what bounds the table).
+    async fn insert_sign_in(&self, row: &SignInRow, max_pending: u64) -> Result<(), StateError>;
+
+    /// The unexpired pending sign-in with this id hash.
+    async fn sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError>;
+
+    /// Record that the operator gave the password; `false` when the sign-in has expired
+    /// or was already decided.
+    async fn mark_signed_in(&self, id_hash: &str, now: i64) -> Result<bool, StateError>;
+
+    /// Delete and return an unexpired pending sign-in, in one statement: of two
+    /// decisions on one sign-in, on any instances, exactly one finds it.
+    async fn take_sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError>;
 
     // === signing keys ===
 

@@ -15,6 +15,7 @@ mod oauth_schema;
 mod oauth_tokens;
 mod queries;
 mod schema;
+mod sign_ins;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};

@@ -43,6 +43,7 @@ mod oauth_revocation_watch;
 mod oauth_state;
 mod oauth_state_more;
 mod oauth_state_races;
+mod oauth_state_sign_ins;
 mod operators;
 mod otel;
 mod policy;

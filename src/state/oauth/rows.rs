@@ -239,3 +239,21 @@ impl std::fmt::Debug for SigningKeyRow {
             .finish_non_exhaustive()
     }
 }
+
+/// A started sign-in waiting for the operator: the authorization request as the
+/// authorization endpoint checked it. It lives in the store, not in one process, so the
+/// browser's next form may reach any instance behind a balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInRow {
+    /// [`sha256_hex`] of the id the pages carry in a hidden field.
+    pub id_hash: String,
+    /// The checked request, in the authorization server's own JSON (the store keeps it
+    /// opaque). It holds the CSRF token's hash, never the token.
+    pub request: String,
+    /// Whether the operator has given the password for it.
+    pub signed_in: bool,
+    /// Unix seconds; the oldest go first when too many are pending.
+    pub created_at: i64,
+    /// Unix seconds; the sign-in is usable while `now < expires_at`.
+    pub expires_at: i64,
+}

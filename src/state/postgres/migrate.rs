@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use crate::state::StateError;
 
 /// The newest schema version this binary migrates to.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The advisory lock key the migrations hold ("2botstat" in ASCII): any fixed number
 /// works, as long as every 2Bot uses the same one.
@@ -61,6 +61,17 @@ const MIGRATIONS: &[(i64, &str)] = &[
     );
     CREATE INDEX run_leases_key ON run_leases (quota_key, expires_ms);
     CREATE INDEX run_leases_instance ON run_leases (instance);",
+    ),
+    (
+        4,
+        "CREATE TABLE oauth_sign_ins (
+        id_hash    TEXT PRIMARY KEY,
+        request    TEXT NOT NULL,
+        signed_in  BOOLEAN NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX oauth_sign_ins_created ON oauth_sign_ins (created_at);",
     ),
 ];
 

@@ -25,6 +25,7 @@ mod migrate;
 mod oauth;
 mod oauth_schema;
 mod oauth_tokens;
+mod sign_ins;
 mod store;
 mod tls;
 

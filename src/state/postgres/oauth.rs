@@ -11,11 +11,12 @@ use tokio_postgres::types::ToSql;
 use super::PostgresStore;
 use super::migrate::query;
 use super::oauth_tokens as tokens;
+use super::sign_ins;
 use crate::state::StateError;
 use crate::state::oauth::watch::{CHANNEL, EVERY_GRANT};
 use crate::state::oauth::{
     ACCESS_TTL_MAX_SEC, AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange, Grant,
-    GrantListing, NewCode, NewRefresh, OAuthStore, Rotation, SigningKeyRow,
+    GrantListing, NewCode, NewRefresh, OAuthStore, Rotation, SignInRow, SigningKeyRow,
 };
 
 const CLIENT_COLUMNS: &str = "id, kind, name, redirect_uris, auth_method, secret_hash, created_at";
@@ -300,6 +301,22 @@ impl OAuthStore for PostgresStore {
     async fn purge(&self, now: i64) -> Result<u64, StateError> {
         let mut client = self.client().await?;
         tokens::purge(&mut client, now).await
+    }
+
+    async fn insert_sign_in(&self, row: &SignInRow, max_pending: u64) -> Result<(), StateError> {
+        sign_ins::insert(self, row, max_pending).await
+    }
+
+    async fn sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError> {
+        sign_ins::get(self, id_hash, now).await
+    }
+
+    async fn mark_signed_in(&self, id_hash: &str, now: i64) -> Result<bool, StateError> {
+        sign_ins::mark_signed_in(self, id_hash, now).await
+    }
+
+    async fn take_sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError> {
+        sign_ins::take(self, id_hash, now).await
     }
 
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>, StateError> {

@@ -180,6 +180,7 @@ pub async fn purge(client: &mut Object, now: i64) -> Result<u64, StateError> {
             now - ACCESS_TTL_MAX_SEC,
         ),
         ("DELETE FROM oauth_signing_keys WHERE retire_at <= $1", now),
+        ("DELETE FROM oauth_sign_ins WHERE expires_at <= $1", now),
     ] {
         deleted += tx.execute(sql, &[&at]).await.map_err(query)?;
     }

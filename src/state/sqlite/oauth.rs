@@ -10,11 +10,13 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, TransactionBehavio
 use super::SqliteStore;
 use super::data_version::DataVersion;
 use super::oauth_tokens as tokens;
+use super::sign_ins;
 use crate::state::StateError;
 use crate::state::oauth::watch::NoOtherWriter;
 use crate::state::oauth::{
     ACCESS_TTL_MAX_SEC, AuthMethod, Client, ClientKind, ClientListing, CodeRow, Exchange,
-    GrantListing, NewCode, NewRefresh, OAuthStore, RevocationWatch, Rotation, SigningKeyRow,
+    GrantListing, NewCode, NewRefresh, OAuthStore, RevocationWatch, Rotation, SignInRow,
+    SigningKeyRow,
 };
 
 const CLIENT_COLUMNS: &str = "id, kind, name, redirect_uris, auth_method, secret_hash, created_at";
@@ -285,6 +287,28 @@ impl OAuthStore for SqliteStore {
 
     async fn purge(&self, now: i64) -> Result<u64, StateError> {
         self.call(move |conn| tokens::purge(conn, now)).await
+    }
+
+    async fn insert_sign_in(&self, row: &SignInRow, max_pending: u64) -> Result<(), StateError> {
+        let row = row.clone();
+        self.call(move |conn| sign_ins::insert(conn, &row, max_pending))
+            .await
+    }
+
+    async fn sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError> {
+        let id = id_hash.to_owned();
+        self.call(move |conn| sign_ins::get(conn, &id, now)).await
+    }
+
+    async fn mark_signed_in(&self, id_hash: &str, now: i64) -> Result<bool, StateError> {
+        let id = id_hash.to_owned();
+        self.call(move |conn| sign_ins::mark_signed_in(conn, &id, now))
+            .await
+    }
+
+    async fn take_sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError> {
+        let id = id_hash.to_owned();
+        self.call(move |conn| sign_ins::take(conn, &id, now)).await
     }
 
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>, StateError> {

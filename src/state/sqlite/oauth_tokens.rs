@@ -223,8 +223,9 @@ pub fn purge(conn: &mut Connection, now: i64) -> Result<u64, StateError> {
         "DELETE FROM oauth_signing_keys WHERE retire_at <= ?1",
         [now],
     )?;
+    let sign_ins = super::sign_ins::purge(&tx, now)?;
     tx.commit()?;
-    Ok(count(codes + tokens + grants + keys))
+    Ok(count(codes + tokens + grants + keys + sign_ins))
 }
 
 /// A grant from the columns `id, client_id, scope, resource, created_at` (first five).

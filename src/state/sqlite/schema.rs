@@ -7,7 +7,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 use crate::state::StateError;
 
 /// The newest schema version this build migrates to.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Version 1: thread owners, kept runs, live instances. Times are Unix milliseconds.
 /// `runs(instance, state)` finds a dead instance's unfinished runs; `runs(expires_ms)`
@@ -55,8 +55,21 @@ CREATE INDEX run_leases_by_key ON run_leases(quota_key, expires_ms);
 CREATE INDEX run_leases_by_instance ON run_leases(instance);
 ";
 
+/// Version 4: the built-in authorization server's pending sign-ins (any instance may
+/// serve a sign-in's next page).
+const V4: &str = "
+CREATE TABLE oauth_sign_ins (
+    id_hash TEXT PRIMARY KEY,
+    request TEXT NOT NULL,
+    signed_in INTEGER NOT NULL CHECK (signed_in IN (0, 1)),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX oauth_sign_ins_by_created ON oauth_sign_ins(created_at);
+";
+
 /// Every migration, in order: version and SQL.
-const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, super::oauth_schema::V2), (3, V3)];
+const MIGRATIONS: &[(i64, &str)] = &[(1, V1), (2, super::oauth_schema::V2), (3, V3), (4, V4)];
 
 /// The version the database is at (0: nothing applied yet).
 pub fn version(conn: &Connection) -> Result<i64, StateError> {
