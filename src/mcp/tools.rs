@@ -15,9 +15,9 @@ use crate::runs::RunSnapshot;
 
 /// The one tool.
 pub const TOOL_NAME: &str = "run_codex_prompt";
-/// Follows a background run (only with `TWOBOT_ENABLE_BACKGROUND_RUNS=true`).
+/// Follows a background run or a task (listed per [`followers`]).
 pub const GET_RUN: &str = "get_codex_run";
-/// Cancels a background run (only with `TWOBOT_ENABLE_BACKGROUND_RUNS=true`).
+/// Cancels a background run or a task (listed per [`followers`]).
 pub const CANCEL_RUN: &str = "cancel_codex_run";
 /// Longest `wait_sec` of `get_codex_run`: under the ~60 s after which clients give up.
 pub const MAX_WAIT_SEC: i64 = 55;
