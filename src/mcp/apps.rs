@@ -1,7 +1,8 @@
 //! MCP Apps (SEP-1865): the live run card. ChatGPT ends a tool call after about 60 s,
 //! Codex runs take minutes; a host that speaks MCP Apps shows this `ui://` view next to
-//! `run_codex_prompt` and the view follows a background run on its own through the host's
-//! bridge (`get_codex_run`, `cancel_codex_run`). Everything here is static: the view, its
+//! `run_codex_prompt` and the view follows a background run (or a task) on its own through
+//! the host's bridge (`get_codex_run`, `cancel_codex_run`; listed app-only when only the
+//! card may call them, `super::tools::followers`). Everything here is static: the view, its
 //! resource entry, its CSP (no network at all: data only comes through the bridge) and
 //! the `_meta` that links tools to it. A host without MCP Apps ignores all of it.
 

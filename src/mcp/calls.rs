@@ -113,26 +113,26 @@ impl TwoBot {
                 Err(e) => return results::error_text(e),
             };
             let raw = params_arguments;
-            match super::follow::find(&self.runs, &args.run_id, &caller.owner).await {
-                Ok(super::follow::Found::Live(handle)) => {
+            // Every owner the caller answers to: an anonymous caller's task belongs to
+            // its session, and the card on that session steers it.
+            match self
+                .find_owned(&ctx, &args.run_id, RunPath::Background)
+                .await
+            {
+                Ok((super::follow::Found::Live(handle), _)) => {
                     super::forward::steer_live(&self.runs, &handle, args.message).await
                 }
-                Ok(super::follow::Found::Elsewhere(stored)) => {
+                Ok((super::follow::Found::Elsewhere(stored), owner)) => {
                     if let Err(e) =
                         interactive::steer_message(&args.message, self.runs.max_prompt_bytes())
                     {
                         return results::error_text(e);
                     }
-                    let call = (
-                        crate::peer::Action::Steer,
-                        args.run_id.as_str(),
-                        caller.owner,
-                        raw,
-                    );
+                    let call = (crate::peer::Action::Steer, args.run_id.as_str(), owner, raw);
                     let wait = std::time::Duration::from_secs(10);
                     self.forward(&stored, call, wait).await
                 }
-                Ok(super::follow::Found::Stored(stored)) => results::error_text(format!(
+                Ok((super::follow::Found::Stored(stored), _)) => results::error_text(format!(
                     "refused: run {} is not running (status {})",
                     args.run_id,
                     stored.state.as_str()

@@ -75,10 +75,12 @@ impl TwoBot {
         default_timeout_sec: u64,
         shutdown: CancellationToken,
     ) -> Self {
-        let background = runs.kept().config().background;
+        let kept = runs.kept().config();
+        let interactive = runs.runner_config().backend == crate::runner::Backend::AppServer;
+        let followers = tools::followers(kept.background, kept.tasks, interactive);
         let ask = runs.interaction().ask_tool;
         Self {
-            tools_listed: Arc::new(tools::listed(default_timeout_sec, background, ask)),
+            tools_listed: Arc::new(tools::listed(default_timeout_sec, followers, ask)),
             runs,
             default_principal,
             transport,

@@ -15,42 +15,69 @@ use crate::runs::RunSnapshot;
 
 /// The one tool.
 pub const TOOL_NAME: &str = "run_codex_prompt";
-/// Follows a background run (only with `TWOBOT_ENABLE_BACKGROUND_RUNS=true`).
+/// Follows a background run or a task (listed per [`followers`]).
 pub const GET_RUN: &str = "get_codex_run";
-/// Cancels a background run (only with `TWOBOT_ENABLE_BACKGROUND_RUNS=true`).
+/// Cancels a background run or a task (listed per [`followers`]).
 pub const CANCEL_RUN: &str = "cancel_codex_run";
 /// Longest `wait_sec` of `get_codex_run`: under the ~60 s after which clients give up.
 pub const MAX_WAIT_SEC: i64 = 55;
 
-/// The tools listed: the one tool, or it and the background-run tools (following,
-/// cancelling, steering, and the card's answer tool); `ask_codex` when `ask`.
-pub fn listed(default_timeout_sec: u64, background: bool, ask: bool) -> Vec<Tool> {
-    let mut tools = if background {
-        [
-            background_tool_definition(default_timeout_sec),
-            get_run_definition(),
-            cancel_run_definition(),
-        ]
-        .map(portable)
-        .to_vec()
-    } else {
-        vec![portable(tool_definition(default_timeout_sec))]
+/// Who `tools/list` shows the follow-up tools to: `get_codex_run`, `cancel_codex_run`,
+/// `steer_codex_run` and the card's `answer_codex_approval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Followers {
+    /// Nobody: no run outlives its call with a person to ask, so the list stays the
+    /// one tool (the exec backend's default surface).
+    Nobody,
+    /// The model and the run card: background runs are on, and the model follows the
+    /// runs it started with `background=true`.
+    ModelAndCard,
+    /// The run card only (app-only `_meta`, kept from the model): background runs are
+    /// off, but a task on the app-server backend can wait on a person, and the card
+    /// follows it, answers, steers and cancels it through the host, which lets a view
+    /// call only the tools the server lists.
+    CardOnly,
+}
+
+/// Who the follow-up tools are listed for: everyone with background runs on (as
+/// before); else the card alone when runs can be kept as MCP tasks (`tasks`) and can
+/// ask a person (`interactive`: the app-server backend); else nobody. Background starts
+/// stay refused without `TWOBOT_ENABLE_BACKGROUND_RUNS` whatever is listed.
+pub fn followers(background: bool, tasks: bool, interactive: bool) -> Followers {
+    match (background, tasks && interactive) {
+        (true, _) => Followers::ModelAndCard,
+        (false, true) => Followers::CardOnly,
+        (false, false) => Followers::Nobody,
+    }
+}
+
+/// The tools listed: the one tool, and the follow-up tools for `followers`;
+/// `ask_codex` when `ask`.
+pub fn listed(default_timeout_sec: u64, followers: Followers, ask: bool) -> Vec<Tool> {
+    let run = match followers {
+        Followers::ModelAndCard => background_tool_definition(default_timeout_sec),
+        Followers::Nobody | Followers::CardOnly => tool_definition(default_timeout_sec),
     };
+    let mut tools = vec![portable(run)];
     // MCP Apps: the run card; hosts without MCP Apps ignore `_meta`.
-    for tool in &mut tools {
-        tool.meta = Some(if tool.name == TOOL_NAME {
-            super::apps::run_tool_meta()
-        } else {
-            super::apps::follow_tool_meta()
-        });
-    }
+    tools[0].meta = Some(super::apps::run_tool_meta());
     if ask {
-        tools.insert(1, super::interactive::ask_definition(default_timeout_sec));
+        tools.push(super::interactive::ask_definition(default_timeout_sec));
     }
-    if background {
-        tools.push(super::interactive::steer_definition());
-        tools.push(super::interactive::answer_definition());
+    let follow_meta = match followers {
+        Followers::Nobody => return tools,
+        Followers::ModelAndCard => super::apps::follow_tool_meta(),
+        Followers::CardOnly => super::apps::app_only_tool_meta(),
+    };
+    for mut tool in [
+        portable(get_run_definition()),
+        portable(cancel_run_definition()),
+        super::interactive::steer_definition(),
+    ] {
+        tool.meta = Some(follow_meta.clone());
+        tools.push(tool);
     }
+    tools.push(super::interactive::answer_definition());
     tools
 }
 
@@ -188,158 +215,5 @@ sandbox, `read-only` by default; writing needs `allow_edits=true`. Killed after 
 Runs take minutes; progress is reported. `ok` is true only when Codex completed its turn; else `error` says why.";
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-
-    /// Listed schemas carry no numeric `format` (JSON Schema has none; ajv warns).
-    #[test]
-    fn listed_schemas_have_no_non_standard_numeric_formats() {
-        let raw = tool_definition(1800);
-        assert!(
-            serde_json::to_string(&raw.output_schema)
-                .unwrap()
-                .contains("uint64"),
-            "schemars writes them, so the cleanup below is tested"
-        );
-        let tool = portable(raw);
-        let text = serde_json::to_string(&(tool.input_schema, tool.output_schema)).unwrap();
-        assert!(!text.contains("\"format\""), "{text}");
-        assert!(text.contains("\"minimum\":0"), "{text}");
-    }
-
-    /// Executable documentation: the exact input schema clients see.
-    #[test]
-    fn the_input_schema_lists_the_seed_parameters_with_types_enums_and_defaults() {
-        let tool = tool_definition(1800);
-        let schema = serde_json::Value::Object((*tool.input_schema).clone());
-        let props = schema["properties"].as_object().unwrap();
-        let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "add_dirs",
-                "allow_edits",
-                "approval_policy",
-                "cwd",
-                "ephemeral",
-                "fork",
-                "images",
-                "include_event_log",
-                "model",
-                "output_schema",
-                "profile",
-                "prompt",
-                "reasoning_effort",
-                "review",
-                "sandbox",
-                "skip_git_repo_check",
-                "thread_id",
-                "timeout_sec"
-            ]
-        );
-        // The additions to the seed's parameters are optional.
-        for added in [
-            "thread_id",
-            "reasoning_effort",
-            "images",
-            "output_schema",
-            "review",
-        ] {
-            assert!(
-                props[added].get("default").is_none_or(|d| d.is_null()),
-                "{added}"
-            );
-        }
-        assert_eq!(props["fork"]["default"], false);
-        // `prompt` may be left out with a review target; the policy refuses it elsewhere.
-        assert_eq!(schema.get("required"), None);
-        assert!(props["prompt"].get("default").is_none());
-        assert_eq!(schema["additionalProperties"], serde_json::json!(false));
-        assert_eq!(props["timeout_sec"]["default"], 1800);
-        assert_eq!(props["ephemeral"]["default"], true);
-        assert_eq!(props["allow_edits"]["default"], false);
-        assert_eq!(props["include_event_log"]["default"], false);
-        assert_eq!(props["skip_git_repo_check"]["default"], false);
-        assert_eq!(props["timeout_sec"]["type"], "integer");
-        let text = schema.to_string();
-        for value in [
-            "read-only",
-            "workspace-write",
-            "danger-full-access",
-            "on-request",
-            "never",
-            "granular:KNOB",
-        ] {
-            assert!(text.contains(value), "{value} missing from {text}");
-        }
-    }
-
-    #[test]
-    fn the_output_schema_declares_the_result_fields() {
-        let tool = tool_definition(1800);
-        let schema = serde_json::Value::Object((*tool.output_schema.unwrap()).clone());
-        let props = schema["properties"].as_object().unwrap();
-        for field in [
-            "ok",
-            "exit_code",
-            "timed_out",
-            "cancelled",
-            "thread_id",
-            "final_message",
-            "usage",
-            "commands",
-            "file_changes",
-            "errors",
-            "stderr_tail",
-            "sandbox_refused",
-            "warnings",
-            "duration_ms",
-            "argv",
-            "events",
-            "event_log_truncated",
-            "output",
-        ] {
-            assert!(props.contains_key(field), "{field} missing");
-        }
-    }
-
-    #[test]
-    fn background_runs_add_a_flag_two_honest_tools_and_a_two_branch_output_schema() {
-        let tool = background_tool_definition(1800);
-        let input = serde_json::Value::Object((*tool.input_schema).clone());
-        assert_eq!(input["properties"]["background"]["default"], false);
-        let output = serde_json::Value::Object((*tool.output_schema.unwrap()).clone());
-        assert_eq!(output["type"], "object");
-        let branches = output["anyOf"].as_array().unwrap();
-        assert_eq!(branches.len(), 2);
-        assert!(branches[0]["properties"].get("final_message").is_some());
-        assert!(branches[1]["properties"].get("run_id").is_some());
-        // Every reference resolves at the root.
-        let text = output.to_string();
-        for name in text.split("#/$defs/").skip(1) {
-            let name = name.split('"').next().unwrap();
-            assert!(output["$defs"].get(name).is_some(), "$defs/{name} missing");
-        }
-        let get = get_run_definition();
-        let a = get.annotations.unwrap();
-        assert_eq!(a.read_only_hint, Some(true));
-        assert_eq!(a.destructive_hint, Some(false));
-        let schema = serde_json::Value::Object((*get.input_schema).clone());
-        assert_eq!(schema["properties"]["wait_sec"]["default"], 45);
-        assert_eq!(schema["properties"]["wait_sec"]["maximum"], 55);
-        let cancel = cancel_run_definition().annotations.unwrap();
-        assert_eq!(cancel.read_only_hint, Some(false));
-    }
-
-    #[test]
-    fn annotations_are_honest_about_a_tool_that_runs_code() {
-        let a = tool_definition(1800).annotations.unwrap();
-        assert_eq!(a.read_only_hint, Some(false));
-        assert_eq!(a.destructive_hint, Some(true));
-        assert_eq!(a.idempotent_hint, Some(false));
-        assert_eq!(a.open_world_hint, Some(true));
-        assert_eq!(a.title.as_deref(), Some("Run Codex"));
-    }
-}
+#[path = "tools_tests.rs"]
+mod tests;
