@@ -6,8 +6,9 @@
 //! variable, the value and what is accepted ([`ConfigError`], [`Cli::parse_or_exit`]).
 //!
 //! Here: [`Config`] and its loading. `cli.rs` holds clap's types (every flag and its
-//! variable), `http.rs` the HTTP transport's settings, `parse.rs` the shared value
-//! parsers, and `settings.rs` the plain settings types the run lifecycle reads.
+//! variable), `argv.rs` reads argv into them (each error in one line), `http.rs` the
+//! HTTP transport's settings, `parse.rs` the shared value parsers, and `settings.rs` the
+//! plain settings types the run lifecycle reads.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ use crate::job::SandboxMode;
 use crate::policy::{Policy, PolicyFile};
 use crate::runner::RunnerConfig;
 
+mod argv;
 mod cli;
 mod http;
 mod oauth;

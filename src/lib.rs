@@ -24,8 +24,9 @@
 //! - [`runs`]: the one run lifecycle every path shares: `admit` (a permit or a typed
 //!   refusal, nothing spawned), `RunHandle` (progress, cancel, outcome), kept runs (tasks
 //!   and background runs, in memory while live and recorded in [`state`], which answers
-//!   for them after a restart: finished, or `lost`), and where audit records and metrics
-//!   are written.
+//!   for them after a restart: finished, or `lost`), where audit records and metrics
+//!   are written, and its assembly from the configuration (state store, audit log,
+//!   metrics listener).
 //! - [`peer`]: instances of one service reaching each other: a live run's follow-ups,
 //!   and a resume of a thread another host holds, forwarded to the instance that holds
 //!   it, signed with the shared instance secret (`TWOBOT_INSTANCE_SECRET`).

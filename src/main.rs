@@ -47,7 +47,7 @@ fn main() -> ExitCode {
         return twobot::cli::oauth::run(command, target);
     }
     if cli.command == Some(Command::Doctor) {
-        return doctor(cli);
+        return twobot::cli::doctor::main(cli);
     }
     let print_config = cli.print_config;
     let codex_user = cli.codex_user.clone();
@@ -140,28 +140,6 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runti
     }
 }
 
-/// `2bot-mcp doctor`: every check on stdout, exit 1 if any failed.
-fn doctor(cli: Cli) -> ExitCode {
-    let Some(runtime) = runtime(tokio::runtime::Builder::new_current_thread()) else {
-        return ExitCode::FAILURE;
-    };
-    let report = runtime.block_on(twobot::cli::doctor::run(cli));
-    for check in &report {
-        println!("{check}");
-    }
-    let failed = report
-        .iter()
-        .filter(|c| c.level == twobot::cli::doctor::Level::Fail)
-        .count();
-    if failed == 0 {
-        println!("doctor: no problem found");
-        ExitCode::SUCCESS
-    } else {
-        println!("doctor: {failed} problem(s) found");
-        ExitCode::FAILURE
-    }
-}
-
 async fn run(config: Config) -> ExitCode {
     let shutdown = CancellationToken::new();
     {
@@ -197,143 +175,14 @@ async fn run(config: Config) -> ExitCode {
     }
 }
 
-/// The state store (SQLite in the state directory, else in memory), this process's
-/// instance in it (earlier dead ones' runs marked lost), and the thread record, with
-/// the old `threads.jsonl` moved in. `None` (after one line on stderr) when the store
-/// cannot be opened.
-async fn lasting(
-    config: &Config,
-    shutdown: &CancellationToken,
-) -> Option<(twobot::state::Lasting, twobot::thread_owners::ThreadOwners)> {
-    use twobot::state::{Instance, Lasting, Location};
-    let location = match (&config.database_url, &config.state_dir) {
-        (Some(url), _) => Location::Postgres(url.clone()),
-        (None, Some(dir)) => Location::Dir(dir.clone()),
-        (None, None) => {
-            tracing::warn!(target: LOG_TARGET,
-                "no TWOBOT_STATE_DIR and no HOME: thread owners and finished runs are kept in memory only"
-            );
-            Location::Memory
-        }
-    };
-    let var = match location {
-        Location::Postgres(_) => "TWOBOT_DATABASE_URL",
-        Location::Dir(_) | Location::Memory => "TWOBOT_STATE_DIR",
-    };
-    let fail = |e: &dyn std::fmt::Display| {
-        eprintln!("error: {var}: the state store cannot be opened: {e}");
-    };
-    let store = match twobot::state::open(&location).await {
-        Ok(store) => store,
-        Err(e) => {
-            fail(&e);
-            return None;
-        }
-    };
-    let instance = match Instance::start(
-        store.clone(),
-        &location,
-        config.runs.ttl,
-        config.peers.url.clone(),
-        shutdown.clone(),
-    )
-    .await
-    {
-        Ok(instance) => std::sync::Arc::new(instance),
-        Err(e) => {
-            fail(&e);
-            return None;
-        }
-    };
-    tracing::info!(target: LOG_TARGET, instance = instance.id(), backend = %store.kind(), "state store open");
-    let lasting = Lasting { store, instance };
-    let env = twobot::runner::env::child_env(std::env::vars_os(), &config.runner.env, None);
-    let codex_home = twobot::model_endpoint::codex_home(&env)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    let threads = twobot::thread_owners::ThreadOwners::new(lasting.clone(), codex_home);
-    if let Some(dir) = &config.state_dir
-        && let Err(e) = threads.migrate(dir).await
-    {
-        eprintln!(
-            "error: TWOBOT_STATE_DIR: threads.jsonl cannot be moved into the state store: {e}"
-        );
-        return None;
-    }
-    Some((lasting, threads))
-}
-
-/// The run lifecycle both transports share: the thread record in the state directory,
-/// the audit log and the metrics listener. `None` (after one line on stderr) when one of
-/// them cannot be set up.
+/// The run lifecycle both transports share ([`twobot::runs::assemble`]); `None` after
+/// one line on stderr when a part of it cannot be set up.
 async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twobot::runs::Runs> {
-    let (lasting, threads) = lasting(config, shutdown).await?;
-    // Only a shared store has other instances to reach.
-    let peers = config.database_url.is_some().then(|| {
-        let (me, store) = (lasting.instance.id(), lasting.store.clone());
-        let url = config.peers.url.clone();
-        twobot::peer::Peers::new(me, url, config.peers.secret.clone(), store)
-    });
-    let audit = match &config.audit_log {
-        Some(path) => {
-            match twobot::audit::AuditLog::open(path, config.audit_prompts, config.audit_limits) {
-                Ok(log) => {
-                    let log = std::sync::Arc::new(log);
-                    reopen_on_sighup(log.clone());
-                    Some(log)
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return None;
-                }
-            }
-        }
-        None => None,
-    };
-    if let Some(addr) = config.metrics_addr {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(listener) => {
-                let local = listener.local_addr().unwrap_or(addr);
-                tracing::info!(target: LOG_TARGET, url = %format!("http://{local}/metrics"), "serving metrics");
-                tokio::spawn(twobot::metrics::serve(listener, shutdown.clone()));
-            }
-            Err(e) => {
-                eprintln!("error: TWOBOT_METRICS_ADDR: cannot listen on {addr}: {e}");
-                return None;
-            }
-        }
-    }
-    Some(
-        twobot::runs::Runs::new(
-            config.policy.clone(),
-            std::sync::Arc::new(threads),
-            lasting,
-            twobot::run_queue::RunQueue::new(config.limits),
-            config.runs,
-            config.runner.clone(),
-            twobot::runs::Observer::new(audit),
-        )
-        .with_interaction(twobot::runs::Interaction {
-            approval_timeout: config.approval_timeout,
-            ask_tool: config.enable_ask_tool,
-        })
-        .with_peers_if(peers),
-    )
-}
-
-/// logrotate moves the audit log away and sends SIGHUP: reopen it by name.
-fn reopen_on_sighup(log: std::sync::Arc<twobot::audit::AuditLog>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::hangup()) {
-        Ok(mut hangups) => {
-            tokio::spawn(async move {
-                while hangups.recv().await.is_some() {
-                    log.reopen();
-                }
-            });
-        }
+    match twobot::runs::assemble::assemble(config, shutdown).await {
+        Ok(runs) => Some(runs),
         Err(e) => {
-            tracing::warn!(target: LOG_TARGET, error = %e, "no SIGHUP handler: the audit log will not be reopened")
+            eprintln!("error: {e}");
+            None
         }
     }
 }

@@ -7,8 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Lines a source file may have (the aim is ~400; this is the hard stop).
-const MAX_LINES: usize = 450;
+/// Lines a source file may have: beyond it a file holds more than one concern.
+const MAX_LINES: usize = 400;
 
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
@@ -112,7 +112,7 @@ fn crate_refs(text: &str) -> BTreeSet<String> {
 }
 
 #[test]
-fn no_source_file_is_longer_than_450_lines() {
+fn no_source_file_is_longer_than_400_lines() {
     let problems: Vec<String> = sources()
         .into_iter()
         .map(|(path, text)| (path, text.lines().count()))

@@ -121,6 +121,25 @@ impl AuditLog {
         }
     }
 
+    /// Reopen the file on every SIGHUP (logrotate moves it away, then sends one), on a
+    /// task of the current runtime for as long as the process runs.
+    pub fn reopen_on_sighup(self: &Arc<Self>) {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hangups) => {
+                let log = self.clone();
+                tokio::spawn(async move {
+                    while hangups.recv().await.is_some() {
+                        log.reopen();
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no SIGHUP handler: the audit log will not be reopened")
+            }
+        }
+    }
+
     /// Append `record` as one line (its strings cut) and flush. Never fails the caller:
     /// a failure is logged, and `false` returned.
     pub fn write(&self, record: &impl Serialize) -> bool {

@@ -2,6 +2,8 @@
 //! calls on the run lifecycle ([`crate::runs`]) and answers through [`results`]; it
 //! knows nothing of HTTP beyond what a transport attaches to a request ([`caller`]).
 //!
+//! - `start`: `run_codex_prompt` and `ask_codex`, from arguments to a started run;
+//!   `calls`: waiting on it (a direct call), steering it, answering its approvals.
 //! - [`tools`]: what `tools/list` shows (definitions and schemas).
 //! - [`results`]: the one mapping from a refusal, an ended run or a snapshot to a result.
 //! - `follow`: `get_codex_run`, `cancel_codex_run`, and where a follow-up finds its run
@@ -24,6 +26,7 @@ pub mod progress;
 pub mod results;
 pub mod schema;
 pub mod session_runs;
+mod start;
 pub mod tasks;
 pub mod tools;
 
@@ -38,14 +41,13 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use self::follow::Found;
 pub use self::progress::KEEPALIVE;
 pub use self::tasks::TASK_POLL_INTERVAL_MS;
 pub use self::tools::{CANCEL_RUN, GET_RUN, MAX_WAIT_SEC, TOOL_NAME};
 use crate::audit::{RunPath, Transport};
-use crate::job::{Principal, RunRequest};
+use crate::job::Principal;
 use crate::runs::{RunHandle, Runs};
 
 /// The server's name, fixed by the product.
@@ -116,93 +118,6 @@ impl TwoBot {
             .iter()
             .find_map(|owner| kept.get(id, owner).ok())
             .ok_or_else(|| crate::runs::KeptError::NotFound(id.to_owned()).to_string())
-    }
-
-    /// `run_codex_prompt` and `ask_codex`: parse, pick the path (direct, task,
-    /// background), admit, run. A retry that carries a `requestState` goes on waiting
-    /// for the run it names instead ([`input_required`]).
-    async fn run(
-        &self,
-        params: CallToolRequestParams,
-        ctx: RequestContext<RoleServer>,
-    ) -> CallToolResponse {
-        if let Some(state) = params.request_state {
-            return self.resume(&state, params.input_responses, ctx).await;
-        }
-        let tool = params.name.to_string();
-        let mut args = params.arguments.unwrap_or_default();
-        let background = match args.remove("background") {
-            None | Some(serde_json::Value::Bool(false)) => false,
-            Some(serde_json::Value::Bool(true)) if tool == TOOL_NAME => true,
-            Some(other) => {
-                return results::error_text(format!(
-                    "invalid arguments for {tool}: background must be true or false, not {other}"
-                ))
-                .into();
-            }
-        };
-        let forwardable = args.clone();
-        let parsed = if tool == interactive::ASK_TOOL {
-            interactive::parse::<interactive::AskArgs>(&tool, Some(args)).map(RunRequest::from)
-        } else {
-            interactive::parse::<RunRequest>(&tool, Some(args))
-        };
-        let request = match parsed {
-            Ok(r) => r,
-            Err(e) => {
-                crate::metrics::metrics().refused(crate::metrics::RefusalReason::invalid_arguments);
-                return results::error_text(e).into();
-            }
-        };
-        // SEP-2663: a call whose request declares the tasks extension (per-request client
-        // capabilities in `_meta`) runs as a task, so the client neither holds a request
-        // open for minutes nor loses the run with it. Declaring tasks at `initialize` is
-        // not enough: clients do that (MCP Inspector 2.x) and still call plainly.
-        let path = if background {
-            RunPath::Background
-        } else if self.runs.kept().config().tasks
-            && ctx
-                .meta
-                .client_capabilities()
-                .is_some_and(|caps| caps.supports_tasks())
-        {
-            RunPath::Task
-        } else {
-            RunPath::Direct
-        };
-        let caller = self.caller(&ctx, path);
-        if let Some(answer) = self
-            .resume_elsewhere(&request, forwardable, &tool, &caller)
-            .await
-        {
-            return answer.into();
-        }
-        // rmcp serves the call on a session task, outside the HTTP request's span: this
-        // span (parent of the run's) picks the caller's trace up again.
-        let span = tracing::info_span!(
-            "tools/call",
-            tool = tool.as_str(),
-            path = path.as_str(),
-            request_id = caller.request_id.as_deref().unwrap_or(""),
-            principal = %caller.principal.label(),
-        );
-        if let Some(parts) = ctx.extensions.get::<http::request::Parts>() {
-            crate::telemetry::continue_trace(&span, &parts.headers);
-        }
-        async {
-            let handle = match self.runs.admit(&request, caller).await {
-                Ok(admitted) => admitted.start(&self.shutdown),
-                // A refusal never becomes a task or a background run.
-                Err(refusal) => return results::refusal(&refusal).into(),
-            };
-            match path {
-                RunPath::Task => tasks::created(self.runs.kept(), &handle),
-                RunPath::Background => results::snapshot_of(&handle).into(),
-                RunPath::Direct => self.direct(handle, &ctx, None).await,
-            }
-        }
-        .instrument(span)
-        .await
     }
 }
 

@@ -13,8 +13,13 @@
 //! Because admission is decided before anything is spawned, a refusal is known at once
 //! on every path (no timing guesses), and [`observe`] writes the audit record and the metrics at the same two points for
 //! all of them: a refusal at admission, and the end of an admitted run.
+//!
+//! Here: [`Runs`] and admission. [`Admitted::start`] drives an admitted run on its own
+//! task (`admitted.rs`); [`assemble`] builds the whole lifecycle from the configuration.
 
+mod admitted;
 mod asked;
+pub mod assemble;
 pub mod handle;
 pub mod lease;
 pub mod observe;
@@ -25,29 +30,24 @@ mod refusal;
 pub mod store;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::ServiceExt;
-use tracing::Instrument;
 
-use self::asked::Asked;
+pub use self::admitted::Admitted;
 pub use self::handle::{Ended, PendingApproval, RunHandle, RunSnapshot, RunStatus};
 pub use self::observe::Observer;
 pub use self::persist::{LOST_MESSAGE, Persist, Stored};
 pub use self::refusal::RunRefusal;
 pub use self::store::{KeptConfig, KeptError, KeptRuns, Reservation};
 use crate::audit::{RunPath, Transport};
-use crate::error::ToolError;
 use crate::job::control::ControlConfig;
-use crate::job::{CallContext, Job, Principal, QuotaKey, RunRequest, RunSpec};
+use crate::job::{Principal, QuotaKey, RunRequest, RunSpec};
 use crate::peer::Peers;
 use crate::policy::{Policy, Refusal, check};
 use crate::run_queue::{RunQueue, Ticket};
 use crate::runner::{CodexRunner, RunnerConfig};
-use crate::state::{Lasting, RunState};
-use crate::thread_owners::{ThreadOwners, ThreadRecord};
+use crate::state::Lasting;
+use crate::thread_owners::ThreadOwners;
 
 /// Who is asking, and how they came in.
 #[derive(Debug, Clone)]
@@ -105,18 +105,6 @@ struct Inner {
     tracker: TaskTracker,
     interaction: Interaction,
     peers: Option<Peers>,
-}
-
-/// A call that passed admission: it holds its queue place (and kept place) and has not
-/// started anything yet. Dropping it gives both back.
-#[derive(Debug)]
-pub struct Admitted {
-    spec: RunSpec,
-    caller: Caller,
-    ticket: Ticket,
-    reservation: Option<Reservation>,
-    lease: Option<lease::Lease>,
-    runs: Runs,
 }
 
 impl Runs {
@@ -291,131 +279,5 @@ impl Runs {
             None => None,
         };
         Ok((spec, reservation, (ticket, lease)))
-    }
-}
-
-impl Admitted {
-    /// The checked run.
-    pub fn spec(&self) -> &RunSpec {
-        &self.spec
-    }
-
-    /// Start the run; it stops when `stop` fires (shutdown) or the handle is cancelled.
-    /// A task or background run is kept in [`KeptRuns`] from here on.
-    pub fn start(self, stop: &CancellationToken) -> RunHandle {
-        let Self {
-            spec,
-            caller,
-            ticket,
-            reservation,
-            lease,
-            runs,
-        } = self;
-        let cancel = stop.child_token();
-        let (handle, publisher) = handle::channel(cancel.clone());
-        let control = handle.control().clone();
-        control.configure(caller.approvals);
-        {
-            // Every decision, whoever made it, is one audit line and one metric.
-            let observer = runs.inner.observer.clone();
-            let caller = caller.clone();
-            let run_id = handle.id().to_owned();
-            control.on_decided(Arc::new(move |record| {
-                observer.approval(&caller, &run_id, record);
-            }));
-        }
-        // A kept run is recorded in the store from admission on, off the run's path.
-        let writer = reservation.is_some().then(|| {
-            runs.inner.persist.writer(
-                &runs.inner.tracker,
-                handle.id(),
-                &caller.owner,
-                &caller.quota.0,
-            )
-        });
-        if let Some(writer) = &writer {
-            writer.send(RunState::Queued, None);
-        }
-        if ticket.starts_now() {
-            // Said before the caller's first snapshot (a background run's answer, a
-            // task's first `tasks/get`), not when the driver's task first runs.
-            publisher.running();
-        }
-        if let Some(reservation) = reservation {
-            reservation.keep(handle.clone());
-        }
-        let watched = handle.clone();
-        let inner = runs.inner.clone();
-        // The driver runs on its own task: keep the caller's span (`tools/call`, with the
-        // caller's trace) as the parent of the runner's `codex_run`.
-        let span = tracing::Span::current();
-        tracing::debug!(run_id = %publisher.id(), path = caller.path.as_str(), "run admitted");
-        let driver = async move {
-            let admitted = Instant::now();
-            let facts = inner.observer.facts(&spec);
-            let new_thread = spec.resume.is_none().then_some(spec.ephemeral);
-            let asked = Asked::of(&spec);
-            let ended = match ticket.slot(&cancel).await {
-                None => Ended::NotRun(ToolError::CancelledInQueue),
-                Some(slot) => {
-                    publisher.running();
-                    if let Some(writer) = &writer {
-                        writer.send(RunState::Running, None);
-                    }
-                    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
-                    let job = Job {
-                        spec,
-                        ctx: CallContext {
-                            principal: caller.principal.clone(),
-                            quota_key: caller.quota.clone(),
-                            request_id: caller.request_id.clone(),
-                            cancel,
-                            progress: Some(tx),
-                            control: control.clone(),
-                        },
-                    };
-                    let collect = async {
-                        while let Some(message) = rx.recv().await {
-                            publisher.progress(message);
-                        }
-                    };
-                    let (result, ()) = tokio::join!(inner.runner.clone().oneshot(job), collect);
-                    drop(slot);
-                    match result {
-                        Ok(mut out) => {
-                            asked.complete(&mut out);
-                            if let (Some(ephemeral), Some(thread_id)) =
-                                (new_thread, &out.summary.thread_id)
-                            {
-                                inner
-                                    .owners
-                                    .record(ThreadRecord {
-                                        thread_id: thread_id.clone(),
-                                        owner: caller.principal.owner_key(),
-                                        ephemeral,
-                                    })
-                                    .await;
-                            }
-                            Ended::Ran(Box::new(out))
-                        }
-                        Err(e) => Ended::NotRun(e),
-                    }
-                }
-            };
-            // The run no longer counts against its principal's share of the service.
-            drop(lease);
-            // Whatever still waits for a person is declined now; nothing hangs.
-            control.end();
-            inner
-                .observer
-                .ended(&caller, facts, &ended, admitted.elapsed());
-            publisher.ended(ended);
-            if let Some(writer) = &writer {
-                let snapshot = watched.snapshot();
-                writer.send(persist::state_of(snapshot.status), Some(&snapshot));
-            }
-        };
-        runs.inner.tracker.spawn(driver.instrument(span));
-        handle
     }
 }

@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use crate::config::{Cli, Config};
 use crate::policy::PolicyFile;
@@ -65,6 +66,32 @@ fn check(level: Level, name: &'static str, detail: impl Into<String>) -> Check {
         level,
         name,
         detail: detail.into(),
+    }
+}
+
+/// `2bot-mcp doctor`: every check on stdout, then a summary line; exit 1 if any failed.
+pub fn main(cli: Cli) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = runtime.block_on(run(cli));
+    for check in &report {
+        println!("{check}");
+    }
+    let failed = report.iter().filter(|c| c.level == Level::Fail).count();
+    if failed == 0 {
+        println!("doctor: no problem found");
+        ExitCode::SUCCESS
+    } else {
+        println!("doctor: {failed} problem(s) found");
+        ExitCode::FAILURE
     }
 }
 
