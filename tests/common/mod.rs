@@ -447,6 +447,27 @@ pub async fn wait_for_run_dir(record: &Path, limit: Duration) -> Result<PathBuf>
     }
 }
 
+/// A run of the fake Codex's `scenario:hang` (exec or app-server): Codex and the
+/// `sleep 300` it started, both recorded, so a test can stop the run and check that
+/// nothing of it is left.
+#[derive(Debug)]
+pub struct HangingRun {
+    /// The fake Codex.
+    pub codex: RunPid,
+    /// The grandchild it left sleeping (in Codex's process group).
+    pub grandchild: RunPid,
+}
+
+/// Wait (bounded, 20 s each) for the single run in `record` to be hanging: its
+/// directory, then both recorded pids. The caller has started the `scenario:hang` call.
+pub async fn hanging_run(record: &Path) -> Result<HangingRun> {
+    let limit = Duration::from_secs(20);
+    let dir = wait_for_run_dir(record, limit).await?;
+    let codex = wait_for_run_pid(&dir.join("codex.pid"), limit).await?;
+    let grandchild = wait_for_run_pid(&dir.join("grandchild.pid"), limit).await?;
+    Ok(HangingRun { codex, grandchild })
+}
+
 /// Peak resident memory of `pid`, in KiB (VmHWM).
 pub fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -164,9 +164,7 @@ async fn cancelling_a_background_run_kills_codex_and_keeps_the_partial_result() 
     )
     .await?;
     let run_id = structured(&r)["run_id"].as_str().unwrap().to_owned();
-    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
-    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    let HangingRun { codex, grandchild } = hanging_run(&server.record).await?;
 
     let progress = tool(
         &client,

@@ -191,9 +191,7 @@ async fn a_server_started_with_sigterm_ignored_still_stops_codex_at_once() -> Re
         json!({"prompt": "scenario:hang", "timeout_sec": 600}),
     )
     .await?;
-    let run = wait_for_run_dir(&record, Duration::from_secs(20)).await?;
-    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
-    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    let HangingRun { codex, grandchild } = hanging_run(&record).await?;
     assert!(codex.is_alive(), "the hang run is running");
     handle.cancel(Some("stop".into())).await?;
     // The grace period is 3 s: SIGTERM must have done it.

@@ -390,8 +390,7 @@ async fn after_the_grace_period_running_codex_is_killed() -> Result<()> {
         )
         .await;
     });
-    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    let grandchild = hanging_run(&server.record).await?.grandchild;
     let pid = nix::unistd::Pid::from_raw(server.child.id().unwrap() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
     let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;

@@ -279,9 +279,7 @@ async fn cancelling_a_call_kills_codex_and_its_children() -> Result<()> {
         json!({"prompt": "scenario:hang", "timeout_sec": 600}),
     )
     .await?;
-    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
-    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    let HangingRun { codex, grandchild } = hanging_run(&server.record).await?;
     server
         .client
         .peer()

@@ -154,9 +154,7 @@ async fn a_run_running_when_the_server_is_killed_is_lost_after_a_restart() -> Re
     let server = server_on(state.path(), &[]).await?;
     let alice = http_client(&server.url, Some("tok-alice")).await?;
     let run_id = start_hanging(&alice).await?;
-    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
-    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    let HangingRun { codex, grandchild } = hanging_run(&server.record).await?;
     wait_stored(state.path(), &run_id, "running").await?;
     kill(server).await?;
     assert!(

@@ -131,9 +131,7 @@ async fn stdin_eof_kills_running_codex_and_exits_zero() -> Result<()> {
         stdin.write_all(format!("{line}\n").as_bytes()).await?;
     }
     stdin.flush().await?;
-    let run = wait_for_run_dir(&record, Duration::from_secs(20)).await?;
-    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
-    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    let HangingRun { codex, grandchild } = hanging_run(&record).await?;
     drop(stdin);
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
     assert!(status.success(), "exit status {status}");

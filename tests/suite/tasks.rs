@@ -169,9 +169,7 @@ async fn cancelling_a_task_leaves_no_process_behind() -> Result<()> {
         json!({"prompt": "scenario:hang", "timeout_sec": 600}),
     )
     .await?;
-    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
-    let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
-    let grandchild = wait_for_run_pid(&run.join("grandchild.pid"), Duration::from_secs(20)).await?;
+    let HangingRun { codex, grandchild } = hanging_run(&server.record).await?;
     assert_eq!(get(&client, &id).await?.status(), TaskStatus::Working);
 
     client.cancel_task(CancelTaskParams::new(&id)).await?;
