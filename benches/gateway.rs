@@ -8,19 +8,25 @@
 //! 4. HTTP `tools/list` throughput with every layer on (auth, rate limit, tracing), with
 //!    a static token and with a built-in OAuth token; the built-in OAuth flow's latency.
 //!
+//! 5. Several instances (`support/instances.rs`): one on PostgreSQL, the same behind
+//!    nginx, three behind round-robin nginx; stateless tools/list throughput and per-call
+//!    latency.
+//!
 //! `BENCH_CALLS` (default 200) sets the calls per latency row; `BENCH_RUN_NAMESPACES`
 //! (`auto`, `off`) sets `TWOBOT_RUN_NAMESPACES` for the servers it starts;
 //! `BENCH_CODEX_BACKEND` (`exec`, `app-server`) sets `TWOBOT_CODEX_BACKEND` for them, so the
 //! rows then compare one `codex app-server` per call (initialize, thread/start, turn/start,
 //! turn/completed, stdin EOF; the fake's app server runs the same fixed-cost exec fake
 //! inside) with the same direct `codex exec` baseline. `BENCH_ONLY` (a comma list of
-//! `calls`, `cold`, `memory`, `throughput`, `oauth`) runs those sections alone, e.g. to
+//! `calls`, `cold`, `memory`, `throughput`, `oauth`, `instances`) runs those sections alone, e.g. to
 //! profile one of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "support/instances.rs"]
+mod instances;
 #[path = "support/previous.rs"]
 mod previous;
 
@@ -517,6 +523,9 @@ async fn main() -> Result<()> {
     }
     if wanted("oauth") {
         oauth_rows(&previous).await?;
+    }
+    if wanted("instances") {
+        instances::rows(&previous, calls).await?;
     }
     Ok(())
 }

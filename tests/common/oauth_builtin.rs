@@ -188,7 +188,6 @@ impl Issuer {
     }
 
     /// A new public client's tokens, through the whole flow.
-    #[allow(dead_code)]
     pub async fn tokens(&self) -> Result<(Ask, Tokens)> {
         let client_id = self
             .register_public("ChatGPT", super::oauth::REDIRECT_URI)
