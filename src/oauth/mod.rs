@@ -135,7 +135,6 @@ struct Inner {
     keys: Arc<KeyRing>,
     password: Arc<PasswordHashFile>,
     cimd: CimdFetcher,
-    sign_ins: Window,
     registrations: Window,
     /// Argon2id costs ~19 MiB and tens of ms per check: two at a time at most.
     verifying: tokio::sync::Semaphore,
@@ -192,7 +191,6 @@ impl AuthorizationServer {
                 keys,
                 password,
                 cimd,
-                sign_ins: Window::sign_ins(),
                 registrations: Window::registrations(),
                 verifying: tokio::sync::Semaphore::new(2),
                 audit,
@@ -333,4 +331,11 @@ pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Unix milliseconds (the sign-in attempts' clock, shared by the instances' store).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
