@@ -33,6 +33,7 @@
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
+pub mod errors;
 pub mod grant_view;
 pub mod isolation;
 pub mod keys;

@@ -13,6 +13,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::Detail;
 use super::authorize::{CODE_TTL_SEC, MAX_FORM_BYTES, View, back_to_client, view};
+use super::errors::Code;
 use super::pages::{self, ScopeLine};
 use super::pending::{self, Pending, Refusal};
 use super::{AuthorizationServer, caller_ip, limits, now, now_ms, random_token};
@@ -204,7 +205,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
             &pending.redirect_uri,
             state,
             &[
-                ("error", "access_denied"),
+                ("error", Code::AccessDenied.as_str()),
                 ("error_description", "the operator denied access"),
             ],
         );
@@ -250,7 +251,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
             &pending.redirect_uri,
             state,
             &[
-                ("error", "server_error"),
+                ("error", Code::ServerError.as_str()),
                 ("error_description", "the server cannot store the grant"),
             ],
         );
