@@ -98,7 +98,8 @@ impl TwoBot {
         self.direct(handle, &ctx, Some(state.asked)).await
     }
 
-    /// `steer_codex_run` and `answer_codex_approval`: owner-checked like `get_codex_run`.
+    /// `steer_codex_run` and `answer_codex_approval`: owner-checked like `get_codex_run`,
+    /// and like it forwarded to the instance that holds the run.
     pub(super) async fn control(
         &self,
         name: &str,
