@@ -217,8 +217,8 @@ pub async fn answer(
                     Ok(a) => a,
                     Err(e) => return results::error_text(e),
                 };
-            // The token is checked here, where the approval waits: the forwarding
-            // instance never knew it.
+            // The token is checked here, where the approval waits: only this instance
+            // knows it. A call naming no answerer is recorded under the owner key.
             answer_live(&handle, &args, call.by.as_deref().unwrap_or(&call.owner))
         }
     }
