@@ -1,32 +1,18 @@
 //! The server-rendered pages of the sign-in: the password form, the consent form and
-//! the error page. No script, no third-party asset, one inline stylesheet allowed by a
-//! per-response nonce; every value from a request is HTML-escaped; every page is
-//! unframeable (`frame-ancestors 'none'`), uncacheable and sends no referrer (the URL
-//! carries the authorization request).
+//! the error page, as maud templates (every value from a request is escaped by the
+//! template engine, never by hand). No script, no third-party asset, one inline
+//! stylesheet allowed by a per-response nonce; every page is unframeable
+//! (`frame-ancestors 'none'`), uncacheable and sends no referrer (the URL carries the
+//! authorization request).
 
 use axum::body::Body;
 use axum::response::Response;
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, StatusCode};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 /// The cookie binding a browser to its pending authorization request (CSRF).
 pub const COOKIE: &str = "twobot_oauth";
-
-/// `&`, `<`, `>`, `"`, `'` as entities: safe in text and in quoted attributes.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const STYLE: &str = "body{font:16px/1.5 system-ui,sans-serif;max-width:34rem;margin:3rem auto;padding:0 1rem;color:#1d1d1f}\
 h1{font-size:1.4rem}.box{border:1px solid #d2d2d7;border-radius:12px;padding:1.25rem 1.5rem}\
@@ -35,18 +21,28 @@ button{font-size:1rem;padding:.5rem 1.2rem;margin:.8rem .6rem 0 0;border-radius:
 button.primary{background:#0b57d0;color:#fff;border-color:#0b57d0}.err{color:#b3261e}.muted{color:#6e6e73;font-size:.9rem}\
 code{background:#f2f2f7;padding:0 .25rem;border-radius:4px}";
 
-/// A page: `status`, a title and body HTML (already escaped), the extra `form-action`
-/// source (the redirect URI's origin on the consent page: browsers apply form-action to
-/// the redirect a form's POST answers with).
-pub fn page(status: StatusCode, title: &str, body: &str, form_target: Option<&str>) -> Response {
+/// A page: `status`, a title and its body, the extra `form-action` source (the redirect
+/// URI's origin on the consent page: browsers apply form-action to the redirect a form's
+/// POST answers with).
+pub fn page(status: StatusCode, title: &str, body: Markup, form_target: Option<&str>) -> Response {
     let nonce = crate::oauth::random_token(18);
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-<meta name=\"referrer\" content=\"no-referrer\"><title>{title} · 2Bot</title>\
-<style nonce=\"{nonce}\">{STYLE}</style></head><body><h1>{title}</h1>{body}</body></html>",
-        title = escape(title),
-    );
+    let html = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                meta name="referrer" content="no-referrer";
+                title { (title) " · 2Bot" }
+                style nonce=(nonce) { (PreEscaped(STYLE)) }
+            }
+            body {
+                h1 { (title) }
+                (body)
+            }
+        }
+    }
+    .into_string();
     let csp = format!(
         "default-src 'none'; style-src 'nonce-{nonce}'; form-action 'self'{}; frame-ancestors 'none'; base-uri 'none'",
         form_target.map(|t| format!(" {t}")).unwrap_or_default()
@@ -74,26 +70,27 @@ pub fn page(status: StatusCode, title: &str, body: &str, form_target: Option<&st
 /// An error page that does not redirect: the client or its redirect URI is not trusted,
 /// so the browser stays here.
 pub fn error(status: StatusCode, reason: &str) -> Response {
-    page(
-        status,
-        "Sign-in refused",
-        &format!(
-            "<div class=\"box\"><p class=\"err\">{}</p><p class=\"muted\">Nothing was granted. Go back to the application and start again.</p></div>",
-            escape(reason)
-        ),
-        None,
-    )
+    let body = html! {
+        div.box {
+            p.err { (reason) }
+            p.muted { "Nothing was granted. Go back to the application and start again." }
+        }
+    };
+    page(status, "Sign-in refused", body, None)
 }
 
 /// 429 after too many failed sign-ins from one address.
 pub fn locked(wait_secs: u64) -> Response {
+    let minutes = wait_secs.div_ceil(60).max(1);
+    let body = html! {
+        div.box {
+            p.err { "Too many failed sign-ins from this address. Try again in " (minutes) " minute(s)." }
+        }
+    };
     let mut response = page(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many attempts",
-        &format!(
-            "<div class=\"box\"><p class=\"err\">Too many failed sign-ins from this address. Try again in {} minute(s).</p></div>",
-            wait_secs.div_ceil(60).max(1)
-        ),
+        body,
         None,
     );
     if let Ok(v) = HeaderValue::from_str(&wait_secs.max(1).to_string()) {
@@ -120,32 +117,38 @@ pub struct Request<'a> {
 
 /// The password form; `failed` after a wrong password.
 pub fn sign_in(request: &Request<'_>, failed: bool) -> Response {
-    let error = if failed {
-        "<p class=\"err\" role=\"alert\">Wrong password.</p>"
-    } else {
-        ""
+    let body = html! {
+        div.box {
+            p {
+                strong { (request.client_name) }
+                " asks to use this 2Bot server, which runs Codex on its machine. Sign in as its operator to continue."
+            }
+            @if failed {
+                p.err role="alert" { "Wrong password." }
+            }
+            form method="post" action={ (request.prefix) "/oauth/authorize/sign-in" } {
+                (hidden(request))
+                label for="password" { "Operator password" }
+                input #password type="password" name="password" autocomplete="current-password" required autofocus;
+                button.primary type="submit" { "Sign in" }
+            }
+            p.muted { "After sign-in the code goes to " code { (request.redirect_host) } "." }
+        }
     };
-    let body = format!(
-        "<div class=\"box\"><p><strong>{name}</strong> asks to use this 2Bot server, which runs Codex on its machine. \
-Sign in as its operator to continue.</p>{error}\
-<form method=\"post\" action=\"{prefix}/oauth/authorize/sign-in\">\
-<input type=\"hidden\" name=\"request\" value=\"{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<label for=\"password\">Operator password</label>\
-<input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus>\
-<button class=\"primary\" type=\"submit\">Sign in</button></form>\
-<p class=\"muted\">After sign-in the code goes to <code>{host}</code>.</p></div>",
-        name = escape(request.client_name),
-        id = escape(request.id),
-        csrf = escape(request.csrf),
-        host = escape(request.redirect_host),
-        prefix = escape(request.prefix),
-    );
     let status = if failed {
         StatusCode::UNAUTHORIZED
     } else {
         StatusCode::OK
     };
-    page(status, "Sign in to 2Bot", &body, None)
+    page(status, "Sign in to 2Bot", body, None)
+}
+
+/// The two hidden fields every form carries: the pending request and its CSRF token.
+fn hidden(request: &Request<'_>) -> Markup {
+    html! {
+        input type="hidden" name="request" value=(request.id);
+        input type="hidden" name="csrf" value=(request.csrf);
+    }
 }
 
 /// One scope line on the consent page.
@@ -165,45 +168,39 @@ pub fn consent(
     all_ceiling: &str,
     redirect_origin: &str,
 ) -> Response {
-    let mut lines = String::new();
-    for line in scopes {
-        let (attrs, note) = if line.required {
-            (" checked disabled", " (required by this server)")
-        } else {
-            (" checked", "")
-        };
-        lines.push_str(&format!(
-            "<label><input type=\"checkbox\" name=\"scope\" value=\"{s}\"{attrs}> <code>{s}</code>{note}: Codex up to <strong>{c}</strong></label>",
-            s = escape(line.scope),
-            c = escape(line.ceiling),
-        ));
-    }
-    if scopes.is_empty() {
-        lines.push_str("<p>No scopes requested.</p>");
-    }
-    let body = format!(
-        "<div class=\"box\"><p><strong>{name}</strong> will be able to run Codex on this machine through 2Bot.</p>\
-<p>Client id: <code>{client_id}</code><br>Redirect host: <code>{host}</code></p>\
-<form method=\"post\" action=\"{prefix}/oauth/authorize/consent\">\
-<input type=\"hidden\" name=\"request\" value=\"{id}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<fieldset><legend>Scopes, and the sandbox each allows</legend>{lines}</fieldset>\
-<p class=\"muted\">With every scope above: Codex up to <strong>{all}</strong>.</p>\
-<button class=\"primary\" type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
-<button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button></form></div>",
-        name = escape(request.client_name),
-        client_id = escape(request.client_id),
-        host = escape(request.redirect_host),
-        id = escape(request.id),
-        csrf = escape(request.csrf),
-        all = escape(all_ceiling),
-        prefix = escape(request.prefix),
-    );
-    page(
-        StatusCode::OK,
-        "Allow access?",
-        &body,
-        Some(redirect_origin),
-    )
+    let body = html! {
+        div.box {
+            p {
+                strong { (request.client_name) }
+                " will be able to run Codex on this machine through 2Bot."
+            }
+            p {
+                "Client id: " code { (request.client_id) } br;
+                "Redirect host: " code { (request.redirect_host) }
+            }
+            form method="post" action={ (request.prefix) "/oauth/authorize/consent" } {
+                (hidden(request))
+                fieldset {
+                    legend { "Scopes, and the sandbox each allows" }
+                    @for line in scopes {
+                        label {
+                            input type="checkbox" name="scope" value=(line.scope) checked disabled[line.required];
+                            " " code { (line.scope) }
+                            @if line.required { " (required by this server)" }
+                            ": Codex up to " strong { (line.ceiling) }
+                        }
+                    }
+                    @if scopes.is_empty() {
+                        p { "No scopes requested." }
+                    }
+                }
+                p.muted { "With every scope above: Codex up to " strong { (all_ceiling) } "." }
+                button.primary type="submit" name="decision" value="allow" { "Allow" }
+                button type="submit" name="decision" value="deny" { "Deny" }
+            }
+        }
+    };
+    page(StatusCode::OK, "Allow access?", body, Some(redirect_origin))
 }
 
 /// The CSRF cookie: HttpOnly, SameSite=Strict, 10 minutes; no `Path`, so it defaults
@@ -223,17 +220,88 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    #[test]
-    fn request_values_cannot_break_out_of_text_or_attributes() {
-        for (raw, escaped) in [
-            ("plain", "plain"),
-            ("<script>", "&lt;script&gt;"),
-            ("\"><img src=x>", "&quot;&gt;&lt;img src=x&gt;"),
-            ("a'b", "a&#39;b"),
-            ("&amp;", "&amp;amp;"),
+    async fn text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn request_values_cannot_break_out_of_text_or_attributes() {
+        let hostile = Request {
+            id: "\"><script>alert(1)</script>",
+            csrf: "a'b",
+            client_name: "<img src=x onerror=alert(1)>",
+            client_id: "c_&amp;",
+            redirect_host: "evil.example\"",
+            prefix: "\"/x",
+        };
+        let lines = [ScopeLine {
+            scope: "<b>scope</b>",
+            ceiling: "read-only",
+            required: false,
+        }];
+        for html in [
+            text(sign_in(&hostile, true)).await,
+            text(consent(&hostile, &lines, "<i>all</i>", "https://a.example")).await,
+            text(error(StatusCode::BAD_REQUEST, "<script>x</script>")).await,
         ] {
-            assert_eq!(escape(raw), escaped);
+            assert!(!html.contains("<script>"), "{html}");
+            assert!(!html.contains("<img"), "{html}");
+            assert!(!html.contains("<b>scope"), "{html}");
+            assert!(
+                !html.contains("value=\"\">"),
+                "no attribute is closed early: {html}"
+            );
         }
+        let consent = text(consent(&hostile, &lines, "all", "https://a.example")).await;
+        assert!(
+            consent.contains("&lt;img src=x onerror=alert(1)&gt;"),
+            "{consent}"
+        );
+        assert!(
+            consent.contains("value=\"&quot;&gt;&lt;script&gt;"),
+            "{consent}"
+        );
+        assert!(consent.contains("c_&amp;amp;"), "{consent}");
+    }
+
+    #[tokio::test]
+    async fn a_required_scope_is_ticked_and_cannot_be_unticked() {
+        let request = Request {
+            id: "i",
+            csrf: "c",
+            client_name: "ChatGPT",
+            client_id: "c_1",
+            redirect_host: "chatgpt.com",
+            prefix: "",
+        };
+        let lines = [
+            ScopeLine {
+                scope: "codex:run",
+                ceiling: "read-only",
+                required: true,
+            },
+            ScopeLine {
+                scope: "codex:write",
+                ceiling: "workspace-write",
+                required: false,
+            },
+        ];
+        let html = text(consent(
+            &request,
+            &lines,
+            "workspace-write",
+            "https://chatgpt.com",
+        ))
+        .await;
+        assert!(
+            html.contains(r#"value="codex:run" checked disabled>"#),
+            "{html}"
+        );
+        assert!(html.contains(r#"value="codex:write" checked>"#), "{html}");
+        assert!(html.contains("(required by this server)"), "{html}");
     }
 
     #[test]
