@@ -7,12 +7,12 @@
 //! bounce the browser anywhere. After that, errors go back to the client, with `iss`.
 //! The checked request waits in the state store for the operator (`pending.rs`).
 
-use std::collections::HashMap;
-
-use axum::extract::{RawQuery, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
+use serde::Deserialize;
 
 use super::errors::Code;
 use super::pages;
@@ -55,15 +55,31 @@ pub(super) fn back_to_client(
     response
 }
 
-/// The query's parameters; a repeated one is an error (RFC 6749 §3.1).
-fn single_params(query: &str) -> Result<HashMap<String, String>, String> {
-    let mut params = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        if params.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(format!("the parameter {k} is repeated"));
-        }
-    }
-    Ok(params)
+/// The authorization request's parameters 2Bot reads (others are ignored, RFC 6749
+/// §3.1). A repeated one is refused by the deserializer (a duplicate field), as §3.1
+/// requires.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuthorizeQuery {
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    state: Option<String>,
+    response_type: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    resource: Option<String>,
+    scope: Option<String>,
+}
+
+/// The error page for a query that does not deserialize (a repeated parameter, say).
+fn malformed(rejection: &QueryRejection) -> Response {
+    let why = rejection.body_text();
+    let why = why
+        .strip_prefix("Failed to deserialize query string: ")
+        .unwrap_or(&why);
+    pages::error(
+        StatusCode::BAD_REQUEST,
+        &format!("The authorization request is malformed: {why} (each parameter at most once)."),
+    )
 }
 
 /// A PKCE S256 challenge: 43 base64url characters (a SHA-256).
@@ -77,20 +93,20 @@ fn valid_challenge(challenge: &str) -> bool {
 /// `GET /oauth/authorize`.
 pub async fn start(
     State(server): State<AuthorizationServer>,
-    RawQuery(query): RawQuery,
+    query: Result<Query<AuthorizeQuery>, QueryRejection>,
 ) -> Response {
-    let params = match single_params(query.as_deref().unwrap_or("")) {
-        Ok(p) => p,
-        Err(reason) => return pages::error(StatusCode::BAD_REQUEST, &reason),
+    let params = match query {
+        Ok(Query(params)) => params,
+        Err(rejection) => return malformed(&rejection),
     };
-    let Some(client_id) = params.get("client_id").filter(|c| !c.is_empty()).cloned() else {
+    let Some(client_id) = params.client_id.filter(|c| !c.is_empty()) else {
         return pages::error(StatusCode::BAD_REQUEST, "The request names no client_id.");
     };
     let client = match client(&server, &client_id).await {
         Ok(c) => c,
         Err(page) => return page,
     };
-    let requested = params.get("redirect_uri").cloned();
+    let requested = params.redirect_uri;
     let redirect_uri = match requested {
         Some(r)
             if client
@@ -124,7 +140,7 @@ pub async fn start(
         }
     };
     // From here on the redirect URI is trusted: errors go back to the client.
-    let state = params.get("state").cloned();
+    let state = params.state;
     let fail = |error: Code, description: &str| {
         back_to_client(
             &server,
@@ -136,16 +152,16 @@ pub async fn start(
             ],
         )
     };
-    if params.get("response_type").map(String::as_str) != Some("code") {
+    if params.response_type.as_deref() != Some("code") {
         return fail(Code::UnsupportedResponseType, "response_type must be code");
     }
-    let Some(challenge) = params.get("code_challenge").cloned() else {
+    let Some(challenge) = params.code_challenge else {
         return fail(
             Code::InvalidRequest,
             "PKCE is required: send code_challenge with code_challenge_method=S256",
         );
     };
-    if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
+    if params.code_challenge_method.as_deref() != Some("S256") {
         return fail(Code::InvalidRequest, "code_challenge_method must be S256");
     }
     if !valid_challenge(&challenge) {
@@ -157,7 +173,8 @@ pub async fn start(
     let settings = server.settings();
     // The resource is the MCP endpoint's URL; a trailing slash is the same resource.
     if params
-        .get("resource")
+        .resource
+        .as_deref()
         .is_some_and(|r| r.trim_end_matches('/') != settings.resource)
     {
         return fail(
@@ -166,7 +183,7 @@ pub async fn start(
         );
     }
     let resource = settings.resource.clone();
-    let scopes: Vec<String> = match params.get("scope") {
+    let scopes: Vec<String> = match params.scope.as_deref() {
         Some(s) => s
             .split(' ')
             .filter(|s| !s.is_empty())
@@ -301,15 +318,23 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    #[test]
-    fn a_repeated_parameter_is_refused_and_single_ones_are_decoded() {
-        assert!(
-            single_params("a=1&a=2")
-                .unwrap_err()
-                .contains("a is repeated")
-        );
-        let p = single_params("scope=codex%3Aread+codex%3Awrite&state=x").unwrap();
-        assert_eq!(p["scope"], "codex:read codex:write");
+    fn query(q: &str) -> Result<AuthorizeQuery, QueryRejection> {
+        let uri: http::Uri = format!("/oauth/authorize?{q}").parse().unwrap();
+        Query::try_from_uri(&uri).map(|Query(q)| q)
+    }
+
+    #[tokio::test]
+    async fn a_repeated_parameter_is_refused_and_single_ones_are_decoded() {
+        let refused = malformed(&query("state=a&state=b").unwrap_err());
+        assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(refused.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("duplicate field `state`"), "{body}");
+        let q = query("scope=codex%3Aread+codex%3Awrite&state=x&unknown=1&unknown=2").unwrap();
+        assert_eq!(q.scope.as_deref(), Some("codex:read codex:write"));
+        assert_eq!(q.state.as_deref(), Some("x"));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use axum::body::Body;
 use axum::response::Response;
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, RETRY_AFTER, SET_COOKIE};
 use http::{HeaderValue, StatusCode};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
@@ -206,11 +207,13 @@ pub fn consent(
 /// The CSRF cookie: HttpOnly, SameSite=Strict, 10 minutes; no `Path`, so it defaults
 /// to the directory of `/oauth/authorize` behind whatever prefix a proxy adds.
 pub fn set_cookie(response: &mut Response, csrf: &str, secure: bool) {
-    let cookie = format!(
-        "{COOKIE}={csrf}; Max-Age=600; HttpOnly; SameSite=Strict{}",
-        if secure { "; Secure" } else { "" }
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
+    let cookie = Cookie::build((COOKIE, csrf.to_owned()))
+        .max_age(time::Duration::minutes(10))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .build();
+    if let Ok(v) = HeaderValue::from_str(&cookie.encoded().to_string()) {
         response.headers_mut().append(SET_COOKIE, v);
     }
 }
@@ -302,6 +305,24 @@ mod tests {
         );
         assert!(html.contains(r#"value="codex:write" checked>"#), "{html}");
         assert!(html.contains("(required by this server)"), "{html}");
+    }
+
+    #[test]
+    fn the_csrf_cookie_is_http_only_strict_short_lived_and_secure_over_https() {
+        for (secure, expected) in [
+            (
+                true,
+                "twobot_oauth=t0k; HttpOnly; SameSite=Strict; Secure; Max-Age=600",
+            ),
+            (
+                false,
+                "twobot_oauth=t0k; HttpOnly; SameSite=Strict; Max-Age=600",
+            ),
+        ] {
+            let mut response = Response::new(Body::empty());
+            set_cookie(&mut response, "t0k", secure);
+            assert_eq!(response.headers()[SET_COOKIE], expected);
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
-use http::header::COOKIE;
-use http::{HeaderMap, StatusCode};
+use axum_extra::extract::CookieJar;
+use http::StatusCode;
+use serde::Deserialize;
 
 use super::Detail;
 use super::authorize::{CODE_TTL_SEC, MAX_FORM_BYTES, View, back_to_client, view};
@@ -22,9 +23,22 @@ use crate::state::oauth::{NewCode, SignInRow, sha256_hex};
 
 /// A POSTed form: its fields (repeatable), its browser cookie and the caller's address.
 struct Posted {
-    fields: Vec<(String, String)>,
+    fields: PageForm,
     cookie: Option<String>,
     ip: IpAddr,
+}
+
+/// What the sign-in and consent forms send. A field other than `scope` sent twice is
+/// refused (a malformed form); `scope` is one entry per ticked box.
+#[derive(Debug, Default, Deserialize)]
+struct PageForm {
+    #[serde(default)]
+    request: String,
+    csrf: Option<String>,
+    password: Option<String>,
+    decision: Option<String>,
+    #[serde(default)]
+    scope: Vec<String>,
 }
 
 impl Posted {
@@ -35,7 +49,7 @@ impl Posted {
         request: Request,
     ) -> Result<(Self, String, Pending), Box<Response>> {
         let form = Self::read(server, request).await.map_err(Box::new)?;
-        let id = form.field("request").unwrap_or_default().to_owned();
+        let id = form.fields.request.clone();
         let row = pending::find(server, &id).await.map_err(|_| unreadable())?;
         let pending = form.check(row)?;
         Ok((form, id, pending))
@@ -43,34 +57,36 @@ impl Posted {
 
     async fn read(server: &AuthorizationServer, request: Request) -> Result<Self, Response> {
         let ip = caller_ip(server, &request);
-        let cookie = cookie(request.headers());
-        let body = axum::body::to_bytes(request.into_body(), MAX_FORM_BYTES)
+        let (parts, body) = request.into_parts();
+        let cookie = CookieJar::from_headers(&parts.headers)
+            .get(pages::COOKIE)
+            .map(|c| c.value().to_owned());
+        let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
             .await
             .map_err(|_| pages::error(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
-        let fields = url::form_urlencoded::parse(&body)
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let fields = serde_html_form::from_bytes(&body).map_err(|e| {
+            tracing::info!(error = %e, "a sign-in form that does not parse");
+            pages::error(
+                StatusCode::BAD_REQUEST,
+                "The form is malformed: a field was sent twice, or is not text.",
+            )
+        })?;
         Ok(Self { fields, cookie, ip })
-    }
-
-    fn field(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
     }
 
     /// The pending request `row` is, if this form's CSRF token matches both the cookie
     /// and the request's own.
     fn check(&self, row: Option<SignInRow>) -> Result<Pending, Box<Response>> {
-        pending::continued(row, self.field("csrf"), self.cookie.as_deref()).map_err(|refusal| {
-            let status = match refusal {
-                Refusal::Gone => StatusCode::BAD_REQUEST,
-                Refusal::Csrf => StatusCode::FORBIDDEN,
-                Refusal::Unreadable => StatusCode::INTERNAL_SERVER_ERROR,
-            };
-            Box::new(pages::error(status, &refusal.to_string()))
-        })
+        pending::continued(row, self.fields.csrf.as_deref(), self.cookie.as_deref()).map_err(
+            |refusal| {
+                let status = match refusal {
+                    Refusal::Gone => StatusCode::BAD_REQUEST,
+                    Refusal::Csrf => StatusCode::FORBIDDEN,
+                    Refusal::Unreadable => StatusCode::INTERNAL_SERVER_ERROR,
+                };
+                Box::new(pages::error(status, &refusal.to_string()))
+            },
+        )
     }
 }
 
@@ -80,17 +96,6 @@ fn unreadable() -> Box<Response> {
         StatusCode::INTERNAL_SERVER_ERROR,
         "The server cannot read its state; see its log.",
     ))
-}
-
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == pages::COOKIE)
-        .map(|(_, value)| value.to_owned())
 }
 
 /// `POST /oauth/authorize/sign-in`.
@@ -122,7 +127,7 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
         }
         Err(_) => return *unreadable(),
     }
-    let password = form.field("password").unwrap_or_default().to_owned();
+    let password = form.fields.password.clone().unwrap_or_default();
     let right = {
         let Ok(_permit) = server.inner.verifying.acquire().await else {
             return pages::error(
@@ -197,7 +202,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
         Err(page) => return *page,
     };
     let state = pending.state.as_deref();
-    if form.field("decision") != Some("allow") {
+    if form.fields.decision.as_deref() != Some("allow") {
         tracing::info!(client = %pending.client_id, "operator denied access");
         server.note(OAuthEvent::consent_denied, detail(&pending, form.ip));
         return back_to_client(
@@ -215,10 +220,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
     let ticked: Vec<String> = pending
         .scopes
         .iter()
-        .filter(|s| {
-            settings.required_scopes.contains(s)
-                || form.fields.iter().any(|(k, v)| k == "scope" && v == *s)
-        })
+        .filter(|s| settings.required_scopes.contains(s) || form.fields.scope.contains(s))
         .cloned()
         .collect();
     let code = random_token(32);
@@ -273,5 +275,23 @@ fn detail(pending: &Pending, ip: IpAddr) -> Detail<'_> {
     Detail {
         ip: Some(ip),
         ..Detail::client(&pending.client_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn a_form_reads_every_ticked_scope_and_refuses_a_repeated_field() {
+        let form: PageForm =
+            serde_html_form::from_bytes(b"request=r&csrf=c&decision=allow&scope=a&scope=b%3Ac")
+                .unwrap();
+        assert_eq!(form.request, "r");
+        assert_eq!(form.csrf.as_deref(), Some("c"));
+        assert_eq!(form.scope, ["a", "b:c"]);
+        let repeated = serde_html_form::from_bytes::<PageForm>(b"request=r&csrf=c&csrf=d");
+        assert!(repeated.is_err(), "a second csrf is refused, not picked");
     }
 }
