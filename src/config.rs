@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 // Only plain data of inner modules: config is read by the stack's assembly (main, http,
 // runs) and never imports it; see settings.rs for the settings the stack reads back.
-use crate::job::SandboxMode;
 use crate::policy::{Policy, PolicyFile};
+use crate::run::SandboxMode;
 use crate::runner::RunnerConfig;
 
 mod argv;

@@ -206,7 +206,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     config.log_effective();
-    // Before the job stack opens the state directory: a refused set-up writes nothing.
+    // Before the run stack opens the state directory: a refused set-up writes nothing.
     let oauth = match twobot::oauth::prepare(config, &settings) {
         Ok(oauth) => oauth,
         Err(e) => {

@@ -39,8 +39,8 @@ use tokio_util::sync::CancellationToken;
 pub use self::scheduler::{Admitted, QueueLimits, QueueRefusal, Scheduler};
 // The settings live in config (a leaf this module may read); re-exported for old paths.
 pub use crate::config::RunLimits;
-use crate::job::QuotaKey;
 use crate::metrics::metrics;
+use crate::run::QuotaKey;
 
 #[derive(Debug)]
 struct Shared {

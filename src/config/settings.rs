@@ -3,11 +3,11 @@
 //!
 //! Why here: `config` must not import the stack it configures. When these structs lived
 //! in `run_queue` and `runs`, loading the configuration meant importing the assembly of
-//! the job stack (`runs::Runs`), and nothing in the stack could read a setting without an
+//! the run stack (`runs::Runs`), and nothing in the stack could read a setting without an
 //! import cycle. So the settings sit in this leaf (it imports nothing from the crate),
 //! below both the code that fills them and the code that obeys them; `run_queue` and
 //! `runs` re-export them under their old paths. `config` itself still imports the plain
-//! data of inner modules (`policy::Policy`, `runner::RunnerConfig`, `job::SandboxMode`),
+//! data of inner modules (`policy::Policy`, `runner::RunnerConfig`, `run::SandboxMode`),
 //! none of which imports `config` back.
 
 use std::time::Duration;

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::config::RunLimits;
-use crate::job::QuotaKey;
+use crate::run::QuotaKey;
 
 /// The queue's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

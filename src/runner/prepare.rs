@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::{RunnerConfig, cwd, images, isolation, namespace, schema_file};
 use crate::error::ToolError;
-use crate::job::RunSpec;
+use crate::run::RunSpec;
 
 /// A run, ready to spawn. Dropping it removes the image copies and the schema file.
 #[derive(Debug)]

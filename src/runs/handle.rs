@@ -15,8 +15,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ToolError;
-use crate::job::RunOutput;
-use crate::job::control::RunControl;
+use crate::run::RunOutput;
+use crate::run::control::RunControl;
 
 pub use super::pending::PendingApproval;
 

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::RunRefusal;
-use crate::job::QuotaKey;
+use crate::run::QuotaKey;
 use crate::run_queue::QueueLimits;
 use crate::state::{DEAD_AFTER, Lasting, LeaseRow, StateStore, now_ms};
 

@@ -31,8 +31,8 @@ pub use self::keys::{JwtKey, StaticToken, parse_tokens};
 pub use self::verify::{AuthConfig, AuthError, Authenticator, bearer};
 use crate::http::client_addr::{AddressKey, ClientAddr};
 use crate::http::rescue;
-use crate::job::Principal;
 use crate::metrics::{AuthFailure, metrics};
+use crate::run::Principal;
 use crate::runs::Observer;
 
 /// Whether a verified JWT is one its issuer still stands behind (the built-in

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::keys::{JwtKey, StaticToken};
 use crate::http::rescue::Rejection;
-use crate::job::Principal;
+use crate::run::Principal;
 
 /// How bearer tokens are checked.
 #[derive(Clone, Debug)]
