@@ -13,7 +13,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub mod approval;
+mod approval;
 mod approval_policy;
 mod arrival;
 pub mod control;

@@ -31,7 +31,7 @@ const REAL: &[&str] = &[
     r#"{"type":"error","message":"stream error"}"#,
 ];
 
-fn fold(lines: &[Vec<u8>]) -> (twobot::codex::summary::Summary, u64) {
+fn fold(lines: &[Vec<u8>]) -> (twobot::run::Summary, u64) {
     let mut builder = SummaryBuilder::new();
     let mut unparsed = 0;
     for line in lines {

@@ -56,9 +56,10 @@ pub enum QueueRefusal {
     },
 }
 
-/// What [`Scheduler::admit`] decided.
+/// Whether [`Scheduler::admit`] gave the ticket a run slot now or queued it for one
+/// (named apart from `runs::Admitted`, a run that passed every admission check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admitted {
+pub enum Slot {
     /// A slot was free: run now.
     Start,
     /// Wait; [`Scheduler::finish`] will name this ticket when its slot comes.
@@ -109,7 +110,7 @@ impl Scheduler {
     }
 
     /// A call by `key` with `ticket` (unique while it waits) asks for a slot.
-    pub fn admit(&mut self, key: &QuotaKey, ticket: u64) -> Result<Admitted, QueueRefusal> {
+    pub fn admit(&mut self, key: &QuotaKey, ticket: u64) -> Result<Slot, QueueRefusal> {
         // A free slot means no waiter may take it (see the module doc), so the only
         // question is whether this principal may: under its cap, and none of its own
         // calls ahead of this one.
@@ -126,7 +127,7 @@ impl Scheduler {
             entry.running += 1;
             entry.last_served = now;
             self.running += 1;
-            return Ok(Admitted::Start);
+            return Ok(Slot::Start);
         }
         if mine_waiting >= self.limits.queued_per_principal && self.waiting < self.limits.queued {
             return Err(QueueRefusal::PrincipalQueueFull {
@@ -146,7 +147,7 @@ impl Scheduler {
             .waiting
             .push_back((ticket, arrived));
         self.waiting += 1;
-        Ok(Admitted::Queued)
+        Ok(Slot::Queued)
     }
 
     /// A run of `key` ended. Returns the waiting call its slot now belongs to, if any

@@ -10,8 +10,8 @@
 //! cut is counted in `truncated`. The opt-in event log (`include_event_log`) is not part of
 //! the budget: it has its own cap.
 
-use crate::codex::summary::{Truncated, cap_head};
-use crate::run::RunOutput;
+use crate::codex::summary::cap_head;
+use crate::run::{RunOutput, Truncated};
 
 /// Bytes of JSON a finished run's whole tool result may take (text and structured content).
 pub const REPLY_MAX: usize = 256 * 1024;

@@ -18,7 +18,7 @@ use crate::error::ToolError;
 use crate::run::RunOutput;
 use crate::run::control::RunControl;
 
-pub use super::pending::PendingApproval;
+use super::pending::PendingApproval;
 
 /// Progress messages kept per run (the latest ones).
 pub const PROGRESS_KEPT: usize = 50;

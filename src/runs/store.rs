@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::handle::RunHandle;
-// The settings live in config (a leaf this module may read); re-exported for old paths.
-pub use crate::config::KeptConfig;
+use crate::config::KeptConfig;
 use crate::run::QuotaKey;
 
 /// No room for another kept run.
