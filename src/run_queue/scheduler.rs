@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::config::RunLimits;
+use crate::config::{PrincipalLimits, RunLimits};
 use crate::run::QuotaKey;
 
 /// The queue's bounds.
@@ -14,19 +14,21 @@ pub struct QueueLimits {
     pub running: usize,
     /// Calls waiting for a slot, all principals together.
     pub queued: usize,
-    /// Calls waiting for a slot, per principal.
+    /// Calls waiting for a slot, per principal ([`PrincipalLimits::queued`]).
     pub queued_per_principal: usize,
-    /// Runs at once, per principal (at least 1, at most `running`).
+    /// Runs at once, per principal (at least 1, at most `running`;
+    /// [`PrincipalLimits::running`]).
     pub running_per_principal: usize,
 }
 
-impl From<RunLimits> for QueueLimits {
-    fn from(l: RunLimits) -> Self {
+impl QueueLimits {
+    /// The bounds `config` sets: the global ones and each principal's run shares.
+    pub fn of(limits: RunLimits, share: PrincipalLimits) -> Self {
         Self {
-            running: l.max_concurrent_runs,
-            queued: l.max_queued_runs,
-            queued_per_principal: l.max_queued_runs_per_principal,
-            running_per_principal: l.max_concurrent_runs_per_principal,
+            running: limits.max_concurrent_runs,
+            queued: limits.max_queued_runs,
+            queued_per_principal: share.queued,
+            running_per_principal: share.running,
         }
     }
 }
