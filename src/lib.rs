@@ -17,6 +17,10 @@
 //!   each layer in its own file (per-address limit, origin, auth, rate limit, in flight,
 //!   sessions, body checks), connections capped in all and per address in `http::server`,
 //!   every refusal rendered by `http::rescue` in one body shape.
+//! - [`auth`]: who is calling, without HTTP: bearer credentials (static tokens, JWT keys,
+//!   a JWKS, the built-in server's key set and grant check), the pure token check, the
+//!   verified-token cache, the client's address behind trusted proxies. Below both
+//!   `http` and `oauth`, so neither imports the other.
 //! - [`mcp`]: the rmcp `ServerHandler`, protocol mapping only: tool definitions, the one
 //!   mapping of refusals and outcomes to results, MCP tasks, progress, who is calling,
 //!   the run card (MCP Apps), and Codex's approval requests relayed to a person
@@ -75,6 +79,7 @@
 //! ```
 
 pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod codex;
 pub mod config;

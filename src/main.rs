@@ -188,7 +188,7 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
 }
 
 async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
-    use twobot::http::{HttpSettings, Shutdown, router, serve};
+    use twobot::http::{HttpSettings, Issuer, Shutdown, router, serve};
     let bind = std::net::SocketAddr::new(config.host, config.port);
     let listener = match tokio::net::TcpListener::bind(bind).await {
         Ok(l) => l,
@@ -198,7 +198,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     let local = listener.local_addr().unwrap_or(bind);
-    let mut settings = match HttpSettings::new(config, local) {
+    let settings = match HttpSettings::new(config, local) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -207,7 +207,17 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
     };
     config.log_effective();
     // Before the run stack opens the state directory: a refused set-up writes nothing.
-    let oauth = match twobot::oauth::prepare(config, &settings) {
+    let resource = twobot::oauth::Resource {
+        url: settings.resource(),
+        scopes: settings.scopes.clone(),
+        required_scopes: settings
+            .auth
+            .as_ref()
+            .map(|a| a.required_scopes.clone())
+            .unwrap_or_default(),
+        trusted_proxies: settings.trusted_proxies.clone(),
+    };
+    let oauth = match twobot::oauth::prepare(config, resource) {
         Ok(oauth) => oauth,
         Err(e) => {
             eprintln!("error: {e}");
@@ -219,8 +229,14 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
     };
     let audit = runs.observer().audit().cloned();
     let store = runs.persist().lasting().store.clone();
-    let authorization = match twobot::oauth::install(oauth, store, &mut settings, audit).await {
-        Ok(routes) => routes,
+    // The built-in authorization server, handed to the HTTP stack: its routes beside the
+    // MCP endpoint, and its grant check behind every JWT the endpoint verifies.
+    let issuer = match twobot::oauth::install(oauth, store, audit).await {
+        Ok(server) => server.map(|server| Issuer {
+            for_clients: server.client_routes(),
+            pages: server.page_routes(),
+            grants: server.grant_check(),
+        }),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);
@@ -235,7 +251,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
     };
     let tracker = runs.tracker();
     let audit = runs.observer().audit().cloned();
-    let app = router(&settings, runs, &shutdown, authorization);
+    let app = router(&settings, runs, &shutdown, issuer);
     // The one line on stdout in http mode: where to connect.
     println!(
         "2Bot MCP endpoint listening on http://{local}{}",

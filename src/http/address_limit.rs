@@ -26,8 +26,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use super::client_addr::{AddressKey, ClientAddr, TrustedProxies, client_ip};
 use super::rescue::{self, Rejection};
+use crate::auth::client_addr::{AddressKey, ClientAddr, TrustedProxies, client_ip};
 use crate::metrics::{AddressRefusal, metrics};
 
 /// Builds [`AddressLimit`]; one limiter shared by every route it wraps.

@@ -30,8 +30,8 @@ use http::{Request, Response};
 use http_body::Frame;
 use tower::{Layer, Service};
 
-use super::client_addr::{AddressKey, TrustedProxies, request_client};
 use super::rescue::{self, Rejection};
+use crate::auth::client_addr::{AddressKey, TrustedProxies, request_client};
 use crate::run::{Principal, QuotaKey};
 
 /// Counts requests in flight per quota key.

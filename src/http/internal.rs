@@ -1,6 +1,6 @@
-//! `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer|run}`: the other instances of
-//! this service asking about a run this instance holds, or resuming a thread it holds
-//! (`crate::peer`).
+//! `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer|answer|run}`: the other
+//! instances of this service asking about a run this instance holds (answering its
+//! approvals among them), or resuming a thread it holds (`crate::peer`).
 //!
 //! It sits beside `/mcp` on the same listener but outside the bearer-token layers: a
 //! caller's token is no credential here, only a signature made with the instances'
@@ -94,7 +94,7 @@ async fn forwarded(
         return refuse(
             StatusCode::NOT_FOUND,
             "not_found",
-            format!("no internal action {action:?}; get, cancel, steer or run"),
+            format!("no internal action {action:?}; get, cancel, steer, answer or run"),
         );
     };
     let call: Forwarded = match serde_json::from_slice(&body) {

@@ -8,10 +8,10 @@
 //!   /_2bot/internal/runs/*: the other instances' forwarded follow-ups (a signature
 //!         made with TWOBOT_INSTANCE_SECRET, never a bearer token; internal.rs)
 //!   /.well-known/oauth-authorization-server, /oauth/*: the built-in authorization
-//!         server (TWOBOT_OAUTH_BUILTIN): per-address limit → rate limit → its handlers
-//!         (crate::oauth);
-//!         the metadata and the JSON endpoints with CORS (no credentials), the sign-in
-//!         pages without
+//!         server (TWOBOT_OAUTH_BUILTIN; an [`Issuer`] the binary builds from
+//!         `crate::oauth`, which this module never imports): per-address limit → rate
+//!         limit → its handlers; the metadata and the JSON endpoints with CORS (no
+//!         credentials), the sign-in pages without
 //!   /mcp: per-address limit → Host/Origin check → auth → rate limit → in flight per
 //!         principal → session guard
 //!         → JSON body check
@@ -31,7 +31,6 @@ pub mod address_limit;
 pub mod auth;
 pub mod body_deadline;
 pub mod body_limit;
-pub mod client_addr;
 pub mod inflight;
 pub mod internal;
 pub mod json_body;
@@ -42,7 +41,6 @@ pub mod server;
 pub mod session;
 mod settings;
 
-pub use self::client_addr::{TrustedProxies, client_ip};
 pub use self::server::{ServeLimits, serve};
 pub use self::settings::{HttpSettings, advertised_scopes};
 
@@ -65,10 +63,11 @@ use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
 use self::address_limit::AddressLimitLayer;
-use self::auth::{AuthLayer, Jwks};
+use self::auth::AuthLayer;
 use self::inflight::InflightLayer;
 use self::rate_limit::RateLimit;
 use self::session::{OwnedSessions, SessionGuardLayer};
+use crate::auth::{GrantCheck, Jwks};
 use crate::mcp::TwoBot;
 use crate::run::CallTransport;
 use crate::run::Principal;
@@ -85,13 +84,25 @@ pub struct Shutdown {
     pub sessions: CancellationToken,
 }
 
-/// Build the whole HTTP stack; `authorization` is the built-in authorization server's
-/// routes, when it is on.
+/// An authorization server served beside the MCP endpoint (the built-in one, wired in
+/// by the binary): its routes, and the check its tokens must also pass.
+#[derive(Debug)]
+pub struct Issuer {
+    /// What OAuth clients call with fetch (metadata, JWKS, registration, token,
+    /// revocation): readable from any origin, without credentials.
+    pub for_clients: Router,
+    /// What the operator's browser navigates (sign-in, consent): same-origin only.
+    pub pages: Router,
+    /// Whether a verified token is one the issuer still stands behind.
+    pub grants: Arc<dyn GrantCheck>,
+}
+
+/// Build the whole HTTP stack; `issuer` is the built-in authorization server, when on.
 pub fn router(
     settings: &HttpSettings,
     runs: Runs,
     shutdown: &Shutdown,
-    authorization: Option<Router>,
+    issuer: Option<Issuer>,
 ) -> Router {
     let observer = runs.observer().clone();
     let internal = internal::routes(runs.clone(), shutdown.kill_runs.clone());
@@ -172,7 +183,7 @@ pub fn router(
                 None => None,
             };
             AuthLayer::new(config.clone(), jwks)
-                .with_grant_check(settings.grant_check.clone())
+                .with_grant_check(issuer.as_ref().map(|i| i.grants.clone()))
                 .with_observer(observer)
         }
         None => AuthLayer::disabled(),
@@ -230,9 +241,14 @@ pub fn router(
                     .layer(cors_for_clients()),
             );
     }
-    if let Some(authorization) = authorization {
+    if let Some(issuer) = issuer {
         // Sign-in pages and token requests: no bearer token (they are how one is got),
-        // the same per-address limits; their own guessing limits are inside.
+        // the same per-address limits; their own guessing limits are inside. CORS for
+        // the endpoints browser-based clients fetch; the pages stay same-origin.
+        let authorization = issuer
+            .for_clients
+            .layer(cors_for_clients())
+            .merge(issuer.pages);
         router = router.merge(
             authorization
                 .layer(ValidateRequestHeaderLayer::custom(rate_limit))
@@ -292,7 +308,7 @@ pub fn router(
 /// CORS for the public OAuth documents and endpoints a browser-based MCP client fetches:
 /// any origin, GET and POST, `Content-Type` and `Authorization`; never credentials
 /// (cookies), so no origin gains anything a plain request would not.
-pub fn cors_for_clients() -> tower_http::cors::CorsLayer {
+fn cors_for_clients() -> tower_http::cors::CorsLayer {
     use http::header::{AUTHORIZATION, CONTENT_TYPE};
     tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)

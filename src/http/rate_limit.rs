@@ -18,8 +18,8 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use http::{Request, Response};
 use tower_http::validate_request::ValidateRequest;
 
-use super::client_addr::{AddressKey, TrustedProxies, request_client};
 use super::rescue::{self, Rejection};
+use crate::auth::client_addr::{AddressKey, TrustedProxies, request_client};
 use crate::run::Principal;
 
 /// The limiter shared by every request.

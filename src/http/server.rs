@@ -29,8 +29,8 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use super::Shutdown;
-use super::client_addr::{AddressKey, TrustedProxies};
 use super::rescue::Rejection;
+use crate::auth::client_addr::{AddressKey, TrustedProxies};
 use crate::metrics::{AddressRefusal, metrics};
 
 /// Socket-level limits and the shutdown grace period.

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::ServeLimits;
-use super::auth::{self, AuthConfig, JwtKey, parse_tokens};
-use super::client_addr::TrustedProxies;
 use super::origin::HostOriginPolicy;
+use crate::auth::client_addr::TrustedProxies;
+use crate::auth::{self, AuthConfig, JwtKey, parse_tokens};
 use crate::config::{Config, ConfigError};
 
 /// Everything the HTTP stack needs, validated.
@@ -61,8 +61,6 @@ pub struct HttpSettings {
     pub body_read_timeout: Duration,
     /// Authorization servers for the metadata document.
     pub auth_servers: Vec<String>,
-    /// Whether a verified JWT is live (the built-in authorization server: its grant, its lifetime).
-    pub grant_check: Option<std::sync::Arc<dyn auth::GrantCheck>>,
     /// Scopes advertised in the metadata: the required ones, then the policy's `[scopes]`.
     pub scopes: Vec<String>,
     /// `timeout_sec` default advertised in the schema.
@@ -246,7 +244,6 @@ impl HttpSettings {
             header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
             body_read_timeout: Duration::from_secs(args.body_read_timeout_sec),
             auth_servers,
-            grant_check: None,
             scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
             default_timeout_sec: config.policy.default_timeout_sec(),
         })

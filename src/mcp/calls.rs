@@ -98,7 +98,8 @@ impl TwoBot {
         self.direct(handle, &ctx, Some(state.asked)).await
     }
 
-    /// `steer_codex_run` and `answer_codex_approval`: owner-checked like `get_codex_run`.
+    /// `steer_codex_run` and `answer_codex_approval`: owner-checked like `get_codex_run`,
+    /// and like it forwarded to the instance that holds the run.
     pub(super) async fn control(
         &self,
         name: &str,
@@ -140,16 +141,37 @@ impl TwoBot {
                 Err(e) => results::error_text(e),
             }
         } else {
+            let raw = params.arguments.clone().unwrap_or_default();
             let args: interactive::AnswerArgs = match interactive::parse(name, params.arguments) {
                 Ok(a) => a,
                 Err(e) => return results::error_text(e),
             };
-            let handle = match self.kept(&ctx, &args.run_id, RunPath::Background) {
-                Ok(h) => h,
-                Err(e) => return results::error_text(e),
-            };
-            match interactive::answer(handle.control(), &args, caller.principal.label()) {
-                Ok(decision) => interactive::answered(&args.run_id, &args.approval_id, decision),
+            let by = caller.principal.label();
+            // Behind a balancer the card's click lands on any instance: the approval
+            // (and its token) waits where the run is, so it is answered there.
+            match self
+                .find_owned(&ctx, &args.run_id, RunPath::Background)
+                .await
+            {
+                Ok((super::follow::Found::Live(handle), _)) => {
+                    super::forward::answer_live(&handle, &args, by)
+                }
+                Ok((super::follow::Found::Elsewhere(stored), owner)) => {
+                    let call = (
+                        crate::peer::Action::Answer,
+                        args.run_id.as_str(),
+                        owner,
+                        raw,
+                    );
+                    let wait = std::time::Duration::from_secs(10);
+                    self.forward_by(&stored, call, Some(by.to_owned()), wait)
+                        .await
+                }
+                Ok((super::follow::Found::Stored(stored), _)) => results::error_text(format!(
+                    "refused: run {} is not running (status {})",
+                    args.run_id,
+                    stored.state.as_str()
+                )),
                 Err(e) => results::error_text(e),
             }
         }

@@ -1,9 +1,10 @@
-//! Follow-ups of a run another instance holds, and resumes of a thread it holds, both
-//! ways: [`TwoBot::forward`] and [`TwoBot::forward_run`] send one there (`crate::peer`)
-//! and relay the holder's answer; [`answer`] is the holder's side,
-//! called by the internal route (`http::internal`) once the signature checked out. The
-//! owner key travels in the signed body, so the owner check happens where the run is,
-//! with the same code as for the holder's own callers.
+//! Follow-ups of a run another instance holds (the card's approval answers among them),
+//! and resumes of a thread it holds, both ways: [`TwoBot::forward`] and
+//! [`TwoBot::forward_run`] send one there (`crate::peer`) and relay the holder's answer;
+//! [`answer`] is the holder's side, called by the internal route (`http::internal`) once
+//! the signature checked out. The owner key travels in the signed body, so the owner
+//! check happens where the run is, with the same code as for the holder's own callers
+//! (and an approval's token is checked there too: only the holder knows it).
 
 use std::time::Duration;
 
@@ -31,6 +32,18 @@ impl TwoBot {
         call: Call<'_>,
         wait: Duration,
     ) -> CallToolResult {
+        self.forward_by(stored, call, None, wait).await
+    }
+
+    /// [`Self::forward`], naming `by` who acts (an approval's answer records its
+    /// answerer).
+    pub(super) async fn forward_by(
+        &self,
+        stored: &Stored,
+        call: Call<'_>,
+        by: Option<String>,
+        wait: Duration,
+    ) -> CallToolResult {
         let (action, run_id, owner, arguments) = call;
         let sent = match self.runs.peers() {
             Some(peers) => {
@@ -38,6 +51,7 @@ impl TwoBot {
                     owner,
                     arguments,
                     caller: None,
+                    by,
                 };
                 peers
                     .forward(&stored.instance, action, run_id, &call, wait)
@@ -53,12 +67,11 @@ impl TwoBot {
             }),
             Err(e) => {
                 tracing::warn!(error = %e, %run_id, action = action.as_str(), "a forwarded follow-up failed");
-                match action {
+                if action.changes_the_run() {
+                    results::error_text(format!("refused: {e}"))
+                } else {
                     // What the store knows; if the holder died, the run reads `lost` soon.
-                    Action::Get => results::snapshot(&stored.snapshot),
-                    Action::Cancel | Action::Steer | Action::Run => {
-                        results::error_text(format!("refused: {e}"))
-                    }
+                    results::snapshot(&stored.snapshot)
                 }
             }
         }
@@ -86,6 +99,7 @@ impl TwoBot {
             owner,
             arguments,
             caller: Some(caller),
+            by: None,
         };
         match peers
             .forward(instance, Action::Run, &thread, &call, wait)
@@ -168,7 +182,7 @@ pub async fn answer(
                 Some(stored) => match action {
                     Action::Get => results::snapshot(&stored.snapshot),
                     Action::Cancel => results::not_cancelled(&stored),
-                    Action::Steer | Action::Run => results::error_text(format!(
+                    Action::Steer | Action::Answer | Action::Run => results::error_text(format!(
                         "refused: run {run_id} is not running (status {})",
                         stored.state.as_str()
                     )),
@@ -197,6 +211,28 @@ pub async fn answer(
                 };
             steer_live(runs, &handle, args.message).await
         }
+        Action::Answer => {
+            let args: interactive::AnswerArgs =
+                match interactive::parse(interactive::ANSWER_APPROVAL, Some(call.arguments)) {
+                    Ok(a) => a,
+                    Err(e) => return results::error_text(e),
+                };
+            // The token is checked here, where the approval waits: only this instance
+            // knows it. A call naming no answerer is recorded under the owner key.
+            answer_live(&handle, &args, call.by.as_deref().unwrap_or(&call.owner))
+        }
+    }
+}
+
+/// `answer_codex_approval` on a run held here, by `by` (a principal's label).
+pub(super) fn answer_live(
+    handle: &RunHandle,
+    args: &interactive::AnswerArgs,
+    by: &str,
+) -> CallToolResult {
+    match interactive::answer(handle.control(), args, by) {
+        Ok(decision) => interactive::answered(&args.run_id, &args.approval_id, decision),
+        Err(e) => results::error_text(e),
     }
 }
 

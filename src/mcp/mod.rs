@@ -48,7 +48,7 @@ pub use self::tasks::TASK_POLL_INTERVAL_MS;
 pub use self::tools::{CANCEL_RUN, GET_RUN, MAX_WAIT_SEC, TOOL_NAME};
 use crate::run::Principal;
 use crate::run::{CallTransport, RunPath};
-use crate::runs::{RunHandle, Runs};
+use crate::runs::Runs;
 
 /// The server's name, fixed by the product.
 pub const SERVER_NAME: &str = "2Bot";
@@ -104,20 +104,6 @@ impl TwoBot {
         caller.approvals = approvals::reach(approvals::facts(ctx), path)
             .control(self.runs.interaction().approval_timeout);
         caller
-    }
-
-    fn kept(
-        &self,
-        ctx: &RequestContext<RoleServer>,
-        id: &str,
-        path: RunPath,
-    ) -> Result<RunHandle, String> {
-        let caller = self.caller(ctx, path);
-        let kept = self.runs.kept();
-        caller::owners(ctx, &caller.principal, path)
-            .iter()
-            .find_map(|owner| kept.get(id, owner).ok())
-            .ok_or_else(|| crate::runs::KeptError::NotFound(id.to_owned()).to_string())
     }
 }
 

@@ -14,6 +14,7 @@ use axum::response::Response;
 use http::header::LOCATION;
 use http::{HeaderValue, StatusCode};
 
+use super::errors::Code;
 use super::pages;
 use super::pending::{self, Pending};
 use super::{AuthorizationServer, now, random_token, redirect};
@@ -124,29 +125,32 @@ pub async fn start(
     };
     // From here on the redirect URI is trusted: errors go back to the client.
     let state = params.get("state").cloned();
-    let fail = |error: &str, description: &str| {
+    let fail = |error: Code, description: &str| {
         back_to_client(
             &server,
             &uri,
             state.as_deref(),
-            &[("error", error), ("error_description", description)],
+            &[
+                ("error", error.as_str()),
+                ("error_description", description),
+            ],
         )
     };
     if params.get("response_type").map(String::as_str) != Some("code") {
-        return fail("unsupported_response_type", "response_type must be code");
+        return fail(Code::UnsupportedResponseType, "response_type must be code");
     }
     let Some(challenge) = params.get("code_challenge").cloned() else {
         return fail(
-            "invalid_request",
+            Code::InvalidRequest,
             "PKCE is required: send code_challenge with code_challenge_method=S256",
         );
     };
     if params.get("code_challenge_method").map(String::as_str) != Some("S256") {
-        return fail("invalid_request", "code_challenge_method must be S256");
+        return fail(Code::InvalidRequest, "code_challenge_method must be S256");
     }
     if !valid_challenge(&challenge) {
         return fail(
-            "invalid_request",
+            Code::InvalidRequest,
             "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
         );
     }
@@ -157,7 +161,7 @@ pub async fn start(
         .is_some_and(|r| r.trim_end_matches('/') != settings.resource)
     {
         return fail(
-            "invalid_target",
+            Code::InvalidTarget,
             &format!("this server issues tokens for {} only", settings.resource),
         );
     }
@@ -172,7 +176,7 @@ pub async fn start(
     };
     if let Some(unknown) = scopes.iter().find(|s| !settings.scopes.contains(s)) {
         return fail(
-            "invalid_scope",
+            Code::InvalidScope,
             &format!(
                 "unknown scope {unknown}; this server offers: {}",
                 settings.scopes.join(" ")

@@ -1,90 +1,51 @@
 //! How a client proves who it is at the token and revocation endpoints (RFC 6749 §2.3:
 //! none for a public client, its secret by HTTP Basic or in the form), the form those
-//! endpoints read (each parameter at most once), and the OAuth error they answer with.
+//! endpoints read (each parameter at most once).
 
-use axum::Json;
 use axum::extract::Request;
-use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use http::header::{AUTHORIZATION, CACHE_CONTROL, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::json;
+use http::HeaderMap;
+use http::header::AUTHORIZATION;
 
 use super::AuthorizationServer;
+use super::errors::{Code, Refused, refused};
 use crate::state::oauth::{AuthMethod, Client};
 
 /// Largest token request body.
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
-/// An OAuth error response (RFC 6749 §5.2).
-#[derive(Debug)]
-pub struct TokenError {
-    pub(super) status: StatusCode,
-    pub(super) code: &'static str,
-    pub(super) description: String,
-    pub(super) basic_challenge: bool,
-}
-
-pub(super) fn error(code: &'static str, description: impl Into<String>) -> TokenError {
-    TokenError {
-        status: StatusCode::BAD_REQUEST,
-        code,
-        description: description.into(),
-        basic_challenge: false,
-    }
-}
-
-impl IntoResponse for TokenError {
-    fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({"error": self.code, "error_description": self.description})),
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.basic_challenge {
-            headers.insert(
-                WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"2Bot\""),
-            );
-        }
-        response
-    }
-}
-
 /// The form's fields, once each.
 pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
-    pub(super) fn get(&self, name: &str) -> Result<Option<&str>, TokenError> {
+    pub(super) fn get(&self, name: &str) -> Result<Option<&str>, Refused> {
         let mut found = self.0.iter().filter(|(k, _)| k == name);
         let first = found.next().map(|(_, v)| v.as_str());
         if found.next().is_some() {
-            return Err(error(
-                "invalid_request",
+            return Err(refused(
+                Code::InvalidRequest,
                 format!("the parameter {name} is repeated"),
             ));
         }
         Ok(first.filter(|v| !v.is_empty()))
     }
 
-    pub(super) fn require(&self, name: &str) -> Result<&str, TokenError> {
+    pub(super) fn require(&self, name: &str) -> Result<&str, Refused> {
         self.get(name)?.ok_or_else(|| {
-            error(
-                "invalid_request",
+            refused(
+                Code::InvalidRequest,
                 format!("the parameter {name} is missing"),
             )
         })
     }
 }
 
-pub(super) async fn read_form(request: Request) -> Result<(HeaderMap, Form), TokenError> {
+pub(super) async fn read_form(request: Request) -> Result<(HeaderMap, Form), Refused> {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| error("invalid_request", "the request body is too large"))?;
+        .map_err(|_| refused(Code::InvalidRequest, "the request body is too large"))?;
     let fields = url::form_urlencoded::parse(&body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -115,37 +76,33 @@ pub(super) async fn authenticate(
     server: &AuthorizationServer,
     headers: &HeaderMap,
     form: &Form,
-) -> Result<Client, TokenError> {
+) -> Result<Client, Refused> {
     let basic = basic(headers);
     let form_id = form.get("client_id")?;
     let id = match (&basic, form_id) {
         (Some((b, _)), Some(f)) if b != f => {
-            return Err(error(
-                "invalid_request",
+            return Err(refused(
+                Code::InvalidRequest,
                 "client_id differs from the Basic credentials",
             ));
         }
         (Some((b, _)), _) => b.clone(),
         (None, Some(f)) => f.to_owned(),
         (None, None) => {
-            return Err(error(
-                "invalid_request",
+            return Err(refused(
+                Code::InvalidRequest,
                 "the parameter client_id is missing",
             ));
         }
     };
     let used_basic = basic.is_some();
-    let invalid_client = |why: &str| TokenError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "invalid_client",
-        description: why.to_owned(),
-        basic_challenge: used_basic,
-    };
+    let invalid_client =
+        |why: &str| refused(Code::InvalidClient, why).with_basic_challenge(used_basic);
     let lookup = id.clone();
     let client = server
         .store(server.db().client(&lookup))
         .await
-        .map_err(|_| error("server_error", "the server cannot read its state"))?
+        .map_err(|_| refused(Code::ServerError, "the server cannot read its state"))?
         .ok_or_else(|| invalid_client("unknown client; register again"))?;
     let secret = basic
         .map(|(_, s)| s)

@@ -18,7 +18,7 @@ use futures::future::BoxFuture;
 use serde::Serialize;
 
 use super::signing::{SigningError, SigningKey};
-use crate::http::auth::JwtKey;
+use crate::auth::JwtKey;
 use crate::state::oauth::{ACCESS_TTL_MAX_SEC, OAuthStore, SigningKeyRow};
 use crate::state::{BackendKind, StateError, StateStore};
 

@@ -13,7 +13,7 @@ use futures::future::BoxFuture;
 
 use super::grant_view::GrantView;
 use super::keys::KeyRing;
-use crate::http::auth::{GrantCheck, JwtKey};
+use crate::auth::{GrantCheck, JwtKey};
 
 /// Clock skew tolerated on `iat` (the verifier's own leeway is of the same size).
 pub const SKEW_SEC: i64 = 60;

@@ -33,6 +33,7 @@
 pub mod authorize;
 pub mod cimd;
 pub mod client_auth;
+pub mod errors;
 pub mod grant_view;
 pub mod isolation;
 pub mod keys;
@@ -49,7 +50,7 @@ pub mod sign_in;
 pub mod signing;
 pub mod token;
 
-pub use self::settings::OAuthSettings;
+pub use self::settings::{OAuthSettings, Resource};
 
 use std::sync::Arc;
 
@@ -63,7 +64,7 @@ use self::keys::KeyRing;
 use self::limits::Window;
 use self::password::PasswordHashFile;
 use self::revoking::Revoking;
-use crate::http::HttpSettings;
+use crate::auth::GrantCheck;
 use crate::metrics::{OAuthEvent, metrics};
 use crate::state::{OAuthStore, StateError, StateStore};
 
@@ -92,31 +93,30 @@ pub enum OAuthError {
 /// a refused set-up (Codex able to read the signing key, say) leaves no state behind.
 pub fn prepare(
     config: &crate::config::Config,
-    http: &HttpSettings,
+    resource: Resource,
 ) -> Result<Option<OAuthSettings>, OAuthError> {
-    Ok(OAuthSettings::new(config, http)?)
+    Ok(OAuthSettings::new(config, resource)?)
 }
 
 /// The built-in authorization server from [`prepare`]'s settings, its records in
-/// `store`: opened, attached to the MCP endpoint's verifier; its routes for the HTTP
-/// router.
+/// `store`: opened, its housekeeping running. The binary hands its routes and its
+/// [`GrantCheck`] to the HTTP stack ([`AuthorizationServer::client_routes`],
+/// [`AuthorizationServer::page_routes`], [`AuthorizationServer::grant_check`]).
 pub async fn install(
     settings: Option<OAuthSettings>,
     store: Arc<dyn StateStore>,
-    http: &mut HttpSettings,
     audit: Option<Arc<crate::audit::AuditLog>>,
-) -> Result<Option<Router>, OAuthError> {
+) -> Result<Option<AuthorizationServer>, OAuthError> {
     let Some(settings) = settings else {
         return Ok(None);
     };
     let server = AuthorizationServer::open(settings, store, audit).await?;
-    server.attach(http);
     if let Some(warning) = server.inner.password.warning() {
         tracing::warn!("{warning}");
     }
     server.spawn_housekeeping();
     tracing::info!(issuer = %server.settings().issuer, "built-in OAuth authorization server on");
-    Ok(Some(server.routes()))
+    Ok(Some(server))
 }
 
 /// The authorization server: cheap to clone, shared by every handler.
@@ -135,7 +135,6 @@ struct Inner {
     keys: Arc<KeyRing>,
     password: Arc<PasswordHashFile>,
     cimd: CimdFetcher,
-    sign_ins: Window,
     registrations: Window,
     /// Argon2id costs ~19 MiB and tens of ms per check: two at a time at most.
     verifying: tokio::sync::Semaphore,
@@ -192,7 +191,6 @@ impl AuthorizationServer {
                 keys,
                 password,
                 cimd,
-                sign_ins: Window::sign_ins(),
                 registrations: Window::registrations(),
                 verifying: tokio::sync::Semaphore::new(2),
                 audit,
@@ -200,23 +198,24 @@ impl AuthorizationServer {
         })
     }
 
-    /// Make the MCP endpoint accept this server's tokens: its key set is the verifier's
-    /// (the issuer and audience are already the base URL and the resource), and only
-    /// tokens it could have minted are honoured (a live grant, its lifetime).
-    pub fn attach(&self, http: &mut HttpSettings) {
-        http.grant_check = Some(Arc::new(live::StoreGrants {
+    /// What makes the MCP endpoint accept only this server's live tokens: its key set
+    /// is the verifier's (the issuer and audience are already the base URL and the
+    /// resource), and only tokens it could have minted are honoured (a live grant, its
+    /// lifetime).
+    pub fn grant_check(&self) -> Arc<dyn GrantCheck> {
+        Arc::new(live::StoreGrants {
             view: self.inner.view.clone(),
             keys: self.inner.keys.clone(),
             access_ttl: self.inner.settings.access_ttl,
-        }));
+        })
     }
 
-    /// The routes, to be merged into the HTTP router (outside the MCP endpoint's auth).
-    pub fn routes(&self) -> Router {
-        // What a client calls with fetch: readable from any origin (no cookie is ever
-        // involved, `Access-Control-Allow-Credentials` is never sent), so a browser-based
-        // MCP client (the MCP Inspector) can discover, register and exchange its code.
-        let machine = Router::new()
+    /// What a client calls with fetch, to be merged outside the MCP endpoint's auth: the
+    /// HTTP stack makes them readable from any origin (no cookie is ever involved), so a
+    /// browser-based MCP client (the MCP Inspector) can discover, register and exchange
+    /// its code.
+    pub fn client_routes(&self) -> Router {
+        Router::new()
             .route(
                 "/.well-known/oauth-authorization-server",
                 get(register::metadata),
@@ -225,13 +224,16 @@ impl AuthorizationServer {
             .route("/oauth/register", post(register::register))
             .route("/oauth/token", post(token::token))
             .route("/oauth/revoke", post(token::revoke))
-            .layer(crate::http::cors_for_clients());
-        // What the operator's browser navigates: same-origin only (no CORS), CSRF-bound.
-        let pages = Router::new()
+            .with_state(self.clone())
+    }
+
+    /// What the operator's browser navigates: same-origin only (no CORS), CSRF-bound.
+    pub fn page_routes(&self) -> Router {
+        Router::new()
             .route("/oauth/authorize", get(authorize::start))
             .route("/oauth/authorize/sign-in", post(sign_in::sign_in))
-            .route("/oauth/authorize/consent", post(sign_in::consent));
-        machine.merge(pages).with_state(self.clone())
+            .route("/oauth/authorize/consent", post(sign_in::consent))
+            .with_state(self.clone())
     }
 
     /// Every hour: forget expired codes, tokens and dead grants, and clients (registered
@@ -313,7 +315,7 @@ fn caller_ip(server: &AuthorizationServer, request: &axum::extract::Request) -> 
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip());
-    crate::http::client_ip(peer, request.headers(), &server.settings().trusted_proxies)
+    crate::auth::client_ip(peer, request.headers(), &server.settings().trusted_proxies)
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED))
 }
 
@@ -333,4 +335,11 @@ pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Unix milliseconds (the sign-in attempts' clock, shared by the instances' store).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::Detail;
+use super::errors::{Code, Refused, refused};
 use super::{AuthorizationServer, caller_ip, now, random_token, redirect};
 use crate::metrics::OAuthEvent;
 use crate::state::oauth::{AuthMethod, Client, ClientKind, sha256_hex};
@@ -70,25 +71,19 @@ struct Registration {
     response_types: Option<Vec<String>>,
 }
 
-fn refuse(status: StatusCode, code: &str, description: impl Into<String>) -> Response {
-    let description = description.into();
-    tracing::info!(error = code, reason = %description, "client registration refused");
-    (
-        status,
-        Json(json!({"error": code, "error_description": description})),
-    )
-        .into_response()
+fn refuse(refusal: Refused) -> Response {
+    tracing::info!(error = refusal.code.as_str(), reason = %refusal.description, "client registration refused");
+    refusal.into_response()
 }
 
 /// `POST /oauth/register`.
 pub async fn register(State(server): State<AuthorizationServer>, request: Request) -> Response {
     let ip = caller_ip(&server, &request);
     if let Err(wait) = server.inner.registrations.check(ip, Instant::now()) {
-        let mut response = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_requests",
+        let mut response = refuse(refused(
+            Code::TooManyRequests,
             "too many client registrations from this address; try again later",
-        );
+        ));
         if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
             response.headers_mut().insert(RETRY_AFTER, v);
         }
@@ -96,19 +91,20 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
     }
     let Ok(body) = axum::body::to_bytes(request.into_body(), MAX_REGISTRATION_BYTES).await else {
         return refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_client_metadata",
-            "the registration request is larger than 16 KiB",
+            refused(
+                Code::InvalidClientMetadata,
+                "the registration request is larger than 16 KiB",
+            )
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE),
         );
     };
     let registration: Registration = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                "invalid_client_metadata",
+            return refuse(refused(
+                Code::InvalidClientMetadata,
                 format!("not a registration request: {e}"),
-            );
+            ));
         }
     };
     let client = match checked(&server, registration) {
@@ -134,18 +130,16 @@ pub async fn register(State(server): State<AuthorizationServer>, request: Reques
     match outcome {
         Ok(Some(true)) => {}
         Ok(Some(false)) => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
+            return refuse(refused(
+                Code::TemporarilyUnavailable,
                 "too many registered clients; the operator can remove some with `2bot-mcp oauth delete-client`",
-            );
+            ));
         }
         Ok(None) | Err(_) => {
-            return refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
+            return refuse(refused(
+                Code::ServerError,
                 "the server cannot store the client",
-            );
+            ));
         }
     }
     server.inner.registrations.record(ip, Instant::now());
@@ -182,23 +176,23 @@ fn checked(
     server: &AuthorizationServer,
     r: Registration,
 ) -> Result<(Client, Option<String>), Box<Response>> {
-    let bad = |code: &str, why: String| Box::new(refuse(StatusCode::BAD_REQUEST, code, why));
+    let bad = |code: Code, why: String| Box::new(refuse(refused(code, why)));
     let uris = r.redirect_uris.unwrap_or_default();
     if uris.is_empty() {
         return Err(bad(
-            "invalid_redirect_uri",
+            Code::InvalidRedirectUri,
             "redirect_uris is required (at least one)".into(),
         ));
     }
     if uris.len() > 10 {
         return Err(bad(
-            "invalid_redirect_uri",
+            Code::InvalidRedirectUri,
             "at most 10 redirect_uris".into(),
         ));
     }
     for uri in &uris {
         if let Err(e) = redirect::check_redirect_uri(uri, &server.settings().redirect_hosts) {
-            return Err(bad("invalid_redirect_uri", format!("{uri}: {e}")));
+            return Err(bad(Code::InvalidRedirectUri, format!("{uri}: {e}")));
         }
     }
     let asked = r
@@ -210,7 +204,7 @@ fn checked(
         None => {
             let other = asked;
             return Err(bad(
-                "invalid_client_metadata",
+                Code::InvalidClientMetadata,
                 format!(
                     "token_endpoint_auth_method {other} is not supported; use none, client_secret_post or client_secret_basic"
                 ),
@@ -224,13 +218,13 @@ fn checked(
         .find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
     {
         return Err(bad(
-            "invalid_client_metadata",
+            Code::InvalidClientMetadata,
             format!("grant type {other} is not supported"),
         ));
     }
     if let Some(other) = r.response_types.iter().flatten().find(|t| *t != "code") {
         return Err(bad(
-            "invalid_client_metadata",
+            Code::InvalidClientMetadata,
             format!("response type {other} is not supported"),
         ));
     }

@@ -61,6 +61,22 @@ impl OAuthStore for Revoking {
         self.store.take_sign_in(id_hash, now).await
     }
 
+    async fn reserve_sign_in_attempt(
+        &self,
+        address: &str,
+        now_ms: i64,
+        window_ms: i64,
+        max: u32,
+    ) -> Result<Option<i64>, StateError> {
+        self.store
+            .reserve_sign_in_attempt(address, now_ms, window_ms, max)
+            .await
+    }
+
+    async fn clear_sign_in_attempts(&self, address: &str) -> Result<(), StateError> {
+        self.store.clear_sign_in_attempts(address).await
+    }
+
     async fn upsert_cimd_client(&self, c: &Client) -> Result<bool, StateError> {
         self.store.upsert_cimd_client(c).await
     }

@@ -6,8 +6,22 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::auth::TrustedProxies;
 use crate::config::{Config, ConfigError};
-use crate::http::HttpSettings;
+
+/// What the MCP endpoint the tokens are for says of itself (from the HTTP settings,
+/// handed over by the binary, so this module needs nothing of the HTTP stack).
+#[derive(Debug, Clone)]
+pub struct Resource {
+    /// The MCP endpoint's URL: the tokens' audience.
+    pub url: String,
+    /// The scopes it advertises: the required ones, then the policy's.
+    pub scopes: Vec<String>,
+    /// The scopes every token must carry.
+    pub required_scopes: Vec<String>,
+    /// The proxies whose forwarding headers name the client (the sign-in limit's key).
+    pub trusted_proxies: TrustedProxies,
+}
 
 /// Everything the authorization server needs, validated.
 #[derive(Debug, Clone)]
@@ -40,7 +54,7 @@ pub struct OAuthSettings {
     /// Cookies are `Secure` (an https issuer).
     pub secure_cookies: bool,
     /// The proxies whose X-Forwarded-For / Forwarded give the sign-in limit's client address.
-    pub trusted_proxies: crate::http::TrustedProxies,
+    pub trusted_proxies: TrustedProxies,
 }
 
 fn invalid(var: &'static str, value: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -85,7 +99,7 @@ fn codex_kept_out(config: &Config, state_dir: &std::path::Path) -> Result<(), Co
 impl OAuthSettings {
     /// `None` unless `TWOBOT_OAUTH_BUILTIN=true`; the HTTP settings have already
     /// refused the combinations that conflict with it (no-auth, other issuers).
-    pub fn new(config: &Config, http: &HttpSettings) -> Result<Option<Self>, ConfigError> {
+    pub fn new(config: &Config, resource: Resource) -> Result<Option<Self>, ConfigError> {
         let args = &config.oauth;
         if !args.oauth_builtin {
             return Ok(None);
@@ -156,17 +170,12 @@ impl OAuthSettings {
             }
         }
         codex_kept_out(config, &state_dir)?;
-        let required_scopes = http
-            .auth
-            .as_ref()
-            .map(|a| a.required_scopes.clone())
-            .unwrap_or_default();
         if !secure_cookies {
             tracing::warn!(base = %base, "the built-in authorization server on plain http: for local use only");
         }
         Ok(Some(Self {
             issuer: base,
-            resource: http.resource(),
+            resource: resource.url,
             state_dir,
             password_file,
             redirect_hosts,
@@ -174,11 +183,11 @@ impl OAuthSettings {
             refresh_ttl: Duration::from_secs(args.oauth_refresh_token_ttl_sec),
             key_rotation: Duration::from_secs(args.oauth_key_rotation_days.saturating_mul(86_400)),
             cimd_allow_private: args.oauth_cimd_allow_private,
-            scopes: http.scopes.clone(),
-            required_scopes,
+            scopes: resource.scopes,
+            required_scopes: resource.required_scopes,
             policy: config.policy.clone(),
             secure_cookies,
-            trusted_proxies: http.trusted_proxies.clone(),
+            trusted_proxies: resource.trusted_proxies,
         }))
     }
 

@@ -5,7 +5,6 @@
 //! Both read only forms whose CSRF token matches the pending request's and its cookie's.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -14,9 +13,10 @@ use http::{HeaderMap, StatusCode};
 
 use super::Detail;
 use super::authorize::{CODE_TTL_SEC, MAX_FORM_BYTES, View, back_to_client, view};
+use super::errors::Code;
 use super::pages::{self, ScopeLine};
 use super::pending::{self, Pending, Refusal};
-use super::{AuthorizationServer, caller_ip, now, random_token};
+use super::{AuthorizationServer, caller_ip, limits, now, now_ms, random_token};
 use crate::metrics::OAuthEvent;
 use crate::state::oauth::{NewCode, SignInRow, sha256_hex};
 
@@ -101,13 +101,26 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
     };
     let view = view(&server, &id, &pending);
     // The attempt is counted before the password is checked, in one step with the
-    // limit's check: a locked-out guesser learns nothing, not even from a right guess,
-    // and a burst of concurrent guesses gets no more checks than the limit allows. Only
-    // a right password forgives (below); nothing is released before the verdict.
-    if let Err(wait) = server.inner.sign_ins.reserve(form.ip, Instant::now()) {
-        tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
-        server.note(OAuthEvent::sign_in_locked, detail(&pending, form.ip));
-        return pages::locked(wait.as_secs());
+    // limit's check (in the store, under a lock on the address, so every instance shares
+    // the count): a locked-out guesser learns nothing, not even from a right guess, and a
+    // burst of concurrent guesses gets no more checks than the limit allows. Only a right
+    // password forgives (below); nothing is released before the verdict.
+    let address = limits::address_key(form.ip);
+    let window_ms = i64::try_from(limits::SIGN_IN_WINDOW.as_millis()).unwrap_or(i64::MAX);
+    let reserved = server.db().reserve_sign_in_attempt(
+        &address,
+        now_ms(),
+        window_ms,
+        limits::SIGN_IN_ATTEMPTS,
+    );
+    match server.store(reserved).await {
+        Ok(None) => {}
+        Ok(Some(wait_ms)) => {
+            tracing::warn!(ip = %form.ip, "sign-in refused: too many failed attempts");
+            server.note(OAuthEvent::sign_in_locked, detail(&pending, form.ip));
+            return pages::locked(u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000));
+        }
+        Err(_) => return *unreadable(),
     }
     let password = form.field("password").unwrap_or_default().to_owned();
     let right = {
@@ -127,7 +140,13 @@ pub async fn sign_in(State(server): State<AuthorizationServer>, request: Request
         tracing::warn!(ip = %form.ip, client = %pending.client_id, "failed operator sign-in");
         return pages::sign_in(&view.request(&pending.csrf), true);
     }
-    server.inner.sign_ins.clear(form.ip);
+    if server
+        .store(server.db().clear_sign_in_attempts(&address))
+        .await
+        .is_err()
+    {
+        return *unreadable();
+    }
     server.note(OAuthEvent::sign_in_ok, detail(&pending, form.ip));
     match pending::mark_signed_in(&server, &id).await {
         Ok(true) => {}
@@ -186,7 +205,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
             &pending.redirect_uri,
             state,
             &[
-                ("error", "access_denied"),
+                ("error", Code::AccessDenied.as_str()),
                 ("error_description", "the operator denied access"),
             ],
         );
@@ -232,7 +251,7 @@ pub async fn consent(State(server): State<AuthorizationServer>, request: Request
             &pending.redirect_uri,
             state,
             &[
-                ("error", "server_error"),
+                ("error", Code::ServerError.as_str()),
                 ("error_description", "the server cannot store the grant"),
             ],
         );

@@ -12,7 +12,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
 use serde::Serialize;
 
-use crate::http::auth::JwtKey;
+use crate::auth::JwtKey;
 
 /// The key file's name inside `TWOBOT_STATE_DIR`.
 pub const KEY_FILE: &str = "oauth-signing-key.pem";

@@ -19,7 +19,8 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::Detail;
-use super::client_auth::{TokenError, authenticate, error, read_form};
+use super::client_auth::{authenticate, read_form};
+use super::errors::{Code, Refused, refused};
 use super::{AuthorizationServer, now, random_token};
 use crate::metrics::{OAuthEvent, metrics};
 use crate::state::oauth::{Exchange, Grant, NewRefresh, Rotation, sha256_hex};
@@ -53,7 +54,7 @@ pub async fn token(State(server): State<AuthorizationServer>, request: Request) 
             response
         }
         Err(e) => {
-            tracing::info!(error = e.code, reason = %e.description, "token request refused");
+            tracing::info!(error = e.code.as_str(), reason = %e.description, "token request refused");
             metrics().oauth(OAuthEvent::token_refused);
             e.into_response()
         }
@@ -63,11 +64,16 @@ pub async fn token(State(server): State<AuthorizationServer>, request: Request) 
 async fn exchange(
     server: &AuthorizationServer,
     request: Request,
-) -> Result<serde_json::Value, TokenError> {
+) -> Result<serde_json::Value, Refused> {
     let (headers, form) = read_form(request).await?;
     let grant_type = form.require("grant_type")?.to_owned();
     let client = authenticate(server, &headers, &form).await?;
-    let broken = |_| error("server_error", "the server cannot read or write its state");
+    let broken = |_| {
+        refused(
+            Code::ServerError,
+            "the server cannot read or write its state",
+        )
+    };
     let settings = server.settings();
     let refresh = format!("rt_{}", random_token(32));
     let now = now();
@@ -84,18 +90,18 @@ async fn exchange(
                 .store(server.db().code(&lookup))
                 .await
                 .map_err(broken)?
-                .ok_or_else(|| error("invalid_grant", "unknown authorization code"))?;
+                .ok_or_else(|| refused(Code::InvalidGrant, "unknown authorization code"))?;
             let verifier = form.get("code_verifier")?;
-            let refused = if row.used_at.is_some() {
+            let refusal = if row.used_at.is_some() {
                 None // the exchange below reports the reuse and revokes
             } else if row.code.client_id != client.id {
-                Some(("invalid_grant", "the code was issued to another client"))
+                Some((Code::InvalidGrant, "the code was issued to another client"))
             } else if form
                 .get("redirect_uri")?
                 .is_some_and(|r| r != row.code.redirect_uri)
             {
                 Some((
-                    "invalid_grant",
+                    Code::InvalidGrant,
                     "redirect_uri differs from the authorization request's",
                 ))
             } else if form
@@ -104,26 +110,26 @@ async fn exchange(
             {
                 // RFC 8707 §2: a resource the grant is not for is an invalid target.
                 Some((
-                    "invalid_target",
+                    Code::InvalidTarget,
                     "resource differs from the authorization request's",
                 ))
             } else if verifier.is_none() {
-                Some(("invalid_grant", "code_verifier is missing (PKCE)"))
+                Some((Code::InvalidGrant, "code_verifier is missing (PKCE)"))
             } else if !pkce_matches(verifier.unwrap_or_default(), &row.code.code_challenge) {
                 Some((
-                    "invalid_grant",
+                    Code::InvalidGrant,
                     "code_verifier does not match the code_challenge (PKCE)",
                 ))
             } else {
                 None
             };
-            if let Some((code, reason)) = refused {
+            if let Some((code, reason)) = refusal {
                 let burn = code_hash.clone();
                 server
                     .store(server.db().burn_code(&burn, now))
                     .await
                     .map_err(broken)?;
-                return Err(error(code, reason));
+                return Err(refused(code, reason));
             }
             let grant_id = format!("g_{}", random_token(16));
             let issued = next.clone();
@@ -152,16 +158,19 @@ async fn exchange(
                 Exchange::Reused => {
                     tracing::warn!(client = %client.id, "an authorization code was presented twice; its grant is revoked");
                     server.note(OAuthEvent::code_replayed, Detail::client(&client.id));
-                    return Err(error(
-                        "invalid_grant",
+                    return Err(refused(
+                        Code::InvalidGrant,
                         "the code was already used; what it issued is revoked",
                     ));
                 }
                 Exchange::Expired => {
-                    return Err(error("invalid_grant", "the code expired (codes live 60 s)"));
+                    return Err(refused(
+                        Code::InvalidGrant,
+                        "the code expired (codes live 60 s)",
+                    ));
                 }
                 Exchange::Unknown => {
-                    return Err(error("invalid_grant", "unknown authorization code"));
+                    return Err(refused(Code::InvalidGrant, "unknown authorization code"));
                 }
             }
         }
@@ -187,29 +196,33 @@ async fn exchange(
                 Rotation::Reused => {
                     tracing::warn!(client = %client.id, "a refresh token was presented twice; its family is revoked");
                     server.note(OAuthEvent::refresh_replayed, Detail::client(&client.id));
-                    return Err(error(
-                        "invalid_grant",
+                    return Err(refused(
+                        Code::InvalidGrant,
                         "the refresh token was already used; its grant is revoked",
                     ));
                 }
-                Rotation::Revoked => return Err(error("invalid_grant", "the grant was revoked")),
+                Rotation::Revoked => {
+                    return Err(refused(Code::InvalidGrant, "the grant was revoked"));
+                }
                 Rotation::Expired => {
-                    return Err(error("invalid_grant", "the refresh token expired"));
+                    return Err(refused(Code::InvalidGrant, "the refresh token expired"));
                 }
                 Rotation::WrongClient => {
-                    return Err(error(
-                        "invalid_grant",
+                    return Err(refused(
+                        Code::InvalidGrant,
                         "the refresh token was issued to another client",
                     ));
                 }
-                Rotation::Unknown => return Err(error("invalid_grant", "unknown refresh token")),
+                Rotation::Unknown => {
+                    return Err(refused(Code::InvalidGrant, "unknown refresh token"));
+                }
             };
             if form
                 .get("resource")?
                 .is_some_and(|r| r.trim_end_matches('/') != grant.resource)
             {
-                return Err(error(
-                    "invalid_target",
+                return Err(refused(
+                    Code::InvalidTarget,
                     format!("this grant is for {} only", grant.resource),
                 ));
             }
@@ -221,7 +234,10 @@ async fn exchange(
                         .split(' ')
                         .find(|s| !s.is_empty() && !granted.contains(s))
                     {
-                        return Err(error("invalid_scope", format!("{extra} was not granted")));
+                        return Err(refused(
+                            Code::InvalidScope,
+                            format!("{extra} was not granted"),
+                        ));
                     }
                     asked.to_owned()
                 }
@@ -229,8 +245,8 @@ async fn exchange(
             (grant, scope)
         }
         other => {
-            return Err(error(
-                "unsupported_grant_type",
+            return Err(refused(
+                Code::UnsupportedGrantType,
                 format!("{other} is not supported; use authorization_code or refresh_token"),
             ));
         }
@@ -250,7 +266,7 @@ fn mint(
     grant: &Grant,
     scope: &str,
     now: i64,
-) -> Result<String, TokenError> {
+) -> Result<String, Refused> {
     let settings = server.settings();
     let claims = AccessClaims {
         iss: &settings.issuer,
@@ -266,7 +282,7 @@ fn mint(
     };
     server.inner.keys.sign(&claims).map_err(|e| {
         tracing::error!(error = %e, "cannot sign an access token");
-        error("server_error", "the server cannot sign tokens")
+        refused(Code::ServerError, "the server cannot sign tokens")
     })
 }
 
@@ -302,7 +318,7 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
                         now(),
                     ))
                     .await
-                    .map_err(|_| error("server_error", "the server cannot write its state"))?;
+                    .map_err(|_| refused(Code::ServerError, "the server cannot write its state"))?;
                 tracing::info!(revoked, "revocation request (access token)");
             }
         } else if token.starts_with("rt_") {
@@ -315,10 +331,10 @@ pub async fn revoke(State(server): State<AuthorizationServer>, request: Request)
                     now(),
                 ))
                 .await
-                .map_err(|_| error("server_error", "the server cannot write its state"))?;
+                .map_err(|_| refused(Code::ServerError, "the server cannot write its state"))?;
             tracing::info!(revoked, "revocation request");
         }
-        Ok::<_, TokenError>(())
+        Ok::<_, Refused>(())
     }
     .await;
     match result {

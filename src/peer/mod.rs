@@ -1,5 +1,6 @@
 //! Instances of one service talking to each other: a live run's `get_codex_run`,
-//! `cancel_codex_run` and `steer_codex_run` reach the instance that holds it.
+//! `cancel_codex_run`, `steer_codex_run` and the run card's `answer_codex_approval`
+//! reach the instance that holds it.
 //!
 //! A run is a process on one host (see docs/scaling.md), so a follow-up that lands on
 //! another instance (a load balancer without sticky sessions) is forwarded: the run's
@@ -12,8 +13,8 @@
 //! A resume of a thread whose Codex home is on another instance is forwarded the same
 //! way ([`Action::Run`], with the caller's principal): the holder admits and runs it.
 //!
-//! The route is `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer|run}` on the same
-//! listener as `/mcp`, outside the bearer-token layers (a caller's token is no
+//! The route is `POST /_2bot/internal/runs/{run_id}/{get|cancel|steer|answer|run}` on
+//! the same listener as `/mcp`, outside the bearer-token layers (a caller's token is no
 //! credential there) and refused without a valid signature (`http::internal`).
 
 pub mod sign;
@@ -40,6 +41,10 @@ pub enum Action {
     Cancel,
     /// `steer_codex_run`.
     Steer,
+    /// `answer_codex_approval`: a person's click in the run card, which any instance
+    /// behind the balancer may receive; the approval waits (with its token) where the
+    /// run is.
+    Answer,
     /// `run_codex_prompt` or `ask_codex` resuming a thread this instance holds.
     Run,
 }
@@ -51,6 +56,7 @@ impl Action {
             Self::Get => "get",
             Self::Cancel => "cancel",
             Self::Steer => "steer",
+            Self::Answer => "answer",
             Self::Run => "run",
         }
     }
@@ -61,9 +67,17 @@ impl Action {
             "get" => Self::Get,
             "cancel" => Self::Cancel,
             "steer" => Self::Steer,
+            "answer" => Self::Answer,
             "run" => Self::Run,
             _ => return None,
         })
+    }
+
+    /// Whether the call changes the run. Such a call is refused, naming the holder,
+    /// when the holder cannot be reached: nothing else can do it, and saying it was
+    /// done would be a lie. Only a `get` may fall back to what the store knows.
+    pub fn changes_the_run(self) -> bool {
+        self != Self::Get
     }
 }
 
@@ -78,6 +92,10 @@ pub struct Forwarded {
     /// For [`Action::Run`]: who calls, as the forwarding instance authenticated them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller: Option<ForwardedCaller>,
+    /// For [`Action::Answer`]: who answers, as the forwarding instance authenticated
+    /// them (the run's record names them, as it does a person answering on the holder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// The caller of a forwarded run: the holder admits the run for it (policy, thread
@@ -253,5 +271,36 @@ impl Peers {
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| unreachable(format!("unreadable answer: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Action;
+
+    const ALL: [Action; 5] = [
+        Action::Get,
+        Action::Cancel,
+        Action::Steer,
+        Action::Answer,
+        Action::Run,
+    ];
+
+    #[test]
+    fn every_action_reads_back_from_its_path_segment() {
+        for action in ALL {
+            assert_eq!(Action::parse(action.as_str()), Some(action));
+        }
+        assert_eq!(Action::parse("approve"), None);
+        assert_eq!(Action::parse(""), None);
+    }
+
+    #[test]
+    fn only_a_get_may_be_answered_from_the_store_when_its_holder_is_unreachable() {
+        let changing: Vec<Action> = ALL.into_iter().filter(|a| a.changes_the_run()).collect();
+        assert_eq!(
+            changing,
+            [Action::Cancel, Action::Steer, Action::Answer, Action::Run]
+        );
     }
 }

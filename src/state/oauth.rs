@@ -1,5 +1,6 @@
 //! [`OAuthStore`]: the built-in authorization server's records (clients, authorization
-//! codes, grants and their refresh tokens, the signing key set), in the same store as
+//! codes, grants and their refresh tokens, pending sign-ins and failed sign-in attempts,
+//! the signing key set), in the same store as
 //! the rest of the state, so that with PostgreSQL every instance of a service knows every
 //! client and grant, and a token one instance issued is accepted by all.
 //!
@@ -28,6 +29,18 @@ pub const ACCESS_TTL_MAX_SEC: i64 = 86_400;
 /// Codes are kept this long past their expiry so that a late replay still revokes
 /// the grant made from the code.
 pub const CODE_MEMORY_SEC: i64 = 86_400;
+/// Sign-in attempts kept at most, whatever their addresses: an attacker rotating
+/// addresses fills the table no further (the oldest go, as the in-memory limit did).
+pub const MAX_ATTEMPT_ROWS: i64 = 50_000;
+
+/// How long a full window of sign-in attempts stays refused: until its oldest attempt
+/// leaves the window (at least 1 ms, at most the window, whatever the clocks of the
+/// instances that wrote the attempts said).
+pub fn attempt_wait_ms(oldest: Option<i64>, now_ms: i64, window_ms: i64) -> i64 {
+    oldest
+        .map_or(window_ms, |t| window_ms - (now_ms - t))
+        .clamp(1, window_ms.max(1))
+}
 
 /// The built-in authorization server's records. Each method is one statement or one
 /// short transaction.
@@ -164,6 +177,24 @@ pub trait OAuthStore: Send + Sync + std::fmt::Debug {
     /// decisions on one sign-in, on any instances, exactly one finds it.
     async fn take_sign_in(&self, id_hash: &str, now: i64) -> Result<Option<SignInRow>, StateError>;
 
+    // === sign-in attempts ===
+
+    /// Count one sign-in attempt from `address` at `now_ms` unless it already made `max`
+    /// in the `window_ms` before: `None` when counted, `Some(wait_ms)` when refused until
+    /// its oldest attempt leaves the window. One transaction per address (a lock on it),
+    /// so racing attempts on any instances never all take the last place. Attempts older
+    /// than the window go on the way, and beyond [`MAX_ATTEMPT_ROWS`] the oldest.
+    async fn reserve_sign_in_attempt(
+        &self,
+        address: &str,
+        now_ms: i64,
+        window_ms: i64,
+        max: u32,
+    ) -> Result<Option<i64>, StateError>;
+
+    /// Forget `address`'s attempts (a right password).
+    async fn clear_sign_in_attempts(&self, address: &str) -> Result<(), StateError>;
+
     // === signing keys ===
 
     /// The signing keys not retired at `now`, oldest generation first.
@@ -177,4 +208,28 @@ pub trait OAuthStore: Send + Sync + std::fmt::Debug {
         key: &SigningKeyRow,
         retire_older_at: i64,
     ) -> Result<bool, StateError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::attempt_wait_ms;
+
+    #[test]
+    fn a_full_window_waits_for_its_oldest_attempt_within_bounds() {
+        let window = 900_000;
+        let cases = [
+            (Some(1_000), 1_000, window),           // just made: the whole window
+            (Some(1_000), 11_000, window - 10_000), // ten seconds on
+            (Some(1_000), 1_000 + window, 1),       // leaving now: never zero
+            (Some(50_000), 1_000, window),          // a clock ahead: never more than the window
+            (None, 1_000, window),                  // nothing seen: the whole window
+        ];
+        for (oldest, now, wait) in cases {
+            assert_eq!(
+                attempt_wait_ms(oldest, now, window),
+                wait,
+                "{oldest:?} at {now}"
+            );
+        }
+    }
 }

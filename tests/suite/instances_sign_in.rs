@@ -3,13 +3,15 @@
 //! land on whichever of three instances nginx picks, so the pending sign-in must live
 //! in the shared store, not in one process. Then the token works on every instance,
 //! refresh rotations are seen everywhere, and a replayed refresh token revokes the grant
-//! on all of them.
+//! on all of them. A guesser's failed passwords are counted in the store too: spread
+//! over the instances by round robin, the sixth is still refused.
 
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
 
 use crate::common::cluster::{Balancer, Cluster, Sdk, TokenSource, free_port};
-use crate::common::oauth_builtin::{Issuer, Tokens, builtin_env};
+use crate::common::oauth::Browser;
+use crate::common::oauth_builtin::{Ask, Issuer, Tokens, builtin_env, inputs, sign_in};
 
 /// The built-in authorization server as the service's: its issuer is the balancer's
 /// address, so every page and token request of a sign-in may land on another instance.
@@ -52,19 +54,8 @@ async fn tools_list_status(mcp: &str, token: &str) -> Result<reqwest::StatusCode
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_through_the_balancer_gives_a_token_every_instance_honours() -> Result<()> {
     let sdk = Sdk::new()?;
-    let lb_port = free_port()?;
-    let base = format!("http://127.0.0.1:{lb_port}");
     let dir = tempfile::tempdir()?;
-    let mut env = builtin_env(&base, dir.path()).await?;
-    // One host: the instances share a state directory (their liveness locks).
-    env.push((
-        "TWOBOT_STATE_DIR".into(),
-        dir.path().join("state").display().to_string(),
-    ));
-    let issuer_env = BuiltinIssuer(env);
-    let cluster = Cluster::start(3, &issuer_env, &[]).await?;
-    let ports: Vec<u16> = cluster.members.iter().map(|m| m.port).collect();
-    let _balancer = Balancer::start_on(lb_port, &ports).await?;
+    let (cluster, _balancer, base) = builtin_service(dir.path()).await?;
 
     let issuer = Issuer::at(&base);
     let (ask, tokens) = issuer.tokens().await.context("the sign-in through nginx")?;
@@ -114,6 +105,66 @@ async fn a_sign_in_through_the_balancer_gives_a_token_every_instance_honours() -
             status == reqwest::StatusCode::UNAUTHORIZED,
             "{} still honours a revoked grant's token: {status}",
             member.mcp()
+        );
+    }
+    Ok(())
+}
+
+/// Three instances behind round-robin nginx, the built-in authorization server on each;
+/// the balancer's base URL.
+async fn builtin_service(dir: &std::path::Path) -> Result<(Cluster, Balancer, String)> {
+    let lb_port = free_port()?;
+    let base = format!("http://127.0.0.1:{lb_port}");
+    let mut env = builtin_env(&base, dir).await?;
+    // One host: the instances share a state directory (their liveness locks).
+    env.push((
+        "TWOBOT_STATE_DIR".into(),
+        dir.join("state").display().to_string(),
+    ));
+    let cluster = Cluster::start(3, &BuiltinIssuer(env), &[]).await?;
+    let ports: Vec<u16> = cluster.members.iter().map(|m| m.port).collect();
+    let balancer = Balancer::start_on(lb_port, &ports).await?;
+    Ok((cluster, balancer, base))
+}
+
+/// Five wrong passwords through the balancer land on all three instances (round robin),
+/// yet the sixth attempt, even with the right password, is refused with 429: the count
+/// is the service's, not each instance's (which would allow fifteen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_spread_over_the_instances_lock_the_address_out_on_all() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_cluster, _balancer, base) = builtin_service(dir.path()).await?;
+    let issuer = Issuer::at(&base);
+    let client = issuer
+        .register_public("ChatGPT", crate::common::oauth::REDIRECT_URI)
+        .await?;
+    let ask = Ask::new(&client, crate::common::oauth::REDIRECT_URI);
+    let mut browser = Browser::new()?;
+    let page = browser.send(browser.http.get(ask.url(&issuer)?)).await?;
+    ensure!(
+        page.status() == reqwest::StatusCode::OK,
+        "authorize: {}",
+        page.status()
+    );
+    let mut page = page.text().await?;
+    for attempt in 1..=5 {
+        let response = sign_in(&issuer, &mut browser, &page, &format!("guess {attempt}")).await?;
+        ensure!(
+            response.status() == reqwest::StatusCode::UNAUTHORIZED,
+            "attempt {attempt}: {}",
+            response.status()
+        );
+        let body = response.text().await?;
+        if inputs(&body).iter().any(|(name, _, _)| name == "request") {
+            page = body;
+        }
+    }
+    for password in ["guess 6", crate::common::oauth_builtin::PASSWORD, "guess 7"] {
+        let response = sign_in(&issuer, &mut browser, &page, password).await?;
+        ensure!(
+            response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS,
+            "{password}: {}",
+            response.status()
         );
     }
     Ok(())

@@ -25,6 +25,7 @@ mod first_snapshot;
 mod http;
 mod http_limits;
 mod instances;
+mod instances_approvals;
 mod instances_sign_in;
 mod interactive;
 mod jwks;

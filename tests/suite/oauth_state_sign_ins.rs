@@ -1,7 +1,10 @@
-//! Pending sign-ins in the state store, on both backends: what lets a sign-in started on
-//! one instance be finished on another behind a round-robin balancer. A sign-in reads
-//! back as stored until it expires, is marked signed in once, is taken by exactly one
-//! decision (even racing ones), and the table stays bounded however many are started.
+//! Pending sign-ins and failed sign-in attempts in the state store, on both backends:
+//! what lets a sign-in started on one instance be finished on another behind a
+//! round-robin balancer, and a guesser's count be the same on every instance. A sign-in
+//! reads back as stored until it expires, is marked signed in once, is taken by exactly
+//! one decision (even racing ones), and the table stays bounded however many are
+//! started; an address gets five attempts per window, even when racing, until the
+//! oldest ages out or a right password clears it.
 
 use std::sync::Arc;
 
@@ -16,7 +19,13 @@ on_both_stores!(
     racing_decisions_on_one_sign_in_find_it_once,
     the_oldest_pending_sign_ins_go_when_too_many_are_started,
     purging_deletes_expired_sign_ins_only,
+    five_attempts_are_counted_then_refused_until_the_oldest_leaves_the_window,
+    racing_attempts_from_one_address_get_exactly_the_limit,
+    a_right_password_clears_only_its_own_address,
 );
+
+const WINDOW_MS: i64 = 900_000;
+const T0_MS: i64 = NOW * 1000;
 
 fn pending(id: &str, created_at: i64) -> SignInRow {
     SignInRow {
@@ -101,4 +110,89 @@ async fn purging_deletes_expired_sign_ins_only(s: Arc<dyn StateStore>) {
     assert_eq!(s.purge(NOW + 600).await.unwrap(), 1);
     assert_eq!(s.sign_in("hash-old", NOW).await.unwrap(), None);
     assert!(s.sign_in("hash-new", NOW + 600).await.unwrap().is_some());
+}
+
+async fn five_attempts_are_counted_then_refused_until_the_oldest_leaves_the_window(
+    s: Arc<dyn StateStore>,
+) {
+    for i in 0..5 {
+        let at = T0_MS + i * 1000;
+        assert_eq!(
+            s.reserve_sign_in_attempt("203.0.113.7", at, WINDOW_MS, 5)
+                .await
+                .unwrap(),
+            None,
+            "attempt {i}"
+        );
+    }
+    let at = T0_MS + 10_000;
+    assert_eq!(
+        s.reserve_sign_in_attempt("203.0.113.7", at, WINDOW_MS, 5)
+            .await
+            .unwrap(),
+        Some(WINDOW_MS - 10_000),
+        "the sixth waits for the first to age out"
+    );
+    assert_eq!(
+        s.reserve_sign_in_attempt("203.0.113.8", at, WINDOW_MS, 5)
+            .await
+            .unwrap(),
+        None,
+        "another address has its own count"
+    );
+    // The first attempt leaves the window: one more place.
+    let later = T0_MS + WINDOW_MS;
+    assert_eq!(
+        s.reserve_sign_in_attempt("203.0.113.7", later, WINDOW_MS, 5)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        s.reserve_sign_in_attempt("203.0.113.7", later, WINDOW_MS, 5)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+async fn racing_attempts_from_one_address_get_exactly_the_limit(s: Arc<dyn StateStore>) {
+    let racers: Vec<_> = (0..28)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.reserve_sign_in_attempt("198.51.100.4", T0_MS, WINDOW_MS, 5)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut counted = 0;
+    for racer in racers {
+        counted += usize::from(racer.await.unwrap().is_none());
+    }
+    assert_eq!(counted, 5, "28 concurrent guesses, five checks");
+}
+
+async fn a_right_password_clears_only_its_own_address(s: Arc<dyn StateStore>) {
+    for address in ["192.0.2.1", "192.0.2.2"] {
+        for _ in 0..5 {
+            s.reserve_sign_in_attempt(address, T0_MS, WINDOW_MS, 5)
+                .await
+                .unwrap();
+        }
+    }
+    s.clear_sign_in_attempts("192.0.2.1").await.unwrap();
+    assert_eq!(
+        s.reserve_sign_in_attempt("192.0.2.1", T0_MS, WINDOW_MS, 5)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        s.reserve_sign_in_attempt("192.0.2.2", T0_MS, WINDOW_MS, 5)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

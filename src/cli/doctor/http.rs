@@ -145,7 +145,7 @@ fn auth_coherence(config: &Config, settings: &crate::http::HttpSettings) -> Vec<
 /// line (its keys are loaded at start, so the settings hold no JWT key yet): the
 /// issuer, the audience, the state store (keys and grants) and the operator's password,
 /// each of which an `oauth …` line checks.
-fn builtin_tokens(config: &Config, auth: &crate::http::auth::AuthConfig) -> String {
+fn builtin_tokens(config: &Config, auth: &crate::auth::AuthConfig) -> String {
     let store = match (&config.database_url, config.state_dir.as_deref()) {
         (Some(url), _) => crate::state::redact_url(url),
         (None, Some(dir)) => dir

@@ -140,25 +140,15 @@ pub fn shown(text: &str) -> String {
     out
 }
 
-/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// Unix seconds as `YYYY-MM-DD HH:MM:SS` (UTC); a time outside the calendar's range as
+/// `@<seconds>`.
 pub fn utc(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days: days since 1970-01-01 to a proleptic Gregorian date.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3_600,
-        rem % 3_600 / 60,
-        rem % 60
-    )
+    const SHOWN: &[time::format_description::BorrowedFormatItem<'_>] =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(SHOWN).ok())
+        .unwrap_or_else(|| format!("@{secs}"))
 }
 
 #[cfg(test)]
@@ -175,6 +165,7 @@ mod tests {
             (4_107_542_399, "2100-02-28 23:59:59"),
             (4_107_542_400, "2100-03-01 00:00:00"),
             (-1, "1969-12-31 23:59:59"),
+            (i64::MAX, "@9223372036854775807"),
         ];
         for (secs, expected) in cases {
             assert_eq!(utc(secs), expected, "{secs}");

@@ -1,20 +1,13 @@
-//! Bearer authentication for the MCP endpoint: static tokens and JWTs.
+//! Bearer authentication for the MCP endpoint, as a tower layer: static tokens and JWTs.
 //!
 //! Off in the default no-auth mode; turned on by environment alone
-//! (`TWOBOT_ENABLE_NO_AUTH=false` plus a credential). [`Authenticator::verify`] is
-//! the pure decision; [`AuthLayer`] puts the [`Principal`] into the request's
-//! extensions and strips `Authorization` before anything inner sees it, refreshing
-//! the JWKS (throttled) when a token names a key it does not know yet. A token is never logged and never reaches Codex.
-//!
-//! JWT algorithms are pinned to the key type: an HMAC secret admits HS256/384/512 only,
-//! an RSA key RS*/PS* only, an EC key ES256/384, an Ed25519 key EdDSA. `alg: none` and
-//! HS-signed-with-the-public-key tokens therefore never verify. A JWT that verified is
-//! remembered by its hash until it expires ([`cache`]): one signature check per token.
+//! (`TWOBOT_ENABLE_NO_AUTH=false` plus a credential). The decision is `crate::auth`'s
+//! ([`Authenticator::verify`], pure); [`AuthLayer`] asks it, puts the [`Principal`] into
+//! the request's extensions and strips `Authorization` before anything inner sees it,
+//! refreshing the JWKS (throttled) when a token names a key it does not know yet, and
+//! answers a refusal as [`reject`] says. A token is never logged and never reaches Codex.
 
-mod cache;
-mod jwks;
-mod keys;
-mod verify;
+mod reject;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -25,38 +18,15 @@ use http::header::AUTHORIZATION;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-pub use self::cache::{Verdict, Verdicts};
-pub use self::jwks::{Jwks, JwksError, validate_url};
-pub use self::keys::{JwtKey, StaticToken, parse_tokens};
-pub use self::verify::{AuthConfig, AuthError, Authenticator, bearer};
-use crate::http::client_addr::{AddressKey, ClientAddr};
+use self::reject::reject;
+use crate::auth::client_addr::{AddressKey, ClientAddr};
+use crate::auth::{
+    AuthConfig, AuthError, Authenticator, GrantCheck, Jwks, Verdict, Verdicts, bearer,
+};
 use crate::http::rescue;
 use crate::metrics::{AuthFailure, metrics};
 use crate::run::Principal;
 use crate::runs::Observer;
-
-/// Whether a verified JWT is one its issuer still stands behind (the built-in
-/// authorization server: a live grant, a lifetime it would have issued). Asked after the
-/// signature and claims verified, for every JWT when set: with the built-in server its key
-/// is the only JWT key, and a token signed with it but not minted by it (the key read from
-/// the state directory) must not pass; a revoked grant's tokens stop at their next use.
-/// It may also hold keys of its own, changing while the server runs (the built-in
-/// server's key set, rotated through the state store), tried like a JWKS's.
-pub trait GrantCheck: Send + Sync + std::fmt::Debug {
-    /// `true` when the token whose payload is `claims` may be honoured.
-    fn live(&self, claims: serde_json::Value) -> BoxFuture<'static, bool>;
-
-    /// The issuer's own verification keys now, with their generation.
-    fn keys(&self) -> (u64, Arc<Vec<JwtKey>>) {
-        (0, Arc::default())
-    }
-
-    /// A token named a `kid` not among [`Self::keys`] of generation `seen`: look again
-    /// (throttled); `true` when the keys changed since.
-    fn reread_keys(&self, _seen: u64) -> BoxFuture<'static, bool> {
-        Box::pin(async { false })
-    }
-}
 
 /// The auth layer of the MCP endpoint; `config: None` is no-auth mode.
 #[derive(Clone, Debug)]
@@ -260,11 +230,7 @@ where
                             audit_denied_tool_call(&observer, request, &error).await;
                         }
                     }
-                    Ok(rescue::render(&Authenticator::reject(
-                        &config,
-                        &error,
-                        header.is_some(),
-                    )))
+                    Ok(rescue::render(&reject(&config, &error, header.is_some())))
                 }
             }
         })

@@ -20,6 +20,7 @@ use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
 
 use super::*;
+use crate::auth::*;
 
 const AUD: &str = "https://mcp.example.com/mcp";
 
@@ -143,8 +144,8 @@ fn token_lists_parse_names_comments_and_blank_entries() {
 fn the_401_challenge_names_the_scopes_a_client_should_ask_for() {
     let mut config = config();
     let challenge = |config: &AuthConfig, sent: bool| {
-        crate::http::rescue::render(&Authenticator::reject(config, &AuthError::Missing, sent))
-            .headers()[WWW_AUTHENTICATE]
+        crate::http::rescue::render(&reject(config, &AuthError::Missing, sent)).headers()
+            [WWW_AUTHENTICATE]
             .to_str()
             .unwrap()
             .to_owned()

@@ -71,7 +71,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_at BIGINT NOT NULL,
         expires_at BIGINT NOT NULL
     );
-    CREATE INDEX oauth_sign_ins_created ON oauth_sign_ins (created_at);",
+    CREATE INDEX oauth_sign_ins_created ON oauth_sign_ins (created_at);
+    CREATE TABLE oauth_sign_in_attempts (
+        address TEXT NOT NULL,
+        at_ms   BIGINT NOT NULL
+    );
+    CREATE INDEX oauth_sign_in_attempts_address ON oauth_sign_in_attempts (address, at_ms);
+    CREATE INDEX oauth_sign_in_attempts_time ON oauth_sign_in_attempts (at_ms);",
     ),
 ];
 

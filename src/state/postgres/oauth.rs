@@ -319,6 +319,20 @@ impl OAuthStore for PostgresStore {
         sign_ins::take(self, id_hash, now).await
     }
 
+    async fn reserve_sign_in_attempt(
+        &self,
+        address: &str,
+        now_ms: i64,
+        window_ms: i64,
+        max: u32,
+    ) -> Result<Option<i64>, StateError> {
+        sign_ins::reserve_attempt(self, address, now_ms, window_ms, max).await
+    }
+
+    async fn clear_sign_in_attempts(&self, address: &str) -> Result<(), StateError> {
+        sign_ins::clear_attempts(self, address).await
+    }
+
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>, StateError> {
         let sql = format!(
             "SELECT {KEY_COLUMNS} FROM oauth_signing_keys

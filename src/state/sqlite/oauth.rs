@@ -311,6 +311,24 @@ impl OAuthStore for SqliteStore {
         self.call(move |conn| sign_ins::take(conn, &id, now)).await
     }
 
+    async fn reserve_sign_in_attempt(
+        &self,
+        address: &str,
+        now_ms: i64,
+        window_ms: i64,
+        max: u32,
+    ) -> Result<Option<i64>, StateError> {
+        let address = address.to_owned();
+        self.call(move |conn| sign_ins::reserve_attempt(conn, &address, now_ms, window_ms, max))
+            .await
+    }
+
+    async fn clear_sign_in_attempts(&self, address: &str) -> Result<(), StateError> {
+        let address = address.to_owned();
+        self.call(move |conn| sign_ins::clear_attempts(conn, &address))
+            .await
+    }
+
     async fn signing_keys(&self, now: i64) -> Result<Vec<SigningKeyRow>, StateError> {
         self.call(move |conn| {
             let sql = format!(

@@ -66,6 +66,12 @@ CREATE TABLE oauth_sign_ins (
     expires_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX oauth_sign_ins_by_created ON oauth_sign_ins(created_at);
+CREATE TABLE oauth_sign_in_attempts (
+    address TEXT NOT NULL,
+    at_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX oauth_sign_in_attempts_by_address ON oauth_sign_in_attempts(address, at_ms);
+CREATE INDEX oauth_sign_in_attempts_by_time ON oauth_sign_in_attempts(at_ms);
 ";
 
 /// Every migration, in order: version and SQL.

@@ -138,7 +138,7 @@ fn a_signed_token_without_iss_or_sub_or_with_crit_is_refused_with_a_reason() {
             Err(AuthError::Unacceptable(r)) => assert!(r.contains(reason), "{name}: {r}"),
             other => panic!("{name}: {other:?}"),
         }
-        let response = crate::http::rescue::render(&Authenticator::reject(
+        let response = crate::http::rescue::render(&reject(
             &config,
             &verify(&config, &token).unwrap_err(),
             true,

@@ -1,6 +1,6 @@
 //! The authentication decision, pure: a request's `Authorization` header and the
-//! configured credentials in, a [`Principal`] or an [`AuthError`] out; and the
-//! [`Rejection`] a refusal gets (RFC 6750 `WWW-Authenticate`, RFC 9728 `resource_metadata`).
+//! configured credentials in, a [`Principal`] or an [`AuthError`] out (how a refusal is
+//! answered over HTTP is `http::auth`'s to say).
 
 use http::HeaderValue;
 use jsonwebtoken::Validation;
@@ -8,7 +8,6 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::keys::{JwtKey, StaticToken};
-use crate::http::rescue::Rejection;
 use crate::run::Principal;
 
 /// How bearer tokens are checked.
@@ -176,54 +175,6 @@ impl Authenticator {
             }
         }
         Err(last)
-    }
-
-    /// The refusal `error` gets, with its RFC 6750 challenge (RFC 9728 `resource_metadata`).
-    pub(super) fn reject(config: &AuthConfig, error: &AuthError, sent_token: bool) -> Rejection {
-        let metadata = &config.resource_metadata_url;
-        match error {
-            AuthError::InsufficientScope(_) => {
-                let required = config.required_scopes.join(" ");
-                Rejection::InsufficientScope {
-                    challenge: format!(
-                        "Bearer error=\"insufficient_scope\", scope=\"{required}\", resource_metadata=\"{metadata}\""
-                    ),
-                    required,
-                }
-            }
-            AuthError::Repeated => Rejection::RepeatedAuthorization {
-                challenge: format!(
-                    "Bearer error=\"invalid_request\", error_description=\"more than one Authorization header\", resource_metadata=\"{metadata}\""
-                ),
-            },
-            AuthError::Unacceptable(reason) => Rejection::UnacceptableToken {
-                reason,
-                challenge: format!(
-                    "Bearer error=\"invalid_token\", error_description=\"{reason}\", resource_metadata=\"{metadata}\""
-                ),
-            },
-            _ if sent_token => Rejection::Unauthenticated {
-                challenge: format!(
-                    "Bearer error=\"invalid_token\", resource_metadata=\"{metadata}\"{}",
-                    scope_param(&config.challenge_scopes)
-                ),
-            },
-            _ => Rejection::Unauthenticated {
-                challenge: format!(
-                    "Bearer resource_metadata=\"{metadata}\"{}",
-                    scope_param(&config.challenge_scopes)
-                ),
-            },
-        }
-    }
-}
-
-/// `, scope="a b"` for a challenge, or nothing when no scope is named.
-fn scope_param(scopes: &[String]) -> String {
-    if scopes.is_empty() {
-        String::new()
-    } else {
-        format!(", scope=\"{}\"", scopes.join(" "))
     }
 }
 

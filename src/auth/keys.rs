@@ -29,7 +29,7 @@ impl fmt::Debug for StaticToken {
 #[derive(Clone)]
 pub struct JwtKey {
     pub(super) key: DecodingKey,
-    pub(super) algorithms: Vec<Algorithm>,
+    pub(crate) algorithms: Vec<Algorithm>,
     /// The JWKS `kid`; `None` for keys configured directly.
     pub(super) kid: Option<String>,
 }
