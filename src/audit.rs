@@ -28,6 +28,8 @@ pub use self::unauthenticated::{MAX_ADDRESSES, MAX_DETAILED, UnauthenticatedReco
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::run::{CallTransport, RunPath};
+
 /// How a run ended, or why it never started. The label set is closed (metrics use it too).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
@@ -56,49 +58,6 @@ impl Outcome {
             Self::Cancelled => "cancelled",
             Self::Refused => "refused",
             Self::Busy => "busy",
-        }
-    }
-}
-
-/// Which way into a run the caller took.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum RunPath {
-    /// A plain `tools/call` that waits for the result.
-    Direct,
-    /// An MCP task (SEP-2663).
-    Task,
-    /// `background=true`, followed with `get_codex_run`.
-    Background,
-}
-
-impl RunPath {
-    /// The label value, as in the JSON record.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Direct => "direct",
-            Self::Task => "task",
-            Self::Background => "background",
-        }
-    }
-}
-
-/// The transport a call came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "snake_case")]
-pub enum Transport {
-    /// The local client on stdin/stdout.
-    Stdio,
-    /// MCP Streamable HTTP.
-    Http,
-}
-
-impl Transport {
-    /// The label value, as in the JSON record.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stdio => "stdio",
-            Self::Http => "http",
         }
     }
 }
@@ -142,7 +101,7 @@ pub struct AuditRecord {
     /// Who asked (the principal's ownership key: `local`, `token:NAME`, `jwt:ISS|SUB`…).
     pub principal: String,
     /// `stdio` or `http`.
-    pub transport: Transport,
+    pub transport: CallTransport,
     /// `direct`, `task` or `background`.
     pub path: RunPath,
     /// The working directory Codex ran in (as checked), or the caller's input when refused.
@@ -218,7 +177,7 @@ pub struct ApprovalAuditRecord {
     pub approval_id: String,
     /// What was asked: the request as the result shows it (command and cwd, files and
     /// diff, or the permissions).
-    pub request: crate::job::control::ApprovalKind,
+    pub request: crate::run::control::ApprovalKind,
     /// `accept`, `decline` or `cancel`.
     pub decision: &'static str,
     /// `elicitation`, `input_required`, `card`, `timeout`, `unreachable` or `run_ended`.

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 // Only plain data of inner modules: config is read by the stack's assembly (main, http,
 // runs) and never imports it; see settings.rs for the settings the stack reads back.
-use crate::job::SandboxMode;
 use crate::policy::{Policy, PolicyFile};
+use crate::run::SandboxMode;
 use crate::runner::RunnerConfig;
 
 mod argv;
@@ -26,6 +26,7 @@ mod http;
 mod oauth;
 mod parse;
 mod peers;
+mod principal;
 mod settings;
 
 pub use self::cli::{
@@ -35,7 +36,8 @@ pub use self::http::{HttpArgs, public_exposure};
 pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs, builtin_conflicts};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
 pub use self::peers::{MIN_SECRET_BYTES, PeerArgs, PeerConfig, PeerSecret};
-pub use self::settings::{KeptConfig, RunLimits, per_principal_runs};
+pub use self::principal::PrincipalLimits;
+pub use self::settings::{KeptConfig, RunLimits};
 
 /// A configuration that cannot be used; printed as one line, exit code 2.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +76,10 @@ pub struct Config {
     pub as_typed: std::collections::BTreeMap<String, String>,
     /// The effective policy.
     pub policy: Arc<Policy>,
-    /// Limits on Codex processes.
+    /// Limits on Codex processes, all principals together.
     pub limits: RunLimits,
+    /// Each principal's share: runs, queue places, kept runs, sessions, requests.
+    pub per_principal: PrincipalLimits,
     /// How Codex is started.
     pub runner: RunnerConfig,
     /// Log format.
@@ -201,16 +205,18 @@ impl Config {
                 .or(file.max_concurrent_runs.map(|n| n as u64))
                 .unwrap_or(4),
         )?;
-        let max_concurrent_runs_per_principal =
-            per_principal_runs(max_concurrent_runs, cli.max_concurrent_runs_per_principal)
-                .map_err(|reason| ConfigError::Invalid {
-                    var: "TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL",
-                    value: cli
-                        .max_concurrent_runs_per_principal
-                        .map(|n| n.to_string())
-                        .unwrap_or_default(),
-                    reason,
-                })?;
+        let running_per_principal = PrincipalLimits::running_share(
+            max_concurrent_runs,
+            cli.max_concurrent_runs_per_principal,
+        )
+        .map_err(|reason| ConfigError::Invalid {
+            var: "TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL",
+            value: cli
+                .max_concurrent_runs_per_principal
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            reason,
+        })?;
         let max_queued_runs = cli
             .max_queued_runs
             .map(u64::from)
@@ -249,6 +255,13 @@ impl Config {
             });
         }
 
+        let per_principal = PrincipalLimits {
+            running: running_per_principal,
+            queued: cli.max_queued_runs_per_principal as usize,
+            kept: cli.max_runs_per_principal as usize,
+            sessions: cli.http.max_sessions_per_principal as usize,
+            inflight: cli.http.max_inflight_per_principal as usize,
+        };
         let peers = PeerConfig::from_args(cli.peers, database_url.is_some())?;
         Ok(Self {
             transport: cli.transport,
@@ -262,9 +275,8 @@ impl Config {
             limits: RunLimits {
                 max_concurrent_runs: usize::try_from(max_concurrent_runs).unwrap_or(usize::MAX),
                 max_queued_runs: usize::try_from(max_queued_runs).unwrap_or(usize::MAX),
-                max_queued_runs_per_principal: cli.max_queued_runs_per_principal as usize,
-                max_concurrent_runs_per_principal,
             },
+            per_principal,
             runner,
             log_format: cli.log_format,
             run_namespaces: cli.run_namespaces,
@@ -280,7 +292,7 @@ impl Config {
                 tasks: cli.enable_tasks,
                 ttl: std::time::Duration::from_secs(cli.task_ttl_sec),
                 max_runs: cli.max_runs as usize,
-                max_runs_per_principal: cli.max_runs_per_principal as usize,
+                max_runs_per_principal: per_principal.kept,
             },
             audit_log: cli.audit_log,
             audit_prompts: cli.audit_prompts,
@@ -318,8 +330,8 @@ impl Config {
             max_prompt_bytes = p.max_prompt_bytes,
             max_concurrent_runs = self.limits.max_concurrent_runs,
             max_queued_runs = self.limits.max_queued_runs,
-            max_queued_runs_per_principal = self.limits.max_queued_runs_per_principal,
-            max_concurrent_runs_per_principal = self.limits.max_concurrent_runs_per_principal,
+            max_queued_runs_per_principal = self.per_principal.queued,
+            max_concurrent_runs_per_principal = self.per_principal.running,
             scope_sandbox = ?p.scope_sandbox,
             codex_env_inherit = self.runner.env.inherit,
             "effective policy"

@@ -50,7 +50,8 @@
 //!   SQLite embedded (`state.db` in `TWOBOT_STATE_DIR`, queries off the runtime) or
 //!   PostgreSQL shared; this process's instance id, heartbeat and the reaping of dead
 //!   ones (their runs `lost`); plain rows, imports nothing.
-//! - [`job`]: plain data every layer speaks (request, spec, principal, output); imports nothing.
+//! - [`run`]: plain data of one run, every layer speaks it (request, spec, principal,
+//!   output, how the call came in); imports nothing.
 //! - [`error`]: why an admitted run produced no Codex output.
 //! - [`telemetry`], [`shutdown`]: logging and traces, signals.
 //!
@@ -84,13 +85,13 @@ pub mod codex;
 pub mod config;
 pub mod error;
 pub mod http;
-pub mod job;
 pub mod mcp;
 pub mod metrics;
 pub mod model_endpoint;
 pub mod oauth;
 pub mod peer;
 pub mod policy;
+pub mod run;
 pub mod run_queue;
 pub mod runner;
 pub mod runs;

@@ -206,7 +206,7 @@ async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
         }
     };
     config.log_effective();
-    // Before the job stack opens the state directory: a refused set-up writes nothing.
+    // Before the run stack opens the state directory: a refused set-up writes nothing.
     let resource = twobot::oauth::Resource {
         url: settings.resource(),
         scopes: settings.scopes.clone(),

@@ -263,8 +263,8 @@ impl Metrics {
     /// Count an answered approval request.
     pub fn approval(
         &self,
-        decision: crate::job::control::Decision,
-        channel: crate::job::control::Channel,
+        decision: crate::run::control::Decision,
+        channel: crate::run::control::Channel,
     ) {
         self.approvals
             .get_or_create(&ApprovalLabels {

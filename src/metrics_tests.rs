@@ -3,7 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
-use crate::audit::{Outcome, RunPath, Transport};
+use crate::audit::Outcome;
+use crate::run::{CallTransport, RunPath};
 
 #[test]
 fn the_exposition_names_every_metric_the_operator_graphs() {
@@ -11,7 +12,7 @@ fn the_exposition_names_every_metric_the_operator_graphs() {
     m.runs
         .get_or_create(&RunLabels {
             outcome: Outcome::TimedOut.into(),
-            transport: Transport::Stdio.into(),
+            transport: CallTransport::Stdio.into(),
             path: RunPath::Background.into(),
         })
         .inc();

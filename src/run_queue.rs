@@ -36,11 +36,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-pub use self::scheduler::{Admitted, QueueLimits, QueueRefusal, Scheduler};
-// The settings live in config (a leaf this module may read); re-exported for old paths.
-pub use crate::config::RunLimits;
-use crate::job::QuotaKey;
+pub use self::scheduler::{QueueLimits, QueueRefusal, Scheduler, Slot};
 use crate::metrics::metrics;
+use crate::run::QuotaKey;
 
 #[derive(Debug)]
 struct Shared {
@@ -144,8 +142,8 @@ impl RunQueue {
             s.next_ticket += 1;
             let ticket = s.next_ticket;
             s.scheduler.admit(key, ticket).map(|a| match a {
-                Admitted::Start => TicketState::Start,
-                Admitted::Queued => {
+                Slot::Start => TicketState::Start,
+                Slot::Queued => {
                     let (tx, rx) = oneshot::channel();
                     s.waiters.insert(ticket, tx);
                     TicketState::Wait { ticket, rx }

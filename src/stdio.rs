@@ -1,5 +1,5 @@
 //! stdio transport: MCP over stdin/stdout for local clients. No network layers: the
-//! caller is [`Principal::Local`] and calls go straight into the shared job stack.
+//! caller is [`Principal::Local`] and calls go straight into the shared run stack.
 //!
 //! When stdin reaches EOF (the client went away) or a signal arrives, every running
 //! Codex is killed, each child is reaped, and the server exits 0.
@@ -10,9 +10,9 @@ use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
-use crate::audit::Transport;
-use crate::job::Principal;
 use crate::mcp::TwoBot;
+use crate::run::CallTransport;
+use crate::run::Principal;
 use crate::runs::Runs;
 
 /// Longest wait for killed runs to be reaped before exiting anyway.
@@ -31,7 +31,7 @@ where
     let tracker = runs.tracker();
     let handler = TwoBot::new(
         runs,
-        Transport::Stdio,
+        CallTransport::Stdio,
         Principal::Local,
         default_timeout_sec,
         shutdown.clone(),

@@ -16,8 +16,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::Principal;
 use crate::policy::Rule;
+use crate::run::Principal;
 use crate::state::{Lasting, StateError, ThreadRow, now_ms};
 
 /// Ephemeral threads remembered at most (the most recent ones), only so that a resume

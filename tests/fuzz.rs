@@ -15,8 +15,8 @@ use serde_json::json;
 use twobot::codex::command::exec_argv;
 use twobot::codex::events::ThreadEvent;
 use twobot::codex::summary::{MAX_MESSAGE, SummaryBuilder};
-use twobot::job::{Principal, RunRequest};
 use twobot::policy::{Policy, check, is_profile_name, is_safe_name, is_thread_id, within_roots};
+use twobot::run::{Principal, RunRequest};
 
 /// Lines captured from the real `codex exec --json` 0.169.0, to mutate.
 const REAL: &[&str] = &[
@@ -31,7 +31,7 @@ const REAL: &[&str] = &[
     r#"{"type":"error","message":"stream error"}"#,
 ];
 
-fn fold(lines: &[Vec<u8>]) -> (twobot::codex::summary::Summary, u64) {
+fn fold(lines: &[Vec<u8>]) -> (twobot::run::Summary, u64) {
     let mut builder = SummaryBuilder::new();
     let mut unparsed = 0;
     for line in lines {

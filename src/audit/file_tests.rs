@@ -2,14 +2,15 @@
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::audit::{AuditRecord, Outcome, PromptDigest, RunPath, Transport};
+use crate::audit::{AuditRecord, Outcome, PromptDigest};
+use crate::run::{CallTransport, RunPath};
 
 fn record(outcome: Outcome) -> AuditRecord {
     AuditRecord {
         time: now_rfc3339(),
         request_id: Some("r-1".into()),
         principal: "token:alice".into(),
-        transport: Transport::Http,
+        transport: CallTransport::Http,
         path: RunPath::Direct,
         cwd: Some("/srv/work".into()),
         sandbox: Some("read-only".into()),

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest as _, Sha256};
 
-use crate::job::Principal;
+use crate::run::Principal;
 
 /// How many verdicts are kept at most (about 200 bytes each).
 pub const CAPACITY: u64 = 10_000;

@@ -1,6 +1,6 @@
 //! Who is calling, decided without HTTP: the bearer credentials 2Bot accepts (static
 //! tokens, JWT keys, a JWKS, the built-in authorization server's key set and its grant
-//! check), the pure verification of a token into a [`Principal`](crate::job::Principal),
+//! check), the pure verification of a token into a [`Principal`](crate::run::Principal),
 //! the cache of verified tokens, and the client's network address behind trusted proxies.
 //!
 //! It sits below both `http` (whose auth layer asks it, then renders a refusal) and

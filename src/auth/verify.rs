@@ -8,7 +8,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::keys::{JwtKey, StaticToken};
-use crate::job::Principal;
+use crate::run::Principal;
 
 /// How bearer tokens are checked.
 #[derive(Clone, Debug)]

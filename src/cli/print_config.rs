@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 
-use crate::config::{Cli, Config};
+use crate::config::{Cli, Config, PrincipalLimits};
 
 /// Shown instead of a secret's value.
 pub const REDACTED: &str = "<redacted>";
@@ -170,11 +170,11 @@ fn merged(
         "TWOBOT_MAX_QUEUED_RUNS" => (config.limits.max_queued_runs.to_string(), from(given)),
         // Unset, it follows the global cap (one less), which the policy file may set.
         "TWOBOT_MAX_CONCURRENT_RUNS_PER_PRINCIPAL" => (
-            config.limits.max_concurrent_runs_per_principal.to_string(),
+            config.per_principal.running.to_string(),
             if given {
                 source.to_owned()
             } else {
-                "default: TWOBOT_MAX_CONCURRENT_RUNS - 1, at least 1".to_owned()
+                format!("default: {}", PrincipalLimits::RUNNING_DEFAULT)
             },
         ),
         "TWOBOT_MAX_TIMEOUT_SEC" => (p.max_timeout_sec.to_string(), from(given)),

@@ -22,7 +22,7 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use crate::error::ToolError;
-use crate::job::{ApprovalPolicy, Review, RunSpec};
+use crate::run::{ApprovalPolicy, Review, RunSpec};
 
 /// Every flag [`exec_argv`] may pass to `codex exec` (before `resume`, for a resumed
 /// thread), as Codex's help spells it (`2bot-mcp doctor` checks that the installed Codex

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
-use crate::job::{ApprovalPolicy, ReasoningEffort, SandboxMode};
+use crate::run::{ApprovalPolicy, ReasoningEffort, SandboxMode};
 
 fn spec() -> RunSpec {
     RunSpec {

@@ -13,4 +13,4 @@ pub mod summary;
 
 pub use command::{exec_argv, exec_unsupported};
 pub use events::{ThreadEvent, ThreadItem};
-pub use summary::{Summary, SummaryBuilder};
+pub use summary::SummaryBuilder;

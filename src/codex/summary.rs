@@ -11,10 +11,9 @@
 use std::collections::{HashMap, VecDeque};
 
 use super::events::{ItemDetails, ThreadEvent, ThreadItem};
-// The summary's shape is plain output data, kept in `job` (a leaf) so that `job` needs
-// nothing from `codex`; re-exported here, where it is built.
-use crate::job::{CommandRun, FileChange, Usage};
-pub use crate::job::{Summary, Truncated};
+// The summary's shape is plain output data, kept in `run` (a leaf) so that `run` needs
+// nothing from `codex`.
+use crate::run::{CommandRun, FileChange, Summary, Truncated, Usage};
 
 /// Most recent commands kept; older ones are counted in [`Truncated::commands_dropped`].
 pub const MAX_COMMANDS: usize = 100;

@@ -12,6 +12,7 @@ use super::http::HttpArgs;
 use super::oauth::OAuthArgs;
 use super::parse::{parse_base_url, parse_bool, parse_log_level};
 use super::peers::PeerArgs;
+use super::principal::PrincipalLimits;
 
 /// Which transport to serve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,7 +94,7 @@ pub struct Cli {
     pub max_queued_runs: Option<u32>,
 
     /// Calls one principal may have waiting for a run slot (its share of TWOBOT_MAX_QUEUED_RUNS; "quota exceeded" beyond).
-    #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL", default_value_t = 8, value_parser = clap::value_parser!(u32).range(0..=100_000))]
+    #[arg(long, env = "TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL", default_value_t = PrincipalLimits::QUEUED, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     pub max_queued_runs_per_principal: u32,
 
     /// Largest timeout_sec a call may ask for, in seconds [default: 7200].
@@ -175,7 +176,7 @@ pub struct Cli {
     pub max_runs: u32,
 
     /// Background runs and tasks one principal keeps at once (its finished ones are evicted oldest first before it is refused).
-    #[arg(long, env = "TWOBOT_MAX_RUNS_PER_PRINCIPAL", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, env = "TWOBOT_MAX_RUNS_PER_PRINCIPAL", default_value_t = PrincipalLimits::KEPT, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_runs_per_principal: u32,
 
     /// Audit log: one JSON line per run and per refusal, appended to this file (created 0600; reopened on SIGHUP) [default: off].

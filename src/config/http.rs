@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use super::parse::parse_bool;
+use super::principal::PrincipalLimits;
 
 /// Settings of the Streamable HTTP transport (ignored in stdio mode).
 #[derive(Debug, Clone, clap::Args)]
@@ -40,7 +41,7 @@ pub struct HttpArgs {
     pub max_sessions: u32,
 
     /// Most live MCP sessions one principal holds (no-auth: one client address); 429 beyond.
-    #[arg(long, env = "TWOBOT_MAX_SESSIONS_PER_PRINCIPAL", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "TWOBOT_MAX_SESSIONS_PER_PRINCIPAL", default_value_t = PrincipalLimits::SESSIONS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sessions_per_principal: u32,
 
     /// Most open TCP connections at once (503 and close beyond).
@@ -48,7 +49,7 @@ pub struct HttpArgs {
     pub max_connections: u32,
 
     /// Most HTTP requests one principal has in flight, open SSE streams included (no-auth: one client address); 429 and close beyond.
-    #[arg(long, env = "TWOBOT_MAX_INFLIGHT_PER_PRINCIPAL", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "TWOBOT_MAX_INFLIGHT_PER_PRINCIPAL", default_value_t = PrincipalLimits::INFLIGHT, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_inflight_per_principal: u32,
 
     /// Seconds a connection may take to send a request's headers, idle keep-alive included (slowloris).

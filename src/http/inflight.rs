@@ -15,7 +15,7 @@
 //! is the one principal "anonymous", it is `anonymous@<client address>` (the address as
 //! every per-address limit sees it, `client_addr.rs`: the peer, or what a
 //! `TWOBOT_TRUSTED_PROXIES` proxy reports; IPv6 by /64), so anonymous clients on
-//! different machines get separate shares. It goes into the request's extensions for the session guard and the job stack.
+//! different machines get separate shares. It goes into the request's extensions for the session guard and the run stack.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,7 +32,7 @@ use tower::{Layer, Service};
 
 use super::rescue::{self, Rejection};
 use crate::auth::client_addr::{AddressKey, TrustedProxies, request_client};
-use crate::job::{Principal, QuotaKey};
+use crate::run::{Principal, QuotaKey};
 
 /// Counts requests in flight per quota key.
 #[derive(Clone, Debug)]

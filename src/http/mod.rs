@@ -67,10 +67,10 @@ use self::auth::AuthLayer;
 use self::inflight::InflightLayer;
 use self::rate_limit::RateLimit;
 use self::session::{OwnedSessions, SessionGuardLayer};
-use crate::audit::Transport;
 use crate::auth::{GrantCheck, Jwks};
-use crate::job::Principal;
 use crate::mcp::TwoBot;
+use crate::run::CallTransport;
+use crate::run::Principal;
 use crate::runs::Runs;
 
 /// Tokens that stop the server in stages.
@@ -139,7 +139,7 @@ pub fn router(
             move || {
                 Ok(TwoBot::new(
                     runs.clone(),
-                    Transport::Http,
+                    CallTransport::Http,
                     Principal::Anonymous,
                     default_timeout,
                     kill_runs.clone(),

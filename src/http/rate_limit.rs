@@ -20,7 +20,7 @@ use tower_http::validate_request::ValidateRequest;
 
 use super::rescue::{self, Rejection};
 use crate::auth::client_addr::{AddressKey, TrustedProxies, request_client};
-use crate::job::Principal;
+use crate::run::Principal;
 
 /// The limiter shared by every request.
 #[derive(Clone)]

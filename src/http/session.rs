@@ -42,8 +42,8 @@ use tower::{Layer, Service};
 
 use self::verdict::{Seen, Verdict, decide};
 use super::rescue::{self, Rejection};
-use crate::job::{Principal, QuotaKey};
 use crate::mcp::session_runs::SessionRuns;
+use crate::run::{Principal, QuotaKey};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 

@@ -15,8 +15,8 @@ use rmcp::model::{ElicitRequestParams, ElicitationAction, ProtocolVersion};
 use rmcp::service::RequestContext;
 use serde_json::{Value, json};
 
-use crate::audit::RunPath;
-use crate::job::control::{ApprovalKind, ControlConfig, Decision, Pending};
+use crate::run::RunPath;
+use crate::run::control::{ApprovalKind, ControlConfig, Decision, Pending};
 
 /// What the client said it can do, as far as asking a person goes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -191,7 +191,7 @@ pub fn decision_of_json(reply: &Value) -> Option<(Decision, Option<String>)> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::job::control::ApprovalRequest;
+    use crate::run::control::ApprovalRequest;
 
     /// The spec's actions, and the content of an accepted form, each read one way.
     #[test]

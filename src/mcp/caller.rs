@@ -5,15 +5,15 @@
 use rmcp::RoleServer;
 use rmcp::service::RequestContext;
 
-use crate::audit::{RunPath, Transport};
-use crate::job::{Principal, QuotaKey};
+use crate::run::{CallTransport, RunPath};
+use crate::run::{Principal, QuotaKey};
 use crate::runs::Caller;
 
 /// The caller of `ctx`, coming in by `path`.
 pub fn of(
     ctx: &RequestContext<RoleServer>,
     default_principal: &Principal,
-    transport: Transport,
+    transport: CallTransport,
     path: RunPath,
 ) -> Caller {
     let parts = ctx.extensions.get::<http::request::Parts>();
@@ -40,7 +40,7 @@ pub fn of(
         transport,
         path,
         // Decided by the tool handler, which knows the client's capabilities.
-        approvals: crate::job::control::ControlConfig::default(),
+        approvals: crate::run::control::ControlConfig::default(),
     }
 }
 

@@ -8,7 +8,7 @@ use rmcp::model::{CallToolRequestParams, CallToolResponse, CallToolResult};
 use rmcp::service::RequestContext;
 
 use super::{TwoBot, approvals, caller, elicit, input_required, interactive, progress, results};
-use crate::audit::RunPath;
+use crate::run::RunPath;
 use crate::runs::RunHandle;
 
 impl TwoBot {

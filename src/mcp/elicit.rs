@@ -16,7 +16,7 @@ use futures::stream::FuturesUnordered;
 use rmcp::{Peer, RoleServer};
 
 use super::approvals;
-use crate::job::control::{Answer, Channel, Pending, RunControl};
+use crate::run::control::{Answer, Channel, Pending, RunControl};
 use crate::runs::RunHandle;
 
 /// Ask `peer` about every request `handle`'s run makes, as `by`; runs until the run's

@@ -13,7 +13,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ClientHandler, ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt};
 use serde_json::json;
 
-use crate::job::control::{ApprovalKind, ApprovalRequest, Channel, ControlConfig, Decision};
+use crate::run::control::{ApprovalKind, ApprovalRequest, Channel, ControlConfig, Decision};
 
 /// A server with one tool: ask one approval and relay it, like `TwoBot::direct`.
 #[derive(Clone)]
@@ -88,7 +88,7 @@ impl ClientHandler for Person {
 
 async fn decided(
     reply: Option<serde_json::Value>,
-) -> (crate::job::control::ApprovalRecord, Vec<String>) {
+) -> (crate::run::control::ApprovalRecord, Vec<String>) {
     let (a, b) = tokio::io::duplex(64 * 1024);
     let server = tokio::spawn(async move { AsksOnce.serve(a).await.unwrap().waiting().await });
     let person = Person {

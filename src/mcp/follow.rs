@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::tools::{CANCEL_RUN, CancelRunArgs, GET_RUN, GetRunArgs, MAX_WAIT_SEC};
 use super::{TwoBot, arguments, input_required, results};
-use crate::audit::RunPath;
 use crate::peer::Action;
+use crate::run::RunPath;
 use crate::runs::{RunHandle, Runs, Stored};
 
 /// A run a follow-up names, where it was found.

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::follow::{cancel_live, get_live, wait_of};
 use super::tools::{GET_RUN, GetRunArgs};
 use super::{TwoBot, arguments, interactive, results};
-use crate::audit::{RunPath, Transport};
-use crate::job::control::ControlConfig;
-use crate::job::{Principal, QuotaKey, RunRequest};
 use crate::peer::{Action, Forwarded, ForwardedCaller};
+use crate::run::control::ControlConfig;
+use crate::run::{CallTransport, RunPath};
+use crate::run::{Principal, QuotaKey, RunRequest};
 use crate::runs::{Caller, RunHandle, RunRefusal, Runs, Stored};
 
 /// A call to forward: what, on which run, for whom, with the caller's arguments.
@@ -278,7 +278,7 @@ async fn run_here(runs: &Runs, call: Forwarded, stop: &CancellationToken) -> Cal
         principal: who.principal,
         quota: QuotaKey(who.quota),
         request_id: None,
-        transport: Transport::Http,
+        transport: CallTransport::Http,
         path,
         approvals: ControlConfig::default(),
     };

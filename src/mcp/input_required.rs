@@ -21,7 +21,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 use super::approvals;
-use crate::job::control::{Answer, Channel, Pending, RunControl};
+use crate::run::control::{Answer, Channel, Pending, RunControl};
 use crate::runs::{Caller, KeptRuns, RunHandle};
 
 /// Longest `requestState` 2Bot reads (its own are far shorter).
@@ -201,8 +201,8 @@ mod tests {
     /// anyone else's lookup does not, and a second round asks only what is new.
     #[tokio::test]
     async fn the_run_is_kept_for_its_owner_between_rounds_and_nothing_is_asked_twice() {
-        use crate::job::control::{ApprovalKind, ApprovalRequest, ControlConfig};
-        use crate::job::{Principal, QuotaKey};
+        use crate::run::control::{ApprovalKind, ApprovalRequest, ControlConfig};
+        use crate::run::{Principal, QuotaKey};
         let (handle, _publisher) =
             crate::runs::handle::channel(tokio_util::sync::CancellationToken::new());
         handle.control().configure(ControlConfig {
@@ -218,8 +218,8 @@ mod tests {
             owner: alice.owner_key(),
             principal: alice,
             request_id: None,
-            transport: crate::audit::Transport::Http,
-            path: crate::audit::RunPath::Direct,
+            transport: crate::run::CallTransport::Http,
+            path: crate::run::RunPath::Direct,
             approvals: ControlConfig::default(),
         };
         let ask = |command: &str| {
@@ -260,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn only_answers_to_what_was_asked_are_applied() {
-        use crate::job::control::{ApprovalKind, ApprovalRequest, ControlConfig, Decision};
+        use crate::run::control::{ApprovalKind, ApprovalRequest, ControlConfig, Decision};
         let control = std::sync::Arc::new(RunControl::new(ControlConfig {
             approval_timeout: std::time::Duration::from_secs(30),
             reachable: true,

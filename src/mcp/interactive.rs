@@ -16,8 +16,8 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::schema::portable;
-use crate::job::control::{Answer, Channel, ControlError, Decision, RunControl};
-use crate::job::{ApprovalPolicy, ReasoningEffort, RunOutput, RunRequest, SandboxMode};
+use crate::run::control::{Answer, Channel, ControlError, Decision, RunControl};
+use crate::run::{ApprovalPolicy, ReasoningEffort, RunOutput, RunRequest, SandboxMode};
 use crate::runs::RunSnapshot;
 
 /// Answers a pending approval from the run card.

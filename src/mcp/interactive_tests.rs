@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::job::control::{ApprovalKind, ApprovalRequest, ControlConfig};
+use crate::run::control::{ApprovalKind, ApprovalRequest, ControlConfig};
 
 async fn asking() -> (
     Arc<RunControl>,
-    tokio::task::JoinHandle<crate::job::control::ApprovalRecord>,
+    tokio::task::JoinHandle<crate::run::control::ApprovalRecord>,
 ) {
     let control = Arc::new(RunControl::new(ControlConfig {
         approval_timeout: Duration::from_secs(30),

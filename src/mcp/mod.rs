@@ -46,8 +46,8 @@ use self::follow::Found;
 pub use self::progress::KEEPALIVE;
 pub use self::tasks::TASK_POLL_INTERVAL_MS;
 pub use self::tools::{CANCEL_RUN, GET_RUN, MAX_WAIT_SEC, TOOL_NAME};
-use crate::audit::{RunPath, Transport};
-use crate::job::Principal;
+use crate::run::Principal;
+use crate::run::{CallTransport, RunPath};
 use crate::runs::Runs;
 
 /// The server's name, fixed by the product.
@@ -59,7 +59,7 @@ pub struct TwoBot {
     runs: Runs,
     /// Who calls when the transport says nothing (stdio: the local user).
     default_principal: Principal,
-    transport: Transport,
+    transport: CallTransport,
     /// Cancelled at shutdown: every run in flight stops.
     shutdown: CancellationToken,
     tools_listed: Arc<Vec<Tool>>,
@@ -72,7 +72,7 @@ impl TwoBot {
     /// the schema advertises for `timeout_sec`.
     pub fn new(
         runs: Runs,
-        transport: Transport,
+        transport: CallTransport,
         default_principal: Principal,
         default_timeout_sec: u64,
         shutdown: CancellationToken,

@@ -6,7 +6,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject};
 
 use super::tools::GET_RUN;
 use crate::error::ToolError;
-use crate::job::RunOutput;
+use crate::run::RunOutput;
 use crate::runs::{Ended, RunHandle, RunRefusal, RunSnapshot, RunStatus, Stored};
 
 /// A tool error with `text` as its only content.

@@ -172,7 +172,7 @@ fn is_numeric_format(format: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::job::RunRequest;
+    use crate::run::RunRequest;
 
     /// The rewrite into the portable subset, case by case.
     #[test]

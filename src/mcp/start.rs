@@ -9,8 +9,8 @@ use rmcp::service::RequestContext;
 use tracing::Instrument;
 
 use super::{TOOL_NAME, TwoBot, interactive, results, tasks};
-use crate::audit::RunPath;
-use crate::job::RunRequest;
+use crate::run::RunPath;
+use crate::run::RunRequest;
 
 impl TwoBot {
     /// `run_codex_prompt` and `ask_codex`: parse, pick the path (direct, task,

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::schema::portable;
-use crate::job::{RunOutput, RunRequest};
+use crate::run::{RunOutput, RunRequest};
 use crate::runs::RunSnapshot;
 
 /// The one tool.

@@ -4,7 +4,8 @@
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
 
-use crate::audit::{Outcome, RunPath, Transport};
+use crate::audit::Outcome;
+use crate::run::{CallTransport, RunPath};
 
 /// Labels of `twobot_runs_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -54,11 +55,11 @@ impl From<Outcome> for OutcomeLabel {
     }
 }
 
-impl From<Transport> for TransportLabel {
-    fn from(t: Transport) -> Self {
+impl From<CallTransport> for TransportLabel {
+    fn from(t: CallTransport) -> Self {
         match t {
-            Transport::Stdio => Self::stdio,
-            Transport::Http => Self::http,
+            CallTransport::Stdio => Self::stdio,
+            CallTransport::Http => Self::http,
         }
     }
 }
@@ -257,9 +258,9 @@ label_enum!(ChannelLabel {
     policy
 });
 
-impl From<crate::job::control::Decision> for DecisionLabel {
-    fn from(d: crate::job::control::Decision) -> Self {
-        use crate::job::control::Decision;
+impl From<crate::run::control::Decision> for DecisionLabel {
+    fn from(d: crate::run::control::Decision) -> Self {
+        use crate::run::control::Decision;
         match d {
             Decision::Accept => Self::accept,
             Decision::Decline => Self::decline,
@@ -268,9 +269,9 @@ impl From<crate::job::control::Decision> for DecisionLabel {
     }
 }
 
-impl From<crate::job::control::Channel> for ChannelLabel {
-    fn from(c: crate::job::control::Channel) -> Self {
-        use crate::job::control::Channel;
+impl From<crate::run::control::Channel> for ChannelLabel {
+    fn from(c: crate::run::control::Channel) -> Self {
+        use crate::run::control::Channel;
         match c {
             Channel::Elicitation => Self::elicitation,
             Channel::InputRequired => Self::input_required,

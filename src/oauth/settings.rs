@@ -195,7 +195,7 @@ impl OAuthSettings {
     /// own rule (`Policy::ceiling_for`), so the consent page shows what will be enforced.
     pub fn ceiling(&self, scopes: &[String]) -> &'static str {
         self.policy
-            .ceiling_for(&crate::job::Principal::Authenticated {
+            .ceiling_for(&crate::run::Principal::Authenticated {
                 issuer: Some(self.issuer.clone()),
                 subject: "operator".to_owned(),
                 scopes: scopes.to_vec(),

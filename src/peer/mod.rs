@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::PeerSecret;
-use crate::job::Principal;
+use crate::run::Principal;
 use crate::state::{StateStore, now_ms};
 
 /// Where the internal routes live.

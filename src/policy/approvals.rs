@@ -8,8 +8,8 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::job::SandboxMode;
-use crate::job::approval::ApprovalKind;
+use crate::run::SandboxMode;
+use crate::run::control::ApprovalKind;
 
 /// `Ok` when `kind` may be put to a person for a caller whose ceiling is `ceiling` and
 /// whose run may write in `dirs` (canonical cwd and extra directories); else the note

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::refusal::{Refusal, Rule, quoted, refuse};
 use super::{Policy, resolve_path};
-use crate::job::{ReasoningEffort, Review, ReviewRequest, RunRequest, SandboxMode};
+use crate::run::{ReasoningEffort, Review, ReviewRequest, RunRequest, SandboxMode};
 
 /// Images a call may attach by default.
 pub const DEFAULT_MAX_IMAGES: usize = 8;

@@ -6,10 +6,10 @@
 
 use std::os::unix::fs::symlink;
 
-use crate::job::{Principal, RunRequest, SandboxMode};
-use crate::job::{ReasoningEffort, Review, ReviewRequest};
 use crate::policy::tests::{Expect, fixture, req, rule};
 use crate::policy::{Rule, check};
+use crate::run::{Principal, RunRequest, SandboxMode};
+use crate::run::{ReasoningEffort, Review, ReviewRequest};
 
 #[test]
 fn images_inside_a_root_are_canonical_regular_files_and_everything_else_is_refused() {

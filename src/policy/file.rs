@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::job::SandboxMode;
+use crate::run::SandboxMode;
 
 /// The TOML document.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
@@ -178,8 +178,8 @@ mod tests {
         assert_eq!(
             f.reasoning_effort,
             Some(vec![
-                crate::job::ReasoningEffort::Low,
-                crate::job::ReasoningEffort::Medium
+                crate::run::ReasoningEffort::Low,
+                crate::run::ReasoningEffort::Medium
             ])
         );
         assert!(!f.images && !f.output_schema && f.review && !f.fork);

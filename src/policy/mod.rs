@@ -28,7 +28,7 @@ mod names;
 mod paths;
 mod refusal;
 
-use crate::job::{DEFAULT_TIMEOUT_SEC, Principal, RunRequest, RunSpec, SandboxMode};
+use crate::run::{DEFAULT_TIMEOUT_SEC, Principal, RunRequest, RunSpec, SandboxMode};
 
 /// The effective policy, after the policy file and the environment were merged.
 #[derive(Debug, Clone, PartialEq)]

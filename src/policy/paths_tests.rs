@@ -7,9 +7,9 @@
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use crate::job::Principal;
 use crate::policy::tests::{Expect, fixture, req};
 use crate::policy::{Policy, Rule, check, within_roots};
+use crate::run::Principal;
 
 #[test]
 fn relative_and_absolute_paths_inside_a_root_are_canonicalised() {

@@ -3,7 +3,7 @@
 //! can correct itself. Apart from the decision so every check (paths, names, features)
 //! speaks the same words.
 
-use crate::job::SandboxMode;
+use crate::run::SandboxMode;
 
 /// Why a request was refused: which parameter, what value, which rule.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,7 @@
 use std::os::unix::fs::symlink;
 
 use super::*;
-use crate::job::ApprovalPolicy;
+use crate::run::ApprovalPolicy;
 
 pub(super) type Expect = Box<dyn Fn(&Rule) -> bool>;
 

@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::config::RunLimits;
-use crate::job::QuotaKey;
+use crate::config::{PrincipalLimits, RunLimits};
+use crate::run::QuotaKey;
 
 /// The queue's bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,19 +14,21 @@ pub struct QueueLimits {
     pub running: usize,
     /// Calls waiting for a slot, all principals together.
     pub queued: usize,
-    /// Calls waiting for a slot, per principal.
+    /// Calls waiting for a slot, per principal ([`PrincipalLimits::queued`]).
     pub queued_per_principal: usize,
-    /// Runs at once, per principal (at least 1, at most `running`).
+    /// Runs at once, per principal (at least 1, at most `running`;
+    /// [`PrincipalLimits::running`]).
     pub running_per_principal: usize,
 }
 
-impl From<RunLimits> for QueueLimits {
-    fn from(l: RunLimits) -> Self {
+impl QueueLimits {
+    /// The bounds `config` sets: the global ones and each principal's run shares.
+    pub fn of(limits: RunLimits, share: PrincipalLimits) -> Self {
         Self {
-            running: l.max_concurrent_runs,
-            queued: l.max_queued_runs,
-            queued_per_principal: l.max_queued_runs_per_principal,
-            running_per_principal: l.max_concurrent_runs_per_principal,
+            running: limits.max_concurrent_runs,
+            queued: limits.max_queued_runs,
+            queued_per_principal: share.queued,
+            running_per_principal: share.running,
         }
     }
 }
@@ -56,9 +58,10 @@ pub enum QueueRefusal {
     },
 }
 
-/// What [`Scheduler::admit`] decided.
+/// Whether [`Scheduler::admit`] gave the ticket a run slot now or queued it for one
+/// (named apart from `runs::Admitted`, a run that passed every admission check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admitted {
+pub enum Slot {
     /// A slot was free: run now.
     Start,
     /// Wait; [`Scheduler::finish`] will name this ticket when its slot comes.
@@ -109,7 +112,7 @@ impl Scheduler {
     }
 
     /// A call by `key` with `ticket` (unique while it waits) asks for a slot.
-    pub fn admit(&mut self, key: &QuotaKey, ticket: u64) -> Result<Admitted, QueueRefusal> {
+    pub fn admit(&mut self, key: &QuotaKey, ticket: u64) -> Result<Slot, QueueRefusal> {
         // A free slot means no waiter may take it (see the module doc), so the only
         // question is whether this principal may: under its cap, and none of its own
         // calls ahead of this one.
@@ -126,7 +129,7 @@ impl Scheduler {
             entry.running += 1;
             entry.last_served = now;
             self.running += 1;
-            return Ok(Admitted::Start);
+            return Ok(Slot::Start);
         }
         if mine_waiting >= self.limits.queued_per_principal && self.waiting < self.limits.queued {
             return Err(QueueRefusal::PrincipalQueueFull {
@@ -146,7 +149,7 @@ impl Scheduler {
             .waiting
             .push_back((ticket, arrived));
         self.waiting += 1;
-        Ok(Admitted::Queued)
+        Ok(Slot::Queued)
     }
 
     /// A run of `key` ended. Returns the waiting call its slot now belongs to, if any

@@ -25,13 +25,13 @@ fn capped(running: usize, queued: usize, per: usize, running_per: usize) -> Queu
 #[derive(Debug, Clone, Copy)]
 enum Step {
     /// principal, ticket, expected answer
-    Admit(&'static str, u64, Result<Admitted, QueueRefusal>),
+    Admit(&'static str, u64, Result<Slot, QueueRefusal>),
     /// a run of this principal ends; the ticket that gets its slot
     Finish(&'static str, Option<u64>),
     /// a waiting ticket withdraws; whether it was still waiting
     Withdraw(&'static str, u64, bool),
 }
-use Admitted::{Queued as Q, Start as S};
+use Slot::{Queued as Q, Start as S};
 use Step::{Admit, Finish, Withdraw};
 
 const BUSY_1_4: QueueRefusal = QueueRefusal::Busy {

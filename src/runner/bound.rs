@@ -10,8 +10,8 @@
 //! cut is counted in `truncated`. The opt-in event log (`include_event_log`) is not part of
 //! the budget: it has its own cap.
 
-use crate::codex::summary::{Truncated, cap_head};
-use crate::job::RunOutput;
+use crate::codex::summary::cap_head;
+use crate::run::{RunOutput, Truncated};
 
 /// Bytes of JSON a finished run's whole tool result may take (text and structured content).
 pub const REPLY_MAX: usize = 256 * 1024;
@@ -147,7 +147,7 @@ fn json_len<T: serde::Serialize + ?Sized>(value: &T) -> usize {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::job::CommandRun;
+    use crate::run::CommandRun;
 
     fn run(commands: usize, output: usize, message: usize) -> RunOutput {
         let mut out: RunOutput = serde_json::from_value(serde_json::json!({

@@ -18,7 +18,7 @@ use super::prepare::{Prepared, prepare};
 use super::{RunnerConfig, spawn};
 use crate::codex::{exec_argv, exec_unsupported};
 use crate::error::ToolError;
-use crate::job::{Job, RunOutput};
+use crate::run::{Job, RunOutput};
 
 /// After Codex exits, how long its stdout may stay open (held by a grandchild) before we stop reading.
 pub(super) const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::bound;
 use super::io::Line;
 use crate::codex::{SummaryBuilder, ThreadEvent};
-use crate::job::RunOutput;
+use crate::run::RunOutput;
 
 /// Why the read loop stopped before Codex finished on its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub(super) struct Finish {
     /// The turn's unified diff (app-server).
     pub diff: Option<String>,
     /// Approval requests and their answers, in order (app-server).
-    pub approvals: Vec<crate::job::control::ApprovalRecord>,
+    pub approvals: Vec<crate::run::control::ApprovalRecord>,
     /// Why the turn did not complete although Codex exited cleanly (app-server: an
     /// interrupted or failed turn, a server that ended early); replaces the generic text.
     pub incomplete: Option<String>,

@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::sys::statfs::{DEVPTS_SUPER_MAGIC, PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs};
 
 use super::cwd::{OpenError, open_file_beneath};
-pub use super::image_reader::Reader;
+use super::image_reader::Reader;
 
 /// Bytes copied of one image at most: above any size the policy lets through (its
 /// default cap is 20 MiB), so the policy's cap decides and this only bounds a file

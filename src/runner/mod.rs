@@ -1,4 +1,4 @@
-//! [`CodexRunner`]: the innermost service of the job stack. It runs one Codex per [`Job`]
+//! [`CodexRunner`]: the innermost service of the run stack. It runs one Codex per [`Job`]
 //! (`codex exec --json -`, or `codex app-server`: [`Backend`]) and always returns what
 //! it saw.
 //!
@@ -56,8 +56,8 @@ use tracing::Instrument;
 
 pub use self::fold::refusal_warning;
 use crate::error::ToolError;
-use crate::job::{Job, RunOutput};
 use crate::policy::EnvPolicy;
+use crate::run::{Job, RunOutput};
 
 /// How the runner starts Codex and how much it keeps.
 #[derive(Debug, Clone)]

@@ -27,8 +27,8 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{Gid, Uid};
 
-pub use super::isolation::MOUNT_DIR;
-pub use super::run_init::PROBE_PROGRAM;
+use super::isolation::MOUNT_DIR;
+use super::run_init::PROBE_PROGRAM;
 use super::supervise::Args;
 
 /// What the runner asks the supervisor to isolate, on its command line.

@@ -7,9 +7,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{RunnerConfig, cwd, images, isolation, namespace, schema_file};
+use super::{RunnerConfig, cwd, image_reader, images, isolation, namespace, schema_file};
 use crate::error::ToolError;
-use crate::job::RunSpec;
+use crate::run::RunSpec;
 
 /// A run, ready to spawn. Dropping it removes the image copies and the schema file.
 #[derive(Debug)]
@@ -62,7 +62,7 @@ fn prepare_blocking(
     // Codex opens images by name: it gets private copies of the files opened here, so a
     // name swapped since the check cannot reach a file outside the roots. Read as Codex's
     // user when it has its own (issue 19 point 3). Removed on drop.
-    let reader = images::Reader::for_run(config.supervisor.as_deref(), owner);
+    let reader = image_reader::Reader::for_run(config.supervisor.as_deref(), owner);
     let images = images::PrivateImages::copy(
         &spec.images,
         &config.roots,

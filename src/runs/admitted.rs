@@ -16,7 +16,7 @@ use super::handle::{self, Ended, RunHandle};
 use super::store::Reservation;
 use super::{Caller, Runs, lease, persist};
 use crate::error::ToolError;
-use crate::job::{CallContext, Job, RunSpec};
+use crate::run::{CallContext, Job, RunSpec};
 use crate::run_queue::Ticket;
 use crate::state::RunState;
 use crate::thread_owners::ThreadRecord;

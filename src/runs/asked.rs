@@ -1,7 +1,7 @@
 //! What a call asked of Codex's features that its result must answer (an output schema,
 //! a review of a target), decided once from the spec and applied to the finished output.
 
-use crate::job::RunSpec;
+use crate::run::RunSpec;
 
 /// What the call asked of Codex's features that its result must answer.
 #[derive(Debug, Clone, Copy)]
@@ -17,13 +17,13 @@ impl Asked {
         Self {
             output: spec.output_schema.is_some(),
             // Said only to a caller who sent a prompt that was then left out.
-            target_review: matches!(&spec.review, Some(r) if *r != crate::job::Review::Custom)
+            target_review: matches!(&spec.review, Some(r) if *r != crate::run::Review::Custom)
                 && !spec.prompt.trim().is_empty(),
         }
     }
 
     /// Add `output`, and the warnings the caller must read, to a finished run.
-    pub(super) fn complete(self, out: &mut crate::job::RunOutput) {
+    pub(super) fn complete(self, out: &mut crate::run::RunOutput) {
         if self.target_review {
             out.summary.warnings.push(
                 "Codex 0.169 reviews --uncommitted, --base and --commit with its own instructions only: the prompt was not sent (use review={\"custom\":true} for instructions of your own)".to_owned(),

@@ -13,7 +13,7 @@ use super::{Interaction, Observer, Runs};
 use crate::audit::{AuditLog, OpenError};
 use crate::config::Config;
 use crate::peer::Peers;
-use crate::run_queue::RunQueue;
+use crate::run_queue::{QueueLimits, RunQueue};
 use crate::state::{Instance, Lasting, Location, StateError};
 use crate::thread_owners::{MigrateError, ThreadOwners};
 
@@ -81,7 +81,7 @@ pub async fn assemble(
         config.policy.clone(),
         Arc::new(threads),
         lasting,
-        RunQueue::new(config.limits),
+        RunQueue::new(QueueLimits::of(config.limits, config.per_principal)),
         config.runs,
         config.runner.clone(),
         Observer::new(audit),

@@ -15,10 +15,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::ToolError;
-use crate::job::RunOutput;
-use crate::job::control::RunControl;
+use crate::run::RunOutput;
+use crate::run::control::RunControl;
 
-pub use super::pending::PendingApproval;
+use super::pending::PendingApproval;
 
 /// Progress messages kept per run (the latest ones).
 pub const PROGRESS_KEPT: usize = 50;

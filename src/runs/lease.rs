@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use super::RunRefusal;
-use crate::job::QuotaKey;
+use crate::config::PrincipalLimits;
+use crate::run::QuotaKey;
 use crate::run_queue::QueueLimits;
 use crate::state::{DEAD_AFTER, Lasting, LeaseRow, StateStore, now_ms};
 
@@ -20,13 +21,10 @@ pub(crate) struct Lease {
     id: String,
 }
 
-/// Runs a principal may have admitted at once across the service: its running share
-/// plus its queue share (what one instance allows it, counted once for all).
+/// Runs a principal may have admitted at once across the service, from the shares this
+/// instance's queue applies ([`PrincipalLimits::across_service`] says why).
 pub fn service_limit(limits: QueueLimits) -> usize {
-    limits
-        .running_per_principal
-        .max(1)
-        .saturating_add(limits.queued_per_principal)
+    PrincipalLimits::across_service(limits.running_per_principal, limits.queued_per_principal)
 }
 
 /// A lease for one more run of `quota`, or the refusal when the principal already holds
@@ -72,24 +70,6 @@ impl Drop for Lease {
                     pause = (pause * 2).min(std::time::Duration::from_secs(30));
                 }
             });
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_service_wide_share_is_the_running_share_plus_the_queue_share() {
-        let limits = |running_per_principal, queued_per_principal| QueueLimits {
-            running: 4,
-            queued: 16,
-            queued_per_principal,
-            running_per_principal,
-        };
-        for (running, queued, want) in [(1, 0, 1), (3, 4, 7), (0, 0, 1), (2, 1, 3)] {
-            assert_eq!(service_limit(limits(running, queued)), want);
         }
     }
 }

@@ -34,16 +34,17 @@ use std::sync::Arc;
 use tokio_util::task::TaskTracker;
 
 pub use self::admitted::Admitted;
-pub use self::handle::{Ended, PendingApproval, RunHandle, RunSnapshot, RunStatus};
+pub use self::handle::{Ended, RunHandle, RunSnapshot, RunStatus};
 pub use self::observe::Observer;
+pub use self::pending::PendingApproval;
 pub use self::persist::{LOST_MESSAGE, Persist, Stored};
 pub use self::refusal::RunRefusal;
-pub use self::store::{KeptConfig, KeptError, KeptRuns, Reservation};
-use crate::audit::{RunPath, Transport};
-use crate::job::control::ControlConfig;
-use crate::job::{Principal, QuotaKey, RunRequest, RunSpec};
+pub use self::store::{KeptError, KeptRuns, Reservation};
+use crate::config::KeptConfig;
 use crate::peer::Peers;
 use crate::policy::{Policy, Refusal, check};
+use crate::run::control::ControlConfig;
+use crate::run::{CallTransport, Principal, QuotaKey, RunPath, RunRequest, RunSpec};
 use crate::run_queue::{RunQueue, Ticket};
 use crate::runner::{CodexRunner, RunnerConfig};
 use crate::state::Lasting;
@@ -61,7 +62,7 @@ pub struct Caller {
     /// The HTTP request id, passed to Codex as `TWOBOT_REQUEST_ID`.
     pub request_id: Option<String>,
     /// stdio or http.
-    pub transport: Transport,
+    pub transport: CallTransport,
     /// direct, task or background.
     pub path: RunPath,
     /// How this caller's run asks a person for approvals (whether any channel reaches
@@ -81,7 +82,7 @@ pub struct Interaction {
 impl Default for Interaction {
     fn default() -> Self {
         Self {
-            approval_timeout: crate::job::control::DEFAULT_APPROVAL_TIMEOUT,
+            approval_timeout: crate::run::control::DEFAULT_APPROVAL_TIMEOUT,
             ask_tool: false,
         }
     }

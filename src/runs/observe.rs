@@ -12,13 +12,12 @@ use super::handle::Ended;
 use super::refusal::RunRefusal;
 use super::store::KeptRefusal;
 use crate::audit::{
-    ApprovalAuditRecord, AuditLog, AuditRecord, Outcome, PromptDigest, RunPath, Transport,
-    now_rfc3339,
+    ApprovalAuditRecord, AuditLog, AuditRecord, Outcome, PromptDigest, now_rfc3339,
 };
 use crate::error::ToolError;
-use crate::job::control::ApprovalRecord;
-use crate::job::{RunRequest, RunSpec};
 use crate::metrics::{RefusalReason, RunLabels, TokenKind, TokenLabels, metrics};
+use crate::run::control::ApprovalRecord;
+use crate::run::{CallTransport, RunPath, RunRequest, RunSpec};
 use crate::run_queue::QueueRefusal;
 
 /// What the end-of-run record says of the run itself.
@@ -124,12 +123,12 @@ impl Observer {
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
         };
-        count(Transport::Http, RunPath::Direct, Outcome::Refused);
+        count(CallTransport::Http, RunPath::Direct, Outcome::Refused);
         self.write(|keep_prompts| AuditRecord {
             time: now_rfc3339(),
             request_id,
             principal: "unauthenticated".to_owned(),
-            transport: Transport::Http,
+            transport: CallTransport::Http,
             path: RunPath::Direct,
             cwd: text("cwd"),
             sandbox: text("sandbox"),
@@ -244,7 +243,7 @@ impl Observer {
 }
 
 /// One more run (or refusal) in `twobot_runs_total`.
-fn count(transport: Transport, path: RunPath, outcome: Outcome) {
+fn count(transport: CallTransport, path: RunPath, outcome: Outcome) {
     metrics()
         .runs
         .get_or_create(&RunLabels {
@@ -259,8 +258,8 @@ fn count(transport: Transport, path: RunPath, outcome: Outcome) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::job::control::{ApprovalKind, Channel, Decision};
-    use crate::job::{Principal, QuotaKey};
+    use crate::run::control::{ApprovalKind, Channel, Decision};
+    use crate::run::{Principal, QuotaKey};
 
     /// Every decision is one audit line (who, what, how, which way) and one count, with
     /// caller-sized strings cut like every other line's.
@@ -278,7 +277,7 @@ mod tests {
             owner: principal.owner_key(),
             principal,
             request_id: Some("req-1".into()),
-            transport: Transport::Http,
+            transport: CallTransport::Http,
             path: RunPath::Background,
             approvals: Default::default(),
         };

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::job::control::{ApprovalKind, Pending};
+use crate::run::control::{ApprovalKind, Pending};
 
 /// A request waiting for a person, as snapshots show it (never with its token).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use tokio_util::task::TaskTracker;
 
 use super::handle::{RunSnapshot, RunStatus};
-use crate::job::RunOutput;
+use crate::run::RunOutput;
 use crate::state::{Lasting, RunRow, RunState, now_ms};
 
 /// What a lost run says instead of a result.

@@ -21,9 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::handle::RunHandle;
-// The settings live in config (a leaf this module may read); re-exported for old paths.
-pub use crate::config::KeptConfig;
-use crate::job::QuotaKey;
+use crate::config::KeptConfig;
+use crate::run::QuotaKey;
 
 /// No room for another kept run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

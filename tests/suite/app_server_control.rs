@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use twobot::job::control::{Answer, Channel, ControlConfig, Decision, RunControl};
-use twobot::job::{CallContext, Job, Principal, RunSpec, SandboxMode};
+use twobot::run::control::{Answer, Channel, ControlConfig, Decision, RunControl};
+use twobot::run::{CallContext, Job, Principal, RunSpec, SandboxMode};
 use twobot::runner::{Backend, RunnerConfig};
 
 use crate::common::fake_codex;
@@ -25,7 +25,7 @@ fn job(root: &std::path::Path, prompt: String, control: Arc<RunControl>) -> Job 
             model: None,
             profile: None,
             sandbox: SandboxMode::WorkspaceWrite,
-            approval_policy: Some(twobot::job::ApprovalPolicy::OnRequest),
+            approval_policy: Some(twobot::run::ApprovalPolicy::OnRequest),
             skip_git_repo_check: true,
             ephemeral: false,
             include_event_log: false,
@@ -36,7 +36,7 @@ fn job(root: &std::path::Path, prompt: String, control: Arc<RunControl>) -> Job 
             images: vec![],
             output_schema: None,
             review: None,
-            ceiling: twobot::job::SandboxMode::DangerFullAccess,
+            ceiling: twobot::run::SandboxMode::DangerFullAccess,
         },
         ctx,
     }

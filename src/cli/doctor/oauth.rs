@@ -13,7 +13,7 @@ use crate::config::{Config, Transport};
 use crate::oauth::password::PasswordHashFile;
 
 /// The signing key's file name in the state directory.
-pub use crate::oauth::signing::KEY_FILE as SIGNING_KEY_FILE;
+use crate::oauth::signing::KEY_FILE;
 
 /// Every check of the built-in set-up; one skip line when it is off. `codex_user`:
 /// `TWOBOT_CODEX_USER`, the user Codex runs as when it is not 2Bot's own.
@@ -151,7 +151,7 @@ fn state_checks(dir: Option<&Path>) -> Vec<Check> {
             format!("{} (created at first start)", dir.display()),
         ),
     }];
-    report.push(signing_key_check(&dir.join(SIGNING_KEY_FILE)));
+    report.push(signing_key_check(&dir.join(KEY_FILE)));
     report
 }
 

@@ -24,8 +24,8 @@ use crate::auth::{
     AuthConfig, AuthError, Authenticator, GrantCheck, Jwks, Verdict, Verdicts, bearer,
 };
 use crate::http::rescue;
-use crate::job::Principal;
 use crate::metrics::{AuthFailure, metrics};
+use crate::run::Principal;
 use crate::runs::Observer;
 
 /// The auth layer of the MCP endpoint; `config: None` is no-auth mode.

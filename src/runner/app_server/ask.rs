@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::fold::Translate;
 use super::protocol::{CommandApproval, FileChangeApproval, PermissionsApproval, UserInputRequest};
-use crate::job::control::{ApprovalKind, ApprovalRequest, Decision};
+use crate::run::control::{ApprovalKind, ApprovalRequest, Decision};
 use crate::runner::isolation::View;
 
 /// What to do with a server request.

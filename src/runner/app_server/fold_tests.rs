@@ -7,7 +7,7 @@ use serde_json::json;
 use super::*;
 use crate::codex::SummaryBuilder;
 
-fn fold(messages: &[(&str, Value)]) -> (Translate, crate::job::Summary) {
+fn fold(messages: &[(&str, Value)]) -> (Translate, crate::run::Summary) {
     let mut tr = Translate::default();
     let mut b = SummaryBuilder::new();
     for (method, params) in messages {

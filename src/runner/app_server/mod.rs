@@ -42,8 +42,8 @@ use super::io::{LineReader, strip_backtraces};
 use super::prepare::{Prepared, prepare};
 use super::{RunnerConfig, spawn};
 use crate::error::ToolError;
-use crate::job::control::Steer;
-use crate::job::{Job, RunOutput};
+use crate::run::control::Steer;
+use crate::run::{Job, RunOutput};
 
 /// What one of our requests was for.
 enum Purpose {

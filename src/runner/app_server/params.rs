@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use super::protocol::{ReviewStartParams, ReviewTarget, ThreadParams, TurnStartParams, UserInput};
 use crate::codex::command::toml_string;
 use crate::error::ToolError;
-use crate::job::{ApprovalPolicy, Review, RunSpec};
+use crate::run::{ApprovalPolicy, Review, RunSpec};
 
 /// What [`plan`] makes of a run.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::*;
-use crate::job::{ReasoningEffort, SandboxMode};
+use crate::run::{ReasoningEffort, SandboxMode};
 
 fn spec() -> RunSpec {
     RunSpec {

@@ -1,10 +1,10 @@
-//! Plain data that flows through the job stack: the tool's wire input
+//! Plain data that flows through the run stack: the tool's wire input
 //! ([`RunRequest`], its [`ApprovalPolicy`] string in `approval_policy.rs`), the validated
 //! [`RunSpec`] that policy hands to the runner,
 //! who asked ([`Principal`], in `principal.rs`) and what came back ([`RunOutput`], in
 //! `output.rs`).
 //!
-//! Nothing here does I/O, and `job` imports nothing from the rest of the crate: every
+//! Nothing here does I/O, and `run` imports nothing from the rest of the crate: every
 //! transport and every layer speaks these types, so they sit below all of them.
 
 use std::path::PathBuf;
@@ -13,13 +13,15 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub mod approval;
+mod approval;
 mod approval_policy;
+mod arrival;
 pub mod control;
 mod output;
 mod principal;
 
 pub use self::approval_policy::{ApprovalPolicy, GRANULAR_KNOBS, Granular};
+pub use self::arrival::{CallTransport, RunPath};
 pub use self::output::{CommandRun, FileChange, RunOutput, Summary, Truncated, Usage};
 pub use self::principal::{Principal, QuotaKey};
 
@@ -333,7 +335,7 @@ impl CallContext {
     }
 }
 
-/// A tool call as it enters the job stack: the raw request and its context.
+/// A tool call as it enters the run stack: the raw request and its context.
 #[derive(Debug, Clone)]
 pub struct ToolCall {
     /// The tool's arguments.

@@ -4,7 +4,7 @@
 //!
 //! These are wire types (their JSON Schema is the tool's `outputSchema`, pinned in
 //! `mcp::tools`), so they live together, and here rather than in `codex`: `codex` builds a
-//! [`Summary`] from events and its argv from a `RunSpec`, so it imports `job`; if `job`
+//! [`Summary`] from events and its argv from a `RunSpec`, so it imports `run`; if `run`
 //! imported `codex` back for the summary's shape, the two would form a cycle.
 
 use schemars::JsonSchema;
