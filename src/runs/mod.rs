@@ -258,10 +258,10 @@ impl Runs {
             RunPath::Direct => None,
             RunPath::Task | RunPath::Background => {
                 let reservation = inner.kept.reserve(&caller.owner, &caller.quota)?;
+                // Evicted runs leave the store before this call goes on, so no follow-up
+                // (on this instance or another) can still find a run memory forgot.
                 if !reservation.evicted().is_empty() {
-                    let (persist, evicted) =
-                        (inner.persist.clone(), reservation.evicted().to_vec());
-                    tokio::spawn(async move { persist.expire(evicted).await });
+                    inner.persist.expire(reservation.evicted().to_vec()).await;
                 }
                 Some(reservation)
             }
