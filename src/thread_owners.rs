@@ -210,6 +210,7 @@ mod tests {
         let instance = crate::state::Instance::start(
             store.clone(),
             &crate::state::Location::Memory,
+            None,
             std::time::Duration::from_secs(60),
             None,
             tokio_util::sync::CancellationToken::new(),

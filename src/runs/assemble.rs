@@ -119,6 +119,7 @@ async fn lasting(
     let instance = Instance::start(
         store.clone(),
         &location,
+        config.state_dir.as_deref(),
         config.runs.ttl,
         config.peers.url.clone(),
         shutdown.clone(),

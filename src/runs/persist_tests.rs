@@ -110,6 +110,7 @@ async fn persist() -> (Persist, Arc<dyn StateStore>) {
     let instance = Instance::start(
         store.clone(),
         &Location::Memory,
+        None,
         Duration::from_secs(60),
         None,
         tokio_util::sync::CancellationToken::new(),

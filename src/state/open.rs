@@ -4,7 +4,7 @@
 //! fresh UUID per start), calls the runs of instances that died `lost` (so no run reads
 //! `running` forever), and keeps a heartbeat until shutdown.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,35 +72,48 @@ impl Instance {
     /// and running runs marked `lost` (kept `ttl` for their owners to read), then a
     /// heartbeat every [`HEARTBEAT`] until `stop`, which also reaps instances silent for
     /// [`DEAD_AFTER`] and forgets expired runs.
+    ///
+    /// `host_dir` is the state directory of this host (`TWOBOT_STATE_DIR`), where the
+    /// processes sharing it hold their [`liveness`] locks. With SQLite the store's own
+    /// directory is that place and a lock is required. With PostgreSQL it is taken when
+    /// a directory is known, on a best-effort basis: a process restarted on the same host
+    /// then calls its killed predecessor's runs lost at once instead of after
+    /// [`DEAD_AFTER`], and a host without a writable directory still starts (its dead
+    /// neighbours are found by their silent heartbeats, as those on other hosts are).
     pub async fn start(
         store: Arc<dyn StateStore>,
         location: &Location,
+        host_dir: Option<&Path>,
         ttl: Duration,
         url: Option<String>,
         stop: CancellationToken,
     ) -> Result<Instance, StateError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
-        let lock = match location {
-            Location::Dir(dir) => {
-                let (dir, me) = (dir.clone(), id.clone());
-                let (lock, dead) = tokio::task::spawn_blocking(move || {
-                    let lock = liveness::hold(&dir, &me)?;
-                    Ok::<_, StateError>((lock, liveness::dead(&dir, &me)?))
-                })
-                .await
-                .map_err(|e| StateError::Connect(format!("instance lock: {e}")))??;
-                for instance in dead {
-                    let lost = store.mark_lost(&instance, now_ms(), ttl_ms).await?;
-                    if lost > 0 {
-                        tracing::warn!(%instance, runs = lost, "an earlier 2Bot process ended while these runs were unfinished: they are lost");
+        let (lock_dir, required) = match location {
+            Location::Dir(dir) => (Some(dir.clone()), true),
+            Location::Postgres(_) => (host_dir.map(Path::to_path_buf), false),
+            Location::Memory => (None, false),
+        };
+        let lock = match lock_dir {
+            None => None,
+            Some(dir) => match dead_neighbours(dir, id.clone()).await {
+                Ok((lock, dead)) => {
+                    for instance in dead {
+                        let lost = store.mark_lost(&instance, now_ms(), ttl_ms).await?;
+                        store.drop_leases(&instance).await?;
+                        if lost > 0 {
+                            tracing::warn!(%instance, runs = lost, "an earlier 2Bot process ended while these runs were unfinished: they are lost");
+                        }
                     }
+                    Some(lock)
                 }
-                Some(lock)
-            }
-            // Shared: a dead instance is one whose heartbeat stopped (reaped below),
-            // since its process may be on another host.
-            Location::Memory | Location::Postgres(_) => None,
+                Err(e) if required => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no instance lock in the state directory: a restart's unfinished runs are called lost only when its heartbeat times out");
+                    None
+                }
+            },
         };
         let row = InstanceRow {
             instance: id.clone(),
@@ -117,6 +130,20 @@ impl Instance {
     pub fn id(&self) -> &str {
         &self.id
     }
+}
+
+/// Take this process's lock in `dir` and name the processes of that directory that are
+/// gone (blocking file work, off the runtime's workers).
+async fn dead_neighbours(
+    dir: PathBuf,
+    me: String,
+) -> Result<(liveness::Lock, Vec<String>), StateError> {
+    tokio::task::spawn_blocking(move || {
+        let lock = liveness::hold(&dir, &me)?;
+        Ok::<_, StateError>((lock, liveness::dead(&dir, &me)?))
+    })
+    .await
+    .map_err(|e| StateError::Connect(format!("instance lock: {e}")))?
 }
 
 /// One heartbeat: say this instance lives, reap the silent ones, forget expired runs.
@@ -200,6 +227,7 @@ mod tests {
         let me = Instance::start(
             store.clone(),
             &location,
+            None,
             Duration::from_secs(60),
             None,
             stop.clone(),
@@ -224,6 +252,7 @@ mod tests {
         let me = Instance::start(
             store.clone(),
             &Location::Memory,
+            None,
             Duration::from_secs(1),
             None,
             CancellationToken::new(),

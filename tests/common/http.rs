@@ -50,6 +50,7 @@ pub async fn spawn_http(env: &[(&str, &str)]) -> Result<HttpServer> {
         .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true);
     super::with_backend(&mut cmd);
+    super::stores::with_store(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
     }

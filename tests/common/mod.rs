@@ -9,6 +9,7 @@ pub mod oauth;
 pub mod oauth_builtin;
 pub mod postgres;
 pub mod programs;
+pub mod stores;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -161,6 +162,7 @@ pub async fn spawn_stdio(opts: Options) -> Result<StdioServer> {
         .env("TWOBOT_STATE_DIR", base.join("state"))
         .current_dir(&base);
     with_backend(&mut cmd);
+    stores::with_store(&mut cmd);
     for (k, v) in &opts.env {
         cmd.env(k, v);
     }

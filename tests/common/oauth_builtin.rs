@@ -268,6 +268,10 @@ impl Builtin {
                 dir.path().join("state").display().to_string(),
             ),
         ]);
+        // On PostgreSQL (`both_stores!`), the operator's commands use it too.
+        if let Some(url) = super::stores::database_url() {
+            env.push(("TWOBOT_DATABASE_URL".to_owned(), url));
+        }
         env.extend(
             extra
                 .iter()

@@ -58,8 +58,8 @@ async fn background_runs_are_off_by_default_and_the_tool_list_stays_the_seeds() 
     Ok(())
 }
 
+crate::both_stores!(a_long_background_run_is_followed_to_completion_and_hidden_from_others);
 /// A 90 s run, followed to the end with polls that each return within 55 s.
-#[tokio::test]
 async fn a_long_background_run_is_followed_to_completion_and_hidden_from_others() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),
@@ -154,7 +154,7 @@ async fn a_long_background_run_is_followed_to_completion_and_hidden_from_others(
     Ok(())
 }
 
-#[tokio::test]
+crate::both_stores!(cancelling_a_background_run_kills_codex_and_keeps_the_partial_result);
 async fn cancelling_a_background_run_kills_codex_and_keeps_the_partial_result() -> Result<()> {
     let server = spawn_http(&[("TWOBOT_ENABLE_BACKGROUND_RUNS", "true")]).await?;
     let client = http_client(&server.url, None).await?;
@@ -207,7 +207,7 @@ async fn cancelling_a_background_run_kills_codex_and_keeps_the_partial_result() 
     Ok(())
 }
 
-#[tokio::test]
+crate::both_stores!(the_registry_is_bounded_refusals_are_immediate_and_finished_runs_expire);
 async fn the_registry_is_bounded_refusals_are_immediate_and_finished_runs_expire() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),

@@ -53,10 +53,10 @@ async fn wait_until(limit: Duration, mut ok: impl FnMut() -> Result<bool>) -> Re
     Ok(())
 }
 
+crate::both_stores!(a_backlog_of_one_principal_delays_another_by_at_most_one_run);
 /// Alice fills the only run slot and her share of the queue: her next call is refused
 /// with the quota, Bob's call still gets a place, and it starts as soon as Alice's
 /// running call ends, ahead of her eight queued ones.
-#[tokio::test]
 async fn a_backlog_of_one_principal_delays_another_by_at_most_one_run() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
@@ -117,11 +117,11 @@ async fn a_backlog_of_one_principal_delays_another_by_at_most_one_run() -> Resul
     Ok(())
 }
 
+crate::both_stores!(one_principals_long_runs_leave_a_run_slot_for_another);
 /// Issue 19 point 8: Alice's long runs fill her running cap (by default one below the
 /// four slots) and her next call waits in her queue; Bob's call takes the free slot and
 /// is answered at once, while Alice's runs still hang and her queued call has not
 /// started. Without the cap Bob waited behind Alice's runs for their whole timeout.
-#[tokio::test]
 async fn one_principals_long_runs_leave_a_run_slot_for_another() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
@@ -307,10 +307,10 @@ async fn gone(client: &RunningService<RoleClient, Recorder>, id: &str) -> Result
     Ok(r.is_error == Some(true) && text(&r).contains("no run"))
 }
 
+crate::both_stores!(finished_runs_are_evicted_before_anyone_is_refused);
 /// Finished runs make room before anyone is refused: Alice's own oldest first when she
 /// is over her share, anyone's oldest when the registry is full; only running runs
 /// lead to a refusal, which names the quota or the cap.
-#[tokio::test]
 async fn finished_runs_are_evicted_before_anyone_is_refused() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),

@@ -217,10 +217,10 @@ async fn chatgpt_s_flow_reaches_the_tool_with_the_built_in_server() -> Result<()
     Ok(())
 }
 
+crate::both_stores!(state_survives_a_restart);
 /// A restart (even a kill) loses nothing: the signing key, the client, the grant. The old
 /// access token still runs the tool, the refresh token still rotates, and the client can
 /// authorize again without registering.
-#[tokio::test]
 async fn state_survives_a_restart() -> Result<()> {
     let mut server = Builtin::start(&[]).await?;
     let (ask, tokens) = server.tokens().await?;
@@ -247,10 +247,10 @@ async fn state_survives_a_restart() -> Result<()> {
     Ok(())
 }
 
+crate::both_stores!(revoked_grants_stop_refresh_and_access_tokens);
 /// `2bot-mcp oauth revoke all`, run by the operator against the live server's state
 /// directory, ends every grant at once: the refresh token is refused on its next use and
 /// so is the access token (the revocation list), before its hour is up.
-#[tokio::test]
 async fn revoked_grants_stop_refresh_and_access_tokens() -> Result<()> {
     let server = Builtin::start(&[]).await?;
     let (ask, tokens) = server.tokens().await?;

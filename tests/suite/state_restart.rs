@@ -3,6 +3,7 @@
 //! serves finished runs until they expire, reports a run its predecessor was running
 //! when it was killed as `lost` (never `working`), and keeps refusing another
 //! principal's resume of a thread, including threads from the old `threads.jsonl`.
+//! Each test runs on both stores (`both_stores!`): SQLite, and a PostgreSQL database.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
 use crate::common::http::*;
+use crate::common::stores::{stored_run_state as stored_state, wait_stored};
 use crate::common::*;
 
 const TOKENS: &str = "alice:tok-alice,bob:tok-bob";
@@ -51,37 +53,6 @@ async fn kill(mut server: HttpServer) -> Result<()> {
     Ok(())
 }
 
-/// The run's state in `state.db`, read by SQLite itself (not through 2Bot).
-fn stored_state(state: &Path, run_id: &str) -> Result<Option<String>> {
-    let db = rusqlite::Connection::open_with_flags(
-        state.join("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )?;
-    let mut stmt = db.prepare("SELECT state FROM runs WHERE run_id = ?1")?;
-    let mut rows = stmt.query([run_id])?;
-    Ok(match rows.next()? {
-        Some(row) => Some(row.get(0)?),
-        None => None,
-    })
-}
-
-/// Wait until the store holds `want` for the run (its writer is off the run's path, so
-/// the row lands a moment after the caller saw the end).
-async fn wait_stored(state: &Path, run_id: &str, want: &str) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = stored_state(state, run_id)?;
-        if got.as_deref() == Some(want) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "run {run_id} is stored as {got:?}, not {want}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Start a background run that hangs until it is killed; its run id.
 async fn start_hanging(client: &RunningService<RoleClient, Recorder>) -> Result<String> {
     let r = call(
@@ -113,7 +84,7 @@ async fn finished_run(client: &RunningService<RoleClient, Recorder>) -> Result<V
     Ok(s)
 }
 
-#[tokio::test]
+crate::both_stores!(a_finished_background_run_is_served_after_a_restart_with_the_same_result);
 async fn a_finished_background_run_is_served_after_a_restart_with_the_same_result() -> Result<()> {
     let state = tempfile::tempdir()?;
     let server = server_on(state.path(), &[]).await?;
@@ -148,7 +119,7 @@ async fn a_finished_background_run_is_served_after_a_restart_with_the_same_resul
     Ok(())
 }
 
-#[tokio::test]
+crate::both_stores!(a_run_running_when_the_server_is_killed_is_lost_after_a_restart);
 async fn a_run_running_when_the_server_is_killed_is_lost_after_a_restart() -> Result<()> {
     let state = tempfile::tempdir()?;
     let server = server_on(state.path(), &[]).await?;
@@ -169,7 +140,7 @@ async fn a_run_running_when_the_server_is_killed_is_lost_after_a_restart() -> Re
     let server = server_on(state.path(), &[]).await?;
     // Lost at start-up, not after a heartbeat timeout.
     assert_eq!(
-        stored_state(state.path(), &run_id)?.as_deref(),
+        stored_state(state.path(), &run_id).await?.as_deref(),
         Some("lost")
     );
     let alice = http_client(&server.url, Some("tok-alice")).await?;
@@ -194,7 +165,7 @@ async fn a_run_running_when_the_server_is_killed_is_lost_after_a_restart() -> Re
     Ok(())
 }
 
-#[tokio::test]
+crate::both_stores!(threads_jsonl_is_migrated_once_and_still_refuses_another_principals_resume);
 async fn threads_jsonl_is_migrated_once_and_still_refuses_another_principals_resume() -> Result<()>
 {
     let state = tempfile::tempdir()?;
@@ -230,7 +201,7 @@ async fn threads_jsonl_is_migrated_once_and_still_refuses_another_principals_res
     Ok(())
 }
 
-#[tokio::test]
+crate::both_stores!(an_expired_run_is_gone_after_a_restart);
 async fn an_expired_run_is_gone_after_a_restart() -> Result<()> {
     let state = tempfile::tempdir()?;
     let ttl = [("TWOBOT_TASK_TTL_SEC", "2")];
@@ -248,7 +219,7 @@ async fn an_expired_run_is_gone_after_a_restart() -> Result<()> {
     assert_eq!(r.is_error, Some(true));
     assert!(text(&r).contains("no run"), "{}", text(&r));
     // The start-up heartbeat forgot it in the file too.
-    assert_eq!(stored_state(state.path(), &run_id)?, None);
+    assert_eq!(stored_state(state.path(), &run_id).await?, None);
     Ok(())
 }
 
@@ -278,9 +249,9 @@ async fn task(
         .task)
 }
 
+crate::both_stores!(tasks_survive_a_restart_finished_or_lost);
 /// Tasks too: a finished one's result comes back after a restart, and one its server
 /// was running when killed fails as lost, never working.
-#[tokio::test]
 async fn tasks_survive_a_restart_finished_or_lost() -> Result<()> {
     use rmcp::model::{TaskPayload, TaskStatus};
     let state = tempfile::tempdir()?;

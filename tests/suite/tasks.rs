@@ -70,9 +70,9 @@ fn completed_result(task: &DetailedTask) -> Result<Value> {
     }
 }
 
+crate::both_stores!(a_task_capable_client_follows_a_long_call_as_a_task_to_its_result);
 /// A 30 s call runs as a task: answered at once, followed with tasks/get (progress
 /// while it works), its result the direct call's; another principal cannot see it.
-#[tokio::test]
 async fn a_task_capable_client_follows_a_long_call_as_a_task_to_its_result() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
@@ -159,8 +159,8 @@ async fn a_task_capable_client_follows_a_long_call_as_a_task_to_its_result() -> 
     Ok(())
 }
 
+crate::both_stores!(cancelling_a_task_leaves_no_process_behind);
 /// tasks/cancel kills Codex and everything it started; the task reads `cancelled`.
-#[tokio::test]
 async fn cancelling_a_task_leaves_no_process_behind() -> Result<()> {
     let server = spawn_http(&[]).await?;
     let client = http_task_client(&server.url, None).await?;
