@@ -191,7 +191,7 @@ pub fn answer_definition() -> Tool {
 pub fn steer_definition() -> Tool {
     let mut tool = Tool::new_with_raw(
         STEER_RUN,
-        Some("Add instructions to a background Codex run's current turn (app-server backend: TWOBOT_CODEX_BACKEND=app-server). Returns the run's snapshot.".into()),
+        Some("Add instructions to the current turn of a Codex run started with background=true or as an MCP task (app-server backend: TWOBOT_CODEX_BACKEND=app-server). Returns the run's snapshot.".into()),
         rmcp::handler::server::common::schema_for_type::<SteerArgs>(),
     )
     .with_raw_output_schema(rmcp::handler::server::common::schema_for_output::<RunSnapshot>())

@@ -151,7 +151,7 @@ fn get_run_definition() -> Tool {
     Tool::new_with_raw(
         GET_RUN,
         Some(
-            "Follow a background Codex run: waits up to wait_sec (default 45, at most 55) for it to finish, then returns its status, the latest progress and, once finished, the full result of run_codex_prompt."
+            "Follow a Codex run started with background=true or as an MCP task: waits up to wait_sec (default 45, at most 55) for it to finish, then returns its status, the latest progress and, once finished, the full result of run_codex_prompt."
                 .into(),
         ),
         rmcp::handler::server::common::schema_for_type::<GetRunArgs>(),
@@ -170,7 +170,7 @@ fn get_run_definition() -> Tool {
 fn cancel_run_definition() -> Tool {
     Tool::new_with_raw(
         CANCEL_RUN,
-        Some("Cancel a background Codex run: Codex and everything it started are killed; the partial result is kept.".into()),
+        Some("Cancel a Codex run started with background=true or as an MCP task: Codex and everything it started are killed; the partial result is kept.".into()),
         rmcp::handler::server::common::schema_for_type::<CancelRunArgs>(),
     )
     .with_raw_output_schema(rmcp::handler::server::common::schema_for_output::<RunSnapshot>())
