@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use rmcp::model::{CallToolResult, JsonObject};
+use rmcp::model::{CallToolResponse, CallToolResult, JsonObject};
 use tokio_util::sync::CancellationToken;
 
 use super::follow::{cancel_live, get_live, wait_of};
@@ -114,43 +114,83 @@ impl TwoBot {
         }
     }
     /// A resume (or fork) of a thread whose Codex home is on another live instance, for
-    /// a direct call or a background run: forwarded there. `None`: it runs here (also a
-    /// task, which lives where it was created; it is refused with the holder's name).
+    /// a direct call, a background run or a task: forwarded there. `None`: it runs here.
     pub(super) async fn resume_elsewhere(
         &self,
         request: &RunRequest,
         arguments: JsonObject,
         tool: &str,
         caller: &Caller,
-    ) -> Option<CallToolResult> {
+    ) -> Option<CallToolResponse> {
         let thread = request.thread_id.as_deref()?;
         // The local (stdio) user is local to its host: its rights do not travel.
         let local = caller.principal == Principal::Local;
-        if local || caller.path == RunPath::Task || self.runs.peers()?.secret().is_none() {
+        if local || self.runs.peers()?.secret().is_none() {
             return None;
         }
         let Err(RunRefusal::ThreadElsewhere { instance, .. }) = self.runs.resume_here(thread).await
         else {
             return None;
         };
-        let background = caller.path == RunPath::Background;
-        let wait = if background {
+        let (background, task) = (
+            caller.path == RunPath::Background,
+            caller.path == RunPath::Task,
+        );
+        let wait = if background || task {
             Duration::from_secs(10)
         } else {
             let timeout = request.timeout_sec.and_then(|t| u64::try_from(t).ok());
             Duration::from_secs(timeout.unwrap_or(7200).saturating_add(30))
         };
-        tracing::info!(%thread, %instance, "a resume of a thread another instance holds: forwarded there");
+        tracing::info!(%thread, %instance, path = caller.path.as_str(), "a resume of a thread another instance holds: forwarded there");
         let who = ForwardedCaller {
             principal: caller.principal.clone(),
             quota: caller.quota.0.clone(),
             tool: tool.to_owned(),
             background,
+            task,
         };
         let call = (caller.owner.clone(), arguments);
-        Some(self.forward_run(&instance, who, call, wait).await)
+        let answer = self.forward_run(&instance, who, call, wait).await;
+        if !task || answer.is_error == Some(true) {
+            // A refusal never becomes a task.
+            return Some(answer.into());
+        }
+        Some(self.task_held_elsewhere(&answer, &caller.owner).await)
+    }
+
+    /// The task a forwarded task resume started on its holder (whose first snapshot is
+    /// `answer`), as this instance's `tools/call` answers it. Its row is waited for (the
+    /// holder writes it off the run's path), so the caller's first `tasks/get` here finds
+    /// it and is answered from the store, or forwarded to the holder for `tasks/cancel`.
+    async fn task_held_elsewhere(&self, answer: &CallToolResult, owner: &str) -> CallToolResponse {
+        let run_id = answer
+            .structured_content
+            .as_ref()
+            .and_then(|s| s.get("run_id"))
+            .and_then(|r| r.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let deadline = tokio::time::Instant::now() + TASK_ROW_WAIT;
+        loop {
+            if let Some(stored) = self.runs.persist().stored(&run_id, owner).await {
+                let task = super::tasks::stored_task_of(self.runs.kept(), &stored);
+                return CallToolResponse::Task(rmcp::model::CreateTaskResult::new(task.task));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return results::error_text(format!(
+                    "the instance holding this thread started task {run_id}, but its record did not reach the state store within {} s; follow it with tasks/get {run_id}",
+                    TASK_ROW_WAIT.as_secs()
+                ))
+                .into();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 }
+
+/// How long a forwarded task's row may take to reach the store.
+const TASK_ROW_WAIT: Duration = Duration::from_secs(5);
 
 /// The first text of `result` (an error's message).
 pub(super) fn text_of(result: &CallToolResult) -> String {
@@ -268,13 +308,21 @@ async fn run_here(runs: &Runs, call: Forwarded, stop: &CancellationToken) -> Cal
         Ok(r) => r,
         Err(e) => return results::error_text(e),
     };
-    let path = if who.background {
+    let path = if who.task {
+        RunPath::Task
+    } else if who.background {
         RunPath::Background
     } else {
         RunPath::Direct
     };
     let caller = Caller {
-        owner: who.principal.owner_key(),
+        // A task is kept under the key the caller's instance finds it by (an anonymous
+        // caller's task belongs to its session there).
+        owner: if who.task {
+            call.owner
+        } else {
+            who.principal.owner_key()
+        },
         principal: who.principal,
         quota: QuotaKey(who.quota),
         request_id: None,
@@ -287,7 +335,7 @@ async fn run_here(runs: &Runs, call: Forwarded, stop: &CancellationToken) -> Cal
         Err(refusal) => return results::refusal(&refusal),
     };
     match path {
-        RunPath::Background => results::snapshot_of(&handle),
-        _ => results::ended(&*handle.outcome().await),
+        RunPath::Background | RunPath::Task => results::snapshot_of(&handle),
+        RunPath::Direct => results::ended(&*handle.outcome().await),
     }
 }

@@ -284,9 +284,11 @@ impl ServerHandler for TwoBot {
                 let answer = self
                     .forward(&stored, call, std::time::Duration::from_secs(10))
                     .await;
-                match answer.is_error {
-                    Some(true) => Err(ErrorData::invalid_params(forward::text_of(&answer), None)),
-                    _ => Ok(()),
+                // The holder answers with the run's snapshot (a cancelled run's result
+                // is an error result, yet the cancel worked), or refuses with text only.
+                match answer.structured_content {
+                    Some(_) => Ok(()),
+                    None => Err(ErrorData::invalid_params(forward::text_of(&answer), None)),
                 }
             }
             Ok((Found::Stored(stored), _)) => Err(ErrorData::invalid_params(

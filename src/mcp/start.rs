@@ -70,7 +70,7 @@ impl TwoBot {
             .resume_elsewhere(&request, forwardable, &tool, &caller)
             .await
         {
-            return answer.into();
+            return answer;
         }
         // rmcp serves the call on a session task, outside the HTTP request's span: this
         // span (parent of the run's) picks the caller's trace up again.

@@ -111,6 +111,10 @@ pub struct ForwardedCaller {
     /// A background run (answered at once with its `run_id`) rather than a direct call
     /// (answered with the result when the run ends).
     pub background: bool,
+    /// An MCP task (answered at once with its first snapshot, like a background run;
+    /// kept as a task there, so the caller's `tasks/get` and `tasks/cancel` find it).
+    #[serde(default)]
+    pub task: bool,
 }
 
 /// Why a call could not be forwarded.

@@ -27,6 +27,7 @@ mod http_limits;
 mod instances;
 mod instances_approvals;
 mod instances_sign_in;
+mod instances_tasks;
 mod interactive;
 mod jwks;
 mod log_filter;
