@@ -69,6 +69,17 @@ fn main() -> ExitCode {
         print!("{}", twobot::cli::print_config::render(&matches, &config));
         return ExitCode::SUCCESS;
     }
+    // First, while this is the only thread: reading the passed socket clears LISTEN_FDS.
+    let inherited = match config.transport {
+        Transport::Http => match twobot::http::listen::inherited() {
+            Ok(listener) => listener,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        Transport::Stdio => None,
+    };
     let not_isolated = match isolate_runs(&mut config) {
         Ok(reason) => reason,
         Err(e) => {
@@ -99,7 +110,7 @@ fn main() -> ExitCode {
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {
         return ExitCode::FAILURE;
     };
-    let code = runtime.block_on(run(config));
+    let code = runtime.block_on(run(config, inherited));
     // Running calls are over; do not wait for stray blocking tasks.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     telemetry.shutdown();
@@ -140,7 +151,7 @@ fn runtime(mut builder: tokio::runtime::Builder) -> Option<tokio::runtime::Runti
     }
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, inherited: Option<std::net::TcpListener>) -> ExitCode {
     let shutdown = CancellationToken::new();
     {
         let shutdown = shutdown.clone();
@@ -171,7 +182,7 @@ async fn run(config: Config) -> ExitCode {
                 }
             }
         }
-        Transport::Http => serve_http(&config, shutdown).await,
+        Transport::Http => serve_http(&config, shutdown, inherited).await,
     }
 }
 
@@ -187,15 +198,35 @@ async fn job_stack(config: &Config, shutdown: &CancellationToken) -> Option<twob
     }
 }
 
-async fn serve_http(config: &Config, signal: CancellationToken) -> ExitCode {
+async fn serve_http(
+    config: &Config,
+    signal: CancellationToken,
+    inherited: Option<std::net::TcpListener>,
+) -> ExitCode {
     use twobot::http::{HttpSettings, Issuer, Shutdown, router, serve};
     let bind = std::net::SocketAddr::new(config.host, config.port);
-    let listener = match tokio::net::TcpListener::bind(bind).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("error: TWOBOT_HOST/TWOBOT_PORT: cannot listen on {bind}: {e}");
-            return ExitCode::from(2);
-        }
+    let listener = match inherited {
+        // Socket activation: the service manager's socket, whatever TWOBOT_PORT says.
+        Some(passed) => match passed
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::TcpListener::from_std(passed))
+        {
+            Ok(l) => {
+                tracing::info!(target: LOG_TARGET, "serving the socket the service manager passed (LISTEN_FDS=1); TWOBOT_HOST and TWOBOT_PORT are not used");
+                l
+            }
+            Err(e) => {
+                eprintln!("error: LISTEN_FDS=1: the passed socket (fd 3) cannot be served: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => match tokio::net::TcpListener::bind(bind).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: TWOBOT_HOST/TWOBOT_PORT: cannot listen on {bind}: {e}");
+                return ExitCode::from(2);
+            }
+        },
     };
     let local = listener.local_addr().unwrap_or(bind);
     let settings = match HttpSettings::new(config, local) {

@@ -34,6 +34,7 @@ pub mod body_limit;
 pub mod inflight;
 pub mod internal;
 pub mod json_body;
+pub mod listen;
 pub mod origin;
 pub mod rate_limit;
 pub mod rescue;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use super::http::{HttpServer, spawn_http};
+use super::http::{HttpServer, loopback_listener, spawn_http_on};
 use super::postgres;
 use super::programs::{APT_NGINX, python_sdk, repo, require};
 
@@ -48,12 +48,7 @@ impl TokenSource for StaticTokens {
     }
 }
 
-/// A free loopback port (bound, then released for the process that will use it).
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
+pub use super::http::free_port;
 
 /// One instance: its process and the port its internal address names.
 pub struct Member {
@@ -101,31 +96,47 @@ impl Cluster {
             env,
         };
         for _ in 0..n {
-            let member = cluster.member(free_port()?).await?;
+            let member = cluster.member().await?;
             cluster.members.push(member);
         }
         Ok(cluster)
     }
 
-    /// Start an instance on `port` with the cluster's settings.
-    pub async fn member(&self, port: u16) -> Result<Member> {
-        self.member_with(port, &[]).await
+    /// Start an instance with the cluster's settings, on a port of its own.
+    pub async fn member(&self) -> Result<Member> {
+        self.member_with(&[]).await
     }
 
-    /// Start an instance on `port` with the cluster's settings and `extra` of its own.
-    pub async fn member_with(&self, port: u16, extra: &[(&str, &str)]) -> Result<Member> {
-        let (port_s, url) = (port.to_string(), format!("http://127.0.0.1:{port}"));
+    /// Start an instance with the cluster's settings and `extra` of its own.
+    pub async fn member_with(&self, extra: &[(&str, &str)]) -> Result<Member> {
+        let (listener, _) = loopback_listener()?;
+        self.member_on(listener, extra).await
+    }
+
+    /// Start an instance on `port` again (the address a killed instance had).
+    pub async fn member_at(&self, port: u16) -> Result<Member> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .with_context(|| format!("port {port} is taken again"))?;
+        self.member_on(listener, &[]).await
+    }
+
+    /// An instance serving `listener` (its address is the instance URL, known before
+    /// it starts: the socket is handed over, never released in between).
+    async fn member_on(
+        &self,
+        listener: std::net::TcpListener,
+        extra: &[(&str, &str)],
+    ) -> Result<Member> {
+        let port = listener.local_addr()?.port();
+        let url = format!("http://127.0.0.1:{port}");
         let mut env: Vec<(&str, &str)> = self
             .env
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        env.extend([
-            ("TWOBOT_PORT", port_s.as_str()),
-            ("TWOBOT_INSTANCE_URL", url.as_str()),
-        ]);
+        env.push(("TWOBOT_INSTANCE_URL", url.as_str()));
         env.extend_from_slice(extra);
-        let server = spawn_http(&env).await?;
+        let server = spawn_http_on(listener, &env).await?;
         Ok(Member { server, port })
     }
 

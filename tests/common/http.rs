@@ -27,8 +27,44 @@ pub struct HttpServer {
     pub _tmp: tempfile::TempDir,
 }
 
-/// Start the binary in http mode with `env` on top of the test defaults.
+/// Start the binary in http mode with `env` on top of the test defaults, on a port it
+/// picks (`TWOBOT_PORT=0`; its listening line says which).
 pub async fn spawn_http(env: &[(&str, &str)]) -> Result<HttpServer> {
+    spawn_http_with(env, None).await
+}
+
+/// A free loopback port, bound then released, for the programs that bind their own
+/// (nginx, Prometheus, oidc-provider): another process could take it in between, a
+/// race kept to them. 2Bot's own servers are handed a held socket instead
+/// ([`spawn_http_on`]).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A listening socket on 127.0.0.1 and its port, for a server that must know its own
+/// address before it starts (an issuer, an instance URL, a balancer's upstream).
+pub fn loopback_listener() -> Result<(std::net::TcpListener, u16)> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
+/// [`spawn_http`] serving `listener` (handed over at fd 3 with `LISTEN_FDS=1`, as
+/// systemd's socket activation does): the port is held from before the start, so no
+/// other process can take it in between.
+pub async fn spawn_http_on(
+    listener: std::net::TcpListener,
+    env: &[(&str, &str)],
+) -> Result<HttpServer> {
+    spawn_http_with(env, Some(listener)).await
+}
+
+async fn spawn_http_with(
+    env: &[(&str, &str)],
+    listener: Option<std::net::TcpListener>,
+) -> Result<HttpServer> {
     let tmp = tempfile::tempdir()?;
     let base_dir = tmp.path().canonicalize()?;
     let root = base_dir.join("root");
@@ -53,6 +89,14 @@ pub async fn spawn_http(env: &[(&str, &str)]) -> Result<HttpServer> {
     super::stores::with_store(&mut cmd);
     for (k, v) in env {
         cmd.env(k, v);
+    }
+    if let Some(listener) = listener {
+        use command_fds::{CommandFdExt, FdMapping};
+        cmd.env("LISTEN_FDS", "1");
+        cmd.fd_mappings(vec![FdMapping {
+            parent_fd: listener.into(),
+            child_fd: 3,
+        }])?;
     }
     let mut child = cmd.spawn()?;
     let stdout = child.stdout.take().context("stdout")?;

@@ -19,13 +19,6 @@ use super::{call, text};
 /// ChatGPT's connector callback; registered, never visited (the code is read off the redirect).
 pub const REDIRECT_URI: &str = "https://chatgpt.com/connector_platform_oauth_redirect";
 
-/// A free loopback port for 2Bot, so its resource URL (the audience) is known up front.
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// What a client learns from the 401 and the two metadata documents.
 pub struct Discovered {
     pub resource: String,

@@ -14,8 +14,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::http::{HttpServer, spawn_http};
-use super::oauth::{Browser, Pkce, free_port, pkce, post_form, redirected_to};
+use super::http::{HttpServer, loopback_listener, spawn_http, spawn_http_on};
+use super::oauth::{Browser, Pkce, pkce, post_form, redirected_to};
 
 /// The operator's password.
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -258,7 +258,10 @@ impl Builtin {
     /// Start with the scopes policy and `extra` on top of the built-in settings.
     pub async fn start(extra: &[(&str, &str)]) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let port = free_port()?;
+        // Held from here until the server serves it (LISTEN_FDS): the issuer's address
+        // is known before the start, and nobody else can take it in between. A restart
+        // binds the same TWOBOT_PORT itself.
+        let (listener, port) = loopback_listener()?;
         let base = format!("http://127.0.0.1:{port}");
         let mut env = builtin_env(&base, dir.path()).await?;
         env.extend([
@@ -277,7 +280,8 @@ impl Builtin {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        let server = spawn(&env).await?;
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let server = spawn_http_on(listener, &pairs).await?;
         Ok(Self {
             server,
             resource: format!("{base}/mcp"),

@@ -15,7 +15,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::json;
 
 use crate::common::http::*;
-use crate::common::programs::{APT_NGINX, find, require};
+use crate::common::programs::{APT_NGINX, require};
 use crate::common::*;
 
 fn repo(path: &str) -> PathBuf {
@@ -235,10 +235,11 @@ async fn behind_the_shipped_nginx_config_a_session_streams_and_rate_limits_key_o
     Ok(())
 }
 
-/// `systemd-analyze verify` accepts the unit with no warning at all (it reports unknown
-/// keys and bad values as warnings and still exits 0, so the output must be empty).
+/// `systemd-analyze verify` accepts the service unit, and the optional socket unit beside
+/// it, with no warning at all (it reports unknown keys and bad values as warnings and
+/// still exits 0, so the output must be empty).
 #[tokio::test]
-async fn the_systemd_unit_verifies_cleanly() -> Result<()> {
+async fn the_systemd_units_verify_cleanly() -> Result<()> {
     let unit = std::fs::read_to_string(repo("deploy/systemd/2bot-mcp.service"))?;
     for key in [
         "NoNewPrivileges=yes",
@@ -253,12 +254,17 @@ async fn the_systemd_unit_verifies_cleanly() -> Result<()> {
     ] {
         assert!(unit.contains(key), "the unit lacks {key:?}");
     }
-    // Issue 6 asks for `systemd-analyze verify` where the image has it, and a parse
-    // check (the assertions above) where it does not: so no failure when it is missing.
-    let Some(analyze) = find("systemd-analyze") else {
-        eprintln!("systemd-analyze is not installed: the unit was parse-checked only");
-        return Ok(());
-    };
+    let socket = std::fs::read_to_string(repo("deploy/systemd/2bot-mcp.socket"))?;
+    assert_eq!(
+        socket.matches("\nListenStream=").count(),
+        1,
+        "2Bot serves exactly one passed socket"
+    );
+    let analyze = require(
+        &["systemd-analyze"],
+        "systemd-analyze",
+        "sudo apt-get install -y systemd",
+    )?;
     // Only the binary's path changes: verify checks that ExecStart exists.
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("2bot-mcp.service");
@@ -266,8 +272,11 @@ async fn the_systemd_unit_verifies_cleanly() -> Result<()> {
         &path,
         unit.replace("/usr/local/bin/2bot-mcp", env!("CARGO_BIN_EXE_2bot-mcp")),
     )?;
+    let socket_path = dir.path().join("2bot-mcp.socket");
+    std::fs::write(&socket_path, socket)?;
     let out = tokio::process::Command::new(analyze)
         .arg("verify")
+        .arg(&socket_path)
         .arg(&path)
         .output()
         .await?;
@@ -278,8 +287,8 @@ async fn the_systemd_unit_verifies_cleanly() -> Result<()> {
     );
     assert!(out.status.success(), "{said}");
     assert!(
-        !said.contains("2bot-mcp.service"),
-        "systemd found problems in the unit:\n{said}"
+        !said.contains("2bot-mcp.service") && !said.contains("2bot-mcp.socket"),
+        "systemd found problems in the units:\n{said}"
     );
     Ok(())
 }

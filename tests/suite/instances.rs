@@ -292,7 +292,7 @@ async fn three_instances_behind_round_robin_nginx_serve_as_one() -> Result<()> {
     //    runs and its lost one.
     let back = s
         .cluster
-        .member(server.base.rsplit(':').next().context("port")?.parse()?)
+        .member_at(server.base.rsplit(':').next().context("port")?.parse()?)
         .await?;
     let served = s.get(&back.mcp(), "bob", &victims_run, 0).await?;
     let same = served["status"] == done["status"] && served["result"] == done["result"];
@@ -315,12 +315,7 @@ async fn a_resume_landing_elsewhere_runs_on_the_instance_holding_the_thread() ->
         let home = homes.path().join(format!("codex-home-{m}"));
         std::fs::create_dir(&home)?;
         let home = home.display().to_string();
-        let member = cluster
-            .member_with(
-                crate::common::cluster::free_port()?,
-                &[("CODEX_HOME", &home)],
-            )
-            .await?;
+        let member = cluster.member_with(&[("CODEX_HOME", &home)]).await?;
         cluster.members.push(member);
     }
     let (holder, other) = (cluster.members[0].mcp(), cluster.members[1].mcp());

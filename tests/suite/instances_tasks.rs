@@ -16,7 +16,7 @@ use rmcp::model::{
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
-use crate::common::cluster::{Cluster, StaticTokens, free_port, run_dirs};
+use crate::common::cluster::{Cluster, StaticTokens, run_dirs};
 use crate::common::http::http_task_client;
 use crate::common::{Recorder, gone_within, wait_for_run_pid};
 
@@ -62,9 +62,7 @@ async fn a_task_resuming_a_thread_held_elsewhere_runs_there_and_is_followed_wher
         let home = homes.path().join(format!("codex-home-{m}"));
         std::fs::create_dir(&home)?;
         let home = home.display().to_string();
-        let member = cluster
-            .member_with(free_port()?, &[("CODEX_HOME", &home)])
-            .await?;
+        let member = cluster.member_with(&[("CODEX_HOME", &home)]).await?;
         cluster.members.push(member);
     }
     let holder = http_task_client(&cluster.members[0].mcp(), Some("tok-alice")).await?;

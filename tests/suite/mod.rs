@@ -62,6 +62,7 @@ mod review_prompt;
 mod run_card;
 mod runner;
 mod session_end;
+mod socket_activation;
 mod state_conformance;
 mod state_leases;
 mod state_postgres;

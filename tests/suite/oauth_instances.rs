@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::http::http_client;
-use crate::common::oauth::{free_port, initialize_with, jwt_part, post_form};
+use crate::common::oauth::{initialize_with, jwt_part, post_form};
 use crate::common::oauth_builtin::{Builtin, Tokens, run_binary};
 use crate::common::postgres;
 
@@ -19,13 +19,7 @@ use crate::common::postgres;
 pub(crate) async fn two_instances(db: &postgres::Database) -> Result<(Builtin, Builtin)> {
     let url = db.url();
     let a = Builtin::start(&[("TWOBOT_DATABASE_URL", &url)]).await?;
-    let port = free_port()?.to_string();
-    let b = Builtin::start(&[
-        ("TWOBOT_DATABASE_URL", &url),
-        ("TWOBOT_BASE_URL", &a.base),
-        ("TWOBOT_PORT", &port),
-    ])
-    .await?;
+    let b = Builtin::start(&[("TWOBOT_DATABASE_URL", &url), ("TWOBOT_BASE_URL", &a.base)]).await?;
     Ok((a, b))
 }
 

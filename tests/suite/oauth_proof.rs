@@ -76,7 +76,8 @@ async fn auth_server(keys: &Path) -> Result<AuthServer> {
 
 /// 2Bot configured as an operator would for an external authorization server, plus `extra`.
 async fn twobot_for(auth: &AuthServer, extra: &[(&str, &str)]) -> Result<HttpServer> {
-    let port = free_port()?.to_string();
+    let (listener, port) = loopback_listener()?;
+    let port = port.to_string();
     let base = format!("http://127.0.0.1:{port}");
     let resource = format!("{base}/mcp");
     let jwks = format!("{}/jwks", auth.issuer);
@@ -91,7 +92,7 @@ async fn twobot_for(auth: &AuthServer, extra: &[(&str, &str)]) -> Result<HttpSer
         ("TWOBOT_JWT_LEEWAY_SEC", "1"),
     ];
     env.extend_from_slice(extra);
-    spawn_http(&env).await
+    spawn_http_on(listener, &env).await
 }
 
 const READ_REQUIRED: &[(&str, &str)] = &[("TWOBOT_REQUIRED_SCOPES", "codex:read")];
