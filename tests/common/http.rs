@@ -200,6 +200,27 @@ pub async fn raw_session(url: &str, token: Option<&str>) -> Result<String> {
     Ok(id)
 }
 
+/// Wait (at most `limit`) until the unlabelled metric `name` at `url` reads `want`:
+/// what a test waits on instead of sleeping "long enough" for the server to get there.
+pub async fn wait_for_metric(url: &str, name: &str, want: f64, limit: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let text = reqwest::get(url).await?.text().await?;
+        let now = text.lines().find_map(|l| {
+            let (key, value) = l.split_once(' ')?;
+            (key == name).then(|| value.trim().parse::<f64>().ok())?
+        });
+        if now == Some(want) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{name} is {now:?}, not {want}, after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The metrics URL a server with `TWOBOT_METRICS_ADDR` logged at start-up
 /// (`url=http://ADDR/metrics`), once it appears in `log`.
 pub async fn metrics_url(log: &std::path::Path) -> Result<String> {

@@ -63,8 +63,10 @@ async fn a_backlog_of_one_principal_delays_another_by_at_most_one_run() -> Resul
         ("TWOBOT_AUTH_TOKENS", TOKENS),
         ("TWOBOT_MAX_CONCURRENT_RUNS", "1"),
         ("FAKE_CODEX_STEPS", "6"),
+        ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
     ])
     .await?;
+    let metrics = metrics_url(&server.log).await?;
     let alice = Arc::new(http_client(&server.url, Some("tok-alice")).await?);
     let bob = http_client(&server.url, Some("tok-bob")).await?;
 
@@ -82,9 +84,9 @@ async fn a_backlog_of_one_principal_delays_another_by_at_most_one_run() -> Resul
             wait_until(Duration::from_secs(20), || Ok(started(&server)?.len() == 1)).await?;
         }
     }
-    // The eight others wait (the default share, TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL=8);
-    // give them ample time to reach the queue.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The eight others wait (the default share, TWOBOT_MAX_QUEUED_RUNS_PER_PRINCIPAL=8):
+    // all of them in the queue before the next call.
+    wait_for_metric(&metrics, "twobot_runs_queued", 8.0, Duration::from_secs(20)).await?;
     let refused = call(&alice, json!({"prompt": "scenario:ok alice-extra"})).await?;
     assert_eq!(refused.is_error, Some(true));
     assert!(
@@ -126,8 +128,10 @@ async fn one_principals_long_runs_leave_a_run_slot_for_another() -> Result<()> {
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", TOKENS),
+        ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
     ])
     .await?;
+    let metrics = metrics_url(&server.log).await?;
     let alice = Arc::new(http_client(&server.url, Some("tok-alice")).await?);
     let bob = http_client(&server.url, Some("tok-bob")).await?;
     let mut hers = Vec::new();
@@ -142,8 +146,8 @@ async fn one_principals_long_runs_leave_a_run_slot_for_another() -> Result<()> {
         }));
     }
     wait_until(Duration::from_secs(30), || Ok(started(&server)?.len() >= 3)).await?;
-    // Ample time for her fourth call to reach the queue (or, without a cap, the last slot).
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Her fourth call is in the queue (without the cap it would hold the last slot).
+    wait_for_metric(&metrics, "twobot_runs_queued", 1.0, Duration::from_secs(20)).await?;
     let asked = Instant::now();
     let mine = tokio::time::timeout(
         Duration::from_secs(20),

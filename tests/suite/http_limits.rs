@@ -158,7 +158,17 @@ async fn an_idle_session_expires_and_frees_its_place() -> Result<()> {
     ])
     .await?;
     let id = raw_session(&server.url, None).await?;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Polled, not slept: the session ends on the server's clock (1 s idle). The poll
+    // opens new sessions, which the cap of one refuses until the idle one is gone
+    // (a request on the idle session itself would keep it alive).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while raw_session(&server.url, None).await.is_err() {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the idle session still holds the only place after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let after = post(
         &server.url,
         &json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
@@ -167,6 +177,5 @@ async fn an_idle_session_expires_and_frees_its_place() -> Result<()> {
     .send()
     .await?;
     assert_eq!(after.status(), 404);
-    raw_session(&server.url, None).await?;
     Ok(())
 }
