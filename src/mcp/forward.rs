@@ -8,12 +8,12 @@
 
 use std::time::Duration;
 
-use rmcp::model::{CallToolResponse, CallToolResult, JsonObject};
+use rmcp::model::{CallToolResponse, CallToolResult, DetailedTask, JsonObject};
 use tokio_util::sync::CancellationToken;
 
 use super::follow::{cancel_live, get_live, wait_of};
 use super::tools::{GET_RUN, GetRunArgs};
-use super::{TwoBot, arguments, interactive, results};
+use super::{TwoBot, arguments, interactive, results, tasks};
 use crate::peer::{Action, Forwarded, ForwardedCaller};
 use crate::run::control::ControlConfig;
 use crate::run::{CallTransport, RunPath};
@@ -159,6 +159,26 @@ impl TwoBot {
         Some(self.task_held_elsewhere(&answer, &caller.owner).await)
     }
 
+    /// `tasks/get` of a live task another instance holds: asked there, so the caller
+    /// sees its progress and the approvals waiting for a person wherever the balancer
+    /// sent the request; the row in the store when the holder cannot answer.
+    pub(super) async fn task_elsewhere(&self, stored: &Stored, owner: String) -> DetailedTask {
+        let run_id = stored.snapshot.run_id.clone();
+        let mut args = JsonObject::new();
+        args.insert("run_id".into(), run_id.clone().into());
+        let answer = self
+            .forward(
+                stored,
+                (Action::Task, &run_id, owner, args),
+                Duration::from_secs(10),
+            )
+            .await;
+        answer
+            .structured_content
+            .and_then(|v| serde_json::from_value::<DetailedTask>(v).ok())
+            .unwrap_or_else(|| tasks::stored_task_of(self.runs.kept(), stored))
+    }
+
     /// The task a forwarded task resume started on its holder (whose first snapshot is
     /// `answer`), as this instance's `tools/call` answers it. Its row is waited for (the
     /// holder writes it off the run's path), so the caller's first `tasks/get` here finds
@@ -221,6 +241,7 @@ pub async fn answer(
             return match runs.persist().stored(run_id, &call.owner).await {
                 Some(stored) => match action {
                     Action::Get => results::snapshot(&stored.snapshot),
+                    Action::Task => task_result(&tasks::stored_task_of(runs.kept(), &stored)),
                     Action::Cancel => results::not_cancelled(&stored),
                     Action::Steer | Action::Answer | Action::Run => results::error_text(format!(
                         "refused: run {run_id} is not running (status {})",
@@ -242,6 +263,7 @@ pub async fn answer(
                 Err(e) => results::error_text(e),
             }
         }
+        Action::Task => task_result(&tasks::task_of(runs.kept(), &handle)),
         Action::Cancel | Action::Run => cancel_live(&handle).await,
         Action::Steer => {
             let args: interactive::SteerArgs =
@@ -261,6 +283,15 @@ pub async fn answer(
             // knows it. A call naming no answerer is recorded under the owner key.
             answer_live(&handle, &args, call.by.as_deref().unwrap_or(&call.owner))
         }
+    }
+}
+
+/// A task as the holder shows it, carried in a result's structured content (what the
+/// internal route answers with); [`TwoBot::task_elsewhere`] reads it back.
+fn task_result(task: &DetailedTask) -> CallToolResult {
+    match serde_json::to_value(task) {
+        Ok(value) => CallToolResult::structured(value),
+        Err(e) => results::error_text(format!("the task could not be written: {e}")),
     }
 }
 

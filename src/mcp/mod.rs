@@ -195,15 +195,14 @@ impl ServerHandler for TwoBot {
         request: GetTaskParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetTaskResult, ErrorData> {
-        let found = self
-            .find(&context, &request.task_id, RunPath::Task)
+        let (found, owner) = self
+            .find_owned(&context, &request.task_id, RunPath::Task)
             .await
             .map_err(|e| ErrorData::invalid_params(e, None))?;
         Ok(GetTaskResult::new(match found {
             Found::Live(handle) => tasks::task_of(self.runs.kept(), &handle),
-            Found::Stored(stored) | Found::Elsewhere(stored) => {
-                tasks::stored_task_of(self.runs.kept(), &stored)
-            }
+            Found::Elsewhere(stored) => self.task_elsewhere(&stored, owner).await,
+            Found::Stored(stored) => tasks::stored_task_of(self.runs.kept(), &stored),
         }))
     }
 

@@ -47,6 +47,9 @@ pub enum Action {
     Answer,
     /// `run_codex_prompt` or `ask_codex` resuming a thread this instance holds.
     Run,
+    /// `tasks/get` of a task held there: the task as the holder shows it (progress,
+    /// approvals waiting for a person), not the last row in the store.
+    Task,
 }
 
 impl Action {
@@ -58,6 +61,7 @@ impl Action {
             Self::Steer => "steer",
             Self::Answer => "answer",
             Self::Run => "run",
+            Self::Task => "task",
         }
     }
 
@@ -69,15 +73,16 @@ impl Action {
             "steer" => Self::Steer,
             "answer" => Self::Answer,
             "run" => Self::Run,
+            "task" => Self::Task,
             _ => return None,
         })
     }
 
     /// Whether the call changes the run. Such a call is refused, naming the holder,
     /// when the holder cannot be reached: nothing else can do it, and saying it was
-    /// done would be a lie. Only a `get` may fall back to what the store knows.
+    /// done would be a lie. Only a read may fall back to what the store knows.
     pub fn changes_the_run(self) -> bool {
-        self != Self::Get
+        !matches!(self, Self::Get | Self::Task)
     }
 }
 

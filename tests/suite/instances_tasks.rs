@@ -175,3 +175,45 @@ async fn a_task_resuming_a_thread_held_elsewhere_runs_there_and_is_followed_wher
     ensure!(ended.task.status == TaskStatus::Cancelled, "{ended:?}");
     Ok(())
 }
+
+/// A task read on an instance that does not hold it (a stateless client behind a
+/// round-robin balancer lands anywhere) shows what the holder shows, its latest
+/// progress, not only "running elsewhere"; once it ends, its result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_task_read_on_another_instance_shows_the_holders_progress() -> Result<()> {
+    let cluster = Cluster::start(2, &PEOPLE, &[("FAKE_CODEX_STEPS", "4")]).await?;
+    let holder = http_task_client(&cluster.members[0].mcp(), Some("tok-alice")).await?;
+    let other = http_task_client(&cluster.members[1].mcp(), Some("tok-alice")).await?;
+    let CallToolResponse::Task(created) =
+        call_as_task(&holder, json!({"prompt": "scenario:long"})).await?
+    else {
+        anyhow::bail!("expected a task")
+    };
+    let id = created.task.task_id;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let t = task(&other, &id).await?;
+        let message = t.task.status_message.clone().unwrap_or_default();
+        if message.contains("step") {
+            break message;
+        }
+        ensure!(
+            t.task.status == TaskStatus::Working && Instant::now() < deadline,
+            "no progress read elsewhere: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    ensure!(!seen.contains("another 2Bot process"), "{seen}");
+    let done = settled(&other, &id, Duration::from_secs(30)).await?;
+    let TaskPayload::Completed { result } = done.payload else {
+        anyhow::bail!("not completed: {done:?}")
+    };
+    ensure!(
+        result["structuredContent"]["final_message"] == "long answer",
+        "{result:?}"
+    );
+    // Bob asks the other instance: nothing, as for an unknown id.
+    let bob = http_task_client(&cluster.members[1].mcp(), Some("tok-bob")).await?;
+    ensure!(task(&bob, &id).await.is_err(), "bob reads alice's task");
+    Ok(())
+}
