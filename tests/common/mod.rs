@@ -4,6 +4,7 @@
 pub mod cimd;
 pub mod cluster;
 pub mod http;
+pub mod inproc;
 pub mod mock_responses;
 pub mod oauth;
 pub mod oauth_builtin;

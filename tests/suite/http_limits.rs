@@ -97,7 +97,7 @@ async fn connections_beyond_the_cap_get_503_and_the_server_recovers() -> Result<
 
 #[tokio::test]
 async fn sessions_are_capped_and_serve_only_the_principal_that_created_them() -> Result<()> {
-    let server = spawn_http(&[
+    let server = crate::common::inproc::serve_in_process(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "alice:tok-alice,bob:tok-bob"),
         ("TWOBOT_MAX_SESSIONS", "2"),

@@ -24,6 +24,7 @@ mod first_contact;
 mod first_snapshot;
 mod http;
 mod http_limits;
+mod in_process;
 mod instances;
 mod instances_approvals;
 mod instances_sign_in;

@@ -134,7 +134,8 @@ fn tool_call(id: u64, prompt: &str) -> Value {
 /// server: each status with its code and headers, one body shape for all.
 #[tokio::test]
 async fn every_refusal_at_the_http_edge_answers_with_the_same_body_shape() -> Result<()> {
-    let server = spawn_http(&[
+    // In this process: the whole stack as the binary builds it, no process to start.
+    let server = crate::common::inproc::serve_in_process(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         (
             "TWOBOT_AUTH_TOKENS",
