@@ -11,6 +11,9 @@
 //! 5. Several instances (`support/instances.rs`): one on PostgreSQL, the same behind
 //!    nginx, three behind round-robin nginx; stateless tools/list throughput and per-call
 //!    latency.
+//! 6. The seed stack's stand-in (`support/seed_standin.py`: the Python SDK's FastMCP,
+//!    now MCPServer, with the seed's one tool behind a static token) beside 2Bot, in the
+//!    same run: tools/list throughput and the ratio.
 //!
 //! `BENCH_CALLS` (default 200) sets the calls per latency row; `BENCH_RUN_NAMESPACES`
 //! (`auto`, `off`) sets `TWOBOT_RUN_NAMESPACES` for the servers it starts;
@@ -18,7 +21,7 @@
 //! rows then compare one `codex app-server` per call (initialize, thread/start, turn/start,
 //! turn/completed, stdin EOF; the fake's app server runs the same fixed-cost exec fake
 //! inside) with the same direct `codex exec` baseline. `BENCH_ONLY` (a comma list of
-//! `calls`, `cold`, `memory`, `throughput`, `oauth`, `instances`) runs those sections alone, e.g. to
+//! `calls`, `cold`, `memory`, `throughput`, `oauth`, `instances`, `seed`) runs those sections alone, e.g. to
 //! profile one of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -527,6 +530,61 @@ async fn main() -> Result<()> {
     if wanted("instances") {
         instances::rows(&previous, calls).await?;
     }
+    if wanted("seed") {
+        seed_rows(&previous).await?;
+    }
+    Ok(())
+}
+
+/// The seed stack's stand-in (the official Python SDK's FastMCP server with the seed's
+/// tool and a static token) measured like 2Bot, one after the other in this run.
+async fn seed_rows(previous: &Previous) -> Result<()> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = repo.join(".venv/bin/python");
+    anyhow::ensure!(
+        python.exists(),
+        "the Python SDK's venv is missing: run `bash scripts/test` once (it makes .venv)"
+    );
+    let (listener, port) = loopback_listener()?;
+    // Python binds the port itself: released just before, the same race as nginx's.
+    drop(listener);
+    let token = "tok-bench-0123456789";
+    let mut child = tokio::process::Command::new(&python)
+        .arg(repo.join("benches/support/seed_standin.py"))
+        .arg(port.to_string())
+        .arg(token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while raw_session(&url, Some(token)).await.is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the stand-in did not serve in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = child.id().context("stand-in pid")?;
+    let seed = throughput_at(&url, pid, token, 16, Duration::from_secs(10)).await?;
+    child.kill().await?;
+    let twobot = throughput(16, Duration::from_secs(10), &[]).await?;
+    table(
+        previous,
+        "the seed stack's stand-in beside 2Bot: HTTP tools/list, static token, one session, 16 connections, 10 s",
+        &["requests/s", "server CPU per request"],
+        &[
+            throughput_row("seed stand-in (Python SDK 2.3 MCPServer, uvicorn)", seed),
+            throughput_row("2Bot (every layer on)", twobot),
+        ],
+    );
+    println!(
+        "2Bot / seed stand-in: {:.1}x requests/s, {:.1}x less server CPU per request\n",
+        twobot.0 / seed.0.max(1e-9),
+        seed.1 / twobot.1.max(1e-9)
+    );
     Ok(())
 }
 
