@@ -233,7 +233,8 @@ async fn auth_accepts_valid_tokens_and_refuses_every_broken_one() -> Result<()> 
 /// Evil Origin, Origin: null and evil Host are 403; an oversized body is 413.
 #[tokio::test]
 async fn hostile_origins_hosts_and_oversized_bodies_are_refused() -> Result<()> {
-    let server = spawn_http(&[("TWOBOT_MAX_BODY_BYTES", "2048")]).await?;
+    let server =
+        crate::common::inproc::serve_in_process(&[("TWOBOT_MAX_BODY_BYTES", "2048")]).await?;
     for (header, value) in [
         ("origin", "https://evil.example"),
         ("origin", "null"),
@@ -268,7 +269,7 @@ async fn hostile_origins_hosts_and_oversized_bodies_are_refused() -> Result<()> 
 /// A burst over the limit gets 429 with Retry-After; another principal is unaffected.
 #[tokio::test]
 async fn a_burst_over_the_limit_is_429_and_other_principals_are_unaffected() -> Result<()> {
-    let server = spawn_http(&[
+    let server = crate::common::inproc::serve_in_process(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "alice:tok-a,bob:tok-b"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "6"),
@@ -308,7 +309,7 @@ async fn a_burst_over_the_limit_is_429_and_other_principals_are_unaffected() -> 
 /// The caller's x-request-id is echoed and reaches the Codex child's environment.
 #[tokio::test]
 async fn the_request_id_is_echoed_and_reaches_codex() -> Result<()> {
-    let server = spawn_http(&[]).await?;
+    let server = crate::common::inproc::serve_in_process(&[]).await?;
     let generated = reqwest::get(format!("{}/healthz", server.base)).await?;
     assert!(
         generated
