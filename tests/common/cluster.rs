@@ -102,6 +102,24 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Start `n` instances as if on `n` hosts: each with a Codex home of its own under
+    /// `homes`, so a thread one of them started can only be resumed where it lives.
+    pub async fn start_apart(
+        n: usize,
+        tokens: &dyn TokenSource,
+        homes: &std::path::Path,
+    ) -> Result<Self> {
+        let mut cluster = Self::start(0, tokens, &[]).await?;
+        for m in 0..n {
+            let home = homes.join(format!("codex-home-{m}"));
+            std::fs::create_dir(&home)?;
+            let home = home.display().to_string();
+            let member = cluster.member_with(&[("CODEX_HOME", &home)]).await?;
+            cluster.members.push(member);
+        }
+        Ok(cluster)
+    }
+
     /// Start an instance with the cluster's settings, on a port of its own.
     pub async fn member(&self) -> Result<Member> {
         self.member_with(&[]).await

@@ -126,6 +126,34 @@ async fn spawn_http_with(
     })
 }
 
+/// `run_codex_prompt` with `args` as an MCP task (the request declares the tasks
+/// extension in its `_meta`, SEP-2663): the server's answer, a task or a plain result.
+pub async fn call_as_task(
+    client: &RunningService<RoleClient, Recorder>,
+    args: Value,
+) -> Result<rmcp::model::CallToolResponse> {
+    use rmcp::model::{CallToolRequestParams, ClientCapabilities, MetaObject, RequestMetaObject};
+    let Value::Object(map) = args else {
+        anyhow::bail!("arguments must be an object")
+    };
+    let mut params = CallToolRequestParams::new("run_codex_prompt").with_arguments(map);
+    let mut meta = RequestMetaObject(MetaObject::default());
+    meta.set_client_capabilities(ClientCapabilities::builder().enable_tasks().build());
+    params.meta = Some(meta);
+    Ok(client.call_tool_once(params).await?)
+}
+
+/// [`call_as_task`], which must start a task: its id.
+pub async fn start_as_task(
+    client: &RunningService<RoleClient, Recorder>,
+    args: Value,
+) -> Result<String> {
+    match call_as_task(client, args).await? {
+        rmcp::model::CallToolResponse::Task(created) => Ok(created.task.task_id),
+        other => anyhow::bail!("expected a task, got {other:?}"),
+    }
+}
+
 /// Connect rmcp's Streamable HTTP client, with a bearer token when given.
 pub async fn http_client(
     url: &str,

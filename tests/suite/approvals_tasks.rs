@@ -12,10 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rmcp::RoleClient;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ClientCapabilities, GetTaskParams,
-    MetaObject, RequestMetaObject, TaskPayload, TaskStatus,
-};
+use rmcp::model::{CallToolRequestParams, CallToolResult, GetTaskParams, TaskPayload, TaskStatus};
 use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
@@ -66,22 +63,7 @@ async fn start_task(client: &Client, server: &HttpServer) -> Result<(String, Pat
         "prompt": format!("scenario:approve_command touch {} && echo ran-it", marker.display()),
         "sandbox": "workspace-write", "allow_edits": true, "approval_policy": "on-request",
     });
-    Ok((start_task_with(client, args).await?, marker))
-}
-
-/// Start a run with `args` as a task (the request declares the tasks extension); its id.
-async fn start_task_with(client: &Client, args: Value) -> Result<String> {
-    let Value::Object(map) = args else {
-        anyhow::bail!("object")
-    };
-    let mut params = CallToolRequestParams::new("run_codex_prompt").with_arguments(map);
-    let mut meta = RequestMetaObject(MetaObject::default());
-    meta.set_client_capabilities(ClientCapabilities::builder().enable_tasks().build());
-    params.meta = Some(meta);
-    match client.call_tool_once(params).await? {
-        CallToolResponse::Task(created) => Ok(created.task.task_id),
-        other => anyhow::bail!("expected a task, got {other:?}"),
-    }
+    Ok((start_as_task(client, args).await?, marker))
 }
 
 /// Poll `get_codex_run` as the card does until a request is pending; its id and token.
@@ -345,7 +327,7 @@ async fn with_background_runs_off_the_card_steers_and_cancels_its_own_sessions_t
     let server = server(false, false).await?;
     let mine = http_task_client(&server.url, None).await?;
     let other = http_client(&server.url, None).await?;
-    let steered = start_task_with(&mine, json!({"prompt": "scenario:steerable"})).await?;
+    let steered = start_as_task(&mine, json!({"prompt": "scenario:steerable"})).await?;
 
     let foreign = tool(
         &other,
@@ -363,7 +345,7 @@ async fn with_background_runs_off_the_card_steers_and_cancels_its_own_sessions_t
         "{result:#}"
     );
 
-    let cancelled = start_task_with(&mine, json!({"prompt": "scenario:steerable"})).await?;
+    let cancelled = start_as_task(&mine, json!({"prompt": "scenario:steerable"})).await?;
     let foreign = tool(&other, "cancel_codex_run", json!({"run_id": cancelled})).await?;
     assert_eq!(foreign.is_error, Some(true), "{}", text(&foreign));
     assert!(text(&foreign).contains("no run"), "{}", text(&foreign));

@@ -310,14 +310,7 @@ async fn three_instances_behind_round_robin_nginx_serve_as_one() -> Result<()> {
 async fn a_resume_landing_elsewhere_runs_on_the_instance_holding_the_thread() -> Result<()> {
     let sdk = Sdk::new()?;
     let homes = tempfile::tempdir()?;
-    let mut cluster = Cluster::start(0, &PEOPLE, &[]).await?;
-    for m in 0..2 {
-        let home = homes.path().join(format!("codex-home-{m}"));
-        std::fs::create_dir(&home)?;
-        let home = home.display().to_string();
-        let member = cluster.member_with(&[("CODEX_HOME", &home)]).await?;
-        cluster.members.push(member);
-    }
+    let cluster = Cluster::start_apart(2, &PEOPLE, homes.path()).await?;
     let (holder, other) = (cluster.members[0].mcp(), cluster.members[1].mcp());
     let call = |url: &str, who: &str, args: Value| {
         let (url, token) = (url.to_owned(), PEOPLE.token(who));

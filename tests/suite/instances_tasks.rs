@@ -10,31 +10,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use rmcp::RoleClient;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, DetailedTask,
-    GetTaskParams, MetaObject, RequestMetaObject, TaskPayload, TaskStatus,
+    CallToolResponse, CancelTaskParams, DetailedTask, GetTaskParams, TaskPayload, TaskStatus,
 };
 use rmcp::service::RunningService;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::cluster::{Cluster, StaticTokens, run_dirs};
-use crate::common::http::http_task_client;
+use crate::common::http::{call_as_task, http_task_client};
 use crate::common::{Recorder, gone_within, wait_for_run_pid};
 
 const PEOPLE: StaticTokens = StaticTokens(&["alice", "bob"]);
 
 type Client = RunningService<RoleClient, Recorder>;
-
-/// `run_codex_prompt` with `args`, as a task (the request declares the extension).
-async fn call_as_task(client: &Client, args: Value) -> Result<CallToolResponse> {
-    let Value::Object(map) = args else {
-        anyhow::bail!("arguments must be an object")
-    };
-    let mut params = CallToolRequestParams::new("run_codex_prompt").with_arguments(map);
-    let mut meta = RequestMetaObject(MetaObject::default());
-    meta.set_client_capabilities(ClientCapabilities::builder().enable_tasks().build());
-    params.meta = Some(meta);
-    Ok(client.call_tool_once(params).await?)
-}
 
 async fn task(client: &Client, id: &str) -> Result<DetailedTask> {
     Ok(client.get_task(GetTaskParams::new(id)).await?.task)
@@ -57,14 +44,7 @@ async fn settled(client: &Client, id: &str, limit: Duration) -> Result<DetailedT
 async fn a_task_resuming_a_thread_held_elsewhere_runs_there_and_is_followed_where_it_was_called()
 -> Result<()> {
     let homes = tempfile::tempdir()?;
-    let mut cluster = Cluster::start(0, &PEOPLE, &[]).await?;
-    for m in 0..2 {
-        let home = homes.path().join(format!("codex-home-{m}"));
-        std::fs::create_dir(&home)?;
-        let home = home.display().to_string();
-        let member = cluster.member_with(&[("CODEX_HOME", &home)]).await?;
-        cluster.members.push(member);
-    }
+    let cluster = Cluster::start_apart(2, &PEOPLE, homes.path()).await?;
     let holder = http_task_client(&cluster.members[0].mcp(), Some("tok-alice")).await?;
     let other = http_task_client(&cluster.members[1].mcp(), Some("tok-alice")).await?;
     let runs_on = |m: usize| run_dirs(&cluster.members[m].server.record).len();

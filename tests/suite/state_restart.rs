@@ -223,22 +223,6 @@ async fn an_expired_run_is_gone_after_a_restart() -> Result<()> {
     Ok(())
 }
 
-/// `run_codex_prompt` as an MCP task (the request declares the tasks extension); its id.
-async fn start_task(client: &RunningService<RoleClient, Recorder>, prompt: &str) -> Result<String> {
-    use rmcp::model::{CallToolResponse, ClientCapabilities, MetaObject, RequestMetaObject};
-    let Value::Object(map) = json!({"prompt": prompt, "timeout_sec": 600}) else {
-        anyhow::bail!("arguments must be an object")
-    };
-    let mut params = CallToolRequestParams::new("run_codex_prompt").with_arguments(map);
-    let mut meta = RequestMetaObject(MetaObject::default());
-    meta.set_client_capabilities(ClientCapabilities::builder().enable_tasks().build());
-    params.meta = Some(meta);
-    match client.call_tool_once(params).await? {
-        CallToolResponse::Task(created) => Ok(created.task.task_id),
-        other => anyhow::bail!("expected a task, got {other:?}"),
-    }
-}
-
 async fn task(
     client: &RunningService<RoleClient, Recorder>,
     id: &str,
@@ -257,7 +241,7 @@ async fn tasks_survive_a_restart_finished_or_lost() -> Result<()> {
     let state = tempfile::tempdir()?;
     let server = server_on(state.path(), &[]).await?;
     let alice = http_task_client(&server.url, Some("tok-alice")).await?;
-    let done = start_task(&alice, "scenario:ok").await?;
+    let done = start_as_task(&alice, json!({"prompt": "scenario:ok", "timeout_sec": 600})).await?;
     let deadline = Instant::now() + Duration::from_secs(30);
     let before = loop {
         let t = task(&alice, &done).await?;
@@ -271,7 +255,11 @@ async fn tasks_survive_a_restart_finished_or_lost() -> Result<()> {
         anyhow::bail!("not completed: {before:?}")
     };
     wait_stored(state.path(), &done, "completed").await?;
-    let hung = start_task(&alice, "scenario:hang").await?;
+    let hung = start_as_task(
+        &alice,
+        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+    )
+    .await?;
     wait_stored(state.path(), &hung, "running").await?;
     kill(server).await?;
 
