@@ -45,6 +45,8 @@ fn the_readmes_test_command_is_the_script_ci_runs_and_it_sets_everything_up() ->
         "missing+=(nginx-light openssl)",
         "missing+=(prometheus)",
         "missing+=(chromium)",
+        "cargo fmt --all -- --check",
+        "cargo clippy --all-targets --locked -- -D warnings",
         "cargo test --locked\n",
         "cargo test --locked --test soak -- --ignored",
     ] {
