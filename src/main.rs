@@ -207,16 +207,13 @@ async fn serve_http(
     let bind = std::net::SocketAddr::new(config.host, config.port);
     let listener = match inherited {
         // Socket activation: the service manager's socket, whatever TWOBOT_PORT says.
-        Some(passed) => match passed
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::TcpListener::from_std(passed))
-        {
+        Some(passed) => match tokio::net::TcpListener::from_std(passed) {
             Ok(l) => {
                 tracing::info!(target: LOG_TARGET, "serving the socket the service manager passed (LISTEN_FDS=1); TWOBOT_HOST and TWOBOT_PORT are not used");
                 l
             }
             Err(e) => {
-                eprintln!("error: LISTEN_FDS=1: the passed socket (fd 3) cannot be served: {e}");
+                eprintln!("error: {}", twobot::http::listen::ListenError::Invalid(e));
                 return ExitCode::from(2);
             }
         },

@@ -35,13 +35,18 @@ pub fn check_count(count: usize) -> Result<bool, ListenError> {
 
 /// The socket the service manager passed, if any (`LISTEN_FDS` for this process:
 /// `LISTEN_PID` unset or ours). Reads and clears the variables, so it must run before
-/// any other thread starts; the socket comes back close-on-exec.
+/// any other thread starts; the socket comes back close-on-exec and non-blocking, ready
+/// for the async runtime.
 pub fn inherited() -> Result<Option<TcpListener>, ListenError> {
     let mut passed = listenfd::ListenFd::from_env();
     if !check_count(passed.len())? {
         return Ok(None);
     }
-    passed.take_tcp_listener(0).map_err(ListenError::Invalid)
+    let listener = passed.take_tcp_listener(0).map_err(ListenError::Invalid)?;
+    if let Some(l) = &listener {
+        l.set_nonblocking(true).map_err(ListenError::Invalid)?;
+    }
+    Ok(listener)
 }
 
 #[cfg(test)]

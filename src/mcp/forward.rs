@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use rmcp::model::{CallToolResponse, CallToolResult, DetailedTask, JsonObject};
+use rmcp::model::{CallToolResponse, CallToolResult, CreateTaskResult, DetailedTask, JsonObject};
 use tokio_util::sync::CancellationToken;
 
 use super::follow::{cancel_live, get_live, wait_of};
@@ -181,8 +181,8 @@ impl TwoBot {
 
     /// The task a forwarded task resume started on its holder (whose first snapshot is
     /// `answer`), as this instance's `tools/call` answers it. Its row is waited for (the
-    /// holder writes it off the run's path), so the caller's first `tasks/get` here finds
-    /// it and is answered from the store, or forwarded to the holder for `tasks/cancel`.
+    /// holder writes it off the run's path), so the caller's first `tasks/get` or
+    /// `tasks/cancel` here finds it and is forwarded to the holder.
     async fn task_held_elsewhere(&self, answer: &CallToolResult, owner: &str) -> CallToolResponse {
         let run_id = answer
             .structured_content
@@ -194,8 +194,8 @@ impl TwoBot {
         let deadline = tokio::time::Instant::now() + TASK_ROW_WAIT;
         loop {
             if let Some(stored) = self.runs.persist().stored(&run_id, owner).await {
-                let task = super::tasks::stored_task_of(self.runs.kept(), &stored);
-                return CallToolResponse::Task(rmcp::model::CreateTaskResult::new(task.task));
+                let task = tasks::stored_task_of(self.runs.kept(), &stored);
+                return CallToolResponse::Task(CreateTaskResult::new(task.task));
             }
             if tokio::time::Instant::now() >= deadline {
                 return results::error_text(format!(
