@@ -14,7 +14,7 @@
 //!         credentials), the sign-in pages without
 //!   /mcp: per-address limit → Host/Origin check → auth → rate limit → in flight per
 //!         principal → session guard
-//!         → JSON body check
+//!         → JSON body check → stateless tools/list from bytes made once (listing.rs)
 //!         → StreamableHttpService(TwoBot)
 //!              └─ runs: admit (policy → thread owners → run queue) → runner
 //! ```
@@ -35,6 +35,7 @@ pub mod inflight;
 pub mod internal;
 pub mod json_body;
 pub mod listen;
+pub mod listing;
 pub mod origin;
 pub mod rate_limit;
 pub mod rescue;
@@ -127,6 +128,7 @@ pub fn router(
         settings.max_inflight_per_principal,
         settings.trusted_proxies.clone(),
     );
+    let listing;
     let mcp = {
         // One handler, built once (its tool list and schemas included) and cloned for
         // each session and for each 2026-07-28 stateless request, which has no session
@@ -146,6 +148,7 @@ pub fn router(
             // Host and Origin are checked by our own layer, with the operator's lists.
             .disable_allowed_hosts()
             .disable_allowed_origins();
+        listing = listing::ListingLayer::new(&handler.tools_list());
         StreamableHttpService::new(move || Ok(handler.clone()), sessions, config)
     };
     let rate_limit = RateLimit::new(
@@ -205,6 +208,8 @@ pub fn router(
         .layer(session_guard)
         // A body that is not one JSON-RPC object gets a JSON-RPC error (400), not rmcp's 415.
         .layer(json_body::JsonBodyLayer::new(settings.max_body_bytes))
+        // A stateless tools/list gets the list serialized once, not a trip through rmcp.
+        .layer(listing)
         // rmcp answers with its own body type; axum routes want `Body`.
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))
         .service(mcp);

@@ -99,6 +99,11 @@ impl TwoBot {
         self
     }
 
+    /// What `tools/list` answers: fixed for the life of the process.
+    pub fn tools_list(&self) -> ListToolsResult {
+        ListToolsResult::with_all_items((*self.tools_listed).clone())
+    }
+
     fn caller(&self, ctx: &RequestContext<RoleServer>, path: RunPath) -> crate::runs::Caller {
         let mut caller = caller::of(ctx, &self.default_principal, self.transport, path);
         caller.approvals = approvals::reach(approvals::facts(ctx), path)
@@ -142,9 +147,7 @@ impl ServerHandler for TwoBot {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            (*self.tools_listed).clone(),
-        ))
+        Ok(self.tools_list())
     }
 
     async fn list_resources(

@@ -31,6 +31,7 @@ mod instances_sign_in;
 mod instances_tasks;
 mod interactive;
 mod jwks;
+mod listing;
 mod log_filter;
 mod oauth_builtin;
 mod oauth_builtin_attacks;

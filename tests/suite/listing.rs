@@ -1,0 +1,153 @@
+//! A 2026-07-28 `tools/list` is answered from bytes serialized once (`http::listing`):
+//! the same bytes rmcp sends, behind the same auth and limits, and only for the plain
+//! stateless request.
+
+use anyhow::{Context, Result, ensure};
+use serde_json::{Value, json};
+
+use crate::common::http::{http_client, post, raw_session};
+use crate::common::inproc::serve_in_process;
+
+const TOKEN: &str = "tok-alice-0123456789";
+
+fn listing(id: Value) -> Value {
+    json!({
+        "jsonrpc": "2.0", "id": id, "method": "tools/list",
+        "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "0"}
+        }}
+    })
+}
+
+/// The JSON-RPC message of a response: the body itself, or an SSE stream's one message.
+fn message_bytes(content_type: &str, body: &str) -> Result<String> {
+    if content_type.starts_with("application/json") {
+        return Ok(body.to_owned());
+    }
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim_start)
+        .find(|d| d.contains("\"jsonrpc\""))
+        .map(str::to_owned)
+        .context(format!("no JSON-RPC message in the stream: {body}"))
+}
+
+/// A POST as a 2026-07-28 client sends it: the version and the method in headers too.
+fn stateless(url: &str, body: &Value) -> reqwest::RequestBuilder {
+    post(url, body)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<(u16, String, String)> {
+    let response = request.send().await?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    Ok((status, content_type, response.text().await?))
+}
+
+#[tokio::test]
+async fn a_stateless_tools_list_gets_the_bytes_rmcp_would_send() -> Result<()> {
+    let server = serve_in_process(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", &format!("alice:{TOKEN}")),
+    ])
+    .await?;
+    let body = listing(json!("id-1"));
+    let (status, content_type, cached) =
+        send(stateless(&server.url, &body).bearer_auth(TOKEN)).await?;
+    ensure!(status == 200, "{status}: {cached}");
+    ensure!(content_type == "application/json", "{content_type}");
+
+    // A weighted Accept entry is not the plain case: rmcp itself answers this one.
+    let (status, content_type, from_rmcp) = send(
+        reqwest::Client::new()
+            .post(&server.url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json;q=1, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .bearer_auth(TOKEN)
+            .body(body.to_string()),
+    )
+    .await?;
+    ensure!(
+        content_type.starts_with("text/event-stream"),
+        "rmcp streams its answer: {content_type}"
+    );
+    ensure!(status == 200, "{status}: {from_rmcp}");
+    let from_rmcp = message_bytes(&content_type, &from_rmcp)?;
+    ensure!(
+        cached == from_rmcp,
+        "the cached answer differs from rmcp's:\n{cached}\n{from_rmcp}"
+    );
+
+    // And the list is the one a session's client sees.
+    let parsed: Value = serde_json::from_str(&cached)?;
+    let client = http_client(&server.url, Some(TOKEN)).await?;
+    let tools = serde_json::to_value(client.list_all_tools().await?)?;
+    ensure!(parsed["result"]["tools"] == tools, "{parsed}");
+    ensure!(parsed["id"] == "id-1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stateless_tools_list_is_refused_without_a_token_and_counted_by_the_rate_limit()
+-> Result<()> {
+    let server = serve_in_process(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", &format!("alice:{TOKEN}")),
+        ("TWOBOT_RATE_LIMIT_PER_MINUTE", "1"),
+        ("TWOBOT_RATE_LIMIT_BURST", "2"),
+    ])
+    .await?;
+    let (status, _, body) = send(stateless(&server.url, &listing(json!(1)))).await?;
+    ensure!(status == 401, "no token: {status}: {body}");
+    for id in 1..=2 {
+        let (status, _, body) =
+            send(stateless(&server.url, &listing(json!(id))).bearer_auth(TOKEN)).await?;
+        ensure!(status == 200, "within the burst: {status}: {body}");
+        ensure!(body.contains(&format!("\"id\":{id},")), "{body}");
+    }
+    let (status, _, body) =
+        send(stateless(&server.url, &listing(json!(3))).bearer_auth(TOKEN)).await?;
+    ensure!(status == 429, "beyond the burst: {status}: {body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_session_s_tools_list_and_a_listing_with_a_cursor_still_go_through_rmcp() -> Result<()> {
+    let server = serve_in_process(&[]).await?;
+    let session = raw_session(&server.url, None).await?;
+    let (status, content_type, body) = send(
+        post(
+            &server.url,
+            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+        )
+        .header("mcp-session-id", &session),
+    )
+    .await?;
+    ensure!(status == 200, "{status}: {body}");
+    ensure!(
+        content_type.starts_with("text/event-stream"),
+        "{content_type}"
+    );
+    ensure!(message_bytes(&content_type, &body)?.contains("run_codex_prompt"));
+
+    let mut with_cursor = listing(json!(3));
+    with_cursor["params"]["cursor"] = json!("not-a-cursor");
+    let (status, content_type, body) = send(stateless(&server.url, &with_cursor)).await?;
+    ensure!(status == 200, "{status}: {body}");
+    ensure!(
+        content_type.starts_with("text/event-stream"),
+        "rmcp answers a cursor: {content_type}: {body}"
+    );
+    Ok(())
+}
