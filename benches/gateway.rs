@@ -568,23 +568,40 @@ async fn seed_rows(previous: &Previous) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let pid = child.id().context("stand-in pid")?;
-    let seed = throughput_at(&url, pid, token, 16, Duration::from_secs(10)).await?;
+    let for_how_long = Duration::from_secs(10);
+    let seed = throughput_at(&url, pid, token, 16, for_how_long).await?;
+    let seed_stateless = stateless_at(&url, pid, token, 16, for_how_long).await?;
     child.kill().await?;
-    let twobot = throughput(16, Duration::from_secs(10), &[]).await?;
+    let twobot = throughput(16, for_how_long, &[]).await?;
+    let twobot_stateless = stateless_throughput(16, for_how_long).await?;
     table(
         previous,
-        "the seed stack's stand-in beside 2Bot: HTTP tools/list, static token, one session, 16 connections, 10 s",
+        "the seed stack's stand-in beside 2Bot: HTTP tools/list, static token, 16 connections, 10 s",
         &["requests/s", "server CPU per request"],
         &[
-            throughput_row("seed stand-in (Python SDK 2.3 MCPServer, uvicorn)", seed),
-            throughput_row("2Bot (every layer on)", twobot),
+            throughput_row(
+                "seed stand-in (Python SDK 2.3 MCPServer, uvicorn), one session",
+                seed,
+            ),
+            throughput_row("2Bot (every layer on), one session", twobot),
+            throughput_row(
+                "seed stand-in (Python SDK 2.3 MCPServer, uvicorn), stateless (2026-07-28)",
+                seed_stateless,
+            ),
+            throughput_row("2Bot (every layer on), stateless (2026-07-28)", twobot_stateless),
         ],
     );
-    println!(
-        "2Bot / seed stand-in: {:.1}x requests/s, {:.1}x less server CPU per request\n",
-        twobot.0 / seed.0.max(1e-9),
-        seed.1 / twobot.1.max(1e-9)
-    );
+    for (what, seed, twobot) in [
+        ("one session", seed, twobot),
+        ("stateless", seed_stateless, twobot_stateless),
+    ] {
+        println!(
+            "2Bot / seed stand-in, {what}: {:.1}x requests/s, {:.1}x less server CPU per request",
+            twobot.0 / seed.0.max(1e-9),
+            seed.1 / twobot.1.max(1e-9)
+        );
+    }
+    println!();
     Ok(())
 }
 
@@ -636,13 +653,7 @@ fn throughput_row(label: &str, (rps, cpu): Throughput) -> (String, Vec<String>) 
 async fn throughput_rows(previous: &Previous, observed: &[(&str, &str)]) -> Result<()> {
     let rps = throughput(16, Duration::from_secs(10), &[]).await?;
     let observed_rps = throughput(16, Duration::from_secs(10), observed).await?;
-    let server = spawn_bench_http(&[]).await?;
-    let pid = server.child.id().context("server pid")?;
-    let before = cpu_us(pid).context("server cpu time")?;
-    let token = "tok-bench-0123456789";
-    let stateless = stateless_rps(&server.url, token, 16, Duration::from_secs(10)).await?;
-    let spent = cpu_us(pid).context("server cpu time")? - before;
-    let cpu = spent as f64 / (stateless * 10.0).max(1.0);
+    let stateless = stateless_throughput(16, Duration::from_secs(10)).await?;
     table(
         previous,
         THROUGHPUT,
@@ -653,10 +664,32 @@ async fn throughput_rows(previous: &Previous, observed: &[(&str, &str)]) -> Resu
                 "one session, a static token, audit log + metrics on",
                 observed_rps,
             ),
-            throughput_row("stateless (2026-07-28), a static token", (stateless, cpu)),
+            throughput_row("stateless (2026-07-28), a static token", stateless),
         ],
     );
     Ok(())
+}
+
+/// 2Bot's stateless `tools/list`, static token, every layer on.
+async fn stateless_throughput(clients: usize, for_how_long: Duration) -> Result<Throughput> {
+    let server = spawn_bench_http(&[]).await?;
+    let pid = server.child.id().context("server pid")?;
+    stateless_at(&server.url, pid, "tok-bench-0123456789", clients, for_how_long).await
+}
+
+/// [`stateless_rps`] with the server's CPU per request.
+async fn stateless_at(
+    url: &str,
+    pid: u32,
+    token: &str,
+    clients: usize,
+    for_how_long: Duration,
+) -> Result<Throughput> {
+    let before = cpu_us(pid).context("server cpu time")?;
+    let rps = stateless_rps(url, token, clients, for_how_long).await?;
+    let spent = cpu_us(pid).context("server cpu time")? - before;
+    let cpu = spent as f64 / (rps * for_how_long.as_secs_f64()).max(1.0);
+    Ok((rps, cpu))
 }
 
 async fn oauth_rows(previous: &Previous) -> Result<()> {
