@@ -215,7 +215,7 @@ impl Config {
                 .max_concurrent_runs_per_principal
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
-            reason,
+            reason: reason.to_string(),
         })?;
         let max_queued_runs = cli
             .max_queued_runs
