@@ -251,7 +251,7 @@ impl Config {
             return Err(ConfigError::Invalid {
                 var: "TWOBOT_DATABASE_URL",
                 value: crate::state::redact_url(url),
-                reason,
+                reason: reason.to_string(),
             });
         }
 
