@@ -215,7 +215,7 @@ impl Config {
                 .max_concurrent_runs_per_principal
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
-            reason,
+            reason: reason.to_string(),
         })?;
         let max_queued_runs = cli
             .max_queued_runs
@@ -251,7 +251,7 @@ impl Config {
             return Err(ConfigError::Invalid {
                 var: "TWOBOT_DATABASE_URL",
                 value: crate::state::redact_url(url),
-                reason,
+                reason: reason.to_string(),
             });
         }
 

@@ -117,13 +117,29 @@ fn main() -> ExitCode {
     code
 }
 
+/// Why runs go without private namespaces (logged as a warning at start).
+#[derive(Debug, thiserror::Error)]
+enum NotIsolated {
+    /// `TWOBOT_RUN_NAMESPACES=off`.
+    #[error("turned off")]
+    Off,
+    /// `auto` on a machine that refuses them.
+    #[error(transparent)]
+    Refused(#[from] twobot::runner::namespace::ProbeError),
+}
+
+/// `TWOBOT_RUN_NAMESPACES=required` on a machine that refuses the namespaces.
+#[derive(Debug, thiserror::Error)]
+#[error("TWOBOT_RUN_NAMESPACES=required: this machine cannot isolate runs: {0}")]
+struct IsolationRequired(twobot::runner::namespace::ProbeError);
+
 /// Decide whether runs get private namespaces (`TWOBOT_RUN_NAMESPACES`): `Ok(None)` when
-/// they do, `Ok(Some(reason))` when they do not (off, or auto on a machine that refuses
+/// they do, `Ok(Some(why))` when they do not (off, or auto on a machine that refuses
 /// them), `Err` when they are required and cannot be had.
-fn isolate_runs(config: &mut Config) -> Result<Option<String>, String> {
+fn isolate_runs(config: &mut Config) -> Result<Option<NotIsolated>, IsolationRequired> {
     use twobot::config::RunNamespaces;
     if config.run_namespaces == RunNamespaces::Off {
-        return Ok(Some("turned off".to_owned()));
+        return Ok(Some(NotIsolated::Off));
     }
     match twobot::runner::namespace::probe(
         std::path::Path::new("/proc/self/exe"),
@@ -133,10 +149,10 @@ fn isolate_runs(config: &mut Config) -> Result<Option<String>, String> {
             config.runner.isolate = true;
             Ok(None)
         }
-        Err(reason) if config.run_namespaces == RunNamespaces::Required => Err(format!(
-            "TWOBOT_RUN_NAMESPACES=required: this machine cannot isolate runs: {reason}"
-        )),
-        Err(reason) => Ok(Some(reason)),
+        Err(reason) if config.run_namespaces == RunNamespaces::Required => {
+            Err(IsolationRequired(reason))
+        }
+        Err(reason) => Ok(Some(reason.into())),
     }
 }
 

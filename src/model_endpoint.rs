@@ -144,13 +144,24 @@ pub fn for_env(env: &BTreeMap<OsString, OsString>) -> Result<Endpoint, EndpointE
     from_config(text.as_deref(), &path)
 }
 
+/// Why a TCP connect to the endpoint failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Refused, no route, a name that does not resolve: said the short way.
+    #[error("{}", io_reason(.0))]
+    Io(std::io::Error),
+    /// Nothing answered at all (a firewall that drops, say).
+    #[error("no answer within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
+
 /// Open (and close) a TCP connection to the endpoint; the error says why it failed.
-pub async fn probe(endpoint: &Endpoint, timeout: Duration) -> Result<(), String> {
+pub async fn probe(endpoint: &Endpoint, timeout: Duration) -> Result<(), ConnectError> {
     let target = (endpoint.host.as_str(), endpoint.port);
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(target)).await {
         Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(e)) => Err(io_reason(&e)),
-        Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        Ok(Err(e)) => Err(ConnectError::Io(e)),
+        Err(_) => Err(ConnectError::Timeout(timeout)),
     }
 }
 
@@ -182,7 +193,7 @@ pub async fn unreachable_reason(
     match for_env(env) {
         Ok(endpoint) => {
             let why = match probe(&endpoint, PROBE_TIMEOUT).await {
-                Err(reason) => reason,
+                Err(reason) => reason.to_string(),
                 Ok(()) => "a TCP connect from 2Bot works, so look at proxies, TLS or the URL path"
                     .to_owned(),
             };
@@ -270,7 +281,7 @@ mod tests {
             port,
         };
         assert_eq!(
-            probe(&e, PROBE_TIMEOUT).await,
+            probe(&e, PROBE_TIMEOUT).await.map_err(|e| e.to_string()),
             Err("connection refused".to_owned())
         );
     }

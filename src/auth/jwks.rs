@@ -39,8 +39,35 @@ pub enum JwksError {
         /// The JWKS URL.
         url: String,
         /// What went wrong.
-        reason: String,
+        reason: DocumentError,
     },
+    /// The configured URL does not parse.
+    #[error("is not a URL: {0}")]
+    NotUrl(#[from] url::ParseError),
+    /// Keys fetched over plain http from a remote host could be swapped in transit.
+    #[error("must be an https URL (plain http only to a loopback host)")]
+    Insecure,
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Client(#[from] reqwest::Error),
+}
+
+// The settings code collects its reasons as text (`ConfigError::Invalid`).
+impl From<JwksError> for String {
+    fn from(e: JwksError) -> Self {
+        e.to_string()
+    }
+}
+
+/// Why a fetched document gave no keys.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// Not JSON, or not shaped like a JWK set.
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// Every key in it was skipped.
+    #[error("no usable signature key")]
+    NoKey,
 }
 
 /// A cached, refreshable JWK set.
@@ -58,8 +85,8 @@ pub struct Jwks {
 
 /// Check that `url` is one we may fetch keys from: https, or http to a loopback host
 /// (a local identity provider, or a test).
-pub fn validate_url(url: &str) -> Result<reqwest::Url, String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("is not a URL: {e}"))?;
+pub fn validate_url(url: &str) -> Result<reqwest::Url, JwksError> {
+    let parsed = reqwest::Url::parse(url)?;
     let loopback = match parsed.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -69,13 +96,13 @@ pub fn validate_url(url: &str) -> Result<reqwest::Url, String> {
     match parsed.scheme() {
         "https" => Ok(parsed),
         "http" if loopback => Ok(parsed),
-        _ => Err("must be an https URL (plain http only to a loopback host)".to_owned()),
+        _ => Err(JwksError::Insecure),
     }
 }
 
 /// The signature keys of a JWKS document; keys we cannot or must not use are skipped.
-pub fn parse(document: &[u8]) -> Result<(Vec<JwtKey>, Vec<String>), String> {
-    let set: JwkSet = serde_json::from_slice(document).map_err(|e| e.to_string())?;
+pub fn parse(document: &[u8]) -> Result<(Vec<JwtKey>, Vec<String>), DocumentError> {
+    let set: JwkSet = serde_json::from_slice(document)?;
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
     for jwk in set.keys.iter().take(MAX_KEYS) {
@@ -93,13 +120,12 @@ pub fn parse(document: &[u8]) -> Result<(Vec<JwtKey>, Vec<String>), String> {
 impl Jwks {
     /// A key set fetched from `url` (already validated), refreshed on unknown kids at
     /// most once per `min_refresh`.
-    pub fn new(url: &str, min_refresh: Duration) -> Result<Self, String> {
+    pub fn new(url: &str, min_refresh: Duration) -> Result<Self, JwksError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(5))
             .user_agent(concat!("2bot-mcp/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Self {
             url: url.to_owned(),
             client,
@@ -190,7 +216,7 @@ impl Jwks {
         if keys.is_empty() {
             return Err(JwksError::Document {
                 url: self.url.clone(),
-                reason: "no usable signature key".to_owned(),
+                reason: DocumentError::NoKey,
             });
         }
         let count = keys.len();

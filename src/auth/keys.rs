@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
 /// A static bearer token and its name (the principal).
@@ -22,6 +22,39 @@ pub struct StaticToken {
 impl fmt::Debug for StaticToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "StaticToken({}, <redacted>)", self.name)
+    }
+}
+
+/// Why a key was not taken as a JWT verification key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The PEM text is none of the public key types we verify with.
+    #[error("not a PEM RSA, EC or Ed25519 public key")]
+    NotPublicPem,
+    /// The JWK is marked for encryption, not signatures.
+    #[error("an encryption key (use=enc)")]
+    Encryption,
+    /// An EC key on a curve with no JWS algorithm we admit.
+    #[error("unsupported curve {0:?}")]
+    Curve(EllipticCurve),
+    /// An HMAC key: a JWKS is public, so taking it would let anyone mint tokens.
+    #[error("a symmetric (oct) key; HMAC keys are never taken from a JWKS")]
+    Symmetric,
+    /// A key type we do not verify with.
+    #[error("an unsupported key type")]
+    KeyType,
+    /// The key's `alg` names an algorithm of another key family.
+    #[error("algorithm {0:?} does not fit the key type")]
+    Algorithm(KeyAlgorithm),
+    /// The key's parameters did not decode.
+    #[error("{0}")]
+    Decode(#[from] jsonwebtoken::errors::Error),
+}
+
+// The settings code collects its reasons as text (`ConfigError::Invalid`).
+impl From<KeyError> for String {
+    fn from(e: KeyError) -> Self {
+        e.to_string()
     }
 }
 
@@ -55,7 +88,7 @@ impl JwtKey {
     }
 
     /// A PEM public key; its type decides the algorithms.
-    pub fn public_pem(pem: &[u8]) -> Result<Self, String> {
+    pub fn public_pem(pem: &[u8]) -> Result<Self, KeyError> {
         if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
             return Ok(Self {
                 key,
@@ -77,41 +110,39 @@ impl JwtKey {
                 kid: None,
             });
         }
-        Err("not a PEM RSA, EC or Ed25519 public key".to_owned())
+        Err(KeyError::NotPublicPem)
     }
 
     /// A signing key from a JWKS. Only asymmetric signature keys are taken: a JWKS is
     /// public, so an `oct` (HMAC) key from it would let anyone mint tokens.
-    pub fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
         if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-            return Err("an encryption key (use=enc)".to_owned());
+            return Err(KeyError::Encryption);
         }
         let family: Vec<Algorithm> = match &jwk.algorithm {
             AlgorithmParameters::RSA(_) => RSA_ALGORITHMS.to_vec(),
             AlgorithmParameters::EllipticCurve(ec) => match &ec.curve {
                 EllipticCurve::P256 => vec![Algorithm::ES256],
                 EllipticCurve::P384 => vec![Algorithm::ES384],
-                other => return Err(format!("unsupported curve {other:?}")),
+                other => return Err(KeyError::Curve(other.clone())),
             },
             AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
                 vec![Algorithm::EdDSA]
             }
             AlgorithmParameters::OctetKey(_) => {
-                return Err(
-                    "a symmetric (oct) key; HMAC keys are never taken from a JWKS".to_owned(),
-                );
+                return Err(KeyError::Symmetric);
             }
-            _ => return Err("an unsupported key type".to_owned()),
+            _ => return Err(KeyError::KeyType),
         };
         // A key that names its algorithm admits that one only, and it must fit the key type.
         let algorithms = match jwk.common.key_algorithm {
             None => family,
             Some(named) => match Algorithm::try_from(named) {
                 Ok(alg) if family.contains(&alg) => vec![alg],
-                _ => return Err(format!("algorithm {named:?} does not fit the key type")),
+                _ => return Err(KeyError::Algorithm(named)),
             },
         };
-        let key = DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
+        let key = DecodingKey::from_jwk(jwk)?;
         Ok(Self {
             key,
             algorithms,

@@ -26,7 +26,7 @@ use futures::future::BoxFuture;
 pub use self::cache::{Verdict, Verdicts};
 pub use self::client_addr::{TrustedProxies, client_ip};
 pub use self::jwks::{Jwks, JwksError, validate_url};
-pub use self::keys::{JwtKey, StaticToken, parse_tokens};
+pub use self::keys::{JwtKey, KeyError, StaticToken, parse_tokens};
 pub use self::verify::{AuthConfig, AuthError, Authenticator, bearer};
 
 /// Whether a verified JWT is one its issuer still stands behind (the built-in

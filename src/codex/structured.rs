@@ -7,18 +7,26 @@
 
 use serde_json::{Map, Value};
 
+/// Why the final message gives no `output`; the caller reads it in a warning.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The run ended before Codex said anything final.
+    #[error("the run has no final message to read as JSON")]
+    NoMessage,
+    /// Valid JSON, but `output` is an object (a schema's root is one).
+    #[error("the final message is JSON but not an object ({0})")]
+    NotObject(&'static str),
+    /// Prose, or JSON cut short.
+    #[error("the final message is not JSON ({0})")]
+    NotJson(#[from] serde_json::Error),
+}
+
 /// The final message as a JSON object, or why it is not one.
-pub fn structured_output(final_message: Option<&str>) -> Result<Map<String, Value>, String> {
-    let Some(text) = final_message else {
-        return Err("the run has no final message to read as JSON".to_owned());
-    };
-    match serde_json::from_str::<Value>(text.trim()) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(format!(
-            "the final message is JSON but not an object ({})",
-            kind(&other)
-        )),
-        Err(e) => Err(format!("the final message is not JSON ({e})")),
+pub fn structured_output(final_message: Option<&str>) -> Result<Map<String, Value>, OutputError> {
+    let text = final_message.ok_or(OutputError::NoMessage)?;
+    match serde_json::from_str::<Value>(text.trim())? {
+        Value::Object(map) => Ok(map),
+        other => Err(OutputError::NotObject(kind(&other))),
     }
 }
 
@@ -49,7 +57,7 @@ mod tests {
             (Some("the answer is 42"), "not JSON ("),
         ];
         for (message, why) in cases {
-            let err = structured_output(message).unwrap_err();
+            let err = structured_output(message).unwrap_err().to_string();
             assert!(err.contains(why), "{message:?}: {err}");
         }
     }

@@ -31,6 +31,17 @@ pub struct PrincipalLimits {
     pub inflight: usize,
 }
 
+/// Why a per-principal running share cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShareError {
+    /// Zero would let no principal run anything.
+    #[error("must be at least 1")]
+    Zero,
+    /// Above the global cap it could never bind (the global cap, carried for the message).
+    #[error("must be at most TWOBOT_MAX_CONCURRENT_RUNS ({0}), the slots there are")]
+    AboveGlobal(u64),
+}
+
 impl PrincipalLimits {
     /// Default of [`Self::queued`].
     pub const QUEUED: u32 = 8;
@@ -49,15 +60,11 @@ impl PrincipalLimits {
     /// one's runs are, while a lone principal loses only one slot. A value above the
     /// global cap could never bind, so it is refused rather than ignored. Pure; `Err` is
     /// the reason, for [`crate::config::ConfigError::Invalid`].
-    pub fn running_share(global: u64, given: Option<u32>) -> Result<usize, String> {
+    pub fn running_share(global: u64, given: Option<u32>) -> Result<usize, ShareError> {
         let cap = match given {
             None => global.saturating_sub(1).max(1),
-            Some(0) => return Err("must be at least 1".to_owned()),
-            Some(n) if u64::from(n) > global => {
-                return Err(format!(
-                    "must be at most TWOBOT_MAX_CONCURRENT_RUNS ({global}), the slots there are"
-                ));
-            }
+            Some(0) => return Err(ShareError::Zero),
+            Some(n) if u64::from(n) > global => return Err(ShareError::AboveGlobal(global)),
             Some(n) => u64::from(n),
         };
         Ok(usize::try_from(cap).unwrap_or(usize::MAX))
@@ -98,7 +105,8 @@ mod tests {
             match expected {
                 Ok(n) => assert_eq!(got, Ok(*n), "{global} {given:?}"),
                 Err(start) => assert!(
-                    got.as_ref().is_err_and(|e| e.starts_with(start)),
+                    got.as_ref()
+                        .is_err_and(|e| e.to_string().starts_with(start)),
                     "{global} {given:?}: {got:?}"
                 ),
             }

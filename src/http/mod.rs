@@ -333,7 +333,21 @@ async fn protected_resource(State(doc): State<Arc<serde_json::Value>>) -> impl I
 /// scrubbed environment.
 struct Readiness {
     runner: Arc<crate::runner::RunnerConfig>,
-    cache: tokio::sync::Mutex<Option<(Instant, Result<String, String>)>>,
+    cache: tokio::sync::Mutex<Option<(Instant, Result<String, NotReady>)>>,
+}
+
+/// Why Codex is not ready; `/readyz` gives it as `reason`.
+#[derive(Debug, Clone, thiserror::Error)]
+enum NotReady {
+    /// It ran and failed: a broken install, a wrapper script gone wrong.
+    #[error("codex --version exited with {0}")]
+    Exit(std::process::ExitStatus),
+    /// It did not start (the supervisor's or the system's reason).
+    #[error("codex not found: {0}")]
+    NotFound(String),
+    /// It hung; killed after the probe's 10 s.
+    #[error("codex --version timed out")]
+    Timeout,
 }
 
 impl Readiness {
@@ -344,7 +358,7 @@ impl Readiness {
         }
     }
 
-    async fn check(&self) -> Result<String, String> {
+    async fn check(&self) -> Result<String, NotReady> {
         let mut cache = self.cache.lock().await;
         if let Some((at, result)) = cache.as_ref()
             && at.elapsed() < Duration::from_secs(30)
@@ -361,13 +375,11 @@ impl Readiness {
             Ok(out) if out.status.success() => {
                 Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
             }
-            Ok(out) => Err(format!("codex --version exited with {}", out.status)),
+            Ok(out) => Err(NotReady::Exit(out.status)),
             Err(crate::runner::spawn::ProbeError::Start { reason, .. }) => {
-                Err(format!("codex not found: {reason}"))
+                Err(NotReady::NotFound(reason))
             }
-            Err(crate::runner::spawn::ProbeError::Timeout(..)) => {
-                Err("codex --version timed out".to_owned())
-            }
+            Err(crate::runner::spawn::ProbeError::Timeout(..)) => Err(NotReady::Timeout),
         };
         *cache = Some((Instant::now(), result.clone()));
         result
@@ -382,7 +394,7 @@ async fn readyz(State(ready): State<Arc<Readiness>>) -> impl IntoResponse {
         ),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": reason})),
+            Json(json!({"status": "not ready", "reason": reason.to_string()})),
         ),
     }
 }

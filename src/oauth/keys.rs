@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures::future::BoxFuture;
 use serde::Serialize;
 
-use super::signing::{SigningError, SigningKey};
+use super::signing::{PemError, SigningError, SigningKey};
 use crate::auth::JwtKey;
 use crate::state::oauth::{ACCESS_TTL_MAX_SEC, OAuthStore, SigningKeyRow};
 use crate::state::{BackendKind, StateError, StateStore};
@@ -47,7 +47,7 @@ pub enum KeysError {
         /// Its kid.
         kid: String,
         /// What the parser said.
-        reason: String,
+        reason: PemError,
     },
 }
 
@@ -164,12 +164,12 @@ impl KeyRing {
         let mut keys = Vec::with_capacity(rows.len());
         let mut verify = Vec::with_capacity(rows.len());
         for row in &rows {
-            let corrupt = |reason: String| KeysError::Corrupt {
+            let corrupt = |reason: PemError| KeysError::Corrupt {
                 kid: row.kid.clone(),
                 reason,
             };
             let key = SigningKey::from_pem(&row.private_pem).map_err(corrupt)?;
-            verify.push(key.verification_key().map_err(corrupt)?);
+            verify.push(key.verification_key().map_err(|e| corrupt(e.into()))?);
             keys.push((key, times(row)));
         }
         let set = Arc::new(Set {
@@ -192,7 +192,7 @@ impl KeyRing {
         let set = self.current();
         let times: Vec<Times> = set.keys.iter().map(|(_, t)| *t).collect();
         let Some((key, _)) = signer(&times, super::now()).and_then(|i| set.keys.get(i)) else {
-            return Err(SigningError::Sign("no signing key is loaded".into()));
+            return Err(SigningError::NoKey);
         };
         key.sign(claims)
     }
@@ -271,7 +271,7 @@ async fn import_legacy(store: &dyn StateStore, dir: &std::path::Path) -> Result<
     let Some((path, pem)) = SigningKey::read_legacy(dir)? else {
         return Ok(());
     };
-    let key = SigningKey::from_pem(&pem).map_err(SigningError::Sign)?;
+    let key = SigningKey::from_pem(&pem).map_err(SigningError::Key)?;
     let now = super::now();
     let generation = store
         .signing_keys(now)

@@ -79,11 +79,74 @@ pub enum PasswordError {
         /// The file.
         path: PathBuf,
         /// What is wrong with it.
-        reason: String,
+        reason: PhcError,
     },
     /// The hashing library failed (out of memory, or a parameter it refuses).
     #[error("Argon2id failed: {0}")]
     Hash(String),
+}
+
+/// What makes a password file's contents unusable; never quotes them, since the
+/// operator may have written the password itself.
+#[derive(Debug, thiserror::Error)]
+pub enum PhcError {
+    /// A directory, a device, a pipe.
+    #[error("is not a regular file")]
+    NotFile,
+    /// Too long for a PHC string (and too long to read whole).
+    #[error("is larger than {MAX_FILE_BYTES} bytes, so it is not a password hash")]
+    TooLarge,
+    /// Binary contents.
+    #[error("is not UTF-8 text, so it is not a PHC string")]
+    NotUtf8,
+    /// Only whitespace.
+    #[error("is empty")]
+    Empty,
+    /// Several lines: which one would count is anyone's guess.
+    #[error("holds more than one line; it must hold one PHC string")]
+    Lines,
+    /// No leading `$`: most likely the password itself.
+    #[error(
+        "holds no PHC string (it must start with `$argon2id$`; did you write the password itself?)"
+    )]
+    NotPhc,
+    /// Another algorithm's hash (its id, cut to 16 characters).
+    #[error(
+        "holds a `${0}$` hash; only `$argon2id$` is accepted (Argon2id resists both GPU and side-channel attacks)"
+    )]
+    Algorithm(String),
+    /// An Argon2id string the PHC parser refuses.
+    #[error("is not a valid Argon2id PHC string ({0})")]
+    Malformed(argon2::password_hash::Error),
+    /// Not Argon2 version 19.
+    #[error("is not an Argon2 version 19 (`v=19`) hash")]
+    Version,
+    /// No salt, or a hash too short to be worth checking against.
+    #[error("lacks a salt or a hash of at least 16 bytes")]
+    NoSalt,
+    /// Parameters Argon2 itself refuses.
+    #[error("has unusable Argon2 parameters ({0})")]
+    Params(argon2::password_hash::Error),
+    /// Cheap enough to guess offline.
+    #[error(
+        "asks for m={m} KiB, t={t}: weaker than OWASP's minimum (at least {MIN_M_COST_KIB} KiB, and memory × passes ≥ {MIN_COST_KIB_PASSES})"
+    )]
+    Weak {
+        /// Memory, KiB.
+        m: u32,
+        /// Passes.
+        t: u32,
+    },
+    /// Costly enough that every sign-in would stall the server.
+    #[error(
+        "asks for m={m} KiB, t={t}: more than a sign-in may cost (at most {MAX_M_COST_KIB} KiB and {MAX_T_COST} passes)"
+    )]
+    Costly {
+        /// Memory, KiB.
+        m: u32,
+        /// Passes.
+        t: u32,
+    },
 }
 
 /// Hash `password` with Argon2id and a fresh random salt, as a PHC string
@@ -139,7 +202,7 @@ impl PasswordHashFile {
         let file = std::fs::File::open(path).map_err(read)?;
         let meta = file.metadata().map_err(read)?;
         if !meta.is_file() {
-            return Err(invalid(path, "is not a regular file"));
+            return Err(invalid(path, PhcError::NotFile));
         }
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o002 != 0 {
@@ -161,13 +224,9 @@ impl PasswordHashFile {
             .read_to_end(&mut bytes)
             .map_err(read)?;
         if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(invalid(
-                path,
-                format!("is larger than {MAX_FILE_BYTES} bytes, so it is not a password hash"),
-            ));
+            return Err(invalid(path, PhcError::TooLarge));
         }
-        let text = String::from_utf8(bytes)
-            .map_err(|_| invalid(path, "is not UTF-8 text, so it is not a PHC string"))?;
+        let text = String::from_utf8(bytes).map_err(|_| invalid(path, PhcError::NotUtf8))?;
         let phc = parse_phc(text.trim()).map_err(|reason| invalid(path, reason))?;
         Ok(Self {
             path: path.to_owned(),
@@ -205,54 +264,42 @@ impl PasswordHashFile {
     }
 }
 
-fn invalid(path: &Path, reason: impl Into<String>) -> PasswordError {
+fn invalid(path: &Path, reason: PhcError) -> PasswordError {
     PasswordError::Invalid {
         path: path.to_owned(),
-        reason: reason.into(),
+        reason,
     }
 }
 
 /// `text` if it is one usable Argon2id PHC string, else why not (never quoting it).
-fn parse_phc(text: &str) -> Result<&str, String> {
+fn parse_phc(text: &str) -> Result<&str, PhcError> {
     if text.is_empty() {
-        return Err("is empty".to_owned());
+        return Err(PhcError::Empty);
     }
     if text.lines().count() > 1 {
-        return Err("holds more than one line; it must hold one PHC string".to_owned());
+        return Err(PhcError::Lines);
     }
     if !text.starts_with('$') {
-        return Err(
-            "holds no PHC string (it must start with `$argon2id$`; did you write the password itself?)"
-                .to_owned(),
-        );
+        return Err(PhcError::NotPhc);
     }
     let id = text.split('$').nth(1).unwrap_or_default();
     if id != "argon2id" {
-        let id: String = id.chars().take(16).collect();
-        return Err(format!(
-            "holds a `${id}$` hash; only `$argon2id$` is accepted (Argon2id resists both GPU and side-channel attacks)"
-        ));
+        return Err(PhcError::Algorithm(id.chars().take(16).collect()));
     }
-    let hash =
-        PasswordHash::new(text).map_err(|e| format!("is not a valid Argon2id PHC string ({e})"))?;
+    let hash = PasswordHash::new(text).map_err(PhcError::Malformed)?;
     if hash.version != Some(u32::from(Version::V0x13)) {
-        return Err("is not an Argon2 version 19 (`v=19`) hash".to_owned());
+        return Err(PhcError::Version);
     }
     if hash.salt.is_none() || hash.hash.as_ref().is_none_or(|h| h.len() < 16) {
-        return Err("lacks a salt or a hash of at least 16 bytes".to_owned());
+        return Err(PhcError::NoSalt);
     }
-    let params =
-        Params::try_from(&hash).map_err(|e| format!("has unusable Argon2 parameters ({e})"))?;
+    let params = Params::try_from(&hash).map_err(PhcError::Params)?;
     let (m, t) = (params.m_cost(), params.t_cost());
     if m < MIN_M_COST_KIB || u64::from(m) * u64::from(t) < MIN_COST_KIB_PASSES {
-        return Err(format!(
-            "asks for m={m} KiB, t={t}: weaker than OWASP's minimum (at least {MIN_M_COST_KIB} KiB, and memory × passes ≥ {MIN_COST_KIB_PASSES})"
-        ));
+        return Err(PhcError::Weak { m, t });
     }
     if m > MAX_M_COST_KIB || t > MAX_T_COST {
-        return Err(format!(
-            "asks for m={m} KiB, t={t}: more than a sign-in may cost (at most {MAX_M_COST_KIB} KiB and {MAX_T_COST} passes)"
-        ));
+        return Err(PhcError::Costly { m, t });
     }
     Ok(text)
 }

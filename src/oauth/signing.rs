@@ -12,7 +12,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
 use serde::Serialize;
 
-use crate::auth::JwtKey;
+use crate::auth::{JwtKey, KeyError};
 
 /// The key file's name inside `TWOBOT_STATE_DIR`.
 pub const KEY_FILE: &str = "oauth-signing-key.pem";
@@ -36,7 +36,7 @@ pub enum SigningError {
         /// The key file.
         path: PathBuf,
         /// What the parser said.
-        reason: String,
+        reason: PemError,
     },
     /// The key is group- or world-accessible.
     #[error("{path}: mode {mode:o} lets other users read the signing key; chmod 600 it")]
@@ -48,7 +48,33 @@ pub enum SigningError {
     },
     /// Signing failed (not expected with a key that loaded).
     #[error("cannot sign a token: {0}")]
-    Sign(String),
+    Sign(jsonwebtoken::errors::Error),
+    /// The key set holds no key that signs now.
+    #[error("cannot sign a token: no signing key is loaded")]
+    NoKey,
+    /// A new key could not be made (not expected: the randomness or the encoder failed).
+    #[error("cannot sign a token: {0}")]
+    Key(#[source] PemError),
+}
+
+/// Why a PEM did not become a signing key, or a new one could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PemError {
+    /// The text is not a PKCS#8 EC private key.
+    #[error("{0}")]
+    Parse(jsonwebtoken::errors::Error),
+    /// Its public JWK, thumbprint or verifier could not be derived.
+    #[error("{0}")]
+    Public(jsonwebtoken::errors::Error),
+    /// The resource server's verifier refused the public JWK.
+    #[error("{0}")]
+    Verify(#[from] KeyError),
+    /// The operating system gave no randomness.
+    #[error("{0}")]
+    Random(getrandom::Error),
+    /// A fresh key could not be written as PKCS#8 PEM.
+    #[error("{0}")]
+    Encode(p256::pkcs8::Error),
 }
 
 /// The private key, its `kid` and its public JWK.
@@ -68,8 +94,8 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// A new key, with its PKCS#8 PEM (for the store).
     pub fn generate() -> Result<(Self, String), SigningError> {
-        let pem = new_pem().map_err(SigningError::Sign)?;
-        let key = Self::from_pem(&pem).map_err(SigningError::Sign)?;
+        let pem = new_pem().map_err(SigningError::Key)?;
+        let key = Self::from_pem(&pem).map_err(SigningError::Key)?;
         Ok((key, pem))
     }
 
@@ -102,16 +128,16 @@ impl SigningKey {
     }
 
     /// A key from its PKCS#8 PEM.
-    pub fn from_pem(pem: &str) -> Result<Self, String> {
-        let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(|e| e.to_string())?;
+    pub fn from_pem(pem: &str) -> Result<Self, PemError> {
+        let encoding = EncodingKey::from_ec_pem(pem.as_bytes()).map_err(PemError::Parse)?;
         let mut jwk =
-            Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(|e| e.to_string())?;
+            Jwk::from_encoding_key(&encoding, Algorithm::ES256).map_err(PemError::Public)?;
         let kid = jwk
             .thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| e.to_string())?;
+            .map_err(PemError::Public)?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(|e| e.to_string())?;
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&jwk).map_err(PemError::Public)?;
         Ok(Self {
             encoding,
             decoding,
@@ -131,7 +157,7 @@ impl SigningKey {
     }
 
     /// The public key as the resource server's verifier takes it.
-    pub fn verification_key(&self) -> Result<JwtKey, String> {
+    pub fn verification_key(&self) -> Result<JwtKey, KeyError> {
         JwtKey::from_jwk(&self.jwk)
     }
 
@@ -140,8 +166,7 @@ impl SigningKey {
         let mut header = Header::new(Algorithm::ES256);
         header.typ = Some("at+jwt".to_owned());
         header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding)
-            .map_err(|e| SigningError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(SigningError::Sign)
     }
 }
 
@@ -169,16 +194,16 @@ impl SigningKey {
 }
 
 /// A fresh P-256 private key as PKCS#8 PEM, from the operating system's randomness.
-fn new_pem() -> Result<String, String> {
+fn new_pem() -> Result<String, PemError> {
     loop {
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| e.to_string())?;
+        getrandom::fill(&mut bytes).map_err(PemError::Random)?;
         // A value of zero or beyond the group order is not a key (odds ~2^-32); draw again.
         if let Ok(key) = p256::SecretKey::from_slice(&bytes) {
             return key
                 .to_pkcs8_pem(LineEnding::LF)
                 .map(|pem| pem.to_string())
-                .map_err(|e| e.to_string());
+                .map_err(PemError::Encode);
         }
     }
 }

@@ -11,35 +11,66 @@ use std::path::{Component, Path, PathBuf};
 use crate::run::SandboxMode;
 use crate::run::control::ApprovalKind;
 
+/// Why a request is declined without asking anyone: a person's accept would give the
+/// run more than its caller's ceiling. The text is the note the result and the audit
+/// line carry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Declined {
+    /// An approved command runs outside Codex's sandbox.
+    #[error(
+        "declined by policy: an approved command runs outside Codex's sandbox, and this caller may use at most {0}"
+    )]
+    Command(SandboxMode),
+    /// Network access, or a grant 2Bot does not read.
+    #[error(
+        "declined by policy: network access (or a grant 2Bot does not read) goes beyond {0}, the most this caller may use"
+    )]
+    Wider(SandboxMode),
+    /// A permission request for nothing is not worth a person's time.
+    #[error("declined by policy: the request names no path to write")]
+    NoPath,
+    /// A file change that names no file.
+    #[error("declined by policy: the change names no file")]
+    NoFile,
+    /// The caller's ceiling writes nothing.
+    #[error("declined by policy: this caller may use at most {0}, which writes nothing")]
+    ReadOnly(SandboxMode),
+    /// A path beyond the run's directories.
+    #[error(
+        "declined by policy: {path} is outside the run's directories, and this caller may use at most {ceiling}"
+    )]
+    Outside {
+        /// The first such path, as Codex gave it.
+        path: String,
+        /// The caller's ceiling.
+        ceiling: SandboxMode,
+    },
+}
+
 /// `Ok` when `kind` may be put to a person for a caller whose ceiling is `ceiling` and
-/// whose run may write in `dirs` (canonical cwd and extra directories); else the note
-/// the result and the audit line carry.
+/// whose run may write in `dirs` (canonical cwd and extra directories); else why not.
 pub fn approvable(
     kind: &ApprovalKind,
     ceiling: SandboxMode,
     dirs: &[PathBuf],
-) -> Result<(), String> {
+) -> Result<(), Declined> {
     if ceiling == SandboxMode::DangerFullAccess {
         return Ok(());
     }
     match kind {
-        ApprovalKind::Command { .. } => Err(format!(
-            "declined by policy: an approved command runs outside Codex's sandbox, and this caller may use at most {ceiling}"
-        )),
-        ApprovalKind::Permissions { wider: true, .. } => Err(format!(
-            "declined by policy: network access (or a grant 2Bot does not read) goes beyond {ceiling}, the most this caller may use"
-        )),
+        ApprovalKind::Command { .. } => Err(Declined::Command(ceiling)),
+        ApprovalKind::Permissions { wider: true, .. } => Err(Declined::Wider(ceiling)),
         ApprovalKind::Permissions { write, .. } => {
             if write.is_empty() {
                 // Reading is what every sandbox allows; nothing to ask a person about
                 // beyond what the caller has, but a request for nothing is not asked.
-                return Err("declined by policy: the request names no path to write".to_owned());
+                return Err(Declined::NoPath);
             }
             writable(write, ceiling, dirs)
         }
         ApprovalKind::FileChange { paths, .. } => {
             if paths.is_empty() {
-                return Err("declined by policy: the change names no file".to_owned());
+                return Err(Declined::NoFile);
             }
             writable(paths, ceiling, dirs)
         }
@@ -48,17 +79,16 @@ pub fn approvable(
 
 /// A write to every one of `paths` stays within `ceiling`: workspace-write or more, and
 /// each path inside the run's directories.
-fn writable(paths: &[String], ceiling: SandboxMode, dirs: &[PathBuf]) -> Result<(), String> {
+fn writable(paths: &[String], ceiling: SandboxMode, dirs: &[PathBuf]) -> Result<(), Declined> {
     if ceiling < SandboxMode::WorkspaceWrite {
-        return Err(format!(
-            "declined by policy: this caller may use at most {ceiling}, which writes nothing"
-        ));
+        return Err(Declined::ReadOnly(ceiling));
     }
     match paths.iter().find(|p| !inside(Path::new(p), dirs)) {
         None => Ok(()),
-        Some(outside) => Err(format!(
-            "declined by policy: {outside} is outside the run's directories, and this caller may use at most {ceiling}"
-        )),
+        Some(outside) => Err(Declined::Outside {
+            path: outside.clone(),
+            ceiling,
+        }),
     }
 }
 
@@ -155,7 +185,7 @@ mod tests {
             let got = approvable(&kind, ceiling, &dirs);
             assert_eq!(got.is_ok(), allowed, "{kind:?} at {ceiling}: {got:?}");
             if let Err(note) = got {
-                assert!(note.starts_with("declined by policy"), "{note}");
+                assert!(note.to_string().starts_with("declined by policy"), "{note}");
             }
         }
     }

@@ -95,8 +95,17 @@ pub enum PolicyFileError {
         /// The file.
         path: PathBuf,
         /// The parser's message, with line and column.
-        message: String,
+        message: ParseError,
     },
+}
+
+/// Why a policy document does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Not TOML, an unknown key (a typo must not pass as a default), or a wrong value;
+    /// the parser's message, put on one line for the one-line start-up error.
+    #[error("{}", .0.to_string().replace('\n', " "))]
+    Toml(#[from] toml::de::Error),
 }
 
 impl PolicyFile {
@@ -113,8 +122,8 @@ impl PolicyFile {
     }
 
     /// Parse a policy document.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().replace('\n', " "))
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        Ok(toml::from_str(text)?)
     }
 }
 
@@ -153,9 +162,13 @@ mod tests {
 
     #[test]
     fn a_typo_is_an_error_not_a_silent_default() {
-        let err = PolicyFile::parse("sandbox_celing = \"read-only\"").unwrap_err();
+        let err = PolicyFile::parse("sandbox_celing = \"read-only\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sandbox_celing"), "{err}");
-        let err = PolicyFile::parse("sandbox_ceiling = \"root\"").unwrap_err();
+        let err = PolicyFile::parse("sandbox_ceiling = \"root\"")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("root"), "{err}");
     }
 
@@ -189,9 +202,13 @@ mod tests {
             super::super::features::DEFAULT_MAX_IMAGE_BYTES
         );
         assert_eq!(f.review_sandbox, SandboxMode::WorkspaceWrite);
-        let err = PolicyFile::parse("[features]\nimage = true").unwrap_err();
+        let err = PolicyFile::parse("[features]\nimage = true")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("image"), "{err}");
-        let err = PolicyFile::parse("[features]\nreasoning_effort = [\"max\"]").unwrap_err();
+        let err = PolicyFile::parse("[features]\nreasoning_effort = [\"max\"]")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("max"), "{err}");
     }
 

@@ -34,9 +34,15 @@ pub enum ControlError {
     /// The run already ended.
     #[error("the run has ended")]
     Ended,
-    /// Codex refused the instructions.
+    /// Codex refused the instructions (the app-server's message).
     #[error("Codex refused the message: {0}")]
     Refused(String),
+    /// The run is being stopped: instructions would reach nobody.
+    #[error("Codex refused the message: the run is stopping")]
+    Stopping,
+    /// No turn has started yet: there is nothing to steer.
+    #[error("Codex refused the message: no turn is running yet; try again in a moment")]
+    NoTurn,
 }
 
 /// Instructions for the running turn, with where to say whether Codex took them.
@@ -45,7 +51,7 @@ pub struct Steer {
     /// The text to add to the turn.
     pub message: String,
     /// The runner's answer: `Ok` once Codex accepted it.
-    pub done: oneshot::Sender<Result<(), String>>,
+    pub done: oneshot::Sender<Result<(), ControlError>>,
 }
 
 /// How requests are answered when nobody does.
@@ -334,9 +340,7 @@ impl RunControl {
             .send(Steer { message, done })
             .await
             .map_err(|_| ControlError::Ended)?;
-        rx.await
-            .map_err(|_| ControlError::Ended)?
-            .map_err(ControlError::Refused)
+        rx.await.map_err(|_| ControlError::Ended)?
     }
 
     /// The run ended: every waiting request is declined, and later ones are too.

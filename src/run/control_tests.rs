@@ -109,7 +109,9 @@ async fn a_run_whose_runner_takes_no_steering_cannot_be_steered() {
     });
     let got = rx.recv().await.unwrap();
     assert_eq!(got.message, "go left");
-    got.done.send(Err("no active turn".into())).unwrap();
+    got.done
+        .send(Err(ControlError::Refused("no active turn".into())))
+        .unwrap();
     assert_eq!(
         steer.await.unwrap(),
         Err(ControlError::Refused("no active turn".into()))

@@ -41,9 +41,23 @@ pub struct Isolation {
     pub binds: Vec<(PathBuf, PathBuf)>,
 }
 
+/// Why runs cannot be isolated here.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The supervisor binary did not start at all.
+    #[error("cannot start the run supervisor: {0}")]
+    Start(std::io::Error),
+    /// The supervisor's set-up failed; its own last word on stderr.
+    #[error("{0}")]
+    Refused(String),
+}
+
 /// Whether runs can be isolated here: one supervisor goes through the whole set-up (user
 /// namespace where needed, tmpfs, a bind, the init) and starts nothing. Blocking, a few ms.
-pub fn probe(supervisor: &Path, codex_user: Option<&(u32, u32, Vec<u32>)>) -> Result<(), String> {
+pub fn probe(
+    supervisor: &Path,
+    codex_user: Option<&(u32, u32, Vec<u32>)>,
+) -> Result<(), ProbeError> {
     let args = Args {
         parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
         grace: Duration::from_millis(100),
@@ -62,7 +76,7 @@ pub fn probe(supervisor: &Path, codex_user: Option<&(u32, u32, Vec<u32>)>) -> Re
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .output()
-        .map_err(|e| format!("cannot start the run supervisor: {e}"))?;
+        .map_err(ProbeError::Start)?;
     if out.status.success() {
         return Ok(());
     }
@@ -75,7 +89,7 @@ pub fn probe(supervisor: &Path, codex_user: Option<&(u32, u32, Vec<u32>)>) -> Re
         .unwrap_or("no reason given")
         .trim()
         .to_owned();
-    Err(reason)
+    Err(ProbeError::Refused(reason))
 }
 
 /// Why a run's namespaces could not be made. Each says what the operator can do.

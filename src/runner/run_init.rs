@@ -20,7 +20,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, getppid};
 
 use super::signals::wait_for_stop;
-use super::supervise::{Args, End, Failure, TICK};
+use super::supervise::{Args, End, Failure, StartError, TICK};
 
 /// The program name that makes the init report success without starting anything: the
 /// start-up probe of whether this machine allows the namespaces.
@@ -105,7 +105,7 @@ fn init(args: &Args, report: OwnedFd) -> i32 {
     0
 }
 
-fn start_and_wait(args: &Args) -> Result<End, String> {
+fn start_and_wait(args: &Args) -> Result<End, StartError> {
     // A /proc of this namespace: Codex's own sandbox (bwrap) looks itself up there by its
     // pid here, so without it every command would fail; and commands see only the run's
     // processes. Where it is refused (a container may), the start-up probe fails too,
@@ -117,13 +117,13 @@ fn start_and_wait(args: &Args) -> Result<End, String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
         None::<&str>,
     )
-    .map_err(|e| format!("cannot mount /proc for the run's PID namespace: {e}"))?;
+    .map_err(StartError::Proc)?;
     let mask = super::signals::stop_signals();
     let signals = SignalFd::with_flags(
         &mask,
         nix::sys::signalfd::SfdFlags::SFD_NONBLOCK | nix::sys::signalfd::SfdFlags::SFD_CLOEXEC,
     )
-    .map_err(|e| format!("signalfd: {e}"))?;
+    .map_err(StartError::Signalfd)?;
     if args.program == PROBE_PROGRAM {
         return Ok(End::Code(0));
     }
@@ -141,13 +141,13 @@ fn start_and_wait(args: &Args) -> Result<End, String> {
         nix::unistd::setgroups(&groups)
             .and_then(|()| nix::unistd::setgid(Gid::from_raw(*gid)))
             .and_then(|()| nix::unistd::setuid(Uid::from_raw(*uid)))
-            .map_err(|e| format!("cannot become the Codex user: {e}"))?;
+            .map_err(StartError::User)?;
     }
     let mut command = std::process::Command::new(&args.program);
     command.args(&args.args);
     // `PWD` too: a shell trusts it over getcwd when both name the same directory.
     command.current_dir(&cwd).env("PWD", &cwd);
-    let codex = command.spawn().map_err(|e| e.to_string())?;
+    let codex = command.spawn()?;
     let codex = Pid::from_raw(i32::try_from(codex.id()).unwrap_or(i32::MAX));
     let mut end: Option<End> = None;
     let mut deadline: Option<Instant> = None;

@@ -48,6 +48,41 @@ pub fn spawn_failure(stderr: &str) -> Option<String> {
 /// How often the supervisor looks for the server's death and for reparented orphans.
 pub(super) const TICK: Duration = Duration::from_millis(200);
 
+/// Why the supervisor's command line did not parse (only 2Bot writes it, so a bug or a
+/// person typing the hidden subcommand).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArgsError {
+    /// An operand is absent (or not UTF-8 where text is needed).
+    #[error("missing {0}")]
+    Missing(&'static str),
+    /// An operand is present but does not parse.
+    #[error("bad {0}")]
+    Bad(&'static str),
+    /// Isolation with nothing to isolate: the cwd is always the first bind.
+    #[error("--isolate without a --bind")]
+    NoBind,
+}
+
+/// Why Codex could not be started; said after [`SPAWN_FAILED_MARKER`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The supplementary groups of `TWOBOT_CODEX_USER`.
+    #[error("cannot set the Codex user's groups: {0}")]
+    Groups(Errno),
+    /// The run's init could not switch to `TWOBOT_CODEX_USER`.
+    #[error("cannot become the Codex user: {0}")]
+    User(Errno),
+    /// The run's PID namespace got no `/proc` of its own.
+    #[error("cannot mount /proc for the run's PID namespace: {0}")]
+    Proc(Errno),
+    /// The run's init could not listen for stop signals.
+    #[error("signalfd: {0}")]
+    Signalfd(Errno),
+    /// `exec` failed: no such program, not executable.
+    #[error("{0}")]
+    Spawn(#[from] std::io::Error),
+}
+
 /// What the runner tells the supervisor, on its command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Args {
@@ -89,26 +124,26 @@ impl Args {
 
     /// Read `<parent pid> <grace ms> <uid:gid:groups | -> [--isolate [--root R]… [--bind
     /// PRIVATE REAL]…] -- <program> <args…>`.
-    pub fn parse(argv: &[OsString]) -> Result<Self, String> {
-        let text = |i: usize, what: &str| -> Result<String, String> {
+    pub fn parse(argv: &[OsString]) -> Result<Self, ArgsError> {
+        let text = |i: usize, what: &'static str| -> Result<String, ArgsError> {
             argv.get(i)
                 .and_then(|a| a.to_str())
                 .map(str::to_owned)
-                .ok_or_else(|| format!("missing {what}"))
+                .ok_or(ArgsError::Missing(what))
         };
         let parent = text(0, "parent pid")?
             .parse::<i32>()
             .ok()
             .filter(|p| *p > 0)
-            .ok_or("bad parent pid")?;
+            .ok_or(ArgsError::Bad("parent pid"))?;
         let grace = Duration::from_millis(
             text(1, "grace")?
                 .parse::<u64>()
-                .map_err(|_| "bad grace".to_owned())?,
+                .map_err(|_| ArgsError::Bad("grace"))?,
         );
         let user = match text(2, "user")?.as_str() {
             "-" => None,
-            spec => Some(parse_user(spec).ok_or("bad user")?),
+            spec => Some(parse_user(spec).ok_or(ArgsError::Bad("user"))?),
         };
         let mut at = 3;
         let isolation = if argv.get(at).is_some_and(|a| a == "--isolate") {
@@ -122,12 +157,13 @@ impl Args {
                 let operand = |i: usize| argv.get(at + i).cloned().map(PathBuf::from);
                 match word {
                     Some("--root") => {
-                        iso.roots.push(operand(1).ok_or("missing root")?);
+                        iso.roots
+                            .push(operand(1).ok_or(ArgsError::Missing("root"))?);
                         at += 2;
                     }
                     Some("--bind") => {
-                        let private = operand(1).ok_or("missing bind name")?;
-                        let real = operand(2).ok_or("missing bind path")?;
+                        let private = operand(1).ok_or(ArgsError::Missing("bind name"))?;
+                        let real = operand(2).ok_or(ArgsError::Missing("bind path"))?;
                         iso.binds.push((private, real));
                         at += 3;
                     }
@@ -135,16 +171,19 @@ impl Args {
                 }
             }
             if iso.binds.is_empty() {
-                return Err("--isolate without a --bind".to_owned());
+                return Err(ArgsError::NoBind);
             }
             Some(iso)
         } else {
             None
         };
         if argv.get(at).is_none_or(|a| a != "--") {
-            return Err("missing --".to_owned());
+            return Err(ArgsError::Missing("--"));
         }
-        let program = argv.get(at + 1).cloned().ok_or("missing program")?;
+        let program = argv
+            .get(at + 1)
+            .cloned()
+            .ok_or(ArgsError::Missing("program"))?;
         Ok(Self {
             parent,
             grace,
@@ -228,13 +267,12 @@ pub(super) enum Failure {
 
 /// Codex's command: its program and arguments, and its user when one is set (the
 /// supplementary groups are set on this process first: std keeps them across setuid).
-pub(super) fn codex_command(args: &Args) -> Result<std::process::Command, String> {
+pub(super) fn codex_command(args: &Args) -> Result<std::process::Command, StartError> {
     let mut command = std::process::Command::new(&args.program);
     command.args(&args.args);
     if let Some((uid, gid, groups)) = &args.user {
         let groups: Vec<Gid> = groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        nix::unistd::setgroups(&groups)
-            .map_err(|e| format!("cannot set the Codex user's groups: {e}"))?;
+        nix::unistd::setgroups(&groups).map_err(StartError::Groups)?;
         command.uid(Uid::from_raw(*uid).as_raw()).gid(*gid);
     }
     Ok(command)
@@ -266,7 +304,7 @@ fn supervise(args: &Args) -> Result<End, Failure> {
             .map_err(|e| Failure::Spawn(format!("cannot isolate the run: {e}")))?;
         return super::run_init::run(args, &signals);
     }
-    let mut command = codex_command(args).map_err(Failure::Spawn)?;
+    let mut command = codex_command(args).map_err(|e| Failure::Spawn(e.to_string()))?;
     let codex = match command.spawn() {
         Ok(c) => Pid::from_raw(i32::try_from(c.id()).unwrap_or(i32::MAX)),
         Err(e) => return Err(Failure::Spawn(e.to_string())),

@@ -42,7 +42,7 @@ use super::io::{LineReader, strip_backtraces};
 use super::prepare::{Prepared, prepare};
 use super::{RunnerConfig, spawn};
 use crate::error::ToolError;
-use crate::run::control::Steer;
+use crate::run::control::{ControlError, Steer};
 use crate::run::{Job, RunOutput};
 
 /// What one of our requests was for.
@@ -50,7 +50,7 @@ enum Purpose {
     Initialize,
     Thread,
     Turn,
-    Steer(tokio::sync::oneshot::Sender<Result<(), String>>),
+    Steer(tokio::sync::oneshot::Sender<Result<(), ControlError>>),
     Interrupt,
 }
 
@@ -158,7 +158,7 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
                                 asks.push(Box::pin(async move {
                                     let record = match verdict {
                                         Ok(()) => control.ask(request).await,
-                                        Err(note) => control.refuse(request, note),
+                                        Err(note) => control.refuse(request, note.to_string()),
                                     };
                                     (id, shape, record)
                                 }));
@@ -199,7 +199,7 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
                                 break;
                             }
                             (Some(Purpose::Steer(done)), result) => {
-                                let _ = done.send(result.map(|_| ()));
+                                let _ = done.send(result.map(|_| ()).map_err(|e| ControlError::Refused(e.0)));
                             }
                             (Some(Purpose::Interrupt) | None, _) => {}
                         }
@@ -223,8 +223,8 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
                         })).await;
                         waiting.insert(id, Purpose::Steer(done));
                     }
-                    (_, _, true) => { let _ = done.send(Err("the run is stopping".to_owned())); }
-                    _ => { let _ = done.send(Err("no turn is running yet; try again in a moment".to_owned())); }
+                    (_, _, true) => { let _ = done.send(Err(ControlError::Stopping)); }
+                    _ => { let _ = done.send(Err(ControlError::NoTurn)); }
                 }
             },
             exited = child.wait(), if status.is_none() => {

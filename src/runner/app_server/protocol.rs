@@ -14,6 +14,11 @@ pub use super::outgoing::{
 };
 use serde_json::Value;
 
+/// What the app-server refused a request with: its JSON-RPC error's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
 /// One message from the server.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
@@ -21,8 +26,8 @@ pub enum Incoming {
     Response {
         /// Our request id.
         id: Value,
-        /// The result, or the server's error message.
-        result: Result<Value, String>,
+        /// The result, or the server's error.
+        result: Result<Value, Refused>,
     },
     /// The server asks us something (an approval, a question); must be answered.
     Request {
@@ -73,7 +78,7 @@ impl Incoming {
             (Some(id), None) => Self::Response {
                 id,
                 result: match raw.error {
-                    Some(e) => Err(e.message),
+                    Some(e) => Err(Refused(e.message)),
                     None => Ok(raw.result.unwrap_or(Value::Null)),
                 },
             },

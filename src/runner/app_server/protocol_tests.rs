@@ -33,7 +33,7 @@ fn requests_notifications_and_responses_are_told_apart() {
             r#"{"id":"x","error":{"code":-32600,"message":"no"}}"#,
             Some(Incoming::Response {
                 id: json!("x"),
-                result: Err("no".into()),
+                result: Err(Refused("no".into())),
             }),
         ),
         (r#"{"nothing":1}"#, None),

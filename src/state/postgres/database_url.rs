@@ -60,6 +60,20 @@ pub enum RootCerts {
     File(PathBuf),
 }
 
+/// Why a `TWOBOT_DATABASE_URL` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    /// Another scheme, or no URL at all.
+    #[error("not a PostgreSQL URL (postgres://user:password@host:port/database?sslmode=…)")]
+    Scheme,
+    /// An `sslmode` libpq does not know.
+    #[error("sslmode={0} is not one of disable, prefer, require, verify-ca, verify-full")]
+    SslMode(String),
+    /// tokio-postgres refused the rest (its message names the option, never its value).
+    #[error("{0}")]
+    Config(#[from] tokio_postgres::Error),
+}
+
 /// A parsed `TWOBOT_DATABASE_URL`.
 #[derive(Debug, Clone)]
 pub struct DatabaseUrl {
@@ -85,17 +99,14 @@ impl DatabaseUrl {
     }
 
     /// Why `url` cannot be used, if it cannot (for the configuration's own message).
-    pub fn problem(url: &str) -> Option<String> {
+    pub fn problem(url: &str) -> Option<UrlError> {
         Self::read(url).err()
     }
 
-    fn read(url: &str) -> Result<Self, String> {
+    fn read(url: &str) -> Result<Self, UrlError> {
         let redacted = redact_url(url);
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(
-                "not a PostgreSQL URL (postgres://user:password@host:port/database?sslmode=…)"
-                    .to_owned(),
-            );
+            return Err(UrlError::Scheme);
         }
         let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut ssl = SslMode::Prefer;
@@ -108,11 +119,8 @@ impl DatabaseUrl {
             let value = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
             match key {
                 "sslmode" => {
-                    ssl = SslMode::parse(&value).ok_or_else(|| {
-                        format!(
-                            "sslmode={value} is not one of disable, prefer, require, verify-ca, verify-full"
-                        )
-                    })?;
+                    ssl = SslMode::parse(&value)
+                        .ok_or_else(|| UrlError::SslMode(value.clone().into_owned()))?;
                 }
                 "sslrootcert" if value == "system" => root_cert = Some(RootCerts::System),
                 "sslrootcert" => root_cert = Some(RootCerts::File(PathBuf::from(&*value))),
@@ -126,9 +134,7 @@ impl DatabaseUrl {
             format!("{base}?{rest}")
         };
         // tokio-postgres's parse errors name the option, never its value.
-        let mut config: tokio_postgres::Config = plain
-            .parse()
-            .map_err(|e: tokio_postgres::Error| e.to_string())?;
+        let mut config: tokio_postgres::Config = plain.parse()?;
         config.ssl_mode(match ssl {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,

@@ -129,6 +129,20 @@ pub async fn start(url: &DatabaseUrl) -> Result<Arc<Listener>, StateError> {
     Ok(listener)
 }
 
+/// Why a listening connection failed its probe.
+#[derive(Debug, thiserror::Error)]
+enum EchoError {
+    /// The `pg_notify` itself failed: the connection is gone.
+    #[error("{0}")]
+    Notify(tokio_postgres::Error),
+    /// Sent but never delivered: `LISTEN` works in name only.
+    #[error(
+        "its own notification did not come back within {}s (a pooler in transaction mode?)",
+        PING_TIMEOUT.as_secs()
+    )]
+    NoEcho,
+}
+
 /// A listening connection: its client (for the checks), the task driving it, the
 /// payload of its own probe and the signal that the probe came back.
 struct Session {
@@ -142,23 +156,18 @@ impl Session {
     /// Notify the channel with this connection's own probe and wait for it to come back:
     /// proof that the connection is alive and that notifications reach it (behind a
     /// pooler in transaction mode `LISTEN` succeeds, yet nothing ever arrives).
-    async fn probe(&self) -> Result<(), String> {
+    async fn probe(&self) -> Result<(), EchoError> {
         let echo = async {
             self.client
                 .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &self.probe])
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(EchoError::Notify)?;
             self.echoed.notified().await;
             Ok(())
         };
         tokio::time::timeout(PING_TIMEOUT, echo)
             .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "its own notification did not come back within {}s (a pooler in transaction mode?)",
-                    PING_TIMEOUT.as_secs()
-                ))
-            })
+            .unwrap_or(Err(EchoError::NoEcho))
     }
 }
 
@@ -206,7 +215,10 @@ async fn listen(
         echoed,
     };
     let checked = match listening {
-        Ok(()) => session.probe().await.map_err(StateError::Connect),
+        Ok(()) => session
+            .probe()
+            .await
+            .map_err(|e| StateError::Connect(e.to_string())),
         Err(e) => Err(e),
     };
     if let Err(e) = checked {
@@ -265,7 +277,7 @@ async fn serve(mut session: Session, owner: &Weak<Listener>) -> String {
                 };
                 match session.probe().await {
                     Ok(()) => listener.set_up(true),
-                    Err(e) => break e,
+                    Err(e) => break e.to_string(),
                 }
             }
         }
