@@ -588,7 +588,10 @@ async fn seed_rows(previous: &Previous) -> Result<()> {
                 "seed stand-in (Python SDK 2.3 MCPServer, uvicorn), stateless (2026-07-28)",
                 seed_stateless,
             ),
-            throughput_row("2Bot (every layer on), stateless (2026-07-28)", twobot_stateless),
+            throughput_row(
+                "2Bot (every layer on), stateless (2026-07-28)",
+                twobot_stateless,
+            ),
         ],
     );
     for (what, seed, twobot) in [
@@ -674,7 +677,14 @@ async fn throughput_rows(previous: &Previous, observed: &[(&str, &str)]) -> Resu
 async fn stateless_throughput(clients: usize, for_how_long: Duration) -> Result<Throughput> {
     let server = spawn_bench_http(&[]).await?;
     let pid = server.child.id().context("server pid")?;
-    stateless_at(&server.url, pid, "tok-bench-0123456789", clients, for_how_long).await
+    stateless_at(
+        &server.url,
+        pid,
+        "tok-bench-0123456789",
+        clients,
+        for_how_long,
+    )
+    .await
 }
 
 /// [`stateless_rps`] with the server's CPU per request.

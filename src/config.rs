@@ -23,6 +23,7 @@ use crate::runner::RunnerConfig;
 mod argv;
 mod cli;
 mod http;
+mod issuance;
 mod oauth;
 mod parse;
 mod peers;
@@ -33,6 +34,7 @@ pub use self::cli::{
     Cli, CodexBackend, Command, LogFormat, OauthCommand, RunNamespaces, Transport,
 };
 pub use self::http::{HttpArgs, public_exposure};
+pub use self::issuance::{Clash, Issuance};
 pub use self::oauth::{DEFAULT_REDIRECT_HOSTS, OAuthArgs, builtin_conflicts};
 pub use self::parse::{BOOL_SPELLINGS, parse_bool, parse_log_level};
 pub use self::peers::{MIN_SECRET_BYTES, PeerArgs, PeerConfig, PeerSecret};

@@ -52,13 +52,6 @@ pub enum JwksError {
     Client(#[from] reqwest::Error),
 }
 
-// The settings code collects its reasons as text (`ConfigError::Invalid`).
-impl From<JwksError> for String {
-    fn from(e: JwksError) -> Self {
-        e.to_string()
-    }
-}
-
 /// Why a fetched document gave no keys.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {

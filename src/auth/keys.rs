@@ -51,13 +51,6 @@ pub enum KeyError {
     Decode(#[from] jsonwebtoken::errors::Error),
 }
 
-// The settings code collects its reasons as text (`ConfigError::Invalid`).
-impl From<KeyError> for String {
-    fn from(e: KeyError) -> Self {
-        e.to_string()
-    }
-}
-
 /// A JWT key and the algorithms it admits.
 #[derive(Clone)]
 pub struct JwtKey {

@@ -11,7 +11,7 @@ use super::ServeLimits;
 use super::origin::HostOriginPolicy;
 use crate::auth::client_addr::TrustedProxies;
 use crate::auth::{self, AuthConfig, JwtKey, parse_tokens};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Issuance};
 
 /// Everything the HTTP stack needs, validated.
 #[derive(Debug, Clone)]
@@ -102,15 +102,8 @@ impl HttpSettings {
         } else {
             None
         };
-        let builtin = config.oauth.oauth_builtin;
-        let auth = if config.enable_no_auth {
-            if builtin {
-                return Err(invalid(
-                    "TWOBOT_OAUTH_BUILTIN",
-                    config.typed("TWOBOT_OAUTH_BUILTIN", true),
-                    "needs TWOBOT_ENABLE_NO_AUTH=false: the built-in authorization server issues the tokens the MCP endpoint then requires",
-                ));
-            }
+        let issuance = Issuance::of(config)?;
+        let auth = if issuance == Issuance::NoAuth {
             if let Some(exposure) = &public_no_auth
                 && !args.allow_public_no_auth
             {
@@ -147,21 +140,26 @@ impl HttpSettings {
             if let Some(file) = &args.jwt_public_key_file {
                 let pem = read_secret_file(file, "TWOBOT_JWT_PUBLIC_KEY_FILE")?;
                 jwt_keys.push(JwtKey::public_pem(pem.as_bytes()).map_err(|e| {
-                    invalid("TWOBOT_JWT_PUBLIC_KEY_FILE", file.display().to_string(), e)
+                    invalid(
+                        "TWOBOT_JWT_PUBLIC_KEY_FILE",
+                        file.display().to_string(),
+                        e.to_string(),
+                    )
                 })?);
             }
             let jwks_url = match args.jwt_jwks_url.as_deref().filter(|u| !u.is_empty()) {
                 Some(url) => Some(
                     auth::validate_url(url)
-                        .map_err(|e| invalid("TWOBOT_JWT_JWKS_URL", url, e))?
+                        .map_err(|e| invalid("TWOBOT_JWT_JWKS_URL", url, e.to_string()))?
                         .to_string(),
                 ),
                 None => None,
             };
-            if builtin {
-                builtin_conflicts(config)?;
-            }
-            if !builtin && tokens.is_empty() && jwt_keys.is_empty() && jwks_url.is_none() {
+            if issuance.needs_credentials()
+                && tokens.is_empty()
+                && jwt_keys.is_empty()
+                && jwks_url.is_none()
+            {
                 return Err(invalid(
                     "TWOBOT_ENABLE_NO_AUTH",
                     config.typed("TWOBOT_ENABLE_NO_AUTH", false),
@@ -171,12 +169,8 @@ impl HttpSettings {
             Some(AuthConfig {
                 tokens,
                 jwt_keys,
-                // The built-in server is the issuer; its key is added when it opens.
-                issuer: if builtin {
-                    Some(public_base.clone())
-                } else {
-                    args.jwt_issuer.clone()
-                },
+                // The built-in server's key is added when it opens.
+                issuer: issuance.issuer(),
                 audience: args
                     .jwt_audience
                     .clone()
@@ -191,11 +185,6 @@ impl HttpSettings {
                 ),
                 challenge_scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
             })
-        };
-        let auth_servers = if builtin && auth.is_some() {
-            vec![public_base.clone()]
-        } else {
-            args.auth_servers.clone()
         };
         if args.trust_proxy_headers {
             return Err(invalid(
@@ -243,7 +232,7 @@ impl HttpSettings {
             max_connections: args.max_connections as usize,
             header_read_timeout: Duration::from_secs(args.header_read_timeout_sec),
             body_read_timeout: Duration::from_secs(args.body_read_timeout_sec),
-            auth_servers,
+            auth_servers: issuance.auth_servers(),
             scopes: advertised_scopes(&scopes, config.policy.scope_sandbox.keys()),
             default_timeout_sec: config.policy.default_timeout_sec(),
         })
@@ -281,30 +270,6 @@ pub fn advertised_scopes<'a>(
         }
     }
     scopes
-}
-
-/// With the built-in authorization server 2Bot is the only issuer: settings that name
-/// another one, or its keys, would make two sources of truth for who may call.
-fn builtin_conflicts(config: &Config) -> Result<(), ConfigError> {
-    if config.base_url.is_none() {
-        return Err(invalid(
-            "TWOBOT_BASE_URL",
-            "",
-            "must be set with TWOBOT_OAUTH_BUILTIN=true: it is the issuer, and the address ChatGPT's browser is sent to for sign-in",
-        ));
-    }
-    match crate::config::builtin_conflicts(&config.http).first() {
-        Some(&var) => Err(invalid(
-            var,
-            if var == "TWOBOT_JWT_SECRET" {
-                "<redacted>"
-            } else {
-                "(set)"
-            },
-            "cannot be combined with TWOBOT_OAUTH_BUILTIN=true: the built-in authorization server is the issuer and the audience is the base URL's MCP endpoint; unset it (static tokens may stay)",
-        )),
-        None => Ok(()),
-    }
 }
 
 fn read_secret_file(path: &Path, var: &'static str) -> Result<String, ConfigError> {
