@@ -21,7 +21,8 @@
 //! rows then compare one `codex app-server` per call (initialize, thread/start, turn/start,
 //! turn/completed, stdin EOF; the fake's app server runs the same fixed-cost exec fake
 //! inside) with the same direct `codex exec` baseline. `BENCH_ONLY` (a comma list of
-//! `calls`, `cold`, `memory`, `throughput`, `oauth`, `instances`, `seed`) runs those sections alone, e.g. to
+//! `calls`, `cold`, `memory`, `throughput`, `oauth`, `instances`, `seed`, and `stateless`,
+//! the throughput section's stateless row alone) runs those sections alone, e.g. to
 //! profile one of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -523,6 +524,20 @@ async fn main() -> Result<()> {
     }
     if wanted("throughput") {
         throughput_rows(&previous, &observed).await?;
+    }
+    if only.split(',').any(|s| s.trim() == "stateless") {
+        // Only when asked for by name (the throughput section has this row too): one
+        // server, so `scripts/profile stateless` samples the right process.
+        let stateless = stateless_throughput(16, Duration::from_secs(10)).await?;
+        table(
+            &previous,
+            THROUGHPUT,
+            &["requests/s", "server CPU per request"],
+            &[throughput_row(
+                "stateless (2026-07-28), a static token",
+                stateless,
+            )],
+        );
     }
     if wanted("oauth") {
         oauth_rows(&previous).await?;
