@@ -211,7 +211,7 @@ impl Fold {
             timed_out,
             cancelled,
             error,
-            duration_ms: u64::try_from(f.duration.as_millis()).unwrap_or(u64::MAX),
+            duration_ms: nearest_ms(f.duration),
             argv: f.argv,
             stderr_tail: f.stderr,
             sandbox_refused: f.sandbox_refused,
@@ -251,9 +251,30 @@ pub(super) fn stderr_reason(stderr: &str, errors: &[String]) -> String {
         .unwrap_or_else(|| "no error message (see stderr_tail and events)".to_owned())
 }
 
+/// Milliseconds to the nearest one: truncating would call a 0.9 ms run 0 ms and put
+/// half a millisecond on average on whatever is measured as "the rest" of a call.
+fn nearest_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_micros().saturating_add(500) / 1000).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_rounded_to_the_nearest_millisecond() {
+        for (micros, ms) in [
+            (0, 0),
+            (499, 0),
+            (500, 1),
+            (900, 1),
+            (58_499, 58),
+            (58_500, 59),
+        ] {
+            assert_eq!(nearest_ms(Duration::from_micros(micros)), ms, "{micros} µs");
+        }
+        assert_eq!(nearest_ms(Duration::MAX), u64::MAX);
+    }
 
     #[test]
     fn the_error_line_wins_over_warnings_in_stderr() {
