@@ -7,7 +7,10 @@
 //! process boundary start in milliseconds and fail with the server's own error rather
 //! than a line in a log. Codex still runs through the real binary: the runner's
 //! supervisor is `2bot-mcp`, not the test executable. Metrics are one registry per
-//! process, so tests that read `/metrics` keep spawning the binary.
+//! process, so tests that read `/metrics` keep spawning the binary, as do tests that
+//! read the server's log, signal its process, or set a variable that has no flag
+//! (`CODEX_HOME`): the in-process server has no log file, no process and no environment
+//! of its own. It follows `both_backends!` and `both_stores!` as `spawn_http` does.
 
 use std::path::PathBuf;
 
@@ -62,12 +65,19 @@ pub async fn serve_in_process(env: &[(&str, &str)]) -> Result<InProcess> {
         std::fs::create_dir_all(dir)?;
     }
     let mut args: Vec<String> = vec!["2bot-mcp".into()];
-    let fixed = [
+    // The test's own pairs win over these defaults, as they do for `spawn_http`; the
+    // backend and the store follow `both_backends!` and `both_stores!`.
+    let mut fixed = vec![
         ("TWOBOT_TRANSPORT", "http".to_owned()),
         ("TWOBOT_STATE_DIR", state.display().to_string()),
         ("CODEX_ALLOWED_ROOTS", root.display().to_string()),
         ("CODEX_BIN", fake_codex().display().to_string()),
+        ("TWOBOT_CODEX_BACKEND", super::backend().to_owned()),
     ];
+    if let Some(url) = super::stores::database_url() {
+        fixed.push(("TWOBOT_DATABASE_URL", url));
+    }
+    fixed.retain(|(var, _)| !env.iter().any(|(k, _)| k == var));
     let given = env.iter().map(|(k, v)| (*k, (*v).to_owned()));
     for (var, value) in fixed.into_iter().chain(given) {
         if var.starts_with("FAKE_CODEX_") {

@@ -17,6 +17,7 @@ use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
 use crate::common::http::*;
+use crate::common::inproc::{InProcess, serve_in_process};
 use crate::common::*;
 
 type Client = RunningService<RoleClient, Recorder>;
@@ -34,7 +35,7 @@ async fn tool(client: &Client, name: &'static str, args: Value) -> Result<CallTo
 /// background runs on or off, and a ceiling that lets a command approval reach a person
 /// (src/policy/approvals.rs). Either way the card's `get_codex_run` and
 /// `answer_codex_approval` are listed (app-only with background runs off).
-async fn server(auth: bool, background: bool) -> Result<HttpServer> {
+async fn server(auth: bool, background: bool) -> Result<InProcess> {
     let mut env = vec![
         ("TWOBOT_CODEX_BACKEND", "app-server"),
         ("TWOBOT_ALLOW_DANGER_FULL_ACCESS", "true"),
@@ -48,11 +49,11 @@ async fn server(auth: bool, background: bool) -> Result<HttpServer> {
             ("TWOBOT_AUTH_TOKENS", "alice:tok-alice,bob:tok-bob"),
         ]);
     }
-    spawn_http(&env).await
+    serve_in_process(&env).await
 }
 
 /// Start, as a task, a run whose Codex asks to `touch` a marker; the task id and marker.
-async fn start_task(client: &Client, server: &HttpServer) -> Result<(String, PathBuf)> {
+async fn start_task(client: &Client, server: &InProcess) -> Result<(String, PathBuf)> {
     let marker = server
         .record
         .parent()
@@ -368,7 +369,7 @@ async fn the_exec_default_list_and_app_server_without_tasks_stay_the_one_tool() 
             ("TWOBOT_ENABLE_TASKS", "false"),
         ],
     ] {
-        let server = spawn_http(&env).await?;
+        let server = serve_in_process(&env).await?;
         let client = http_client(&server.url, None).await?;
         let tools = listed(&client).await?;
         let names: Vec<&str> = tools.iter().map(|(n, _)| n.as_str()).collect();

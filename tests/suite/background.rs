@@ -10,6 +10,7 @@ use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
 use crate::common::http::*;
+use crate::common::inproc::serve_in_process;
 use crate::common::*;
 
 async fn tool(
@@ -29,7 +30,7 @@ const TOKENS: &str = "alice:tok-alice,bob:tok-bob";
 
 #[tokio::test]
 async fn background_runs_are_off_by_default_and_the_tool_list_stays_the_seeds() -> Result<()> {
-    let server = spawn_http(&[]).await?;
+    let server = serve_in_process(&[]).await?;
     let client = http_client(&server.url, None).await?;
     let tools = client.list_all_tools().await?;
     assert_eq!(tools.len(), 1);
@@ -61,7 +62,7 @@ async fn background_runs_are_off_by_default_and_the_tool_list_stays_the_seeds() 
 crate::both_stores!(a_long_background_run_is_followed_to_completion_and_hidden_from_others);
 /// A 90 s run, followed to the end with polls that each return within 55 s.
 async fn a_long_background_run_is_followed_to_completion_and_hidden_from_others() -> Result<()> {
-    let server = spawn_http(&[
+    let server = serve_in_process(&[
         ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", TOKENS),
@@ -156,7 +157,7 @@ async fn a_long_background_run_is_followed_to_completion_and_hidden_from_others(
 
 crate::both_stores!(cancelling_a_background_run_kills_codex_and_keeps_the_partial_result);
 async fn cancelling_a_background_run_kills_codex_and_keeps_the_partial_result() -> Result<()> {
-    let server = spawn_http(&[("TWOBOT_ENABLE_BACKGROUND_RUNS", "true")]).await?;
+    let server = serve_in_process(&[("TWOBOT_ENABLE_BACKGROUND_RUNS", "true")]).await?;
     let client = http_client(&server.url, None).await?;
     let r = call(
         &client,
@@ -209,7 +210,7 @@ async fn cancelling_a_background_run_kills_codex_and_keeps_the_partial_result() 
 
 crate::both_stores!(the_registry_is_bounded_refusals_are_immediate_and_finished_runs_expire);
 async fn the_registry_is_bounded_refusals_are_immediate_and_finished_runs_expire() -> Result<()> {
-    let server = spawn_http(&[
+    let server = serve_in_process(&[
         ("TWOBOT_ENABLE_BACKGROUND_RUNS", "true"),
         ("TWOBOT_MAX_RUNS", "2"),
         ("TWOBOT_TASK_TTL_SEC", "2"),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+use crate::common::inproc::serve_in_process;
 use crate::common::programs::{APT_PYTHON, NPM_CI, require};
 use crate::common::*;
 
@@ -493,7 +494,7 @@ async fn wait_for_run_of(
 /// with auth both forms answer 200 and name the resource.
 #[tokio::test]
 async fn protected_resource_metadata_is_served_only_when_auth_is_on() -> Result<()> {
-    let open = http::spawn_http(&[]).await?;
+    let open = serve_in_process(&[]).await?;
     for path in [
         "/.well-known/oauth-protected-resource",
         "/.well-known/oauth-protected-resource/mcp",
@@ -501,7 +502,7 @@ async fn protected_resource_metadata_is_served_only_when_auth_is_on() -> Result<
         let resp = reqwest::get(format!("{}{path}", open.base)).await?;
         assert_eq!(resp.status(), 404, "no-auth {path}");
     }
-    let guarded = http::spawn_http(&[
+    let guarded = serve_in_process(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "alice:tok-alice"),
     ])
@@ -523,7 +524,7 @@ async fn protected_resource_metadata_is_served_only_when_auth_is_on() -> Result<
 #[tokio::test]
 async fn a_client_that_sends_a_whole_oversized_body_first_reads_the_413() -> Result<()> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let server = http::spawn_http(&[("TWOBOT_MAX_BODY_BYTES", "1024")]).await?;
+    let server = serve_in_process(&[("TWOBOT_MAX_BODY_BYTES", "1024")]).await?;
     let addr = server.base.trim_start_matches("http://").to_owned();
     let body = vec![b'x'; 4 * 1024 * 1024];
     let mut stream = tokio::net::TcpStream::connect(&addr).await?;
@@ -551,7 +552,7 @@ async fn a_client_that_sends_a_whole_oversized_body_first_reads_the_413() -> Res
 #[tokio::test]
 async fn python_urllib_reads_the_413_for_an_oversized_body() -> Result<()> {
     let python = require(&["python3"], "python3", APT_PYTHON)?;
-    let server = http::spawn_http(&[("TWOBOT_MAX_BODY_BYTES", "1024")]).await?;
+    let server = serve_in_process(&[("TWOBOT_MAX_BODY_BYTES", "1024")]).await?;
     let script = r#"
 import sys, urllib.request, urllib.error
 req = urllib.request.Request(sys.argv[1], data=b"x" * (4 * 1024 * 1024), method="POST",

@@ -8,6 +8,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde_json::{Value, json};
 
 use crate::common::http::*;
+use crate::common::inproc::serve_in_process;
 use crate::common::*;
 
 fn key(name: &str) -> String {
@@ -30,7 +31,7 @@ const SECRET: &str = "an-hs256-secret-of-at-least-32-bytes!";
 /// A full session: initialize, list, call with progress on the SSE stream, then DELETE.
 #[tokio::test]
 async fn a_full_mcp_session_over_streamable_http() -> Result<()> {
-    let server = spawn_http(&[]).await?;
+    let server = serve_in_process(&[]).await?;
     let client = http_client(&server.url, None).await?;
     assert_eq!(
         client
@@ -75,7 +76,7 @@ async fn a_full_mcp_session_over_streamable_http() -> Result<()> {
 /// Health endpoints answer without auth; readiness runs the Codex binary.
 #[tokio::test]
 async fn health_and_readiness_are_served_outside_auth() -> Result<()> {
-    let server = spawn_http(&[
+    let server = serve_in_process(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", "ops:tok"),
     ])
@@ -89,7 +90,7 @@ async fn health_and_readiness_are_served_outside_auth() -> Result<()> {
     let mcp = post(&server.url, &initialize_body()).send().await?;
     assert_eq!(mcp.status(), 401, "only /mcp needs auth");
 
-    let broken = spawn_http(&[("CODEX_BIN", "/nonexistent/codex")]).await?;
+    let broken = serve_in_process(&[("CODEX_BIN", "/nonexistent/codex")]).await?;
     let ready = reqwest::get(format!("{}/readyz", broken.base)).await?;
     assert_eq!(ready.status(), 503, "no Codex, not ready");
     Ok(())
@@ -474,7 +475,7 @@ async fn jwt_scopes_narrow_the_sandbox_and_the_token_never_reaches_codex() -> Re
         &policy,
         "[scopes]\n\"codex:read\" = \"read-only\"\n\"codex:write\" = \"workspace-write\"\n",
     )?;
-    let server = spawn_http(&[
+    let server = serve_in_process(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_JWT_SECRET", SECRET),
         ("TWOBOT_POLICY_FILE", &policy.display().to_string()),

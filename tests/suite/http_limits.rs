@@ -9,10 +9,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::common::http::*;
+use crate::common::inproc::serve_in_process;
 use crate::common::*;
 
-fn addr(server: &HttpServer) -> String {
-    server.base.trim_start_matches("http://").to_owned()
+/// `host:port` of a server's base URL.
+fn addr(base: &str) -> String {
+    base.trim_start_matches("http://").to_owned()
 }
 
 /// Read until the server closes the connection; how long that took.
@@ -33,7 +35,7 @@ async fn slow_or_silent_clients_are_cut_off_but_a_long_sse_call_is_not() -> Resu
     let server = spawn_http(&[("TWOBOT_HEADER_READ_TIMEOUT_SEC", "1")]).await?;
 
     // A connection that never sends a byte.
-    let mut silent = TcpStream::connect(addr(&server)).await?;
+    let mut silent = TcpStream::connect(addr(&server.base)).await?;
     let took = closed_after(&mut silent, Duration::from_secs(10)).await?;
     assert!(
         took < Duration::from_secs(5),
@@ -41,7 +43,7 @@ async fn slow_or_silent_clients_are_cut_off_but_a_long_sse_call_is_not() -> Resu
     );
 
     // Slowloris: headers started, never finished.
-    let mut slow = TcpStream::connect(addr(&server)).await?;
+    let mut slow = TcpStream::connect(addr(&server.base)).await?;
     slow.write_all(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         .await?;
     let took = closed_after(&mut slow, Duration::from_secs(10)).await?;
@@ -60,14 +62,14 @@ async fn slow_or_silent_clients_are_cut_off_but_a_long_sse_call_is_not() -> Resu
 
 #[tokio::test]
 async fn connections_beyond_the_cap_get_503_and_the_server_recovers() -> Result<()> {
-    let server = spawn_http(&[
+    let server = serve_in_process(&[
         ("TWOBOT_MAX_CONNECTIONS", "3"),
         ("TWOBOT_HEADER_READ_TIMEOUT_SEC", "60"),
     ])
     .await?;
     let mut held = Vec::new();
     for _ in 0..3 {
-        held.push(TcpStream::connect(addr(&server)).await?);
+        held.push(TcpStream::connect(addr(&server.base)).await?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -152,7 +154,7 @@ async fn sessions_are_capped_and_serve_only_the_principal_that_created_them() ->
 
 #[tokio::test]
 async fn an_idle_session_expires_and_frees_its_place() -> Result<()> {
-    let server = spawn_http(&[
+    let server = serve_in_process(&[
         ("TWOBOT_SESSION_IDLE_SEC", "1"),
         ("TWOBOT_MAX_SESSIONS", "1"),
     ])

@@ -11,6 +11,7 @@ use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
 use crate::common::http::*;
+use crate::common::inproc::serve_in_process;
 use crate::common::*;
 
 /// What issue 13 promises: a whole tool result within 256 KB.
@@ -135,7 +136,7 @@ async fn tool(
 /// A background run's result, read with get_codex_run, is bounded the same way.
 #[tokio::test]
 async fn a_background_run_printing_fifty_megabytes_is_fetched_within_256_kb() -> Result<()> {
-    let server = spawn_http(&[("TWOBOT_ENABLE_BACKGROUND_RUNS", "true")]).await?;
+    let server = serve_in_process(&[("TWOBOT_ENABLE_BACKGROUND_RUNS", "true")]).await?;
     let client = http_client(&server.url, None).await?;
     let r = call(
         &client,
@@ -176,7 +177,7 @@ async fn a_task_printing_fifty_megabytes_completes_within_256_kb() -> Result<()>
         CallToolResponse, ClientCapabilities, GetTaskParams, MetaObject, RequestMetaObject,
         TaskPayload,
     };
-    let server = spawn_http(&[]).await?;
+    let server = serve_in_process(&[]).await?;
     let client = http_task_client(&server.url, None).await?;
     let mut params = CallToolRequestParams::new("run_codex_prompt").with_arguments(
         json!({"prompt": "scenario:huge_reply"})

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::common::http::*;
+use crate::common::inproc::serve_in_process;
 use crate::common::*;
 
 crate::both_backends!(only_the_principal_who_started_a_thread_can_resume_it);
@@ -15,7 +16,7 @@ async fn only_the_principal_who_started_a_thread_can_resume_it() -> Result<()> {
         ("TWOBOT_AUTH_TOKENS", "alice:tok-alice,bob:tok-bob"),
         ("TWOBOT_STATE_DIR", state_dir.as_str()),
     ];
-    let server = spawn_http(&env).await?;
+    let server = serve_in_process(&env).await?;
     let alice = http_client(&server.url, Some("tok-alice")).await?;
     let bob = http_client(&server.url, Some("tok-bob")).await?;
 
@@ -90,7 +91,7 @@ async fn only_the_principal_who_started_a_thread_can_resume_it() -> Result<()> {
     drop(server);
 
     // The record survives a restart.
-    let server = spawn_http(&env).await?;
+    let server = serve_in_process(&env).await?;
     let bob = http_client(&server.url, Some("tok-bob")).await?;
     let r = call(&bob, json!({"prompt": "scenario:ok", "thread_id": thread})).await?;
     assert_eq!(r.is_error, Some(true));

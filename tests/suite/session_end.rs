@@ -8,6 +8,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use crate::common::http::*;
+use crate::common::inproc::serve_in_process;
 use crate::common::*;
 
 fn delete(url: &str, session: &str) -> reqwest::RequestBuilder {
@@ -20,7 +21,7 @@ fn delete(url: &str, session: &str) -> reqwest::RequestBuilder {
 /// A DELETE of an idle session is answered `204 No Content`, and the session is gone.
 #[tokio::test]
 async fn a_session_delete_is_answered_204_no_content() -> Result<()> {
-    let server = spawn_http(&[]).await?;
+    let server = serve_in_process(&[]).await?;
     let session = raw_session(&server.url, None).await?;
     let answer = delete(&server.url, &session).send().await?;
     assert_eq!(answer.status(), 204);
@@ -33,7 +34,7 @@ async fn a_session_delete_is_answered_204_no_content() -> Result<()> {
 /// the command Codex started are gone by the time the DELETE is answered.
 #[tokio::test]
 async fn deleting_a_session_stops_its_running_codex_before_answering() -> Result<()> {
-    let server = spawn_http(&[]).await?;
+    let server = serve_in_process(&[]).await?;
     let session = raw_session(&server.url, None).await?;
     let call = post(
         &server.url,
@@ -69,7 +70,7 @@ async fn deleting_a_session_stops_its_running_codex_before_answering() -> Result
 /// Ending one session leaves another session's run alone.
 #[tokio::test]
 async fn deleting_a_session_leaves_other_sessions_runs_running() -> Result<()> {
-    let server = spawn_http(&[]).await?;
+    let server = serve_in_process(&[]).await?;
     let mine = raw_session(&server.url, None).await?;
     let other = raw_session(&server.url, None).await?;
     let call = post(

@@ -16,6 +16,7 @@ use rmcp::service::RunningService;
 use serde_json::{Value, json};
 
 use crate::common::http::*;
+use crate::common::inproc::serve_in_process;
 use crate::common::*;
 
 const TOKENS: &str = "alice:tok-alice,bob:tok-bob";
@@ -74,7 +75,7 @@ crate::both_stores!(a_task_capable_client_follows_a_long_call_as_a_task_to_its_r
 /// A 30 s call runs as a task: answered at once, followed with tasks/get (progress
 /// while it works), its result the direct call's; another principal cannot see it.
 async fn a_task_capable_client_follows_a_long_call_as_a_task_to_its_result() -> Result<()> {
-    let server = spawn_http(&[
+    let server = serve_in_process(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
         ("TWOBOT_AUTH_TOKENS", TOKENS),
         ("FAKE_CODEX_STEPS", "30"),
@@ -162,7 +163,7 @@ async fn a_task_capable_client_follows_a_long_call_as_a_task_to_its_result() -> 
 crate::both_stores!(cancelling_a_task_leaves_no_process_behind);
 /// tasks/cancel kills Codex and everything it started; the task reads `cancelled`.
 async fn cancelling_a_task_leaves_no_process_behind() -> Result<()> {
-    let server = spawn_http(&[]).await?;
+    let server = serve_in_process(&[]).await?;
     let client = http_task_client(&server.url, None).await?;
     let id = start_task(
         &client,
@@ -210,7 +211,7 @@ async fn cancelling_a_task_leaves_no_process_behind() -> Result<()> {
 /// results, and TWOBOT_ENABLE_TASKS=false turns tasks off.
 #[tokio::test]
 async fn tasks_are_bounded_session_bound_and_optional() -> Result<()> {
-    let server = spawn_http(&[("TWOBOT_MAX_RUNS", "1")]).await?;
+    let server = serve_in_process(&[("TWOBOT_MAX_RUNS", "1")]).await?;
     let first = http_task_client(&server.url, None).await?;
     let second = http_task_client(&server.url, None).await?;
 
@@ -264,7 +265,7 @@ async fn tasks_are_bounded_session_bound_and_optional() -> Result<()> {
     second.cancel().await?;
     plain.cancel().await?;
 
-    let off = spawn_http(&[("TWOBOT_ENABLE_TASKS", "false")]).await?;
+    let off = serve_in_process(&[("TWOBOT_ENABLE_TASKS", "false")]).await?;
     let client = http_task_client(&off.url, None).await?;
     let caps = client
         .peer_info()
