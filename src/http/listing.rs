@@ -106,6 +106,16 @@ fn header_is(headers: &HeaderMap, name: &str, want: &str) -> bool {
         .is_some_and(|v| v.as_bytes() == want.as_bytes())
 }
 
+/// Whether the body is declared JSON (rmcp answers anything else 415; the JSON body
+/// check outside passes such a request on unread).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// Whether the client accepts both answers a POST may get, in the plain spelling
 /// (an entry with parameters, such as a weight, leaves the request to rmcp).
 fn accepts_both(headers: &HeaderMap) -> bool {
@@ -125,7 +135,8 @@ fn accepts_both(headers: &HeaderMap) -> bool {
 /// Whether the headers alone leave a request that may be a plain stateless listing:
 /// checked before the body is looked at.
 fn headers_allow(headers: &HeaderMap) -> bool {
-    headers.get("mcp-session-id").is_none()
+    is_json(headers)
+        && headers.get("mcp-session-id").is_none()
         // rmcp refuses a 2026-07-28 request without these two headers (-32020).
         && header_is(headers, "mcp-protocol-version", STATELESS_VERSION)
         && header_is(headers, "mcp-method", "tools/list")

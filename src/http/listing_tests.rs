@@ -15,6 +15,10 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         HeaderValue::from_static("2026-07-28"),
     );
     map.insert("mcp-method", HeaderValue::from_static("tools/list"));
+    map.insert(
+        "content-type",
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     for (name, value) in pairs {
         if value.is_empty() {
             map.remove(*name);
@@ -46,7 +50,12 @@ fn a_plain_stateless_listing_is_answered_with_its_own_id() {
 
 #[test]
 fn headers_that_are_not_the_plain_case_go_to_rmcp() {
-    let cases: [(&str, &[(&'static str, &'static str)]); 9] = [
+    let cases: [(&str, &[(&'static str, &'static str)]); 11] = [
+        (
+            "a body not declared JSON",
+            &[("content-type", "text/plain")],
+        ),
+        ("no content type", &[("content-type", "")]),
         ("no method header", &[("mcp-method", "")]),
         ("a session", &[("mcp-session-id", "abc")]),
         (

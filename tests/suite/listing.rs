@@ -123,7 +123,8 @@ async fn a_stateless_tools_list_is_refused_without_a_token_and_counted_by_the_ra
 }
 
 #[tokio::test]
-async fn a_session_s_tools_list_and_a_listing_with_a_cursor_still_go_through_rmcp() -> Result<()> {
+async fn a_session_s_tools_list_a_plain_text_body_and_a_cursor_still_go_through_rmcp() -> Result<()>
+{
     let server = serve_in_process(&[]).await?;
     let session = raw_session(&server.url, None).await?;
     let (status, content_type, body) = send(
@@ -140,6 +141,19 @@ async fn a_session_s_tools_list_and_a_listing_with_a_cursor_still_go_through_rmc
         "{content_type}"
     );
     ensure!(message_bytes(&content_type, &body)?.contains("run_codex_prompt"));
+
+    // A body not declared JSON is rmcp's to refuse (415), however well-formed it is.
+    let (status, _, body) = send(
+        reqwest::Client::new()
+            .post(&server.url)
+            .header("content-type", "text/plain")
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .body(listing(json!(4)).to_string()),
+    )
+    .await?;
+    ensure!(status == 415, "{status}: {body}");
 
     let mut with_cursor = listing(json!(3));
     with_cursor["params"]["cursor"] = json!("not-a-cursor");
