@@ -10,10 +10,10 @@
 //!
 //! It sits innermost, after auth, the limits and the JSON body check, so a cached
 //! answer is refused, limited and counted exactly like one from rmcp. [`answerable`]
-//! takes only the plain case: no session, no cursor, the `MCP-Protocol-Version` header
-//! `Mcp-Method` headers
-//! and the 2026-07-28 request metadata present, agreeing and well-typed. Anything else (a malformed
-//! request included) goes to rmcp, which owns the protocol's errors.
+//! takes only the plain case: a body declared JSON, no session, no cursor, the
+//! `MCP-Protocol-Version` and `Mcp-Method` headers and the 2026-07-28 request metadata
+//! present, agreeing and well-typed. Anything else (a malformed request included) goes
+//! to rmcp, which owns the protocol's errors.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
