@@ -353,7 +353,8 @@ async fn stateless_rps(
     Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
 }
 
-/// [`throughput`] with a token of the built-in authorization server (an ES256 JWT checked
+/// [`throughput`] (then its stateless row) with a token of the built-in authorization
+/// server (an ES256 JWT checked
 /// once by the verifier and its verdict remembered, its grant confirmed live once and then
 /// answered from memory while the state file's change counter stays put); and the time
 /// of the whole OAuth flow (register, authorize, sign-in with Argon2id, consent, token).
@@ -361,7 +362,7 @@ async fn builtin_oauth(
     clients: usize,
     for_how_long: Duration,
     flows: usize,
-) -> Result<(Throughput, Row)> {
+) -> Result<(Throughput, Throughput, Row)> {
     let server = common::oauth_builtin::Builtin::start(&[
         ("TWOBOT_LOG_LEVEL", "info"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "10000000"),
@@ -381,7 +382,12 @@ async fn builtin_oauth(
     }
     let pid = server.server.child.id().context("server pid")?;
     let rps = throughput_at(&server.server.url, pid, &access, clients, for_how_long).await?;
-    Ok((rps, row("register → sign-in → consent → token", samples)))
+    let stateless = stateless_at(&server.server.url, pid, &access, clients, for_how_long).await?;
+    Ok((
+        rps,
+        stateless,
+        row("register → sign-in → consent → token", samples),
+    ))
 }
 
 async fn throughput_at(
@@ -718,15 +724,21 @@ async fn stateless_at(
 }
 
 async fn oauth_rows(previous: &Previous) -> Result<()> {
-    let (oauth_rps, flow) = builtin_oauth(16, Duration::from_secs(10), 10).await?;
+    let (oauth_rps, stateless, flow) = builtin_oauth(16, Duration::from_secs(10), 10).await?;
     table(
         previous,
         THROUGHPUT,
         &["requests/s", "server CPU per request"],
-        &[throughput_row(
-            "one session, a built-in OAuth token (ES256 JWT + grant check)",
-            oauth_rps,
-        )],
+        &[
+            throughput_row(
+                "one session, a built-in OAuth token (ES256 JWT + grant check)",
+                oauth_rps,
+            ),
+            throughput_row(
+                "stateless (2026-07-28), a built-in OAuth token (ES256 JWT + grant check)",
+                stateless,
+            ),
+        ],
     );
     table(
         previous,
