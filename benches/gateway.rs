@@ -154,6 +154,8 @@ async fn stdio_calls(calls: usize, cost: &str) -> Result<Timings> {
     Ok((samples, own))
 }
 
+/// The static token every benchmarked server accepts, and its `principal:token` pair.
+const SECRET: &str = "tok-bench-0123456789";
 const TOKEN: &str = "bench:tok-bench-0123456789";
 
 fn http_env(cost: &str) -> Vec<(String, String)> {
@@ -183,7 +185,7 @@ async fn spawn_bench_http_costing(cost: &str, extra: &[(&str, &str)]) -> Result<
 
 async fn http_calls(calls: usize, cost: &str, extra: &[(&str, &str)]) -> Result<Timings> {
     let server = spawn_bench_http_costing(cost, extra).await?;
-    let client = http_client(&server.url, Some("tok-bench-0123456789")).await?;
+    let client = http_client(&server.url, Some(SECRET)).await?;
     let (mut samples, mut own) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
     for _ in 0..calls {
         let t = Instant::now();
@@ -218,7 +220,7 @@ async fn cold_http(runs: usize) -> Result<Vec<Duration>> {
         let t = Instant::now();
         let server = spawn_bench_http(&[]).await?;
         let response = post(&server.url, &initialize_body())
-            .bearer_auth("tok-bench-0123456789")
+            .bearer_auth(SECRET)
             .send()
             .await?;
         anyhow::ensure!(response.status() == 200);
@@ -236,7 +238,7 @@ async fn memory() -> Result<(u64, u64, Duration)> {
     ])
     .await?;
     let pid = server.child.id().context("pid")?;
-    let client = Arc::new(http_client(&server.url, Some("tok-bench-0123456789")).await?);
+    let client = Arc::new(http_client(&server.url, Some(SECRET)).await?);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let idle = current_rss_kib(pid).context("rss")?;
     let t = Instant::now();
@@ -270,14 +272,7 @@ async fn throughput(
     env.extend_from_slice(extra);
     let server = spawn_bench_http(&env).await?;
     let pid = server.child.id().context("server pid")?;
-    throughput_at(
-        &server.url,
-        pid,
-        "tok-bench-0123456789",
-        clients,
-        for_how_long,
-    )
-    .await
+    throughput_at(&server.url, pid, SECRET, clients, for_how_long).await
 }
 
 /// The server's CPU time so far (user + system), from `/proc/PID/stat`, in µs: per
@@ -569,7 +564,7 @@ async fn seed_rows(previous: &Previous) -> Result<()> {
     let (listener, port) = loopback_listener()?;
     // Python binds the port itself: released just before, the same race as nginx's.
     drop(listener);
-    let token = "tok-bench-0123456789";
+    let token = SECRET;
     let mut child = tokio::process::Command::new(&python)
         .arg(repo.join("benches/support/seed_standin.py"))
         .arg(port.to_string())
@@ -698,14 +693,7 @@ async fn throughput_rows(previous: &Previous, observed: &[(&str, &str)]) -> Resu
 async fn stateless_throughput(clients: usize, for_how_long: Duration) -> Result<Throughput> {
     let server = spawn_bench_http(&[]).await?;
     let pid = server.child.id().context("server pid")?;
-    stateless_at(
-        &server.url,
-        pid,
-        "tok-bench-0123456789",
-        clients,
-        for_how_long,
-    )
-    .await
+    stateless_at(&server.url, pid, SECRET, clients, for_how_long).await
 }
 
 /// [`stateless_rps`] with the server's CPU per request.

@@ -38,13 +38,12 @@ pub enum Clash {
     BuiltInBeside(&'static str),
 }
 
-/// The decision, from the switches alone: `conflicts` are the other issuer's settings
-/// that are set (`config::builtin_conflicts`).
+/// The decision, from the switches alone (an external issuer's settings in `http` are
+/// the built-in server's conflicts, `config::builtin_conflicts`).
 pub fn decide(
     no_auth: bool,
     builtin: bool,
     base_url: Option<&str>,
-    conflicts: &[&'static str],
     http: &HttpArgs,
 ) -> Result<Issuance, Clash> {
     match (no_auth, builtin) {
@@ -56,7 +55,7 @@ pub fn decide(
         }),
         (false, true) => {
             let base_url = base_url.ok_or(Clash::BuiltInWithoutBaseUrl)?;
-            match conflicts.first() {
+            match builtin_conflicts(http).first() {
                 Some(&var) => Err(Clash::BuiltInBeside(var)),
                 None => Ok(Issuance::BuiltIn {
                     base_url: base_url.to_owned(),
@@ -73,7 +72,6 @@ impl Issuance {
             config.enable_no_auth,
             config.oauth.oauth_builtin,
             config.base_url.as_deref(),
-            &builtin_conflicts(&config.http),
             &config.http,
         )
         .map_err(|clash| refusal(config, clash))
@@ -153,7 +151,7 @@ mod tests {
         }
     }
 
-    /// What, no-auth, built-in, base URL, conflicts, verdict.
+    /// What, no-auth, built-in, base URL, the HTTP flags given, verdict.
     type Case = (
         &'static str,
         bool,
@@ -189,11 +187,11 @@ mod tests {
                 Ok(operator(None)),
             ),
             (
-                "the operator's issuer is kept, built-in conflicts do not matter",
+                "the operator's own issuer settings are no conflict without the built-in server",
                 false,
                 false,
                 base,
-                &["TWOBOT_JWT_ISSUER"],
+                &["--jwt-jwks-url", "https://idp.example/jwks"],
                 Ok(operator(None)),
             ),
             (
@@ -219,13 +217,18 @@ mod tests {
                 false,
                 true,
                 base,
-                &["TWOBOT_JWT_JWKS_URL", "TWOBOT_JWT_SECRET"],
+                &[
+                    "--jwt-jwks-url",
+                    "https://idp.example/jwks",
+                    "--jwt-secret",
+                    "0123456789abcdef0123456789abcdef",
+                ],
                 Err(Clash::BuiltInBeside("TWOBOT_JWT_JWKS_URL")),
             ),
         ];
-        for (what, no_auth, builtin, base_url, conflicts, expected) in cases {
+        for (what, no_auth, builtin, base_url, flags, expected) in cases {
             assert_eq!(
-                decide(no_auth, builtin, base_url, conflicts, &http(&[])),
+                decide(no_auth, builtin, base_url, &http(flags)),
                 expected,
                 "{what}"
             );
@@ -240,7 +243,7 @@ mod tests {
             "--auth-servers",
             "https://idp.example",
         ]);
-        let operator = decide(false, false, None, &[], &args).ok();
+        let operator = decide(false, false, None, &args).ok();
         assert_eq!(
             operator.as_ref().and_then(Issuance::issuer),
             Some("https://idp.example".to_owned())

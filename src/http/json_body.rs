@@ -147,9 +147,10 @@ impl http_body::Body for Held {
     }
 }
 
-fn is_json(request: &Request<Body>) -> bool {
-    request
-        .headers()
+/// Whether a request's body is declared JSON (`Content-Type: application/json`, any
+/// parameters); rmcp answers anything else 415, so this layer passes it on unread.
+pub(super) fn is_json(headers: &http::HeaderMap) -> bool {
+    headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -183,7 +184,7 @@ where
         // The clone is not ready; the one that was polled ready serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if request.method() != Method::POST || !is_json(&request) {
+        if request.method() != Method::POST || !is_json(request.headers()) {
             return Box::pin(inner.call(request));
         }
         let limit = self.limit;

@@ -106,16 +106,6 @@ fn header_is(headers: &HeaderMap, name: &str, want: &str) -> bool {
         .is_some_and(|v| v.as_bytes() == want.as_bytes())
 }
 
-/// Whether the body is declared JSON (rmcp answers anything else 415; the JSON body
-/// check outside passes such a request on unread).
-fn is_json(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
-}
-
 /// Whether the client accepts both answers a POST may get, in the plain spelling
 /// (an entry with parameters, such as a weight, leaves the request to rmcp).
 fn accepts_both(headers: &HeaderMap) -> bool {
@@ -135,7 +125,8 @@ fn accepts_both(headers: &HeaderMap) -> bool {
 /// Whether the headers alone leave a request that may be a plain stateless listing:
 /// checked before the body is looked at.
 fn headers_allow(headers: &HeaderMap) -> bool {
-    is_json(headers)
+    // A body not declared JSON reaches this layer unread; rmcp answers it 415.
+    super::json_body::is_json(headers)
         && headers.get("mcp-session-id").is_none()
         // rmcp refuses a 2026-07-28 request without these two headers (-32020).
         && header_is(headers, "mcp-protocol-version", STATELESS_VERSION)
@@ -167,6 +158,11 @@ pub fn answerable(headers: &HeaderMap, body: &[u8]) -> Option<String> {
     if !headers_allow(headers) {
         return None;
     }
+    listed_id(body)
+}
+
+/// The body's half of [`answerable`], for a request whose headers already passed.
+fn listed_id(body: &[u8]) -> Option<String> {
     let message: Message<'_> = serde_json::from_slice(body).ok()?;
     if message.jsonrpc != "2.0" || message.method != "tools/list" {
         return None;
@@ -222,7 +218,8 @@ where
                     return Ok(super::rescue::render(&rejection));
                 }
             };
-            match answerable(&parts.headers, &bytes) {
+            // The headers were checked above, before the body was read.
+            match listed_id(&bytes) {
                 Some(id) => {
                     let mut response = Response::new(Body::from(answer.for_id(&id)));
                     *response.status_mut() = StatusCode::OK;

@@ -128,27 +128,26 @@ pub fn router(
         settings.max_inflight_per_principal,
         settings.trusted_proxies.clone(),
     );
-    let listing;
+    // One handler, built once (its tool list and schemas included) and cloned for each
+    // session and for each 2026-07-28 stateless request, which has no session to keep a
+    // handler in: building it per request cost 2.7x the CPU of a session's tools/list
+    // (docs/profiles/README.md).
+    let handler = TwoBot::new(
+        runs,
+        CallTransport::Http,
+        Principal::Anonymous,
+        settings.default_timeout_sec,
+        shutdown.kill_runs.clone(),
+    )
+    .with_session_runs(session_runs);
+    let listing = listing::ListingLayer::new(&handler.tools_list());
     let mcp = {
-        // One handler, built once (its tool list and schemas included) and cloned for
-        // each session and for each 2026-07-28 stateless request, which has no session
-        // to keep a handler in: building it per request cost 2.7x the CPU of a session's
-        // tools/list (docs/profiles/README.md).
-        let handler = TwoBot::new(
-            runs,
-            CallTransport::Http,
-            Principal::Anonymous,
-            settings.default_timeout_sec,
-            shutdown.kill_runs.clone(),
-        )
-        .with_session_runs(session_runs);
         let config = StreamableHttpServerConfig::default()
             .with_cancellation_token(shutdown.sessions.clone())
             .with_max_request_body_bytes(settings.max_body_bytes)
             // Host and Origin are checked by our own layer, with the operator's lists.
             .disable_allowed_hosts()
             .disable_allowed_origins();
-        listing = listing::ListingLayer::new(&handler.tools_list());
         StreamableHttpService::new(move || Ok(handler.clone()), sessions, config)
     };
     let rate_limit = RateLimit::new(

@@ -36,9 +36,28 @@ fn message_bytes(content_type: &str, body: &str) -> Result<String> {
 
 /// A POST as a 2026-07-28 client sends it: the version and the method in headers too.
 fn stateless(url: &str, body: &Value) -> reqwest::RequestBuilder {
-    post(url, body)
+    stateless_as(
+        url,
+        body,
+        "application/json",
+        "application/json, text/event-stream",
+    )
+}
+
+/// [`stateless`] with its own `Content-Type` and `Accept`.
+fn stateless_as(
+    url: &str,
+    body: &Value,
+    content_type: &str,
+    accept: &str,
+) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", content_type)
+        .header("accept", accept)
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "tools/list")
+        .body(body.to_string())
 }
 
 async fn send(request: reqwest::RequestBuilder) -> Result<(u16, String, String)> {
@@ -68,14 +87,13 @@ async fn a_stateless_tools_list_gets_the_bytes_rmcp_would_send() -> Result<()> {
 
     // A weighted Accept entry is not the plain case: rmcp itself answers this one.
     let (status, content_type, from_rmcp) = send(
-        reqwest::Client::new()
-            .post(&server.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json;q=1, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/list")
-            .bearer_auth(TOKEN)
-            .body(body.to_string()),
+        stateless_as(
+            &server.url,
+            &body,
+            "application/json",
+            "application/json;q=1, text/event-stream",
+        )
+        .bearer_auth(TOKEN),
     )
     .await?;
     ensure!(
@@ -143,15 +161,12 @@ async fn a_session_s_tools_list_a_plain_text_body_and_a_cursor_still_go_through_
     ensure!(message_bytes(&content_type, &body)?.contains("run_codex_prompt"));
 
     // A body not declared JSON is rmcp's to refuse (415), however well-formed it is.
-    let (status, _, body) = send(
-        reqwest::Client::new()
-            .post(&server.url)
-            .header("content-type", "text/plain")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/list")
-            .body(listing(json!(4)).to_string()),
-    )
+    let (status, _, body) = send(stateless_as(
+        &server.url,
+        &listing(json!(4)),
+        "text/plain",
+        "application/json, text/event-stream",
+    ))
     .await?;
     ensure!(status == 415, "{status}: {body}");
 
