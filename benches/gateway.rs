@@ -414,6 +414,8 @@ async fn throughput_at(
                     .header("content-type", "application/json")
                     .header("accept", "application/json, text/event-stream")
                     .header("mcp-session-id", &session)
+                    // What a client sends once the session negotiated its version.
+                    .header("mcp-protocol-version", "2025-11-25")
                     .bearer_auth(&token)
                     .body(body)
                     .send()

@@ -1,19 +1,29 @@
-//! A stateless `tools/list` answered from bytes serialized once.
+//! A `tools/list` answered from bytes serialized once.
 //!
 //! The tool list is fixed for the life of the process (it depends on the configuration
-//! only), yet answering it through rmcp costs a service task, a one-shot transport,
-//! cancellation tokens and a fresh serialization of every tool and schema per request:
-//! most of a stateless request's CPU (docs/profiles/README.md). MCP 2026-07-28 clients
-//! ask for it on every request they make without a session, and ChatGPT lists tools
-//! often, so this layer answers the well-formed ones itself with the bytes rmcp would
-//! send, and passes everything else on untouched.
+//! only), yet answering it through rmcp costs, per request, a fresh serialization of
+//! every tool and schema and either a service task with a one-shot transport (stateless)
+//! or two hops through the session's worker and an SSE stream (a session): most of the
+//! request's CPU (docs/profiles/README.md). Clients list tools often (ChatGPT before
+//! every call), so this layer answers the well-formed ones itself with the bytes rmcp
+//! would send, and passes everything else on untouched.
 //!
-//! It sits innermost, after auth, the limits and the JSON body check, so a cached
-//! answer is refused, limited and counted exactly like one from rmcp. [`answerable`]
-//! takes only the plain case: a body declared JSON, no session, no cursor, the
-//! `MCP-Protocol-Version` and `Mcp-Method` headers and the 2026-07-28 request metadata
-//! present, agreeing and well-typed. Anything else (a malformed request included) goes
-//! to rmcp, which owns the protocol's errors.
+//! It sits innermost, after auth, the limits, the session guard and the JSON body
+//! check, so a cached answer is refused, limited and counted exactly like one from rmcp,
+//! and a session's listing reaches it only from the session's owner. [`route`] and
+//! [`listed_id`] take only the plain cases, each with its own answer:
+//!
+//! - **stateless** (2026-07-28): no session, the `MCP-Protocol-Version` and
+//!   `Mcp-Method` headers and the request metadata present, agreeing and well-typed; the
+//!   result carries the SEP-2549 caching hints rmcp adds for that version;
+//! - **a session** (2025-11-25 and older): the session's id, a legacy version header (or
+//!   none), no cursor and no per-request protocol metadata; the result in the legacy
+//!   shape. rmcp would stream it as SSE; it comes as `application/json`, which every
+//!   client must take for any POST. The session's idle clock is kept running
+//!   (`OwnedSessions::keep_alive`), and a session whose worker is gone goes to rmcp.
+//!
+//! Anything else (a malformed request included) goes to rmcp, which owns the protocol's
+//! errors.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,10 +32,12 @@ use axum::body::{Body, Bytes};
 use futures::future::BoxFuture;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use rmcp::model::{ClientCapabilities, ListToolsResult, ServerResult};
+use rmcp::model::{ClientCapabilities, ListToolsResult, ProtocolVersion, ServerResult};
 use serde::Deserialize;
 use serde_json::Value;
 use tower::{Layer, Service};
+
+use super::session::OwnedSessions;
 
 /// The protocol version whose requests carry everything in `_meta` (no session).
 const STATELESS_VERSION: &str = "2026-07-28";
@@ -48,36 +60,56 @@ impl Answer {
     }
 }
 
-/// See the module docs.
-#[derive(Debug, Clone)]
-pub struct ListingLayer {
-    answer: Option<Arc<Answer>>,
-}
-
-impl ListingLayer {
-    /// Serve `tools` (the handler's own list) to stateless `tools/list` requests.
-    pub fn new(tools: &ListToolsResult) -> Self {
-        // As rmcp answers a 2026-07-28 peer: the SEP-2549 caching hints filled in.
-        let mut result = ServerResult::ListToolsResult(tools.clone());
-        result.fill_missing_cache_hints();
-        let answer = match serde_json::to_vec(&result) {
+impl Answer {
+    /// The bytes for `result`, serialized once; `None` (logged) if it does not serialize.
+    fn of(result: &ServerResult) -> Option<Self> {
+        match serde_json::to_vec(result) {
             Ok(result) => {
                 let mut tail = Vec::with_capacity(result.len() + 12);
                 tail.extend_from_slice(b",\"result\":");
                 tail.extend_from_slice(&result);
                 tail.push(b'}');
-                Some(Arc::new(Answer {
+                Some(Self {
                     head: br#"{"jsonrpc":"2.0","id":"#,
                     tail: Bytes::from(tail),
-                }))
+                })
             }
             Err(error) => {
                 // Not expected (a tool list is plain JSON); rmcp then answers every listing.
                 tracing::error!(%error, "cannot serialize the tool list once; rmcp lists tools");
                 None
             }
-        };
-        Self { answer }
+        }
+    }
+}
+
+/// The two answers: as rmcp shapes a result for a 2026-07-28 peer and for a legacy one.
+#[derive(Debug)]
+struct Answers {
+    stateless: Answer,
+    session: Answer,
+}
+
+/// See the module docs.
+#[derive(Debug, Clone)]
+pub struct ListingLayer {
+    answers: Option<Arc<Answers>>,
+    sessions: Arc<OwnedSessions>,
+}
+
+impl ListingLayer {
+    /// Serve `tools` (the handler's own list) to plain `tools/list` requests, keeping
+    /// the idle clocks of `sessions`.
+    pub fn new(tools: &ListToolsResult, sessions: Arc<OwnedSessions>) -> Self {
+        let mut stateless = ServerResult::ListToolsResult(tools.clone());
+        stateless.fill_missing_cache_hints();
+        let mut session = ServerResult::ListToolsResult(tools.clone());
+        session.strip_result_type_for_legacy_peer();
+        session.strip_non_object_output_for_legacy_peer();
+        let answers = Answer::of(&stateless)
+            .zip(Answer::of(&session))
+            .map(|(stateless, session)| Arc::new(Answers { stateless, session }));
+        Self { answers, sessions }
     }
 }
 
@@ -87,7 +119,8 @@ impl<S> Layer<S> for ListingLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Listing {
             inner,
-            answer: self.answer.clone(),
+            answers: self.answers.clone(),
+            sessions: self.sessions.clone(),
         }
     }
 }
@@ -96,7 +129,8 @@ impl<S> Layer<S> for ListingLayer {
 #[derive(Debug, Clone)]
 pub struct Listing<S> {
     inner: S,
-    answer: Option<Arc<Answer>>,
+    answers: Option<Arc<Answers>>,
+    sessions: Arc<OwnedSessions>,
 }
 
 /// A header that says exactly `want`.
@@ -122,17 +156,49 @@ fn accepts_both(headers: &HeaderMap) -> bool {
     json && sse
 }
 
-/// Whether the headers alone leave a request that may be a plain stateless listing:
-/// checked before the body is looked at.
-fn headers_allow(headers: &HeaderMap) -> bool {
+/// Which answer a request may get, by its headers alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A 2026-07-28 request without a session.
+    Stateless,
+    /// A request of this (legacy) session.
+    Session(String),
+}
+
+/// A legacy session's version header: absent (rmcp then assumes 2025-03-26) or a
+/// version rmcp knows that is older than 2026-07-28, whose result has the legacy shape.
+fn legacy_version(headers: &HeaderMap) -> bool {
+    match headers.get("mcp-protocol-version") {
+        None => true,
+        Some(value) => ProtocolVersion::KNOWN_VERSIONS.iter().any(|known| {
+            value.as_bytes() == known.as_str().as_bytes()
+                && known.as_str() < ProtocolVersion::V_2026_07_28.as_str()
+        }),
+    }
+}
+
+/// The headers' half of [`answerable`]: checked before the body is read.
+fn route(headers: &HeaderMap) -> Option<Route> {
     // A body not declared JSON reaches this layer unread; rmcp answers it 415.
-    super::json_body::is_json(headers)
-        && headers.get("mcp-session-id").is_none()
+    if !super::json_body::is_json(headers)
+        || headers.get("mcp-name").is_some()
+        || !accepts_both(headers)
+    {
+        return None;
+    }
+    match headers.get("mcp-session-id") {
         // rmcp refuses a 2026-07-28 request without these two headers (-32020).
-        && header_is(headers, "mcp-protocol-version", STATELESS_VERSION)
-        && header_is(headers, "mcp-method", "tools/list")
-        && headers.get("mcp-name").is_none()
-        && accepts_both(headers)
+        None => (header_is(headers, "mcp-protocol-version", STATELESS_VERSION)
+            && header_is(headers, "mcp-method", "tools/list"))
+        .then_some(Route::Stateless),
+        // rmcp does not check a legacy session's method header; a middlebox may route
+        // on it, so one that names another method leaves the request to rmcp.
+        Some(id) => (legacy_version(headers)
+            && (headers.get("mcp-method").is_none()
+                || header_is(headers, "mcp-method", "tools/list")))
+        .then(|| id.to_str().ok().map(|id| Route::Session(id.to_owned())))
+        .flatten(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -152,17 +218,16 @@ struct Params {
     meta: Option<serde_json::Map<String, Value>>,
 }
 
-/// The decision: the JSON text of the request id when `body` is a plain stateless
-/// `tools/list` the cached bytes answer exactly; `None` sends it on to rmcp.
-pub fn answerable(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    if !headers_allow(headers) {
-        return None;
-    }
-    listed_id(body)
+/// The decision: how to answer and the JSON text of the request id, when the request
+/// is a plain `tools/list` the cached bytes answer exactly; `None` sends it to rmcp.
+pub fn answerable(headers: &HeaderMap, body: &[u8]) -> Option<(Route, String)> {
+    let route = route(headers)?;
+    let id = listed_id(&route, body)?;
+    Some((route, id))
 }
 
-/// The body's half of [`answerable`], for a request whose headers already passed.
-fn listed_id(body: &[u8]) -> Option<String> {
+/// The body's half of [`answerable`], for a request whose headers gave `route`.
+fn listed_id(route: &Route, body: &[u8]) -> Option<String> {
     let message: Message<'_> = serde_json::from_slice(body).ok()?;
     if message.jsonrpc != "2.0" || message.method != "tools/list" {
         return None;
@@ -171,15 +236,22 @@ fn listed_id(body: &[u8]) -> Option<String> {
     if !(message.id.is_string() || message.id.is_i64() || message.id.is_u64()) {
         return None;
     }
-    let meta = message.params?.meta?;
-    let version = meta.get("io.modelcontextprotocol/protocolVersion")?;
-    let capabilities = meta.get("io.modelcontextprotocol/clientCapabilities")?;
-    if version.as_str() != Some(STATELESS_VERSION)
-        || serde_json::from_value::<ClientCapabilities>(capabilities.clone()).is_err()
-    {
-        return None;
-    }
-    Some(message.id.to_string())
+    let meta = message.params.and_then(|p| p.meta);
+    let plain = match route {
+        Route::Stateless => meta.is_some_and(|meta| {
+            let capabilities = meta.get("io.modelcontextprotocol/clientCapabilities");
+            meta.get("io.modelcontextprotocol/protocolVersion")
+                .and_then(Value::as_str)
+                == Some(STATELESS_VERSION)
+                && capabilities.is_some_and(|c| {
+                    serde_json::from_value::<ClientCapabilities>(c.clone()).is_ok()
+                })
+        }),
+        // Per-request protocol metadata makes rmcp weigh the version; a progress token
+        // is all a legacy listing may carry (there is no progress to report).
+        Route::Session(_) => meta.is_none_or(|meta| meta.keys().all(|k| k == "progressToken")),
+    };
+    plain.then(|| message.id.to_string())
 }
 
 impl<S> Service<Request<Body>> for Listing<S>
@@ -199,14 +271,14 @@ where
         // The clone is not ready; the one that was polled ready serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let answer = match &self.answer {
-            Some(answer)
-                if request.method() == Method::POST && headers_allow(request.headers()) =>
-            {
-                answer.clone()
-            }
+        let (answers, route) = match (&self.answers, request.method() == Method::POST) {
+            (Some(answers), true) => match route(request.headers()) {
+                Some(route) => (answers.clone(), route),
+                None => return Box::pin(inner.call(request)),
+            },
             _ => return Box::pin(inner.call(request)),
         };
+        let sessions = self.sessions.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             // The JSON body layer outside already read and size-limited the body, so
@@ -218,10 +290,16 @@ where
                     return Ok(super::rescue::render(&rejection));
                 }
             };
-            // The headers were checked above, before the body was read.
-            match listed_id(&bytes) {
-                Some(id) => {
-                    let mut response = Response::new(Body::from(answer.for_id(&id)));
+            let answer = match (&route, listed_id(&route, &bytes)) {
+                (Route::Stateless, Some(id)) => Some(answers.stateless.for_id(&id)),
+                (Route::Session(session), Some(id)) if sessions.keep_alive(session).await => {
+                    Some(answers.session.for_id(&id))
+                }
+                _ => None,
+            };
+            match answer {
+                Some(answer) => {
+                    let mut response = Response::new(Body::from(answer));
                     *response.status_mut() = StatusCode::OK;
                     response.headers_mut().insert(
                         http::header::CONTENT_TYPE,

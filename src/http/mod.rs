@@ -140,7 +140,7 @@ pub fn router(
         shutdown.kill_runs.clone(),
     )
     .with_session_runs(session_runs);
-    let listing = listing::ListingLayer::new(&handler.tools_list());
+    let listing = listing::ListingLayer::new(&handler.tools_list(), sessions.clone());
     let mcp = {
         let config = StreamableHttpServerConfig::default()
             .with_cancellation_token(shutdown.sessions.clone())
@@ -207,7 +207,7 @@ pub fn router(
         .layer(session_guard)
         // A body that is not one JSON-RPC object gets a JSON-RPC error (400), not rmcp's 415.
         .layer(json_body::JsonBodyLayer::new(settings.max_body_bytes))
-        // A stateless tools/list gets the list serialized once, not a trip through rmcp.
+        // A plain tools/list gets the list serialized once, not a trip through rmcp.
         .layer(listing)
         // rmcp answers with its own body type; axum routes want `Body`.
         .map_response(|response: http::Response<_>| response.map(axum::body::Body::new))

@@ -20,6 +20,7 @@
 //!   the DELETE is answered, and that answer is `204 No Content`: rmcp says `202`, which
 //!   the official Python SDK (it takes 200 or 204) warns about on every close.
 
+mod keep_alive;
 pub mod verdict;
 
 use std::collections::{HashMap, HashSet};
@@ -65,6 +66,8 @@ struct Owners {
     /// Initializes in flight per quota key: counted so that concurrent ones cannot
     /// together exceed the per-principal share.
     pending: HashMap<QuotaKey, usize>,
+    /// When each session's worker was last told of a request answered outside rmcp.
+    touched: HashMap<String, std::time::Instant>,
 }
 
 impl Owners {
@@ -151,6 +154,7 @@ impl SessionManager for OwnedSessions {
         let live: HashSet<&str> = live.keys().map(|k| k.as_ref()).collect();
         let mut owners = self.owners();
         owners.by_id.retain(|k, _| live.contains(k.as_str()));
+        owners.touched.retain(|k, _| live.contains(k.as_str()));
         owners.by_id.insert(id.to_string(), creator);
         owners.publish();
         Ok((id, transport))
@@ -175,6 +179,7 @@ impl SessionManager for OwnedSessions {
         let closed = self.local.close_session(id).await;
         let mut owners = self.owners();
         owners.by_id.remove(id.as_ref());
+        owners.touched.remove(id.as_ref());
         owners.publish();
         Ok(closed?)
     }

@@ -1,11 +1,13 @@
-//! A 2026-07-28 `tools/list` is answered from bytes serialized once (`http::listing`):
-//! the same bytes rmcp sends, behind the same auth and limits, and only for the plain
-//! stateless request.
+//! A plain `tools/list` is answered from bytes serialized once (`http::listing`): the
+//! same message rmcp sends, behind the same auth, limits and session guard, for the plain
+//! stateless request and a session's plain request, keeping the session's idle clock.
+
+use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
 
-use crate::common::http::{http_client, post, raw_session};
+use crate::common::http::{http_client, raw_session};
 use crate::common::inproc::serve_in_process;
 
 const TOKEN: &str = "tok-alice-0123456789";
@@ -140,26 +142,103 @@ async fn a_stateless_tools_list_is_refused_without_a_token_and_counted_by_the_ra
     Ok(())
 }
 
+/// A session's listing as the official SDKs send it after `initialize`; `accept` set to
+/// a weighted entry leaves it to rmcp.
+fn in_session(url: &str, session: &str, id: u32, accept: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", accept)
+        .header("mcp-session-id", session)
+        .header("mcp-protocol-version", "2025-11-25")
+        .body(json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}).to_string())
+}
+
+const PLAIN_ACCEPT: &str = "application/json, text/event-stream";
+const WEIGHTED_ACCEPT: &str = "application/json;q=1, text/event-stream";
+
 #[tokio::test]
-async fn a_session_s_tools_list_a_plain_text_body_and_a_cursor_still_go_through_rmcp() -> Result<()>
-{
-    let server = serve_in_process(&[]).await?;
-    let session = raw_session(&server.url, None).await?;
-    let (status, content_type, body) = send(
-        post(
-            &server.url,
-            &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
-        )
-        .header("mcp-session-id", &session),
-    )
+async fn a_session_s_tools_list_gets_the_message_rmcp_would_stream_and_only_its_owner_does()
+-> Result<()> {
+    let bob = "tok-bob-0123456789";
+    let server = serve_in_process(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", &format!("alice:{TOKEN},bob:{bob}")),
+    ])
     .await?;
-    ensure!(status == 200, "{status}: {body}");
+    let session = raw_session(&server.url, Some(TOKEN)).await?;
+    let (status, content_type, cached) =
+        send(in_session(&server.url, &session, 5, PLAIN_ACCEPT).bearer_auth(TOKEN)).await?;
+    ensure!(status == 200, "{status}: {cached}");
+    ensure!(content_type == "application/json", "{content_type}");
+    let (status, content_type, streamed) =
+        send(in_session(&server.url, &session, 5, WEIGHTED_ACCEPT).bearer_auth(TOKEN)).await?;
+    ensure!(status == 200, "{status}: {streamed}");
     ensure!(
         content_type.starts_with("text/event-stream"),
-        "{content_type}"
+        "rmcp streams its answer: {content_type}"
     );
-    ensure!(message_bytes(&content_type, &body)?.contains("run_codex_prompt"));
+    let streamed = message_bytes(&content_type, &streamed)?;
+    ensure!(
+        cached == streamed,
+        "the cached answer differs from rmcp's:\n{cached}\n{streamed}"
+    );
+    ensure!(
+        !cached.contains("ttlMs") && cached.contains("run_codex_prompt"),
+        "{cached}"
+    );
 
+    // The session guard stands before the cache: another principal, or the owner after
+    // the session ended, gets the 404 of an unknown session.
+    let (status, _, body) =
+        send(in_session(&server.url, &session, 6, PLAIN_ACCEPT).bearer_auth(bob)).await?;
+    ensure!(status == 404, "another principal: {status}: {body}");
+    let deleted = reqwest::Client::new()
+        .delete(&server.url)
+        .header("mcp-session-id", &session)
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    ensure!(deleted.status().is_success(), "{}", deleted.status());
+    let (status, _, body) =
+        send(in_session(&server.url, &session, 7, PLAIN_ACCEPT).bearer_auth(TOKEN)).await?;
+    ensure!(status == 404, "an ended session: {status}: {body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn listings_answered_from_the_cache_keep_their_session_alive_past_its_idle_limit()
+-> Result<()> {
+    let server = serve_in_process(&[("TWOBOT_SESSION_IDLE_SEC", "2")]).await?;
+    let session = raw_session(&server.url, None).await?;
+    // 5 s of listings that never reach rmcp's session worker, which ends a session 2 s
+    // after the last event it saw.
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut id = 10;
+    while tokio::time::Instant::now() < until {
+        id += 1;
+        let (status, content_type, body) =
+            send(in_session(&server.url, &session, id, PLAIN_ACCEPT)).await?;
+        ensure!(
+            status == 200 && content_type == "application/json",
+            "{status} {content_type}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // rmcp itself still knows the session.
+    let (status, _, body) =
+        send(in_session(&server.url, &session, id + 1, WEIGHTED_ACCEPT)).await?;
+    ensure!(
+        status == 200,
+        "the session expired while in use: {status}: {body}"
+    );
+    ensure!(body.contains("run_codex_prompt"), "{body}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_plain_text_body_and_a_cursor_still_go_through_rmcp() -> Result<()> {
+    let server = serve_in_process(&[]).await?;
     // A body not declared JSON is rmcp's to refuse (415), however well-formed it is.
     let (status, _, body) = send(stateless_as(
         &server.url,
