@@ -43,9 +43,18 @@ pub enum BodyError {
     IdInFlight(String),
 }
 
-/// The decision: is `body` a single JSON object? If so, the id of the request it
-/// carries (`None` for notifications and responses), as its JSON text.
-pub fn check(body: &[u8]) -> Result<Option<String>, BodyError> {
+/// What this layer read of a POST's message, left in the request's extensions so that
+/// the layers inside decide without parsing the body again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Read {
+    /// The request's id as JSON text (`None` for notifications and responses).
+    pub id: Option<String>,
+    /// The method named, when it is a string (`None` for responses).
+    pub method: Option<String>,
+}
+
+/// The decision: is `body` a single JSON object? If so, what it names.
+pub fn check(body: &[u8]) -> Result<Read, BodyError> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     if first == Some(&b'[') {
         // Checked before parsing, so even a huge or deep batch costs nothing.
@@ -57,10 +66,17 @@ pub fn check(body: &[u8]) -> Result<Option<String>, BodyError> {
     // surrogate passes `IgnoredAny` and then fails in rmcp).
     match serde_json::from_slice::<serde_json::Value>(body) {
         Err(e) => Err(BodyError::Parse(e.to_string())),
-        Ok(value) if value.is_object() => Ok(value
-            .get("method")
-            .and(value.get("id"))
-            .map(serde_json::Value::to_string)),
+        Ok(value) if value.is_object() => {
+            let method = value.get("method");
+            Ok(Read {
+                id: method
+                    .and(value.get("id"))
+                    .map(serde_json::Value::to_string),
+                method: method
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned),
+            })
+        }
         Ok(_) => Err(BodyError::Invalid(
             "the body must be one JSON-RPC message object",
         )),
@@ -190,7 +206,7 @@ where
         let limit = self.limit;
         let in_flight = self.in_flight.clone();
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
+            let (mut parts, body) = request.into_parts();
             let bytes = match Limited::new(body, limit).collect().await {
                 Ok(collected) => collected.to_bytes(),
                 Err(e) => {
@@ -209,7 +225,11 @@ where
                 }
             };
             let request_id = match check(&bytes) {
-                Ok(id) => id,
+                Ok(read) => {
+                    let id = read.id.clone();
+                    parts.extensions.insert(read);
+                    id
+                }
                 Err(error) => {
                     tracing::debug!(%error, "malformed JSON-RPC body refused");
                     return Ok(rescue::render(&error.into()));
@@ -258,20 +278,29 @@ mod tests {
 
     #[test]
     fn a_request_s_id_is_returned_and_notifications_have_none() {
+        let read = |id: Option<&str>, method: Option<&str>| {
+            Ok(Read {
+                id: id.map(str::to_owned),
+                method: method.map(str::to_owned),
+            })
+        };
         assert_eq!(
             check(br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#),
-            Ok(Some("7".to_owned()))
+            read(Some("7"), Some("tools/list"))
         );
         assert_eq!(
             check(br#"{"jsonrpc":"2.0","id":"7","method":"tools/list"}"#),
-            Ok(Some("\"7\"".to_owned())),
+            read(Some("\"7\""), Some("tools/list")),
             "a string id and a number id are different ids"
         );
         assert_eq!(
             check(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
-            Ok(None)
+            read(None, Some("notifications/initialized"))
         );
-        assert_eq!(check(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#), Ok(None));
+        assert_eq!(
+            check(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
+            read(None, None)
+        );
     }
 
     #[test]

@@ -271,7 +271,14 @@ where
         // The clone is not ready; the one that was polled ready serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (answers, route) = match (&self.answers, request.method() == Method::POST) {
+        // The JSON body layer outside has read the method: anything but a listing passes
+        // without a second look at its body.
+        let other_method = request
+            .extensions()
+            .get::<super::json_body::Read>()
+            .is_some_and(|read| read.method.as_deref() != Some("tools/list"));
+        let post = request.method() == Method::POST && !other_method;
+        let (answers, route) = match (&self.answers, post) {
             (Some(answers), true) => match route(request.headers()) {
                 Some(route) => (answers.clone(), route),
                 None => return Box::pin(inner.call(request)),
