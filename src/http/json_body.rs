@@ -8,6 +8,8 @@
 //! checks the (already size-limited) body of each JSON POST once, with the pure
 //! [`check`], and passes the same bytes on when they are a JSON object. Refusals are
 //! [`Rejection`]s and keep the JSON-RPC error shape MCP clients read (see `rescue`).
+//! What it read (the id and the method) stays in the request's extensions as a [`Read`],
+//! so the layers inside need not parse the body again to know what it asks.
 //!
 //! It also keeps request ids unique among a session's requests in flight: rmcp routes
 //! a response by its id, so a second request reusing an id still in flight would leave
@@ -277,7 +279,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_request_s_id_is_returned_and_notifications_have_none() {
+    fn a_message_s_id_and_method_are_read_and_a_notification_has_no_id() {
         let read = |id: Option<&str>, method: Option<&str>| {
             Ok(Read {
                 id: id.map(str::to_owned),

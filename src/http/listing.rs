@@ -20,7 +20,8 @@
 //!   none), no cursor and no per-request protocol metadata; the result in the legacy
 //!   shape. rmcp would stream it as SSE; it comes as `application/json`, which every
 //!   client must take for any POST. The session's idle clock is kept running
-//!   (`OwnedSessions::keep_alive`), and a session whose worker is gone goes to rmcp.
+//!   (`OwnedSessions::keep_alive`), and a session whose worker is found gone at a touch
+//!   goes to rmcp.
 //!
 //! Anything else (a malformed request included) goes to rmcp, which owns the protocol's
 //! errors.
@@ -58,9 +59,7 @@ impl Answer {
         body.extend_from_slice(&self.tail);
         Bytes::from(body)
     }
-}
 
-impl Answer {
     /// The bytes for `result`, serialized once; `None` (logged) if it does not serialize.
     fn of(result: &ServerResult) -> Option<Self> {
         match serde_json::to_vec(result) {
@@ -277,13 +276,10 @@ where
             .extensions()
             .get::<super::json_body::Read>()
             .is_some_and(|read| read.method.as_deref() != Some("tools/list"));
-        let post = request.method() == Method::POST && !other_method;
-        let (answers, route) = match (&self.answers, post) {
-            (Some(answers), true) => match route(request.headers()) {
-                Some(route) => (answers.clone(), route),
-                None => return Box::pin(inner.call(request)),
-            },
-            _ => return Box::pin(inner.call(request)),
+        let candidate = request.method() == Method::POST && !other_method;
+        let route = candidate.then(|| route(request.headers())).flatten();
+        let (Some(answers), Some(route)) = (self.answers.clone(), route) else {
+            return Box::pin(inner.call(request));
         };
         let sessions = self.sessions.clone();
         Box::pin(async move {
