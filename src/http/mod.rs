@@ -14,7 +14,7 @@
 //!         credentials), the sign-in pages without
 //!   /mcp: per-address limit → Host/Origin check → auth → rate limit → in flight per
 //!         principal → session guard
-//!         → JSON body check → stateless tools/list from bytes made once (listing.rs)
+//!         → JSON body check → a plain tools/list from bytes made once (listing.rs)
 //!         → StreamableHttpService(TwoBot)
 //!              └─ runs: admit (policy → thread owners → run queue) → runner
 //! ```
