@@ -260,3 +260,45 @@ async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Resul
     assert_eq!(recorded.stdin, "scenario:slow");
     Ok(())
 }
+
+/// The official Python SDK lists tools in its legacy session, and takes the answer
+/// `http::listing` gives from its cached bytes (JSON, where rmcp would stream it).
+#[tokio::test]
+async fn the_official_python_sdk_takes_a_session_s_tool_list_from_the_cache() -> Result<()> {
+    let python = crate::common::programs::python_sdk()?;
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
+    ])
+    .await?;
+    let out = tokio::process::Command::new(&python)
+        .arg(repo("tests/clients/python_mcp_client.py"))
+        .arg(&server.url)
+        .arg("tok-python")
+        .arg("scenario:ok")
+        .arg("legacy")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim())?;
+    assert_eq!(report["tools"], serde_json::json!(["run_codex_prompt"]));
+    // rmcp logs every request its session hands to the handler (the server runs at
+    // debug): the call reached it, the listing did not.
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(log.contains("request=CallToolRequest"), "{log}");
+    assert!(
+        !log.contains("request=ListToolsRequest"),
+        "the listing went through rmcp: {}",
+        log.lines()
+            .filter(|l| l.contains("ListToolsRequest"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(())
+}
