@@ -179,21 +179,7 @@ async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() 
 /// without the warning it prints for any answer but 200 or 204.
 #[tokio::test]
 async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Result<()> {
-    let python = crate::common::programs::python_sdk()?;
-    let server = spawn_http(&[
-        ("TWOBOT_ENABLE_NO_AUTH", "false"),
-        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
-    ])
-    .await?;
-    let out = tokio::process::Command::new(&python)
-        .arg(repo("tests/clients/python_mcp_client.py"))
-        .arg(&server.url)
-        .arg("tok-python")
-        .arg("scenario:ok")
-        .arg("legacy")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await?;
+    let (server, out) = python_legacy_session().await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -265,21 +251,7 @@ async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Resul
 /// `http::listing` gives from its cached bytes (JSON, where rmcp would stream it).
 #[tokio::test]
 async fn the_official_python_sdk_takes_a_session_s_tool_list_from_the_cache() -> Result<()> {
-    let python = crate::common::programs::python_sdk()?;
-    let server = spawn_http(&[
-        ("TWOBOT_ENABLE_NO_AUTH", "false"),
-        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
-    ])
-    .await?;
-    let out = tokio::process::Command::new(&python)
-        .arg(repo("tests/clients/python_mcp_client.py"))
-        .arg(&server.url)
-        .arg("tok-python")
-        .arg("scenario:ok")
-        .arg("legacy")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await?;
+    let (server, out) = python_legacy_session().await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -301,4 +273,26 @@ async fn the_official_python_sdk_takes_a_session_s_tool_list_from_the_cache() ->
             .join("\n")
     );
     Ok(())
+}
+
+/// A server that takes the token `tok-python`, and the official Python SDK's run of
+/// `scenario:ok` on it in a legacy session (initialize, list, call, DELETE).
+async fn python_legacy_session() -> Result<(crate::common::http::HttpServer, std::process::Output)>
+{
+    let python = crate::common::programs::python_sdk()?;
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
+    ])
+    .await?;
+    let out = tokio::process::Command::new(&python)
+        .arg(repo("tests/clients/python_mcp_client.py"))
+        .arg(&server.url)
+        .arg("tok-python")
+        .arg("scenario:ok")
+        .arg("legacy")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await?;
+    Ok((server, out))
 }
