@@ -179,7 +179,11 @@ async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() 
 /// without the warning it prints for any answer but 200 or 204.
 #[tokio::test]
 async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Result<()> {
-    let (server, out) = python_legacy_session().await?;
+    let (server, out) = python_against_a_server(
+        "python_mcp_client.py",
+        &["tok-python", "scenario:ok", "legacy"],
+    )
+    .await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -204,20 +208,8 @@ async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Resul
 /// `tasks/get` (the `Mcp-Name` header carrying its id) and fetches `tasks/result`.
 #[tokio::test]
 async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Result<()> {
-    let python = crate::common::programs::python_sdk()?;
-    let server = spawn_http(&[
-        ("TWOBOT_ENABLE_NO_AUTH", "false"),
-        ("TWOBOT_AUTH_TOKENS", "python:tok-python"),
-    ])
-    .await?;
-    let out = tokio::process::Command::new(&python)
-        .arg(repo("tests/clients/python_tasks_client.py"))
-        .arg(&server.url)
-        .arg("scenario:slow")
-        .arg("tok-python")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await?;
+    let (server, out) =
+        python_against_a_server("python_tasks_client.py", &["scenario:slow", "tok-python"]).await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -251,7 +243,11 @@ async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Resul
 /// `http::listing` gives from its cached bytes (JSON, where rmcp would stream it).
 #[tokio::test]
 async fn the_official_python_sdk_takes_a_session_s_tool_list_from_the_cache() -> Result<()> {
-    let (server, out) = python_legacy_session().await?;
+    let (server, out) = python_against_a_server(
+        "python_mcp_client.py",
+        &["tok-python", "scenario:ok", "legacy"],
+    )
+    .await?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -275,10 +271,12 @@ async fn the_official_python_sdk_takes_a_session_s_tool_list_from_the_cache() ->
     Ok(())
 }
 
-/// A server that takes the token `tok-python`, and the official Python SDK's run of
-/// `scenario:ok` on it in a legacy session (initialize, list, call, DELETE).
-async fn python_legacy_session() -> Result<(crate::common::http::HttpServer, std::process::Output)>
-{
+/// A server that takes the token `tok-python`, and a run of the Python client
+/// `tests/clients/SCRIPT` on it: its URL, then `args`.
+async fn python_against_a_server(
+    script: &str,
+    args: &[&str],
+) -> Result<(crate::common::http::HttpServer, std::process::Output)> {
     let python = crate::common::programs::python_sdk()?;
     let server = spawn_http(&[
         ("TWOBOT_ENABLE_NO_AUTH", "false"),
@@ -286,11 +284,9 @@ async fn python_legacy_session() -> Result<(crate::common::http::HttpServer, std
     ])
     .await?;
     let out = tokio::process::Command::new(&python)
-        .arg(repo("tests/clients/python_mcp_client.py"))
+        .arg(repo(&format!("tests/clients/{script}")))
         .arg(&server.url)
-        .arg("tok-python")
-        .arg("scenario:ok")
-        .arg("legacy")
+        .args(args)
         .stdin(std::process::Stdio::null())
         .output()
         .await?;
