@@ -131,9 +131,7 @@ where
             }
             request.extensions_mut().insert(ClientAddr(ip));
         }
-        // The clone is not ready; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::ready::take(&mut self.inner);
         Box::pin(inner.call(request))
     }
 }

@@ -128,9 +128,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The clone is not ready; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::ready::take(&mut self.inner);
         if request.body().is_end_stream() {
             // GETs and empty bodies: nothing to wait for, no timer.
             return Box::pin(async move { Ok(inner.call(request).await?.map(Body::new)) });

@@ -156,8 +156,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::ready::take(&mut self.inner);
         let state = self.state.clone();
         let key = quota_key(
             request.extensions().get::<Principal>(),

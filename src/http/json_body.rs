@@ -199,9 +199,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The clone is not ready; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::ready::take(&mut self.inner);
         if request.method() != Method::POST || !is_json(request.headers()) {
             return Box::pin(inner.call(request));
         }

@@ -267,9 +267,7 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The clone is not ready; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::ready::take(&mut self.inner);
         // The JSON body layer outside has read the method: anything but a listing passes
         // without a second look at its body.
         let other_method = request

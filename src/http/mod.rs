@@ -38,6 +38,7 @@ pub mod listen;
 pub mod listing;
 pub mod origin;
 pub mod rate_limit;
+mod ready;
 pub mod rescue;
 pub mod server;
 pub mod session;

@@ -281,9 +281,7 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The clone is not ready; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = super::ready::take(&mut self.inner);
         let state = self.state.clone();
         Box::pin(async move {
             let caller = request

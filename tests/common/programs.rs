@@ -70,3 +70,15 @@ pub fn require_root(why: &str) -> Result<()> {
     }
     bail!("this test needs root ({why}); run the tests as root, e.g. `sudo bash scripts/test`")
 }
+
+/// The one JSON report a Python client of tests/clients prints, once it exited 0 (its
+/// output fails the test otherwise).
+pub fn python_report(out: &std::process::Output) -> Result<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_str(stdout.trim())?)
+}

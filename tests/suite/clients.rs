@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::common::http::*;
-use crate::common::programs::{NPM_CI, require};
+use crate::common::programs::{NPM_CI, python_report, require};
 use crate::common::*;
 
 fn repo(path: &str) -> PathBuf {
@@ -142,13 +142,7 @@ async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() 
             .output()
     };
     let out = run("tok-python").await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim())?;
+    let report = python_report(&out)?;
     assert_eq!(report["server"], "2Bot");
     assert_eq!(report["tools"], serde_json::json!(["run_codex_prompt"]));
     assert_eq!(report["text"], serde_json::json!(["slow answer"]));
@@ -179,11 +173,7 @@ async fn the_official_python_sdk_runs_a_session_over_http_with_a_bearer_token() 
 /// without the warning it prints for any answer but 200 or 204.
 #[tokio::test]
 async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Result<()> {
-    let (server, out) = python_against_a_server(
-        "python_mcp_client.py",
-        &["tok-python", "scenario:ok", "legacy"],
-    )
-    .await?;
+    let (server, out) = python_against_a_server("python_mcp_client.py", &LEGACY_SESSION).await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -210,13 +200,7 @@ async fn the_official_python_sdk_closes_its_session_without_a_warning() -> Resul
 async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Result<()> {
     let (server, out) =
         python_against_a_server("python_tasks_client.py", &["scenario:slow", "tok-python"]).await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim())?;
+    let report = python_report(&out)?;
     assert_eq!(report["protocolVersion"], "2026-07-28", "{report:#}");
     assert_eq!(report["created"]["resultType"], "task", "{report:#}");
     assert_eq!(report["created"]["status"], "working", "{report:#}");
@@ -243,18 +227,8 @@ async fn the_example_python_tasks_client_follows_a_task_to_its_result() -> Resul
 /// `http::listing` gives from its cached bytes (JSON, where rmcp would stream it).
 #[tokio::test]
 async fn the_official_python_sdk_takes_a_session_s_tool_list_from_the_cache() -> Result<()> {
-    let (server, out) = python_against_a_server(
-        "python_mcp_client.py",
-        &["tok-python", "scenario:ok", "legacy"],
-    )
-    .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim())?;
+    let (server, out) = python_against_a_server("python_mcp_client.py", &LEGACY_SESSION).await?;
+    let report = python_report(&out)?;
     assert_eq!(report["tools"], serde_json::json!(["run_codex_prompt"]));
     // rmcp logs every request its session hands to the handler (the server runs at
     // debug): the call reached it, the listing did not.
@@ -292,3 +266,6 @@ async fn python_against_a_server(
         .await?;
     Ok((server, out))
 }
+
+/// `python_mcp_client.py`'s arguments for a legacy session (initialize, list, call, DELETE).
+const LEGACY_SESSION: [&str; 3] = ["tok-python", "scenario:ok", "legacy"];

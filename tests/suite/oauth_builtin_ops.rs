@@ -186,13 +186,7 @@ async fn the_official_python_sdk_s_own_oauth_client_signs_in_and_runs_the_tool()
         .stdin(std::process::Stdio::null())
         .output()
         .await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim())?;
+    let report = crate::common::programs::python_report(&out)?;
     assert_eq!(report["tools"], serde_json::json!(["run_codex_prompt"]));
     assert_eq!(report["text"], serde_json::json!(["fake answer"]));
     assert_eq!(report["isError"], false);

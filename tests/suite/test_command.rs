@@ -25,9 +25,7 @@ fn the_readmes_test_command_is_the_script_ci_runs_and_it_sets_everything_up() ->
         .and_then(|b| b.split("```").next())
         .context("the README's first sh block")?;
     assert!(
-        first_block
-            .lines()
-            .any(|l| l == "bash scripts/test"),
+        first_block.lines().any(|l| l == "bash scripts/test"),
         "{first_block}"
     );
     let ci = read(".ci/run")?;

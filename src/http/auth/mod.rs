@@ -107,9 +107,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        // The clone is not ready; the one that was polled ready serves this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = crate::http::ready::take(&mut self.inner);
         let Some(config) = self.layer.config.clone() else {
             request.extensions_mut().insert(Principal::Anonymous);
             return Box::pin(inner.call(request));
