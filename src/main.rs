@@ -87,6 +87,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Still the only thread: fork the run spawner now, before the runtime or the log
+    // exporter starts one (a fork of a threaded process may only exec).
+    let spawner = twobot::runner::spawner::start().map(std::sync::Arc::new);
+    if let Ok(spawner) = &spawner {
+        config.runner.spawner = Some(spawner.clone());
+    }
     let telemetry = match twobot::telemetry::init(
         &config.log_filter,
         config.log_format == twobot::config::LogFormat::Json,
@@ -105,6 +111,12 @@ fn main() -> ExitCode {
             %reason,
             "runs are NOT isolated in private namespaces (TWOBOT_RUN_NAMESPACES={}): Codex receives directory names that a concurrent run able to write beneath a root could re-point (SECURITY.md, Containment)",
             config.run_namespaces.as_str()
+        );
+    }
+    if let Err(reason) = &spawner {
+        tracing::warn!(target: LOG_TARGET,
+            %reason,
+            "no run spawner: each run's supervisor starts by exec, about 2 ms slower per run"
         );
     }
     let Some(runtime) = runtime(tokio::runtime::Builder::new_multi_thread()) else {

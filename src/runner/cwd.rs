@@ -21,6 +21,12 @@ use nix::sys::stat::{Mode, SFlag, fstat};
 #[derive(Debug)]
 pub struct OpenDir(OwnedFd);
 
+impl std::os::fd::AsFd for OpenDir {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
 impl OpenDir {
     /// The name by which the child (before exec) reaches exactly this directory.
     pub fn proc_path(&self) -> PathBuf {

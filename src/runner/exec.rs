@@ -41,7 +41,7 @@ pub(super) async fn run(config: &Arc<RunnerConfig>, job: Job) -> Result<RunOutpu
     let env = spawn::run_env(&config.env, ctx.request_id.as_deref());
 
     let started = Instant::now();
-    let mut child = spawn::start_run(config, argv.clone(), workdir, isolation, &env)?;
+    let mut child = spawn::start_run(config, argv.clone(), workdir, isolation, &env).await?;
     let group = ProcessGroup::of(&child);
     tracing::debug!(pid = child.id(), "codex started");
 

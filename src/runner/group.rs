@@ -4,9 +4,9 @@
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use super::child::RunChild as Child;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use tokio::process::Child;
 
 /// SIGTERM the group, wait up to `grace`, then SIGKILL; returns Codex's status once reaped.
 pub(super) async fn terminate(

@@ -24,6 +24,7 @@
 
 pub mod app_server;
 pub mod bound;
+pub mod child;
 pub mod cwd;
 pub mod env;
 mod exec;
@@ -40,6 +41,7 @@ mod run_init;
 pub mod schema_file;
 mod signals;
 pub mod spawn;
+pub mod spawner;
 pub mod supervise;
 pub mod user;
 
@@ -80,6 +82,9 @@ pub struct RunnerConfig {
     /// The `2bot-mcp` binary to start as the run supervisor ([`supervise`]); `None` starts
     /// Codex directly (library use: then a `setsid` command can outlive its run).
     pub supervisor: Option<PathBuf>,
+    /// The run spawner that forks each supervisor ([`spawner`]); `None` (or a spawner
+    /// gone) starts the supervisor by exec of `supervisor`.
+    pub spawner: Option<Arc<spawner::Spawner>>,
     /// The canonical allowed roots: the cwd is opened beneath the one it lies in.
     pub roots: Vec<PathBuf>,
     /// Run Codex as this uid, gid and supplementary groups (`TWOBOT_CODEX_USER`).
@@ -113,6 +118,7 @@ impl RunnerConfig {
             stderr_tail_bytes: 16 * 1024,
             model_unreachable: DEFAULT_MODEL_UNREACHABLE,
             supervisor: None,
+            spawner: None,
             roots: Vec::new(),
             codex_user: None,
             isolate: false,

@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use tokio::process::Command;
 
+use super::child::RunChild;
 use super::namespace::Isolation;
+use super::spawner::SpawnError;
 use super::{RunnerConfig, supervise};
 
 /// One start of Codex.
@@ -46,18 +48,27 @@ pub fn run_env(
     vars
 }
 
+/// What the supervisor is told for `args` and `isolation`.
+fn supervisor_args(
+    config: &RunnerConfig,
+    args: Vec<OsString>,
+    isolation: Option<Isolation>,
+) -> supervise::Args {
+    supervise::Args {
+        parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
+        grace: config.kill_grace,
+        user: config.codex_user.clone(),
+        isolation,
+        program: config.program.clone().into_os_string(),
+        args,
+    }
+}
+
 /// The `Command` for `launch`: stdin, stdout and stderr piped, its own process group.
 pub fn command(config: &RunnerConfig, launch: Launch<'_>) -> Command {
     let mut command = match &config.supervisor {
         Some(supervisor) => {
-            let args = supervise::Args {
-                parent: i32::try_from(std::process::id()).unwrap_or(i32::MAX),
-                grace: config.kill_grace,
-                user: config.codex_user.clone(),
-                isolation: launch.isolation,
-                program: config.program.clone().into_os_string(),
-                args: launch.args,
-            };
+            let args = supervisor_args(config, launch.args, launch.isolation);
             let mut c = Command::new(supervisor);
             c.arg0("2bot-mcp")
                 .arg(supervise::SUBCOMMAND)
@@ -157,15 +168,34 @@ pub async fn probe(
     Ok(output)
 }
 
-/// Start one run's Codex: `args` through [`command`], in the opened `workdir` (closed in
-/// this process once the child has it). The only failure is Codex not starting.
-pub(super) fn start_run(
+/// Start one run's Codex in the opened `workdir` (closed in this process once the child
+/// has it): its supervisor forked by the run spawner, or else started by exec through
+/// [`command`]. The only failure is Codex not starting.
+pub(super) async fn start_run(
     config: &RunnerConfig,
     args: Vec<OsString>,
     workdir: super::cwd::OpenDir,
     isolation: Option<Isolation>,
     env: &BTreeMap<OsString, OsString>,
-) -> Result<tokio::process::Child, crate::error::ToolError> {
+) -> Result<RunChild, crate::error::ToolError> {
+    let spawn_error = |source: std::io::Error| crate::error::ToolError::Spawn {
+        program: config.program.display().to_string(),
+        source,
+    };
+    if let (Some(spawner), Some(_)) = (&config.spawner, &config.supervisor) {
+        use std::os::fd::AsFd;
+        let argv = supervisor_args(config, args.clone(), isolation.clone()).to_argv();
+        match spawner.spawn(argv, env, workdir.as_fd()).await {
+            Ok(forked) => return Ok(RunChild::forked(forked)),
+            Err(SpawnError::Refused(reason)) => {
+                return Err(spawn_error(std::io::Error::other(reason)));
+            }
+            Err(SpawnError::Unavailable(reason)) => tracing::warn!(
+                %reason,
+                "the run spawner cannot start this run: starting its supervisor by exec"
+            ),
+        }
+    }
     let cwd = workdir.proc_path();
     let mut command = command(
         config,
@@ -178,16 +208,13 @@ pub(super) fn start_run(
     );
     let spawned = command.spawn();
     drop(workdir);
-    spawned.map_err(|source| crate::error::ToolError::Spawn {
-        program: config.program.display().to_string(),
-        source,
-    })
+    spawned.and_then(RunChild::spawned).map_err(spawn_error)
 }
 
 /// Read a run's stderr to its end in the background: the bounded tail, and Codex's
 /// sandbox refusals counted on the way.
 pub(super) fn stderr_task(
-    child: &mut tokio::process::Child,
+    child: &mut RunChild,
     max: usize,
 ) -> Option<tokio::task::JoinHandle<(String, u64)>> {
     use tokio::io::AsyncReadExt;

@@ -219,15 +219,22 @@ pub fn main(argv: &[OsString]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match supervise(&args) {
+    ExitCode::from(run(&args))
+}
+
+/// Supervise Codex as `args` say, in this process (exec'd as [`SUBCOMMAND`], or forked by
+/// the run spawner); the process's exit code. A Codex killed by a signal is reproduced
+/// by dying of the same signal before this returns.
+pub fn run(args: &Args) -> u8 {
+    match supervise(args) {
         Ok(end) => end.exit(),
         Err(Failure::Spawn(e)) => {
             eprintln!("{SPAWN_FAILED_MARKER}{e}");
-            ExitCode::from(SPAWN_FAILED)
+            SPAWN_FAILED
         }
         Err(Failure::Setup(e)) => {
             eprintln!("2bot-supervise: {e}");
-            ExitCode::from(2)
+            2
         }
     }
 }
@@ -240,9 +247,9 @@ pub(super) enum End {
 }
 
 impl End {
-    fn exit(self) -> ExitCode {
+    fn exit(self) -> u8 {
         match self {
-            Self::Code(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(1)),
+            Self::Code(code) => u8::try_from(code & 0xff).unwrap_or(1),
             Self::Signal(signal) => {
                 // Die of the same signal, so the runner reads the same status as before.
                 // It is blocked (or, for SIGKILL, unblockable): raise it, then unblock it.
@@ -250,7 +257,7 @@ impl End {
                 let mut set = SigSet::empty();
                 set.add(signal);
                 let _ = set.thread_unblock();
-                ExitCode::from(128u8.saturating_add(u8::try_from(signal as i32).unwrap_or(0)))
+                128u8.saturating_add(u8::try_from(signal as i32).unwrap_or(0))
             }
         }
     }

@@ -65,6 +65,7 @@ mod run_card;
 mod runner;
 mod session_end;
 mod socket_activation;
+mod spawner;
 mod state_conformance;
 mod state_leases;
 mod state_postgres;

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-use tokio::process::ChildStdin;
+use tokio::net::unix::pipe::Sender as ChildStdin;
 
 /// Writes to the server's stdin; numbers our requests.
 pub struct Writer {

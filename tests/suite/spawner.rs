@@ -1,0 +1,166 @@
+//! The run spawner (issue 22, per-call overhead): each run's supervisor is forked by a
+//! small process the server started before its runtime, instead of a second exec of the
+//! binary; driven through the real binary and a real MCP client, checked in `/proc`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use crate::common::*;
+
+const WITHIN: Duration = Duration::from_secs(5);
+
+/// The direct children of `pid`, by the parent field of each `/proc/<pid>/stat`.
+fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|s| {
+                    let (_, rest) = s.rsplit_once(") ")?;
+                    rest.split(' ').nth(1)?.parse::<i32>().ok()
+                })
+                == Some(pid)
+        })
+        .collect()
+}
+
+/// Every descendant of `pid`, alive now.
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(p) = next.pop() {
+        for child in children(p) {
+            found.push(child);
+            next.push(child);
+        }
+    }
+    found
+}
+
+fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn cmdline(pid: i32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .replace('\0', " ")
+}
+
+/// The server's one spawner: its only `2bot-spawner` child.
+fn spawner_of(server: u32) -> Result<i32> {
+    let server = i32::try_from(server)?;
+    let spawners: Vec<i32> = children(server)
+        .into_iter()
+        .filter(|c| comm(*c) == "2bot-spawner")
+        .collect();
+    anyhow::ensure!(spawners.len() == 1, "spawners of {server}: {spawners:?}");
+    Ok(spawners[0])
+}
+
+crate::both_backends!(a_run_s_supervisor_is_forked_by_the_spawner_not_exec_d_by_the_server);
+/// While a run hangs, its supervisor is a child of the server's spawner, named
+/// `2bot-supervise`; the server itself has exec'd no `__supervise` child.
+async fn a_run_s_supervisor_is_forked_by_the_spawner_not_exec_d_by_the_server() -> Result<()> {
+    let server = spawn_stdio(Options::default()).await?;
+    let _call = start_call(
+        &server.client,
+        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+    )
+    .await?;
+    hanging_run(&server.record).await?;
+    let spawner = spawner_of(server.pid)?;
+    let supervisors = children(spawner);
+    assert_eq!(supervisors.len(), 1, "{supervisors:?}");
+    assert_eq!(comm(supervisors[0]), "2bot-supervise");
+    let pid = i32::try_from(server.pid)?;
+    let exec_d: Vec<String> = children(pid)
+        .into_iter()
+        .map(cmdline)
+        .filter(|c| c.contains("__supervise"))
+        .collect();
+    assert!(exec_d.is_empty(), "supervisors started by exec: {exec_d:?}");
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(!log.contains("spawner"), "{log}");
+    Ok(())
+}
+
+crate::both_backends!(every_process_of_a_run_dies_with_the_server_through_the_spawner);
+/// SIGKILL of the server mid-run: the spawner, the supervisor, Codex and the command
+/// that left Codex's session all go.
+async fn every_process_of_a_run_dies_with_the_server_through_the_spawner() -> Result<()> {
+    let server = spawn_stdio(Options::default()).await?;
+    let _call = start_call(
+        &server.client,
+        json!({"prompt": "scenario:setsid_hang", "timeout_sec": 600}),
+    )
+    .await?;
+    let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
+    let setsid = wait_for_run_pid(&run.join("setsid.pid"), Duration::from_secs(20)).await?;
+    let pid = i32::try_from(server.pid)?;
+    let spawner = spawner_of(server.pid)?;
+    let everything = descendants(pid);
+    assert!(
+        everything.len() >= 4,
+        "spawner, supervisor, Codex...: {everything:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    assert!(gone_within(&setsid, WITHIN).await, "{setsid:?} survived");
+    assert!(gone_within(spawner, WITHIN).await, "the spawner survived");
+    for p in everything {
+        assert!(gone_within(p, WITHIN).await, "{p} ({}) survived", comm(p));
+    }
+    Ok(())
+}
+
+crate::both_backends!(runs_start_by_exec_with_a_warning_once_the_spawner_is_gone);
+/// A spawner killed mid-run ends that run at once (with what it had said), and the next
+/// run starts its supervisor by exec; the log says why.
+async fn runs_start_by_exec_with_a_warning_once_the_spawner_is_gone() -> Result<()> {
+    let server = spawn_stdio(Options::default()).await?;
+    let hanging = start_call(
+        &server.client,
+        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
+    )
+    .await?;
+    let run = hanging_run(&server.record).await?;
+    let spawner = spawner_of(server.pid)?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(spawner),
+        nix::sys::signal::Signal::SIGKILL,
+    )?;
+    let ended = tokio::time::timeout(Duration::from_secs(20), hanging.await_response())
+        .await
+        .context("the run outlived its spawner")??;
+    let rmcp::model::ServerResult::CallToolResult(ended) = ended else {
+        anyhow::bail!("not a tool result: {ended:?}");
+    };
+    assert_eq!(structured(&ended)["ok"], false, "{}", structured(&ended));
+    assert!(
+        gone_within(&run.codex, WITHIN).await,
+        "Codex survived its spawner"
+    );
+    assert!(
+        gone_within(&run.grandchild, WITHIN).await,
+        "its child survived"
+    );
+
+    let next = call(&server.client, json!({"prompt": "hello"})).await?;
+    assert_eq!(next.is_error, Some(false), "{}", text(&next));
+    assert_eq!(structured(&next)["ok"], true, "{}", structured(&next));
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(log.contains("the run spawner has gone"), "{log}");
+    assert!(log.contains("starting its supervisor by exec"), "{log}");
+    Ok(())
+}
