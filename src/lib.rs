@@ -68,7 +68,7 @@
 //!        │                                                ▼
 //!        │                        a run slot (run_queue) → runner::CodexRunner
 //!        │                                                ▼
-//!        │                        runner::spawn → 2bot-mcp __supervise → the run's init
+//!        │                        runner::spawn → spawner fork (2bot-supervise) → the run's init
 //!        │                          (pid 1 of private mount + PID namespaces) → codex exec --json -
 //!        ▼                                                │ progress, outcome
 //!   mcp::results ◀── RunHandle: a direct call awaits it; ─┘

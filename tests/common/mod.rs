@@ -9,6 +9,7 @@ pub mod mock_responses;
 pub mod oauth;
 pub mod oauth_builtin;
 pub mod postgres;
+pub mod proc_tree;
 pub mod programs;
 pub mod stores;
 

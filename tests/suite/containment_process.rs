@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 use crate::common::http::http_client;
+use crate::common::proc_tree::{assert_all_gone, descendants};
 use crate::common::*;
 
 const TOKEN: &str = "tok-9f3c1d7e5a2b4c6d8e0f";
@@ -210,6 +211,8 @@ async fn a_setsid_process_dies_when_the_stdio_server_is_killed() -> Result<()> {
     let pid = setsid_pid(&server.record).await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(5)).await?;
     let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
+    // Everything the server started for the run: its spawner, the supervisor, the init.
+    let tree = descendants(i32::try_from(server.pid)?);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(i32::try_from(server.pid)?),
         nix::sys::signal::Signal::SIGKILL,
@@ -222,35 +225,8 @@ async fn a_setsid_process_dies_when_the_stdio_server_is_killed() -> Result<()> {
         gone_within(&codex, WITHIN).await,
         "codex {codex} survived the server"
     );
-    assert_no_supervisor_of(server.pid).await;
+    assert_all_gone(&tree, WITHIN).await;
     Ok(())
-}
-
-/// Run supervisors of server `pid` (their argv names it) still alive after `WITHIN`.
-async fn assert_no_supervisor_of(pid: u32) {
-    let needle = format!("__supervise\0{pid}\0");
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    loop {
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-                String::from_utf8_lossy(&cmdline)
-                    .contains(&needle)
-                    .then(|| e.file_name().to_string_lossy().into_owned())
-            })
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "supervisors {left:?} outlived their server {pid}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 crate::both_backends!(a_setsid_process_dies_when_the_http_server_is_killed);
@@ -269,6 +245,7 @@ async fn a_setsid_process_dies_when_the_http_server_is_killed() -> Result<()> {
     let run = wait_for_run_dir(&server.record, Duration::from_secs(5)).await?;
     let codex = wait_for_run_pid(&run.join("codex.pid"), Duration::from_secs(20)).await?;
     let server_pid = server.child.id().context("server pid")?;
+    let tree = descendants(i32::try_from(server_pid)?);
     server.child.start_kill()?;
     assert!(
         gone_within(&pid, WITHIN).await,
@@ -278,7 +255,7 @@ async fn a_setsid_process_dies_when_the_http_server_is_killed() -> Result<()> {
         gone_within(&codex, WITHIN).await,
         "codex {codex} survived the server"
     );
-    assert_no_supervisor_of(server_pid).await;
+    assert_all_gone(&tree, WITHIN).await;
     call_task.abort();
     Ok(())
 }

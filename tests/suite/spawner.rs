@@ -7,48 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 
+use crate::common::proc_tree::{assert_all_gone, children, comm, descendants};
 use crate::common::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
-
-/// The direct children of `pid`, by the parent field of each `/proc/<pid>/stat`.
-fn children(pid: i32) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|child| {
-            std::fs::read_to_string(format!("/proc/{child}/stat"))
-                .ok()
-                .and_then(|s| {
-                    let (_, rest) = s.rsplit_once(") ")?;
-                    rest.split(' ').nth(1)?.parse::<i32>().ok()
-                })
-                == Some(pid)
-        })
-        .collect()
-}
-
-/// Every descendant of `pid`, alive now.
-fn descendants(pid: i32) -> Vec<i32> {
-    let mut found = Vec::new();
-    let mut next = vec![pid];
-    while let Some(p) = next.pop() {
-        for child in children(p) {
-            found.push(child);
-            next.push(child);
-        }
-    }
-    found
-}
-
-fn comm(pid: i32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
 
 fn cmdline(pid: i32) -> String {
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
@@ -118,9 +80,7 @@ async fn every_process_of_a_run_dies_with_the_server_through_the_spawner() -> Re
     )?;
     assert!(gone_within(&setsid, WITHIN).await, "{setsid:?} survived");
     assert!(gone_within(spawner, WITHIN).await, "the spawner survived");
-    for p in everything {
-        assert!(gone_within(p, WITHIN).await, "{p} ({}) survived", comm(p));
-    }
+    assert_all_gone(&everything, WITHIN).await;
     Ok(())
 }
 
