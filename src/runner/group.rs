@@ -4,13 +4,14 @@
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use super::child::RunChild as Child;
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use super::child::RunChild;
+
 /// SIGTERM the group, wait up to `grace`, then SIGKILL; returns Codex's status once reaped.
 pub(super) async fn terminate(
-    child: &mut Child,
+    child: &mut RunChild,
     group: &ProcessGroup,
     grace: Duration,
 ) -> Option<ExitStatus> {
@@ -29,7 +30,7 @@ pub(super) async fn terminate(
 pub(super) struct ProcessGroup(Option<Pid>);
 
 impl ProcessGroup {
-    pub(super) fn of(child: &Child) -> Self {
+    pub(super) fn of(child: &RunChild) -> Self {
         Self(
             child
                 .id()

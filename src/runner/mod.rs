@@ -18,7 +18,8 @@
 //!   or a file change and take more instructions while it runs. Both prepare a run the
 //!   same way ([`prepare`]) and start Codex the same way ([`spawn`]).
 //! - Codex is started in one place ([`spawn`]), through the run supervisor
-//!   ([`supervise`]; its descendants found and ended through `/proc` by `proc_tree`), which gives each run private mount and PID namespaces
+//!   ([`supervise`], forked by the run [`spawner`]; its descendants found and ended
+//!   through `/proc` by `proc_tree`), which gives each run private mount and PID namespaces
 //!   ([`namespace`]): Codex gets its directories at private names ([`isolation`]) that
 //!   no other process can re-point, and nothing of the run outlives it.
 

@@ -152,11 +152,6 @@ fn threads_in(status: &str) -> Option<usize> {
 }
 
 impl Spawner {
-    /// The spawner's pid.
-    pub fn pid(&self) -> u32 {
-        self.pid.as_raw().unsigned_abs()
-    }
-
     /// Start a supervisor with `argv` (after its subcommand) and `env`, in `cwd`.
     pub async fn spawn(
         &self,
