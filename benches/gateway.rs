@@ -31,12 +31,13 @@
 mod common;
 #[path = "support/instances.rs"]
 mod instances;
+#[path = "support/load.rs"]
+mod load;
 #[path = "support/previous.rs"]
 mod previous;
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -314,38 +315,17 @@ async fn stateless_rps(
     clients: usize,
     for_how_long: Duration,
 ) -> Result<f64> {
-    let done = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + for_how_long;
-    let mut workers = Vec::new();
-    for worker in 0..clients {
-        let (url, token, done) = (url.to_owned(), token.to_owned(), done.clone());
-        workers.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                n += 1;
-                let response = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("accept", "application/json, text/event-stream")
-                    .header("mcp-protocol-version", "2026-07-28")
-                    .header("mcp-method", "tools/list")
-                    .bearer_auth(&token)
-                    .body(stateless_tools_list(&format!("{worker}-{n}")))
-                    .send()
-                    .await?;
-                anyhow::ensure!(response.status() == 200, "{}", response.status());
-                let _ = response.bytes().await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    let started = Instant::now();
-    for w in workers {
-        w.await??;
-    }
-    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("accept", "application/json, text/event-stream".to_owned()),
+        ("mcp-protocol-version", "2026-07-28".to_owned()),
+        ("mcp-method", "tools/list".to_owned()),
+        ("authorization", format!("Bearer {token}")),
+    ];
+    let body: fn(usize, u64) -> String = |worker, n| stateless_tools_list(&format!("{worker}-{n}"));
+    Ok(load::run(url, &headers, body, clients, for_how_long)
+        .await?
+        .per_second)
 }
 
 /// [`throughput`] (then its stateless row) with a token of the built-in authorization
@@ -393,50 +373,22 @@ async fn throughput_at(
     for_how_long: Duration,
 ) -> Result<Throughput> {
     let session = raw_session(url, Some(token)).await?;
+    let headers = [
+        ("content-type", "application/json".to_owned()),
+        ("accept", "application/json, text/event-stream".to_owned()),
+        ("mcp-session-id", session),
+        // What a client sends once the session negotiated its version.
+        ("mcp-protocol-version", "2025-11-25".to_owned()),
+        ("authorization", format!("Bearer {token}")),
+    ];
+    // JSON-RPC ids must be unique among a session's requests in flight.
+    let body: fn(usize, u64) -> String = |worker, n| {
+        json!({"jsonrpc": "2.0", "id": format!("{worker}-{n}"), "method": "tools/list"}).to_string()
+    };
     let cpu_before = cpu_us(pid).context("server cpu time")?;
-    let done = Arc::new(AtomicUsize::new(0));
-    let deadline = Instant::now() + for_how_long;
-    let mut workers = Vec::new();
-    for worker in 0..clients {
-        let (url, session, done) = (url.to_owned(), session.clone(), done.clone());
-        let token = token.to_owned();
-        workers.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                // JSON-RPC ids must be unique among a session's requests in flight.
-                n += 1;
-                let body =
-                    json!({"jsonrpc":"2.0","id": format!("{worker}-{n}"),"method":"tools/list"})
-                        .to_string();
-                let response = http
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("accept", "application/json, text/event-stream")
-                    .header("mcp-session-id", &session)
-                    // What a client sends once the session negotiated its version.
-                    .header("mcp-protocol-version", "2025-11-25")
-                    .bearer_auth(&token)
-                    .body(body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(response.status() == 200, "{}", response.status());
-                let _ = response.bytes().await?;
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            anyhow::Ok(())
-        }));
-    }
-    let started = Instant::now();
-    for w in workers {
-        w.await??;
-    }
+    let done = load::run(url, &headers, body, clients, for_how_long).await?;
     let cpu = cpu_us(pid).context("server cpu time")? - cpu_before;
-    let requests = done.load(Ordering::Relaxed) as f64;
-    Ok((
-        requests / started.elapsed().as_secs_f64(),
-        cpu as f64 / requests.max(1.0),
-    ))
+    Ok((done.per_second, cpu as f64 / done.requests.max(1.0)))
 }
 
 #[tokio::main]
