@@ -190,10 +190,13 @@ pub(super) async fn start_run(
             Err(SpawnError::Refused(reason)) => {
                 return Err(spawn_error(std::io::Error::other(reason)));
             }
-            Err(SpawnError::Unavailable(reason)) => tracing::warn!(
+            Err(SpawnError::Unavailable(reason)) if spawner.first_fallback() => tracing::warn!(
                 %reason,
-                "the run spawner cannot start this run: starting its supervisor by exec"
+                "the run spawner cannot start this run: starting its supervisor by exec (said once)"
             ),
+            Err(SpawnError::Unavailable(reason)) => {
+                tracing::debug!(%reason, "run supervisor started by exec");
+            }
         }
     }
     let cwd = workdir.proc_path();

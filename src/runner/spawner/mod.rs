@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use nix::fcntl::OFlag;
@@ -87,6 +88,8 @@ pub struct Spawner {
     /// The socket, until the first run connects it to the runtime.
     socket: Mutex<Option<OwnedFd>>,
     link: OnceLock<Result<Arc<Link>, String>>,
+    /// Whether a run has already started by exec instead (said once as a warning).
+    fell_back: AtomicBool,
 }
 
 impl std::fmt::Debug for Spawner {
@@ -139,6 +142,7 @@ pub fn start() -> Result<Spawner, StartError> {
             pid: child,
             socket: Mutex::new(Some(server_end)),
             link: OnceLock::new(),
+            fell_back: AtomicBool::new(false),
         }),
     }
 }
@@ -152,6 +156,12 @@ fn threads_in(status: &str) -> Option<usize> {
 }
 
 impl Spawner {
+    /// Whether this is the first run to start by exec instead: the warning is said once,
+    /// not for every run of a server whose spawner is gone.
+    pub fn first_fallback(&self) -> bool {
+        !self.fell_back.swap(true, Ordering::Relaxed)
+    }
+
     /// Start a supervisor with `argv` (after its subcommand) and `env`, in `cwd`.
     pub async fn spawn(
         &self,
