@@ -127,9 +127,11 @@ fn bench_env(cost: &str) -> Vec<(String, String)> {
     env
 }
 
-/// Latencies seen by the client, and 2Bot's own share of each: the latency minus the
-/// Codex run's `duration_ms` (spawn to exit, as 2Bot measured it).
-type Timings = (Vec<Duration>, Vec<Duration>);
+/// Latencies seen by the client, 2Bot's own share of each (the latency minus the Codex
+/// run's `duration_ms`, spawn to exit, as 2Bot measured it), and the server process's
+/// CPU per call in µs (`/proc`; its children's not included): how much of the own time
+/// is work, and how much waiting (wake-ups, the client).
+type Timings = (Vec<Duration>, Vec<Duration>, f64);
 
 fn own_share(latency: Duration, result: &rmcp::model::CallToolResult) -> Duration {
     let run = structured(result)["duration_ms"].as_u64().unwrap_or(0);
@@ -143,6 +145,7 @@ async fn stdio_calls(calls: usize, cost: &str) -> Result<Timings> {
     })
     .await?;
     let (mut samples, mut own) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    let cpu_before = cpu_us(server.pid).context("server cpu time")?;
     for _ in 0..calls {
         let t = Instant::now();
         let r = call(&server.client, json!({"prompt": "scenario:fixed"})).await?;
@@ -151,8 +154,9 @@ async fn stdio_calls(calls: usize, cost: &str) -> Result<Timings> {
         samples.push(latency);
         own.push(own_share(latency, &r));
     }
+    let cpu = cpu_us(server.pid).context("server cpu time")? - cpu_before;
     server.client.cancel().await?;
-    Ok((samples, own))
+    Ok((samples, own, cpu as f64 / calls.max(1) as f64))
 }
 
 /// The static token every benchmarked server accepts, and its `principal:token` pair.
@@ -187,7 +191,9 @@ async fn spawn_bench_http_costing(cost: &str, extra: &[(&str, &str)]) -> Result<
 async fn http_calls(calls: usize, cost: &str, extra: &[(&str, &str)]) -> Result<Timings> {
     let server = spawn_bench_http_costing(cost, extra).await?;
     let client = http_client(&server.url, Some(SECRET)).await?;
+    let pid = server.child.id().context("server pid")?;
     let (mut samples, mut own) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    let cpu_before = cpu_us(pid).context("server cpu time")?;
     for _ in 0..calls {
         let t = Instant::now();
         let r = call(&client, json!({"prompt": "scenario:fixed"})).await?;
@@ -196,8 +202,9 @@ async fn http_calls(calls: usize, cost: &str, extra: &[(&str, &str)]) -> Result<
         samples.push(latency);
         own.push(own_share(latency, &r));
     }
+    let cpu = cpu_us(pid).context("server cpu time")? - cpu_before;
     client.cancel().await?;
-    Ok((samples, own))
+    Ok((samples, own, cpu as f64 / calls.max(1) as f64))
 }
 
 async fn cold_stdio(runs: usize) -> Result<Vec<Duration>> {
@@ -416,6 +423,7 @@ async fn main() -> Result<()> {
         ("TWOBOT_METRICS_ADDR", "127.0.0.1:0"),
     ];
     let mut own_rows = Vec::new();
+    let mut cpu_rows = Vec::new();
     for cost in COSTS_MS.into_iter().filter(|_| wanted("calls")) {
         // Warm the page cache and the shell before measuring.
         let _ = direct(5, &root, cost).await?;
@@ -423,9 +431,17 @@ async fn main() -> Result<()> {
             &format!("{cost} ms: codex spawned directly"),
             direct(calls, &root, cost).await?,
         );
-        let (stdio, stdio_own) = stdio_calls(calls, cost).await?;
-        let (http, http_own) = http_calls(calls, cost, &[]).await?;
-        let (observed_http, observed_own) = http_calls(calls, cost, &observed).await?;
+        let (stdio, stdio_own, stdio_cpu) = stdio_calls(calls, cost).await?;
+        let (http, http_own, http_cpu) = http_calls(calls, cost, &[]).await?;
+        let (observed_http, observed_own, observed_cpu) =
+            http_calls(calls, cost, &observed).await?;
+        for (what, cpu) in [
+            ("stdio", stdio_cpu),
+            ("HTTP (auth, rate limit, tracing)", http_cpu),
+            ("HTTP + audit log + metrics", observed_cpu),
+        ] {
+            cpu_rows.push((format!("{cost} ms: {what}"), vec![format!("{cpu:.0} µs")]));
+        }
         let stdio = row(&format!("{cost} ms: through 2Bot, stdio"), stdio);
         let http = row(
             &format!("{cost} ms: through 2Bot, HTTP (auth, rate limit, tracing)"),
@@ -469,6 +485,12 @@ async fn main() -> Result<()> {
             "2Bot's own time per call: client latency minus the Codex run's duration_ms",
             &["p50", "p99"],
             &latency_rows(&own_rows),
+        );
+        table(
+            &previous,
+            "2Bot's server CPU per call (/proc: user + system, its children not included)",
+            &["mean"],
+            &cpu_rows,
         );
     }
     if wanted("cold") {
