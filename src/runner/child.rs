@@ -23,7 +23,6 @@ pub struct RunChild {
     pub stdout: Option<pipe::Receiver>,
     /// Its stderr.
     pub stderr: Option<pipe::Receiver>,
-    pid: Option<u32>,
     exit: Exit,
 }
 
@@ -32,7 +31,7 @@ enum Exit {
     /// Spawned by exec: tokio reaps it (and kills it when dropped).
     Spawned(tokio::process::Child),
     /// Forked by the spawner, which reaps it and sends its status.
-    Forked(Waiting),
+    Forked(u32, Waiting),
 }
 
 #[derive(Debug)]
@@ -52,7 +51,6 @@ impl RunChild {
             stdin: stdin.map(pipe::Sender::from_owned_fd).transpose()?,
             stdout: stdout.map(pipe::Receiver::from_owned_fd).transpose()?,
             stderr: stderr.map(pipe::Receiver::from_owned_fd).transpose()?,
-            pid: child.id(),
             exit: Exit::Spawned(child),
         })
     }
@@ -63,8 +61,7 @@ impl RunChild {
             stdin: Some(forked.stdin),
             stdout: Some(forked.stdout),
             stderr: Some(forked.stderr),
-            pid: Some(forked.pid),
-            exit: Exit::Forked(Waiting::Pending(forked.exit)),
+            exit: Exit::Forked(forked.pid, Waiting::Pending(forked.exit)),
         }
     }
 
@@ -72,8 +69,8 @@ impl RunChild {
     pub fn id(&self) -> Option<u32> {
         match &self.exit {
             Exit::Spawned(child) => child.id(),
-            Exit::Forked(Waiting::Pending(_)) => self.pid,
-            Exit::Forked(Waiting::Done(_)) => None,
+            Exit::Forked(pid, Waiting::Pending(_)) => Some(*pid),
+            Exit::Forked(_, Waiting::Done(_)) => None,
         }
     }
 
@@ -81,7 +78,7 @@ impl RunChild {
     pub async fn wait(&mut self) -> io::Result<ExitStatus> {
         match &mut self.exit {
             Exit::Spawned(child) => child.wait().await,
-            Exit::Forked(waiting) => {
+            Exit::Forked(_, waiting) => {
                 if let Waiting::Pending(rx) = waiting {
                     let status = rx.await.ok().map(ExitStatus::from_raw);
                     *waiting = Waiting::Done(status);
@@ -100,8 +97,8 @@ impl RunChild {
 impl Drop for RunChild {
     fn drop(&mut self) {
         // As `kill_on_drop` does for a spawned child: an abandoned run leaves nothing.
-        if let (Exit::Forked(Waiting::Pending(_)), Some(pid)) = (&self.exit, self.pid)
-            && let Ok(pid) = i32::try_from(pid)
+        if let Exit::Forked(pid, Waiting::Pending(_)) = &self.exit
+            && let Ok(pid) = i32::try_from(*pid)
         {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }

@@ -44,6 +44,12 @@ pub fn comm(pid: i32) -> String {
         .to_owned()
 }
 
+/// The process's command line, its words joined by spaces (empty once it is gone).
+pub fn cmdline(pid: i32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+        .replace('\0', " ")
+}
+
 /// Panics naming each of `pids` still alive after `within`.
 pub async fn assert_all_gone(pids: &[i32], within: Duration) {
     for &p in pids {

@@ -7,14 +7,22 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::common::proc_tree::{assert_all_gone, children, comm, descendants};
+use crate::common::proc_tree::{assert_all_gone, children, cmdline, comm, descendants};
 use crate::common::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
 
-fn cmdline(pid: i32) -> String {
-    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
-        .replace('\0', " ")
+/// A stdio server with one call of `prompt` started (and left running: 600 s).
+async fn serving(
+    prompt: &str,
+) -> Result<(StdioServer, rmcp::service::RequestHandle<rmcp::RoleClient>)> {
+    let server = spawn_stdio(Options::default()).await?;
+    let call = start_call(
+        &server.client,
+        json!({"prompt": prompt, "timeout_sec": 600}),
+    )
+    .await?;
+    Ok((server, call))
 }
 
 /// The server's one spawner: its only `2bot-spawner` child.
@@ -32,12 +40,7 @@ crate::both_backends!(a_run_s_supervisor_is_forked_by_the_spawner_not_exec_d_by_
 /// While a run hangs, its supervisor is a child of the server's spawner, named
 /// `2bot-supervise`; the server itself has exec'd no `__supervise` child.
 async fn a_run_s_supervisor_is_forked_by_the_spawner_not_exec_d_by_the_server() -> Result<()> {
-    let server = spawn_stdio(Options::default()).await?;
-    let _call = start_call(
-        &server.client,
-        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
-    )
-    .await?;
+    let (server, _call) = serving("scenario:hang").await?;
     hanging_run(&server.record).await?;
     let spawner = spawner_of(server.pid)?;
     let supervisors = children(spawner);
@@ -59,12 +62,7 @@ crate::both_backends!(every_process_of_a_run_dies_with_the_server_through_the_sp
 /// SIGKILL of the server mid-run: the spawner, the supervisor, Codex and the command
 /// that left Codex's session all go.
 async fn every_process_of_a_run_dies_with_the_server_through_the_spawner() -> Result<()> {
-    let server = spawn_stdio(Options::default()).await?;
-    let _call = start_call(
-        &server.client,
-        json!({"prompt": "scenario:setsid_hang", "timeout_sec": 600}),
-    )
-    .await?;
+    let (server, _call) = serving("scenario:setsid_hang").await?;
     let run = wait_for_run_dir(&server.record, Duration::from_secs(20)).await?;
     let setsid = wait_for_run_pid(&run.join("setsid.pid"), Duration::from_secs(20)).await?;
     let pid = i32::try_from(server.pid)?;
@@ -88,12 +86,7 @@ crate::both_backends!(runs_start_by_exec_with_a_warning_once_the_spawner_is_gone
 /// A spawner killed mid-run ends that run at once (with what it had said), and later
 /// runs start their supervisor by exec; the log says why, once.
 async fn runs_start_by_exec_with_a_warning_once_the_spawner_is_gone() -> Result<()> {
-    let server = spawn_stdio(Options::default()).await?;
-    let hanging = start_call(
-        &server.client,
-        json!({"prompt": "scenario:hang", "timeout_sec": 600}),
-    )
-    .await?;
+    let (server, hanging) = serving("scenario:hang").await?;
     let run = hanging_run(&server.record).await?;
     let spawner = spawner_of(server.pid)?;
     nix::sys::signal::kill(

@@ -294,7 +294,10 @@ async fn read(link: Arc<Link>, spawner: Pid) {
             .await;
         let len = match received {
             Ok(Some(r)) if !r.truncated => r.len,
-            Ok(Some(_)) => continue,
+            Ok(Some(_)) => {
+                tracing::error!("the run spawner sent a message over {MAX_MESSAGE} bytes");
+                continue;
+            }
             Ok(None) | Err(_) => break,
         };
         match decode_reply(buf.get(..len).unwrap_or_default()) {

@@ -100,6 +100,17 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request, WireError> {
     Ok(Request { id, argv, env })
 }
 
+/// The id of the request in `bytes`, read from its fixed prefix alone: a request that is
+/// truncated or does not decode still gets its `Failed` answer (0 when even the prefix is
+/// missing, an id never given out).
+pub fn request_id(bytes: &[u8]) -> u64 {
+    let mut r = Reader(bytes);
+    match r.byte() {
+        Ok(REQUEST) => r.u64().unwrap_or(0),
+        _ => 0,
+    }
+}
+
 /// The bytes of `reply`.
 pub fn encode_reply(reply: &Reply) -> Vec<u8> {
     match reply {
@@ -297,6 +308,10 @@ mod tests {
         lying.extend_from_slice(&u32::MAX.to_le_bytes());
         assert_eq!(decode_request(&lying), Err(WireError::Truncated));
         assert_eq!(decode_request(b"Z"), Err(WireError::Kind(b'Z')));
+        // The id is read from the prefix alone, so even a cut request is answered.
+        assert_eq!(request_id(&longer[..9]), 1);
+        assert_eq!(request_id(&longer[..5]), 0);
+        assert_eq!(request_id(b"X\x01\0\0\0\0\0\0\0"), 0);
         assert_eq!(decode_reply(b"R"), Err(WireError::Kind(b'R')));
         let started = encode_reply(&Reply::Started { id: 1, pid: 2 });
         for cut in 0..started.len() {

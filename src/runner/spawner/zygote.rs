@@ -23,7 +23,7 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, getpid, getppid, setpgid};
 
 use super::sock::{self, MAX_MESSAGE};
-use super::wire::{Reply, decode_request, encode_reply, raw_status};
+use super::wire::{Reply, decode_request, encode_reply, raw_status, request_id};
 use crate::runner::supervise::{self, Args, SPAWN_FAILED, SPAWN_FAILED_MARKER};
 
 /// The spawner's loop, until the server closes its socket (or dies: the spawner's parent
@@ -90,10 +90,7 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
             Err(_) => return 1,
         };
         let bytes = buf.get(..received.len).unwrap_or_default();
-        let id = bytes
-            .get(1..9)
-            .and_then(|b| <[u8; 8]>::try_from(b).ok())
-            .map_or(0, u64::from_le_bytes);
+        let id = request_id(bytes);
         let start = if received.truncated {
             Err(format!("a request over {MAX_MESSAGE} bytes"))
         } else {
