@@ -2,7 +2,9 @@
 //! as a table (no timing assertions: figures, not tests). See BENCHMARKS.md.
 //!
 //! 1. Per-call latency (p50, p99) of the same fake Codex of fixed cost, spawned
-//!    directly, then called through 2Bot over stdio and over HTTP.
+//!    directly, then called through 2Bot over stdio and over HTTP: with the rmcp client,
+//!    and with a lean client (hyper, the SSE read by hand) that leaves the client's own
+//!    work out, without a progress token (as ChatGPT calls), with one, and stateless.
 //! 2. Cold start to a served `initialize`, stdio and HTTP.
 //! 3. Server RSS idle, and peak with 32 concurrent calls each streaming 50 MB.
 //! 4. HTTP `tools/list` throughput with every layer on (auth, rate limit, tracing), with
@@ -204,6 +206,102 @@ async fn http_calls(calls: usize, cost: &str, extra: &[(&str, &str)]) -> Result<
     }
     let cpu = cpu_us(pid).context("server cpu time")? - cpu_before;
     client.cancel().await?;
+    Ok((samples, own, cpu as f64 / calls.max(1) as f64))
+}
+
+/// How the lean client calls: in a session without a progress token (as ChatGPT calls:
+/// it sends none), the same with one (as the rmcp client always does, so 2Bot sends a
+/// progress notification per Codex event), or as a 2026-07-28 stateless request.
+#[derive(Clone, Copy, PartialEq)]
+enum Lean {
+    Session,
+    Progress,
+    Stateless,
+}
+
+impl Lean {
+    const ALL: [Lean; 3] = [Lean::Session, Lean::Progress, Lean::Stateless];
+
+    fn what(self) -> &'static str {
+        match self {
+            Lean::Session => "HTTP, a lean client, session, no progress token",
+            Lean::Progress => "HTTP, a lean client, session, a progress token",
+            Lean::Stateless => "HTTP, a lean client, stateless, no progress token",
+        }
+    }
+}
+
+/// A `tools/call` through a lean client ([`load::Connection`]: one keep-alive
+/// connection, the body written by hand, the SSE answer's `data:` lines parsed once),
+/// every layer on: the HTTP rows without the rmcp client's own work, which the rmcp
+/// rows count as 2Bot's.
+async fn lean_http_calls(calls: usize, cost: &str, how: Lean) -> Result<Timings> {
+    let server = spawn_bench_http_costing(cost, &[]).await?;
+    let pid = server.child.id().context("server pid")?;
+    let mut headers = vec![
+        ("content-type", "application/json".to_owned()),
+        ("accept", "application/json, text/event-stream".to_owned()),
+        ("authorization", format!("Bearer {SECRET}")),
+    ];
+    let meta = if how == Lean::Stateless {
+        headers.extend([
+            ("mcp-protocol-version", "2026-07-28".to_owned()),
+            ("mcp-method", "tools/call".to_owned()),
+            ("mcp-name", "run_codex_prompt".to_owned()),
+        ]);
+        json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "bench", "version": "0"}
+        })
+    } else {
+        headers.extend([
+            (
+                "mcp-session-id",
+                raw_session(&server.url, Some(SECRET)).await?,
+            ),
+            ("mcp-protocol-version", "2025-06-18".to_owned()),
+        ]);
+        json!({})
+    };
+    let mut connection = load::Connection::open(&server.url, &headers).await?;
+    let (mut samples, mut own) = (Vec::with_capacity(calls), Vec::with_capacity(calls));
+    let cpu_before = cpu_us(pid).context("server cpu time")?;
+    for id in 0..calls {
+        let mut meta = meta.clone();
+        if how == Lean::Progress {
+            meta["progressToken"] = json!(id);
+        }
+        let body = json!({
+            "jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {
+                "name": "run_codex_prompt",
+                "arguments": {"prompt": "scenario:fixed"},
+                "_meta": meta,
+            }
+        });
+        let t = Instant::now();
+        let answer = connection.post(body.to_string()).await?;
+        let latency = t.elapsed();
+        let answer = std::str::from_utf8(&answer)?;
+        let result = answer
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data.trim()).ok())
+            .chain(serde_json::from_str::<serde_json::Value>(answer).ok())
+            .find_map(|message| message.get("result").cloned())
+            .with_context(|| format!("no result in {answer}"))?;
+        let progress = answer.matches("notifications/progress").count();
+        anyhow::ensure!(
+            (progress > 0) == (how == Lean::Progress),
+            "{progress} progress notifications: {answer}"
+        );
+        let result: rmcp::model::CallToolResult = serde_json::from_value(result)?;
+        anyhow::ensure!(text(&result) == "fixed answer", "{}", text(&result));
+        samples.push(latency);
+        own.push(own_share(latency, &result));
+    }
+    let cpu = cpu_us(pid).context("server cpu time")? - cpu_before;
     Ok((samples, own, cpu as f64 / calls.max(1) as f64))
 }
 
@@ -435,11 +533,18 @@ async fn main() -> Result<()> {
         let (http, http_own, http_cpu) = http_calls(calls, cost, &[]).await?;
         let (observed_http, observed_own, observed_cpu) =
             http_calls(calls, cost, &observed).await?;
+        let mut lean = Vec::new();
+        for how in Lean::ALL {
+            lean.push((how, lean_http_calls(calls, cost, how).await?));
+        }
         for (what, cpu) in [
             ("stdio", stdio_cpu),
             ("HTTP (auth, rate limit, tracing)", http_cpu),
             ("HTTP + audit log + metrics", observed_cpu),
-        ] {
+        ]
+        .into_iter()
+        .chain(lean.iter().map(|(how, (_, _, cpu))| (how.what(), *cpu)))
+        {
             cpu_rows.push((format!("{cost} ms: {what}"), vec![format!("{cpu:.0} µs")]));
         }
         let stdio = row(&format!("{cost} ms: through 2Bot, stdio"), stdio);
@@ -460,7 +565,18 @@ async fn main() -> Result<()> {
             &format!("{cost} ms: through 2Bot, HTTP + audit log + metrics"),
             observed_http,
         );
-        for r in [&base, &stdio, &http, &observed_http] {
+        let mut lean_rows = Vec::new();
+        for (how, (samples, own, _)) in lean {
+            own_rows.push(row(&format!("{cost} ms: {}", how.what()), own));
+            lean_rows.push(row(
+                &format!("{cost} ms: through 2Bot, {}", how.what()),
+                samples,
+            ));
+        }
+        for r in [&base, &stdio, &http, &observed_http]
+            .into_iter()
+            .chain(lean_rows.iter())
+        {
             let diff = r.p50.as_secs_f64() - base.p50.as_secs_f64();
             call_rows.push((
                 r.what.clone(),

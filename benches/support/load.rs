@@ -1,6 +1,7 @@
 //! The load generator of the throughput rows: `clients` HTTP/1.1 keep-alive connections,
 //! each driven by hyper's client connection (no pool, no redirect logic, the headers
-//! built once), one request in flight each, for a fixed time.
+//! built once), one request in flight each, for a fixed time. Its [`Connection`] is also
+//! the lean client of the per-call rows.
 //!
 //! Why not reqwest: on the 2-core VM the generator shares the cores with the server it
 //! measures. reqwest spent about as much CPU per request as 2Bot's whole `tools/list`
@@ -28,6 +29,51 @@ pub struct Done {
     pub per_second: f64,
 }
 
+/// One HTTP/1.1 keep-alive connection to one URL, its headers built once: the load
+/// generator's connection, and the lean client of the per-call rows (a call timed
+/// through it holds none of an MCP SDK's own work, only 2Bot's and the kernel's).
+pub struct Connection {
+    send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    path: String,
+    fixed: hyper::HeaderMap,
+}
+
+impl Connection {
+    /// Connect to `url` (TCP_NODELAY, as every HTTP client that cares about latency).
+    pub async fn open(url: &str, headers: &[(&str, String)]) -> Result<Self> {
+        let uri: hyper::Uri = url.parse().context("the URL")?;
+        let authority = uri.authority().context("the URL's authority")?.clone();
+        let mut fixed = hyper::HeaderMap::new();
+        fixed.insert(
+            hyper::header::HOST,
+            HeaderValue::from_str(authority.as_str())?,
+        );
+        for (name, value) in headers {
+            fixed.insert(
+                HeaderName::from_bytes(name.as_bytes())?,
+                HeaderValue::from_str(value)?,
+            );
+        }
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+        stream.set_nodelay(true)?;
+        let (send, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self { send, path, fixed })
+    }
+
+    /// POST `body`; the answer must be 200, and is read to its end.
+    pub async fn post(&mut self, body: String) -> Result<Bytes> {
+        let mut request = Request::post(self.path.as_str()).body(Full::new(Bytes::from(body)))?;
+        *request.headers_mut() = self.fixed.clone();
+        self.send.ready().await?;
+        let response = self.send.send_request(request).await?;
+        anyhow::ensure!(response.status() == 200, "{}", response.status());
+        Ok(response.into_body().collect().await?.to_bytes())
+    }
+}
+
 /// What `clients` connections get from `url`, each sending POSTs with `headers` and the
 /// body `body(worker, n)` for `for_how_long`; every answer must be 200 and is read to
 /// its end.
@@ -38,42 +84,20 @@ pub async fn run(
     clients: usize,
     for_how_long: Duration,
 ) -> Result<Done> {
-    let uri: hyper::Uri = url.parse().context("the URL")?;
-    let authority = uri.authority().context("the URL's authority")?.clone();
-    let mut fixed = hyper::HeaderMap::new();
-    fixed.insert(
-        hyper::header::HOST,
-        HeaderValue::from_str(authority.as_str())?,
-    );
-    for (name, value) in headers {
-        fixed.insert(
-            HeaderName::from_bytes(name.as_bytes())?,
-            HeaderValue::from_str(value)?,
-        );
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        connections.push(Connection::open(url, headers).await?);
     }
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
     let done = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + for_how_long;
     let mut workers = Vec::new();
-    for worker in 0..clients {
-        let (fixed, path, done) = (fixed.clone(), path.clone(), done.clone());
-        let address = authority.as_str().to_owned();
+    for (worker, mut connection) in connections.into_iter().enumerate() {
+        let done = done.clone();
         workers.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(&address).await?;
-            stream.set_nodelay(true)?;
-            let (mut send, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
             let mut n = 0u64;
             while Instant::now() < deadline {
                 n += 1;
-                let mut request =
-                    Request::post(path.as_str()).body(Full::new(Bytes::from(body(worker, n))))?;
-                *request.headers_mut() = fixed.clone();
-                send.ready().await?;
-                let response = send.send_request(request).await?;
-                anyhow::ensure!(response.status() == 200, "{}", response.status());
-                response.into_body().collect().await?;
+                connection.post(body(worker, n)).await?;
                 done.fetch_add(1, Ordering::Relaxed);
             }
             anyhow::Ok(())
