@@ -195,14 +195,18 @@ async fn run(config: Config, inherited: Option<std::net::TcpListener>) -> ExitCo
                 return ExitCode::from(2);
             };
             let io = (tokio::io::stdin(), tokio::io::stdout());
-            match twobot::stdio::serve(
+            let audit = runs.observer().audit().cloned();
+            let served = twobot::stdio::serve(
                 tokio::io::join(io.0, io.1),
                 runs,
                 config.policy.default_timeout_sec(),
                 shutdown,
             )
-            .await
-            {
+            .await;
+            if let Some(audit) = audit {
+                flush_audit(audit).await;
+            }
+            match served {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(target: LOG_TARGET, error = %e, "stdio session failed to initialise");
@@ -211,6 +215,16 @@ async fn run(config: Config, inherited: Option<std::net::TcpListener>) -> ExitCo
             }
         }
         Transport::Http => serve_http(&config, shutdown, inherited).await,
+    }
+}
+
+/// Wait, off the runtime's threads, until every audit record queued is written.
+async fn flush_audit(audit: std::sync::Arc<twobot::audit::AuditLog>) {
+    if !matches!(
+        tokio::task::spawn_blocking(move || audit.flush()).await,
+        Ok(true)
+    ) {
+        tracing::error!(target: LOG_TARGET, "the audit log's writer is gone: records queued at exit may be lost");
     }
 }
 
@@ -315,9 +329,11 @@ async fn serve_http(
     );
     tracing::info!(target: LOG_TARGET, url = %format!("http://{local}{}", settings.path), public = %settings.resource(), auth = settings.auth.is_some(), "listening");
     let served = serve(listener, app, tracker, shutdown, settings.serve_limits()).await;
-    if let Some(audit) = &audit {
-        // The last interval's unauthenticated refusals, before the process ends.
+    if let Some(audit) = audit {
+        // The last interval's unauthenticated refusals, then everything queued, on disk
+        // before the process ends.
         audit.write_summaries();
+        flush_audit(audit).await;
     }
     match served {
         Ok(()) => {

@@ -7,12 +7,21 @@
 //! (the oldest is deleted; `0` keeps none). So the log never takes more than
 //! `TWOBOT_AUDIT_MAX_BYTES × (TWOBOT_AUDIT_KEEP + 1)` of disk, whatever callers send.
 //! An operator's logrotate still works alongside (move the file, send `SIGHUP`).
+//!
+//! The file is written by one thread of its own (`2bot-audit`), never by a runtime
+//! thread: a record is serialized by its caller and queued, in order, and a slow or
+//! stalled disk (or a full pipe, when the log is a FIFO to a shipper) holds up only that
+//! thread. A reopen goes through the same queue, so every record lands in the file it was
+//! written before or after. [`AuditLog::flush`] waits until everything queued is written;
+//! the server flushes before it exits, and dropping the log drains the queue too.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -42,14 +51,42 @@ impl Default for AuditLimits {
     }
 }
 
-/// Where audit records go: the operator's file, reopened on demand, rotated by size.
+/// Records waiting for the writer thread, at most. A caller beyond them waits for the
+/// disk, as every caller did when records were written in place: an audit record is
+/// never dropped for want of room.
+const QUEUED_RECORDS: usize = 4096;
+
+/// Where audit records go: the operator's file, reopened on demand, rotated by size,
+/// written by its own thread.
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
-    file: Mutex<Current>,
+    /// To the writer thread; `None` only while the log is dropped.
+    queue: Option<SyncSender<Job>>,
+    writer: Option<JoinHandle<()>>,
     keep_prompts: bool,
     limits: AuditLimits,
     unauthenticated: Unauthenticated,
+}
+
+/// What the writer thread is asked to do, in the order asked.
+#[derive(Debug)]
+enum Job {
+    /// Append one whole line.
+    Line(Vec<u8>),
+    /// Reopen the file by name.
+    Reopen,
+    /// Say when everything queued before has been written.
+    Flush(Sender<()>),
+}
+
+/// The writer thread's side: the open file, how to rotate it, and whom to tell when a
+/// record is lost.
+struct Writer {
+    path: PathBuf,
+    current: Current,
+    limits: AuditLimits,
+    on_lost: Box<dyn Fn() + Send>,
 }
 
 #[derive(Debug)]
@@ -84,11 +121,32 @@ fn open_append(path: &Path) -> Result<Current, OpenError> {
 }
 
 impl AuditLog {
-    /// Open (or create, `0600`) `path` for appending.
-    pub fn open(path: &Path, keep_prompts: bool, limits: AuditLimits) -> Result<Self, OpenError> {
+    /// Open (or create, `0600`) `path` for appending, and start its writer thread, which
+    /// calls `on_lost` for every record it could not write (the owner counts them).
+    pub fn open(
+        path: &Path,
+        keep_prompts: bool,
+        limits: AuditLimits,
+        on_lost: impl Fn() + Send + 'static,
+    ) -> Result<Self, OpenError> {
+        let writer = Writer {
+            path: path.to_owned(),
+            current: open_append(path)?,
+            limits,
+            on_lost: Box::new(on_lost),
+        };
+        let (queue, jobs) = sync_channel(QUEUED_RECORDS);
+        let thread = std::thread::Builder::new()
+            .name("2bot-audit".into())
+            .spawn(move || writer.run(jobs))
+            .map_err(|source| OpenError {
+                path: path.to_owned(),
+                source,
+            })?;
         Ok(Self {
             path: path.to_owned(),
-            file: Mutex::new(open_append(path)?),
+            queue: Some(queue),
+            writer: Some(thread),
             keep_prompts,
             limits,
             unauthenticated: Unauthenticated::default(),
@@ -105,20 +163,23 @@ impl AuditLog {
         &self.path
     }
 
-    /// Reopen the file by name (after logrotate moved it). On failure the old file is
-    /// kept, so records still land somewhere.
+    /// Reopen the file by name (after logrotate moved it), after the records queued so
+    /// far. On failure the old file is kept, so records still land somewhere.
     pub fn reopen(&self) {
-        match open_append(&self.path) {
-            Ok(file) => {
-                if let Ok(mut current) = self.file.lock() {
-                    *current = file;
-                }
-                tracing::info!(path = %self.path.display(), "audit log reopened");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "audit log not reopened; still writing to the old file")
-            }
-        }
+        self.send(Job::Reopen);
+    }
+
+    /// Wait until every record queued so far is written (or failed, and said so);
+    /// `false` when the writer thread is gone.
+    pub fn flush(&self) -> bool {
+        let (done, written) = channel();
+        self.send(Job::Flush(done)) && written.recv().is_ok()
+    }
+
+    fn send(&self, job: Job) -> bool {
+        self.queue
+            .as_ref()
+            .is_some_and(|queue| queue.send(job).is_ok())
     }
 
     /// Reopen the file on every SIGHUP (logrotate moves it away, then sends one), on a
@@ -140,8 +201,10 @@ impl AuditLog {
         }
     }
 
-    /// Append `record` as one line (its strings cut) and flush. Never fails the caller:
-    /// a failure is logged, and `false` returned.
+    /// Queue `record` as one line (its strings cut) for the writer thread. Never fails
+    /// the caller: `false` when it could not be queued (it did not serialize, or the
+    /// writer is gone), logged. A record the writer then fails to write is logged there,
+    /// and given to `on_lost`.
     pub fn write(&self, record: &impl Serialize) -> bool {
         let line = match self.line(record) {
             Ok(line) => line,
@@ -150,21 +213,14 @@ impl AuditLog {
                 return false;
             }
         };
-        let written = match self.file.lock() {
-            Ok(mut current) => self.append(&mut current, &line),
-            Err(_) => Err(std::io::Error::other("audit log lock poisoned")),
-        };
-        match written {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(
-                    error = %e,
-                    path = %self.path.display(),
-                    "AUDIT RECORD LOST: the audit log could not be written"
-                );
-                false
-            }
+        let queued = self.send(Job::Line(line));
+        if !queued {
+            tracing::error!(
+                path = %self.path.display(),
+                "AUDIT RECORD LOST: the audit log's writer is gone"
+            );
         }
+        queued
     }
 
     /// The line for `record`: as serialized when no string is longer than [`CUT_AT`];
@@ -185,43 +241,6 @@ impl AuditLog {
         }
         line.push(b'\n');
         Ok(line)
-    }
-
-    fn append(&self, current: &mut Current, line: &[u8]) -> std::io::Result<()> {
-        let len = line.len() as u64;
-        if current.size > 0 && current.size + len > self.limits.max_bytes {
-            self.rotate(current)?;
-        }
-        // One write call per record: O_APPEND keeps lines whole even if another
-        // process appends to the same file.
-        current.file.write_all(line)?;
-        current.file.flush()?;
-        current.size += len;
-        Ok(())
-    }
-
-    /// `path` → `path.1` → … → `path.KEEP` (dropped), then a new `path`.
-    fn rotate(&self, current: &mut Current) -> std::io::Result<()> {
-        let numbered = |n: u32| {
-            let mut name = self.path.clone().into_os_string();
-            name.push(format!(".{n}"));
-            PathBuf::from(name)
-        };
-        let gone_is_fine = |r: std::io::Result<()>| match r {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        };
-        if self.limits.keep == 0 {
-            gone_is_fine(std::fs::remove_file(&self.path))?;
-        } else {
-            for n in (1..self.limits.keep).rev() {
-                gone_is_fine(std::fs::rename(numbered(n), numbered(n + 1)))?;
-            }
-            gone_is_fine(std::fs::rename(&self.path, numbered(1)))?;
-        }
-        *current = open_append(&self.path).map_err(|e| e.source)?;
-        tracing::info!(path = %self.path.display(), keep = self.limits.keep, "audit log rotated");
-        Ok(())
     }
 
     /// Count an unauthenticated refusal from `client` (an address key) for `reason`;
@@ -255,6 +274,90 @@ impl AuditLog {
             }
             log.write_summaries();
         });
+    }
+}
+
+impl Writer {
+    /// Do the jobs in order until every sender is gone (the log dropped).
+    fn run(mut self, jobs: Receiver<Job>) {
+        for job in jobs {
+            match job {
+                Job::Line(line) => {
+                    if let Err(e) = self.append(&line) {
+                        (self.on_lost)();
+                        tracing::error!(
+                            error = %e,
+                            path = %self.path.display(),
+                            "AUDIT RECORD LOST: the audit log could not be written"
+                        );
+                    }
+                }
+                Job::Reopen => self.reopen(),
+                Job::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    fn reopen(&mut self) {
+        match open_append(&self.path) {
+            Ok(file) => {
+                self.current = file;
+                tracing::info!(path = %self.path.display(), "audit log reopened");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit log not reopened; still writing to the old file")
+            }
+        }
+    }
+
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let len = line.len() as u64;
+        if self.current.size > 0 && self.current.size + len > self.limits.max_bytes {
+            self.rotate()?;
+        }
+        // One write call per record: O_APPEND keeps lines whole even if another
+        // process appends to the same file.
+        self.current.file.write_all(line)?;
+        self.current.file.flush()?;
+        self.current.size += len;
+        Ok(())
+    }
+
+    /// `path` → `path.1` → … → `path.KEEP` (dropped), then a new `path`.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let numbered = |n: u32| {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{n}"));
+            PathBuf::from(name)
+        };
+        let gone_is_fine = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        };
+        if self.limits.keep == 0 {
+            gone_is_fine(std::fs::remove_file(&self.path))?;
+        } else {
+            for n in (1..self.limits.keep).rev() {
+                gone_is_fine(std::fs::rename(numbered(n), numbered(n + 1)))?;
+            }
+            gone_is_fine(std::fs::rename(&self.path, numbered(1)))?;
+        }
+        self.current = open_append(&self.path).map_err(|e| e.source)?;
+        tracing::info!(path = %self.path.display(), keep = self.limits.keep, "audit log rotated");
+        Ok(())
+    }
+}
+
+impl Drop for AuditLog {
+    /// Close the queue and wait for the writer to write what it holds: nothing queued
+    /// is lost when the server stops.
+    fn drop(&mut self) {
+        drop(self.queue.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 

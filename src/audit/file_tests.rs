@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 use super::*;
 use crate::audit::{AuditRecord, Outcome, PromptDigest};
@@ -35,14 +35,14 @@ fn open(path: &Path, keep_prompts: bool, max_bytes: u64, keep: u32) -> AuditLog 
         keep,
         ..AuditLimits::default()
     };
-    AuditLog::open(path, keep_prompts, limits).unwrap()
+    AuditLog::open(path, keep_prompts, limits, || {}).unwrap()
 }
 
 #[test]
 fn records_are_appended_one_line_each_to_a_private_file_and_survive_a_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&path, false, AuditLimits::default()).unwrap();
+    let log = AuditLog::open(&path, false, AuditLimits::default(), || {}).unwrap();
     assert!(log.write(&record(Outcome::Ok)));
     assert!(log.write(&record(Outcome::Busy)));
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -55,6 +55,7 @@ fn records_are_appended_one_line_each_to_a_private_file_and_survive_a_rotation()
     log.reopen();
     assert!(log.write(&record(Outcome::Refused)));
 
+    assert!(log.flush());
     let old = std::fs::read_to_string(&rotated).unwrap();
     let new = std::fs::read_to_string(&path).unwrap();
     assert_eq!(old.lines().count(), 3);
@@ -72,6 +73,7 @@ fn an_unopenable_path_is_a_clear_error() {
         Path::new("/nonexistent-dir/audit.jsonl"),
         false,
         AuditLimits::default(),
+        || {},
     )
     .unwrap_err();
     assert!(e.to_string().contains("TWOBOT_AUDIT_LOG"), "{e}");
@@ -89,6 +91,7 @@ fn caller_strings_are_cut_in_the_line_and_a_short_record_keeps_its_field_order()
     hostile.thread_id = Some("t".repeat(100_000));
     hostile.reason = Some(format!("cwd {} is outside", "x".repeat(100_000)));
     assert!(log.write(&hostile));
+    assert!(log.flush());
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with(r#"{"time":"#), "{}", lines[0]);
@@ -111,6 +114,7 @@ fn a_kept_prompt_stays_whole_unless_its_line_could_not_fit_in_a_file() {
     assert!(log.write(&r));
     r.prompt = PromptDigest::of(&"q".repeat(100_000), true);
     assert!(log.write(&r));
+    assert!(log.flush());
     let text = std::fs::read_to_string(&path).unwrap();
     let texts: Vec<String> = text
         .lines()
@@ -133,6 +137,7 @@ fn under_a_flood_no_file_exceeds_the_cap_and_only_keep_old_files_remain() {
     for _ in 0..1_000 {
         assert!(log.write(&hostile));
     }
+    assert!(log.flush());
     let mut names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -152,6 +157,7 @@ fn under_a_flood_no_file_exceeds_the_cap_and_only_keep_old_files_remain() {
     for _ in 0..100 {
         assert!(log.write(&hostile));
     }
+    assert!(log.flush());
     assert!(std::fs::metadata(&none).unwrap().len() <= cap);
     assert!(
         !dir.path().join("none.jsonl.1").exists(),
@@ -169,6 +175,7 @@ fn unauthenticated_refusals_become_one_summary_line_per_address() {
         assert!(!log.unauthenticated("192.0.2.1", "missing"));
     }
     assert!(log.write_summaries());
+    assert!(log.flush());
     let text = std::fs::read_to_string(&path).unwrap();
     assert_eq!(text.lines().count(), 1, "{text}");
     let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
@@ -176,4 +183,102 @@ fn unauthenticated_refusals_become_one_summary_line_per_address() {
     assert_eq!(line["client"], "192.0.2.1");
     assert_eq!(line["refused"], 300);
     assert_eq!(line["reasons"]["missing"], 300);
+}
+
+#[test]
+fn records_are_written_in_order_by_the_writer_thread_and_dropping_the_log_writes_what_is_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = open(&path, false, 1 << 30, 1);
+    for n in 0..2_000u64 {
+        let mut r = record(Outcome::Ok);
+        r.duration_ms = n;
+        assert!(log.write(&r));
+    }
+    drop(log);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let order: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["duration_ms"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(order, (0..2_000).collect::<Vec<_>>());
+}
+
+/// A log whose reader stopped reading (a FIFO to a stalled shipper, like a disk that no
+/// longer answers) holds up the writer thread, never the caller: records are queued
+/// while the writer waits, and all of them arrive once the reader reads again.
+#[test]
+fn a_stalled_log_holds_up_its_writer_not_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    // A reader that holds the FIFO open and reads nothing yet.
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    let log = std::sync::Arc::new(open(&path, false, 1 << 30, 1));
+    let mut big = record(Outcome::Refused);
+    big.reason = Some("r".repeat(1_500));
+    // Far more than a pipe holds (64 KiB): the writer blocks on the full pipe early on.
+    let (done, finished) = std::sync::mpsc::channel();
+    let caller = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for _ in 0..1_000 {
+                assert!(log.write(&big));
+            }
+            let _ = done.send(());
+        })
+    };
+    let unblocked = finished
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .is_ok();
+    // The reader reads again: every record arrives, whole and in order.
+    let drain = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut reader = reader;
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .unwrap();
+        let mut all = String::new();
+        reader.read_to_string(&mut all).unwrap();
+        all
+    });
+    caller.join().unwrap();
+    assert!(unblocked, "the caller waited for the stalled reader");
+    drop(log);
+    let all = drain.join().unwrap();
+    assert_eq!(all.lines().count(), 1_000);
+    assert!(
+        all.lines()
+            .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+    );
+}
+
+#[test]
+fn every_record_the_writer_cannot_write_is_given_to_on_lost() {
+    let lost = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = lost.clone();
+    let log = AuditLog::open(
+        Path::new("/dev/full"),
+        false,
+        AuditLimits::default(),
+        move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        },
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert!(log.write(&record(Outcome::Ok)), "queued");
+    }
+    assert!(log.flush());
+    assert_eq!(lost.load(std::sync::atomic::Ordering::SeqCst), 3);
 }

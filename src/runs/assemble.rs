@@ -63,6 +63,9 @@ pub async fn assemble(
                 path,
                 config.audit_prompts,
                 config.audit_limits,
+                || {
+                    crate::metrics::metrics().audit_write_failures.inc();
+                },
             )?);
             log.reopen_on_sighup();
             Some(log)

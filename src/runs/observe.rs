@@ -267,8 +267,8 @@ mod tests {
     fn an_approval_decision_is_one_audit_line_and_one_count() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.jsonl");
-        let log = AuditLog::open(&path, false, Default::default()).unwrap();
-        let observer = Observer::new(Some(Arc::new(log)));
+        let log = Arc::new(AuditLog::open(&path, false, Default::default(), || {}).unwrap());
+        let observer = Observer::new(Some(log.clone()));
         let principal = Principal::Token {
             name: "alice".into(),
         };
@@ -314,6 +314,7 @@ mod tests {
                 .encode()
                 .contains(r#"twobot_approvals_total{decision="accept",channel="card"}"#)
         );
+        assert!(log.flush());
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1, "{text}");
         assert!(

@@ -439,6 +439,24 @@ pub async fn wait_for_file(path: &Path, limit: Duration) -> Result<String> {
     }
 }
 
+/// The audit log's text once `ready` says it holds what the test waits for (bounded): its
+/// writer thread appends records a moment after the call that made them answered.
+pub async fn audit_when(path: &Path, ready: impl Fn(&str) -> bool) -> Result<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if ready(&text) {
+            return Ok(text);
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the audit log {} never got there: {text}",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Wait (bounded) for the single run directory the fake Codex creates.
 pub async fn wait_for_run_dir(record: &Path, limit: Duration) -> Result<PathBuf> {
     let deadline = tokio::time::Instant::now() + limit;

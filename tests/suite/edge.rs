@@ -439,7 +439,7 @@ async fn proxy_settings_that_cannot_be_honoured_stop_start_up_with_one_line() ->
 async fn the_audit_log_never_exceeds_its_cap_under_a_flood() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let audit = dir.path().join("audit.jsonl");
-    let server = spawn_http(&[
+    let mut server = spawn_http(&[
         ("TWOBOT_AUDIT_LOG", audit.to_str().context("utf-8 path")?),
         ("TWOBOT_AUDIT_MAX_BYTES", "65536"),
         ("TWOBOT_AUDIT_KEEP", "1"),
@@ -460,6 +460,12 @@ async fn the_audit_log_never_exceeds_its_cap_under_a_flood() -> Result<()> {
         assert_eq!(r.is_error, Some(true));
     }
     client.cancel().await?;
+    // The writer thread writes a moment after the calls: stop the server, which writes
+    // everything queued before it exits, then look.
+    let pid = nix::unistd::Pid::from_raw(server.child.id().context("pid")? as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)?;
+    let status = tokio::time::timeout(Duration::from_secs(30), server.child.wait()).await??;
+    assert!(status.success(), "{status}");
     let rotated = dir.path().join("audit.jsonl.1");
     assert!(rotated.exists(), "the flood filled more than one file");
     let mut names: Vec<String> = std::fs::read_dir(dir.path())?

@@ -5,6 +5,7 @@ mod approvals_card;
 mod approvals_e2e;
 mod approvals_tasks;
 mod arguments;
+mod audit_stall;
 mod background;
 mod bench_figures;
 mod clients;
