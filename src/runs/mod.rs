@@ -42,7 +42,7 @@ pub use self::refusal::RunRefusal;
 pub use self::store::{KeptError, KeptRuns, Reservation};
 use crate::config::KeptConfig;
 use crate::peer::Peers;
-use crate::policy::{Policy, Refusal, check};
+use crate::policy::{Policy, Refusal, Rule, check};
 use crate::run::control::ControlConfig;
 use crate::run::{CallTransport, Principal, QuotaKey, RunPath, RunRequest, RunSpec};
 use crate::run_queue::{RunQueue, Ticket};
@@ -241,7 +241,7 @@ impl Runs {
             return Err(RunRefusal::BackgroundDisabled);
         }
         // The request itself first: a bad one never takes a place anyone else could use.
-        let spec = check(&inner.policy, &caller.principal, request).map_err(RunRefusal::Policy)?;
+        let spec = checked(&inner.policy, &caller.principal, request).await?;
         // A resume or a fork must name a thread this caller started (a fork is a new
         // thread, owned by whoever forked it).
         if let Some(thread) = spec.resume.as_ref().or(spec.fork.as_ref())
@@ -280,5 +280,28 @@ impl Runs {
             None => None,
         };
         Ok((spec, reservation, (ticket, lease)))
+    }
+}
+
+/// [`check`] on tokio's blocking pool. Resolving the request's paths touches the file
+/// system (`canonicalize`, `is_dir`, `is_file`), which a hung network mount or a slow
+/// disk can stall for as long as it likes; a runtime thread must never wait on it, or
+/// every other call and request on that thread waits too.
+async fn checked(
+    policy: &Arc<Policy>,
+    principal: &Principal,
+    request: &RunRequest,
+) -> Result<RunSpec, RunRefusal> {
+    let (policy, principal, request) = (policy.clone(), principal.clone(), request.clone());
+    match tokio::task::spawn_blocking(move || check(&policy, &principal, &request)).await {
+        Ok(checked) => checked.map_err(RunRefusal::Policy),
+        // The check panicked: as if it had run here.
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // Only a runtime that is shutting down cancels a blocking task.
+        Err(_) => Err(RunRefusal::Policy(Refusal {
+            param: "cwd".into(),
+            value: "(not checked)".into(),
+            rule: Rule::Unresolvable("the server is stopping".into()),
+        })),
     }
 }
