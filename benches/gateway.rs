@@ -63,6 +63,10 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
+fn us(d: Duration) -> String {
+    format!("{} µs", d.as_micros())
+}
+
 struct Row {
     what: String,
     p50: Duration,
@@ -303,6 +307,29 @@ async fn lean_http_calls(calls: usize, cost: &str, how: Lean) -> Result<Timings>
     }
     let cpu = cpu_us(pid).context("server cpu time")? - cpu_before;
     Ok((samples, own, cpu as f64 / calls.max(1) as f64))
+}
+
+/// `/healthz` round trips (no MCP, no run, no auth) through the lean client, back to
+/// back and each after 50 ms of quiet: what waking an idle server and client costs on
+/// this machine, which a call's own time pays once (the client waits out the run). A
+/// bare axum "hello" server pays the same here (BENCHMARKS.md, "Issue 22: own time over
+/// HTTP, measured without the client's work").
+async fn idle_wake(rounds: usize) -> Result<(Vec<Duration>, Vec<Duration>)> {
+    let server = spawn_bench_http(&[]).await?;
+    let mut connection = load::Connection::open(&format!("{}/healthz", server.base), &[]).await?;
+    let (mut back_to_back, mut after_quiet) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let t = Instant::now();
+        connection.get().await?;
+        back_to_back.push(t.elapsed());
+    }
+    for _ in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let t = Instant::now();
+        connection.get().await?;
+        after_quiet.push(t.elapsed());
+    }
+    Ok((back_to_back, after_quiet))
 }
 
 async fn cold_stdio(runs: usize) -> Result<Vec<Duration>> {
@@ -601,6 +628,19 @@ async fn main() -> Result<()> {
             "2Bot's own time per call: client latency minus the Codex run's duration_ms",
             &["p50", "p99"],
             &latency_rows(&own_rows),
+        );
+        let (back_to_back, after_quiet) = idle_wake(calls).await?;
+        table(
+            &previous,
+            "an HTTP round trip without MCP (GET /healthz, the lean client)",
+            &["p50", "p99"],
+            &[
+                row("back to back", back_to_back),
+                row("after 50 ms of quiet", after_quiet),
+            ]
+            .iter()
+            .map(|r| (r.what.clone(), vec![us(r.p50), us(r.p99)]))
+            .collect::<Vec<_>>(),
         );
         table(
             &previous,

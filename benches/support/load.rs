@@ -65,7 +65,17 @@ impl Connection {
 
     /// POST `body`; the answer must be 200, and is read to its end.
     pub async fn post(&mut self, body: String) -> Result<Bytes> {
-        let mut request = Request::post(self.path.as_str()).body(Full::new(Bytes::from(body)))?;
+        self.send(Request::post(self.path.as_str()).body(Full::new(Bytes::from(body)))?)
+            .await
+    }
+
+    /// GET the URL; the answer must be 200, and is read to its end.
+    pub async fn get(&mut self) -> Result<Bytes> {
+        self.send(Request::get(self.path.as_str()).body(Full::new(Bytes::new()))?)
+            .await
+    }
+
+    async fn send(&mut self, mut request: Request<Full<Bytes>>) -> Result<Bytes> {
         *request.headers_mut() = self.fixed.clone();
         self.send.ready().await?;
         let response = self.send.send_request(request).await?;
