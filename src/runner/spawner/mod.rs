@@ -66,6 +66,17 @@ pub enum SpawnError {
     Refused(String),
 }
 
+/// Why the server cannot reach its spawner (kept: the first answer is every run's).
+#[derive(Debug, Clone, thiserror::Error)]
+enum LinkError {
+    /// Taken by a runtime that is gone.
+    #[error("the run spawner's socket is gone")]
+    SocketGone,
+    /// The runtime refused to watch it.
+    #[error("the run spawner's socket cannot be watched: {0}")]
+    Register(Arc<std::io::Error>),
+}
+
 /// A supervisor the spawner started: its pid, the server's ends of its stdio, and its
 /// wait status to come.
 #[derive(Debug)]
@@ -87,7 +98,7 @@ pub struct Spawner {
     pid: Pid,
     /// The socket, until the first run connects it to the runtime.
     socket: Mutex<Option<OwnedFd>>,
-    link: OnceLock<Result<Arc<Link>, String>>,
+    link: OnceLock<Result<Arc<Link>, LinkError>>,
     /// Whether a run has already started by exec instead (said once as a warning).
     fell_back: AtomicBool,
 }
@@ -225,16 +236,15 @@ impl Spawner {
     }
 
     /// The socket in this runtime, with its reader task (made on first use).
-    fn link(&self) -> Result<Arc<Link>, String> {
+    fn link(&self) -> Result<Arc<Link>, LinkError> {
         self.link
             .get_or_init(|| {
-                let fd = lock(&self.socket)
-                    .take()
-                    .ok_or_else(|| "the run spawner's socket is gone".to_owned())?;
+                let fd = lock(&self.socket).take().ok_or(LinkError::SocketGone)?;
                 // SAFETY: the socket is owned here and handed over whole: no other
                 // registration or owner of this descriptor exists.
                 #[allow(unsafe_code)]
-                let fd = unsafe { AsyncFd::register(fd) }.map_err(|e| e.to_string())?;
+                let fd = unsafe { AsyncFd::register(fd) }
+                    .map_err(|e| LinkError::Register(Arc::new(e.into_parts().1)))?;
                 let link = Arc::new(Link {
                     fd,
                     state: Mutex::new(State::default()),

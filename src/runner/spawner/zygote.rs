@@ -23,8 +23,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, getpid, getppid, setpgid};
 
 use super::sock::{self, MAX_MESSAGE};
-use super::wire::{Reply, decode_request, encode_reply, raw_status, request_id};
-use crate::runner::supervise::{self, Args, SPAWN_FAILED, SPAWN_FAILED_MARKER};
+use super::wire::{Reply, WireError, decode_request, encode_reply, raw_status, request_id};
+use crate::runner::supervise::{self, Args, ArgsError, SPAWN_FAILED, SPAWN_FAILED_MARKER};
 
 /// The spawner's loop, until the server closes its socket (or dies: the spawner's parent
 /// death signal is SIGKILL). Returns the spawner's exit code.
@@ -92,19 +92,22 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
         let bytes = buf.get(..received.len).unwrap_or_default();
         let id = request_id(bytes);
         let start = if received.truncated {
-            Err(format!("a request over {MAX_MESSAGE} bytes"))
+            Err(Unstartable::TooLarge)
         } else {
             Start::new(bytes, received.fds, me)
         };
         let reply = match start {
-            Err(reason) => Reply::Failed { id, reason },
+            Err(why) => Reply::Failed {
+                id,
+                reason: why.to_string(),
+            },
             // SAFETY: this process is single-threaded (forked from the server before its
             // runtime started, and it starts no thread), so the child may run any code.
             #[allow(unsafe_code)]
             Ok(start) => match unsafe { nix::unistd::fork() } {
                 Err(e) => Reply::Failed {
                     id,
-                    reason: format!("cannot fork the run supervisor: {e}"),
+                    reason: Unstartable::Fork(e).to_string(),
                 },
                 Ok(ForkResult::Child) => {
                     drop(sock);
@@ -189,14 +192,34 @@ struct Start {
     stderr: OwnedFd,
 }
 
+/// Why a request started no supervisor: the reason the spawner sends back.
+#[derive(Debug, thiserror::Error)]
+enum Unstartable {
+    /// The request did not fit in one message.
+    #[error("a request over {MAX_MESSAGE} bytes")]
+    TooLarge,
+    /// The request did not decode.
+    #[error("a bad request: {0}")]
+    Bad(#[from] WireError),
+    /// Not the run's four descriptors (cwd, stdin, stdout, stderr).
+    #[error("{0} descriptors, not 4")]
+    Descriptors(usize),
+    /// The supervisor's command line did not parse.
+    #[error(transparent)]
+    Args(#[from] ArgsError),
+    /// The system refused the fork.
+    #[error("cannot fork the run supervisor: {0}")]
+    Fork(Errno),
+}
+
 impl Start {
     /// The request in `bytes` with its descriptors; the reason it cannot start.
-    fn new(bytes: &[u8], fds: Vec<OwnedFd>, me: Pid) -> Result<Self, String> {
-        let request = decode_request(bytes).map_err(|e| format!("a bad request: {e}"))?;
+    fn new(bytes: &[u8], fds: Vec<OwnedFd>, me: Pid) -> Result<Self, Unstartable> {
+        let request = decode_request(bytes)?;
         let [cwd, stdin, stdout, stderr]: [OwnedFd; 4] = fds
             .try_into()
-            .map_err(|fds: Vec<OwnedFd>| format!("{} descriptors, not 4", fds.len()))?;
-        let mut args = Args::parse(&request.argv).map_err(|e| e.to_string())?;
+            .map_err(|fds: Vec<OwnedFd>| Unstartable::Descriptors(fds.len()))?;
+        let mut args = Args::parse(&request.argv)?;
         // The supervisor's parent is this spawner: when it is gone, so is the server.
         args.parent = me.as_raw();
         Ok(Self {
