@@ -7,18 +7,28 @@
 
 use serde::de::DeserializeOwned;
 
+/// A tool's arguments that did not parse: the tool, and what the caller must change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid arguments for {tool}: {explained}")]
+pub struct InvalidArguments {
+    /// The tool called.
+    pub tool: String,
+    /// The argument and what it must be, in the caller's words ([`explain`]).
+    pub explained: String,
+}
+
 /// `args` as a `T`, or one line naming the tool, the argument and what it must be.
 pub fn parse<T: DeserializeOwned>(
     tool: &str,
     args: Option<rmcp::model::JsonObject>,
-) -> Result<T, String> {
+) -> Result<T, InvalidArguments> {
     let value = serde_json::Value::Object(args.unwrap_or_default());
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        format!(
-            "invalid arguments for {tool}: {}",
-            explain(&path, &e.into_inner().to_string())
-        )
+        InvalidArguments {
+            tool: tool.to_owned(),
+            explained: explain(&path, &e.into_inner().to_string()),
+        }
     })
 }
 
@@ -185,7 +195,7 @@ mod tests {
         let args = serde_json::json!({"add_dirs": ["a", 3]});
         let err = parse::<Args>("t", args.as_object().cloned()).err();
         assert_eq!(
-            err.as_deref(),
+            err.map(|e| e.to_string()).as_deref(),
             Some("invalid arguments for t: add_dirs[1] must be a string, not the number 3")
         );
     }

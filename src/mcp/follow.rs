@@ -15,7 +15,7 @@ use super::tools::{CANCEL_RUN, CancelRunArgs, GET_RUN, GetRunArgs, MAX_WAIT_SEC}
 use super::{TwoBot, arguments, input_required, results};
 use crate::peer::Action;
 use crate::run::RunPath;
-use crate::runs::{RunHandle, Runs, Stored};
+use crate::runs::{KeptError, RunHandle, Runs, Stored};
 
 /// A run a follow-up names, where it was found.
 pub(super) enum Found {
@@ -28,7 +28,7 @@ pub(super) enum Found {
 }
 
 /// The run `id` of `owner` as this process sees it: memory, then the store.
-pub(super) async fn find(runs: &Runs, id: &str, owner: &str) -> Result<Found, String> {
+pub(super) async fn find(runs: &Runs, id: &str, owner: &str) -> Result<Found, KeptError> {
     match runs.kept().get(id, owner) {
         Ok(handle) => Ok(Found::Live(handle)),
         Err(missing) => match runs.persist().stored(id, owner).await {
@@ -39,7 +39,7 @@ pub(super) async fn find(runs: &Runs, id: &str, owner: &str) -> Result<Found, St
                 Ok(Found::Elsewhere(Box::new(stored)))
             }
             Some(stored) => Ok(Found::Stored(Box::new(stored))),
-            None => Err(missing.to_string()),
+            None => Err(missing),
         },
     }
 }
@@ -78,18 +78,18 @@ pub(super) async fn cancel_live(handle: &RunHandle) -> CallToolResult {
     results::snapshot_of(handle)
 }
 
+/// A `wait_sec` out of range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused: wait_sec = {0} must be between 0 and {MAX_WAIT_SEC}")]
+pub(super) struct WaitOutOfRange(i64);
+
 /// A `get_codex_run`'s `wait_sec`, if in range.
-pub(super) fn wait_of(args: &GetRunArgs) -> Result<Duration, String> {
+pub(super) fn wait_of(args: &GetRunArgs) -> Result<Duration, WaitOutOfRange> {
     u64::try_from(args.wait_sec)
         .ok()
         .filter(|w| *w <= MAX_WAIT_SEC.unsigned_abs())
         .map(Duration::from_secs)
-        .ok_or_else(|| {
-            format!(
-                "refused: wait_sec = {} must be between 0 and {MAX_WAIT_SEC}",
-                args.wait_sec
-            )
-        })
+        .ok_or(WaitOutOfRange(args.wait_sec))
 }
 
 impl TwoBot {
@@ -99,7 +99,7 @@ impl TwoBot {
         ctx: &RequestContext<RoleServer>,
         id: &str,
         path: RunPath,
-    ) -> Result<Found, String> {
+    ) -> Result<Found, KeptError> {
         self.find_owned(ctx, id, path).await.map(|(found, _)| found)
     }
 
@@ -110,10 +110,10 @@ impl TwoBot {
         ctx: &RequestContext<RoleServer>,
         id: &str,
         path: RunPath,
-    ) -> Result<(Found, String), String> {
+    ) -> Result<(Found, String), KeptError> {
         let principal = self.caller(ctx, path).principal;
         let owners = super::caller::owners(ctx, &principal, path);
-        let mut missing = String::from("no such run");
+        let mut missing = KeptError::NotFound(id.to_owned());
         // A run has one owner; the caller may answer to several keys (an anonymous
         // caller's task belongs to its session).
         for owner in owners {

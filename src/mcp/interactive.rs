@@ -119,21 +119,49 @@ impl From<AskArgs> for RunRequest {
     }
 }
 
+/// Why the card's answer was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// The token is not the approval's.
+    #[error(
+        "refused: the token does not match approval `{0}` (only the run card, which 2Bot gives the token, may answer)"
+    )]
+    WrongToken(String),
+    /// Not pending (answered, timed out, or never asked), or the run refused it.
+    #[error(transparent)]
+    Control(#[from] ControlError),
+}
+
+/// Why a steering message is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SteerRefusal {
+    /// Nothing but white space.
+    #[error("refused: message is empty; say what Codex should do")]
+    Empty,
+    /// Longer than a prompt may be.
+    #[error(
+        "refused: message is {len} bytes, over the prompt limit of {max} bytes (TWOBOT_MAX_PROMPT_BYTES)"
+    )]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The prompt limit.
+        max: usize,
+    },
+}
+
 /// Apply the card's answer to `control`: the token must match (constant time; an empty
 /// token never matches), and the request must still be pending.
-pub fn answer(control: &RunControl, args: &AnswerArgs, by: &str) -> Result<Decision, String> {
+pub fn answer(control: &RunControl, args: &AnswerArgs, by: &str) -> Result<Decision, AnswerError> {
     let pending = control
         .pending()
         .into_iter()
         .find(|p| p.id == args.approval_id)
-        .ok_or_else(|| ControlError::NotPending(args.approval_id.clone()).to_string())?;
+        .ok_or_else(|| ControlError::NotPending(args.approval_id.clone()))?;
     let matches = !pending.token.is_empty()
         && bool::from(pending.token.as_bytes().ct_eq(args.token.as_bytes()));
     if !matches {
-        return Err(format!(
-            "refused: the token does not match approval `{}` (only the run card, which 2Bot gives the token, may answer)",
-            args.approval_id
-        ));
+        return Err(AnswerError::WrongToken(args.approval_id.clone()));
     }
     let decision = match args.decision {
         CardDecision::Approve => Decision::Accept,
@@ -150,19 +178,19 @@ pub fn answer(control: &RunControl, args: &AnswerArgs, by: &str) -> Result<Decis
             },
         )
         .map(|()| decision)
-        .map_err(|e| e.to_string())
+        .map_err(AnswerError::from)
 }
 
 /// Check a steering message: not empty, at most `max_bytes` (the prompt limit).
-pub fn steer_message(message: &str, max_bytes: usize) -> Result<(), String> {
+pub fn steer_message(message: &str, max_bytes: usize) -> Result<(), SteerRefusal> {
     if message.trim().is_empty() {
-        return Err("refused: message is empty; say what Codex should do".to_owned());
+        return Err(SteerRefusal::Empty);
     }
     if message.len() > max_bytes {
-        return Err(format!(
-            "refused: message is {} bytes, over the prompt limit of {max_bytes} bytes (TWOBOT_MAX_PROMPT_BYTES)",
-            message.len()
-        ));
+        return Err(SteerRefusal::TooLong {
+            len: message.len(),
+            max: max_bytes,
+        });
     }
     Ok(())
 }
@@ -239,7 +267,7 @@ approvals and cannot change anything. Use run_codex_prompt for work that changes
 pub fn parse<T: serde::de::DeserializeOwned>(
     tool: &str,
     args: Option<rmcp::model::JsonObject>,
-) -> Result<T, String> {
+) -> Result<T, super::arguments::InvalidArguments> {
     super::arguments::parse(tool, args)
 }
 

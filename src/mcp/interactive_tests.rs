@@ -54,10 +54,14 @@ async fn the_card_answers_only_with_the_approvals_own_token() {
     assert_eq!(token.len(), 32);
     for bad in ["", "x", &token[..31], &format!("{token}0")] {
         let err = answer(&control, &args("a1", bad, CardDecision::Approve), "eve").unwrap_err();
-        assert!(err.contains("token does not match"), "{err}");
+        assert!(
+            matches!(err, AnswerError::WrongToken(ref id) if id == "a1"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("token does not match"), "{err}");
     }
     let err = answer(&control, &args("a9", &token, CardDecision::Approve), "eve").unwrap_err();
-    assert!(err.contains("not pending"), "{err}");
+    assert!(err.to_string().contains("not pending"), "{err}");
     assert_eq!(control.pending().len(), 1, "nothing was answered");
     let decision = answer(&control, &args("a1", &token, CardDecision::Deny), "alice").unwrap();
     assert_eq!(decision, Decision::Decline);
@@ -71,17 +75,19 @@ async fn the_card_answers_only_with_the_approvals_own_token() {
         &args("a1", &token, CardDecision::Approve),
         "alice",
     );
-    assert!(again.unwrap_err().contains("not pending"));
+    assert!(again.unwrap_err().to_string().contains("not pending"));
 }
 
 #[test]
 fn a_steering_message_must_say_something_and_fit_the_prompt_limit() {
     assert!(steer_message("also run the tests", 100).is_ok());
-    assert!(steer_message("  \n", 100).unwrap_err().contains("empty"));
+    assert_eq!(steer_message("  \n", 100), Err(SteerRefusal::Empty));
     let err = steer_message(&"x".repeat(101), 100).unwrap_err();
+    assert_eq!(err, SteerRefusal::TooLong { len: 101, max: 100 });
+    let said = err.to_string();
     assert!(
-        err.contains("101 bytes") && err.contains("100 bytes"),
-        "{err}"
+        said.contains("101 bytes") && said.contains("100 bytes"),
+        "{said}"
     );
 }
 
@@ -99,7 +105,8 @@ fn ask_codex_is_read_only_by_construction() {
             unreachable!()
         };
         let err = parse::<AskArgs>(ASK_TOOL, Some(map)).unwrap_err();
-        assert!(err.contains("unknown field"), "{widen}: {err}");
+        assert_eq!(err.tool, ASK_TOOL);
+        assert!(err.explained.contains("unknown field"), "{widen}: {err}");
     }
     let serde_json::Value::Object(map) =
         serde_json::json!({"prompt": "why?", "cwd": "sub", "thread_id": "t"})

@@ -201,7 +201,7 @@ impl ServerHandler for TwoBot {
         let (found, owner) = self
             .find_owned(&context, &request.task_id, RunPath::Task)
             .await
-            .map_err(|e| ErrorData::invalid_params(e, None))?;
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))?;
         Ok(GetTaskResult::new(match found {
             Found::Live(handle) => tasks::task_of(self.runs.kept(), &handle),
             Found::Elsewhere(stored) => self.task_elsewhere(&stored, owner).await,
@@ -243,7 +243,7 @@ impl ServerHandler for TwoBot {
             Ok(Found::Stored(stored) | Found::Elsewhere(stored)) => {
                 tasks::stored_task_of(self.runs.kept(), &stored)
             }
-            Err(e) => return Err(ErrorData::invalid_params(e, None)),
+            Err(e) => return Err(ErrorData::invalid_params(e.to_string(), None)),
         };
         tasks::result_of(task).map(CustomResult::new)
     }
@@ -258,7 +258,7 @@ impl ServerHandler for TwoBot {
         self.find(&context, &request.task_id, RunPath::Task)
             .await
             .map(drop)
-            .map_err(|e| ErrorData::invalid_params(e, None))
+            .map_err(|e| ErrorData::invalid_params(e.to_string(), None))
     }
 
     async fn cancel_task(
@@ -307,7 +307,7 @@ impl ServerHandler for TwoBot {
                 },
                 None,
             )),
-            Err(e) => Err(ErrorData::invalid_params(e, None)),
+            Err(e) => Err(ErrorData::invalid_params(e.to_string(), None)),
         }
     }
 }

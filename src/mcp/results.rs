@@ -10,8 +10,8 @@ use crate::run::RunOutput;
 use crate::runs::{Ended, RunHandle, RunRefusal, RunSnapshot, RunStatus, Stored};
 
 /// A tool error with `text` as its only content.
-pub fn error_text(text: String) -> CallToolResult {
-    CallToolResult::error(vec![ContentBlock::text(text)])
+pub fn error_text(text: impl std::fmt::Display) -> CallToolResult {
+    CallToolResult::error(vec![ContentBlock::text(text.to_string())])
 }
 
 /// A call refused at admission: nothing ran.
