@@ -439,9 +439,10 @@ pub async fn wait_for_file(path: &Path, limit: Duration) -> Result<String> {
     }
 }
 
-/// The audit log's text once `ready` says it holds what the test waits for (bounded): its
-/// writer thread appends records a moment after the call that made them answered.
-pub async fn audit_when(path: &Path, ready: impl Fn(&str) -> bool) -> Result<String> {
+/// A file's text once `ready` says it holds what the test waits for (bounded): a server's
+/// log, or its audit log, whose writer thread appends a record a moment after the call
+/// that made it answered.
+pub async fn file_when(path: &Path, ready: impl Fn(&str) -> bool) -> Result<String> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -450,7 +451,7 @@ pub async fn audit_when(path: &Path, ready: impl Fn(&str) -> bool) -> Result<Str
         }
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the audit log {} never got there: {text}",
+            "{} never got there:\n{text}",
             path.display()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;

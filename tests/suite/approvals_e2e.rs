@@ -329,7 +329,7 @@ async fn an_accepted_approval_is_one_audit_line_and_one_metric_count() -> Result
     let (report, marker, server) = command_over_http(&python, "legacy", "accept", &extra).await?;
     assert_accepted(&report, &marker, "elicitation");
     let run_id = report["structuredContent"]["run_id"].clone();
-    let log = audit_when(&audit, |text| text.contains(r#""kind":"approval""#)).await?;
+    let log = file_when(&audit, |text| text.contains(r#""kind":"approval""#)).await?;
     let lines: Vec<Value> = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())

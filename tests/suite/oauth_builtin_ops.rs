@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::audit_when;
+use crate::common::file_when;
 use crate::common::http::metrics_url;
 use crate::common::oauth_builtin::{Builtin, PASSWORD};
 
@@ -38,7 +38,7 @@ async fn sign_ins_grants_and_replays_reach_the_audit_log_and_the_metrics_without
     let (status, replayed) = server.refresh(&ask.client_id, &tokens.refresh).await?;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{replayed}");
 
-    let text = audit_when(&audit, |text| text.contains("refresh_replayed")).await?;
+    let text = file_when(&audit, |text| text.contains("refresh_replayed")).await?;
     let lines: Vec<Value> = text
         .lines()
         .map(serde_json::from_str)

@@ -36,22 +36,6 @@ async fn records(path: &Path, n: usize) -> Result<Vec<Value>> {
     }
 }
 
-async fn wait_for_file_containing(path: &Path, needle: &str) -> Result<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
-            return Ok(text);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "{needle:?} never appeared in {}:\n{text}",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// The value of one sample line (`name{labels} value`) in the exposition, 0 if absent.
 pub fn sample(exposition: &str, series: &str) -> f64 {
     exposition
@@ -317,7 +301,7 @@ async fn stdio_runs_are_audited_rotated_on_sighup_and_never_failed_by_the_log() 
         nix::unistd::Pid::from_raw(i32::try_from(server.pid)?),
         nix::sys::signal::Signal::SIGHUP,
     )?;
-    wait_for_file_containing(&server.log, "audit log reopened").await?;
+    file_when(&server.log, |t| t.contains("audit log reopened")).await?;
     call(
         &server.client,
         json!({"prompt": "scenario:ok after rotation"}),
@@ -336,7 +320,7 @@ async fn stdio_runs_are_audited_rotated_on_sighup_and_never_failed_by_the_log() 
     .await?;
     let r = call(&full.client, json!({"prompt": "scenario:ok"})).await?;
     assert_eq!(r.is_error, Some(false), "{}", text(&r));
-    wait_for_file_containing(&full.log, "AUDIT RECORD LOST").await?;
+    file_when(&full.log, |t| t.contains("AUDIT RECORD LOST")).await?;
     Ok(())
 }
 
