@@ -20,10 +20,12 @@
 mod cut;
 mod file;
 mod unauthenticated;
+mod writer;
 
 pub use self::cut::{CUT_AT, cut_strings};
-pub use self::file::{AuditLimits, AuditLog, OpenError};
+pub use self::file::{AuditLimits, AuditLog, DRAIN_ON_DROP};
 pub use self::unauthenticated::{MAX_ADDRESSES, MAX_DETAILED, UnauthenticatedRecord};
+pub use self::writer::OpenError;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

@@ -218,13 +218,16 @@ async fn run(config: Config, inherited: Option<std::net::TcpListener>) -> ExitCo
     }
 }
 
-/// Wait, off the runtime's threads, until every audit record queued is written.
+/// Wait, off the runtime's threads, until every audit record queued is written (at most
+/// [`twobot::audit::DRAIN_ON_DROP`]: a file that takes no writes must not keep the
+/// process from ending; the log says what was lost).
 async fn flush_audit(audit: std::sync::Arc<twobot::audit::AuditLog>) {
+    let limit = twobot::audit::DRAIN_ON_DROP;
     if !matches!(
-        tokio::task::spawn_blocking(move || audit.flush()).await,
+        tokio::task::spawn_blocking(move || audit.flush_within(limit)).await,
         Ok(true)
     ) {
-        tracing::error!(target: LOG_TARGET, "the audit log's writer is gone: records queued at exit may be lost");
+        tracing::error!(target: LOG_TARGET, "AUDIT RECORDS LOST: the audit log took no writes for {limit:?} at exit; the records still queued are dropped");
     }
 }
 

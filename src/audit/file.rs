@@ -15,20 +15,19 @@
 //! written before or after. [`AuditLog::flush`] waits until everything queued is written;
 //! the server flushes before it exits, and dropping the log drains the queue too.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{SyncSender, TrySendError, channel, sync_channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::cut::{CUT_AT, cut_strings};
 use super::now_rfc3339;
 use super::unauthenticated::Unauthenticated;
+pub use super::writer::OpenError;
+use super::writer::{Job, Writer, open_append};
 
 /// How big the audit log may grow, and how often unauthenticated refusals are summed up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +55,9 @@ impl Default for AuditLimits {
 /// never dropped for want of room.
 const QUEUED_RECORDS: usize = 4096;
 
+/// How long a dropped log waits for its writer to write what it holds.
+pub const DRAIN_ON_DROP: Duration = Duration::from_secs(10);
+
 /// Where audit records go: the operator's file, reopened on demand, rotated by size,
 /// written by its own thread.
 #[derive(Debug)]
@@ -67,57 +69,6 @@ pub struct AuditLog {
     keep_prompts: bool,
     limits: AuditLimits,
     unauthenticated: Unauthenticated,
-}
-
-/// What the writer thread is asked to do, in the order asked.
-#[derive(Debug)]
-enum Job {
-    /// Append one whole line.
-    Line(Vec<u8>),
-    /// Reopen the file by name.
-    Reopen,
-    /// Say when everything queued before has been written.
-    Flush(Sender<()>),
-}
-
-/// The writer thread's side: the open file, how to rotate it, and whom to tell when a
-/// record is lost.
-struct Writer {
-    path: PathBuf,
-    current: Current,
-    limits: AuditLimits,
-    on_lost: Box<dyn Fn() + Send>,
-}
-
-#[derive(Debug)]
-struct Current {
-    file: File,
-    size: u64,
-}
-
-/// The audit file could not be opened.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot open the audit log {path:?} (TWOBOT_AUDIT_LOG): {source}")]
-pub struct OpenError {
-    /// The file asked for.
-    pub path: PathBuf,
-    /// Why.
-    #[source]
-    pub source: std::io::Error,
-}
-
-fn open_append(path: &Path) -> Result<Current, OpenError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|source| OpenError {
-            path: path.to_owned(),
-            source,
-        })?;
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    Ok(Current { file, size })
 }
 
 impl AuditLog {
@@ -172,8 +123,40 @@ impl AuditLog {
     /// Wait until every record queued so far is written (or failed, and said so);
     /// `false` when the writer thread is gone.
     pub fn flush(&self) -> bool {
+        self.flush_within(Duration::MAX)
+    }
+
+    /// [`Self::flush`], waiting at most `limit`: `false` when records are still queued
+    /// then (the file takes no writes) or the writer is gone.
+    pub fn flush_within(&self, limit: Duration) -> bool {
+        let Some(queue) = &self.queue else {
+            return false;
+        };
+        // `None`: no deadline (`flush`).
+        let deadline = Instant::now().checked_add(limit);
         let (done, written) = channel();
-        self.send(Job::Flush(done)) && written.recv().is_ok()
+        // A full queue of a file that takes no writes must not hold this wait past the
+        // limit either, so the request to say "done" waits its turn by polling.
+        let mut job = Job::Flush(done);
+        loop {
+            match queue.try_send(job) {
+                Ok(()) => break,
+                Err(TrySendError::Disconnected(_)) => return false,
+                Err(TrySendError::Full(back)) => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return false;
+                    }
+                    job = back;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+        match deadline {
+            Some(d) => written
+                .recv_timeout(d.saturating_duration_since(Instant::now()))
+                .is_ok(),
+            None => written.recv().is_ok(),
+        }
     }
 
     fn send(&self, job: Job) -> bool {
@@ -277,86 +260,22 @@ impl AuditLog {
     }
 }
 
-impl Writer {
-    /// Do the jobs in order until every sender is gone (the log dropped).
-    fn run(mut self, jobs: Receiver<Job>) {
-        for job in jobs {
-            match job {
-                Job::Line(line) => {
-                    if let Err(e) = self.append(&line) {
-                        (self.on_lost)();
-                        tracing::error!(
-                            error = %e,
-                            path = %self.path.display(),
-                            "AUDIT RECORD LOST: the audit log could not be written"
-                        );
-                    }
-                }
-                Job::Reopen => self.reopen(),
-                Job::Flush(done) => {
-                    let _ = done.send(());
-                }
-            }
-        }
-    }
-
-    fn reopen(&mut self) {
-        match open_append(&self.path) {
-            Ok(file) => {
-                self.current = file;
-                tracing::info!(path = %self.path.display(), "audit log reopened");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "audit log not reopened; still writing to the old file")
-            }
-        }
-    }
-
-    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
-        let len = line.len() as u64;
-        if self.current.size > 0 && self.current.size + len > self.limits.max_bytes {
-            self.rotate()?;
-        }
-        // One write call per record: O_APPEND keeps lines whole even if another
-        // process appends to the same file.
-        self.current.file.write_all(line)?;
-        self.current.file.flush()?;
-        self.current.size += len;
-        Ok(())
-    }
-
-    /// `path` → `path.1` → … → `path.KEEP` (dropped), then a new `path`.
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let numbered = |n: u32| {
-            let mut name = self.path.clone().into_os_string();
-            name.push(format!(".{n}"));
-            PathBuf::from(name)
-        };
-        let gone_is_fine = |r: std::io::Result<()>| match r {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        };
-        if self.limits.keep == 0 {
-            gone_is_fine(std::fs::remove_file(&self.path))?;
-        } else {
-            for n in (1..self.limits.keep).rev() {
-                gone_is_fine(std::fs::rename(numbered(n), numbered(n + 1)))?;
-            }
-            gone_is_fine(std::fs::rename(&self.path, numbered(1)))?;
-        }
-        self.current = open_append(&self.path).map_err(|e| e.source)?;
-        tracing::info!(path = %self.path.display(), keep = self.limits.keep, "audit log rotated");
-        Ok(())
-    }
-}
-
 impl Drop for AuditLog {
-    /// Close the queue and wait for the writer to write what it holds: nothing queued
-    /// is lost when the server stops.
+    /// Wait (at most [`DRAIN_ON_DROP`]) for the writer to write what it holds, so
+    /// nothing queued is lost when the server stops; a file that takes no writes then
+    /// loses what is left, said once, rather than keep the process from ending.
     fn drop(&mut self) {
+        let drained = self.flush_within(DRAIN_ON_DROP);
         drop(self.queue.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        match self.writer.take() {
+            Some(writer) if drained => {
+                let _ = writer.join();
+            }
+            Some(_) => tracing::error!(
+                path = %self.path.display(),
+                "AUDIT RECORDS LOST: the audit log took no writes for {DRAIN_ON_DROP:?} at exit; the records still queued are dropped"
+            ),
+            None => {}
         }
     }
 }

@@ -282,3 +282,85 @@ fn every_record_the_writer_cannot_write_is_given_to_on_lost() {
     assert!(log.flush());
     assert_eq!(lost.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+/// A log whose file never takes another write does not keep its owner (the process at
+/// exit) waiting: dropping it gives up after `DRAIN_ON_DROP`.
+#[test]
+fn dropping_a_log_that_takes_no_writes_gives_up_after_a_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    let log = open(&path, false, 1 << 30, 1);
+    let mut big = record(Outcome::Refused);
+    big.reason = Some("r".repeat(1_500));
+    for _ in 0..100 {
+        assert!(log.write(&big));
+    }
+    assert!(!log.flush_within(std::time::Duration::from_millis(200)));
+    let (done, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(log);
+        let _ = done.send(());
+    });
+    let waited = dropped.recv_timeout(DRAIN_ON_DROP + std::time::Duration::from_secs(5));
+    drop(reader);
+    assert!(waited.is_ok(), "dropping the log waited past its bound");
+}
+
+/// Nor does a full queue: a flush gives up at its limit even when it cannot queue its
+/// own request, and everything arrives once the file takes writes again.
+#[test]
+fn a_flush_gives_up_at_its_limit_even_with_the_queue_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    let log = std::sync::Arc::new(open(&path, false, 1 << 30, 1));
+    let mut big = record(Outcome::Refused);
+    big.reason = Some("r".repeat(1_500));
+    let records = QUEUED_RECORDS + 200;
+    let filler = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for _ in 0..records {
+                assert!(log.write(&big));
+            }
+        })
+    };
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(1) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!filler.is_finished(), "the queue is full: its caller waits");
+    let t = std::time::Instant::now();
+    assert!(!log.flush_within(std::time::Duration::from_millis(200)));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+    let drain = std::thread::spawn(move || {
+        use std::io::Read;
+        let mut reader = reader;
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .unwrap();
+        let mut all = String::new();
+        reader.read_to_string(&mut all).unwrap();
+        all
+    });
+    filler.join().unwrap();
+    drop(log);
+    assert_eq!(drain.join().unwrap().lines().count(), records);
+}
