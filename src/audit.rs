@@ -3,7 +3,8 @@
 //! Logs (`tracing`) are for debugging and may be sampled, filtered or shipped
 //! elsewhere; the audit log is the record an operator keeps of who ran what where.
 //! So it is a plain file the operator names (`TWOBOT_AUDIT_LOG`), created `0600`,
-//! appended to and flushed per record (a crash loses at most the line being written),
+//! appended to with one write per record by a thread of its own ([`writer`]: a stalled
+//! disk holds up no call; a crash loses only the records still queued, a stop none),
 //! and reopened on `SIGHUP` so logrotate can move it away.
 //!
 //! Callers must not be able to choose its size ([`file`]): every string in a line is
