@@ -218,17 +218,10 @@ async fn run(config: Config, inherited: Option<std::net::TcpListener>) -> ExitCo
     }
 }
 
-/// Wait, off the runtime's threads, until every audit record queued is written (at most
-/// [`twobot::audit::DRAIN_ON_DROP`]: a file that takes no writes must not keep the
-/// process from ending; the log says what was lost).
+/// Every audit record queued, written before the process ends (bounded; see
+/// [`twobot::audit::AuditLog::drain_at_exit`]), waited for off the runtime's threads.
 async fn flush_audit(audit: std::sync::Arc<twobot::audit::AuditLog>) {
-    let limit = twobot::audit::DRAIN_ON_DROP;
-    if !matches!(
-        tokio::task::spawn_blocking(move || audit.flush_within(limit)).await,
-        Ok(true)
-    ) {
-        tracing::error!(target: LOG_TARGET, "AUDIT RECORDS LOST: the audit log took no writes for {limit:?} at exit; the records still queued are dropped");
-    }
+    let _ = tokio::task::spawn_blocking(move || audit.drain_at_exit()).await;
 }
 
 /// The run lifecycle both transports share ([`twobot::runs::assemble`]); `None` after

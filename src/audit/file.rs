@@ -159,6 +159,20 @@ impl AuditLog {
         }
     }
 
+    /// Wait, at most [`DRAIN_ON_DROP`], until everything queued is written: what the
+    /// server does before it exits. A file that takes no writes then loses what is left,
+    /// said (`AUDIT RECORDS LOST`), rather than keep the process from ending.
+    pub fn drain_at_exit(&self) -> bool {
+        let drained = self.flush_within(DRAIN_ON_DROP);
+        if !drained && self.queue.is_some() {
+            tracing::error!(
+                path = %self.path.display(),
+                "AUDIT RECORDS LOST: the audit log took no writes for {DRAIN_ON_DROP:?} at exit; the records still queued are dropped"
+            );
+        }
+        drained
+    }
+
     fn send(&self, job: Job) -> bool {
         self.queue
             .as_ref()
@@ -265,17 +279,12 @@ impl Drop for AuditLog {
     /// nothing queued is lost when the server stops; a file that takes no writes then
     /// loses what is left, said once, rather than keep the process from ending.
     fn drop(&mut self) {
-        let drained = self.flush_within(DRAIN_ON_DROP);
+        let drained = self.drain_at_exit();
         drop(self.queue.take());
-        match self.writer.take() {
-            Some(writer) if drained => {
-                let _ = writer.join();
-            }
-            Some(_) => tracing::error!(
-                path = %self.path.display(),
-                "AUDIT RECORDS LOST: the audit log took no writes for {DRAIN_ON_DROP:?} at exit; the records still queued are dropped"
-            ),
-            None => {}
+        if let Some(writer) = self.writer.take()
+            && drained
+        {
+            let _ = writer.join();
         }
     }
 }

@@ -38,6 +38,42 @@ fn open(path: &Path, keep_prompts: bool, max_bytes: u64, keep: u32) -> AuditLog 
     AuditLog::open(path, keep_prompts, limits, || {}).unwrap()
 }
 
+/// A FIFO in `dir` and its reader, held open but reading nothing yet: a file that takes
+/// no more writes once the pipe (64 KiB) is full, as a stalled disk or shipper.
+fn stalled_fifo(dir: &Path) -> (PathBuf, std::fs::File) {
+    let path = dir.join("audit.fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap();
+    (path, reader)
+}
+
+/// The FIFO read again, on a thread, to its end (when the writer closes it).
+fn drain(reader: std::fs::File) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut reader = reader;
+        nix::fcntl::fcntl(
+            &reader,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )
+        .unwrap();
+        let mut all = String::new();
+        reader.read_to_string(&mut all).unwrap();
+        all
+    })
+}
+
+/// A record of about 2 KB, so a few dozen fill a pipe.
+fn big_record() -> AuditRecord {
+    let mut big = record(Outcome::Refused);
+    big.reason = Some("r".repeat(1_500));
+    big
+}
+
 #[test]
 fn records_are_appended_one_line_each_to_a_private_file_and_survive_a_rotation() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,17 +250,9 @@ fn records_are_written_in_order_by_the_writer_thread_and_dropping_the_log_writes
 #[test]
 fn a_stalled_log_holds_up_its_writer_not_the_caller() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.fifo");
-    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    // A reader that holds the FIFO open and reads nothing yet.
-    let reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(&path)
-        .unwrap();
+    let (path, reader) = stalled_fifo(dir.path());
     let log = std::sync::Arc::new(open(&path, false, 1 << 30, 1));
-    let mut big = record(Outcome::Refused);
-    big.reason = Some("r".repeat(1_500));
+    let big = big_record();
     // Far more than a pipe holds (64 KiB): the writer blocks on the full pipe early on.
     let (done, finished) = std::sync::mpsc::channel();
     let caller = {
@@ -240,18 +268,7 @@ fn a_stalled_log_holds_up_its_writer_not_the_caller() {
         .recv_timeout(std::time::Duration::from_secs(10))
         .is_ok();
     // The reader reads again: every record arrives, whole and in order.
-    let drain = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut reader = reader;
-        nix::fcntl::fcntl(
-            &reader,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-        )
-        .unwrap();
-        let mut all = String::new();
-        reader.read_to_string(&mut all).unwrap();
-        all
-    });
+    let drain = drain(reader);
     caller.join().unwrap();
     assert!(unblocked, "the caller waited for the stalled reader");
     drop(log);
@@ -288,16 +305,9 @@ fn every_record_the_writer_cannot_write_is_given_to_on_lost() {
 #[test]
 fn dropping_a_log_that_takes_no_writes_gives_up_after_a_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.fifo");
-    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(&path)
-        .unwrap();
+    let (path, reader) = stalled_fifo(dir.path());
     let log = open(&path, false, 1 << 30, 1);
-    let mut big = record(Outcome::Refused);
-    big.reason = Some("r".repeat(1_500));
+    let big = big_record();
     for _ in 0..100 {
         assert!(log.write(&big));
     }
@@ -317,16 +327,9 @@ fn dropping_a_log_that_takes_no_writes_gives_up_after_a_bound() {
 #[test]
 fn a_flush_gives_up_at_its_limit_even_with_the_queue_full() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("audit.fifo");
-    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let reader = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK)
-        .open(&path)
-        .unwrap();
+    let (path, reader) = stalled_fifo(dir.path());
     let log = std::sync::Arc::new(open(&path, false, 1 << 30, 1));
-    let mut big = record(Outcome::Refused);
-    big.reason = Some("r".repeat(1_500));
+    let big = big_record();
     let records = QUEUED_RECORDS + 200;
     let filler = {
         let log = log.clone();
@@ -336,10 +339,7 @@ fn a_flush_gives_up_at_its_limit_even_with_the_queue_full() {
             }
         })
     };
-    let started = std::time::Instant::now();
-    while started.elapsed() < std::time::Duration::from_secs(1) {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    std::thread::sleep(std::time::Duration::from_secs(1));
     assert!(!filler.is_finished(), "the queue is full: its caller waits");
     let t = std::time::Instant::now();
     assert!(!log.flush_within(std::time::Duration::from_millis(200)));
@@ -348,18 +348,7 @@ fn a_flush_gives_up_at_its_limit_even_with_the_queue_full() {
         "{:?}",
         t.elapsed()
     );
-    let drain = std::thread::spawn(move || {
-        use std::io::Read;
-        let mut reader = reader;
-        nix::fcntl::fcntl(
-            &reader,
-            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
-        )
-        .unwrap();
-        let mut all = String::new();
-        reader.read_to_string(&mut all).unwrap();
-        all
-    });
+    let drain = drain(reader);
     filler.join().unwrap();
     drop(log);
     assert_eq!(drain.join().unwrap().lines().count(), records);
