@@ -34,12 +34,13 @@ pub struct Done {
 /// through it holds none of an MCP SDK's own work, only 2Bot's and the kernel's).
 pub struct Connection {
     send: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: http::uri::Authority,
     path: String,
     fixed: hyper::HeaderMap,
 }
 
 impl Connection {
-    /// Connect to `url` (TCP_NODELAY, as every HTTP client that cares about latency).
+    /// Connect to `url`.
     pub async fn open(url: &str, headers: &[(&str, String)]) -> Result<Self> {
         let uri: hyper::Uri = url.parse().context("the URL")?;
         let authority = uri.authority().context("the URL's authority")?.clone();
@@ -55,12 +56,12 @@ impl Connection {
             );
         }
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
-        stream.set_nodelay(true)?;
-        let (send, connection) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-        tokio::spawn(connection);
-        Ok(Self { send, path, fixed })
+        Ok(Self {
+            send: connect(&authority).await?,
+            authority,
+            path,
+            fixed,
+        })
     }
 
     /// POST `body`; the answer must be 200, and is read to its end.
@@ -77,11 +78,28 @@ impl Connection {
 
     async fn send(&mut self, mut request: Request<Full<Bytes>>) -> Result<Bytes> {
         *request.headers_mut() = self.fixed.clone();
-        self.send.ready().await?;
+        // A server may end a keep-alive connection between two requests (nginx does
+        // after `keepalive_requests`, 1000 by default, saying `Connection: close`): open
+        // another, as every client does. The request was not sent, so nothing repeats.
+        if self.send.ready().await.is_err() {
+            self.send = connect(&self.authority).await?;
+        }
         let response = self.send.send_request(request).await?;
         anyhow::ensure!(response.status() == 200, "{}", response.status());
         Ok(response.into_body().collect().await?.to_bytes())
     }
+}
+
+/// A new connection to `authority` (TCP_NODELAY, as every HTTP client that cares about
+/// latency), driven by its own task.
+async fn connect(
+    authority: &http::uri::Authority,
+) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
+    stream.set_nodelay(true)?;
+    let (send, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(send)
 }
 
 /// What `clients` connections get from `url`, each sending POSTs with `headers` and the

@@ -12,12 +12,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
 use super::http::{HttpServer, loopback_listener, spawn_http_on};
+use super::nginx::Nginx;
 use super::postgres;
-use super::programs::{APT_NGINX, python_sdk, repo, require};
+use super::programs::{python_sdk, repo};
 
 /// The secret the test's instances share (32+ bytes).
 pub const SECRET: &str = "test-instance-secret-0123456789-abcdefghij";
@@ -47,8 +48,6 @@ impl TokenSource for StaticTokens {
         Ok(format!("tok-{who}"))
     }
 }
-
-pub use super::http::free_port;
 
 /// One instance: its process and the port its internal address names.
 pub struct Member {
@@ -195,17 +194,11 @@ impl Cluster {
     }
 }
 
-/// nginx with a round-robin upstream over the members; killed with the test.
+/// nginx in front of the instances, on a socket the test holds from before it starts.
 pub struct Balancer {
-    child: tokio::process::Child,
+    _nginx: Nginx,
     pub port: u16,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
 }
 
 impl Balancer {
@@ -216,13 +209,13 @@ impl Balancer {
 
     /// nginx in front of `ports` (Debian's package; the test fails naming it if absent).
     pub async fn start(ports: &[u16]) -> Result<Self> {
-        Self::start_on(free_port()?, ports).await
+        Self::start_on(loopback_listener()?.0, ports).await
     }
 
-    /// [`Self::start`] on `port`, known before the instances start (the built-in
-    /// authorization server's issuer is the balancer's address).
-    pub async fn start_on(port: u16, ports: &[u16]) -> Result<Self> {
-        let nginx = require(&["nginx", "/usr/sbin/nginx"], "nginx", APT_NGINX)?;
+    /// [`Self::start`] on `listener`, whose address is known before the instances start
+    /// (the built-in authorization server's issuer is the balancer's address).
+    pub async fn start_on(listener: std::net::TcpListener, ports: &[u16]) -> Result<Self> {
+        let port = listener.local_addr()?.port();
         let dir = tempfile::tempdir()?;
         let tmp = dir.path().display().to_string();
         let servers: String = ports
@@ -230,44 +223,15 @@ impl Balancer {
             .map(|p| format!("    server 127.0.0.1:{p};\n"))
             .collect();
         // Round robin is nginx's default; nothing pins a client to an instance.
-        let conf = format!(
-            "daemon off;\nmaster_process off;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log {tmp}/access.log;\n  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n  \
-             fastcgi_temp_path {tmp}/fastcgi;\n  uwsgi_temp_path {tmp}/uwsgi;\n  scgi_temp_path {tmp}/scgi;\n  \
-             upstream twobot {{\n{servers}  }}\n  \
+        let http = format!(
+            "  access_log {tmp}/access.log;\n  upstream twobot {{\n{servers}  }}\n  \
              server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://twobot;\n      \
              proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n      proxy_set_header Host $http_host;\n      \
-             proxy_buffering off;\n      proxy_read_timeout 120s;\n    }}\n  }}\n}}\n"
+             proxy_buffering off;\n      proxy_read_timeout 120s;\n    }}\n  }}\n"
         );
-        let conf_path = dir.path().join("nginx.conf");
-        std::fs::write(&conf_path, conf)?;
-        let child = tokio::process::Command::new(nginx)
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("stderr.log"))?)
-            .kill_on_drop(true)
-            .spawn()
-            .context("start nginx")?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if Instant::now() > deadline {
-                bail!(
-                    "nginx did not start: {}{}",
-                    std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default(),
-                    std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let nginx = Nginx::start(dir.path(), &http, vec![listener]).await?;
         Ok(Self {
-            child,
+            _nginx: nginx,
             port,
             _dir: dir,
         })

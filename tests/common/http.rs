@@ -33,16 +33,6 @@ pub async fn spawn_http(env: &[(&str, &str)]) -> Result<HttpServer> {
     spawn_http_with(env, None).await
 }
 
-/// A free loopback port, bound then released, for the programs that bind their own
-/// (nginx, Prometheus, oidc-provider): another process could take it in between, a
-/// race kept to them. 2Bot's own servers are handed a held socket instead
-/// ([`spawn_http_on`]).
-pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A listening socket on 127.0.0.1 and its port, for a server that must know its own
 /// address before it starts (an issuer, an instance URL, a balancer's upstream).
 pub fn loopback_listener() -> Result<(std::net::TcpListener, u16)> {

@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod http;
 pub mod inproc;
 pub mod mock_responses;
+pub mod nginx;
 pub mod oauth;
 pub mod oauth_builtin;
 pub mod postgres;

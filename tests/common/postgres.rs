@@ -145,6 +145,15 @@ pub fn bin_dir() -> Option<PathBuf> {
         .find(|dir| ["pg_ctl", "createdb"].iter().all(|p| dir.join(p).is_file()))
 }
 
+/// A loopback port no socket holds now. Another process may take it before PostgreSQL
+/// binds it; [`Cluster::start`] then starts again on another.
+fn unused_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("a free port: {e}"))
+}
+
 impl Cluster {
     fn start(tls: bool) -> Result<Self, String> {
         let begun = Instant::now();
@@ -154,14 +163,7 @@ impl Cluster {
             .tempdir()
             .map_err(|e| format!("temp dir: {e}"))?;
         std::fs::create_dir(dir.path().join("sock")).map_err(|e| format!("socket dir: {e}"))?;
-        let port = if tls {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map_err(|e| format!("a free port: {e}"))?
-                .port()
-        } else {
-            PORT
-        };
+        let port = if tls { unused_port()? } else { PORT };
         let mut extra = String::from("-c listen_addresses=''");
         if tls {
             let tls_dir = dir.path().join("tls");
@@ -213,17 +215,32 @@ impl Cluster {
                 "--no-sync",
             ],
         )?;
-        let options = format!(
-            "-k {} -p {port} {extra} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-            cluster.socket_dir().display()
-        );
         let log = cluster.dir.path().join("server.log").display().to_string();
-        cluster.run(
-            "pg_ctl",
-            &[
-                "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
-            ],
-        )?;
+        // PostgreSQL binds its TCP port itself and cannot be handed a socket: a port
+        // another process took since it was picked fails the start with "could not
+        // bind", and the start is tried again on another (the socket-only cluster has
+        // nothing to race for).
+        let mut attempts = 0;
+        loop {
+            let options = format!(
+                "-k {} -p {} {extra} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                cluster.socket_dir().display(),
+                cluster.port
+            );
+            let started = cluster.run(
+                "pg_ctl",
+                &[
+                    "-D", &data, "-l", &log, "-w", "-t", "60", "-o", &options, "start",
+                ],
+            );
+            attempts += 1;
+            match started {
+                Err(_) if tls && attempts < 5 && cluster.log().contains("could not bind") => {
+                    cluster.port = unused_port()?;
+                }
+                other => break other?,
+            }
+        }
         cluster.running = true;
         cluster.started_in = begun.elapsed();
         Ok(cluster)

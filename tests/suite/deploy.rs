@@ -15,33 +15,22 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use serde_json::json;
 
 use crate::common::http::*;
-use crate::common::programs::{APT_NGINX, require};
+use crate::common::nginx::Nginx;
+use crate::common::programs::require;
 use crate::common::*;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// nginx running `deploy/nginx/2bot.conf`; killed with the test.
-struct Nginx {
-    child: tokio::process::Child,
+/// nginx running `deploy/nginx/2bot.conf` on held sockets, and its TLS port.
+struct Proxy {
+    _nginx: Nginx,
     port: u16,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-async fn start_nginx(nginx: &Path, upstream_port: u16) -> Result<(Nginx, Vec<u8>)> {
+async fn start_nginx(upstream_port: u16) -> Result<(Proxy, Vec<u8>)> {
     let dir = tempfile::tempdir()?;
     let d = dir.path();
     let (cert, key) = (d.join("cert.pem"), d.join("key.pem"));
@@ -67,11 +56,14 @@ async fn start_nginx(nginx: &Path, upstream_port: u16) -> Result<(Nginx, Vec<u8>
         .context("openssl")?;
     anyhow::ensure!(status.success(), "openssl failed");
 
-    let (tls_port, plain_port) = (free_port()?, free_port()?);
-    // Only ports and certificate paths change; everything else is the shipped file.
+    let ((tls, tls_port), (plain, plain_port)) = (loopback_listener()?, loopback_listener()?);
+    // Only addresses and certificate paths change; everything else is the shipped file.
     let site = std::fs::read_to_string(repo("deploy/nginx/2bot.conf"))?
-        .replace("listen 443 ssl;", &format!("listen {tls_port} ssl;"))
-        .replace("listen 80;", &format!("listen {plain_port};"))
+        .replace(
+            "listen 443 ssl;",
+            &format!("listen 127.0.0.1:{tls_port} ssl;"),
+        )
+        .replace("listen 80;", &format!("listen 127.0.0.1:{plain_port};"))
         .replace(
             "server 127.0.0.1:9000;",
             &format!("server 127.0.0.1:{upstream_port};"),
@@ -84,44 +76,12 @@ async fn start_nginx(nginx: &Path, upstream_port: u16) -> Result<(Nginx, Vec<u8>
             "/etc/letsencrypt/live/mcp.example.com/privkey.pem",
             &key.display().to_string(),
         );
-    let tmp = d.display();
     // The frame Debian's /etc/nginx/nginx.conf would give, confined to the temp dir.
-    let conf = format!(
-        "daemon off;\nmaster_process off;\nuser root;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\n\
-         events {{ worker_connections 256; }}\n\
-         http {{\n  access_log off;\n  client_body_temp_path {tmp}/body;\n  proxy_temp_path {tmp}/proxy;\n  \
-         fastcgi_temp_path {tmp}/fastcgi;\n  uwsgi_temp_path {tmp}/uwsgi;\n  scgi_temp_path {tmp}/scgi;\n\
-         {site}\n}}\n"
-    );
-    let conf_path = d.join("nginx.conf");
-    std::fs::write(&conf_path, conf)?;
-    let child = tokio::process::Command::new(nginx)
-        .arg("-p")
-        .arg(d)
-        .arg("-c")
-        .arg(&conf_path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(d.join("stderr.log"))?)
-        .kill_on_drop(true)
-        .spawn()
-        .context("start nginx")?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", tls_port))
-        .await
-        .is_err()
-    {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "nginx did not start: {}{}",
-            std::fs::read_to_string(d.join("stderr.log")).unwrap_or_default(),
-            std::fs::read_to_string(d.join("error.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let nginx = Nginx::start(d, &format!("  access_log off;\n{site}"), vec![tls, plain]).await?;
     let pem = std::fs::read(&cert)?;
     Ok((
-        Nginx {
-            child,
+        Proxy {
+            _nginx: nginx,
             port: tls_port,
             _dir: dir,
         },
@@ -143,7 +103,6 @@ fn https_client(pem: &[u8], source: Ipv4Addr) -> Result<reqwest::Client> {
 #[tokio::test]
 async fn behind_the_shipped_nginx_config_a_session_streams_and_rate_limits_key_on_clients()
 -> Result<()> {
-    let nginx = require(&["nginx", "/usr/sbin/nginx"], "nginx", APT_NGINX)?;
     let server = spawn_http(&[
         ("TWOBOT_TRUSTED_PROXIES", "127.0.0.1"),
         ("TWOBOT_RATE_LIMIT_PER_MINUTE", "1"),
@@ -151,7 +110,7 @@ async fn behind_the_shipped_nginx_config_a_session_streams_and_rate_limits_key_o
     ])
     .await?;
     let upstream: SocketAddr = server.base.trim_start_matches("http://").parse()?;
-    let (proxy, pem) = start_nginx(&nginx, upstream.port()).await?;
+    let (proxy, pem) = start_nginx(upstream.port()).await?;
     let url = format!("https://127.0.0.1:{}/mcp", proxy.port);
 
     // A full session over TLS, from 127.0.0.1.

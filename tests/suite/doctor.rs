@@ -9,13 +9,24 @@ use anyhow::Result;
 
 use crate::common::real_codex;
 
+/// Codex's configuration: the mock model provider at `addr`.
+fn write_codex_config(codex_home: &Path, addr: std::net::SocketAddr) -> Result<()> {
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model_provider = \"mock\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://{addr}/v1\"\nwire_api = \"responses\"\n"
+        ),
+    )?;
+    Ok(())
+}
+
 /// A healthy set-up in a temp dir: an allowed root, a Codex home with a (mock) model
-/// provider as its credentials, a free port, HTTP with no-auth on loopback.
+/// provider as its credentials, any free port, HTTP with no-auth on loopback.
 pub(super) struct Setup {
     dir: tempfile::TempDir,
     env: Vec<(String, String)>,
     /// The model endpoint: a listening socket is enough for doctor's connect-only probe.
-    model: std::net::TcpListener,
+    _model: std::net::TcpListener,
 }
 
 impl Setup {
@@ -27,16 +38,7 @@ impl Setup {
         std::fs::create_dir_all(&root)?;
         std::fs::create_dir_all(&codex_home)?;
         let model = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std::fs::write(
-            codex_home.join("config.toml"),
-            format!(
-                "model_provider = \"mock\"\n[model_providers.mock]\nname = \"mock\"\nbase_url = \"http://{}/v1\"\nwire_api = \"responses\"\n",
-                model.local_addr()?
-            ),
-        )?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        write_codex_config(&codex_home, model.local_addr()?)?;
         let policy = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.toml");
         let env = vec![
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
@@ -50,9 +52,19 @@ impl Setup {
                 base.join("state").display().to_string(),
             ),
             ("TWOBOT_TRANSPORT".into(), "http".into()),
-            ("TWOBOT_PORT".into(), port.to_string()),
+            // Any free port: one picked here could be taken before doctor binds it.
+            ("TWOBOT_PORT".into(), "0".into()),
         ];
-        Ok(Self { dir, env, model })
+        Ok(Self {
+            dir,
+            env,
+            _model: model,
+        })
+    }
+
+    /// Codex's model provider at `addr` instead.
+    fn point_codex_at(&self, addr: std::net::SocketAddr) -> Result<()> {
+        write_codex_config(&self.dir.path().join("codex-home"), addr)
     }
 
     pub(super) fn with(mut self, key: &str, value: impl Into<String>) -> Self {
@@ -144,10 +156,13 @@ async fn doctor_reports_the_state_schema_and_fails_on_a_newer_one() -> Result<()
 /// A model endpoint nobody listens on is named, with why, before any run retries into it.
 #[tokio::test]
 async fn doctor_names_a_model_endpoint_it_cannot_connect_to() -> Result<()> {
-    let mut setup = Setup::healthy()?;
-    // Free the port: nothing listens there now.
-    let addr = setup.model.local_addr()?;
-    setup.model = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let setup = Setup::healthy()?;
+    // A socket bound and not listening: its port is held (no other process can take it
+    // and answer), and every connection to it is refused.
+    let refusing = tokio::net::TcpSocket::new_v4()?;
+    refusing.bind("127.0.0.1:0".parse()?)?;
+    let addr = refusing.local_addr()?;
+    setup.point_codex_at(addr)?;
     let (code, out, _) = setup.run(&["doctor"]).await?;
     assert_eq!(code, Some(1), "{out}");
     let line =

@@ -11,11 +11,14 @@ use serde_json::json;
 
 use crate::common::*;
 
-/// A loopback port nobody listens on (bound, then released).
-fn dead_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// A loopback port that refuses every connection: bound and never listening, so the
+/// port stays held (no other process can take it and answer) for as long as the socket
+/// lives.
+fn dead_port() -> Result<(tokio::net::TcpSocket, u16)> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let port = socket.local_addr()?.port();
+    Ok((socket, port))
 }
 
 /// A Codex home whose model provider points at `127.0.0.1:port`, with Codex's own retries
@@ -41,7 +44,7 @@ async fn real_codex_that_cannot_reach_its_model_ends_early_and_says_why() -> Res
         codex.display()
     );
     let home = tempfile::tempdir()?;
-    let port = dead_port()?;
+    let (_held, port) = dead_port()?;
     codex_home(home.path(), port)?;
     let server = spawn_stdio(Options {
         codex,
@@ -83,7 +86,7 @@ async fn real_codex_that_cannot_reach_its_model_ends_early_and_says_why() -> Res
 #[tokio::test]
 async fn a_reconnect_loop_is_stopped_after_the_configured_seconds() -> Result<()> {
     let home = tempfile::tempdir()?;
-    let port = dead_port()?;
+    let (_held, port) = dead_port()?;
     codex_home(home.path(), port)?;
     let server = spawn_stdio(Options {
         env: vec![

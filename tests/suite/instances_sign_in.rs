@@ -9,7 +9,8 @@
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
 
-use crate::common::cluster::{Balancer, Cluster, Sdk, TokenSource, free_port};
+use crate::common::cluster::{Balancer, Cluster, Sdk, TokenSource};
+use crate::common::http::loopback_listener;
 use crate::common::oauth::Browser;
 use crate::common::oauth_builtin::{Ask, Issuer, Tokens, builtin_env, inputs, sign_in};
 
@@ -113,7 +114,8 @@ async fn a_sign_in_through_the_balancer_gives_a_token_every_instance_honours() -
 /// Three instances behind round-robin nginx, the built-in authorization server on each;
 /// the balancer's base URL.
 async fn builtin_service(dir: &std::path::Path) -> Result<(Cluster, Balancer, String)> {
-    let lb_port = free_port()?;
+    // Held from now on: the issuer's address is the balancer's, known before it starts.
+    let (lb_listener, lb_port) = loopback_listener()?;
     let base = format!("http://127.0.0.1:{lb_port}");
     let mut env = builtin_env(&base, dir).await?;
     // One host: the instances share a state directory (their liveness locks).
@@ -123,7 +125,7 @@ async fn builtin_service(dir: &std::path::Path) -> Result<(Cluster, Balancer, St
     ));
     let cluster = Cluster::start(3, &BuiltinIssuer(env), &[]).await?;
     let ports: Vec<u16> = cluster.members.iter().map(|m| m.port).collect();
-    let balancer = Balancer::start_on(lb_port, &ports).await?;
+    let balancer = Balancer::start_on(lb_listener, &ports).await?;
     Ok((cluster, balancer, base))
 }
 

@@ -15,10 +15,29 @@ use crate::common::http::*;
 use crate::common::programs::{APT_PROMETHEUS, require};
 use crate::common::*;
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+/// The port Prometheus, started on port 0, says it listens on (its `msg="Listening on"`
+/// line names the bound address): a port nothing else can have taken in between.
+async fn listening_port(log: &Path, child: &mut tokio::process::Child) -> Result<u16> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let port = text
+            .lines()
+            .filter(|l| l.contains("msg=\"Listening on\""))
+            .find_map(|l| l.rsplit_once("address=127.0.0.1:"))
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
+        if let Some(port) = port {
+            return Ok(port);
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("prometheus exited ({status}):\n{text}");
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "prometheus did not say where it listens in 20 s:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 struct KillOnDrop(tokio::process::Child);
@@ -88,8 +107,8 @@ async fn a_real_prometheus_scrapes_the_runs_with_the_shipped_config() -> Result<
         .replace("scrape_interval: 15s", "scrape_interval: 1s");
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("prometheus.yml"), config)?;
-    let port = free_port()?;
-    let _prometheus = KillOnDrop(
+    let log = dir.path().join("prometheus.log");
+    let mut prometheus = KillOnDrop(
         tokio::process::Command::new(&prometheus)
             .arg(format!(
                 "--config.file={}",
@@ -99,13 +118,14 @@ async fn a_real_prometheus_scrapes_the_runs_with_the_shipped_config() -> Result<
                 "--storage.tsdb.path={}",
                 dir.path().join("data").display()
             ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.listen-address=127.0.0.1:0")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log"))?)
+            .stderr(std::fs::File::create(&log)?)
             .kill_on_drop(true)
             .spawn()
             .context("start prometheus")?,
     );
+    let port = listening_port(&log, &mut prometheus.0).await?;
 
     let query = format!(
         "http://127.0.0.1:{port}/api/v1/query?query=sum(twobot_runs_total{{outcome=\"ok\",path=\"direct\"}})"
