@@ -286,7 +286,8 @@ impl Runs {
 /// [`check`] on tokio's blocking pool. Resolving the request's paths touches the file
 /// system (`canonicalize`, `is_dir`, `is_file`), which a hung network mount or a slow
 /// disk can stall for as long as it likes; a runtime thread must never wait on it, or
-/// every other call and request on that thread waits too.
+/// every other call and request on that thread waits too (`tests/suite/hung_mount.rs`
+/// holds three checks on a mount that never answers and is served meanwhile).
 async fn checked(
     policy: &Arc<Policy>,
     principal: &Principal,

@@ -25,6 +25,7 @@ mod first_contact;
 mod first_snapshot;
 mod http;
 mod http_limits;
+mod hung_mount;
 mod in_process;
 mod instances;
 mod instances_approvals;
