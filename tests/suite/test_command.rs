@@ -1,5 +1,5 @@
 //! The README's test command: one line naming `scripts/test`, the script CI runs too,
-//! which sets up what the tests need; and a test whose program is missing fails, naming
+//! which sets up what the tests need (`scripts/setup`); and a test whose program is missing fails, naming
 //! the command that installs it, instead of passing by skipping.
 
 use std::path::Path;
@@ -13,9 +13,10 @@ fn read(path: &str) -> Result<String> {
     std::fs::read_to_string(&path).with_context(|| path.display().to_string())
 }
 
-/// The README's first block has the line `bash scripts/test`; `.ci/run` ends in the same
-/// line; the script makes the Python SDK's venv, runs `npm ci`, installs Debian's packages
-/// where it may, then runs every test and the soak.
+/// The README's first block has the line `bash scripts/test`; `.ci/run` installs with
+/// `scripts/setup`, then ends in that very line; the test script lints, runs the set-up
+/// (the Python SDK's venv, `npm ci`, Debian's packages where it may), then every test and
+/// the soak.
 #[test]
 fn the_readmes_test_command_is_the_script_ci_runs_and_it_sets_everything_up() -> Result<()> {
     let readme = read("README.md")?;
@@ -29,11 +30,27 @@ fn the_readmes_test_command_is_the_script_ci_runs_and_it_sets_everything_up() ->
         "{first_block}"
     );
     let ci = read(".ci/run")?;
+    let commands: Vec<&str> = ci
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     assert_eq!(
-        ci.lines().rfind(|l| !l.trim().is_empty()),
-        Some("bash scripts/test")
+        commands.get(commands.len().saturating_sub(2)..),
+        Some(&["bash scripts/setup", "bash scripts/test"][..]),
+        "{ci}"
     );
     let script = read("scripts/test")?;
+    for step in [
+        "cargo fmt --all -- --check",
+        "cargo clippy --all-targets --locked -- -D warnings",
+        "bash scripts/setup\n",
+        "cargo test --locked\n",
+        "cargo test --locked --test soak -- --ignored",
+    ] {
+        assert!(script.contains(step), "scripts/test lacks {step:?}");
+    }
+    let setup = read("scripts/setup")?;
     for step in [
         "python3 -m venv .venv",
         ".venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt",
@@ -43,12 +60,8 @@ fn the_readmes_test_command_is_the_script_ci_runs_and_it_sets_everything_up() ->
         "missing+=(nginx-light openssl)",
         "missing+=(prometheus)",
         "missing+=(chromium)",
-        "cargo fmt --all -- --check",
-        "cargo clippy --all-targets --locked -- -D warnings",
-        "cargo test --locked\n",
-        "cargo test --locked --test soak -- --ignored",
     ] {
-        assert!(script.contains(step), "scripts/test lacks {step:?}");
+        assert!(setup.contains(step), "scripts/setup lacks {step:?}");
     }
     Ok(())
 }
