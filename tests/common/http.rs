@@ -242,21 +242,13 @@ pub async fn wait_for_metric(url: &str, name: &str, want: f64, limit: Duration) 
 /// The metrics URL a server with `TWOBOT_METRICS_ADDR` logged at start-up
 /// (`url=http://ADDR/metrics`), once it appears in `log`.
 pub async fn metrics_url(log: &std::path::Path) -> Result<String> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(url) = text.lines().find_map(|l| {
+    let logged = |text: &str| {
+        text.lines().find_map(|l| {
             let rest = &l[l.find("http://")?..];
             let end = rest.find("/metrics")? + "/metrics".len();
             Some(rest[..end].to_owned())
-        }) {
-            return Ok(url);
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no metrics URL in {}",
-            log.display()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        })
+    };
+    let text = super::file_when(log, |t| logged(t).is_some()).await?;
+    logged(&text).context("no metrics URL")
 }

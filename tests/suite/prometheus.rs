@@ -17,27 +17,15 @@ use crate::common::*;
 
 /// The port Prometheus, started on port 0, says it listens on (its `msg="Listening on"`
 /// line names the bound address): a port nothing else can have taken in between.
-async fn listening_port(log: &Path, child: &mut tokio::process::Child) -> Result<u16> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let port = text
-            .lines()
+async fn listening_port(log: &Path) -> Result<u16> {
+    let logged = |text: &str| -> Option<u16> {
+        text.lines()
             .filter(|l| l.contains("msg=\"Listening on\""))
             .find_map(|l| l.rsplit_once("address=127.0.0.1:"))
-            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok());
-        if let Some(port) = port {
-            return Ok(port);
-        }
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("prometheus exited ({status}):\n{text}");
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "prometheus did not say where it listens in 20 s:\n{text}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+    };
+    let text = file_when(log, |t| logged(t).is_some()).await?;
+    logged(&text).context("no listening address")
 }
 
 struct KillOnDrop(tokio::process::Child);
@@ -108,7 +96,7 @@ async fn a_real_prometheus_scrapes_the_runs_with_the_shipped_config() -> Result<
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("prometheus.yml"), config)?;
     let log = dir.path().join("prometheus.log");
-    let mut prometheus = KillOnDrop(
+    let _prometheus = KillOnDrop(
         tokio::process::Command::new(&prometheus)
             .arg(format!(
                 "--config.file={}",
@@ -125,7 +113,7 @@ async fn a_real_prometheus_scrapes_the_runs_with_the_shipped_config() -> Result<
             .spawn()
             .context("start prometheus")?,
     );
-    let port = listening_port(&log, &mut prometheus.0).await?;
+    let port = listening_port(&log).await?;
 
     let query = format!(
         "http://127.0.0.1:{port}/api/v1/query?query=sum(twobot_runs_total{{outcome=\"ok\",path=\"direct\"}})"
