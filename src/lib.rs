@@ -68,8 +68,8 @@
 //!        │                                                ▼
 //!        │                        a run slot (run_queue) → runner::CodexRunner
 //!        │                                                ▼
-//!        │                        runner::spawn → spawner fork (2bot-supervise) → the run's init
-//!        │                          (pid 1 of private mount + PID namespaces) → codex exec --json -
+//!        │                        runner::spawn → the spawner clones the run's init (2bot-supervise,
+//!        │                          pid 1 of private mount + PID namespaces) → codex exec --json -
 //!        ▼                                                │ progress, outcome
 //!   mcp::results ◀── RunHandle: a direct call awaits it; ─┘
 //!                    a task or a background run is kept in runs::KeptRuns

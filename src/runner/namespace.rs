@@ -11,11 +11,13 @@
 //!   no pid in the run's namespace), and when the run's init ends, the kernel kills every
 //!   process left in the namespace: a `setsid` daemon cannot outlive its run.
 //!
-//! The process shape is `supervisor` (outside) → `init` (pid 1 inside, a fork of the
-//! supervisor) → Codex. The init forwards a stop to everything in the namespace, reaps
-//! orphans, and reports how Codex ended to the supervisor over a pipe, so the runner sees
-//! the same exit status as without namespaces. As root the namespaces are made directly;
-//! otherwise inside a user namespace that maps only 2Bot's own uid and gid.
+//! The process shape is `spawner` → `init` (pid 1 inside, cloned by the run spawner
+//! straight into the new namespaces) → Codex; a supervisor started by exec (the spawner
+//! gone, the start-up probe) unshares them and forks the init instead. The init forwards
+//! a stop to everything in the namespace, reaps orphans, and reports how Codex ended over
+//! a pipe, so the runner sees the same exit status as without namespaces. As root the
+//! namespaces are made directly; otherwise inside a user namespace that maps only 2Bot's
+//! own uid and gid.
 
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
@@ -118,22 +120,40 @@ pub enum NsError {
     Changed(String, super::cwd::OpenError),
 }
 
-/// Enter new mount and PID namespaces and lay out the private names. Called by the
-/// supervisor, single-threaded, before it forks the init.
-pub fn enter(iso: &Isolation, codex_user: Option<&(u32, u32, Vec<u32>)>) -> Result<(), NsError> {
+/// The namespaces a run gets here, checked before any is made: mount and PID, made
+/// directly as root with CAP_SYS_ADMIN, otherwise inside a user namespace of 2Bot's own
+/// ids; and [`MOUNT_DIR`] fit to hold the private names (checked from outside: inside a
+/// user namespace its owner, root, shows as nobody). Read from this process's
+/// credentials, so the spawner (cloning the run's init into them) and an exec'd
+/// supervisor (unsharing them) decide alike.
+pub fn plan(codex_user: Option<&(u32, u32, Vec<u32>)>) -> Result<CloneFlags, NsError> {
     let direct = Uid::effective().is_root() && has_cap_sys_admin();
     if !direct && codex_user.is_some() {
         // A user namespace made after the fact could map the Codex user only with the
         // help of a process left outside it; 2Bot runs as root here anyway.
         return Err(NsError::NeedsSysAdmin);
     }
-    check_mount_dir(Uid::effective().is_root())?;
     let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID;
     if !direct {
         flags |= CloneFlags::CLONE_NEWUSER;
     }
+    check_mount_dir(Uid::effective().is_root())?;
+    Ok(flags)
+}
+
+/// Enter new mount and PID namespaces and lay out the private names. Called by an exec'd
+/// supervisor, single-threaded, before it forks the init.
+pub fn enter(iso: &Isolation, codex_user: Option<&(u32, u32, Vec<u32>)>) -> Result<(), NsError> {
+    let flags = plan(codex_user)?;
     unshare(flags).map_err(NsError::Unshare)?;
-    if !direct {
+    lay_out(iso, flags)
+}
+
+/// In namespaces just made with `flags` (by `unshare`, or by the clone that started this
+/// process as the run's init): map the ids of a user namespace, then lay out the private
+/// names. The working directory is the run's cwd, carried into the new mount namespace.
+pub fn lay_out(iso: &Isolation, flags: CloneFlags) -> Result<(), NsError> {
+    if flags.contains(CloneFlags::CLONE_NEWUSER) {
         write_maps(&id_maps(Uid::current().as_raw(), Gid::current().as_raw()))?;
     }
     let fail = |what: &str| {

@@ -1,10 +1,13 @@
-//! The run's init: pid 1 of the run's PID namespace, a fork of the run supervisor.
+//! The run's init: pid 1 of the run's PID namespace.
 //!
-//! The supervisor (outside the namespace) forks it once; it starts Codex, forwards a stop
-//! to every process of the run at once (`kill(-1, …)` from pid 1 reaches exactly the
-//! run), reaps orphans, and when Codex ends kills what is left and reports how Codex
-//! ended over a pipe, so the runner reads the same exit status as without namespaces.
-//! When the init itself ends, the kernel kills whatever remains in the namespace.
+//! The run spawner clones it straight into the run's new namespaces ([`cloned`]); a
+//! supervisor started by exec (when the spawner is gone, and the start-up probe) unshares
+//! them and forks it ([`run`]). Either way it starts Codex, forwards a stop to every
+//! process of the run at once (`kill(-1, …)` from pid 1 reaches exactly the run), reaps
+//! orphans, and when Codex ends kills what is left and reports how Codex ended over a
+//! pipe, so the runner reads the same exit status as without namespaces (pid 1 of a
+//! namespace cannot die of its own signal to pass it on). When the init itself ends,
+//! the kernel kills whatever remains in the namespace.
 
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
@@ -14,13 +17,15 @@ use std::time::Instant;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::mount::{MsFlags, mount};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::signalfd::SignalFd;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, getppid};
 
 use super::signals::wait_for_stop;
-use super::supervise::{Args, End, Failure, StartError, TICK};
+use super::supervise::{Args, End, Failure, SPAWN_FAILED, SPAWN_FAILED_MARKER, StartError, TICK};
 
 /// The program name that makes the init report success without starting anything: the
 /// start-up probe of whether this machine allows the namespaces.
@@ -69,6 +74,60 @@ fn outside(args: &Args, signals: &SignalFd, init: Pid, report: OwnedFd) -> End {
     parse_report(&text).unwrap_or(End::Signal(Signal::SIGKILL))
 }
 
+/// Pid 1 of the run, cloned by the run spawner straight into namespaces made with `flags`
+/// (a process and an exit fewer per run than a supervisor that unshares and forks):
+/// lay out the private names, then be the init. How Codex ended goes to `report`, which
+/// the spawner reads when it reaps us ([`reported_status`]); returns the init's own exit
+/// code. `spawner` is a pidfd of the spawner, our parent, which has no pid in here.
+pub(super) fn cloned(
+    args: &Args,
+    flags: CloneFlags,
+    report: OwnedFd,
+    spawner: Option<OwnedFd>,
+) -> i32 {
+    use nix::sys::prctl;
+    // Same as the server: nothing of this process is readable through /proc by Codex.
+    let _ = prctl::set_dumpable(false);
+    // The spawner gone means the server is gone (it dies with the server), and so is
+    // the run: our death ends the namespace.
+    let _ = prctl::set_pdeathsig(Signal::SIGKILL);
+    if spawner.as_ref().is_some_and(exited) {
+        // It died before the death signal was set, so none will come.
+        return 1;
+    }
+    drop(spawner);
+    if let Some(iso) = &args.isolation
+        && let Err(e) = super::namespace::lay_out(iso, flags)
+    {
+        eprintln!("{SPAWN_FAILED_MARKER}cannot isolate the run: {e}");
+        return i32::from(SPAWN_FAILED);
+    }
+    init(args, report)
+}
+
+/// Whether the process behind `pidfd` has exited (its pidfd is then readable).
+fn exited(pidfd: &OwnedFd) -> bool {
+    let mut fds = [PollFd::new(
+        std::os::fd::AsFd::as_fd(pidfd),
+        PollFlags::POLLIN,
+    )];
+    poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+}
+
+/// The wait status the server reads for a cloned init: how Codex ended, from the init's
+/// `report`, when the init itself exited cleanly; otherwise the init's own `raw` status
+/// (it could not start Codex, or it was killed: the runner's SIGKILL after the grace).
+/// A clean exit with no report counts as killed, as for an exec'd supervisor.
+pub(super) fn reported_status(raw: i32, report: &str) -> i32 {
+    if raw != 0 {
+        return raw;
+    }
+    match parse_report(report).unwrap_or(End::Signal(Signal::SIGKILL)) {
+        End::Code(code) => (code & 0xff) << 8,
+        End::Signal(signal) => signal as i32,
+    }
+}
+
 /// How the init tells the supervisor how Codex ended: `code N` or `signal N`.
 fn report_line(end: End) -> String {
     match end {
@@ -97,8 +156,8 @@ fn init(args: &Args, report: OwnedFd) -> i32 {
     let end = match start_and_wait(args) {
         Ok(end) => end,
         Err(message) => {
-            eprintln!("{}{message}", super::supervise::SPAWN_FAILED_MARKER);
-            End::Code(i32::from(super::supervise::SPAWN_FAILED))
+            eprintln!("{SPAWN_FAILED_MARKER}{message}");
+            End::Code(i32::from(SPAWN_FAILED))
         }
     };
     let _ = out.write_all(report_line(end).as_bytes());
@@ -197,5 +256,27 @@ mod tests {
         assert_eq!(parse_report(""), None);
         assert_eq!(parse_report("signal 999"), None);
         assert_eq!(parse_report("exit 1"), None);
+    }
+
+    #[test]
+    fn a_cloned_init_s_status_is_codex_s_when_it_reported_and_its_own_otherwise() {
+        use std::os::unix::process::ExitStatusExt;
+        use std::process::ExitStatus;
+        let cases: [(i32, &str, Option<i32>, Option<i32>); 6] = [
+            (0, "code 0\n", Some(0), None),
+            (0, "code 3\n", Some(3), None),
+            (0, "signal 15\n", None, Some(15)),
+            (0, "", None, Some(9)),
+            (127 << 8, "", Some(127), None),
+            (9, "code 0\n", None, Some(9)),
+        ];
+        for (raw, report, code, signal) in cases {
+            let status = ExitStatus::from_raw(reported_status(raw, report));
+            assert_eq!(
+                (status.code(), status.signal()),
+                (code, signal),
+                "{raw} {report:?}"
+            );
+        }
     }
 }

@@ -13,6 +13,11 @@
 //!   the way Codex ended (same exit code, or the same signal), so the runner's result is
 //!   unchanged.
 //!
+//! With private namespaces the run spawner starts the run's init instead
+//! (`super::run_init`), which does the same from inside the run's PID namespace; the
+//! supervisor runs for a run without them, and, unsharing them first, when it is started
+//! by exec.
+//!
 //! It is synchronous and small on purpose: no runtime, no logging set-up, one signalfd.
 
 use std::ffi::OsString;

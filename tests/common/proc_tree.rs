@@ -50,6 +50,20 @@ pub fn cmdline(pid: i32) -> String {
         .replace('\0', " ")
 }
 
+/// The process's pid in each PID namespace it is in, outermost first (`NSpid`).
+pub fn ns_pids(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .map(|ids| {
+            ids.split_whitespace()
+                .filter_map(|n| n.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Panics naming each of `pids` still alive after `within`.
 pub async fn assert_all_gone(pids: &[i32], within: Duration) {
     for &p in pids {

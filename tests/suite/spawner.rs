@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::json;
 
-use crate::common::proc_tree::{assert_all_gone, children, cmdline, comm, descendants};
+use crate::common::proc_tree::{assert_all_gone, children, cmdline, comm, descendants, ns_pids};
 use crate::common::*;
 
 const WITHIN: Duration = Duration::from_secs(5);
@@ -55,6 +55,35 @@ async fn a_run_s_supervisor_is_forked_by_the_spawner_not_exec_d_by_the_server() 
     assert!(exec_d.is_empty(), "supervisors started by exec: {exec_d:?}");
     let log = std::fs::read_to_string(&server.log)?;
     assert!(!log.contains("spawner"), "{log}");
+    Ok(())
+}
+
+crate::both_backends!(a_run_s_init_is_cloned_by_the_spawner_into_the_run_s_pid_namespace);
+/// The spawner's child is the run's init itself, pid 1 of the run's own PID namespace,
+/// and Codex is its child: no supervisor outside the namespace forks an init per run.
+async fn a_run_s_init_is_cloned_by_the_spawner_into_the_run_s_pid_namespace() -> Result<()> {
+    let (server, _call) = serving("scenario:hang").await?;
+    hanging_run(&server.record).await?;
+    let spawner = spawner_of(server.pid)?;
+    let inits = children(spawner);
+    assert_eq!(inits.len(), 1, "{inits:?}");
+    let init = inits[0];
+    assert_eq!(ns_pids(init), vec![init, 1], "the spawner's child");
+    let codex: Vec<i32> = children(init)
+        .into_iter()
+        .filter(|c| cmdline(*c).contains("exec") || cmdline(*c).contains("app-server"))
+        .collect();
+    assert_eq!(
+        codex.len(),
+        1,
+        "Codex, a child of the init: {:?}",
+        children(init)
+    );
+    assert_eq!(
+        ns_pids(codex[0]).len(),
+        2,
+        "Codex is inside the run's namespace"
+    );
     Ok(())
 }
 

@@ -1,25 +1,34 @@
 //! The run spawner: a small process, forked from the server before its runtime starts,
-//! that forks each run's supervisor instead of the server exec'ing `2bot-mcp
+//! that forks what each run starts with, instead of the server exec'ing `2bot-mcp
 //! __supervise` for every run.
 //!
 //! Why: an exec of the 30 MB binary cost 1.8 ms per run on the 2-core VM this is measured
 //! on (the dynamic loader's CPUID traps, the page faults of a fresh image), 3 % of a
 //! 60 ms call on its own; a fork of a process that has done nothing yet costs a tenth of
-//! that (BENCHMARKS.md). The server itself cannot fork a supervisor: it is multi-threaded,
-//! and a fork of a threaded process may only exec.
+//! that (BENCHMARKS.md). The server itself cannot fork: it is multi-threaded, and a fork
+//! of a threaded process may only exec.
 //!
-//! The supervisor is unchanged ([`super::supervise`]); only its start moves. The server
-//! sends the supervisor's command line, the run's environment and four descriptors (the
-//! run's directory, stdin, stdout, stderr) over a `SOCK_SEQPACKET` socket ([`wire`]); the
-//! spawner ([`zygote`]) forks, answers with the pid, reaps the supervisor when it ends
-//! and sends its wait status, which [`super::child::RunChild`] reports as a child's.
+//! For a run with private namespaces (the default), the spawner clones the run's init
+//! straight into them ([`clone`], [`start`]): pid 1 of the run's PID namespace, with
+//! Codex as its child. An exec'd supervisor instead unshares the namespaces and forks the
+//! init, one process and one exit more per run (BENCHMARKS.md, "a hop not taken"). A run
+//! without namespaces gets a forked run supervisor ([`super::supervise`], unchanged).
+//!
+//! The server sends the supervisor's command line, the run's environment and four
+//! descriptors (the run's directory, stdin, stdout, stderr) over a `SOCK_SEQPACKET`
+//! socket ([`wire`]); the spawner ([`zygote`]) forks, answers with the pid, reaps the
+//! child when it ends and sends its wait status (for an init, how its Codex ended, from
+//! the init's report pipe), which [`super::child::RunChild`] reports as a child's.
 //!
 //! Lifetimes: the spawner dies with the server (`PR_SET_PDEATHSIG`, and its socket's
-//! EOF), and each supervisor with the spawner (the supervisor's own parent-death check),
-//! so SIGKILL of the server still leaves nothing of any run. Should the spawner be gone,
-//! runs start their supervisor by exec as before, with a warning.
+//! EOF), and each supervisor or init with the spawner (a parent-death signal, checked
+//! against the spawner's pidfd or pid once set), so SIGKILL of the server still leaves
+//! nothing of any run. Should the spawner be gone, runs start their supervisor by exec
+//! as before, with a warning.
 
+mod clone;
 mod sock;
+mod start;
 pub mod wire;
 mod zygote;
 

@@ -1,17 +1,15 @@
 //! The run spawner's own side: a process forked from the server before its runtime
-//! started, so single-threaded and holding nothing but its socket, that forks one run
-//! supervisor per request. A fork of this small process costs a fraction of an exec of
-//! the 30 MB `2bot-mcp` binary, which on a VM pays for the dynamic loader's CPUID traps
-//! and the page faults of a fresh image (BENCHMARKS.md, "Where the per-call overhead
-//! goes").
+//! started, so single-threaded and holding nothing but its socket, that forks one process
+//! per request: a run's init, cloned straight into the run's namespaces, or a run
+//! supervisor for a run without them ([`super::start`]). A fork of this small process
+//! costs a fraction of an exec of the 30 MB `2bot-mcp` binary, which on a VM pays for the
+//! dynamic loader's CPUID traps and the page faults of a fresh image (BENCHMARKS.md,
+//! "Where the per-call overhead goes").
 //!
-//! Each forked supervisor is set up exactly as an exec'd one would be: its own process
-//! group, the run's stdin, stdout and stderr, the run's directory (the descriptor the
-//! runner opened), the run's environment and nothing else, default signal dispositions;
-//! then [`supervise::run`] takes over, unchanged. The spawner reaps its supervisors and
-//! reports each exit status, which the server reads as its own child's.
+//! The spawner reaps what it forked and reports each exit status, which the server reads
+//! as its own child's: for an init, how its Codex ended, from the init's report pipe.
 
-use std::ffi::OsString;
+use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -20,11 +18,13 @@ use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::MsgFlags;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, getpid, getppid, setpgid};
+use nix::unistd::{Pid, getpid, getppid, setpgid};
 
+use super::clone;
 use super::sock::{self, MAX_MESSAGE};
-use super::wire::{Reply, WireError, decode_request, encode_reply, raw_status, request_id};
-use crate::runner::supervise::{self, Args, ArgsError, SPAWN_FAILED, SPAWN_FAILED_MARKER};
+use super::start::{Launched, Start, Unstartable};
+use super::wire::{Reply, encode_reply, raw_status, request_id};
+use crate::runner::run_init::reported_status;
 
 /// The spawner's loop, until the server closes its socket (or dies: the spawner's parent
 /// death signal is SIGKILL). Returns the spawner's exit code.
@@ -59,6 +59,9 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
         return 1;
     };
     let me = getpid();
+    let pidfd = clone::own_pidfd();
+    // The report pipe of each run's init, by its pid, read when it is reaped.
+    let mut reports: HashMap<i32, OwnedFd> = HashMap::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
         let (request_ready, child_ended) = {
@@ -75,7 +78,7 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
         };
         if child_ended {
             while let Ok(Some(_)) = signals.read_signal() {}
-            if reap(&sock).is_err() {
+            if reap(&sock, &mut reports).is_err() {
                 return 1;
             }
         }
@@ -101,20 +104,18 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
                 id,
                 reason: why.to_string(),
             },
-            // SAFETY: this process is single-threaded (forked from the server before its
-            // runtime started, and it starts no thread), so the child may run any code.
-            #[allow(unsafe_code)]
-            Ok(start) => match unsafe { nix::unistd::fork() } {
-                Err(e) => Reply::Failed {
+            Ok(start) => match start.launch(&mut reports) {
+                Err(why) => Reply::Failed {
                     id,
-                    reason: Unstartable::Fork(e).to_string(),
+                    reason: why.to_string(),
                 },
-                Ok(ForkResult::Child) => {
+                Ok(Launched::Child(role)) => {
                     drop(sock);
                     drop(signals);
-                    std::process::exit(start.supervise())
+                    drop(reports);
+                    std::process::exit(start.become_run(role, pidfd))
                 }
-                Ok(ForkResult::Parent { child }) => {
+                Ok(Launched::Parent(child)) => {
                     // Its own group before the server hears of it, so a stop that
                     // follows at once reaches the group (the child sets it too).
                     let _ = setpgid(child, child);
@@ -132,13 +133,17 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
     }
 }
 
-/// Reap every ended supervisor and tell the server how each ended.
-fn reap(sock: &OwnedFd) -> Result<(), Errno> {
+/// Reap every ended supervisor or init and tell the server how each ended (for an init,
+/// how its Codex ended, from its report).
+fn reap(sock: &OwnedFd, reports: &mut HashMap<i32, OwnedFd>) -> Result<(), Errno> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
             Ok(status) => {
-                if let Some((pid, status)) = raw_status(status) {
+                if let Some((pid, mut status)) = raw_status(status) {
+                    if let Some(report) = reports.remove(&pid) {
+                        status = reported_status(status, &read_report(&report));
+                    }
                     sock::send(
                         sock.as_fd(),
                         &encode_reply(&Reply::Exited { pid, status }),
@@ -149,6 +154,14 @@ fn reap(sock: &OwnedFd) -> Result<(), Errno> {
             }
         }
     }
+}
+
+/// What an ended init wrote to its report pipe (it is written whole before the init
+/// exits, and nothing else holds the pipe by now: never blocks).
+fn read_report(report: &OwnedFd) -> String {
+    let mut buf = [0u8; 64];
+    let len = nix::unistd::read(report, &mut buf).unwrap_or(0);
+    String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned()
 }
 
 /// Close every descriptor but `keep`, and put `/dev/null` on stdin and stdout: the
@@ -179,116 +192,5 @@ fn keep_only(keep: &[i32]) {
     {
         let _ = nix::unistd::dup2_stdin(&null);
         let _ = nix::unistd::dup2_stdout(&null);
-    }
-}
-
-/// One request, checked, ready to become a supervisor.
-struct Start {
-    args: Args,
-    env: Vec<(OsString, OsString)>,
-    cwd: OwnedFd,
-    stdin: OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
-}
-
-/// Why a request started no supervisor: the reason the spawner sends back.
-#[derive(Debug, thiserror::Error)]
-enum Unstartable {
-    /// The request did not fit in one message.
-    #[error("a request over {MAX_MESSAGE} bytes")]
-    TooLarge,
-    /// The request did not decode.
-    #[error("a bad request: {0}")]
-    Bad(#[from] WireError),
-    /// Not the run's four descriptors (cwd, stdin, stdout, stderr).
-    #[error("{0} descriptors, not 4")]
-    Descriptors(usize),
-    /// The supervisor's command line did not parse.
-    #[error(transparent)]
-    Args(#[from] ArgsError),
-    /// The system refused the fork.
-    #[error("cannot fork the run supervisor: {0}")]
-    Fork(Errno),
-}
-
-impl Start {
-    /// The request in `bytes` with its descriptors; the reason it cannot start.
-    fn new(bytes: &[u8], fds: Vec<OwnedFd>, me: Pid) -> Result<Self, Unstartable> {
-        let request = decode_request(bytes)?;
-        let [cwd, stdin, stdout, stderr]: [OwnedFd; 4] = fds
-            .try_into()
-            .map_err(|fds: Vec<OwnedFd>| Unstartable::Descriptors(fds.len()))?;
-        let mut args = Args::parse(&request.argv)?;
-        // The supervisor's parent is this spawner: when it is gone, so is the server.
-        args.parent = me.as_raw();
-        Ok(Self {
-            args,
-            env: request.env,
-            cwd,
-            stdin,
-            stdout,
-            stderr,
-        })
-    }
-
-    /// In the forked child: become the run supervisor. Returns its exit code.
-    fn supervise(self) -> i32 {
-        let Self {
-            args,
-            env,
-            cwd,
-            stdin,
-            stdout,
-            stderr,
-        } = self;
-        crate::runner::signals::default_dispositions();
-        let _ = SigSet::empty().thread_set_mask();
-        let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
-        let _ = nix::sys::prctl::set_name(c"2bot-supervise");
-        if nix::unistd::dup2_stdin(&stdin).is_err()
-            || nix::unistd::dup2_stdout(&stdout).is_err()
-            || nix::unistd::dup2_stderr(&stderr).is_err()
-        {
-            return 2;
-        }
-        drop((stdin, stdout, stderr));
-        if let Err(e) = nix::unistd::fchdir(&cwd) {
-            eprintln!("{SPAWN_FAILED_MARKER}cannot enter the run's directory: {e}");
-            return i32::from(SPAWN_FAILED);
-        }
-        drop(cwd);
-        replace_env(env);
-        i32::from(supervise::run(&args))
-    }
-}
-
-/// The process's environment becomes exactly `env`, as `env_clear().envs(env)` would
-/// make it for an exec'd supervisor: nothing of the server's environment reaches Codex.
-fn replace_env(env: Vec<(OsString, OsString)>) {
-    let old: Vec<OsString> = std::env::vars_os().map(|(key, _)| key).collect();
-    for key in old {
-        // SAFETY: this forked process is single-threaded: nothing reads the environment
-        // concurrently.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::remove_var(key);
-        }
-    }
-    for (key, value) in env {
-        let bytes = |s: &OsString| std::os::unix::ffi::OsStrExt::as_bytes(s.as_os_str()).to_vec();
-        // What set_var would panic on cannot be in an environment anyway.
-        if key.is_empty()
-            || bytes(&key).contains(&b'=')
-            || bytes(&key).contains(&0)
-            || bytes(&value).contains(&0)
-        {
-            continue;
-        }
-        // SAFETY: as above, single-threaded.
-        #[allow(unsafe_code)]
-        unsafe {
-            std::env::set_var(key, value);
-        }
     }
 }
