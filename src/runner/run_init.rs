@@ -208,6 +208,9 @@ fn start_and_wait(args: &Args) -> Result<End, StartError> {
     command.current_dir(&cwd).env("PWD", &cwd);
     let codex = command.spawn()?;
     let codex = Pid::from_raw(i32::try_from(codex.id()).unwrap_or(i32::MAX));
+    // Codex holds the run's stdio now; without our copies the runner reads the end of
+    // Codex's output when Codex and what it started are gone, not after our own exit.
+    release_stdio();
     let mut end: Option<End> = None;
     let mut deadline: Option<Instant> = None;
     let mut killed = false;
@@ -241,6 +244,19 @@ fn start_and_wait(args: &Args) -> Result<End, StartError> {
             let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
             killed = true;
         }
+    }
+}
+
+/// Put `/dev/null` on stdin, stdout and stderr (nothing is said after Codex started).
+fn release_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
     }
 }
 

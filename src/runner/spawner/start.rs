@@ -97,7 +97,7 @@ impl Start {
     /// supervisor. Called in the spawner (single-threaded).
     pub(super) fn launch(
         &self,
-        reports: &mut HashMap<i32, OwnedFd>,
+        reports: &mut HashMap<i32, super::zygote::Report>,
     ) -> Result<Launched, Unstartable> {
         let Some(_) = &self.args.isolation else {
             return fork_as(Role::Supervisor);
@@ -136,7 +136,7 @@ impl Start {
                 Ok(Launched::Child(Role::Init(flags, report_tx)))
             }
             ForkResult::Parent { child } => {
-                reports.insert(child.as_raw(), report_rx);
+                reports.insert(child.as_raw(), super::zygote::Report::Waiting(report_rx));
                 Ok(Launched::Parent(child))
             }
         }

@@ -60,22 +60,44 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
     };
     let me = getpid();
     let pidfd = clone::own_pidfd();
-    // The report pipe of each run's init, by its pid, read when it is reaped.
-    let mut reports: HashMap<i32, OwnedFd> = HashMap::new();
+    let mut reports: HashMap<i32, Report> = HashMap::new();
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
-        let (request_ready, child_ended) = {
-            let mut fds = [
+        let (request_ready, child_ended, reported) = {
+            let waiting: Vec<(i32, &OwnedFd)> = reports
+                .iter()
+                .filter_map(|(pid, r)| match r {
+                    Report::Waiting(fd) => Some((*pid, fd)),
+                    Report::Sent | Report::Missing => None,
+                })
+                .collect();
+            let mut fds = vec![
                 PollFd::new(sock.as_fd(), PollFlags::POLLIN),
                 PollFd::new(signals.as_fd(), PollFlags::POLLIN),
             ];
+            fds.extend(
+                waiting
+                    .iter()
+                    .map(|(_, fd)| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+            );
             match poll(&mut fds, PollTimeout::NONE) {
                 Ok(_) | Err(Errno::EINTR) => {}
                 Err(_) => return 1,
             }
             let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), ready(&fds[1]))
+            let reported: Vec<i32> = waiting
+                .iter()
+                .zip(fds.iter().skip(2))
+                .filter(|(_, fd)| ready(fd))
+                .map(|((pid, _), _)| *pid)
+                .collect();
+            (ready(&fds[0]), ready(&fds[1]), reported)
         };
+        for pid in reported {
+            if forward_report(&sock, &mut reports, pid).is_err() {
+                return 1;
+            }
+        }
         if child_ended {
             while let Ok(Some(_)) = signals.read_signal() {}
             if reap(&sock, &mut reports).is_err() {
@@ -133,35 +155,81 @@ pub(super) fn serve(sock: OwnedFd, server: Pid) -> i32 {
     }
 }
 
-/// Reap every ended supervisor or init and tell the server how each ended (for an init,
-/// how its Codex ended, from its report).
-fn reap(sock: &OwnedFd, reports: &mut HashMap<i32, OwnedFd>) -> Result<(), Errno> {
+/// Where a cloned init's report stands. The init writes it once everything of its run is
+/// killed and reaped, just before it exits; the spawner passes it on at once, without
+/// waiting for the init's own exit and the tear-down of its namespaces.
+pub(super) enum Report {
+    /// Not written yet: its pipe is watched.
+    Waiting(OwnedFd),
+    /// Passed on to the server: the init's own exit is not.
+    Sent,
+    /// The pipe closed empty (the init was killed first): its wait status tells.
+    Missing,
+}
+
+/// The report of `pid`'s init is readable: pass it on as its run's exit, or note that
+/// none will come.
+fn forward_report(
+    sock: &OwnedFd,
+    reports: &mut HashMap<i32, Report>,
+    pid: i32,
+) -> Result<(), Errno> {
+    let Some(Report::Waiting(fd)) = reports.get(&pid) else {
+        return Ok(());
+    };
+    let text = match read_report(fd) {
+        Err(Errno::EAGAIN | Errno::EINTR) => return Ok(()),
+        Err(_) => String::new(),
+        Ok(text) => text,
+    };
+    if text.is_empty() {
+        reports.insert(pid, Report::Missing);
+        return Ok(());
+    }
+    reports.insert(pid, Report::Sent);
+    let status = reported_status(0, &text);
+    send_exit(sock, pid, status)
+}
+
+/// Reap every ended supervisor or init and tell the server how each ended, unless an
+/// init's report already did.
+fn reap(sock: &OwnedFd, reports: &mut HashMap<i32, Report>) -> Result<(), Errno> {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
             Ok(status) => {
-                if let Some((pid, mut status)) = raw_status(status) {
-                    if let Some(report) = reports.remove(&pid) {
-                        status = reported_status(status, &read_report(&report));
+                let Some((pid, raw)) = raw_status(status) else {
+                    continue;
+                };
+                let status = match reports.remove(&pid) {
+                    None => raw,
+                    Some(Report::Sent) => continue,
+                    Some(Report::Missing) => reported_status(raw, ""),
+                    Some(Report::Waiting(fd)) => {
+                        reported_status(raw, &read_report(&fd).unwrap_or_default())
                     }
-                    sock::send(
-                        sock.as_fd(),
-                        &encode_reply(&Reply::Exited { pid, status }),
-                        &[],
-                        MsgFlags::empty(),
-                    )?;
-                }
+                };
+                send_exit(sock, pid, status)?;
             }
         }
     }
 }
 
-/// What an ended init wrote to its report pipe (it is written whole before the init
-/// exits, and nothing else holds the pipe by now: never blocks).
-fn read_report(report: &OwnedFd) -> String {
+fn send_exit(sock: &OwnedFd, pid: i32, status: i32) -> Result<(), Errno> {
+    sock::send(
+        sock.as_fd(),
+        &encode_reply(&Reply::Exited { pid, status }),
+        &[],
+        MsgFlags::empty(),
+    )
+}
+
+/// What an init wrote to its report pipe: written in one piece (under `PIPE_BUF`), so
+/// one read has it all; empty at the end of the pipe.
+fn read_report(report: &OwnedFd) -> Result<String, Errno> {
     let mut buf = [0u8; 64];
-    let len = nix::unistd::read(report, &mut buf).unwrap_or(0);
-    String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned()
+    let len = nix::unistd::read(report, &mut buf)?;
+    Ok(String::from_utf8_lossy(buf.get(..len).unwrap_or_default()).into_owned())
 }
 
 /// Close every descriptor but `keep`, and put `/dev/null` on stdin and stdout: the
