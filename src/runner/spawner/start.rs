@@ -99,13 +99,15 @@ impl Start {
         &self,
         reports: &mut HashMap<i32, super::zygote::Report>,
     ) -> Result<Launched, Unstartable> {
-        let Some(_) = &self.args.isolation else {
+        if self.args.isolation.is_none() {
             return fork_as(Role::Supervisor);
-        };
+        }
         let flags = match namespace::plan(self.args.user.as_ref()) {
             Ok(flags) => flags,
             Err(e) => return fork_as(Role::Refused(format!("cannot isolate the run: {e}"))),
         };
+        let (report_rx, report_tx) =
+            pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(Unstartable::Pipe)?;
         // The cwd crosses into the new mount namespace only as the working directory
         // held at the clone; a descriptor would still name the server's mount of it.
         if let Err(e) = nix::unistd::fchdir(&self.cwd) {
@@ -113,8 +115,6 @@ impl Start {
                 "cannot enter the run's directory: {e}"
             )));
         }
-        let (report_rx, report_tx) =
-            pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(Unstartable::Pipe)?;
         // A stop sent before the init reads its signalfd waits, blocked, instead of
         // meeting the spawner's ignored dispositions (an init cannot be stopped by a
         // signal it does not handle).
