@@ -87,6 +87,46 @@ async fn a_run_s_init_is_cloned_by_the_spawner_into_the_run_s_pid_namespace() ->
     Ok(())
 }
 
+crate::both_backends!(the_spawner_holds_nothing_of_the_server_or_of_a_run_but_its_report_pipe);
+/// While a run hangs, the spawner's descriptors are /dev/null on stdin and stdout, the
+/// server's stderr, its one socket to the server, its signalfd and pidfd, and the one
+/// report pipe of the run; no listener, no file, no run's directory (its cwd is `/`).
+async fn the_spawner_holds_nothing_of_the_server_or_of_a_run_but_its_report_pipe() -> Result<()> {
+    let (server, _call) = serving("scenario:hang").await?;
+    hanging_run(&server.record).await?;
+    let spawner = spawner_of(server.pid)?;
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{spawner}/cwd"))?,
+        std::path::PathBuf::from("/")
+    );
+    let mut held: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{spawner}/fd"))?
+        .flatten()
+        .filter_map(|e| {
+            let fd = e.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some((fd, target.display().to_string()))
+        })
+        .collect();
+    held.sort();
+    let kinds: Vec<&str> = held
+        .iter()
+        .filter(|(fd, _)| *fd > 2)
+        .map(|(_, target)| target.split(':').next().unwrap_or_default())
+        .collect();
+    assert_eq!(held[0].1, "/dev/null", "{held:?}");
+    assert_eq!(held[1].1, "/dev/null", "{held:?}");
+    let count = |kind: &str| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count("socket"), 1, "one socket, to the server: {held:?}");
+    assert_eq!(count("pipe"), 1, "the hanging run's report pipe: {held:?}");
+    assert_eq!(
+        count("anon_inode"),
+        2,
+        "its signalfd and its own pidfd: {held:?}"
+    );
+    assert_eq!(kinds.len(), 4, "nothing else: {held:?}");
+    Ok(())
+}
+
 crate::both_backends!(every_process_of_a_run_dies_with_the_server_through_the_spawner);
 /// SIGKILL of the server mid-run: the spawner, the supervisor, Codex and the command
 /// that left Codex's session all go.
