@@ -210,7 +210,7 @@ fn start_and_wait(args: &Args) -> Result<End, StartError> {
     let codex = Pid::from_raw(i32::try_from(codex.id()).unwrap_or(i32::MAX));
     // Codex holds the run's stdio now; without our copies the runner reads the end of
     // Codex's output when Codex and what it started are gone, not after our own exit.
-    release_stdio();
+    null_stdio(true);
     let mut end: Option<End> = None;
     let mut deadline: Option<Instant> = None;
     let mut killed = false;
@@ -247,8 +247,9 @@ fn start_and_wait(args: &Args) -> Result<End, StartError> {
     }
 }
 
-/// Put `/dev/null` on stdin, stdout and stderr (nothing is said after Codex started).
-fn release_stdio() {
+/// Put `/dev/null` on stdin and stdout, and on stderr when `stderr_too` (the run's init
+/// says nothing after Codex started; the spawner keeps the server's stderr).
+pub(super) fn null_stdio(stderr_too: bool) {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -256,7 +257,9 @@ fn release_stdio() {
     {
         let _ = nix::unistd::dup2_stdin(&null);
         let _ = nix::unistd::dup2_stdout(&null);
-        let _ = nix::unistd::dup2_stderr(&null);
+        if stderr_too {
+            let _ = nix::unistd::dup2_stderr(&null);
+        }
     }
 }
 

@@ -25,6 +25,19 @@ async fn serving(
     Ok((server, call))
 }
 
+/// A stdio server with one run hanging (its Codex and Codex's child started), and the
+/// server's spawner.
+async fn hanging() -> Result<(
+    StdioServer,
+    rmcp::service::RequestHandle<rmcp::RoleClient>,
+    i32,
+)> {
+    let (server, call) = serving("scenario:hang").await?;
+    hanging_run(&server.record).await?;
+    let spawner = spawner_of(server.pid)?;
+    Ok((server, call, spawner))
+}
+
 /// The server's one spawner: its only `2bot-spawner` child.
 fn spawner_of(server: u32) -> Result<i32> {
     let server = i32::try_from(server)?;
@@ -40,9 +53,7 @@ crate::both_backends!(a_run_s_supervisor_is_forked_by_the_spawner_not_exec_d_by_
 /// While a run hangs, its supervisor is a child of the server's spawner, named
 /// `2bot-supervise`; the server itself has exec'd no `__supervise` child.
 async fn a_run_s_supervisor_is_forked_by_the_spawner_not_exec_d_by_the_server() -> Result<()> {
-    let (server, _call) = serving("scenario:hang").await?;
-    hanging_run(&server.record).await?;
-    let spawner = spawner_of(server.pid)?;
+    let (server, _call, spawner) = hanging().await?;
     let supervisors = children(spawner);
     assert_eq!(supervisors.len(), 1, "{supervisors:?}");
     assert_eq!(comm(supervisors[0]), "2bot-supervise");
@@ -62,9 +73,7 @@ crate::both_backends!(a_run_s_init_is_cloned_by_the_spawner_into_the_run_s_pid_n
 /// The spawner's child is the run's init itself, pid 1 of the run's own PID namespace,
 /// and Codex is its child: no supervisor outside the namespace forks an init per run.
 async fn a_run_s_init_is_cloned_by_the_spawner_into_the_run_s_pid_namespace() -> Result<()> {
-    let (server, _call) = serving("scenario:hang").await?;
-    hanging_run(&server.record).await?;
-    let spawner = spawner_of(server.pid)?;
+    let (_server, _call, spawner) = hanging().await?;
     let inits = children(spawner);
     assert_eq!(inits.len(), 1, "{inits:?}");
     let init = inits[0];
@@ -92,9 +101,7 @@ crate::both_backends!(the_spawner_holds_nothing_of_the_server_or_of_a_run_but_it
 /// server's stderr, its one socket to the server, its signalfd and pidfd, and the one
 /// report pipe of the run; no listener, no file, no run's directory (its cwd is `/`).
 async fn the_spawner_holds_nothing_of_the_server_or_of_a_run_but_its_report_pipe() -> Result<()> {
-    let (server, _call) = serving("scenario:hang").await?;
-    hanging_run(&server.record).await?;
-    let spawner = spawner_of(server.pid)?;
+    let (_server, _call, spawner) = hanging().await?;
     assert_eq!(
         std::fs::read_link(format!("/proc/{spawner}/cwd"))?,
         std::path::PathBuf::from("/")
