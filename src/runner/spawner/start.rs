@@ -18,9 +18,9 @@ use super::wire::{WireError, decode_request};
 use crate::runner::supervise::{self, Args, ArgsError, SPAWN_FAILED, SPAWN_FAILED_MARKER};
 use crate::runner::{namespace, run_init, signals};
 
-/// One request, checked, ready to become a supervisor.
+/// One request, checked, ready to become a run's init or supervisor.
 pub(super) struct Start {
-    pub(super) args: Args,
+    args: Args,
     env: Vec<(OsString, OsString)>,
     cwd: OwnedFd,
     stdin: OwnedFd,
@@ -28,7 +28,7 @@ pub(super) struct Start {
     stderr: OwnedFd,
 }
 
-/// Why a request started no supervisor: the reason the spawner sends back.
+/// Why a request started no init or supervisor: the reason the spawner sends back.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum Unstartable {
     /// The request did not fit in one message.
