@@ -14,7 +14,7 @@ fn read(path: &str) -> Result<String> {
 }
 
 /// The README's first block has the line `bash scripts/test`; `.ci/run` installs with
-/// `scripts/setup`, then ends in that very line; the test script lints, runs the set-up
+/// `scripts/setup`, then runs that very line, read from the README; the test script lints, runs the set-up
 /// (the Python SDK's venv, `npm ci`, Debian's packages where it may), then every test and
 /// the soak.
 #[test]
@@ -35,11 +35,19 @@ fn the_readmes_test_command_is_the_script_ci_runs_and_it_sets_everything_up() ->
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
-    assert_eq!(
-        commands.get(commands.len().saturating_sub(2)..),
-        Some(&["bash scripts/setup", "bash scripts/test"][..]),
+    // .ci/run installs, then runs the line that follows "# Run every test" in the
+    // README, read from the README itself: that line is the test command above.
+    assert_eq!(commands.get(2), Some(&"bash scripts/setup"), "{ci}");
+    assert!(
+        ci.contains("awk '/^# Run every test/ { getline; print; exit }' README.md"),
         "{ci}"
     );
+    assert_eq!(commands.last(), Some(&"eval \"$test_command\""), "{ci}");
+    let after_marker = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("# Run every test"))
+        .nth(1);
+    assert_eq!(after_marker, Some("bash scripts/test"), "{first_block}");
     let script = read("scripts/test")?;
     for step in [
         "cargo fmt --all -- --check",
