@@ -194,10 +194,10 @@ async fn run(config: Config, inherited: Option<std::net::TcpListener>) -> ExitCo
             let Some(runs) = job_stack(&config, &shutdown).await else {
                 return ExitCode::from(2);
             };
-            let io = (tokio::io::stdin(), tokio::io::stdout());
+            let (stdin, stdout) = twobot::stdio::standard_streams();
             let audit = runs.observer().audit().cloned();
             let served = twobot::stdio::serve(
-                tokio::io::join(io.0, io.1),
+                tokio::io::join(stdin, stdout),
                 runs,
                 config.policy.default_timeout_sec(),
                 shutdown,

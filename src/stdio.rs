@@ -4,10 +4,15 @@
 //! When stdin reaches EOF (the client went away) or a signal arrives, every running
 //! Codex is killed, each child is reaped, and the server exits 0.
 
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::pin::Pin;
 use std::time::Duration;
 
 use rmcp::ServiceExt;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::unix::pipe;
 use tokio_util::sync::CancellationToken;
 
 use crate::mcp::TwoBot;
@@ -51,4 +56,88 @@ where
         tracing::warn!("some Codex runs did not stop in time");
     }
     Ok(())
+}
+
+/// The reading and writing halves of the process's stdin and stdout.
+pub type Streams = (
+    Pin<Box<dyn AsyncRead + Send>>,
+    Pin<Box<dyn AsyncWrite + Send>>,
+);
+
+/// stdin and stdout as the client gave them. tokio's own `stdin()`/`stdout()` do every
+/// read and write on a blocking-pool thread, so each request and each answer costs a
+/// hand-off between threads (two wake-ups on the way in, one on the way out). MCP
+/// clients start the server with pipes (rmcp, the Python SDK) or socket pairs (Node's
+/// libuv), and both can sit in the runtime's epoll: read and written by the worker that
+/// handles the message. Anything else (a terminal, a file) keeps tokio's blocking
+/// streams, and so does a stream that is also stderr, which the log writes to with
+/// blocking writes and must not find non-blocking.
+pub fn standard_streams() -> Streams {
+    let stderr = identity(std::io::stderr().as_fd());
+    let reader: Pin<Box<dyn AsyncRead + Send>> = match polled(std::io::stdin().as_fd(), stderr) {
+        Some(Polled::Pipe(f)) => match pipe::Receiver::from_file(f) {
+            Ok(r) => Box::pin(r),
+            Err(_) => Box::pin(tokio::io::stdin()),
+        },
+        Some(Polled::Socket(s)) => match socket_stream(s) {
+            Ok(s) => Box::pin(s),
+            Err(_) => Box::pin(tokio::io::stdin()),
+        },
+        None => Box::pin(tokio::io::stdin()),
+    };
+    let writer: Pin<Box<dyn AsyncWrite + Send>> = match polled(std::io::stdout().as_fd(), stderr) {
+        Some(Polled::Pipe(f)) => match pipe::Sender::from_file(f) {
+            Ok(w) => Box::pin(w),
+            Err(_) => Box::pin(tokio::io::stdout()),
+        },
+        Some(Polled::Socket(s)) => match socket_stream(s) {
+            Ok(s) => Box::pin(s),
+            Err(_) => Box::pin(tokio::io::stdout()),
+        },
+        None => Box::pin(tokio::io::stdout()),
+    };
+    (reader, writer)
+}
+
+/// A standard stream the runtime can poll, as a duplicate of its descriptor.
+enum Polled {
+    Pipe(File),
+    /// A stream socket. `UnixStream` only reads and writes it, so any stream socket will do.
+    Socket(std::os::unix::net::UnixStream),
+}
+
+/// `fd` as something the runtime can poll: a pipe or a socket that is not `stderr`.
+fn polled(fd: BorrowedFd<'_>, stderr: Option<(u64, u64)>) -> Option<Polled> {
+    if stderr.is_some() && identity(fd) == stderr {
+        return None;
+    }
+    let file = File::from(fd.try_clone_to_owned().ok()?);
+    let kind = file.metadata().ok()?.file_type();
+    if kind.is_fifo() {
+        Some(Polled::Pipe(file))
+    } else if kind.is_socket() {
+        let socket = std::os::unix::net::UnixStream::from(std::os::fd::OwnedFd::from(file));
+        Some(Polled::Socket(socket))
+    } else {
+        None
+    }
+}
+
+/// `socket` in the runtime's epoll; left blocking if the runtime cannot take it, for the
+/// blocking stream that then reads it.
+fn socket_stream(
+    socket: std::os::unix::net::UnixStream,
+) -> std::io::Result<tokio::net::UnixStream> {
+    let restore = socket.try_clone()?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(socket).inspect_err(|_| {
+        let _ = restore.set_nonblocking(false);
+    })
+}
+
+/// The file behind a descriptor (for pipes and sockets: which one).
+fn identity(fd: BorrowedFd<'_>) -> Option<(u64, u64)> {
+    let file = File::from(fd.try_clone_to_owned().ok()?);
+    let meta = file.metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
 }

@@ -73,5 +73,6 @@ mod state_leases;
 mod state_postgres;
 mod state_restart;
 mod stdio;
+mod stdio_streams;
 mod tasks;
 mod test_command;
