@@ -74,29 +74,22 @@ pub type Streams = (
 /// blocking writes and must not find non-blocking.
 pub fn standard_streams() -> Streams {
     let stderr = identity(std::io::stderr().as_fd());
-    let reader: Pin<Box<dyn AsyncRead + Send>> = match polled(std::io::stdin().as_fd(), stderr) {
-        Some(Polled::Pipe(f)) => match pipe::Receiver::from_file(f) {
-            Ok(r) => Box::pin(r),
-            Err(_) => Box::pin(tokio::io::stdin()),
-        },
-        Some(Polled::Socket(s)) => match socket_stream(s) {
-            Ok(s) => Box::pin(s),
-            Err(_) => Box::pin(tokio::io::stdin()),
-        },
-        None => Box::pin(tokio::io::stdin()),
-    };
-    let writer: Pin<Box<dyn AsyncWrite + Send>> = match polled(std::io::stdout().as_fd(), stderr) {
-        Some(Polled::Pipe(f)) => match pipe::Sender::from_file(f) {
-            Ok(w) => Box::pin(w),
-            Err(_) => Box::pin(tokio::io::stdout()),
-        },
-        Some(Polled::Socket(s)) => match socket_stream(s) {
-            Ok(s) => Box::pin(s),
-            Err(_) => Box::pin(tokio::io::stdout()),
-        },
-        None => Box::pin(tokio::io::stdout()),
-    };
-    (reader, writer)
+    let reader: Option<Pin<Box<dyn AsyncRead + Send>>> =
+        match polled(std::io::stdin().as_fd(), stderr) {
+            Some(Polled::Pipe(f)) => pipe::Receiver::from_file(f).ok().map(|r| Box::pin(r) as _),
+            Some(Polled::Socket(s)) => socket_stream(s).ok().map(|s| Box::pin(s) as _),
+            None => None,
+        };
+    let writer: Option<Pin<Box<dyn AsyncWrite + Send>>> =
+        match polled(std::io::stdout().as_fd(), stderr) {
+            Some(Polled::Pipe(f)) => pipe::Sender::from_file(f).ok().map(|w| Box::pin(w) as _),
+            Some(Polled::Socket(s)) => socket_stream(s).ok().map(|s| Box::pin(s) as _),
+            None => None,
+        };
+    (
+        reader.unwrap_or_else(|| Box::pin(tokio::io::stdin())),
+        writer.unwrap_or_else(|| Box::pin(tokio::io::stdout())),
+    )
 }
 
 /// A standard stream the runtime can poll, as a duplicate of its descriptor.

@@ -84,42 +84,17 @@ fn answer_text(answer: &Value) -> &str {
         .unwrap_or_default()
 }
 
-#[tokio::test]
-async fn a_server_on_pipes_answers_and_polls_them_instead_of_parking_a_thread_in_a_read()
--> Result<()> {
-    let (mut child, _tmp) = server(Stdio::piped(), Stdio::piped(), Stdio::null())?;
-    let (mut stdin, stdout) = (
-        child.stdin.take().context("stdin")?,
-        child.stdout.take().context("stdout")?,
-    );
-    let answer = session(&mut stdin, stdout).await?;
-    assert_eq!(answer_text(&answer), "fixed answer", "{answer}");
-    let pid = child.id().context("pid")?;
-    assert!(non_blocking(pid, 0)?, "stdin is read by a blocking thread");
-    assert!(
-        non_blocking(pid, 1)?,
-        "stdout is written by a blocking thread"
-    );
-    drop(stdin);
-    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
-    assert!(status.success(), "{status}");
-    Ok(())
-}
-
-#[tokio::test]
-async fn a_server_on_socket_pairs_as_node_starts_it_answers_polls_them_and_exits_at_eof()
--> Result<()> {
-    let (client_in, server_in) = UnixStream::pair()?;
-    let (client_out, server_out) = UnixStream::pair()?;
-    let (mut child, _tmp) = server(
-        Stdio::from(OwnedFd::from(server_in)),
-        Stdio::from(OwnedFd::from(server_out)),
-        Stdio::null(),
-    )?;
-    client_in.set_nonblocking(true)?;
-    client_out.set_nonblocking(true)?;
-    let mut to = tokio::net::UnixStream::from_std(client_in)?;
-    let from = tokio::net::UnixStream::from_std(client_out)?;
+/// The call is answered while the server's stdin and stdout are non-blocking (polled by
+/// the runtime), and the server exits 0 once its stdin closes.
+async fn answers_polled_and_exits_at_eof<W, R>(
+    mut child: tokio::process::Child,
+    mut to: W,
+    from: R,
+) -> Result<()>
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+{
     let answer = session(&mut to, from).await?;
     assert_eq!(answer_text(&answer), "fixed answer", "{answer}");
     let pid = child.id().context("pid")?;
@@ -132,6 +107,34 @@ async fn a_server_on_socket_pairs_as_node_starts_it_answers_polls_them_and_exits
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
     assert!(status.success(), "{status}");
     Ok(())
+}
+
+#[tokio::test]
+async fn a_server_on_pipes_answers_and_polls_them_instead_of_parking_a_thread_in_a_read()
+-> Result<()> {
+    let (mut child, _tmp) = server(Stdio::piped(), Stdio::piped(), Stdio::null())?;
+    let (stdin, stdout) = (
+        child.stdin.take().context("stdin")?,
+        child.stdout.take().context("stdout")?,
+    );
+    answers_polled_and_exits_at_eof(child, stdin, stdout).await
+}
+
+#[tokio::test]
+async fn a_server_on_socket_pairs_as_node_starts_it_answers_polls_them_and_exits_at_eof()
+-> Result<()> {
+    let (client_in, server_in) = UnixStream::pair()?;
+    let (client_out, server_out) = UnixStream::pair()?;
+    let (child, _tmp) = server(
+        Stdio::from(OwnedFd::from(server_in)),
+        Stdio::from(OwnedFd::from(server_out)),
+        Stdio::null(),
+    )?;
+    client_in.set_nonblocking(true)?;
+    client_out.set_nonblocking(true)?;
+    let to = tokio::net::UnixStream::from_std(client_in)?;
+    let from = tokio::net::UnixStream::from_std(client_out)?;
+    answers_polled_and_exits_at_eof(child, to, from).await
 }
 
 #[tokio::test]
