@@ -11,6 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::paths::Look;
 use super::refusal::{Refusal, Rule, quoted, refuse};
 use super::{Policy, resolve_path};
 use crate::run::{ReasoningEffort, Review, ReviewRequest, RunRequest, SandboxMode};
@@ -79,6 +80,7 @@ pub(super) fn check(
     policy: &Policy,
     req: &RunRequest,
     thread: &mut Option<String>,
+    look: Look,
 ) -> Result<Checked, Refusal> {
     let features = &policy.features;
     let mut out = Checked::default();
@@ -124,7 +126,7 @@ pub(super) fn check(
         }
         out.fork = Some(source);
     }
-    out.images = images(policy, req.images.as_deref().unwrap_or_default())?;
+    out.images = images(policy, req.images.as_deref().unwrap_or_default(), look)?;
     if let Some(review) = &req.review {
         out.review = Some(check_review(
             policy,
@@ -136,7 +138,7 @@ pub(super) fn check(
     Ok(out)
 }
 
-fn images(policy: &Policy, raw: &[String]) -> Result<Vec<PathBuf>, Refusal> {
+fn images(policy: &Policy, raw: &[String], look: Look) -> Result<Vec<PathBuf>, Refusal> {
     let features = &policy.features;
     if raw.is_empty() {
         return Ok(Vec::new());
@@ -162,7 +164,7 @@ fn images(policy: &Policy, raw: &[String]) -> Result<Vec<PathBuf>, Refusal> {
             if path.contains(',') {
                 return Err(refuse(param, quoted(path), Rule::CommaInPath));
             }
-            let resolved = resolve_path(policy, &param, path, false)?;
+            let resolved = resolve_path(policy, &param, path, false, look)?;
             let size = std::fs::metadata(&resolved).map(|m| m.len()).unwrap_or(0);
             if size > features.max_image_bytes {
                 return Err(refuse(

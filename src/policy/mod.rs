@@ -19,8 +19,8 @@ pub use features::Features;
 pub use file::{EnvPolicy, PolicyFile};
 use names::checked_name;
 pub use names::{is_profile_name, is_safe_name, is_thread_id};
-use paths::resolve_path;
-pub use paths::within_roots;
+use paths::{Look, resolve_path};
+pub use paths::{RESOLVE_CACHED, kernel_walks_cached, within_roots};
 pub use refusal::{Refusal, Rule};
 use refusal::{quoted, refuse};
 
@@ -100,7 +100,26 @@ impl Policy {
 }
 
 /// Check `req` for `principal` against `policy`; on success, the exact run to start.
+/// Resolving its paths may wait on a file system for as long as it likes.
 pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result<RunSpec, Refusal> {
+    check_looking(policy, principal, req, Look::Waiting)
+}
+
+/// [`check`] without waiting on any file system: the run it would admit, when every path
+/// the request names resolves from the kernel's lookup caches. `None` for the rest (a
+/// path not in the caches, an image to measure, any refusal): [`check`] decides those,
+/// on a thread that may wait. So a caller on a runtime thread asks this first and moves
+/// to the blocking pool only when it must; a `Some` is what [`check`] would answer.
+pub fn check_cached(policy: &Policy, principal: &Principal, req: &RunRequest) -> Option<RunSpec> {
+    check_looking(policy, principal, req, Look::CachedOnly).ok()
+}
+
+fn check_looking(
+    policy: &Policy,
+    principal: &Principal,
+    req: &RunRequest,
+    look: Look,
+) -> Result<RunSpec, Refusal> {
     // A review with a target (uncommitted, base, commit) sends no prompt, so it needs
     // none; whether the target itself is valid is the review check's to say.
     let review_target = req.review.as_ref().is_some_and(|r| !r.custom);
@@ -148,18 +167,18 @@ pub fn check(policy: &Policy, principal: &Principal, req: &RunRequest) -> Result
         Some(id) if is_thread_id(id) => Some(id.clone()),
         Some(id) => return Err(refuse("thread_id", quoted(id), Rule::BadThreadId)),
     };
-    let features = features::check(policy, req, &mut resume)?;
+    let features = features::check(policy, req, &mut resume, look)?;
 
     let cwd = match &req.cwd {
         None => policy.default_cwd.clone(),
-        Some(cwd) => resolve_path(policy, "cwd", cwd, true)?,
+        Some(cwd) => resolve_path(policy, "cwd", cwd, true, look)?,
     };
     let add_dirs = req
         .add_dirs
         .iter()
         .flatten()
         .enumerate()
-        .map(|(i, dir)| resolve_path(policy, &format!("add_dirs[{i}]"), dir, true))
+        .map(|(i, dir)| resolve_path(policy, &format!("add_dirs[{i}]"), dir, true, look))
         .collect::<Result<Vec<_>, _>>()?;
 
     Ok(RunSpec {

@@ -5,7 +5,11 @@
 //! The half of the policy decision that touches the file system, apart from the rules
 //! on names and values in `mod.rs`.
 
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2, readlink};
 
 use super::Policy;
 use super::refusal::{Refusal, Rule, quoted, refuse};
@@ -25,7 +29,14 @@ pub(super) fn resolve_path(
     param: &str,
     raw: &str,
     dir: bool,
+    look: Look,
 ) -> Result<PathBuf, Refusal> {
+    if look == Look::CachedOnly {
+        return dir
+            .then(|| resolve_dir_cached(policy, raw))
+            .flatten()
+            .ok_or_else(|| refuse(param, quoted(raw), Rule::Unresolvable(NOT_CACHED.into())));
+    }
     let value = quoted(raw);
     if raw.is_empty() {
         return Err(refuse(param, value, Rule::EmptyPath));
@@ -84,6 +95,59 @@ pub(super) fn resolve_path(
         why => why,
     };
     Err(refuse(param, value, why))
+}
+
+/// How a path parameter may be looked up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Look {
+    /// Whatever it takes: on tokio's blocking pool, where a hung mount holds only its call.
+    Waiting,
+    /// From the kernel's lookup caches alone, never waiting on a disk or a server: a
+    /// directory admitted as [`Look::Waiting`] would admit it, anything else refused
+    /// (and then looked up again, waiting).
+    CachedOnly,
+}
+
+/// `RESOLVE_CACHED` (Linux 5.12), which nix 0.30 does not name; older kernels refuse the
+/// unknown flag with `EINVAL`, and the lookup then waits as before.
+pub const RESOLVE_CACHED: ResolveFlag = ResolveFlag::from_bits_retain(0x20);
+
+/// Whether this kernel walks paths from its lookup caches alone: with `false` (before
+/// Linux 5.12) every check and preparation that names a path waits on the blocking pool.
+pub fn kernel_walks_cached() -> bool {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(RESOLVE_CACHED);
+    openat2(nix::fcntl::AT_FDCWD, "/", how).is_ok()
+}
+
+/// The refusal's reason for a path the kernel's caches could not answer for; never
+/// shown, the check runs again on the blocking pool.
+const NOT_CACHED: &str = "not in the kernel's lookup caches";
+
+/// The directory `raw` names, when it resolves from the kernel's caches alone to a
+/// canonical path inside the roots: the success of [`resolve_path`] with `dir`, and
+/// nothing else (every refusal's wording needs looks that may wait).
+///
+/// `openat2` with `RESOLVE_CACHED` (Linux 5.12) walks the path, symlinks and `..`
+/// included, in the dentry cache only and fails with `EAGAIN` where it would have to
+/// ask a file system (a disk read, a FUSE or NFS server's revalidation); `O_DIRECTORY`
+/// settles the type from the inode the walk found. The canonical name is the open
+/// directory's, read back from `/proc/self/fd` as `realpath` would spell it.
+fn resolve_dir_cached(policy: &Policy, raw: &str) -> Option<PathBuf> {
+    if raw.is_empty() || raw.contains('\0') || raw.starts_with('-') {
+        return None;
+    }
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(RESOLVE_CACHED);
+    let dir = openat2(nix::fcntl::AT_FDCWD, &policy.default_cwd.join(raw), how).ok()?;
+    let name =
+        PathBuf::from(readlink(&PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()))).ok()?);
+    // A removed directory reads back as "NAME (deleted)", and a directory outside this
+    // process's root without a leading "/": neither is a name to admit.
+    let whole = name.is_absolute() && !name.as_os_str().as_bytes().ends_with(b" (deleted)");
+    (whole && within_roots(&policy.allowed_roots, &name)).then_some(name)
 }
 
 /// Whether resolving `path` (spelled inside `roots`) meets a symlink: each prefix is

@@ -8,7 +8,7 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
 use crate::policy::tests::{Expect, fixture, req};
-use crate::policy::{Policy, Rule, check, within_roots};
+use crate::policy::{Policy, Rule, check, check_cached, within_roots};
 use crate::run::Principal;
 
 #[test]
@@ -251,4 +251,107 @@ fn without_roots_any_existing_directory_is_admitted() {
     )
     .unwrap();
     assert_eq!(spec.cwd, fx.outside);
+}
+
+/// A walk from the caches cannot follow a symlink whose access time is due (relatime
+/// writes it, and a write may wait): such a call waits on the pool instead, as it must.
+/// The fixture's links, just made, are due; an access time a minute ahead settles them.
+fn settle_links(root: &Path) {
+    use nix::sys::stat::{UtimensatFlags, utimensat};
+    use nix::sys::time::TimeSpec;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let ahead = TimeSpec::from_duration(now + std::time::Duration::from_secs(60));
+    for link in ["link-in", "link-out"] {
+        let at = root.join(link);
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            &at,
+            &ahead,
+            &TimeSpec::from_duration(now),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn the_check_from_the_kernels_caches_admits_exactly_what_the_waiting_check_admits() {
+    let fx = fixture();
+    settle_links(&fx.root);
+    let root = fx.root.display().to_string();
+    let sibling = fx.root.parent().unwrap().join("rootling");
+    let sibling = sibling.display().to_string();
+    let inside = [
+        "app",
+        "app/sub/..",
+        "./app/./sub/",
+        "link-in",
+        "link-in/sub",
+        root.as_str(),
+    ];
+    let refused = [
+        "../outside",
+        "link-out",
+        "/",
+        "/proc",
+        "file.txt",
+        "missing",
+        "app/missing/..",
+        "-rf",
+        "",
+        "a\0b",
+        sibling.as_str(),
+    ];
+    let mut from_caches = 0;
+    for cwd in inside.iter().chain(refused.iter()) {
+        let r = req(|r| r.cwd = Some((*cwd).into()));
+        // The waiting check first: it leaves every path it resolved in the kernel's caches.
+        let waiting = check(&fx.policy, &Principal::Local, &r);
+        match (&waiting, check_cached(&fx.policy, &Principal::Local, &r)) {
+            (Ok(waited), Some(cached)) => {
+                assert_eq!(cached.cwd, waited.cwd, "{cwd:?}");
+                from_caches += 1;
+            }
+            (Err(refusal), Some(cached)) => panic!(
+                "{cwd:?}: refused waiting ({refusal}) but admitted from the caches as {}",
+                cached.cwd.display()
+            ),
+            (_, None) => {}
+        }
+        assert_eq!(
+            waiting.is_ok(),
+            inside.contains(cwd),
+            "{cwd:?}: {waiting:?}"
+        );
+    }
+    // A path the waiting check has just resolved is in the caches: each one inside the
+    // roots is admitted without waiting, where the kernel can walk that way.
+    let expected = if crate::policy::kernel_walks_cached() {
+        inside.len()
+    } else {
+        0
+    };
+    assert_eq!(from_caches, expected);
+}
+
+#[test]
+fn extra_directories_come_from_the_caches_too_and_images_always_wait() {
+    let fx = fixture();
+    settle_links(&fx.root);
+    let dirs = req(|r| r.add_dirs = Some(vec!["app/sub".into(), "link-in".into()]));
+    let waited = check(&fx.policy, &Principal::Local, &dirs).unwrap();
+    if crate::policy::kernel_walks_cached() {
+        let cached = check_cached(&fx.policy, &Principal::Local, &dirs).unwrap();
+        assert_eq!(cached.add_dirs, waited.add_dirs);
+    }
+    let outside = req(|r| r.add_dirs = Some(vec!["app".into(), "link-out".into()]));
+    assert!(check(&fx.policy, &Principal::Local, &outside).is_err());
+    assert!(check_cached(&fx.policy, &Principal::Local, &outside).is_none());
+    // An image's size needs a look at its inode that may wait: the pool measures it.
+    std::fs::write(fx.root.join("a.png"), b"png").unwrap();
+    let image = req(|r| r.images = Some(vec!["a.png".into()]));
+    assert!(check(&fx.policy, &Principal::Local, &image).is_ok());
+    assert!(check_cached(&fx.policy, &Principal::Local, &image).is_none());
 }

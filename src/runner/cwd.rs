@@ -83,6 +83,22 @@ pub fn split_root<'a>(roots: &'a [PathBuf], path: &'a Path) -> Option<(&'a Path,
 
 /// Open the canonical directory `path` beneath its allowed root, following no symlink.
 pub fn open_beneath(roots: &[PathBuf], path: &Path) -> Result<OpenDir, OpenError> {
+    open_dir_beneath(roots, path, ResolveFlag::empty())
+}
+
+/// [`open_beneath`] from the kernel's lookup caches alone (`RESOLVE_CACHED`), so it never
+/// waits on a disk or a file server: `None` where the walk would have had to (or the
+/// kernel cannot walk that way), and [`open_beneath`] on a thread that may wait then
+/// opens it or says why not.
+pub fn open_beneath_cached(roots: &[PathBuf], path: &Path) -> Option<OpenDir> {
+    open_dir_beneath(roots, path, crate::policy::RESOLVE_CACHED).ok()
+}
+
+fn open_dir_beneath(
+    roots: &[PathBuf],
+    path: &Path,
+    extra: ResolveFlag,
+) -> Result<OpenDir, OpenError> {
     let (root, rel) = split_root(roots, path).ok_or(OpenError::OutsideRoots)?;
     if rel
         .components()
@@ -92,11 +108,16 @@ pub fn open_beneath(roots: &[PathBuf], path: &Path) -> Result<OpenDir, OpenError
     }
     let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
     // The root itself: its components are the operator's, still no symlink among them.
-    let root_fd = open_no_symlinks(None, root, flags)?;
+    let root_fd = open_no_symlinks(None, root, flags, extra)?;
     if rel.as_os_str().is_empty() {
         return Ok(OpenDir(root_fd));
     }
-    Ok(OpenDir(open_no_symlinks(Some(&root_fd), rel, flags)?))
+    Ok(OpenDir(open_no_symlinks(
+        Some(&root_fd),
+        rel,
+        flags,
+        extra,
+    )?))
 }
 
 /// Open this process's working directory: for the run supervisor, the very directory the
@@ -125,11 +146,13 @@ pub fn open_file_beneath(roots: &[PathBuf], path: &Path) -> Result<std::fs::File
         None,
         root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        ResolveFlag::empty(),
     )?;
     let fd = open_no_symlinks(
         Some(&root_fd),
         rel,
         OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK,
+        ResolveFlag::empty(),
     )?;
     // O_NONBLOCK above: a FIFO opens at once (and is refused here) instead of hanging.
     let kind = SFlag::from_bits_truncate(fstat(&fd)?.st_mode) & SFlag::S_IFMT;
@@ -139,20 +162,26 @@ pub fn open_file_beneath(roots: &[PathBuf], path: &Path) -> Result<std::fs::File
     Ok(std::fs::File::from(fd))
 }
 
-/// `openat2(dir or /, path, RESOLVE_NO_SYMLINKS [| RESOLVE_BENEATH])`, or per component
-/// with `O_NOFOLLOW` where the kernel has no `openat2`.
-fn open_no_symlinks(dir: Option<&OwnedFd>, path: &Path, flags: OFlag) -> Result<OwnedFd, Errno> {
+/// `openat2(dir or /, path, RESOLVE_NO_SYMLINKS [| RESOLVE_BENEATH] | extra)`, or per
+/// component with `O_NOFOLLOW` where the kernel has no `openat2` (unless `extra` asks for
+/// more than that walk can promise).
+fn open_no_symlinks(
+    dir: Option<&OwnedFd>,
+    path: &Path,
+    flags: OFlag,
+    extra: ResolveFlag,
+) -> Result<OwnedFd, Errno> {
     let resolve = match dir {
         Some(_) => ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS,
         None => ResolveFlag::RESOLVE_NO_SYMLINKS,
     };
-    let how = OpenHow::new().flags(flags).resolve(resolve);
+    let how = OpenHow::new().flags(flags).resolve(resolve | extra);
     let result = match dir {
         Some(fd) => openat2(fd, path, how),
         None => openat2(nix::fcntl::AT_FDCWD, path, how),
     };
     match result {
-        Err(Errno::ENOSYS) => open_by_components(dir, path, flags),
+        Err(Errno::ENOSYS) if extra.is_empty() => open_by_components(dir, path, flags),
         other => other,
     }
 }
@@ -241,6 +270,29 @@ mod tests {
             open_beneath(&roots, Path::new("/etc")).unwrap_err(),
             OpenError::OutsideRoots
         );
+    }
+
+    #[test]
+    fn a_directory_opens_from_the_caches_as_it_opens_waiting_and_a_swapped_one_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("a/b")).unwrap();
+        let roots = vec![root.clone()];
+        // The waiting walk first: it leaves the path in the kernel's caches.
+        open_beneath(&roots, &root.join("a/b")).unwrap();
+        let cached = open_beneath_cached(&roots, &root.join("a/b"));
+        assert_eq!(cached.is_some(), crate::policy::kernel_walks_cached());
+        if let Some(dir) = cached {
+            assert_eq!(
+                std::fs::canonicalize(dir.proc_path()).unwrap(),
+                root.join("a/b")
+            );
+        }
+        std::fs::remove_dir(root.join("a/b")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.join("a/b")).unwrap();
+        assert!(open_beneath_cached(&roots, &root.join("a/b")).is_none());
+        assert!(open_beneath_cached(&roots, &root.join("gone")).is_none());
+        assert!(open_beneath_cached(&roots, Path::new("/etc")).is_none());
     }
 
     #[test]

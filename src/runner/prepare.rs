@@ -2,12 +2,15 @@
 //! extra directories opened again beneath their roots, private copies of the images, the
 //! output-schema file (exec only; app-server takes the schema inline), and the run's
 //! private names ([`isolation`]). All of it is file I/O, so it runs on the blocking pool,
-//! never on a runtime thread.
+//! never waiting on a runtime thread; only a run that writes no file and whose directories
+//! open from the kernel's lookup caches (`RESOLVE_CACHED`, which never waits) is prepared
+//! where it is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::{RunnerConfig, cwd, image_reader, images, isolation, namespace, schema_file};
+use super::images::PrivateImages;
+use super::{RunnerConfig, cwd, image_reader, isolation, namespace, schema_file};
 use crate::error::ToolError;
 use crate::run::RunSpec;
 
@@ -25,7 +28,7 @@ pub(super) struct Prepared {
     /// The output schema's private file (exec), removed on drop.
     pub schema_file: Option<schema_file::SchemaFile>,
     /// The private image copies, removed on drop.
-    pub images: images::PrivateImages,
+    pub images: PrivateImages,
 }
 
 /// Prepare `spec` for a spawn; `schema_file`: write the output schema to a private file.
@@ -34,6 +37,13 @@ pub(super) async fn prepare(
     spec: RunSpec,
     schema_file: bool,
 ) -> Result<Prepared, ToolError> {
+    // Most runs write no file and start in directories the kernel has cached: prepared
+    // here, without the blocking pool's two thread hand-offs (about 0.1 ms each on the
+    // 2-vCPU VM, BENCHMARKS.md); the rest, and every miss, on the pool.
+    let writes = !spec.images.is_empty() || (schema_file && spec.output_schema.is_some());
+    if !writes && let Some(workdir) = open_dirs_cached(config, &spec) {
+        return Ok(finish(config, spec, workdir, PrivateImages::none(), None));
+    }
     let config = config.clone();
     tokio::task::spawn_blocking(move || prepare_blocking(&config, spec, schema_file))
         .await
@@ -56,14 +66,12 @@ fn prepare_blocking(
     for (i, dir) in spec.add_dirs.iter().enumerate() {
         reopen(&format!("add_dirs[{i}]"), dir, &config.roots)?;
     }
-    let view = (config.isolate && config.supervisor.is_some())
-        .then(|| isolation::View::plan(&spec.cwd, &spec.add_dirs));
     let owner = config.codex_user.as_ref().map(|(uid, gid, _)| (*uid, *gid));
     // Codex opens images by name: it gets private copies of the files opened here, so a
     // name swapped since the check cannot reach a file outside the roots. Read as Codex's
     // user when it has its own (issue 19 point 3). Removed on drop.
     let reader = image_reader::Reader::for_run(config.supervisor.as_deref(), owner);
-    let images = images::PrivateImages::copy(
+    let images = PrivateImages::copy(
         &spec.images,
         &config.roots,
         &std::env::temp_dir(),
@@ -90,7 +98,31 @@ fn prepare_blocking(
         ),
         _ => None,
     };
-    // Codex gets the private names when the run is isolated: names nobody can re-point.
+    Ok(finish(config, spec, workdir, images, schema_file))
+}
+
+/// The cwd and the extra directories opened as [`prepare_blocking`] opens them, from the
+/// kernel's lookup caches alone: `None` where that would wait (or fail: the waiting walk
+/// then says why).
+fn open_dirs_cached(config: &RunnerConfig, spec: &RunSpec) -> Option<cwd::OpenDir> {
+    let workdir = cwd::open_beneath_cached(&config.roots, &spec.cwd)?;
+    for dir in &spec.add_dirs {
+        cwd::open_beneath_cached(&config.roots, dir)?;
+    }
+    Some(workdir)
+}
+
+/// The prepared run, with its private names when it is isolated: Codex gets names
+/// nobody can re-point.
+fn finish(
+    config: &RunnerConfig,
+    mut spec: RunSpec,
+    workdir: cwd::OpenDir,
+    images: PrivateImages,
+    schema_file: Option<schema_file::SchemaFile>,
+) -> Prepared {
+    let view = (config.isolate && config.supervisor.is_some())
+        .then(|| isolation::View::plan(&spec.cwd, &spec.add_dirs));
     let isolation = view.as_ref().map(|view| {
         spec.cwd = view.private_of(&spec.cwd);
         spec.add_dirs = spec.add_dirs.iter().map(|d| view.private_of(d)).collect();
@@ -103,14 +135,14 @@ fn prepare_blocking(
                 .collect(),
         }
     });
-    Ok(Prepared {
+    Prepared {
         spec,
         workdir,
         view,
         isolation,
         schema_file,
         images,
-    })
+    }
 }
 
 /// Open `path` (canonical, checked by the policy) beneath its root, following no symlink:

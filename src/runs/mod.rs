@@ -42,7 +42,7 @@ pub use self::refusal::RunRefusal;
 pub use self::store::{KeptError, KeptRuns, Reservation};
 use crate::config::KeptConfig;
 use crate::peer::Peers;
-use crate::policy::{Policy, Refusal, Rule, check};
+use crate::policy::{Policy, Refusal, Rule, check, check_cached};
 use crate::run::control::ControlConfig;
 use crate::run::{CallTransport, Principal, QuotaKey, RunPath, RunRequest, RunSpec};
 use crate::run_queue::{RunQueue, Ticket};
@@ -283,16 +283,22 @@ impl Runs {
     }
 }
 
-/// [`check`] on tokio's blocking pool. Resolving the request's paths touches the file
-/// system (`canonicalize`, `is_dir`, `is_file`), which a hung network mount or a slow
-/// disk can stall for as long as it likes; a runtime thread must never wait on it, or
-/// every other call and request on that thread waits too (`tests/suite/hung_mount.rs`
-/// holds three checks on a mount that never answers and is served meanwhile).
+/// [`check`], waiting on tokio's blocking pool where it must. Resolving the request's
+/// paths touches the file system (`canonicalize`, `is_dir`, `is_file`), which a hung
+/// network mount or a slow disk can stall for as long as it likes; a runtime thread must
+/// never wait on it, or every other call and request on that thread waits too
+/// (`tests/suite/hung_mount.rs` holds three checks on a mount that never answers and is
+/// served meanwhile). Most requests name no path or one the kernel has cached:
+/// [`check_cached`] admits those here, without the two thread hand-offs of the pool
+/// (about 0.1 ms each on the 2-vCPU VM, BENCHMARKS.md).
 async fn checked(
     policy: &Arc<Policy>,
     principal: &Principal,
     request: &RunRequest,
 ) -> Result<RunSpec, RunRefusal> {
+    if let Some(spec) = check_cached(policy, principal, request) {
+        return Ok(spec);
+    }
     let (policy, principal, request) = (policy.clone(), principal.clone(), request.clone());
     match tokio::task::spawn_blocking(move || check(&policy, &principal, &request)).await {
         Ok(checked) => checked.map_err(RunRefusal::Policy),
