@@ -237,10 +237,16 @@ impl Lean {
 
 /// A `tools/call` through a lean client ([`load::Connection`]: one keep-alive
 /// connection, the body written by hand, the SSE answer's `data:` lines parsed once),
-/// every layer on: the HTTP rows without the rmcp client's own work, which the rmcp
-/// rows count as 2Bot's.
-async fn lean_http_calls(calls: usize, cost: &str, how: Lean) -> Result<Timings> {
-    let server = spawn_bench_http_costing(cost, &[]).await?;
+/// every layer on (auth, rate limits, tracing, and since 2026-12-07 the audit log and
+/// the metrics as `observed` turns them on): the HTTP rows without the rmcp client's own
+/// work, which the rmcp rows count as 2Bot's.
+async fn lean_http_calls(
+    calls: usize,
+    cost: &str,
+    how: Lean,
+    observed: &[(&str, &str)],
+) -> Result<Timings> {
+    let server = spawn_bench_http_costing(cost, observed).await?;
     let pid = server.child.id().context("server pid")?;
     let mut headers = vec![
         ("content-type", "application/json".to_owned()),
@@ -562,7 +568,7 @@ async fn main() -> Result<()> {
             http_calls(calls, cost, &observed).await?;
         let mut lean = Vec::new();
         for how in Lean::ALL {
-            lean.push((how, lean_http_calls(calls, cost, how).await?));
+            lean.push((how, lean_http_calls(calls, cost, how, &observed).await?));
         }
         for (what, cpu) in [
             ("stdio", stdio_cpu),
