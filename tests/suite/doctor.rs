@@ -119,6 +119,13 @@ async fn doctor_passes_on_a_healthy_setup() -> Result<()> {
     ] {
         assert!(out.contains(line), "missing {line:?} in:\n{out}");
     }
+    // How calls look up their paths on this kernel, as the server will.
+    let lookups = if twobot::policy::kernel_walks_cached() {
+        "[ok  ] path lookups: from the kernel's lookup caches first"
+    } else {
+        "[ok  ] path lookups: every path is looked up on the blocking pool"
+    };
+    assert!(out.contains(lookups), "missing {lookups:?} in:\n{out}");
     Ok(())
 }
 

@@ -200,6 +200,7 @@ pub async fn run(cli: Cli) -> Vec<Check> {
         config.runner.codex_user = None;
     }
     report.push(isolation_check(&config));
+    report.push(path_lookup_check());
 
     report.extend(codex::codex_checks(&config).await);
     report.push(state_dir_check(&config));
@@ -248,6 +249,26 @@ fn isolation_check(config: &Config) -> Check {
                 }
             ),
         ),
+    }
+}
+
+/// Whether the policy check and the run's preparation can walk a call's paths from the
+/// kernel's lookup caches on the runtime thread (`RESOLVE_CACHED`, Linux 5.12), or must
+/// look up every one on the blocking pool: correct either way, the second slower.
+fn path_lookup_check() -> Check {
+    const NAME: &str = "path lookups";
+    if crate::policy::kernel_walks_cached() {
+        check(
+            Level::Ok,
+            NAME,
+            "from the kernel's lookup caches first (openat2 RESOLVE_CACHED); a path not cached is looked up on the blocking pool",
+        )
+    } else {
+        check(
+            Level::Ok,
+            NAME,
+            "every path is looked up on the blocking pool: this kernel (or a seccomp filter) refuses openat2's RESOLVE_CACHED, which Linux 5.12 has; about 0.2 ms more per call",
+        )
     }
 }
 
