@@ -27,63 +27,11 @@ use http::{Method, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
 
+mod verdict;
+
 use super::rescue::{self, Rejection};
 
-/// Why a body is not a JSON-RPC message 2Bot can serve.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BodyError {
-    /// Not JSON at all (bad UTF-8, lone surrogates, too deep, truncated).
-    #[error("Parse error: {0}")]
-    Parse(String),
-    /// JSON, but not one JSON-RPC message object (a batch array, a bare value).
-    #[error("Invalid Request: {0}")]
-    Invalid(&'static str),
-    /// A request whose id another request of the same session still uses.
-    #[error(
-        "Invalid Request: request id {0} is already in flight in this session; ids must be unique among requests in flight"
-    )]
-    IdInFlight(String),
-}
-
-/// What this layer read of a POST's message, left in the request's extensions so that
-/// the layers inside decide without parsing the body again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Read {
-    /// The request's id as JSON text (`None` for notifications and responses).
-    pub id: Option<String>,
-    /// The method named, when it is a string (`None` for responses).
-    pub method: Option<String>,
-}
-
-/// The decision: is `body` a single JSON object? If so, what it names.
-pub fn check(body: &[u8]) -> Result<Read, BodyError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
-        // Checked before parsing, so even a huge or deep batch costs nothing.
-        return Err(BodyError::Invalid(
-            "JSON-RPC batches are not supported (MCP 2025-06-18 removed batching); send one message per request",
-        ));
-    }
-    // Into a `Value`, not `IgnoredAny`: only a full parse validates escapes (a lone
-    // surrogate passes `IgnoredAny` and then fails in rmcp).
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Err(e) => Err(BodyError::Parse(e.to_string())),
-        Ok(value) if value.is_object() => {
-            let method = value.get("method");
-            Ok(Read {
-                id: method
-                    .and(value.get("id"))
-                    .map(serde_json::Value::to_string),
-                method: method
-                    .and_then(serde_json::Value::as_str)
-                    .map(str::to_owned),
-            })
-        }
-        Ok(_) => Err(BodyError::Invalid(
-            "the body must be one JSON-RPC message object",
-        )),
-    }
-}
+pub use self::verdict::{BodyError, Read, check};
 
 /// (session id, request id) of the requests whose response is still being sent.
 type InFlight = Arc<Mutex<HashSet<(String, String)>>>;
@@ -269,71 +217,5 @@ where
                 None => response,
             })
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_message_s_id_and_method_are_read_and_a_notification_has_no_id() {
-        let read = |id: Option<&str>, method: Option<&str>| {
-            Ok(Read {
-                id: id.map(str::to_owned),
-                method: method.map(str::to_owned),
-            })
-        };
-        assert_eq!(
-            check(br#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#),
-            read(Some("7"), Some("tools/list"))
-        );
-        assert_eq!(
-            check(br#"{"jsonrpc":"2.0","id":"7","method":"tools/list"}"#),
-            read(Some("\"7\""), Some("tools/list")),
-            "a string id and a number id are different ids"
-        );
-        assert_eq!(
-            check(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#),
-            read(None, Some("notifications/initialized"))
-        );
-        assert_eq!(
-            check(br#"{"jsonrpc":"2.0","id":7,"result":{}}"#),
-            read(None, None)
-        );
-    }
-
-    #[test]
-    fn only_a_single_json_object_passes() {
-        let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
-        let deep_object = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
-        let cases: Vec<(&[u8], Option<i64>)> = vec![
-            (br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#, None),
-            (b"  \n{\"jsonrpc\":\"2.0\",\"method\":\"x\"}", None),
-            (br#"{"a":1,"a":2}"#, None),
-            (b"", Some(-32700)),
-            (b"{", Some(-32700)),
-            (&[0xff, 0xfe, b'{'], Some(-32700)),
-            (br#"{"p":"\ud800"}"#, Some(-32700)),
-            (deep_object.as_bytes(), Some(-32700)),
-            (deep.as_bytes(), Some(-32600)),
-            (
-                br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
-                Some(-32600),
-            ),
-            (b"42", Some(-32600)),
-            (b"\"ping\"", Some(-32600)),
-            (b"null", Some(-32600)),
-        ];
-        for (body, expect) in cases {
-            assert_eq!(
-                check(body)
-                    .err()
-                    .and_then(|e| Rejection::from(e).jsonrpc_code()),
-                expect,
-                "{:?}",
-                String::from_utf8_lossy(body)
-            );
-        }
     }
 }

@@ -26,6 +26,7 @@
 //! Anything else (a malformed request included) goes to rmcp, which owns the protocol's
 //! errors.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -36,6 +37,7 @@ use http_body_util::BodyExt;
 use rmcp::model::{ClientCapabilities, ListToolsResult, ProtocolVersion, ServerResult};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tower::{Layer, Service};
 
 use super::session::OwnedSessions;
@@ -52,12 +54,14 @@ struct Answer {
 }
 
 impl Answer {
-    fn for_id(&self, id: &str) -> Bytes {
-        let mut body = Vec::with_capacity(self.head.len() + id.len() + self.tail.len());
-        body.extend_from_slice(self.head);
-        body.extend_from_slice(id.as_bytes());
-        body.extend_from_slice(&self.tail);
-        Bytes::from(body)
+    /// The answer to the request whose id is `id` (JSON text), as the three pieces hyper
+    /// writes with one `writev`: the list's bytes are shared, never copied per request.
+    fn for_id(&self, id: String) -> Pieces {
+        Pieces([
+            Some(Bytes::from_static(self.head)),
+            Some(Bytes::from(id)),
+            Some(self.tail.clone()),
+        ])
     }
 
     /// The bytes for `result`, serialized once; `None` (logged) if it does not serialize.
@@ -79,6 +83,48 @@ impl Answer {
                 None
             }
         }
+    }
+}
+
+/// A response body of a few pieces sent as they are, its exact length declared (so the
+/// answer has a `Content-Length`, as a body of one piece would).
+#[derive(Debug)]
+struct Pieces([Option<Bytes>; 3]);
+
+impl Pieces {
+    fn remaining(&self) -> u64 {
+        self.0.iter().flatten().map(|b| b.len() as u64).sum()
+    }
+
+    /// The pieces joined, for a look at the whole answer.
+    #[cfg(test)]
+    fn concat(&self) -> Vec<u8> {
+        self.0
+            .iter()
+            .flatten()
+            .flat_map(|b| b.iter().copied())
+            .collect()
+    }
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.0.iter_mut().find_map(Option::take);
+        Poll::Ready(next.map(|piece| Ok(http_body::Frame::data(piece))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining())
     }
 }
 
@@ -207,14 +253,19 @@ struct Message<'a> {
     id: Value,
     #[serde(borrow)]
     method: &'a str,
-    params: Option<Params>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
 }
 
+/// The request's metadata, each value left as the text it was (borrowed from the body,
+/// which the JSON body layer outside has already checked whole): only the two values a
+/// stateless listing depends on are parsed, and nothing else is built only to be dropped.
+/// A key spelled with escapes cannot be borrowed; such a request goes to rmcp.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Params {
-    #[serde(rename = "_meta")]
-    meta: Option<serde_json::Map<String, Value>>,
+struct Params<'a> {
+    #[serde(rename = "_meta", borrow)]
+    meta: Option<BTreeMap<&'a str, &'a RawValue>>,
 }
 
 /// The decision: how to answer and the JSON text of the request id, when the request
@@ -238,17 +289,16 @@ fn listed_id(route: &Route, body: &[u8]) -> Option<String> {
     let meta = message.params.and_then(|p| p.meta);
     let plain = match route {
         Route::Stateless => meta.is_some_and(|meta| {
+            let version = meta.get("io.modelcontextprotocol/protocolVersion");
             let capabilities = meta.get("io.modelcontextprotocol/clientCapabilities");
-            meta.get("io.modelcontextprotocol/protocolVersion")
-                .and_then(Value::as_str)
-                == Some(STATELESS_VERSION)
-                && capabilities.is_some_and(|c| {
-                    serde_json::from_value::<ClientCapabilities>(c.clone()).is_ok()
-                })
+            version.is_some_and(|v| {
+                serde_json::from_str::<&str>(v.get()).is_ok_and(|v| v == STATELESS_VERSION)
+            }) && capabilities
+                .is_some_and(|c| serde_json::from_str::<ClientCapabilities>(c.get()).is_ok())
         }),
         // Per-request protocol metadata makes rmcp weigh the version; a progress token
         // is all a legacy listing may carry (there is no progress to report).
-        Route::Session(_) => meta.is_none_or(|meta| meta.keys().all(|k| k == "progressToken")),
+        Route::Session(_) => meta.is_none_or(|meta| meta.keys().all(|k| *k == "progressToken")),
     };
     plain.then(|| message.id.to_string())
 }
@@ -292,15 +342,15 @@ where
                 }
             };
             let answer = match (&route, listed_id(&route, &bytes)) {
-                (Route::Stateless, Some(id)) => Some(answers.stateless.for_id(&id)),
+                (Route::Stateless, Some(id)) => Some(answers.stateless.for_id(id)),
                 (Route::Session(session), Some(id)) if sessions.keep_alive(session).await => {
-                    Some(answers.session.for_id(&id))
+                    Some(answers.session.for_id(id))
                 }
                 _ => None,
             };
             match answer {
                 Some(answer) => {
-                    let mut response = Response::new(Body::from(answer));
+                    let mut response = Response::new(Body::new(answer));
                     *response.status_mut() = StatusCode::OK;
                     response.headers_mut().insert(
                         http::header::CONTENT_TYPE,

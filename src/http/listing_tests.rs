@@ -128,6 +128,21 @@ fn bodies_that_are_not_the_plain_case_go_to_rmcp() {
             ),
         ),
         ("not JSON", "{".to_owned()),
+        (
+            "a version that is not a string",
+            PLAIN.replace("\"2026-07-28\"", "20260728"),
+        ),
+        (
+            "a _meta key spelled with escapes (rmcp reads it; this layer does not)",
+            PLAIN.replace("protocolVersion", "protocol\\u0056ersion"),
+        ),
+        (
+            "capabilities with a field of the wrong type",
+            PLAIN.replace(
+                "\"io.modelcontextprotocol/clientCapabilities\":{}",
+                "\"io.modelcontextprotocol/clientCapabilities\":{\"sampling\":7}",
+            ),
+        ),
     ];
     for (what, body) in cases {
         assert_eq!(answerable(&headers(&[]), body.as_bytes()), None, "{what}");
@@ -255,12 +270,14 @@ fn session_listings_that_are_not_the_plain_case_go_to_rmcp() {
 fn the_answer_is_the_json_rpc_response_with_the_serialized_list() {
     let layer = layer(&ListToolsResult::with_all_items(vec![]));
     let answers = layer.answers.expect("a list serializes");
-    let body: Value = serde_json::from_slice(&answers.stateless.for_id("\"x\"")).expect("JSON");
+    let body: Value =
+        serde_json::from_slice(&answers.stateless.for_id("\"x\"".into()).concat()).expect("JSON");
     assert_eq!(
         body,
         serde_json::json!({"jsonrpc": "2.0", "id": "x", "result": {"resultType": "complete", "ttlMs": 0, "cacheScope": "private", "tools": []}})
     );
-    let body: Value = serde_json::from_slice(&answers.session.for_id("3")).expect("JSON");
+    let body: Value =
+        serde_json::from_slice(&answers.session.for_id("3".into()).concat()).expect("JSON");
     assert_eq!(
         body,
         serde_json::json!({"jsonrpc": "2.0", "id": 3, "result": {"tools": []}}),
