@@ -39,22 +39,24 @@ pub mod listing;
 pub mod origin;
 pub mod rate_limit;
 mod ready;
+mod readyz;
 pub mod rescue;
 pub mod server;
 pub mod session;
 mod settings;
+mod shared_mcp;
 
 pub use self::server::{ServeLimits, serve};
 pub use self::settings::{HttpSettings, advertised_scopes};
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Json};
 use axum::routing::get;
-use http::{Request, StatusCode};
+use http::Request;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
@@ -109,7 +111,7 @@ pub fn router(
 ) -> Router {
     let observer = runs.observer().clone();
     let internal = internal::routes(runs.clone(), shutdown.kill_runs.clone());
-    let ready = Arc::new(Readiness::new(runs.runner_config()));
+    let ready = Arc::new(readyz::Readiness::new(runs.runner_config()));
     let session_runs = crate::mcp::session_runs::SessionRuns::default();
     let sessions = {
         let mut manager = LocalSessionManager::default();
@@ -149,7 +151,11 @@ pub fn router(
             // Host and Origin are checked by our own layer, with the operator's lists.
             .disable_allowed_hosts()
             .disable_allowed_origins();
-        StreamableHttpService::new(move || Ok(handler.clone()), sessions, config)
+        shared_mcp::SharedMcp::new(StreamableHttpService::new(
+            move || Ok(handler.clone()),
+            sessions,
+            config,
+        ))
     };
     let rate_limit = RateLimit::new(
         settings.rate_per_minute,
@@ -226,7 +232,7 @@ pub fn router(
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         // Other instances of the service: signed requests only, no bearer token (internal.rs).
         .merge(internal)
-        .route("/readyz", get(readyz).with_state(ready));
+        .route("/readyz", get(readyz::readyz).with_state(ready));
     // RFC 9728 metadata only when a token is required: in no-auth mode a document with
     // no authorization server reads as "OAuth required but broken", so it is a 404.
     if settings.auth.is_some() {
@@ -326,75 +332,4 @@ fn cors_for_clients() -> tower_http::cors::CorsLayer {
 
 async fn protected_resource(State(doc): State<Arc<serde_json::Value>>) -> impl IntoResponse {
     Json((*doc).clone())
-}
-
-/// `/readyz`: the Codex binary answers `--version`; cached so probes cannot fork-bomb us.
-/// Started exactly as a run starts Codex (`runner::spawn`): supervisor, Codex user,
-/// scrubbed environment.
-struct Readiness {
-    runner: Arc<crate::runner::RunnerConfig>,
-    cache: tokio::sync::Mutex<Option<(Instant, Result<String, NotReady>)>>,
-}
-
-/// Why Codex is not ready; `/readyz` gives it as `reason`.
-#[derive(Debug, Clone, thiserror::Error)]
-enum NotReady {
-    /// It ran and failed: a broken install, a wrapper script gone wrong.
-    #[error("codex --version exited with {0}")]
-    Exit(std::process::ExitStatus),
-    /// It did not start (the supervisor's or the system's reason).
-    #[error("codex not found: {0}")]
-    NotFound(String),
-    /// It hung; killed after the probe's 10 s.
-    #[error("codex --version timed out")]
-    Timeout,
-}
-
-impl Readiness {
-    fn new(runner: Arc<crate::runner::RunnerConfig>) -> Self {
-        Self {
-            runner,
-            cache: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    async fn check(&self) -> Result<String, NotReady> {
-        let mut cache = self.cache.lock().await;
-        if let Some((at, result)) = cache.as_ref()
-            && at.elapsed() < Duration::from_secs(30)
-        {
-            return result.clone();
-        }
-        let run = crate::runner::spawn::probe(
-            &self.runner,
-            &["--version"],
-            std::path::Path::new("/"),
-            Duration::from_secs(10),
-        );
-        let result = match run.await {
-            Ok(out) if out.status.success() => {
-                Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-            }
-            Ok(out) => Err(NotReady::Exit(out.status)),
-            Err(crate::runner::spawn::ProbeError::Start { reason, .. }) => {
-                Err(NotReady::NotFound(reason))
-            }
-            Err(crate::runner::spawn::ProbeError::Timeout(..)) => Err(NotReady::Timeout),
-        };
-        *cache = Some((Instant::now(), result.clone()));
-        result
-    }
-}
-
-async fn readyz(State(ready): State<Arc<Readiness>>) -> impl IntoResponse {
-    match ready.check().await {
-        Ok(version) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "codex": version})),
-        ),
-        Err(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "reason": reason.to_string()})),
-        ),
-    }
 }

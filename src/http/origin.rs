@@ -6,6 +6,8 @@
 //! `Origin: null`, two `Origin` headers and look-alike hosts (`localhost.evil.com`)
 //! are refused with 403. [`HostOriginPolicy::check`] is the pure decision.
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use http::header::{HOST, ORIGIN};
 use http::{HeaderMap, Request, Response};
@@ -13,13 +15,14 @@ use tower_http::validate_request::ValidateRequest;
 
 use super::rescue::{self, Rejection};
 
-/// Which hosts and origins may reach the MCP endpoint.
+/// Which hosts and origins may reach the MCP endpoint. Shared lists: the stack that holds
+/// this check is cloned for every request.
 #[derive(Clone, Debug, Default)]
 pub struct HostOriginPolicy {
     /// Hosts (lower-case, without port) accepted besides loopback.
-    pub hosts: Vec<String>,
+    pub hosts: Arc<[String]>,
     /// Origins (`scheme://host[:port]`, lower-case) accepted besides loopback.
-    pub origins: Vec<String>,
+    pub origins: Arc<[String]>,
 }
 
 /// Why a request was refused.
@@ -36,22 +39,23 @@ pub enum Refused {
 impl HostOriginPolicy {
     /// Allow `base_url`'s host and origin plus the extra `hosts` and `origins`.
     pub fn new(base_url: Option<&str>, hosts: &[String], origins: &[String]) -> Self {
-        let mut policy = Self {
-            hosts: hosts
-                .iter()
-                .map(|h| strip_port(&h.to_ascii_lowercase()).to_owned())
-                .collect(),
-            origins: origins.iter().filter_map(|o| normalize_origin(o)).collect(),
-        };
+        let mut hosts: Vec<String> = hosts
+            .iter()
+            .map(|h| strip_port(&h.to_ascii_lowercase()).to_owned())
+            .collect();
+        let mut origins: Vec<String> = origins.iter().filter_map(|o| normalize_origin(o)).collect();
         if let Some(base) = base_url
             && let Some(origin) = normalize_origin(base)
         {
             if let Some((_, authority)) = origin.split_once("://") {
-                policy.hosts.push(strip_port(authority).to_owned());
+                hosts.push(strip_port(authority).to_owned());
             }
-            policy.origins.push(origin);
+            origins.push(origin);
         }
-        policy
+        Self {
+            hosts: hosts.into(),
+            origins: origins.into(),
+        }
     }
 
     /// The decision for one request's headers.
