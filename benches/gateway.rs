@@ -15,7 +15,9 @@
 //!    latency.
 //! 6. The seed stack's stand-in (`support/seed_standin.py`: the Python SDK's FastMCP,
 //!    now MCPServer, with the seed's one tool behind a static token) beside 2Bot, in the
-//!    same run: tools/list throughput and the ratio.
+//!    same run: tools/list throughput and the ratio; and the floor (`support/floor.rs`:
+//!    bare axum answering 2Bot's bytes with no layer), the most any server on this
+//!    stack could show beside the stand-in.
 //!
 //! `BENCH_CALLS` (default 200) sets the calls per latency row; `BENCH_RUN_NAMESPACES`
 //! (`auto`, `off`) sets `TWOBOT_RUN_NAMESPACES` for the servers it starts;
@@ -31,6 +33,8 @@
 #[path = "../tests/common/mod.rs"]
 #[allow(dead_code)]
 mod common;
+#[path = "support/floor.rs"]
+mod floor;
 #[path = "support/instances.rs"]
 mod instances;
 #[path = "support/load.rs"]
@@ -445,6 +449,17 @@ fn stateless_tools_list(id: &str) -> String {
     .to_string()
 }
 
+/// The headers of a 2026-07-28 stateless `tools/list` with a bearer `token`.
+fn stateless_headers(token: &str) -> [(&'static str, String); 5] {
+    [
+        ("content-type", "application/json".to_owned()),
+        ("accept", "application/json, text/event-stream".to_owned()),
+        ("mcp-protocol-version", "2026-07-28".to_owned()),
+        ("mcp-method", "tools/list".to_owned()),
+        ("authorization", format!("Bearer {token}")),
+    ]
+}
+
 /// `tools/list` requests per second as 2026-07-28 stateless requests (no session, so
 /// any instance behind a balancer can answer each), from `clients` connections to `url`.
 async fn stateless_rps(
@@ -453,13 +468,7 @@ async fn stateless_rps(
     clients: usize,
     for_how_long: Duration,
 ) -> Result<f64> {
-    let headers = [
-        ("content-type", "application/json".to_owned()),
-        ("accept", "application/json, text/event-stream".to_owned()),
-        ("mcp-protocol-version", "2026-07-28".to_owned()),
-        ("mcp-method", "tools/list".to_owned()),
-        ("authorization", format!("Bearer {token}")),
-    ];
+    let headers = stateless_headers(token);
     let body: fn(usize, u64) -> String = |worker, n| stateless_tools_list(&format!("{worker}-{n}"));
     Ok(load::run(url, &headers, body, clients, for_how_long)
         .await?
@@ -531,6 +540,9 @@ async fn throughput_at(
 
 #[tokio::main]
 async fn main() -> Result<()> {
+    if floor::serve_if_asked().await? {
+        return Ok(());
+    }
     // `cargo bench` passes `--bench`; a filter argument is ignored: everything runs.
     let calls: usize = std::env::var("BENCH_CALLS")
         .ok()
@@ -728,6 +740,7 @@ async fn seed_rows(previous: &Previous) -> Result<()> {
     child.kill().await?;
     let twobot = throughput(16, for_how_long, &[]).await?;
     let twobot_stateless = stateless_throughput(16, for_how_long).await?;
+    let floor = floor_throughput(16, for_how_long).await?;
     table(
         previous,
         "the seed stack's stand-in beside 2Bot: HTTP tools/list, static token, 16 connections, 10 s",
@@ -746,6 +759,10 @@ async fn seed_rows(previous: &Previous) -> Result<()> {
                 "2Bot (every layer on), stateless (2026-07-28)",
                 twobot_stateless,
             ),
+            throughput_row(
+                "the floor: bare axum answering 2Bot's bytes, no layer, stateless",
+                floor,
+            ),
         ],
     );
     for (what, seed, twobot) in [
@@ -758,8 +775,30 @@ async fn seed_rows(previous: &Previous) -> Result<()> {
             seed.1 / twobot.1.max(1e-9)
         );
     }
+    println!(
+        "the floor / seed stand-in, stateless: {:.1}x less server CPU per request (the most a server on this stack shows here); 2Bot costs {:.2}x the floor",
+        seed_stateless.1 / floor.1.max(1e-9),
+        twobot_stateless.1 / floor.1.max(1e-9)
+    );
     println!();
     Ok(())
+}
+
+/// [`floor::Floor`]'s stateless throughput, answering the bytes 2Bot answers.
+async fn floor_throughput(clients: usize, for_how_long: Duration) -> Result<Throughput> {
+    let answer = {
+        let server = spawn_bench_http(&[]).await?;
+        let mut connection =
+            load::Connection::open(&server.url, &stateless_headers(SECRET)).await?;
+        connection.post(stateless_tools_list("1")).await?
+    };
+    anyhow::ensure!(
+        answer.starts_with(br#"{"jsonrpc":"2.0","id":"1","result":{"#),
+        "2Bot's stateless tools/list answer: {}",
+        String::from_utf8_lossy(&answer)
+    );
+    let floor = floor::Floor::start(&answer).await?;
+    stateless_at(&floor.url, floor.pid()?, SECRET, clients, for_how_long).await
 }
 
 fn latency_rows(rows: &[Row]) -> Vec<(String, Vec<String>)> {
