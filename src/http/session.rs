@@ -41,7 +41,7 @@ use rmcp::transport::streamable_http_server::session::{
 };
 use tower::{Layer, Service};
 
-use self::verdict::{Seen, Verdict, decide};
+use self::verdict::{Seen, Verdict, decide, opens_session};
 use super::rescue::{self, Rejection};
 use crate::mcp::session_runs::SessionRuns;
 use crate::run::{Principal, QuotaKey};
@@ -301,7 +301,8 @@ where
             let owner = session
                 .as_deref()
                 .and_then(|id| state.sessions.owner_of(id));
-            let new_session = session.is_none() && request.method() == Method::POST;
+            let new_session =
+                session.is_none() && opens_session(request.method(), request.headers());
             let live = if new_session {
                 state.sessions.live().await
             } else {
@@ -319,7 +320,7 @@ where
                     held: owners.held(&quota_key),
                 };
                 let verdict = decide(
-                    request.method(),
+                    new_session,
                     seen,
                     state.max_sessions,
                     state.max_per_principal,

@@ -181,3 +181,68 @@ async fn an_idle_session_expires_and_frees_its_place() -> Result<()> {
     assert_eq!(after.status(), 404);
     Ok(())
 }
+
+/// A 2026-07-28 `tools/list`: no session, everything in the request.
+fn stateless_list() -> serde_json::Value {
+    json!({"jsonrpc":"2.0","id":"s-1","method":"tools/list","params":{"_meta":{
+        "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities":{},
+        "io.modelcontextprotocol/clientInfo":{"name":"t","version":"0"}}}})
+}
+
+#[tokio::test]
+async fn stateless_requests_take_no_session_place_so_a_full_house_still_serves_them() -> Result<()>
+{
+    let server = serve_in_process(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "alice:tok-alice,bob:tok-bob"),
+        ("TWOBOT_MAX_SESSIONS", "1"),
+        ("TWOBOT_MAX_SESSIONS_PER_PRINCIPAL", "1"),
+    ])
+    .await?;
+    let _held = raw_session(&server.url, Some("tok-alice")).await?;
+    let refused = post(&server.url, &initialize_body())
+        .bearer_auth("tok-bob")
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 503, "the house is full of sessions");
+
+    // Bob (at the server's cap) and Alice (at her own) still list tools statelessly.
+    for token in ["tok-bob", "tok-alice"] {
+        let listed = post(&server.url, &stateless_list())
+            .bearer_auth(token)
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/list")
+            .send()
+            .await?;
+        assert_eq!(listed.status(), 200, "{token}");
+        assert!(listed.headers().get("mcp-session-id").is_none());
+        assert!(listed.text().await?.contains("run_codex_prompt"), "{token}");
+    }
+
+    // An initialize whose Mcp-Method header says otherwise is refused before any session
+    // exists; one that says nothing, or says so on a legacy version, still counts.
+    let mut modern_initialize = initialize_body();
+    modern_initialize["params"]["protocolVersion"] = json!("2026-07-28");
+    let disguised = post(&server.url, &modern_initialize)
+        .bearer_auth("tok-bob")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/list")
+        .send()
+        .await?;
+    assert_eq!(disguised.status(), 400);
+    assert!(disguised.headers().get("mcp-session-id").is_none());
+    assert!(disguised.text().await?.contains("-32020"));
+    let legacy = post(&server.url, &initialize_body())
+        .bearer_auth("tok-bob")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-method", "tools/list")
+        .send()
+        .await?;
+    assert_eq!(
+        legacy.status(),
+        503,
+        "a legacy version's header is not checked by rmcp"
+    );
+    Ok(())
+}
