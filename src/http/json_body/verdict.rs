@@ -33,77 +33,57 @@ pub struct Read {
 
 /// The decision: is `body` a single JSON object? If so, what it names.
 pub fn check(body: &[u8]) -> Result<Read, BodyError> {
-    let first = body.iter().find(|b| !b.is_ascii_whitespace());
-    if first == Some(&b'[') {
+    let not_one_object = BodyError::Invalid("the body must be one JSON-RPC message object");
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
         // Checked before parsing, so even a huge or deep batch costs nothing.
-        return Err(BodyError::Invalid(
+        Some(b'[') => Err(BodyError::Invalid(
             "JSON-RPC batches are not supported (MCP 2025-06-18 removed batching); send one message per request",
-        ));
-    }
-    match serde_json::from_slice::<Top>(body) {
-        Err(e) => Err(BodyError::Parse(e.to_string())),
-        Ok(Top::Object { id, method }) => Ok(Read {
-            id: method.as_ref().and(id.as_ref()).map(Value::to_string),
-            method: method.as_ref().and_then(Value::as_str).map(str::to_owned),
-        }),
-        Ok(Top::Other) => Err(BodyError::Invalid(
-            "the body must be one JSON-RPC message object",
         )),
+        Some(b'{') => match serde_json::from_slice::<Object>(body) {
+            Err(e) => Err(BodyError::Parse(e.to_string())),
+            Ok(Object { id, method }) => Ok(Read {
+                id: method.as_ref().and(id.as_ref()).map(Value::to_string),
+                method: method.as_ref().and_then(Value::as_str).map(str::to_owned),
+            }),
+        },
+        // Not an object: still parsed whole, so a broken body is a parse error.
+        _ => match serde_json::from_slice::<Valid>(body) {
+            Err(e) => Err(BodyError::Parse(e.to_string())),
+            Ok(Valid) => Err(not_one_object),
+        },
     }
 }
 
-/// The whole body parsed as [`Valid`] does, keeping only the top-level `id` and
-/// `method` (the last of each, as a `Value` map would) when it is an object.
-enum Top {
-    Object {
-        id: Option<Value>,
-        method: Option<Value>,
-    },
-    Other,
+/// An object parsed as [`Valid`] does, keeping only its `id` and `method` (the last of
+/// each, as a `Value` map would).
+struct Object {
+    id: Option<Value>,
+    method: Option<Value>,
 }
 
-impl<'de> Deserialize<'de> for Top {
+impl<'de> Deserialize<'de> for Object {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TopVisitor;
-        impl<'de> Visitor<'de> for TopVisitor {
-            type Value = Top;
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = Object;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON value")
+                f.write_str("a JSON object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Top, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
                 let (mut id, mut method) = (None, None);
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
                         Key::Id => id = Some(map.next_value()?),
                         Key::Method => method = Some(map.next_value()?),
-                        Key::Other => map.next_value::<Valid>().map(|_| ())?,
+                        Key::Other => {
+                            map.next_value::<Valid>()?;
+                        }
                     }
                 }
-                Ok(Top::Object { id, method })
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Top, A::Error> {
-                Valid.visit_seq(seq).map(|_| Top::Other)
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Top, E> {
-                Ok(Top::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Top, E> {
-                Ok(Top::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Top, E> {
-                Ok(Top::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Top, E> {
-                Ok(Top::Other)
-            }
-            fn visit_str<E>(self, _: &str) -> Result<Top, E> {
-                Ok(Top::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Top, E> {
-                Ok(Top::Other)
+                Ok(Object { id, method })
             }
         }
-        deserializer.deserialize_any(TopVisitor)
+        deserializer.deserialize_map(ObjectVisitor)
     }
 }
 
