@@ -185,7 +185,8 @@ fn provider() -> Result<SdkTracerProvider, TelemetryError> {
 /// Make `span` a child of the caller's trace when `headers` carry a W3C `traceparent`.
 /// Without OTLP export there is no trace to continue, and this does nothing.
 pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
-    if !headers.contains_key("traceparent") {
+    static TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+    if !headers.contains_key(&TRACEPARENT) {
         return;
     }
     let parent =

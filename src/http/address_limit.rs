@@ -131,8 +131,8 @@ where
             }
             request.extensions_mut().insert(ClientAddr(ip));
         }
-        let mut inner = super::ready::take(&mut self.inner);
-        Box::pin(inner.call(request))
+        // Decided before the call, so the ready inner service serves it now: no clone.
+        Box::pin(self.inner.call(request))
     }
 }
 

@@ -67,14 +67,35 @@ pub struct BodyDeadline<S> {
     deadline: Duration,
 }
 
-/// A request body that fails once its deadline has passed, and says so in `expired`;
-/// `finished` says it was read to its end.
+/// What a [`TimedBody`] tells the layer that made it: its deadline passed, or it was
+/// read to its end.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    expired: AtomicBool,
+    finished: AtomicBool,
+}
+
+/// A request body that fails once its deadline has passed.
 pub struct TimedBody {
     inner: Body,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Made at the first wait: a body already in hand (most are) never arms a timer.
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    due: tokio::time::Instant,
     deadline: Duration,
-    expired: Arc<AtomicBool>,
-    finished: Arc<AtomicBool>,
+    outcome: Arc<Outcome>,
+}
+
+impl TimedBody {
+    /// `inner`, failing `deadline` from now; what happened is told in `outcome`.
+    pub fn new(inner: Body, deadline: Duration, outcome: Arc<Outcome>) -> Self {
+        Self {
+            inner,
+            sleep: None,
+            due: tokio::time::Instant::now() + deadline,
+            deadline,
+            outcome,
+        }
+    }
 }
 
 impl http_body::Body for TimedBody {
@@ -85,15 +106,20 @@ impl http_body::Body for TimedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            if frame.is_none() || self.inner.is_end_stream() {
-                self.finished.store(true, Ordering::Release);
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            if frame.is_none() || this.inner.is_end_stream() {
+                this.outcome.finished.store(true, Ordering::Release);
             }
             return Poll::Ready(frame);
         }
-        if self.sleep.as_mut().poll(cx).is_ready() {
-            self.expired.store(true, Ordering::Release);
-            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.deadline)))));
+        let due = this.due;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            this.outcome.expired.store(true, Ordering::Release);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(this.deadline)))));
         }
         Poll::Pending
     }
@@ -128,26 +154,20 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let mut inner = super::ready::take(&mut self.inner);
         if request.body().is_end_stream() {
             // GETs and empty bodies: nothing to wait for, no timer.
-            return Box::pin(async move { Ok(inner.call(request).await?.map(Body::new)) });
+            let response = self.inner.call(request);
+            return Box::pin(async move { Ok(response.await?.map(Body::new)) });
         }
         let deadline = self.deadline;
-        let expired = Arc::new(AtomicBool::new(false));
-        let finished = Arc::new(AtomicBool::new(false));
-        let request = request.map(|body| {
-            Body::new(TimedBody {
-                inner: body,
-                sleep: Box::pin(tokio::time::sleep(deadline)),
-                deadline,
-                expired: expired.clone(),
-                finished: finished.clone(),
-            })
-        });
+        let outcome = Arc::new(Outcome::default());
+        let request =
+            request.map(|body| Body::new(TimedBody::new(body, deadline, outcome.clone())));
+        // Nothing to decide first, so the ready inner service serves it now: no clone.
+        let response = self.inner.call(request);
         Box::pin(async move {
-            let response = inner.call(request).await?;
-            if expired.load(Ordering::Acquire) {
+            let response = response.await?;
+            if outcome.expired.load(Ordering::Acquire) {
                 tracing::info!(
                     deadline_sec = deadline.as_secs(),
                     "request body not received in time; 408 and close"
@@ -155,7 +175,7 @@ where
                 return Ok(timed_out(deadline));
             }
             let mut response = response.map(Body::new);
-            if !finished.load(Ordering::Acquire) {
+            if !outcome.finished.load(Ordering::Acquire) {
                 response
                     .headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -173,37 +193,44 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_body_that_stalls_fails_at_its_deadline_and_a_complete_one_does_not() {
-        let expired = Arc::new(AtomicBool::new(false));
+        let outcome = Arc::new(Outcome::default());
         let stalled = futures::stream::pending::<Result<Frame<Bytes>, axum::Error>>();
-        let body = TimedBody {
-            inner: Body::new(http_body_util::StreamBody::new(stalled)),
-            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(2))),
-            deadline: Duration::from_secs(2),
-            expired: expired.clone(),
-            finished: Arc::new(AtomicBool::new(false)),
-        };
+        let body = TimedBody::new(
+            Body::new(http_body_util::StreamBody::new(stalled)),
+            Duration::from_secs(2),
+            outcome.clone(),
+        );
         let error = body.collect().await.err().map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
             Some("the request body was not received within 2s (TWOBOT_BODY_READ_TIMEOUT_SEC)")
         );
-        assert!(expired.load(Ordering::Acquire));
+        assert!(outcome.expired.load(Ordering::Acquire));
 
-        let expired = Arc::new(AtomicBool::new(false));
-        let finished = Arc::new(AtomicBool::new(false));
-        let body = TimedBody {
-            inner: Body::from("{}"),
-            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(2))),
-            deadline: Duration::from_secs(2),
-            expired: expired.clone(),
-            finished: finished.clone(),
-        };
+        let outcome = Arc::new(Outcome::default());
+        let body = TimedBody::new(Body::from("{}"), Duration::from_secs(2), outcome.clone());
         assert_eq!(
             body.collect().await.ok().map(|c| c.to_bytes()),
             Some(Bytes::from("{}"))
         );
-        assert!(!expired.load(Ordering::Acquire));
-        assert!(finished.load(Ordering::Acquire));
+        assert!(!outcome.expired.load(Ordering::Acquire));
+        assert!(outcome.finished.load(Ordering::Acquire));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_counts_from_when_the_body_was_wrapped_not_from_its_first_wait() {
+        let outcome = Arc::new(Outcome::default());
+        let stalled = futures::stream::pending::<Result<Frame<Bytes>, axum::Error>>();
+        let body = TimedBody::new(
+            Body::new(http_body_util::StreamBody::new(stalled)),
+            Duration::from_secs(2),
+            outcome.clone(),
+        );
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        let first_wait = tokio::time::Instant::now();
+        assert!(body.collect().await.is_err());
+        assert_eq!(first_wait.elapsed(), Duration::from_millis(500));
+        assert!(outcome.expired.load(Ordering::Acquire));
     }
 
     /// The `Connection` header the layer sets on a response to a one-chunk body, when

@@ -156,7 +156,6 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let mut inner = super::ready::take(&mut self.inner);
         let state = self.state.clone();
         let key = quota_key(
             request.extensions().get::<Principal>(),
@@ -184,8 +183,10 @@ where
             key: key.clone(),
         };
         request.extensions_mut().insert(key);
+        // Admitted before the call, so the ready inner service serves it now: no clone.
+        let response = self.inner.call(request);
         Box::pin(async move {
-            let response = inner.call(request).await?;
+            let response = response.await?;
             Ok(response.map(|body| {
                 Body::new(Held {
                     body,

@@ -8,8 +8,9 @@
 //! checks the (already size-limited) body of each JSON POST once, with the pure
 //! [`check`], and passes the same bytes on when they are a JSON object. Refusals are
 //! [`Rejection`]s and keep the JSON-RPC error shape MCP clients read (see `rescue`).
-//! What it read (the id and the method) stays in the request's extensions as a [`Read`],
-//! so the layers inside need not parse the body again to know what it asks.
+//! What it read (the id, the method, and the request metadata in `params`) stays in the
+//! request's extensions as a [`Read`], so the layers inside need not parse the body
+//! again to know what it asks: the listing layer answers from it alone.
 //!
 //! It also keeps request ids unique among a session's requests in flight: rmcp routes
 //! a response by its id, so a second request reusing an id still in flight would leave
@@ -27,10 +28,12 @@ use http::{Method, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower::{Layer, Service};
 
+mod params;
 mod verdict;
 
 use super::rescue::{self, Rejection};
 
+pub use self::params::{Meta, Params};
 pub use self::verdict::{BodyError, Read, check};
 
 /// (session id, request id) of the requests whose response is still being sent.
@@ -147,10 +150,10 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let mut inner = super::ready::take(&mut self.inner);
         if request.method() != Method::POST || !is_json(request.headers()) {
-            return Box::pin(inner.call(request));
+            return Box::pin(self.inner.call(request));
         }
+        let mut inner = super::ready::take(&mut self.inner);
         let limit = self.limit;
         let in_flight = self.in_flight.clone();
         Box::pin(async move {
@@ -172,12 +175,8 @@ where
                     return Ok(rescue::render(&rejection));
                 }
             };
-            let request_id = match check(&bytes) {
-                Ok(read) => {
-                    let id = read.id.clone();
-                    parts.extensions.insert(read);
-                    id
-                }
+            let read = match check(&bytes) {
+                Ok(read) => read,
                 Err(error) => {
                     tracing::debug!(%error, "malformed JSON-RPC body refused");
                     return Ok(rescue::render(&error.into()));
@@ -185,12 +184,12 @@ where
             };
             let session = parts
                 .headers
-                .get("mcp-session-id")
+                .get(&super::names::MCP_SESSION_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let release = match (session, request_id) {
+            let release = match (session, &read.id) {
                 (Some(session), Some(id)) => {
-                    let key = (session, id);
+                    let key = (session, id.clone());
                     let fresh = in_flight
                         .lock()
                         .map(|mut set| set.insert(key.clone()))
@@ -204,6 +203,7 @@ where
                 }
                 _ => None,
             };
+            parts.extensions.insert(read);
             let response = inner
                 .call(Request::from_parts(parts, Body::from(bytes)))
                 .await?;

@@ -10,8 +10,9 @@
 //!
 //! It sits innermost, after auth, the limits, the session guard and the JSON body
 //! check, so a cached answer is refused, limited and counted exactly like one from rmcp,
-//! and a session's listing reaches it only from the session's owner. [`route`] and
-//! [`listed_id`] take only the plain cases, each with its own answer:
+//! and a session's listing reaches it only from the session's owner. It reads no body:
+//! it decides on the headers ([`route`]) and on what the JSON body layer read of the
+//! message ([`listed_id`]), and takes only the plain cases, each with its own answer:
 //!
 //! - **stateless** (2026-07-28): no session, the `MCP-Protocol-Version` and
 //!   `Mcp-Method` headers and the request metadata present, agreeing and well-typed; the
@@ -26,20 +27,18 @@
 //! Anything else (a malformed request included) goes to rmcp, which owns the protocol's
 //! errors.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
 use futures::future::BoxFuture;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response};
 use rmcp::model::{ClientCapabilities, ListToolsResult, ProtocolVersion, ServerResult};
 use serde::Deserialize;
-use serde_json::Value;
-use serde_json::value::RawValue;
 use tower::{Layer, Service};
 
+use super::json_body::{Params, Read};
+use super::names::{MCP_METHOD, MCP_NAME, MCP_PROTOCOL_VERSION, MCP_SESSION_ID};
 use super::session::OwnedSessions;
 
 /// The protocol version whose requests carry everything in `_meta` (no session).
@@ -179,7 +178,7 @@ pub struct Listing<S> {
 }
 
 /// A header that says exactly `want`.
-fn header_is(headers: &HeaderMap, name: &str, want: &str) -> bool {
+fn header_is(headers: &HeaderMap, name: &HeaderName, want: &str) -> bool {
     headers
         .get(name)
         .is_some_and(|v| v.as_bytes() == want.as_bytes())
@@ -213,7 +212,7 @@ pub enum Route {
 /// A legacy session's version header: absent (rmcp then assumes 2025-03-26) or a
 /// version rmcp knows that is older than 2026-07-28, whose result has the legacy shape.
 fn legacy_version(headers: &HeaderMap) -> bool {
-    match headers.get("mcp-protocol-version") {
+    match headers.get(&MCP_PROTOCOL_VERSION) {
         None => true,
         Some(value) => ProtocolVersion::KNOWN_VERSIONS.iter().any(|known| {
             value.as_bytes() == known.as_str().as_bytes()
@@ -226,81 +225,72 @@ fn legacy_version(headers: &HeaderMap) -> bool {
 fn route(headers: &HeaderMap) -> Option<Route> {
     // A body not declared JSON reaches this layer unread; rmcp answers it 415.
     if !super::json_body::is_json(headers)
-        || headers.get("mcp-name").is_some()
+        || headers.get(&MCP_NAME).is_some()
         || !accepts_both(headers)
     {
         return None;
     }
-    match headers.get("mcp-session-id") {
+    match headers.get(&MCP_SESSION_ID) {
         // rmcp refuses a 2026-07-28 request without these two headers (-32020).
-        None => (header_is(headers, "mcp-protocol-version", STATELESS_VERSION)
-            && header_is(headers, "mcp-method", "tools/list"))
+        None => (header_is(headers, &MCP_PROTOCOL_VERSION, STATELESS_VERSION)
+            && header_is(headers, &MCP_METHOD, "tools/list"))
         .then_some(Route::Stateless),
         // rmcp does not check a legacy session's method header; a middlebox may route
         // on it, so one that names another method leaves the request to rmcp.
         Some(id) => (legacy_version(headers)
-            && (headers.get("mcp-method").is_none()
-                || header_is(headers, "mcp-method", "tools/list")))
+            && (headers.get(&MCP_METHOD).is_none()
+                || header_is(headers, &MCP_METHOD, "tools/list")))
         .then(|| id.to_str().ok().map(|id| Route::Session(id.to_owned())))
         .flatten(),
     }
 }
 
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(borrow)]
-    jsonrpc: &'a str,
-    id: Value,
-    #[serde(borrow)]
-    method: &'a str,
-    #[serde(borrow)]
-    params: Option<Params<'a>>,
-}
-
-/// The request's metadata, each value left as the text it was (borrowed from the body,
-/// which the JSON body layer outside has already checked whole): only the two values a
-/// stateless listing depends on are parsed, and nothing else is built only to be dropped.
-/// A key spelled with escapes cannot be borrowed; such a request goes to rmcp.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Params<'a> {
-    #[serde(rename = "_meta", borrow)]
-    meta: Option<BTreeMap<&'a str, &'a RawValue>>,
-}
-
 /// The decision: how to answer and the JSON text of the request id, when the request
 /// is a plain `tools/list` the cached bytes answer exactly; `None` sends it to rmcp.
+/// (The layer itself reads the body's half from what the JSON body layer read.)
 pub fn answerable(headers: &HeaderMap, body: &[u8]) -> Option<(Route, String)> {
     let route = route(headers)?;
-    let id = listed_id(&route, body)?;
+    let id = listed_id(&route, &super::json_body::check(body).ok()?)?;
     Some((route, id))
 }
 
-/// The body's half of [`answerable`], for a request whose headers gave `route`.
-fn listed_id(route: &Route, body: &[u8]) -> Option<String> {
-    let message: Message<'_> = serde_json::from_slice(body).ok()?;
-    if message.jsonrpc != "2.0" || message.method != "tools/list" {
+/// The body's half of [`answerable`], for a request whose headers gave `route`: what
+/// the JSON body layer read of it, so the body is parsed once.
+fn listed_id(route: &Route, read: &Read) -> Option<String> {
+    if !read.jsonrpc_2_0 || read.repeated || read.method.as_deref() != Some("tools/list") {
         return None;
     }
     // rmcp's request ids are strings or integers; anything else is its error to give.
-    if !(message.id.is_string() || message.id.is_i64() || message.id.is_u64()) {
+    let id = read.id.as_deref()?;
+    if !(id.starts_with('"') || id.parse::<i64>().is_ok() || id.parse::<u64>().is_ok()) {
         return None;
     }
-    let meta = message.params.and_then(|p| p.meta);
-    let plain = match route {
-        Route::Stateless => meta.is_some_and(|meta| {
-            let version = meta.get("io.modelcontextprotocol/protocolVersion");
-            let capabilities = meta.get("io.modelcontextprotocol/clientCapabilities");
-            version.is_some_and(|v| {
-                serde_json::from_str::<&str>(v.get()).is_ok_and(|v| v == STATELESS_VERSION)
-            }) && capabilities
-                .is_some_and(|c| serde_json::from_str::<ClientCapabilities>(c.get()).is_ok())
-        }),
-        // Per-request protocol metadata makes rmcp weigh the version; a progress token
-        // is all a legacy listing may carry (there is no progress to report).
-        Route::Session(_) => meta.is_none_or(|meta| meta.keys().all(|k| *k == "progressToken")),
+    let plain = match &read.params {
+        Some(params) if params.unusual => false,
+        Some(Params {
+            meta: Some(meta), ..
+        }) if meta.repeated => false,
+        params => {
+            let meta = params.as_ref().and_then(|p| p.meta.as_ref());
+            match route {
+                Route::Stateless => meta.is_some_and(|meta| {
+                    meta.version
+                        .as_ref()
+                        .is_some_and(|v| v.as_deref() == Some(STATELESS_VERSION))
+                        && meta
+                            .capabilities
+                            .as_ref()
+                            .is_some_and(|c| ClientCapabilities::deserialize(c).is_ok())
+                }),
+                // Per-request protocol metadata makes rmcp weigh the version; a progress
+                // token is all a legacy listing may carry (there is no progress to report).
+                Route::Session(_) => meta.is_none_or(|meta| {
+                    !meta.other_keys && meta.version.is_none() && meta.capabilities.is_none()
+                }),
+            }
+        }
     };
-    plain.then(|| message.id.to_string())
+    plain.then(|| id.to_owned())
 }
 
 impl<S> Service<Request<Body>> for Listing<S>
@@ -317,55 +307,48 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let mut inner = super::ready::take(&mut self.inner);
-        // The JSON body layer outside has read the method: anything but a listing passes
-        // without a second look at its body.
-        let other_method = request
-            .extensions()
-            .get::<super::json_body::Read>()
-            .is_some_and(|read| read.method.as_deref() != Some("tools/list"));
-        let candidate = request.method() == Method::POST && !other_method;
-        let route = candidate.then(|| route(request.headers())).flatten();
-        let (Some(answers), Some(route)) = (self.answers.clone(), route) else {
-            return Box::pin(inner.call(request));
+        // The JSON body layer outside has read the message: a request it did not read,
+        // or anything but a plain listing, passes on untouched.
+        let answer = match request.extensions().get::<Read>() {
+            Some(read) if request.method() == Method::POST => self
+                .answers
+                .as_ref()
+                .zip(route(request.headers()))
+                .and_then(|(answers, route)| {
+                    listed_id(&route, read).map(|id| (answers.clone(), route, id))
+                }),
+            _ => None,
         };
+        let Some((answers, route, id)) = answer else {
+            return Box::pin(self.inner.call(request));
+        };
+        let session = match route {
+            Route::Stateless => {
+                let response = listing(answers.stateless.for_id(id));
+                return Box::pin(async move { Ok(response) });
+            }
+            Route::Session(session) => session,
+        };
+        let mut inner = super::ready::take(&mut self.inner);
         let sessions = self.sessions.clone();
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            // The JSON body layer outside already read and size-limited the body, so
-            // this collects one in-memory frame.
-            let bytes = match body.collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) => {
-                    let rejection = super::rescue::Rejection::MalformedJson(e.to_string());
-                    return Ok(super::rescue::render(&rejection));
-                }
-            };
-            let answer = match (&route, listed_id(&route, &bytes)) {
-                (Route::Stateless, Some(id)) => Some(answers.stateless.for_id(id)),
-                (Route::Session(session), Some(id)) if sessions.keep_alive(session).await => {
-                    Some(answers.session.for_id(id))
-                }
-                _ => None,
-            };
-            match answer {
-                Some(answer) => {
-                    let mut response = Response::new(Body::new(answer));
-                    *response.status_mut() = StatusCode::OK;
-                    response.headers_mut().insert(
-                        http::header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    );
-                    Ok(response)
-                }
-                None => {
-                    inner
-                        .call(Request::from_parts(parts, Body::from(bytes)))
-                        .await
-                }
+            if sessions.keep_alive(&session).await {
+                Ok(listing(answers.session.for_id(id)))
+            } else {
+                inner.call(request).await
             }
         })
     }
+}
+
+/// The `200` with a cached listing.
+fn listing(answer: Pieces) -> Response<Body> {
+    let mut response = Response::new(Body::new(answer));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub mod internal;
 pub mod json_body;
 pub mod listen;
 pub mod listing;
+mod names;
 pub mod origin;
 pub mod rate_limit;
 mod ready;
@@ -283,7 +284,7 @@ pub fn router(
                 TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                     let id = req
                         .headers()
-                        .get("x-request-id")
+                        .get(&names::X_REQUEST_ID)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
                     let span = tracing::info_span!(

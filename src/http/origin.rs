@@ -68,8 +68,14 @@ impl HostOriginPolicy {
             (None, _) => return Err(Refused::Host("<missing>".into())),
             (Some(_), Some(_)) => return Err(Refused::Host("<several>".into())),
         };
-        let host_name = strip_port(&host.to_ascii_lowercase()).to_owned();
-        if !is_loopback(&host_name) && !self.hosts.contains(&host_name) {
+        // Compared without case and without a lower-cased copy: this runs on every request.
+        let host_name = strip_port(host);
+        if !is_loopback(host_name)
+            && !self
+                .hosts
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(host_name))
+        {
             return Err(Refused::Host(host.to_owned()));
         }
 
@@ -139,7 +145,8 @@ fn strip_port(authority: &str) -> &str {
 }
 
 fn is_loopback(host: &str) -> bool {
-    matches!(host, "localhost" | "[::1]")
+    host.eq_ignore_ascii_case("localhost")
+        || host == "[::1]"
         || host
             .parse::<std::net::Ipv4Addr>()
             .is_ok_and(|ip| ip.is_loopback())
@@ -179,6 +186,10 @@ mod tests {
             ("mcp.example.com", vec!["https://mcp.example.com"]),
             ("mcp.example.com:443", vec!["https://mcp.example.com:443"]),
             ("internal.example.com", vec!["https://chatgpt.com"]),
+            // Host names are compared without case.
+            ("LocalHost:9000", vec![]),
+            ("MCP.Example.COM", vec![]),
+            ("Internal.Example.com:8443", vec![]),
         ] {
             assert_eq!(
                 p.check(&headers(host, &origins)),

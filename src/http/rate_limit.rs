@@ -74,8 +74,14 @@ impl RateLimit {
 
     /// The decision for `key`: `Err(wait)` when over the limit.
     pub fn check_key(&self, key: &str) -> Result<(), Duration> {
+        self.check_owned(&key.to_owned())
+    }
+
+    /// [`Self::check_key`] for a key already made: governor looks keys up by `&String`.
+    #[allow(clippy::ptr_arg)]
+    fn check_owned(&self, key: &String) -> Result<(), Duration> {
         self.limiter
-            .check_key(&key.to_owned())
+            .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 }
@@ -100,7 +106,7 @@ impl<B> ValidateRequest<B> for RateLimit {
             request.extensions().get::<Principal>(),
             request_client(request, &self.trusted),
         );
-        self.check_key(&key).map_err(|wait| {
+        self.check_owned(&key).map_err(|wait| {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             tracing::warn!(key = %key, retry_after = secs, "rate limited");
             crate::metrics::metrics().rate_limited.inc();

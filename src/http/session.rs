@@ -46,8 +46,6 @@ use super::rescue::{self, Rejection};
 use crate::mcp::session_runs::SessionRuns;
 use crate::run::{Principal, QuotaKey};
 
-const SESSION_HEADER: &str = "mcp-session-id";
-
 /// Who created a session: the owner (may use it) and the quota key (whose share it takes).
 #[derive(Debug, Clone)]
 struct Creator {
@@ -281,6 +279,16 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        // A stateless POST names no session and cannot open one: nothing to decide
+        // (`decide` passes it), so the ready inner service serves it now, unwrapped.
+        if request.method() == Method::POST
+            && !request
+                .headers()
+                .contains_key(&super::names::MCP_SESSION_ID)
+            && !opens_session(request.method(), request.headers())
+        {
+            return Box::pin(self.inner.call(request));
+        }
         let mut inner = super::ready::take(&mut self.inner);
         let state = self.state.clone();
         Box::pin(async move {
@@ -295,7 +303,7 @@ where
                 .unwrap_or_else(|| QuotaKey(caller.clone()));
             let session = request
                 .headers()
-                .get(SESSION_HEADER)
+                .get(&super::names::MCP_SESSION_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
             let owner = session

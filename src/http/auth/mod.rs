@@ -107,11 +107,11 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let mut inner = crate::http::ready::take(&mut self.inner);
         let Some(config) = self.layer.config.clone() else {
             request.extensions_mut().insert(Principal::Anonymous);
-            return Box::pin(inner.call(request));
+            return Box::pin(self.inner.call(request));
         };
+        let mut inner = crate::http::ready::take(&mut self.inner);
         let jwks = self.layer.jwks.clone();
         let grants = self.layer.grants.clone();
         let verdicts = self.layer.verdicts.clone();
@@ -258,7 +258,7 @@ where
     }
     let request_id = request
         .headers()
-        .get("x-request-id")
+        .get(&crate::http::names::X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let Ok(body) = request.into_body().collect().await else {

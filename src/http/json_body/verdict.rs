@@ -1,9 +1,12 @@
 //! The JSON body layer's decision: is a body one JSON-RPC message object, and what
 //! does it name? A pure function of the bytes, read in one pass that checks the whole
-//! body as a `serde_json::Value` parse would and keeps only the id and the method.
+//! body as a `serde_json::Value` parse would and keeps only the id, the method and the
+//! few facts the layers inside decide on (`params`), so none of them parses it again.
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+
+use super::params::{Params, Plain};
 
 /// Why a body is not a JSON-RPC message 2Bot can serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,12 +26,18 @@ pub enum BodyError {
 
 /// What this layer read of a POST's message, left in the request's extensions so that
 /// the layers inside decide without parsing the body again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Read {
     /// The request's id as JSON text (`None` for notifications and responses).
     pub id: Option<String>,
     /// The method named, when it is a string (`None` for responses).
     pub method: Option<String>,
+    /// `"jsonrpc": "2.0"`, written without escapes.
+    pub jsonrpc_2_0: bool,
+    /// `params`, when the message has them.
+    pub params: Option<Params>,
+    /// `jsonrpc`, `id`, `method` or `params` written twice (the last one counts above).
+    pub repeated: bool,
 }
 
 /// The decision: is `body` a single JSON object? If so, what it names.
@@ -41,9 +50,18 @@ pub fn check(body: &[u8]) -> Result<Read, BodyError> {
         )),
         Some(b'{') => match serde_json::from_slice::<Object>(body) {
             Err(e) => Err(BodyError::Parse(e.to_string())),
-            Ok(Object { id, method }) => Ok(Read {
+            Ok(Object {
+                id,
+                method,
+                jsonrpc_2_0,
+                params,
+                repeated,
+            }) => Ok(Read {
                 id: method.as_ref().and(id.as_ref()).map(Value::to_string),
                 method: method.as_ref().and_then(Value::as_str).map(str::to_owned),
+                jsonrpc_2_0,
+                params,
+                repeated,
             }),
         },
         // Not an object: still parsed whole, so a broken body is a parse error.
@@ -55,10 +73,14 @@ pub fn check(body: &[u8]) -> Result<Read, BodyError> {
 }
 
 /// An object parsed as [`Valid`] does, keeping only its `id` and `method` (the last of
-/// each, as a `Value` map would).
+/// each, as a `Value` map would) and the facts [`Read`] names.
+#[derive(Default)]
 struct Object {
     id: Option<Value>,
     method: Option<Value>,
+    jsonrpc_2_0: bool,
+    params: Option<Params>,
+    repeated: bool,
 }
 
 impl<'de> Deserialize<'de> for Object {
@@ -70,28 +92,46 @@ impl<'de> Deserialize<'de> for Object {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Object, A::Error> {
-                let (mut id, mut method) = (None, None);
+                let mut object = Object::default();
+                let mut jsonrpc = false;
                 while let Some(key) = map.next_key::<Key>()? {
                     match key {
-                        Key::Id => id = Some(map.next_value()?),
-                        Key::Method => method = Some(map.next_value()?),
+                        Key::Id => {
+                            object.repeated |= object.id.is_some();
+                            object.id = Some(map.next_value()?);
+                        }
+                        Key::Method => {
+                            object.repeated |= object.method.is_some();
+                            object.method = Some(map.next_value()?);
+                        }
+                        Key::JsonRpc => {
+                            object.repeated |= jsonrpc;
+                            jsonrpc = true;
+                            object.jsonrpc_2_0 = map.next_value::<Plain<'de>>()?.0 == Some("2.0");
+                        }
+                        Key::Params => {
+                            object.repeated |= object.params.is_some();
+                            object.params = Some(map.next_value()?);
+                        }
                         Key::Other => {
                             map.next_value::<Valid>()?;
                         }
                     }
                 }
-                Ok(Object { id, method })
+                Ok(object)
             }
         }
         deserializer.deserialize_map(ObjectVisitor)
     }
 }
 
-/// A top-level key: the two this layer reads, or any other (read as a string, so its
+/// A top-level key: those this layer reads, or any other (read as a string, so its
 /// escapes are checked too).
 enum Key {
     Id,
     Method,
+    JsonRpc,
+    Params,
     Other,
 }
 
@@ -107,6 +147,8 @@ impl<'de> Deserialize<'de> for Key {
                 Ok(match key {
                     "id" => Key::Id,
                     "method" => Key::Method,
+                    "jsonrpc" => Key::JsonRpc,
+                    "params" => Key::Params,
                     _ => Key::Other,
                 })
             }
@@ -119,7 +161,7 @@ impl<'de> Deserialize<'de> for Key {
 /// string's escapes decoded, so a lone surrogate is refused; serde_json's depth limit)
 /// but kept nowhere: no tree is built only to be dropped. `IgnoredAny` would be cheaper
 /// still, but it skips strings without decoding them, and rmcp then fails on what it let by.
-struct Valid;
+pub(super) struct Valid;
 
 impl<'de> Deserialize<'de> for Valid {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -2,8 +2,10 @@
 //! that session's owner, the caller, and how many sessions are live and the caller's.
 //! Apart from the guard ([`super::SessionGuard`]) so it is table-tested without a server.
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderName, Method};
 use rmcp::model::ProtocolVersion;
+
+use crate::http::names::{MCP_METHOD, MCP_PROTOCOL_VERSION};
 
 /// What the guard decides for one request.
 #[derive(Debug, PartialEq, Eq)]
@@ -47,15 +49,15 @@ pub fn opens_session(method: &Method, headers: &HeaderMap) -> bool {
     if method != Method::POST {
         return false;
     }
-    let only = |name: &str| {
+    let only = |name: &HeaderName| {
         let mut values = headers.get_all(name).iter();
         values.next().filter(|_| values.next().is_none())
     };
-    let checked_version = only("mcp-protocol-version")
+    let checked_version = only(&MCP_PROTOCOL_VERSION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v >= ProtocolVersion::STANDARD_HEADERS.as_str());
     let other_method =
-        only("mcp-method").is_some_and(|m| !m.as_bytes().eq_ignore_ascii_case(b"initialize"));
+        only(&MCP_METHOD).is_some_and(|m| !m.as_bytes().eq_ignore_ascii_case(b"initialize"));
     !(checked_version && other_method)
 }
 
