@@ -41,6 +41,7 @@ pub mod origin;
 pub mod rate_limit;
 mod ready;
 mod readyz;
+mod request_id;
 pub mod rescue;
 pub mod server;
 pub mod session;
@@ -64,7 +65,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tower_http::validate_request::ValidateRequestHeaderLayer;
 
@@ -278,7 +279,7 @@ pub fn router(
                 response
             })
             // Honour the caller's x-request-id or make one; before Trace so spans carry it.
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(SetRequestIdLayer::x_request_id(request_id::MakeUuid))
             // One span per request: method, path, request id; the principal is recorded by auth.
             .layer(
                 TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
