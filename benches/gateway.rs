@@ -18,6 +18,9 @@
 //!    same run: tools/list throughput and the ratio; and the floor (`support/floor.rs`:
 //!    bare axum answering 2Bot's bytes with no layer), the most any server on this
 //!    stack could show beside the stand-in.
+//! 7. Only when named (`BENCH_ONLY=instructions`, needs valgrind): the instructions per
+//!    stateless `tools/list`, 2Bot's and the floor's, counted by callgrind
+//!    (`support/instructions.rs`): the same in every run, where the timed rows drift.
 //!
 //! `BENCH_CALLS` (default 200) sets the calls per latency row; `BENCH_RUN_NAMESPACES`
 //! (`auto`, `off`) sets `TWOBOT_RUN_NAMESPACES` for the servers it starts;
@@ -25,9 +28,9 @@
 //! rows then compare one `codex app-server` per call (initialize, thread/start, turn/start,
 //! turn/completed, stdin EOF; the fake's app server runs the same fixed-cost exec fake
 //! inside) with the same direct `codex exec` baseline. `BENCH_ONLY` (a comma list of
-//! `calls`, `cold`, `memory`, `throughput`, `oauth`, `instances`, `seed`, and `stateless`,
-//! the throughput section's stateless row alone) runs those sections alone, e.g. to
-//! profile one of them.
+//! `calls`, `cold`, `memory`, `throughput`, `oauth`, `instances`, `seed`, `stateless`,
+//! the throughput section's stateless row alone, and `instructions`) runs those sections
+//! alone, e.g. to profile one of them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/mod.rs"]
@@ -37,6 +40,8 @@ mod common;
 mod floor;
 #[path = "support/instances.rs"]
 mod instances;
+#[path = "support/instructions.rs"]
+mod instructions;
 #[path = "support/load.rs"]
 mod load;
 #[path = "support/previous.rs"]
@@ -690,6 +695,10 @@ async fn main() -> Result<()> {
             )],
         );
     }
+    if only.split(',').any(|s| s.trim() == "instructions") {
+        // Only when asked for by name: it needs valgrind, and counts rather than times.
+        instruction_rows(&previous).await?;
+    }
     if wanted("oauth") {
         oauth_rows(&previous).await?;
     }
@@ -786,19 +795,78 @@ async fn seed_rows(previous: &Previous) -> Result<()> {
 
 /// [`floor::Floor`]'s stateless throughput, answering the bytes 2Bot answers.
 async fn floor_throughput(clients: usize, for_how_long: Duration) -> Result<Throughput> {
-    let answer = {
-        let server = spawn_bench_http(&[]).await?;
-        let mut connection =
-            load::Connection::open(&server.url, &stateless_headers(SECRET)).await?;
-        connection.post(stateless_tools_list("1")).await?
-    };
+    let floor = floor::Floor::start(&stateless_answer().await?).await?;
+    stateless_at(&floor.url, floor.pid()?, SECRET, clients, for_how_long).await
+}
+
+/// 2Bot's answer to a stateless `tools/list` with the id `"1"`: what the floor sends.
+async fn stateless_answer() -> Result<bytes::Bytes> {
+    let server = spawn_bench_http(&[]).await?;
+    let mut connection = load::Connection::open(&server.url, &stateless_headers(SECRET)).await?;
+    let answer = connection.post(stateless_tools_list("1")).await?;
     anyhow::ensure!(
         answer.starts_with(br#"{"jsonrpc":"2.0","id":"1","result":{"#),
         "2Bot's stateless tools/list answer: {}",
         String::from_utf8_lossy(&answer)
     );
-    let floor = floor::Floor::start(&answer).await?;
-    stateless_at(&floor.url, floor.pid()?, SECRET, clients, for_how_long).await
+    Ok(answer)
+}
+
+const INSTRUCTIONS: &str =
+    "HTTP tools/list, stateless (2026-07-28), a static token: instructions per request (callgrind)";
+
+/// `BENCH_ONLY=instructions`: 2Bot's stateless `tools/list` with every layer on, and the
+/// floor's, in instructions per request (`support/instructions.rs` says why and how).
+async fn instruction_rows(previous: &Previous) -> Result<()> {
+    let headers = stateless_headers(SECRET);
+    let body = |n: usize| stateless_tools_list(&n.to_string());
+    let root = tempfile::tempdir()?;
+    let home = tempfile::tempdir()?;
+    let mut env = http_env("50");
+    env.extend([
+        ("TWOBOT_TRANSPORT".into(), "http".into()),
+        ("CODEX_BIN".into(), fake_codex().display().to_string()),
+        (
+            "CODEX_ALLOWED_ROOTS".into(),
+            root.path().display().to_string(),
+        ),
+        ("HOME".into(), home.path().display().to_string()),
+    ]);
+    let two_bot = instructions::Server {
+        program: std::path::Path::new(env!("CARGO_BIN_EXE_2bot-mcp")),
+        env,
+        port: &|port| ("TWOBOT_PORT".into(), port.to_string()),
+    };
+    let ours = instructions::per_request(&two_bot, &headers, &body).await?;
+    let answer = home.path().join("answer.json");
+    std::fs::write(&answer, stateless_answer().await?)?;
+    let exe = std::env::current_exe()?;
+    let floor = instructions::Server {
+        program: &exe,
+        env: Vec::new(),
+        port: &|port| (floor::SERVE.into(), format!("{port} {}", answer.display())),
+    };
+    let bare = instructions::per_request(&floor, &headers, &body).await?;
+    table(
+        previous,
+        INSTRUCTIONS,
+        &["instructions"],
+        &[
+            (
+                "2Bot (every layer on)".to_owned(),
+                vec![format!("{ours:.0}")],
+            ),
+            (
+                "the floor: bare axum answering 2Bot's bytes, no layer".to_owned(),
+                vec![format!("{bare:.0}")],
+            ),
+        ],
+    );
+    println!(
+        "2Bot / the floor: {:.2}x the instructions per request",
+        ours / bare
+    );
+    Ok(())
 }
 
 fn latency_rows(rows: &[Row]) -> Vec<(String, Vec<String>)> {

@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 /// The environment variable that makes this executable the floor server: `PORT FILE`,
 /// FILE holding the answer's bytes.
-const SERVE: &str = "BENCH_FLOOR_SERVE";
+pub const SERVE: &str = "BENCH_FLOOR_SERVE";
 
 /// When started as the floor server, serve until killed; otherwise return `false`.
 pub async fn serve_if_asked() -> Result<bool> {
