@@ -191,15 +191,21 @@ mod tests {
     use super::*;
     use http_body_util::BodyExt;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_body_that_stalls_fails_at_its_deadline_and_a_complete_one_does_not() {
+    /// A body that never sends anything, failing `deadline` from now, and its outcome.
+    fn stalled_for(deadline: Duration) -> (TimedBody, Arc<Outcome>) {
         let outcome = Arc::new(Outcome::default());
         let stalled = futures::stream::pending::<Result<Frame<Bytes>, axum::Error>>();
         let body = TimedBody::new(
             Body::new(http_body_util::StreamBody::new(stalled)),
-            Duration::from_secs(2),
+            deadline,
             outcome.clone(),
         );
+        (body, outcome)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_stalls_fails_at_its_deadline_and_a_complete_one_does_not() {
+        let (body, outcome) = stalled_for(Duration::from_secs(2));
         let error = body.collect().await.err().map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
@@ -219,13 +225,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_deadline_counts_from_when_the_body_was_wrapped_not_from_its_first_wait() {
-        let outcome = Arc::new(Outcome::default());
-        let stalled = futures::stream::pending::<Result<Frame<Bytes>, axum::Error>>();
-        let body = TimedBody::new(
-            Body::new(http_body_util::StreamBody::new(stalled)),
-            Duration::from_secs(2),
-            outcome.clone(),
-        );
+        let (body, outcome) = stalled_for(Duration::from_secs(2));
         tokio::time::advance(Duration::from_millis(1500)).await;
         let first_wait = tokio::time::Instant::now();
         assert!(body.collect().await.is_err());

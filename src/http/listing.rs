@@ -221,7 +221,7 @@ fn legacy_version(headers: &HeaderMap) -> bool {
     }
 }
 
-/// The headers' half of [`answerable`]: checked before the body is read.
+/// The headers' half of [`answerable`].
 fn route(headers: &HeaderMap) -> Option<Route> {
     // A body not declared JSON reaches this layer unread; rmcp answers it 415.
     if !super::json_body::is_json(headers)
@@ -247,10 +247,10 @@ fn route(headers: &HeaderMap) -> Option<Route> {
 
 /// The decision: how to answer and the JSON text of the request id, when the request
 /// is a plain `tools/list` the cached bytes answer exactly; `None` sends it to rmcp.
-/// (The layer itself reads the body's half from what the JSON body layer read.)
-pub fn answerable(headers: &HeaderMap, body: &[u8]) -> Option<(Route, String)> {
+/// `read` is what the JSON body layer read of the message.
+pub fn answerable(headers: &HeaderMap, read: &Read) -> Option<(Route, String)> {
     let route = route(headers)?;
-    let id = listed_id(&route, &super::json_body::check(body).ok()?)?;
+    let id = listed_id(&route, read)?;
     Some((route, id))
 }
 
@@ -309,14 +309,10 @@ where
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         // The JSON body layer outside has read the message: a request it did not read,
         // or anything but a plain listing, passes on untouched.
-        let answer = match request.extensions().get::<Read>() {
-            Some(read) if request.method() == Method::POST => self
-                .answers
-                .as_ref()
-                .zip(route(request.headers()))
-                .and_then(|(answers, route)| {
-                    listed_id(&route, read).map(|id| (answers.clone(), route, id))
-                }),
+        let answer = match (&self.answers, request.extensions().get::<Read>()) {
+            (Some(answers), Some(read)) if request.method() == Method::POST => {
+                answerable(request.headers(), read).map(|(route, id)| (answers.clone(), route, id))
+            }
             _ => None,
         };
         let Some((answers, route, id)) = answer else {

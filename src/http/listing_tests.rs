@@ -5,6 +5,11 @@
 use super::*;
 use serde_json::Value;
 
+/// [`super::answerable`] for a body, read as the JSON body layer reads it.
+fn answerable(headers: &HeaderMap, body: &[u8]) -> Option<(Route, String)> {
+    super::answerable(headers, &super::super::json_body::check(body).ok()?)
+}
+
 fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
     let mut map = HeaderMap::new();
     map.insert(

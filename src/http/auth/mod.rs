@@ -116,14 +116,8 @@ where
         // serves it now. A refusal goes the long way, where its audit record is written.
         let static_only =
             self.layer.jwks.is_none() && self.layer.grants.is_none() && config.jwt_keys.is_empty();
-        let once = request
-            .headers()
-            .get_all(AUTHORIZATION)
-            .iter()
-            .nth(1)
-            .is_none();
         if static_only
-            && once
+            && !repeated(request.headers())
             && let Ok(principal) =
                 Authenticator::verify(&config, &[], request.headers().get(AUTHORIZATION))
         {
@@ -145,12 +139,7 @@ where
                 (None, None) => Default::default(),
             };
             let jwts = !config.jwt_keys.is_empty() || !fetched.is_empty();
-            let repeated = request
-                .headers()
-                .get_all(AUTHORIZATION)
-                .iter()
-                .nth(1)
-                .is_some();
+            let repeated = repeated(request.headers());
             let remembered = match token {
                 Some(token) if jwts && !repeated => verdicts.get(token, seen),
                 _ => None,
@@ -248,6 +237,12 @@ where
             }
         })
     }
+}
+
+/// More than one `Authorization` header: which one would count is anybody's guess
+/// (proxies differ), so neither does.
+fn repeated(headers: &http::HeaderMap) -> bool {
+    headers.get_all(AUTHORIZATION).iter().nth(1).is_some()
 }
 
 /// An authenticated request goes on with its principal, and without its credential:
