@@ -1,6 +1,7 @@
 //! The README's example log filter (`TWOBOT_LOG_LEVEL`, the one in its settings table),
 //! on the real binary: it keeps 2Bot's own lines — "listening", its warnings, "stopped" —
-//! which the binary logs under the library's target, `twobot`.
+//! which the binary logs under the library's target, `twobot`. And a request's lines in
+//! the plain-text log: its span in plain text, with no terminal escape codes.
 
 use std::time::Duration;
 
@@ -47,5 +48,54 @@ async fn the_readmes_example_log_filter_keeps_2bots_own_lines() -> Result<()> {
             "{line:?} is missing with TWOBOT_LOG_LEVEL={filter}:\n{log}"
         );
     }
+    Ok(())
+}
+
+/// A line logged while a request is served carries that request's span in plain text:
+/// the method, the path, the caller's `x-request-id` and the principal auth found, with
+/// no terminal escape code anywhere (the log is a file or the journal, not a terminal).
+#[tokio::test]
+async fn a_requests_log_lines_carry_its_span_in_plain_text() -> Result<()> {
+    let server = spawn_http(&[
+        ("TWOBOT_ENABLE_NO_AUTH", "false"),
+        ("TWOBOT_AUTH_TOKENS", "alice:tok-alice-0123456789"),
+        ("TWOBOT_LOG_LEVEL", "info,tower_http=debug"),
+    ])
+    .await?;
+    let response = post(&server.url, &initialize_body())
+        .bearer_auth("tok-alice-0123456789")
+        .header("x-request-id", "probe-7f3a")
+        .send()
+        .await?;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("probe-7f3a")
+    );
+    let _ = response.text().await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = std::fs::read_to_string(&server.log)?;
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.contains("request_id=probe-7f3a") && l.contains("finished processing"))
+        {
+            break line.to_owned();
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no finished line for the request in 10 s:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        line.contains(r#"http{method=POST path=/mcp request_id=probe-7f3a principal="alice"}"#),
+        "{line}"
+    );
+    let log = std::fs::read_to_string(&server.log)?;
+    assert!(!log.contains('\x1b'), "an escape code in the log:\n{log}");
     Ok(())
 }
