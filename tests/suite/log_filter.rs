@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::common::file_when;
 use crate::common::http::*;
 
 /// The filter directives the README gives as its example for `TWOBOT_LOG_LEVEL`.
@@ -76,26 +77,17 @@ async fn a_requests_log_lines_carry_its_span_in_plain_text() -> Result<()> {
         Some("probe-7f3a")
     );
     let _ = response.text().await?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let line = loop {
-        let log = std::fs::read_to_string(&server.log)?;
-        if let Some(line) = log
-            .lines()
-            .find(|l| l.contains("request_id=probe-7f3a") && l.contains("finished processing"))
-        {
-            break line.to_owned();
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "no finished line for the request in 10 s:\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let finished =
+        |l: &&str| l.contains("request_id=probe-7f3a") && l.contains("finished processing");
+    let log = file_when(&server.log, |log| log.lines().any(|l| finished(&l))).await?;
+    let line = log
+        .lines()
+        .find(finished)
+        .context("the request's finished line")?;
     assert!(
         line.contains(r#"http{method=POST path=/mcp request_id=probe-7f3a principal="alice"}"#),
         "{line}"
     );
-    let log = std::fs::read_to_string(&server.log)?;
     assert!(!log.contains('\x1b'), "an escape code in the log:\n{log}");
     Ok(())
 }
